@@ -1,0 +1,31 @@
+# vocalcast — the two commands of the README are `make up` and `make test`.
+SHELL := /bin/bash
+VENV  := .venv/bin
+
+.PHONY: up down status test lint bench bootstrap
+
+bootstrap:
+	@./scripts/bootstrap.sh
+
+## Bring up the whole service on its embedded defaults (demo mode), in the background.
+up: bootstrap
+	@VOCALCAST_DEMO=$${VOCALCAST_DEMO:-1} $(VENV)/vocalcast stack up
+
+## Stop what `make up` started.
+down: bootstrap
+	@$(VENV)/vocalcast stack down
+
+status: bootstrap
+	@$(VENV)/vocalcast stack status
+
+## Every test: lint, type checks, unit, store and integration tests on the real stack.
+test: bootstrap lint
+	@$(VENV)/python -m pytest
+
+lint: bootstrap
+	@$(VENV)/ruff check engine ivr tests bench
+	@$(VENV)/ruff format --check engine ivr tests bench
+	@$(VENV)/mypy
+
+bench: bootstrap
+	@$(VENV)/python -m bench

@@ -1,0 +1,46 @@
+"""Command-line entry point: ``vocalcast <group> ...``; each group lives in ``engine.commands``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from engine import __version__
+from engine.errors import VocalcastError
+from engine.settings import SettingsError
+
+# Each module exposes ``register(subparsers)``; its parsers set ``func(args) -> int``.
+COMMAND_MODULES = [
+    "engine.commands.stack",
+    "engine.commands.serve",
+    "engine.commands.migrate",
+    "engine.commands.trunk",
+    "engine.commands.call",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vocalcast", description="Voice-message broadcast engine.")
+    parser.add_argument("--version", action="version", version=f"vocalcast {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (SettingsError, VocalcastError) as exc:
+        print(f"vocalcast: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""`vocalcast call probe`: one call through a trunk, to check it end to end (audio, DTMF, hang-up)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from dataclasses import asdict
+
+from engine.errors import NoTrunk
+from engine.settings import Settings
+from engine.stack.asterisk import prompt_uri
+from engine.store import Database
+from engine.store.trunks import list_trunks
+from engine.telephony.ari import AriClient, events_task
+from engine.telephony.probe import ProbeResult, probe_call
+from engine.telephony.stasis import StasisRouter
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("call", help="diagnostic calls")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    probe = actions.add_parser(
+        "probe", help="call NUMBER through a trunk, play a prompt, report what happened"
+    )
+    probe.add_argument("number", help="the number exactly as the trunk expects it on the wire")
+    probe.add_argument("--trunk", required=True)
+    probe.add_argument("--sound", default="greeting_default", help="a prompt name from sounds/fr")
+    probe.set_defaults(func=_probe)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+
+    async def run() -> ProbeResult:
+        async with Database(settings.dsn, min_size=1, max_size=1) as db:
+            trunks = {t.name: t for t in await list_trunks(db)}
+        trunk = trunks.get(args.trunk)
+        if trunk is None or not trunk.enabled or (trunk.demo and not settings.demo):
+            raise NoTrunk(f"no usable trunk named {args.trunk!r} (demo trunks need VOCALCAST_DEMO=1)")
+        router = StasisRouter()
+        async with (
+            AriClient(
+                host="127.0.0.1",
+                port=settings.ari_port,
+                user=settings.ari_user,
+                password=settings.require("ari_password"),
+                app=settings.app_name + "-probe",
+            ) as ari,
+            events_task(ari, router.dispatch),
+        ):
+            await ari.wait_ready(10)
+            return await probe_call(
+                ari,
+                router,
+                endpoint=trunk.dial_string(args.number),
+                media=prompt_uri(settings, args.sound),
+                ring_timeout_s=settings.ring_timeout_s,
+            )
+
+    result = asyncio.run(run())
+    print(json.dumps(asdict(result), indent=2))
+    return 0 if result.answered and result.played_to_end and not result.error else 1

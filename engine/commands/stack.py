@@ -1,0 +1,73 @@
+"""`vocalcast stack up|down|status`: the local stack of this instance."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from engine import stack
+from engine.logs import configure
+from engine.settings import Settings
+from engine.stack.root import ensure_root
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("stack", help="the local stack: Asterisk root, PostgreSQL, demo phone, engine")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = actions.add_parser("up", help="build what is missing and start everything (harmless twice)")
+    up.add_argument("--no-engine", action="store_true", help="start everything but the engine process")
+    up.set_defaults(func=_up)
+    actions.add_parser("down", help="stop what `stack up` started").set_defaults(func=_down)
+    status = actions.add_parser("status", help="what runs where")
+    status.add_argument("--json", action="store_true", help="machine-readable report")
+    status.add_argument("--manifest", action="store_true", help="every package of the Asterisk root")
+    status.set_defaults(func=_status)
+    rebuild = actions.add_parser("rebuild-root", help="rebuild the cached Asterisk root (stack must be down)")
+    rebuild.set_defaults(func=_rebuild)
+
+
+def _up(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    configure(settings.log_level, "console")
+    result = stack.up(settings, engine=not args.no_engine)
+    s = result.settings
+    print(
+        f"vocalcast is up ({'DEMO mode' if s.demo else 'live mode'}); started: "
+        f"{', '.join(result.started) or 'nothing, it was already running'}"
+    )
+    print(f"  web:       http://{s.http_host}:{s.http_port}/")
+    print(f"  health:    http://{s.http_host}:{s.http_port}/healthz")
+    print(
+        f"  asterisk:  {result.root.asterisk_version} "
+        f"(SIP {s.sip_bind}:{s.sip_port}, ARI 127.0.0.1:{s.ari_port})"
+    )
+    print(f"  state:     {s.state_dir}")
+    for line in stack.after_up_messages(s):
+        print(line)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    stopped = stack.down(settings)
+    print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    report = stack.status(settings)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(stack.format_status(report, full_manifest=args.manifest))
+    crashed = [name for name, piece in report["pieces"].items() if piece["state"] == "crashed"]
+    return 1 if crashed else 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    configure(settings.log_level, "console")
+    info = ensure_root(settings, force=True)
+    print(f"rebuilt {info.path}: asterisk {info.asterisk_version}, {info.packages} packages")
+    return 0

@@ -1,0 +1,47 @@
+"""Structured logs: JSON off a TTY, readable on one; phone numbers masked to their last digits."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def mask_number(number: str) -> str:
+    """+33612345678 -> +336…5678: enough to tell calls apart, not enough to call anyone."""
+    if len(number) <= 6:
+        return "…" + number[-2:]
+    return number[:4] + "…" + number[-4:]
+
+
+def configure(level: str = "info", fmt: str = "auto") -> None:
+    json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Libraries that log through stdlib logging (aiohttp, asyncpg) go to the same stream.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.INFO))
+    # aiohttp's own access log carries query strings (http.php has passwords): ours replaces it.
+    logging.getLogger("aiohttp.access").disabled = True

@@ -1,0 +1,359 @@
+"""The one reader of the environment: every ``VOCALCAST_*`` setting, validated at start-up.
+
+Secrets have no defaults. When a secret is not in the environment, it is read from the state
+directory's ``secrets/`` folder, which ``vocalcast stack up`` fills on first start (mode 0600).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean (1/0, true/false), got {raw!r}")
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError(f"port out of range: {value}")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError(f"expected a non-negative number, got {value}")
+    return value
+
+
+def _path(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_absolute():
+        raise ValueError(f"expected an absolute path, got {raw!r}")
+    return path
+
+
+def _national_number(raw: str) -> str:
+    if not (len(raw) == 10 and raw.isdigit() and raw[0] == "0" and raw[1] != "0"):
+        raise ValueError(f"expected a 10-digit French national number like 0172360170, got {raw!r}")
+    return raw
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+def _log_format(raw: str) -> str:
+    if raw not in {"auto", "json", "console"}:
+        raise ValueError("expected auto, json or console")
+    return raw
+
+
+def _default_node() -> str:
+    name = socket.gethostname().split(".")[0].lower()
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in name) or "node"
+
+
+def _setting(
+    env: str,
+    parse: Callable[[str], Any],
+    default: str | None,
+    doc: str,
+    *,
+    secret: bool = False,
+) -> Any:
+    return field(metadata={"env": env, "parse": parse, "default": default, "doc": doc, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of a vocalcast engine and of its local stack."""
+
+    # --- where things live ---------------------------------------------------------------
+    state_dir: Path = _setting(
+        "VOCALCAST_STATE_DIR",
+        _path,
+        "/var/lib/vocalcast",
+        "State of this instance: PostgreSQL cluster, Asterisk config and spool, secrets, logs.",
+    )
+    cache_dir: Path = _setting(
+        "VOCALCAST_CACHE_DIR",
+        _path,
+        "/var/cache/vocalcast",
+        "Cache shared by instances: the Asterisk root, keyed by its inputs.",
+    )
+    media_dir_override: str = _setting(
+        "VOCALCAST_MEDIA_DIR", _str, "", "Converted messages and originals (default: <state dir>/media)."
+    )
+    debian_mirror: str = _setting(
+        "VOCALCAST_DEBIAN_MIRROR",
+        _str,
+        "",
+        "Debian mirror for the Asterisk root (default: the host's apt source).",
+    )
+    asterisk_uid: int = _setting(
+        "VOCALCAST_ASTERISK_UID",
+        _positive_int,
+        "64101",
+        "uid/gid of the asterisk user inside the root; must be unused on the host.",
+    )
+
+    # --- identity ------------------------------------------------------------------------------
+    node: str = _setting(
+        "VOCALCAST_NODE",
+        _str,
+        "",
+        "Name of this engine process; its Stasis app is vocalcast-<node> (default: host name).",
+    )
+    demo: bool = _setting(
+        "VOCALCAST_DEMO", _bool, "0", "Demo mode: a demo trunk to a local SIPp phone that answers every call."
+    )
+
+    # --- engine HTTP -----------------------------------------------------------------------------
+    http_host: str = _setting("VOCALCAST_HTTP_HOST", _str, "127.0.0.1", "Engine HTTP bind address.")
+    http_port: int = _setting("VOCALCAST_HTTP_PORT", _port, "8080", "Engine HTTP port (UI, API, /healthz).")
+
+    # --- Asterisk ----------------------------------------------------------------------------------
+    ari_port: int = _setting("VOCALCAST_ARI_PORT", _port, "18088", "Asterisk HTTP/ARI port (127.0.0.1).")
+    ari_user: str = _setting("VOCALCAST_ARI_USER", _str, "vocalcast", "ARI user name.")
+    ari_password: str = _setting(
+        "VOCALCAST_ARI_PASSWORD",
+        _str,
+        None,
+        "ARI password (generated into the state dir on first stack up).",
+        secret=True,
+    )
+    ari_pool_size: int = _setting(
+        "VOCALCAST_ARI_POOL_SIZE", _positive_int, "50", "Concurrent HTTP connections to ARI."
+    )
+    ari_reconnect_max_s: float = _setting(
+        "VOCALCAST_ARI_RECONNECT_MAX_S",
+        _non_negative_float,
+        "5",
+        "Longest wait between two ARI websocket reconnect attempts.",
+    )
+    sip_bind: str = _setting("VOCALCAST_SIP_BIND", _str, "127.0.0.1", "PJSIP UDP transport bind address.")
+    sip_port: int = _setting("VOCALCAST_SIP_PORT", _port, "5060", "PJSIP UDP transport port.")
+    sip_external_address: str = _setting(
+        "VOCALCAST_SIP_EXTERNAL_ADDRESS", _str, "", "Public signalling address behind NAT (empty: none)."
+    )
+    sip_external_media_address: str = _setting(
+        "VOCALCAST_SIP_EXTERNAL_MEDIA_ADDRESS", _str, "", "Public media address behind NAT (empty: none)."
+    )
+    rtp_start: int = _setting("VOCALCAST_RTP_START", _port, "20000", "First RTP port.")
+    rtp_end_override: str = _setting(
+        "VOCALCAST_RTP_END",
+        _str,
+        "",
+        "Last RTP port (default: sized for twice the maximum channels, two ports each).",
+    )
+    agi_port: int = _setting("VOCALCAST_AGI_PORT", _port, "4573", "FastAGI server port (127.0.0.1).")
+    max_channels: int = _setting(
+        "VOCALCAST_MAX_CHANNELS", _positive_int, "200", "Engine-wide maximum of simultaneous calls."
+    )
+    max_cps: float = _setting(
+        "VOCALCAST_MAX_CPS", _non_negative_float, "50", "Engine-wide maximum of new calls per second."
+    )
+    ring_timeout_s: float = _setting(
+        "VOCALCAST_RING_TIMEOUT_S", _non_negative_float, "30", "How long an outbound call may ring."
+    )
+
+    # --- PostgreSQL ----------------------------------------------------------------------------------
+    database_url: str = _setting(
+        "VOCALCAST_DATABASE_URL",
+        _str,
+        "",
+        "PostgreSQL DSN; empty: the project-owned cluster in the state dir.",
+    )
+    pg_port: int = _setting(
+        "VOCALCAST_PG_PORT", _port, "15432", "Port of the project-owned PostgreSQL cluster (127.0.0.1)."
+    )
+    pg_fsync: bool = _setting(
+        "VOCALCAST_PG_FSYNC", _bool, "1", "fsync in the project-owned cluster (tests turn it off)."
+    )
+    db_password: str = _setting(
+        "VOCALCAST_DB_PASSWORD",
+        _str,
+        None,
+        "Password of the engine's role in the project-owned cluster (generated).",
+        secret=True,
+    )
+    cdr_db_password: str = _setting(
+        "VOCALCAST_CDR_DB_PASSWORD",
+        _str,
+        None,
+        "Password of Asterisk's CDR role, INSERT-only on asterisk_cdr (generated).",
+        secret=True,
+    )
+    db_pool_max: int = _setting("VOCALCAST_DB_POOL_MAX", _positive_int, "10", "Database pool size.")
+    secret_key: str = _setting(
+        "VOCALCAST_SECRET_KEY",
+        _str,
+        None,
+        "Server secret for keyed hashes (personal codes) and sessions (generated on first stack up).",
+        secret=True,
+    )
+
+    recording_number: str = _setting(
+        "VOCALCAST_RECORDING_NUMBER",
+        _national_number,
+        "0172360170",
+        "The recording IVR's number (national form); calls to any other number are refused.",
+    )
+
+    # --- demo -------------------------------------------------------------------------------------
+    demo_sip_port: int = _setting(
+        "VOCALCAST_DEMO_SIP_PORT", _port, "15070", "Port of the demo SIPp phone (127.0.0.1)."
+    )
+
+    # --- logs -------------------------------------------------------------------------------------
+    log_level: str = _setting("VOCALCAST_LOG_LEVEL", _str, "info", "debug, info, warning or error.")
+    log_format: str = _setting(
+        "VOCALCAST_LOG_FORMAT", _log_format, "auto", "auto (JSON off a TTY), json, console."
+    )
+
+    # --- derived ------------------------------------------------------------------------------------
+    @property
+    def node_name(self) -> str:
+        return self.node or _default_node()
+
+    @property
+    def app_name(self) -> str:
+        """Stasis app of this engine process: the last websocket to register a name takes it over."""
+        return f"vocalcast-{self.node_name}"
+
+    @property
+    def media_dir(self) -> Path:
+        return Path(self.media_dir_override) if self.media_dir_override else self.state_dir / "media"
+
+    @property
+    def rtp_end(self) -> int:
+        if self.rtp_end_override:
+            return int(self.rtp_end_override)
+        # A transferred call holds two channels, and each RTP session takes an even/odd port pair.
+        return self.rtp_start + 4 * self.max_channels - 1
+
+    @property
+    def instance_id(self) -> str:
+        """Short stable name of this instance inside the shared Asterisk root."""
+        return "vc-" + hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:10]
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.state_dir / "secrets"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        return self.state_dir / "pg" / "run"
+
+    @property
+    def dsn(self) -> str:
+        if self.database_url:
+            return self.database_url
+        password = quote(self.require("db_password"), safe="")
+        return f"postgresql://vocalcast:{password}@127.0.0.1:{self.pg_port}/vocalcast"
+
+    def require(self, name: str) -> str:
+        """A secret's value, or a SettingsError naming its variable."""
+        value = getattr(self, name)
+        if not value:
+            env = _FIELDS[name].metadata["env"]
+            raise SettingsError(
+                f"{env} is not set and {self.secrets_dir / env} does not exist: "
+                "set it, or run `vocalcast stack up` once to generate it"
+            )
+        return str(value)
+
+    def masked(self) -> dict[str, str]:
+        """Settings as strings, secrets masked: safe for logs and `stack status`."""
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.metadata["env"]] = "***" if f.metadata["secret"] and value else str(value)
+        return out
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        state_dir = Path(env.get("VOCALCAST_STATE_DIR", "/var/lib/vocalcast"))
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            raw = env.get(meta["env"])
+            if raw is None and meta["secret"]:
+                secret_file = state_dir / "secrets" / meta["env"]
+                if secret_file.is_file():
+                    raw = secret_file.read_text().strip()
+            if raw is None:
+                raw = meta["default"]
+            if raw is None:
+                values[f.name] = ""
+                continue
+            try:
+                values[f.name] = meta["parse"](raw)
+            except ValueError as exc:
+                raise SettingsError(f"{meta['env']}: {exc}") from exc
+        settings = cls(**values)
+        settings._validate()
+        return settings
+
+    def _validate(self) -> None:
+        if self.rtp_end_override:
+            try:
+                end = int(self.rtp_end_override)
+            except ValueError as exc:
+                raise SettingsError(f"VOCALCAST_RTP_END: not an integer: {self.rtp_end_override!r}") from exc
+            if end - self.rtp_start + 1 < 4 * self.max_channels:
+                raise SettingsError(
+                    f"VOCALCAST_RTP_END: range {self.rtp_start}-{end} is too small for "
+                    f"VOCALCAST_MAX_CHANNELS={self.max_channels} (needs {4 * self.max_channels} ports)"
+                )
+        if self.rtp_end > 65535:
+            raise SettingsError("VOCALCAST_RTP_START: the RTP range would end above port 65535")
+        if self.log_level not in {"debug", "info", "warning", "error"}:
+            raise SettingsError("VOCALCAST_LOG_LEVEL: expected debug, info, warning or error")
+        node = self.node_name
+        if not node.replace("-", "").isalnum():
+            raise SettingsError(f"VOCALCAST_NODE: only letters, digits and '-' allowed, got {node!r}")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def documented() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting: the README's configuration table."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        meta = f.metadata
+        default = (
+            "(generated)" if meta["secret"] else (meta["default"] if meta["default"] != "" else "(empty)")
+        )
+        rows.append((meta["env"], default, meta["doc"]))
+    return rows

@@ -1,0 +1,306 @@
+"""The local stack (`vocalcast stack up|down|status`): PostgreSQL, Asterisk, demo phone, engine.
+
+Starting twice is harmless; stopping stops what was started, by PID; status reports crashed
+pieces. Every instance has its own state directory and ports, so `make up` and `make test` can
+run side by side on one machine, sharing only the cached Asterisk root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from engine.domain.trunks import Trunk
+from engine.errors import StackError
+from engine.settings import PROJECT_ROOT, Settings
+from engine.stack import asterisk, postgres, procs
+from engine.stack.root import RootInfo, ensure_root, read_info, root_path
+from engine.store import Database, migrate
+from engine.store.trunks import list_trunks, upsert_trunk
+from engine.telephony.ari import AriClient, AriUnavailable
+
+log = structlog.get_logger(__name__)
+
+GENERATED_SECRETS = (
+    "VOCALCAST_ARI_PASSWORD",
+    "VOCALCAST_SECRET_KEY",
+    "VOCALCAST_DB_PASSWORD",
+    "VOCALCAST_CDR_DB_PASSWORD",
+)
+DEMO_PHONE = PROJECT_ROOT / "dialplan" / "sipp" / "demo-phone.xml"
+DEMO_TRUNK = "demo"
+
+
+@dataclass(frozen=True)
+class UpResult:
+    settings: Settings
+    root: RootInfo
+    started: list[str]
+
+
+def ensure_state_dirs(settings: Settings) -> None:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings.state_dir.chmod(0o755)  # the postgres user must traverse it to reach its data dir
+    for sub in ("run", "logs"):
+        (settings.state_dir / sub).mkdir(exist_ok=True)
+    settings.secrets_dir.mkdir(mode=0o700, exist_ok=True)
+
+
+def ensure_secrets(settings: Settings) -> Settings:
+    """Generate the secrets this instance lacks (0600 files in <state dir>/secrets), then re-read settings."""
+    ensure_state_dirs(settings)
+    for env in GENERATED_SECRETS:
+        path = settings.secrets_dir / env
+        if env in os.environ or path.exists():
+            continue
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(24) + "\n")
+    return Settings.from_env(_environ_with_state_dir(settings))
+
+
+def _environ_with_state_dir(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["VOCALCAST_STATE_DIR"] = str(settings.state_dir)
+    return env
+
+
+def demo_trunk(settings: Settings) -> Trunk:
+    return Trunk(
+        name=DEMO_TRUNK,
+        host="127.0.0.1",
+        port=settings.demo_sip_port,
+        demo=True,
+        max_channels=min(settings.max_channels, 100),
+        max_cps=20.0,
+        priority=1000,
+    )
+
+
+def usable_trunks(settings: Settings, trunks: list[Trunk]) -> list[Trunk]:
+    """Demo trunks exist only in demo mode; disabled trunks never."""
+    return [t for t in trunks if t.enabled and (settings.demo or not t.demo)]
+
+
+async def _prepare_database(settings: Settings) -> list[Trunk]:
+    await migrate(settings.dsn)
+    if not settings.database_url:
+        await asyncio.to_thread(postgres.grant_cdr, settings)
+    async with Database(settings.dsn, min_size=1, max_size=2) as db:
+        if settings.demo:
+            await upsert_trunk(db, demo_trunk(settings))
+        return await list_trunks(db)
+
+
+def up(settings: Settings, *, engine: bool = True) -> UpResult:
+    settings = ensure_secrets(settings)
+    started: list[str] = []
+    root = ensure_root(settings)
+    (settings.state_dir / "run" / "asterisk.root").write_text(str(root.path) + "\n")
+    (settings.state_dir / "run" / "mode").write_text("demo\n" if settings.demo else "live\n")
+    if not settings.database_url:
+        if postgres.running_pid(settings) is None:
+            started.append("postgresql")
+        postgres.start(settings)
+        postgres.wait_ready(settings)
+        postgres.ensure_roles(settings, settings.require("db_password"), settings.require("cdr_db_password"))
+    trunks = asyncio.run(_prepare_database(settings))
+    if procs.read_pid(settings.state_dir, "asterisk") is None:
+        asterisk.render_config(settings, root, usable_trunks(settings, trunks))
+        asterisk.start(settings, root)
+        started.append("asterisk")
+    if settings.demo and procs.read_pid(settings.state_dir, "demo-phone") is None:
+        start_demo_phone(settings)
+        started.append("demo-phone")
+    if engine and procs.read_pid(settings.state_dir, "engine") is None:
+        start_engine(settings)
+        started.append("engine")
+    return UpResult(settings, root, started)
+
+
+def start_demo_phone(settings: Settings) -> int:
+    logs = settings.state_dir / "logs"
+    return procs.spawn(
+        settings.state_dir,
+        "demo-phone",
+        [
+            "sipp",
+            "-sf",
+            str(DEMO_PHONE),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(settings.demo_sip_port),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(settings.demo_sip_port + 10),
+            "-aa",
+            "-nostdin",
+            "-trace_err",
+            "-error_file",
+            str(logs / "demo-phone.errors.log"),
+            "-trace_logs",
+            "-log_file",
+            str(logs / "demo-phone.calls.log"),
+        ],
+        log_path=Path(os.devnull),
+    )
+
+
+def start_engine(settings: Settings) -> int:
+    env = _environ_with_state_dir(settings)
+    pid = procs.spawn(
+        settings.state_dir,
+        "engine",
+        [sys.executable, "-m", "engine.cli", "serve"],
+        log_path=settings.state_dir / "logs" / "engine.log",
+        env=env,
+        cwd=PROJECT_ROOT,
+    )
+    url = f"http://{settings.http_host}:{settings.http_port}/healthz"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not procs.alive(pid):
+            raise StackError(
+                f"the engine exited during start-up; see {settings.state_dir / 'logs/engine.log'}"
+            )
+        if http_status(url) is not None:
+            return pid
+        time.sleep(0.1)
+    raise StackError(f"the engine did not answer on {url} within 30 s")
+
+
+def http_status(url: str, timeout_s: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - our own loopback URL
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def _recorded_root(settings: Settings) -> Path | None:
+    marker = settings.state_dir / "run" / "asterisk.root"
+    if marker.is_file():
+        return Path(marker.read_text().strip())
+    candidate = root_path(settings)
+    return candidate if candidate.exists() else None
+
+
+def down(settings: Settings) -> list[str]:
+    stopped = []
+    if procs.stop(settings.state_dir, "engine", timeout_s=15):
+        stopped.append("engine")
+    if procs.stop(settings.state_dir, "demo-phone", timeout_s=5):
+        stopped.append("demo-phone")
+    if asterisk.stop(settings, _recorded_root(settings)):
+        stopped.append("asterisk")
+    if not settings.database_url and postgres.stop(settings):
+        stopped.append("postgresql")
+    return stopped
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    root = _recorded_root(settings)
+    info = read_info(root) if root else None
+    mode_file = settings.state_dir / "run" / "mode"
+    mode = mode_file.read_text().strip() if mode_file.is_file() else ("demo" if settings.demo else "live")
+    pieces: dict[str, Any] = {}
+    for name in ("asterisk", "demo-phone", "engine"):
+        state = procs.status(settings.state_dir, name)
+        pieces[name] = {"state": state, "pid": procs.read_pid(settings.state_dir, name)}
+    if not settings.database_url:
+        pg_pid = postgres.running_pid(settings)
+        pieces["postgresql"] = {
+            "state": "running" if pg_pid else "stopped",
+            "pid": pg_pid,
+            "port": settings.pg_port,
+        }
+    pieces["asterisk"].update(
+        sip=f"{settings.sip_bind}:{settings.sip_port}",
+        ari=f"127.0.0.1:{settings.ari_port}",
+        rtp=f"{settings.rtp_start}-{settings.rtp_end}",
+    )
+    pieces["engine"]["http"] = f"http://{settings.http_host}:{settings.http_port}/"
+    if mode == "demo":
+        pieces["demo-phone"]["sip"] = f"127.0.0.1:{settings.demo_sip_port}"
+    manifest: list[str] = []
+    if info is not None:
+        manifest_file = info.path / ".vocalcast/manifest.txt"
+        if manifest_file.is_file():
+            manifest = manifest_file.read_text().split("\n")
+    return {
+        "mode": mode,
+        "state_dir": str(settings.state_dir),
+        "root": {
+            "path": str(root) if root else None,
+            "asterisk": info.asterisk_version if info else None,
+            "packages": info.packages if info else 0,
+            "manifest": [line for line in manifest if line],
+        },
+        "pieces": pieces,
+    }
+
+
+def format_status(report: dict[str, Any], *, full_manifest: bool = False) -> str:
+    demo_note = "  (DEMO: calls go to a local SIPp phone)" if report["mode"] == "demo" else ""
+    lines = [
+        f"mode: {report['mode']}{demo_note}",
+        f"state: {report['state_dir']}",
+    ]
+    root = report["root"]
+    lines.append(
+        f"asterisk root: {root['path'] or '(not built)'}  asterisk {root['asterisk'] or '?'}, "
+        f"{root['packages']} packages"
+    )
+    key_packages = ("asterisk ", "asterisk-modules ", "libpjproject", "libttspico")
+    for line in root["manifest"]:
+        if full_manifest or line.startswith(key_packages):
+            lines.append(f"  {line}")
+    for name, piece in report["pieces"].items():
+        extra = "  ".join(f"{k}={v}" for k, v in piece.items() if k not in {"state", "pid"})
+        pid = f" pid {piece['pid']}" if piece.get("pid") else ""
+        lines.append(f"{name:<11} {piece['state']:<8}{pid}  {extra}".rstrip())
+    return "\n".join(lines)
+
+
+def status_json(settings: Settings) -> str:
+    return json.dumps(status(settings), indent=2)
+
+
+def after_up_messages(settings: Settings) -> list[str]:
+    """Extra lines `stack up` prints (the demo account, once accounts exist)."""
+    return []
+
+
+async def apply_trunks(settings: Settings) -> list[Trunk]:
+    """Render the trunks table into PJSIP config and reload PJSIP live when Asterisk runs."""
+    async with Database(settings.dsn, min_size=1, max_size=2) as db:
+        trunks = usable_trunks(settings, await list_trunks(db))
+    asterisk.write_trunks(settings, trunks)
+    if procs.read_pid(settings.state_dir, "asterisk") is not None:
+        async with AriClient(
+            host="127.0.0.1",
+            port=settings.ari_port,
+            user=settings.ari_user,
+            password=settings.require("ari_password"),
+            app=settings.app_name + "-cli",
+        ) as ari:
+            try:
+                await ari.reload_module("res_pjsip.so")
+            except AriUnavailable as exc:
+                raise StackError(f"trunks saved, but Asterisk did not reload them: {exc}") from exc
+    return trunks

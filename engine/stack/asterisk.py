@@ -1,0 +1,242 @@
+"""Asterisk inside the cached root: per-instance config rendered from ``dialplan/``, mounts, start, stop.
+
+Each instance (``make up``, ``make test``) keeps its Asterisk files in <state dir>/asterisk, which
+is bind-mounted at /srv/<instance id> inside the shared root; the media directory is mounted
+read-only below it. The root itself is never edited by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import jinja2
+
+from engine.domain.trunks import Trunk
+from engine.errors import StackError
+from engine.settings import PROJECT_ROOT, Settings
+from engine.stack import procs
+from engine.stack.root import RootInfo, mounts_under
+from engine.telephony.trunks import render_pjsip
+
+TEMPLATES = PROJECT_ROOT / "dialplan"
+SOUNDS = PROJECT_ROOT / "sounds" / "fr"
+WRITABLE = ("run", "log", "spool", "spool/recording", "lib", "cache")
+
+
+def instance_dir(settings: Settings) -> Path:
+    """Inside the root (as Asterisk sees it)."""
+    return Path("/srv") / settings.instance_id
+
+
+def host_dir(settings: Settings) -> Path:
+    """On the host."""
+    return settings.state_dir / "asterisk"
+
+
+def sound_uri(settings: Settings, path: Path) -> str:
+    """The one place that turns a file of ours into the sound URI Asterisk plays (no extension).
+
+    Files live under the media dir (mounted read-only at /srv/<id>/media) or our prompts
+    (copied to /srv/<id>/sounds at each start).
+    """
+    stem = path.with_suffix("") if path.suffix in {".wav", ".alaw", ".ulaw", ".sln"} else path
+    for base, inside in ((settings.media_dir, "media"), (host_dir(settings) / "sounds", "sounds")):
+        try:
+            rel = stem.relative_to(base)
+        except ValueError:
+            continue
+        return f"sound:{instance_dir(settings) / inside / rel}"
+    raise StackError(f"{path} is neither under the media dir nor a prompt: Asterisk cannot read it")
+
+
+def prompt_uri(settings: Settings, name: str) -> str:
+    return f"sound:{instance_dir(settings) / 'sounds' / name}"
+
+
+def recording_did_forms(did: str) -> list[str]:
+    """A French national number in every form a trunk may send: 0X…, +33X…, 0033X…, 33X…, X…."""
+    digits = did.lstrip("0")
+    return [did, f"+33{digits}", f"0033{digits}", f"33{digits}", digits]
+
+
+def render_config(settings: Settings, root: RootInfo, trunks: list[Trunk]) -> None:
+    """Write every config file of this instance (templates + trunks), replacing the previous ones."""
+    base = host_dir(settings)
+    etc = base / "etc"
+    etc.mkdir(parents=True, exist_ok=True)
+    module_dirs = sorted(root.path.glob("usr/lib/*/asterisk/modules"))
+    if not module_dirs:
+        raise StackError(f"no Asterisk modules in {root.path}")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - Asterisk config, not HTML
+    )
+    values = {
+        "inst": str(instance_dir(settings)),
+        "module_dir": "/" + str(module_dirs[0].relative_to(root.path)),
+        "system_name": settings.node_name,
+        "ari_port": settings.ari_port,
+        "ari_user": settings.ari_user,
+        "ari_password": settings.require("ari_password"),
+        "ari_pool_size": settings.ari_pool_size,
+        "http_session_limit": settings.ari_pool_size + 100,
+        "sip_bind": settings.sip_bind,
+        "sip_port": settings.sip_port,
+        "sip_external_address": settings.sip_external_address,
+        "sip_external_media_address": settings.sip_external_media_address,
+        "rtp_start": settings.rtp_start,
+        "rtp_end": settings.rtp_end,
+        "agi_port": settings.agi_port,
+        "recording_did": settings.recording_number,
+        "recording_did_forms": recording_did_forms(settings.recording_number),
+        "db_host": "127.0.0.1",
+        "db_port": settings.pg_port,
+        "db_name": "vocalcast",
+        "cdr_user": "asterisk_cdr",
+        "cdr_password": settings.require("cdr_db_password"),
+    }
+    gid = settings.asterisk_uid
+    for template in sorted(TEMPLATES.glob("*.conf")):
+        _write(etc / template.name, env.get_template(template.name).render(values), gid)
+    write_trunks(settings, trunks)
+    _install_sounds(base / "sounds")
+    for sub in WRITABLE:
+        path = base / sub
+        path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, settings.asterisk_uid, gid)
+
+
+def write_trunks(settings: Settings, trunks: list[Trunk]) -> None:
+    _write(host_dir(settings) / "etc" / "pjsip_trunks.conf", render_pjsip(trunks), settings.asterisk_uid)
+
+
+def _write(path: Path, text: str, gid: int) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.chown(tmp, 0, gid)
+    tmp.chmod(0o640)  # passwords inside: root and the asterisk group only
+    tmp.replace(path)
+
+
+def _install_sounds(target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    if SOUNDS.is_dir():
+        for file in SOUNDS.iterdir():
+            if file.suffix in {".wav", ".alaw", ".ulaw"}:
+                shutil.copyfile(file, target / file.name)
+
+
+# --- mounts ----------------------------------------------------------------------------------------
+def mount(settings: Settings, root: RootInfo) -> None:
+    inside = root.path / instance_dir(settings).relative_to("/")
+    media_inside = inside / "media"
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    inside.mkdir(parents=True, exist_ok=True)
+    if not _is_mountpoint(inside):
+        _run(["mount", "--bind", str(host_dir(settings)), str(inside)])
+    media_inside.mkdir(exist_ok=True)
+    if not _is_mountpoint(media_inside):
+        _run(["mount", "--bind", str(settings.media_dir), str(media_inside)])
+        _run(["mount", "-o", "remount,bind,ro", str(media_inside)])
+
+
+def unmount(settings: Settings, root_path: Path) -> None:
+    inside = root_path / instance_dir(settings).relative_to("/")
+    for point in (inside / "media", inside):
+        if _is_mountpoint(point):
+            _run(["umount", str(point)])
+        if _is_mountpoint(point):
+            raise StackError(f"{point} is still mounted after umount")
+
+
+def _is_mountpoint(path: Path) -> bool:
+    return path.exists() and any(p == path.resolve() for p in mounts_under(path))
+
+
+def _run(argv: list[str]) -> None:
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+    if proc.returncode != 0:
+        raise StackError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
+
+
+# --- process -----------------------------------------------------------------------------------------
+def cli(settings: Settings, root_path: Path, command: str, *, timeout_s: float = 15) -> str:
+    """Run an Asterisk CLI command through this instance's control socket."""
+    proc = subprocess.run(
+        [
+            "chroot",
+            str(root_path),
+            "/usr/sbin/asterisk",
+            "-C",
+            str(instance_dir(settings) / "etc/asterisk.conf"),
+            "-rx",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout_s,
+    )
+    if proc.returncode != 0:
+        raise StackError(f"asterisk -rx {command!r}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def start(settings: Settings, root: RootInfo) -> int:
+    pid = procs.read_pid(settings.state_dir, "asterisk")
+    if pid is not None:
+        return pid
+    mount(settings, root)
+    log_path = settings.state_dir / "logs" / "asterisk.console.log"
+    pid = procs.spawn(
+        settings.state_dir,
+        "asterisk",
+        [
+            "chroot",
+            str(root.path),
+            "/usr/sbin/asterisk",
+            "-f",
+            "-C",
+            str(instance_dir(settings) / "etc/asterisk.conf"),
+            "-U",
+            "asterisk",
+            "-G",
+            "asterisk",
+        ],
+        log_path=log_path,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not procs.alive(pid):
+            tail = log_path.read_text(errors="replace")[-1500:]
+            raise StackError(f"Asterisk exited during start-up; see {log_path}:\n{tail}")
+        try:
+            cli(settings, root.path, "core waitfullybooted", timeout_s=10)
+            return pid
+        except (StackError, subprocess.TimeoutExpired):
+            time.sleep(0.1)
+    raise StackError(f"Asterisk did not finish booting in 30 s; see {log_path}")
+
+
+def stop(settings: Settings, root_path: Path | None) -> bool:
+    pid = procs.read_pid(settings.state_dir, "asterisk")
+    was_running = pid is not None
+    if pid is not None and root_path is not None:
+        with contextlib.suppress(StackError, subprocess.TimeoutExpired):
+            cli(settings, root_path, "core stop now", timeout_s=10)
+        if not procs.wait_gone(pid, 10):
+            procs.terminate(pid, timeout_s=5)
+    elif pid is not None:
+        procs.terminate(pid, timeout_s=10)
+    procs.pid_file(settings.state_dir, "asterisk").unlink(missing_ok=True)
+    if root_path is not None:
+        unmount(settings, root_path)
+    return was_running

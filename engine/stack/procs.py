@@ -1,0 +1,117 @@
+"""Background processes of the local stack, tracked by PID files in <state dir>/run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from engine.errors import StackError
+
+
+def pid_file(state_dir: Path, name: str) -> Path:
+    return state_dir / "run" / f"{name}.pid"
+
+
+def read_pid(state_dir: Path, name: str) -> int | None:
+    """The recorded PID of ``name`` if that process still runs, else None (stale files are removed)."""
+    path = pid_file(state_dir, name)
+    try:
+        pid = int(path.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    if alive(pid):
+        return pid
+    path.unlink(missing_ok=True)
+    return None
+
+
+def status(state_dir: Path, name: str) -> str:
+    """running, stopped (no PID file) or crashed (a PID file whose process is gone)."""
+    path = pid_file(state_dir, name)
+    try:
+        pid = int(path.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return "stopped"
+    return "running" if alive(pid) else "crashed"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0): check its state.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def spawn(
+    state_dir: Path,
+    name: str,
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start ``argv`` in its own session (it outlives this command), record its PID."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    pid_file(state_dir, name).parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log, Path(os.devnull).open("rb") as devnull:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=devnull,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    pid_file(state_dir, name).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop(state_dir: Path, name: str, *, timeout_s: float = 10.0, sig: int = signal.SIGTERM) -> bool:
+    """Stop the recorded process: ``sig``, then SIGKILL after ``timeout_s``. True if one was running."""
+    pid = read_pid(state_dir, name)
+    if pid is None:
+        return False
+    terminate(pid, timeout_s=timeout_s, sig=sig)
+    pid_file(state_dir, name).unlink(missing_ok=True)
+    return True
+
+
+def terminate(pid: int, *, timeout_s: float, sig: int = signal.SIGTERM) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    if wait_gone(pid, timeout_s):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    if not wait_gone(pid, 5.0):
+        raise StackError(f"process {pid} did not exit after SIGKILL")
+
+
+def wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is our child; harmless otherwise
+        if not alive(pid):
+            return True
+        time.sleep(0.05)
+    return not alive(pid)

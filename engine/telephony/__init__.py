@@ -1,0 +1,1 @@
+"""Asterisk adapters: the ARI client, the Stasis application, trunks."""

@@ -1,0 +1,1 @@
+"""HTTP adapters: health and metrics, JSON API, http.php, French pages."""

@@ -1,0 +1,1 @@
+"""FastAGI recording IVR: imports engine.domain, engine.store and engine.settings only."""

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what vocalcast needs on a Debian 12 host, as root: Debian packages (never from sid),
+# then the Python environment in .venv (Debian's own python3). Fast and silent when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages of the host. The Asterisk root (Debian sid) is built later by `vocalcast stack`,
+# inside its own directory: nothing from sid is ever installed here.
+APT_PACKAGES=(
+  python3 python3-venv python3-dev gcc          # the engine's Python environment
+  postgresql-15 postgresql-client-15            # the project-owned database cluster
+  mmdebstrap debian-archive-keyring ca-certificates  # builds the Asterisk 22 root from sid
+  sip-tester                                    # SIPp: demo phone, test callees and trunks
+  ffmpeg sox espeak-ng                          # audio conversion; test audio
+  iproute2 procps util-linux                    # ss, pkill, mountpoint/findmnt
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Debian's postgresql-15 starts a system cluster; we never use it (policy-rc.d keeps it stopped).
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python environment, rebuilt when pyproject.toml changes.
+stamp=".venv/.vocalcast-$(sha256sum pyproject.toml | cut -c1-16)"
+if [[ ! -f "$stamp" ]]; then
+  echo "bootstrap: creating the Python environment in .venv"
+  rm -rf .venv
+  /usr/bin/python3 -m venv .venv
+  # This machine's pip config lists local indexes that may be absent; their warnings are noise.
+  .venv/bin/pip install -q --upgrade pip 2> >(grep -v "is ignored" >&2)
+  .venv/bin/pip install -q -e '.[dev]' 2> >(grep -v "is ignored" >&2)
+  touch "$stamp"
+fi
