@@ -12,22 +12,24 @@ from pathlib import Path
 
 from engine.errors import StackError
 
+# Popen objects of the processes this Python process started: kept so that they are reaped by
+# poll() rather than garbage-collected while running (which warns).
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
 
 def pid_file(state_dir: Path, name: str) -> Path:
     return state_dir / "run" / f"{name}.pid"
 
 
 def read_pid(state_dir: Path, name: str) -> int | None:
-    """The recorded PID of ``name`` if that process still runs, else None (stale files are removed)."""
+    """The recorded PID of ``name`` if that process still runs, else None (a stale file stays: status
+    reports it as crashed until the piece is started or stopped again)."""
     path = pid_file(state_dir, name)
     try:
         pid = int(path.read_text().split()[0])
     except (FileNotFoundError, ValueError, IndexError):
         return None
-    if alive(pid):
-        return pid
-    path.unlink(missing_ok=True)
-    return None
+    return pid if alive(pid) else None
 
 
 def status(state_dir: Path, name: str) -> str:
@@ -77,6 +79,7 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
         )
+    _children[proc.pid] = proc
     pid_file(state_dir, name).write_text(f"{proc.pid}\n")
     return proc.pid
 
@@ -84,10 +87,10 @@ def spawn(
 def stop(state_dir: Path, name: str, *, timeout_s: float = 10.0, sig: int = signal.SIGTERM) -> bool:
     """Stop the recorded process: ``sig``, then SIGKILL after ``timeout_s``. True if one was running."""
     pid = read_pid(state_dir, name)
+    pid_file(state_dir, name).unlink(missing_ok=True)
     if pid is None:
         return False
     terminate(pid, timeout_s=timeout_s, sig=sig)
-    pid_file(state_dir, name).unlink(missing_ok=True)
     return True
 
 
@@ -109,8 +112,14 @@ def terminate(pid: int, *, timeout_s: float, sig: int = signal.SIGTERM) -> None:
 def wait_gone(pid: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap it if it is our child; harmless otherwise
+        child = _children.get(pid)
+        if child is not None:
+            if child.poll() is not None:
+                del _children[pid]
+                return True
+        else:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it if it is our child; harmless otherwise
         if not alive(pid):
             return True
         time.sleep(0.05)

@@ -8,6 +8,7 @@ Authorization header, never in a URL.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import random
@@ -89,7 +90,8 @@ class AriClient:
     ) -> None:
         self.app = app
         self.base_url = f"http://{host}:{port}/ari"
-        self._auth = aiohttp.BasicAuth(user, password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}
         self._pool_size = pool_size
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self._reconnect_max_s = reconnect_max_s
@@ -102,7 +104,7 @@ class AriClient:
     async def __aenter__(self) -> AriClient:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._pool_size),
-            auth=self._auth,
+            headers=self._headers,
             timeout=self._timeout,
             raise_for_status=False,
         )
