@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "engine.commands.migrate",
     "engine.commands.trunk",
     "engine.commands.call",
+    "engine.commands.numbers",
 ]
 
 

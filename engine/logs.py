@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
+from types import TracebackType
 
 import structlog
 
@@ -15,10 +17,31 @@ def mask_number(number: str) -> str:
     return number[:4] + "…" + number[-4:]
 
 
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+def format_exception(exc_info: ExcInfo) -> str:
+    """A traceback without the 3.11 "^^^" caret lines.
+
+    Computing the carets calls ast.parse, which on Debian's Python 3.11.2 can raise
+    "SystemError: AST constructor recursion depth mismatch" from inside a logging call.
+    """
+    te = traceback.TracebackException(*exc_info, compact=True)
+    pending = [te]
+    while pending:
+        current = pending.pop()
+        for frame in current.stack:
+            frame.colno = None
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return "".join(te.format())
+
+
 def configure(level: str = "info", fmt: str = "auto") -> None:
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json_output
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=_console_exception)
     )
     numeric = logging.getLevelNamesMapping()[level.upper()]
     shared: list[structlog.types.Processor] = [
@@ -27,7 +50,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, structlog.processors.ExceptionRenderer(format_exception), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
@@ -45,3 +68,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     root.setLevel(max(numeric, logging.INFO))
     # aiohttp's own access log carries query strings (http.php has passwords): ours replaces it.
     logging.getLogger("aiohttp.access").disabled = True
+
+
+def _console_exception(sio: object, exc_info: ExcInfo) -> None:
+    sio.write("\n" + format_exception(exc_info))  # type: ignore[attr-defined]

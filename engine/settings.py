@@ -228,7 +228,36 @@ class Settings:
         "The recording IVR's number (national form); calls to any other number are refused.",
     )
 
+    # --- messages ----------------------------------------------------------------------------------
+    audio_max_bytes: int = _setting(
+        "VOCALCAST_AUDIO_MAX_BYTES",
+        _positive_int,
+        str(20 * 1024 * 1024),
+        "Largest accepted upload, in bytes.",
+    )
+    audio_min_duration_s: float = _setting(
+        "VOCALCAST_AUDIO_MIN_DURATION_S",
+        _non_negative_float,
+        "1",
+        "Shortest message, after trimming silence.",
+    )
+    audio_max_duration_s: float = _setting(
+        "VOCALCAST_AUDIO_MAX_DURATION_S",
+        _non_negative_float,
+        "300",
+        "Longest message, after trimming silence.",
+    )
+    audio_timeout_s: float = _setting(
+        "VOCALCAST_AUDIO_TIMEOUT_S", _non_negative_float, "60", "Longest time one ffmpeg run may take."
+    )
+
     # --- demo -------------------------------------------------------------------------------------
+    demo_account: str = _setting(
+        "VOCALCAST_DEMO_ACCOUNT",
+        _str,
+        "demo@vocalcast.local",
+        "E-mail of the demo account `make up` creates.",
+    )
     demo_sip_port: int = _setting(
         "VOCALCAST_DEMO_SIP_PORT", _port, "15070", "Port of the demo SIPp phone (127.0.0.1)."
     )
@@ -357,3 +386,14 @@ def documented() -> list[tuple[str, str, str]]:
         )
         rows.append((meta["env"], default, meta["doc"]))
     return rows
+
+
+def markdown_table() -> str:
+    """The README's configuration table (a unit test keeps the README in step with this)."""
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    lines += [f"| `{env}` | `{default}` | {doc} |" for env, default, doc in documented()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -84,3 +84,9 @@ async def db(stack_settings: Settings):  # type: ignore[no-untyped-def]
             names = ", ".join(f'"{r["tablename"]}"' for r in tables)
             await database.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
         yield database
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from engine.logs import configure
+
+    configure("info", "console")

@@ -55,7 +55,9 @@ class Route:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.exception("stasis.handler_failed", keys=sorted(self.keys), event=event.get("type"))
+                    log.exception(
+                        "stasis.handler_failed", keys=sorted(self.keys), event_type=event.get("type")
+                    )
                     with contextlib.suppress(Exception):
                         await self.handler.on_failure(exc)
                     return

@@ -1,0 +1,189 @@
+"""The outcome table and the mapping of unanswered calls (lab facts from shared/notes/sipp-callees.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.domain.outcomes import (
+    OUTCOMES,
+    Outcome,
+    TransferOutcome,
+    allows_failover,
+    classify_failed_dial,
+    classify_transfer_failure,
+)
+
+
+def test_table_covers_every_outcome_exactly() -> None:
+    assert set(OUTCOMES) == set(Outcome)
+    assert len(Outcome) == 11
+    for outcome in Outcome:
+        assert OUTCOMES[outcome].label_fr
+        assert outcome.label_fr == OUTCOMES[outcome].label_fr
+        assert outcome.rule is OUTCOMES[outcome]
+
+
+def test_credit_and_retry_rules_follow_issue_6() -> None:
+    charged = {o for o in Outcome if o.consumes_credit}
+    assert charged == {Outcome.listened, Outcome.partial, Outcome.transferred, Outcome.voicemail}
+    retryable = {o for o in Outcome if o.retryable}
+    assert retryable == {
+        Outcome.busy,
+        Outcome.no_answer,
+        Outcome.not_confirmed,
+        Outcome.congestion,
+        Outcome.failed,
+    }
+    assert {o for o in Outcome if o.success} == {Outcome.listened, Outcome.transferred, Outcome.voicemail}
+    # Nothing is both charged and retried: a person who heard the message is never called again.
+    assert not charged & retryable
+
+
+def test_answered_flag() -> None:
+    answered = {o for o in Outcome if OUTCOMES[o].answered}
+    assert answered == {
+        Outcome.listened,
+        Outcome.partial,
+        Outcome.not_confirmed,
+        Outcome.transferred,
+        Outcome.voicemail,
+    }
+
+
+def test_table_is_read_only() -> None:
+    with pytest.raises(TypeError):
+        OUTCOMES[Outcome.busy] = OUTCOMES[Outcome.listened]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("dialstatus", "cause", "sip_code", "rang", "expected"),
+    [
+        # Lab: 486 -> cause 17, dialstatus BUSY.
+        ("BUSY", 17, None, True, Outcome.busy),
+        ("BUSY", 17, 486, False, Outcome.busy),
+        # Lab: 603 -> cause 21 with dialstatus NOANSWER: the cause wins.
+        ("NOANSWER", 21, None, True, Outcome.rejected),
+        ("NOANSWER", 21, 603, True, Outcome.rejected),
+        # A trunk's 403 also becomes cause 21: with the SIP code it is our failure, not the callee's refusal.
+        ("NOANSWER", 21, 403, False, Outcome.failed),
+        (None, 21, 401, False, Outcome.failed),
+        (None, 21, 407, False, Outcome.failed),
+        # Lab: ring until the originate timeout -> 19; some paths give 0.
+        ("NOANSWER", 19, None, True, Outcome.no_answer),
+        ("NOANSWER", 0, None, True, Outcome.no_answer),
+        (None, 0, None, True, Outcome.no_answer),
+        ("NOANSWER", None, None, False, Outcome.no_answer),
+        # 480 after ringing -> 19.
+        ("NOANSWER", 19, 480, True, Outcome.no_answer),
+        (None, 18, None, True, Outcome.no_answer),
+        (None, 20, None, False, Outcome.no_answer),
+        # 408: no answer after ringing, trunk failure before.
+        (None, 18, 408, True, Outcome.no_answer),
+        (None, 18, 408, False, Outcome.failed),
+        # Unallocated / invalid numbers.
+        (None, 1, None, False, Outcome.unreachable),
+        ("CHANUNAVAIL", 1, 404, False, Outcome.unreachable),
+        (None, 3, None, False, Outcome.unreachable),
+        (None, 22, 410, False, Outcome.unreachable),
+        (None, 28, 484, False, Outcome.unreachable),
+        (None, 1, 604, False, Outcome.unreachable),
+        # Congestion.
+        ("CONGESTION", 34, 503, False, Outcome.congestion),
+        (None, 34, None, False, Outcome.congestion),
+        (None, 38, None, False, Outcome.congestion),
+        (None, 41, None, False, Outcome.congestion),
+        (None, 42, None, False, Outcome.congestion),
+        (None, 44, None, False, Outcome.congestion),
+        ("CONGESTION", None, None, False, Outcome.congestion),
+        # 183 with an announcement, then 486: still busy.
+        ("BUSY", 17, 486, True, Outcome.busy),
+        # Generic or unknown causes defer to the dial status.
+        ("BUSY", 16, None, True, Outcome.busy),
+        ("BUSY", 127, None, True, Outcome.busy),
+        ("busy", None, None, False, Outcome.busy),
+        ("CHANUNAVAIL", None, None, False, Outcome.failed),
+        ("CANCEL", 0, None, False, Outcome.failed),
+        (None, None, None, False, Outcome.failed),
+        (None, 0, None, False, Outcome.failed),
+        (None, 127, None, False, Outcome.failed),
+        (None, 27, 502, False, Outcome.failed),
+        (None, 58, 488, False, Outcome.failed),
+        # Unknown SIP code: the cause decides.
+        (None, 17, 499, True, Outcome.busy),
+    ],
+)
+def test_classify_failed_dial(
+    dialstatus: str | None, cause: int | None, sip_code: int | None, rang: bool, expected: Outcome
+) -> None:
+    assert classify_failed_dial(dialstatus, cause, sip_code, rang=rang) is expected
+
+
+@pytest.mark.parametrize(
+    ("dialstatus", "cause", "sip_code", "expected"),
+    [
+        ("BUSY", 17, 486, TransferOutcome.busy),
+        ("NOANSWER", 19, None, TransferOutcome.no_answer),
+        ("NOANSWER", 0, None, TransferOutcome.no_answer),
+        ("CONGESTION", 34, 503, TransferOutcome.failed),
+        (None, 1, 404, TransferOutcome.failed),
+        (None, 21, 603, TransferOutcome.failed),
+        (None, None, None, TransferOutcome.failed),
+    ],
+)
+def test_classify_transfer_failure(
+    dialstatus: str | None, cause: int | None, sip_code: int | None, expected: TransferOutcome
+) -> None:
+    assert classify_transfer_failure(dialstatus, cause, sip_code) is expected
+
+
+def test_transfer_labels() -> None:
+    for outcome in TransferOutcome:
+        assert outcome.label_fr
+
+
+@pytest.mark.parametrize(
+    ("dialstatus", "cause", "sip_code"),
+    [
+        ("CONGESTION", 34, 503),
+        (None, 34, None),
+        (None, 38, 500),
+        (None, 41, None),
+        (None, 42, None),
+        (None, 44, None),
+        ("CHANUNAVAIL", None, None),
+        ("CHANUNAVAIL", 0, None),
+        ("CONGESTION", None, None),
+        (None, 18, 408),
+        (None, 21, 403),
+        (None, 27, 502),
+        (None, 102, 504),
+    ],
+)
+def test_failover_before_ringing_on_trunk_refusals(
+    dialstatus: str | None, cause: int | None, sip_code: int | None
+) -> None:
+    assert allows_failover(dialstatus, cause, sip_code, rang=False)
+    # Never once the phone may have rung.
+    assert not allows_failover(dialstatus, cause, sip_code, rang=True)
+
+
+@pytest.mark.parametrize(
+    ("dialstatus", "cause", "sip_code"),
+    [
+        ("BUSY", 17, 486),
+        ("NOANSWER", 21, 603),
+        ("NOANSWER", 19, None),
+        ("NOANSWER", 0, None),
+        (None, 1, 404),
+        (None, 28, 484),
+        (None, 0, None),
+        (None, None, None),
+        ("ANSWER", 16, None),
+        # A SIP code that says "busy" wins over a cause in the failover set.
+        (None, 34, 486),
+    ],
+)
+def test_no_failover_on_callee_answers(
+    dialstatus: str | None, cause: int | None, sip_code: int | None
+) -> None:
+    assert not allows_failover(dialstatus, cause, sip_code, rang=False)

@@ -1,0 +1,92 @@
+"""Retry policy: only the outcome table decides retryability; attempts and interval bound the rest."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.domain.outcomes import OUTCOMES, Outcome
+from engine.domain.retries import MAX_EXTRA_ATTEMPTS, RetryPolicy, is_final, next_attempt
+from engine.errors import InvalidInput
+
+
+def test_default_is_a_single_attempt() -> None:
+    policy = RetryPolicy()
+    assert policy.max_attempts == 1
+    for outcome in Outcome:
+        assert next_attempt(outcome, 1, policy, 1000.0) is None
+        assert is_final(outcome, 1, policy)
+
+
+def test_retryable_outcomes_come_back_after_the_interval() -> None:
+    policy = RetryPolicy(extra_attempts=2, interval_s=600.0)
+    for outcome in (
+        Outcome.busy,
+        Outcome.no_answer,
+        Outcome.not_confirmed,
+        Outcome.congestion,
+        Outcome.failed,
+    ):
+        assert next_attempt(outcome, 1, policy, 1000.0) == 1600.0
+        assert next_attempt(outcome, 2, policy, 2000.0) == 2600.0
+        assert next_attempt(outcome, 3, policy, 3000.0) is None
+        assert not is_final(outcome, 2, policy)
+        assert is_final(outcome, 3, policy)
+
+
+def test_final_outcomes_are_never_retried() -> None:
+    policy = RetryPolicy(extra_attempts=5, interval_s=60.0)
+    for outcome in (
+        Outcome.listened,
+        Outcome.partial,
+        Outcome.transferred,
+        Outcome.voicemail,
+        Outcome.rejected,
+        Outcome.unreachable,
+    ):
+        assert next_attempt(outcome, 1, policy, 0.0) is None
+
+
+@given(
+    outcome=st.sampled_from(list(Outcome)),
+    extra=st.integers(min_value=0, max_value=MAX_EXTRA_ATTEMPTS),
+    made=st.integers(min_value=1, max_value=20),
+    interval=st.floats(min_value=0, max_value=1e6),
+    ended=st.floats(min_value=0, max_value=4e9),
+)
+def test_retry_only_from_the_table(
+    outcome: Outcome, extra: int, made: int, interval: float, ended: float
+) -> None:
+    policy = RetryPolicy(extra_attempts=extra, interval_s=interval)
+    got = next_attempt(outcome, made, policy, ended)
+    expected_retry = OUTCOMES[outcome].retryable and made < 1 + extra
+    assert (got is not None) == expected_retry
+    if got is not None:
+        assert got >= ended
+        assert got == ended + interval
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"extra_attempts": -1},
+        {"extra_attempts": MAX_EXTRA_ATTEMPTS + 1},
+        {"extra_attempts": True},
+        {"interval_s": -1.0},
+        {"interval_s": math.nan},
+        {"interval_s": math.inf},
+    ],
+)
+def test_bad_policies_are_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidInput) as info:
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]
+    assert info.value.code == "bad_retry_policy"
+    assert info.value.message_fr
+
+
+def test_attempts_made_starts_at_one() -> None:
+    with pytest.raises(ValueError, match="attempts_made"):
+        next_attempt(Outcome.busy, 0, RetryPolicy(extra_attempts=1, interval_s=1.0), 0.0)

@@ -1,0 +1,61 @@
+"""Trunk validation and their rendering into PJSIP configuration."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.domain.trunks import Trunk
+from engine.errors import InvalidInput
+from engine.telephony.trunks import render_pjsip
+
+
+@pytest.mark.parametrize(
+    ("trunk", "code"),
+    [
+        (Trunk(name="Bad Name", host="192.0.2.1"), "trunk_name"),
+        (Trunk(name="ok", host="192.0.2.1\n[evil]"), "trunk_host"),
+        (Trunk(name="ok", host="192.0.2.1", port=0), "trunk_port"),
+        (Trunk(name="ok", host="192.0.2.1", auth="digest"), "trunk_auth"),
+        (Trunk(name="ok", host="192.0.2.1", auth="digest", username="u", password="p;x"), "trunk_value"),
+        (Trunk(name="ok", host="192.0.2.1", codecs=("gsm",)), "trunk_codecs"),
+        (Trunk(name="ok", host="192.0.2.1", max_cps=0), "trunk_limits"),
+    ],
+)
+def test_invalid_trunks_are_refused(trunk: Trunk, code: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        trunk.validate()
+    assert err.value.code == code
+
+
+def test_ip_trunk_renders_endpoint_aor_identify_without_auth() -> None:
+    text = render_pjsip([Trunk(name="opa", host="192.0.2.10", port=5070, from_user="0162000000")])
+    assert "[opa]\ntype = endpoint" in text
+    assert "contact = sip:192.0.2.10:5070" in text
+    assert "match = 192.0.2.10" in text
+    assert "context = vocalcast-inbound" in text
+    assert "from_user = 0162000000" in text
+    assert "outbound_auth" not in text and "type = registration" not in text
+
+
+def test_register_trunk_renders_auth_and_registration_and_disabled_trunks_vanish() -> None:
+    text = render_pjsip(
+        [
+            Trunk(
+                name="opb",
+                host="sip.example.net",
+                auth="register",
+                username="u1",
+                password="pw",
+                from_domain="example.net",
+            ),
+            Trunk(name="off", host="192.0.2.2", enabled=False),
+        ]
+    )
+    assert "[opb-auth]\ntype = auth" in text and "password = pw" in text
+    assert "[opb-reg]\ntype = registration" in text and "client_uri = sip:u1@example.net" in text
+    assert "outbound_auth = opb-auth" in text
+    assert "[off]" not in text
+
+
+def test_dial_string() -> None:
+    assert Trunk(name="opa", host="192.0.2.1").dial_string("0612345678") == "PJSIP/0612345678@opa"
