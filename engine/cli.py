@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "engine.commands.trunk",
     "engine.commands.call",
     "engine.commands.numbers",
+    "engine.commands.account",
+    "engine.commands.message",
 ]
 
 

@@ -282,8 +282,62 @@ def status_json(settings: Settings) -> str:
 
 
 def after_up_messages(settings: Settings) -> list[str]:
-    """Extra lines `stack up` prints (the demo account, once accounts exist)."""
-    return []
+    """Extra lines `stack up` prints: in demo mode, the demo account's login, password and personal code.
+
+    The first demo start creates the account with 100 credits and keeps its password and personal code
+    in <secrets>/demo-account-password and demo-account-code (0600, beside the instance's other
+    secrets), so that every later start prints them again. If an operator has changed either since,
+    the line says so and names the command that makes a new one; nothing is reset behind their back.
+    """
+    if not settings.demo:
+        return []
+    # Only demo mode needs accounts: imported here so a live `stack up` does not load them.
+    from engine.errors import NotFound  # noqa: PLC0415
+    from engine.store.accounts import (  # noqa: PLC0415
+        account_by_email,
+        authenticate,
+        create_account,
+        find_by_code,
+    )
+
+    email = settings.demo_account
+    secret_key = settings.require("secret_key")
+    password_file = settings.secrets_dir / "demo-account-password"
+    code_file = settings.secrets_dir / "demo-account-code"
+
+    def keep(path: Path, value: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+        path.chmod(0o600)
+
+    def kept(path: Path) -> str | None:
+        if not path.is_file():
+            return None
+        return path.read_text().strip() or None
+
+    async def ensure() -> list[str]:
+        async with Database(settings.dsn, min_size=1, max_size=2) as db:
+            try:
+                account = await account_by_email(db, email)
+            except NotFound:
+                new = await create_account(
+                    db, email, secret_key=secret_key, credits=100, reason="compte de démonstration"
+                )
+                keep(password_file, new.password)
+                keep(code_file, new.code)
+                return [
+                    f"demo account: {new.account.email} / password {new.password} / personal code {new.code}"
+                ]
+            password, code = kept(password_file), kept(code_file)
+            if password is None or await authenticate(db, email, password) is None:
+                password = f"(changed: vocalcast account password --account {account.email})"
+            found = await find_by_code(db, code, secret_key=secret_key) if code is not None else None
+            if code is None or found is None or found.id != account.id:
+                code = f"(changed: vocalcast account code --account {account.email} --regenerate)"
+            return [f"demo account: {account.email} / password {password} / personal code {code}"]
+
+    return asyncio.run(ensure())
 
 
 async def apply_trunks(settings: Settings) -> list[Trunk]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
 
+from engine.domain.trunks import Trunk
 from engine.settings import Settings
 from engine.telephony.ari import AriClient, events_task
 from engine.telephony.stasis import StasisRouter
@@ -68,3 +69,31 @@ async def wait_for_empty(client: AriClient, timeout_s: float = 5.0) -> tuple[lis
                 await client.destroy_bridge(bid)
             return (channels, bridges)
         await asyncio.sleep(0.05)
+
+
+_next_sipp = iter(range(250))
+
+
+@pytest.fixture
+def sipp_ports() -> Iterator[int]:
+    """Fresh (SIP port, media port) pairs from this instance's block, never reused in a session."""
+    from tests.conftest import sipp_port
+
+    def allocate() -> tuple[int, int]:
+        # Each SIPp takes a SIP port; its media port (-mp) binds mp and mp+2: keep them apart.
+        sip = sipp_port(next(_next_sipp))
+        media = sipp_port(next(_next_sipp)) + 1000
+        return sip, media
+
+    yield allocate  # type: ignore[misc]
+
+
+async def add_trunk(settings: Settings, trunk: Trunk) -> None:
+    """Store a trunk, render PJSIP config and reload PJSIP live, as `vocalcast trunk add` does."""
+    from engine.stack import apply_trunks
+    from engine.store import Database
+    from engine.store.trunks import upsert_trunk
+
+    async with Database(settings.dsn, min_size=1, max_size=1) as database:
+        await upsert_trunk(database, trunk)
+    await apply_trunks(settings)

@@ -1,0 +1,410 @@
+"""`vocalcast account create|show|credit|code|password|sender|defaults|options`: operators' account tools.
+
+Every subcommand names its account with ``--account EMAIL``; a password or personal code is printed
+only when it is made, since the database keeps only hashes of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from engine.domain.accounts import Account, SendDefaults, SenderNumber, check_sender, check_transfer
+from engine.errors import InvalidInput, NotFound
+from engine.settings import Settings
+from engine.store import Database
+from engine.store import accounts as store
+from engine.store import messages as messages_store
+
+T = TypeVar("T")
+LEDGER_TAIL = 10
+
+
+def run_with_db(fn: Callable[[Database, Settings], Awaitable[T]]) -> T:
+    """Open a small pool on the instance's database, run ``fn``, close the pool."""
+    settings = Settings.from_env()
+
+    async def run() -> T:
+        async with Database(settings.dsn, min_size=1, max_size=2) as db:
+            return await fn(db, settings)
+
+    return asyncio.run(run())
+
+
+def _on_off(raw: str) -> bool:
+    if raw not in {"on", "off"}:
+        raise argparse.ArgumentTypeError("expected on or off")
+    return raw == "on"
+
+
+def _read_password(raw: str | None) -> str | None:
+    if raw == "-":
+        return sys.stdin.readline().rstrip("\n")
+    return raw
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("account", help="customer accounts: create, credit, codes, senders, defaults")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    create = actions.add_parser(
+        "create", help="create an account; prints its password and personal code once"
+    )
+    create.add_argument("--email", required=True, help="the login (case-insensitive)")
+    create.add_argument("--password", help="default: generated; '-' reads it from standard input")
+    create.add_argument("--credits", type=int, default=0, help="initial credits")
+    create.add_argument("--json", action="store_true")
+    create.set_defaults(func=_create)
+
+    show = actions.add_parser("show", help="balance, last movements, defaults, sender numbers")
+    show.add_argument("--account", required=True, metavar="EMAIL")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_show)
+
+    credit = actions.add_parser("credit", help="add credits (a positive whole number)")
+    credit.add_argument("--account", required=True, metavar="EMAIL")
+    credit.add_argument("amount", type=int, metavar="N")
+    credit.add_argument("--reason", default="crédit opérateur", help="shown in the customer's ledger")
+    credit.set_defaults(func=_credit)
+
+    code = actions.add_parser("code", help="give the account a new personal code (prints it once)")
+    code.add_argument("--account", required=True, metavar="EMAIL")
+    code.add_argument(
+        "--regenerate",
+        action="store_true",
+        required=True,
+        help="required: the current code cannot be shown, only a keyed hash of it is stored",
+    )
+    code.set_defaults(func=_code)
+
+    password = actions.add_parser("password", help="set a new password (generated unless given)")
+    password.add_argument("--account", required=True, metavar="EMAIL")
+    password.add_argument("--password", help="default: generated; '-' reads it from standard input")
+    password.set_defaults(func=_password)
+
+    sender = actions.add_parser("sender", help="declare, verify and list sender numbers (caller IDs)")
+    sender.add_argument("--account", required=True, metavar="EMAIL")
+    sender.add_argument("--add", metavar="NUMBER", help="declare a number (pending until verified)")
+    sender.add_argument(
+        "--verify",
+        nargs="?",
+        const=True,
+        metavar="NUMBER",
+        help="verify NUMBER, or with --add the number being added; mobiles are refused (ARCEP)",
+    )
+    sender.add_argument("--json", action="store_true")
+    sender.set_defaults(func=_sender)
+
+    defaults = actions.add_parser("defaults", help="default send options (http.php and e-mail sends)")
+    defaults.add_argument("--account", required=True, metavar="EMAIL")
+    defaults.add_argument("--greeting", metavar="REF|off", help="the greeting message played first")
+    defaults.add_argument("--transfer", metavar="NUMBER|off", help="where key 9 transfers the callee")
+    defaults.add_argument("--sender", metavar="NUMBER|off", help="a verified sender number; off: hidden")
+    defaults.add_argument("--retries", type=int, metavar="N", help="extra attempts after the first call")
+    defaults.add_argument("--interval", type=int, metavar="MIN", help="minutes between two attempts")
+    defaults.add_argument("--drop", type=_on_off, metavar="on|off", help="voicemail drop")
+    defaults.add_argument("--json", action="store_true")
+    defaults.set_defaults(func=_defaults)
+
+    options = actions.add_parser("options", help="what the account may do")
+    options.add_argument("--account", required=True, metavar="EMAIL")
+    options.add_argument("--international", type=_on_off, metavar="on|off", help="foreign destinations")
+    options.add_argument("--voicemail-drop", type=_on_off, metavar="on|off", help="voicemail drop allowed")
+    options.set_defaults(func=_options)
+
+
+# --- create, credentials --------------------------------------------------------------------------------
+
+
+def _create(args: argparse.Namespace) -> int:
+    password = _read_password(args.password)
+    if args.credits < 0:
+        raise InvalidInput("credit_amount", f"initial credits must not be negative, got {args.credits}")
+
+    async def run(db: Database, settings: Settings) -> store.NewAccount:
+        return await store.create_account(
+            db,
+            args.email,
+            secret_key=settings.require("secret_key"),
+            password=password,
+            credits=args.credits,
+        )
+
+    new = run_with_db(run)
+    if args.json:
+        out = {
+            "id": str(new.account.id),
+            "email": new.account.email,
+            "password": new.password,
+            "code": new.code,
+            "credits": new.account.balance,
+        }
+        print(json.dumps(out))
+    else:
+        print(f"account {new.account.email} created (id {new.account.id})")
+        print(f"  password:      {new.password}   (shown once)")
+        print(f"  personal code: {new.code}   (shown once)")
+        print(f"  credits:       {new.account.balance}")
+    return 0
+
+
+def _code(args: argparse.Namespace) -> int:
+    async def run(db: Database, settings: Settings) -> str:
+        account = await store.account_by_email(db, args.account)
+        return await store.regenerate_code(db, account.id, secret_key=settings.require("secret_key"))
+
+    code = run_with_db(run)
+    print(f"new personal code of {args.account.strip().lower()}: {code}   (shown once; the old one is void)")
+    return 0
+
+
+def _password(args: argparse.Namespace) -> int:
+    password = _read_password(args.password)
+
+    async def run(db: Database, settings: Settings) -> str:
+        account = await store.account_by_email(db, args.account)
+        return await store.set_password(db, account.id, password)
+
+    new = run_with_db(run)
+    if password is None:
+        print(f"new password of {args.account.strip().lower()}: {new}   (shown once)")
+    else:
+        print(f"password of {args.account.strip().lower()} changed")
+    return 0
+
+
+def _credit(args: argparse.Namespace) -> int:
+    async def run(db: Database, settings: Settings) -> tuple[Account, int]:
+        account = await store.account_by_email(db, args.account)
+        after = await store.credit(db, account.id, args.amount, reason=args.reason)
+        return account, after.available
+
+    account, available = run_with_db(run)
+    print(f"{account.email}: +{args.amount} credits, {available} available")
+    return 0
+
+
+def _options(args: argparse.Namespace) -> int:
+    async def run(db: Database, settings: Settings) -> Account:
+        account = await store.account_by_email(db, args.account)
+        return await store.set_options(
+            db,
+            account.id,
+            allow_international=args.international,
+            allow_voicemail_drop=args.voicemail_drop,
+        )
+
+    account = run_with_db(run)
+    print(
+        f"{account.email}: international {_word(account.allow_international)}, "
+        f"voicemail drop {_word(account.allow_voicemail_drop)}"
+    )
+    return 0
+
+
+def _word(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+# --- sender numbers -------------------------------------------------------------------------------------
+
+
+def _sender(args: argparse.Namespace) -> int:
+    to_verify: str | None
+    if args.verify is True:
+        if args.add is None:
+            raise InvalidInput("sender_missing", "--verify without a number needs --add NUMBER")
+        to_verify = args.add
+    else:
+        to_verify = args.verify
+    if args.add is not None:
+        check = check_sender(args.add)  # refuse before touching the database
+        if check.mobile_forbidden:
+            print(
+                f"warning: {check.e164} is a mobile number: ARCEP forbids presenting it from automated "
+                "calls; it stays pending and cannot be verified",
+                file=sys.stderr,
+            )
+
+    async def run(db: Database, settings: Settings) -> list[dict[str, Any]]:
+        account = await store.account_by_email(db, args.account)
+        if args.add is not None:
+            number = await store.declare_sender(db, account.id, args.add)
+            print(f"declared {number.e164} ({number.status})")
+        if to_verify is not None:
+            number = await store.verify_sender(db, account.id, to_verify)
+            print(f"verified {number.e164}")
+        return [_sender_json(s) for s in await store.list_senders(db, account.id)]
+
+    senders = run_with_db(run)
+    if args.add is None and to_verify is None:
+        for s in senders:
+            if args.json:
+                print(json.dumps(s))
+            else:
+                notes = " ".join(
+                    n
+                    for n, on in (("mobile", s["is_mobile"]), ("arcep-range", s["in_automated_range"]))
+                    if on
+                )
+                print(f"{s['e164']:<16} {s['status']:<9} {notes}".rstrip())
+    return 0
+
+
+def _sender_json(s: SenderNumber) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "e164": s.e164,
+        "status": s.status,
+        "is_mobile": s.is_mobile,
+        "in_automated_range": s.in_automated_range,
+        "declared_at": s.declared_at.isoformat(),
+        "verified_at": s.verified_at.isoformat() if s.verified_at else None,
+    }
+
+
+# --- default send options -------------------------------------------------------------------------------
+
+
+async def _defaults_json(db: Database, account: Account) -> dict[str, Any]:
+    """Defaults as the customer knows them: the greeting by reference, the sender by number."""
+    d = account.defaults
+    greeting_ref = None
+    if d.greeting_message_id is not None:
+        greeting_ref = (await messages_store.get_message_by_id(db, account.id, d.greeting_message_id)).ref
+    sender = None
+    if d.sender_number_id is not None:
+        sender = next(
+            (s.e164 for s in await store.list_senders(db, account.id) if s.id == d.sender_number_id), None
+        )
+    return {
+        "greeting_enabled": d.greeting_enabled,
+        "greeting_ref": greeting_ref,
+        "transfer_number": d.transfer_number,
+        "sender_number": sender,
+        "retries": d.retries,
+        "retry_interval_min": d.retry_interval_s // 60,
+        "voicemail_drop": d.voicemail_drop,
+    }
+
+
+def _parse_ref(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidInput("ref_invalid", f"expected a message reference (1, 2, …) or off, got {raw!r}")
+    return int(raw)
+
+
+async def _sender_id(db: Database, account_id: UUID, raw: str) -> int:
+    e164 = check_sender(raw).e164
+    for s in await store.list_senders(db, account_id):
+        if s.e164 == e164:
+            return s.id
+    raise NotFound(f"{e164} is not a declared sender number of this account")
+
+
+def _defaults(args: argparse.Namespace) -> int:
+    async def run(db: Database, settings: Settings) -> dict[str, Any]:
+        account = await store.account_by_email(db, args.account)
+        changes: dict[str, Any] = {}
+        if args.greeting is not None:
+            if args.greeting == "off":
+                changes |= {"greeting_enabled": False, "greeting_message_id": None}
+            else:
+                message = await messages_store.get_message(db, account.id, _parse_ref(args.greeting))
+                changes |= {"greeting_enabled": True, "greeting_message_id": message.id}
+        if args.transfer is not None:
+            changes["transfer_number"] = (
+                None
+                if args.transfer == "off"
+                else check_transfer(args.transfer, allow_international=account.allow_international)
+            )
+        if args.sender is not None:
+            changes["sender_number_id"] = (
+                None if args.sender == "off" else await _sender_id(db, account.id, args.sender)
+            )
+        if args.retries is not None:
+            changes["retries"] = args.retries
+        if args.interval is not None:
+            changes["retry_interval_s"] = args.interval * 60
+        if args.drop is not None:
+            changes["voicemail_drop"] = args.drop
+        if changes:
+            new: SendDefaults = dataclasses.replace(account.defaults, **changes)
+            account = await store.set_defaults(db, account.id, new)
+        return await _defaults_json(db, account)
+
+    shown = run_with_db(run)
+    if args.json:
+        print(json.dumps(shown))
+    else:
+        for key, value in shown.items():
+            print(f"{key:<20} {_show_value(value)}")
+    return 0
+
+
+def _show_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return _word(value)
+    return str(value)
+
+
+# --- show -----------------------------------------------------------------------------------------------
+
+
+def _show(args: argparse.Namespace) -> int:
+    async def run(db: Database, settings: Settings) -> dict[str, Any]:
+        account = await store.account_by_email(db, args.account)
+        entries = await store.ledger(db, account.id, limit=LEDGER_TAIL)
+        messages = await messages_store.list_messages(db, account.id)
+        return {
+            "id": str(account.id),
+            "email": account.email,
+            "created_at": account.created_at.isoformat(),
+            "options": {
+                "international": account.allow_international,
+                "voicemail_drop": account.allow_voicemail_drop,
+            },
+            "credits": {"available": account.balance, "reserved": account.reserved},
+            "ledger": [
+                {
+                    "id": e.id,
+                    "at": e.at.isoformat(),
+                    "kind": e.kind,
+                    "amount": e.amount,
+                    "held": e.held,
+                    "reason": e.reason,
+                    "send_id": str(e.send_id) if e.send_id else None,
+                }
+                for e in entries
+            ],
+            "defaults": await _defaults_json(db, account),
+            "senders": [_sender_json(s) for s in await store.list_senders(db, account.id)],
+            "messages": len(messages),
+        }
+
+    report = run_with_db(run)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    credits = report["credits"]
+    print(f"{report['email']}  (id {report['id']}, created {report['created_at'][:10]})")
+    print(f"  credits:   {credits['available']} available, {credits['reserved']} reserved")
+    print(
+        f"  options:   international {_word(report['options']['international'])}, "
+        f"voicemail drop {_word(report['options']['voicemail_drop'])}"
+    )
+    print(f"  messages:  {report['messages']}")
+    print("  defaults:  " + ", ".join(f"{k}={_show_value(v)}" for k, v in report["defaults"].items()))
+    for s in report["senders"]:
+        print(f"  sender:    {s['e164']} {s['status']}{' (mobile)' if s['is_mobile'] else ''}")
+    for e in report["ledger"]:
+        print(f"  {e['at'][:19]}  {e['kind']:<8} {e['amount']:+d}  {e['reason']}")
+    return 0

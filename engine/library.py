@@ -1,0 +1,170 @@
+"""The message library use case: add (upload or phone recording), list, rename, delete, listen, play.
+
+A message is converted first, into <media dir>/<account id>/<message id>.*, and only then gets its row
+and reference, in one transaction; a refused file leaves nothing behind and uses no reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import structlog
+
+from engine.audio import AudioLimits, convert
+from engine.domain.accounts import ORIGINS, Message, Origin, check_title, default_title
+from engine.errors import InvalidInput
+from engine.settings import Settings
+from engine.stack.asterisk import sound_uri
+from engine.store import messages as store
+from engine.store.accounts import get_account
+from engine.store.db import Database
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+def audio_limits(settings: Settings) -> AudioLimits:
+    return AudioLimits(
+        max_bytes=settings.audio_max_bytes,
+        min_duration_s=settings.audio_min_duration_s,
+        max_duration_s=settings.audio_max_duration_s,
+        run_timeout_s=settings.audio_timeout_s,
+    )
+
+
+def _remove_files(message_files: list[Path]) -> None:
+    # Metadata operations of microseconds: on the loop, like engine.audio's own cleanup.
+    for path in message_files:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("message_file_not_removed", path=str(path), error=str(exc))
+
+
+async def _settle(coro: Coroutine[Any, Any, T]) -> tuple[asyncio.Task[T], bool]:
+    """Run ``coro`` to its end even if we are cancelled meanwhile; (its task, whether we were cancelled).
+
+    A transaction cancelled mid-commit leaves no way to know whether the row exists, and so whether
+    the files must go: letting it finish answers that.
+    """
+    task = asyncio.ensure_future(coro)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    return task, cancelled
+
+
+async def add_message(
+    db: Database,
+    settings: Settings,
+    account_id: UUID,
+    src_path: Path,
+    *,
+    title: str | None = None,
+    origin: Origin,
+    is_greeting: bool = False,
+    original_name: str | None = None,
+) -> Message:
+    """Convert ``src_path`` (WAV or MP3, any rate) and add it to the account's library.
+
+    Raises engine.audio's InvalidInput codes for a refused file, ``title_invalid``, or NotFound for an
+    unknown account; in every failure nothing is stored and no reference is used. ``src_path`` itself
+    is left alone (the caller owns it: an upload's temp file, an Asterisk recording).
+    """
+    if origin not in ORIGINS:
+        raise InvalidInput("origin_invalid", f"origin must be one of {ORIGINS}, got {origin!r}")
+    checked_title = check_title(title) if title is not None else None
+    await get_account(db, account_id)  # before spending a conversion on an unknown account
+    message_id = uuid4()
+    stem = str(message_id)
+    converted = await convert(
+        src_path,
+        settings.media_dir / str(account_id),
+        stem,
+        audio_limits(settings),
+        original_name=original_name or src_path.name,
+    )
+    files = [converted.wav, converted.alaw, converted.ulaw, converted.original]
+    created_at = datetime.now(UTC)
+    rel_dir = PurePosixPath(str(account_id))
+    task, cancelled = await _settle(
+        store.insert_message(
+            db,
+            message_id=message_id,
+            account_id=account_id,
+            title=checked_title or default_title(original_name, created_at, is_greeting=is_greeting),
+            origin=origin,
+            is_greeting=is_greeting,
+            duration_s=converted.duration_s,
+            audio_stem=rel_dir / stem,
+            original_file=rel_dir / converted.original.name,
+            original_name=original_name,
+            loudness_lufs=converted.loudness_lufs,
+            true_peak_dbfs=converted.true_peak_dbfs,
+            created_at=created_at,
+        )
+    )
+    if task.cancelled() or task.exception() is not None:
+        _remove_files(files)
+    if cancelled:
+        raise asyncio.CancelledError
+    message = task.result()
+    log.info(
+        "message_added",
+        account_id=str(account_id),
+        message_id=str(message.id),
+        ref=message.ref,
+        origin=origin,
+        duration_s=message.duration_s,
+    )
+    return message
+
+
+async def list_messages(db: Database, account_id: UUID, *, greetings_only: bool = False) -> list[Message]:
+    return await store.list_messages(db, account_id, greetings_only=greetings_only)
+
+
+async def get_message(db: Database, account_id: UUID, ref: int) -> Message:
+    """The account's message ``ref``; another account's message is NotFound."""
+    return await store.get_message(db, account_id, ref)
+
+
+async def rename_message(db: Database, account_id: UUID, ref: int, title: str) -> Message:
+    return await store.rename_message(db, account_id, ref, check_title(title))
+
+
+async def delete_message(db: Database, settings: Settings, account_id: UUID, ref: int) -> Message:
+    """Delete the account's message ``ref`` and its files; MessageInUse while a send needs it."""
+    message = await store.delete_message(db, account_id, ref)
+    _remove_files(message.files(settings.media_dir))
+    log.info("message_deleted", account_id=str(account_id), message_id=str(message.id), ref=ref)
+    return message
+
+
+def playback_uri(settings: Settings, message: Message) -> str:
+    """What ARI plays: Asterisk picks the .alaw/.ulaw/.wav file that matches the channel's codec."""
+    return sound_uri(settings, message.wav(settings.media_dir))
+
+
+async def listening_file(db: Database, settings: Settings, account_id: UUID, ref: int) -> Path:
+    """The file a browser plays for the message's owner: the 8 kHz WAV (PCM), exactly what callers hear."""
+    message = await store.get_message(db, account_id, ref)
+    return message.wav(settings.media_dir)
+
+
+async def original_file(db: Database, settings: Settings, account_id: UUID, ref: int) -> tuple[Path, str]:
+    """The upload as it was received, and the name to download it under; for its owner only."""
+    message = await store.get_message(db, account_id, ref)
+    path = settings.media_dir / message.original_file
+    suffix = path.suffix
+    name = message.original_name or f"message-{message.ref}{suffix}"
+    return path, name

@@ -1,0 +1,608 @@
+"""Account rows: credentials, personal codes, options, default send options, sender numbers and credits.
+
+Every credit movement updates the account row and appends its ledger entry in one transaction: the
+row lock serialises movements of one account and the row's CHECKs forbid a negative balance.
+Movement functions accept the pool or a connection, so that the dialer can reserve inside its own
+transaction (a savepoint then keeps a refusal from aborting it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+from uuid import UUID
+
+import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from engine.domain import accounts as domain
+from engine.domain.accounts import (
+    Account,
+    Balance,
+    InsufficientCredits,
+    LedgerEntry,
+    SendDefaults,
+    SenderNumber,
+)
+from engine.errors import InvalidInput, NotFound
+from engine.store.db import Database
+
+# argon2id with the library's defaults (RFC 9106's second recommendation: 64 MiB, 3 passes): ≈ 0.1 s
+# of CPU per hash, which is why every hash and verification runs in a thread.
+_HASHER: Final = PasswordHasher()
+_CODE_ATTEMPTS: Final = 8  # draws before giving up on a unique personal code (one collision is rare)
+
+Executor: TypeAlias = Database | asyncpg.Connection
+
+_ACCOUNT_COLUMNS: Final = (
+    "id, email, allow_international, allow_voicemail_drop, balance, reserved, created_at, "
+    "default_greeting_enabled, default_greeting_message_id, default_transfer_number, "
+    "default_sender_number_id, default_retries, default_retry_interval_s, default_voicemail_drop"
+)
+_SENDER_COLUMNS: Final = "id, e164, status, is_mobile, declared_at, verified_at"
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    """A created account with its password and personal code: the only time they are seen in clear."""
+
+    account: Account
+    password: str
+    code: str
+
+
+@asynccontextmanager
+async def in_transaction(db: Executor) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on the pool, or a savepoint inside the caller's connection."""
+    if isinstance(db, Database):
+        async with db.transaction() as conn:
+            yield conn
+    else:
+        async with db.transaction():
+            yield db
+
+
+def _account(row: asyncpg.Record) -> Account:
+    return Account(
+        id=row["id"],
+        email=row["email"],
+        allow_international=row["allow_international"],
+        allow_voicemail_drop=row["allow_voicemail_drop"],
+        balance=row["balance"],
+        reserved=row["reserved"],
+        created_at=row["created_at"],
+        defaults=SendDefaults(
+            greeting_enabled=row["default_greeting_enabled"],
+            greeting_message_id=row["default_greeting_message_id"],
+            transfer_number=row["default_transfer_number"],
+            sender_number_id=row["default_sender_number_id"],
+            retries=row["default_retries"],
+            retry_interval_s=row["default_retry_interval_s"],
+            voicemail_drop=row["default_voicemail_drop"],
+        ),
+    )
+
+
+def _sender(row: asyncpg.Record) -> SenderNumber:
+    return SenderNumber(
+        id=row["id"],
+        e164=row["e164"],
+        status=row["status"],
+        is_mobile=row["is_mobile"],
+        declared_at=row["declared_at"],
+        verified_at=row["verified_at"],
+    )
+
+
+def _no_account(account_id: UUID | str) -> NotFound:
+    return NotFound(f"no account {account_id}", message_fr="Compte introuvable.")
+
+
+# --- passwords (CPU-heavy: always in a thread) ---------------------------------------------------------
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _HASHER.hash("vocalcast-dummy-password")
+
+
+def _verify_dummy(password: str) -> None:
+    """Spend what a real verification costs, so an unknown e-mail answers no faster than a known one."""
+    _verify(_dummy_hash(), password)
+
+
+# --- accounts -------------------------------------------------------------------------------------------
+
+
+async def create_account(
+    db: Database,
+    email: str,
+    *,
+    secret_key: str,
+    password: str | None = None,
+    credits: int = 0,
+    reason: str = "crédit initial",
+) -> NewAccount:
+    """Create an account; the password (generated unless given) and the personal code are returned once."""
+    login = domain.normalize_email(email)
+    if password is None:
+        password = domain.generate_password()
+    else:
+        domain.check_password(password)
+    if credits:
+        domain.check_credit_amount(credits)
+    password_hash = await asyncio.to_thread(_HASHER.hash, password)
+    for _ in range(_CODE_ATTEMPTS):
+        code = domain.generate_code()
+        try:
+            async with db.transaction() as conn:
+                account_id = await conn.fetchval(
+                    "INSERT INTO accounts (email, password_hash, code_digest) "
+                    "VALUES ($1, $2, $3) RETURNING id",
+                    login,
+                    password_hash,
+                    domain.code_digest(code, secret_key),
+                )
+                if credits:
+                    await _move(
+                        conn, account_id, kind="credit", amount=credits, held=0, reason=reason, send_id=None
+                    )
+                account = await _get(conn, account_id)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "accounts_code_digest":
+                continue
+            if exc.constraint_name == "accounts_email":
+                raise InvalidInput(
+                    "email_taken",
+                    f"an account already uses {login}",
+                    message_fr="Un compte existe déjà avec cette adresse e-mail.",
+                ) from exc
+            raise
+        return NewAccount(account=account, password=password, code=code)
+    raise RuntimeError(f"no unique personal code after {_CODE_ATTEMPTS} draws")
+
+
+async def _get(conn: Executor, account_id: UUID) -> Account:
+    row = await conn.fetchrow(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = $1", account_id)  # noqa: S608 - constant columns
+    if row is None:
+        raise _no_account(account_id)
+    return _account(row)
+
+
+async def get_account(db: Executor, account_id: UUID) -> Account:
+    return await _get(db, account_id)
+
+
+async def account_by_email(db: Executor, email: str) -> Account:
+    """The account whose login is ``email`` (any case), else NotFound."""
+    login = domain.normalize_email(email)
+    row = await db.fetchrow(
+        f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE lower(email) = lower($1)",  # noqa: S608 - constant columns
+        login,
+    )
+    if row is None:
+        raise _no_account(login)
+    return _account(row)
+
+
+async def authenticate(db: Database, email: str, password: str) -> Account | None:
+    """The account if ``password`` is its password, else None (same cost whether the e-mail exists or not)."""
+    if len(password) > domain.PASSWORD_MAX_LENGTH:
+        return None  # no stored password is that long; refusing early bounds the hashing work
+    try:
+        login: str | None = domain.normalize_email(email)
+    except InvalidInput:
+        login = None
+    row = None
+    if login is not None:
+        row = await db.fetchrow(
+            "SELECT id, password_hash FROM accounts WHERE lower(email) = lower($1)", login
+        )
+    if row is None:
+        await asyncio.to_thread(_verify_dummy, password)
+        return None
+    if not await asyncio.to_thread(_verify, row["password_hash"], password):
+        return None
+    if _HASHER.check_needs_rehash(row["password_hash"]):
+        # Parameters were raised since this hash was made: upgrade it while we hold the password.
+        new_hash = await asyncio.to_thread(_HASHER.hash, password)
+        await db.execute(
+            "UPDATE accounts SET password_hash = $2 WHERE id = $1 AND password_hash = $3",
+            row["id"],
+            new_hash,
+            row["password_hash"],
+        )
+    return await _get(db, row["id"])
+
+
+async def set_password(db: Database, account_id: UUID, password: str | None = None) -> str:
+    """Replace the password (generated unless given); returns it, the only time it is seen."""
+    if password is None:
+        password = domain.generate_password()
+    else:
+        domain.check_password(password)
+    password_hash = await asyncio.to_thread(_HASHER.hash, password)
+    status = await db.execute(
+        "UPDATE accounts SET password_hash = $2 WHERE id = $1", account_id, password_hash
+    )
+    if status.endswith(" 0"):
+        raise _no_account(account_id)
+    return password
+
+
+async def find_by_code(db: Executor, code: str, *, secret_key: str) -> Account | None:
+    """The account whose personal code is ``code`` (the recording IVR's lookup), else None."""
+    if not domain.is_code(code):
+        return None
+    row = await db.fetchrow(
+        f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE code_digest = $1",  # noqa: S608 - constant columns
+        domain.code_digest(code, secret_key),
+    )
+    return _account(row) if row is not None else None
+
+
+async def regenerate_code(db: Database, account_id: UUID, *, secret_key: str) -> str:
+    """Give the account a new personal code (the old one stops working); returns it, seen only now."""
+    for _ in range(_CODE_ATTEMPTS):
+        code = domain.generate_code()
+        digest = domain.code_digest(code, secret_key)
+        try:
+            # "<> $2": drawing the current code again would leave the old code working.
+            changed = await db.fetchval(
+                "UPDATE accounts SET code_digest = $2 WHERE id = $1 AND code_digest <> $2 RETURNING id",
+                account_id,
+                digest,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "accounts_code_digest":
+                continue
+            raise
+        if changed is not None:
+            return code
+        if await db.fetchval("SELECT 1 FROM accounts WHERE id = $1", account_id) is None:
+            raise _no_account(account_id)
+    raise RuntimeError(f"no unique personal code after {_CODE_ATTEMPTS} draws")
+
+
+async def set_options(
+    db: Database,
+    account_id: UUID,
+    *,
+    allow_international: bool | None = None,
+    allow_voicemail_drop: bool | None = None,
+) -> Account:
+    """Change the account's options; defaults they no longer allow are switched off with them."""
+    async with db.transaction() as conn:
+        account = await _get(conn, account_id)
+        international = account.allow_international if allow_international is None else allow_international
+        drop = account.allow_voicemail_drop if allow_voicemail_drop is None else allow_voicemail_drop
+        transfer = account.defaults.transfer_number
+        if transfer is not None:
+            try:
+                domain.check_transfer(transfer, allow_international=international)
+            except InvalidInput:
+                transfer = None
+        await conn.execute(
+            "UPDATE accounts SET allow_international = $2, allow_voicemail_drop = $3, "
+            "default_voicemail_drop = default_voicemail_drop AND $3, default_transfer_number = $4 "
+            "WHERE id = $1",
+            account_id,
+            international,
+            drop,
+            transfer,
+        )
+        return await _get(conn, account_id)
+
+
+# --- default send options -------------------------------------------------------------------------------
+
+
+async def set_defaults(db: Database, account_id: UUID, defaults: SendDefaults) -> Account:
+    """Store the default send options after checking they are the account's own and usable.
+
+    The greeting must be a live greeting message of the account, the sender number one of its verified
+    numbers, the transfer number valid for its options, voicemail drop allowed by its options.
+    """
+    async with db.transaction() as conn:
+        account = await conn.fetchrow(
+            "SELECT allow_international, allow_voicemail_drop FROM accounts WHERE id = $1 FOR UPDATE",
+            account_id,
+        )
+        if account is None:
+            raise _no_account(account_id)
+        if defaults.greeting_message_id is not None:
+            greeting = await conn.fetchrow(
+                "SELECT is_greeting FROM messages WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL "
+                "FOR SHARE",
+                defaults.greeting_message_id,
+                account_id,
+            )
+            if greeting is None or not greeting["is_greeting"]:
+                raise InvalidInput(
+                    "greeting_invalid",
+                    f"message {defaults.greeting_message_id} is not a greeting of account {account_id}",
+                    message_fr="Ce message n'est pas un message d'accueil de votre compte.",
+                )
+        if defaults.sender_number_id is not None:
+            status = await conn.fetchval(
+                "SELECT status FROM sender_numbers WHERE id = $1 AND account_id = $2 FOR SHARE",
+                defaults.sender_number_id,
+                account_id,
+            )
+            if status != "verified":
+                raise InvalidInput(
+                    "sender_not_verified",
+                    f"sender number {defaults.sender_number_id} is not a verified number of {account_id}",
+                    message_fr="Ce numéro émetteur n'a pas encore été vérifié par nos services.",
+                )
+        transfer = defaults.transfer_number
+        if transfer is not None:
+            transfer = domain.check_transfer(transfer, allow_international=account["allow_international"])
+        if defaults.voicemail_drop and not account["allow_voicemail_drop"]:
+            raise InvalidInput(
+                "voicemail_drop_disabled",
+                "voicemail drop is not enabled on this account",
+                message_fr="Le dépôt sur répondeur n'est pas activé sur ce compte.",
+            )
+        await conn.execute(
+            "UPDATE accounts SET default_greeting_enabled = $2, default_greeting_message_id = $3, "
+            "default_transfer_number = $4, default_sender_number_id = $5, default_retries = $6, "
+            "default_retry_interval_s = $7, default_voicemail_drop = $8 WHERE id = $1",
+            account_id,
+            defaults.greeting_enabled,
+            defaults.greeting_message_id,
+            transfer,
+            defaults.sender_number_id,
+            defaults.retries,
+            defaults.retry_interval_s,
+            defaults.voicemail_drop,
+        )
+        return await _get(conn, account_id)
+
+
+# --- sender numbers -------------------------------------------------------------------------------------
+
+
+async def declare_sender(db: Database, account_id: UUID, raw: str) -> SenderNumber:
+    """Declare a sender number (pending until verified); declaring it again returns the existing one."""
+    check = domain.check_sender(raw)
+    try:
+        row = await db.fetchrow(
+            f"INSERT INTO sender_numbers (account_id, e164, is_mobile) VALUES ($1, $2, $3) "  # noqa: S608 - constant columns
+            f"ON CONFLICT (account_id, e164) DO NOTHING RETURNING {_SENDER_COLUMNS}",
+            account_id,
+            check.e164,
+            check.is_mobile,
+        )
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise _no_account(account_id) from exc
+    if row is None:
+        row = await db.fetchrow(
+            f"SELECT {_SENDER_COLUMNS} FROM sender_numbers WHERE account_id = $1 AND e164 = $2",  # noqa: S608 - constant columns
+            account_id,
+            check.e164,
+        )
+        if row is None:  # removed in between: cannot happen today, there is no removal
+            raise NotFound(f"sender number {check.e164} vanished")
+    return _sender(row)
+
+
+async def verify_sender(db: Database, account_id: UUID, raw: str) -> SenderNumber:
+    """An operator confirms a declared number belongs to the customer; mobiles are refused (ARCEP)."""
+    check = domain.check_sender(raw)
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(
+            f"SELECT {_SENDER_COLUMNS} FROM sender_numbers WHERE account_id = $1 AND e164 = $2 FOR UPDATE",  # noqa: S608 - constant columns
+            account_id,
+            check.e164,
+        )
+        if row is None:
+            raise NotFound(
+                f"{check.e164} is not a declared sender number of {account_id}",
+                message_fr="Ce numéro émetteur n'a pas été déclaré.",
+            )
+        domain.check_verifiable(row["e164"], row["is_mobile"])
+        row = await conn.fetchrow(
+            "UPDATE sender_numbers SET status = 'verified', verified_at = coalesce(verified_at, now()) "  # noqa: S608 - constant columns
+            f"WHERE id = $1 RETURNING {_SENDER_COLUMNS}",
+            row["id"],
+        )
+    return _sender(row)
+
+
+async def list_senders(db: Executor, account_id: UUID) -> list[SenderNumber]:
+    rows = await db.fetch(
+        f"SELECT {_SENDER_COLUMNS} FROM sender_numbers WHERE account_id = $1 ORDER BY declared_at, id",  # noqa: S608 - constant columns
+        account_id,
+    )
+    return [_sender(r) for r in rows]
+
+
+# --- credits --------------------------------------------------------------------------------------------
+
+
+async def _move(
+    conn: asyncpg.Connection,
+    account_id: UUID,
+    *,
+    kind: domain.LedgerKind,
+    amount: int,
+    held: int,
+    reason: str,
+    send_id: UUID | None,
+) -> Balance:
+    """Apply one movement to the account row and record it; the caller holds the transaction."""
+    try:
+        row = await conn.fetchrow(
+            "UPDATE accounts SET balance = balance + $2, reserved = reserved + $3 WHERE id = $1 "
+            "RETURNING balance, reserved",
+            account_id,
+            amount,
+            held,
+        )
+    except asyncpg.CheckViolationError as exc:
+        raise InsufficientCredits(f"account {account_id}: movement {kind} {amount:+d} refused") from exc
+    if row is None:
+        raise _no_account(account_id)
+    await conn.execute(
+        "INSERT INTO credit_ledger (account_id, kind, amount, held, reason, send_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        account_id,
+        kind,
+        amount,
+        held,
+        reason,
+        send_id,
+    )
+    return Balance(available=row["balance"], reserved=row["reserved"])
+
+
+async def credit(db: Executor, account_id: UUID, amount: int, *, reason: str = "crédit") -> Balance:
+    """An operator adds credits (a positive whole number)."""
+    domain.check_credit_amount(amount)
+    async with in_transaction(db) as conn:
+        return await _move(
+            conn, account_id, kind="credit", amount=amount, held=0, reason=reason, send_id=None
+        )
+
+
+async def balance(db: Executor, account_id: UUID) -> Balance:
+    row = await db.fetchrow("SELECT balance, reserved FROM accounts WHERE id = $1", account_id)
+    if row is None:
+        raise _no_account(account_id)
+    return Balance(available=row["balance"], reserved=row["reserved"])
+
+
+async def reserve(
+    db: Executor, account_id: UUID, send_id: UUID, amount: int, *, reason: str = "réservation"
+) -> Balance:
+    """Hold ``amount`` credits for a send, or raise InsufficientCredits and change nothing."""
+    domain.check_credit_amount(amount)
+    async with in_transaction(db) as conn:
+        # The row lock taken by this UPDATE serialises concurrent reservations; the WHERE clause is
+        # re-checked on the latest row version, so two of them cannot both spend the same credits.
+        row = await conn.fetchrow(
+            "UPDATE accounts SET balance = balance - $2, reserved = reserved + $2 "
+            "WHERE id = $1 AND balance >= $2 RETURNING balance, reserved",
+            account_id,
+            amount,
+        )
+        if row is None:
+            available = await conn.fetchval("SELECT balance FROM accounts WHERE id = $1", account_id)
+            if available is None:
+                raise _no_account(account_id)
+            raise InsufficientCredits(f"account {account_id}: {available} credits available, {amount} needed")
+        await conn.execute(
+            "INSERT INTO credit_ledger (account_id, kind, amount, held, reason, send_id) "
+            "VALUES ($1, 'reserve', $2, $3, $4, $5)",
+            account_id,
+            -amount,
+            amount,
+            reason,
+            send_id,
+        )
+        return Balance(available=row["balance"], reserved=row["reserved"])
+
+
+async def _held_for(conn: asyncpg.Connection, account_id: UUID, send_id: UUID) -> int:
+    """Credits a send still holds; takes the account row lock first so the sum cannot move meanwhile."""
+    locked = await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+    if locked is None:
+        raise _no_account(account_id)
+    held: int = await conn.fetchval(
+        "SELECT coalesce(sum(held), 0) FROM credit_ledger WHERE account_id = $1 AND send_id = $2",
+        account_id,
+        send_id,
+    )
+    return held
+
+
+async def consume(
+    db: Executor, account_id: UUID, send_id: UUID, amount: int = 1, *, reason: str = "appel délivré"
+) -> Balance:
+    """Spend ``amount`` of the credits a send holds (a delivered call).
+
+    Raises ValueError when the send holds less: the dialer consumed what it never reserved.
+    """
+    domain.check_credit_amount(amount)
+    async with in_transaction(db) as conn:
+        held = await _held_for(conn, account_id, send_id)
+        if held < amount:
+            raise ValueError(f"send {send_id} holds {held} credits, cannot consume {amount}")
+        return await _move(
+            conn, account_id, kind="consume", amount=0, held=-amount, reason=reason, send_id=send_id
+        )
+
+
+async def release(
+    db: Executor,
+    account_id: UUID,
+    send_id: UUID,
+    amount: int | None = None,
+    *,
+    reason: str = "crédits non utilisés",
+) -> int:
+    """Give back ``amount`` (default: all) of what a send holds; returns how many were released.
+
+    Releasing a send that holds nothing is a no-op (no entry), so a finished send can be released twice.
+    """
+    if amount is not None:
+        domain.check_credit_amount(amount)
+    async with in_transaction(db) as conn:
+        held = await _held_for(conn, account_id, send_id)
+        count = held if amount is None else amount
+        if count > held:
+            raise ValueError(f"send {send_id} holds {held} credits, cannot release {amount}")
+        if count == 0:
+            return 0
+        await _move(
+            conn, account_id, kind="release", amount=count, held=-count, reason=reason, send_id=send_id
+        )
+        return count
+
+
+async def held_by_send(db: Executor, account_id: UUID, send_id: UUID) -> int:
+    """Credits a send still holds (reserved, neither consumed nor released)."""
+    value: int = await db.fetchval(
+        "SELECT coalesce(sum(held), 0) FROM credit_ledger WHERE account_id = $1 AND send_id = $2",
+        account_id,
+        send_id,
+    )
+    return value
+
+
+async def ledger(
+    db: Executor, account_id: UUID, *, limit: int = 50, before_id: int | None = None
+) -> list[LedgerEntry]:
+    """The account's movements, newest first; page with ``before_id`` (the last id of a page)."""
+    rows = await db.fetch(
+        "SELECT id, at, kind, amount, held, reason, send_id FROM credit_ledger "
+        "WHERE account_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        account_id,
+        before_id,
+        limit,
+    )
+    return [
+        LedgerEntry(
+            id=r["id"],
+            at=r["at"],
+            kind=r["kind"],
+            amount=r["amount"],
+            held=r["held"],
+            reason=r["reason"],
+            send_id=r["send_id"],
+        )
+        for r in rows
+    ]
