@@ -251,6 +251,44 @@ class Settings:
         "VOCALCAST_AUDIO_TIMEOUT_S", _non_negative_float, "60", "Longest time one ffmpeg run may take."
     )
 
+    # --- recording IVR ------------------------------------------------------------------------------
+    ivr_code_tries: int = _setting(
+        "VOCALCAST_IVR_CODE_TRIES", _positive_int, "3", "Wrong personal codes in one call before goodbye."
+    )
+    ivr_lockout_failures: int = _setting(
+        "VOCALCAST_IVR_LOCKOUT_FAILURES",
+        _positive_int,
+        "5",
+        "Wrong codes from one caller number within the window that block that number.",
+    )
+    ivr_lockout_window_s: float = _setting(
+        "VOCALCAST_IVR_LOCKOUT_WINDOW_S",
+        _non_negative_float,
+        "900",
+        "Window counting a caller's wrong codes.",
+    )
+    ivr_lockout_s: float = _setting(
+        "VOCALCAST_IVR_LOCKOUT_S",
+        _non_negative_float,
+        "1800",
+        "How long a blocked caller number stays blocked.",
+    )
+    ivr_global_failures_per_min: int = _setting(
+        "VOCALCAST_IVR_GLOBAL_FAILURES_PER_MIN",
+        _positive_int,
+        "60",
+        "Wrong codes per minute, all callers together, above which every code check is slowed down.",
+    )
+    ivr_record_max_s: float = _setting(
+        "VOCALCAST_IVR_RECORD_MAX_S", _non_negative_float, "300", "Longest recording by phone."
+    )
+    ivr_silence_s: float = _setting(
+        "VOCALCAST_IVR_SILENCE_S", _non_negative_float, "5", "Silence that ends a recording by phone."
+    )
+    ivr_digit_timeout_s: float = _setting(
+        "VOCALCAST_IVR_DIGIT_TIMEOUT_S", _non_negative_float, "6", "How long the IVR waits for a key."
+    )
+
     # --- demo -------------------------------------------------------------------------------------
     demo_account: str = _setting(
         "VOCALCAST_DEMO_ACCOUNT",
