@@ -13,11 +13,13 @@ import structlog
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from engine.dialer import Dialer
 from engine.metrics import Metrics
 from engine.settings import Settings
 from engine.store import Database, DatabaseUnavailable
 from engine.store.trunks import list_trunks
 from engine.telephony.ari import AriClient, AriError, Event, events_task
+from engine.telephony.calls import CallService
 from engine.telephony.stasis import StasisRouter
 from engine.web import health
 
@@ -60,12 +62,15 @@ class Engine:
         )
         self.router = StasisRouter()
         self.router.orphan_handler = self._on_orphan
+        self.calls = CallService(self.ari, self.router)
+        self.dialer = Dialer(settings, self.db, self.ari, self.calls, self.metrics)
         self.ari.on_connect(self._on_ari_connect)
         self.ari.state.listeners.append(self._on_ari_state)
         self._trunk_names: list[tuple[str, bool, int]] = []
         self._stack = AsyncExitStack()
         self._tasks: list[asyncio.Task[Any]] = []
         self.http_port: int | None = None
+        self.run_dialer = True
 
     async def __aenter__(self) -> Engine:
         try:
@@ -73,7 +78,10 @@ class Engine:
             await self._stack.enter_async_context(self.ari)
             await self._stack.enter_async_context(events_task(self.ari, self._on_event))
             self._stack.push_async_callback(self.router.close)
+            self._stack.push_async_callback(self.dialer.close)
             self._start_task(self._watch_loop_lag(), "loop-lag")
+            if self.run_dialer:
+                self._start_task(self.dialer.run(), "dialer")
             await self._start_http()
         except BaseException:
             await self._stack.aclose()
@@ -112,12 +120,18 @@ class Engine:
         self.metrics.ari_connected.set(1 if connected else 0)
         if not connected:
             self.metrics.ari_reconnects.inc()
+            self.dialer.connection_lost()
 
     async def _on_ari_connect(self) -> None:
-        """After every (re)connection: events of the gap are lost, so look at what Asterisk has."""
+        """After every (re)connection: events of the gap are lost, so look at what Asterisk has;
+        no new call is placed before that is done."""
         channels = await self.ari.channels()
         ours = [c for c in channels if self.router.owns(str(c.get("id")))]
         log.info("ari.resync", channels=len(channels), ours=len(ours))
+        try:
+            await self.dialer.reconcile()
+        except DatabaseUnavailable as exc:
+            log.warning("dialer.reconcile_postponed", error=str(exc))
 
     def _on_orphan(self, event: Event) -> None:
         if event.get("type") != "StasisStart":

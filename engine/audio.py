@@ -232,7 +232,12 @@ def _wav_is_truncated(src: Path) -> bool:
 async def _analyse(src: Path, demuxer: str, cut: Path, limits: AudioLimits, name: str) -> _Analysis:
     """Decode to 8 kHz mono, trim the silence at both ends into ``cut`` (raw f32), measure."""
     threshold = 10 ** (TRIM_THRESHOLD_DBFS / 20)
-    trim = f"silenceremove=start_periods=1:start_threshold={threshold:.6f}:start_silence={TRIM_PAD_S}"
+    # detection=peak: with the default rms detection, ffmpeg 5.1 drops a whole signal that starts loud
+    # (the reversed pass of a message with no trailing silence came out empty).
+    trim = (
+        f"silenceremove=start_periods=1:start_threshold={threshold:.6f}:start_silence={TRIM_PAD_S}"
+        ":detection=peak"
+    )
     graph = (
         # soxr: a real anti-alias filter, so what lies above 4 kHz does not fold back as hiss.
         "[0:a:0]aformat=channel_layouts=mono,aresample=8000:resampler=soxr,"

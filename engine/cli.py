@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "engine.commands.numbers",
     "engine.commands.account",
     "engine.commands.message",
+    "engine.commands.sends",
 ]
 
 

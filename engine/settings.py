@@ -181,6 +181,21 @@ class Settings:
     max_cps: float = _setting(
         "VOCALCAST_MAX_CPS", _non_negative_float, "50", "Engine-wide maximum of new calls per second."
     )
+    max_recipients: int = _setting(
+        "VOCALCAST_MAX_RECIPIENTS", _positive_int, "10000", "Most numbers in one send."
+    )
+    star_wait_s: float = _setting(
+        "VOCALCAST_STAR_WAIT_S", _non_negative_float, "6", "How long the greeting waits for * after playing."
+    )
+    transfer_ring_timeout_s: float = _setting(
+        "VOCALCAST_TRANSFER_RING_TIMEOUT_S",
+        _non_negative_float,
+        "30",
+        "How long the call centre's line may ring on a transfer (touche 9).",
+    )
+    transfer_max_s: float = _setting(
+        "VOCALCAST_TRANSFER_MAX_S", _non_negative_float, "1800", "Longest transferred conversation."
+    )
     ring_timeout_s: float = _setting(
         "VOCALCAST_RING_TIMEOUT_S", _non_negative_float, "30", "How long an outbound call may ring."
     )

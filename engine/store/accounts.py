@@ -469,6 +469,10 @@ async def _move(
     return Balance(available=row["balance"], reserved=row["reserved"])
 
 
+# The dialer moves a send's credits inside its own transactions (engine/store/sends.py).
+record_movement = _move
+
+
 async def credit(db: Executor, account_id: UUID, amount: int, *, reason: str = "crédit") -> Balance:
     """An operator adds credits (a positive whole number)."""
     domain.check_credit_amount(amount)

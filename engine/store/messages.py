@@ -143,14 +143,13 @@ async def rename_message(db: Executor, account_id: UUID, ref: int, title: str) -
 
 
 async def message_in_use(conn: asyncpg.Connection, message_id: UUID) -> bool:
-    """True while a scheduled, running or paused send plays this message (as message or greeting).
-
-    TODO(issue 7, the dialer): there is no sends table yet; the dialer's migration adds it and this
-    query, e.g. ``SELECT EXISTS (SELECT 1 FROM sends WHERE $1 IN (message_id, greeting_message_id)
-    AND state IN ('scheduled', 'running', 'paused'))``.
-    """
-    del conn, message_id
-    return False
+    """True while a scheduled, running or paused send plays this message (as message or greeting)."""
+    used: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM sends WHERE $1 IN (message_id, greeting_message_id) "
+        "AND status IN ('scheduled', 'running', 'paused'))",
+        message_id,
+    )
+    return used
 
 
 async def delete_message(db: Executor, account_id: UUID, ref: int) -> Message:

@@ -32,7 +32,8 @@ async def healthz(request: web.Request) -> web.Response:
         "database": "up" if database_up else "down",
         "asterisk": "up" if asterisk_up else "down",
         "trunks": trunks,
-        "active_calls": engine.router.active_calls,
+        "active_calls": engine.calls.active,
+        "dialer": engine.dialer.state.blocked_reason or "ready",
     }
     if down:
         body["down"] = down

@@ -302,3 +302,12 @@ async def test_existing_files_are_never_overwritten(media: dict[str, Path], tmp_
 async def test_stem_must_be_a_plain_name(media: dict[str, Path], tmp_path: Path, stem: str):
     with pytest.raises(ValueError, match="stem"):
         await convert(media["mp3"], tmp_path, stem, AudioLimits())
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+async def test_message_without_silence_around_it_is_kept_whole(rate: int, tmp_path: Path):
+    # Regression: ffmpeg 5.1's rms silence detection emptied a signal with no trailing silence.
+    src = tmp_path / "tight.wav"
+    _ffmpeg("-f", "lavfi", "-i", f"sine=frequency=700:duration=2:sample_rate={rate}", "-ac", "1", str(src))
+    result = await convert(src, tmp_path / "out", "m", AudioLimits())
+    assert result.duration_s == pytest.approx(2.0, abs=0.03)

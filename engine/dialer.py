@@ -1,0 +1,599 @@
+"""The dialer: due work from PostgreSQL → calls through the call-flow adapter, as fast as the trunks
+allow and never faster; retries, credits, failover, and reconciliation after crashes and gaps.
+
+Never call anyone twice by mistake: an attempt row is committed before its originate request, and
+an attempt whose originate may have been sent is only ever reconciled (channels, then CDRs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import structlog
+
+from engine.domain.callflow import CallPlan, CallResult, DropMode, EndReason
+from engine.domain.numbers import format_for_trunk
+from engine.domain.outcomes import Outcome
+from engine.domain.pacing import TokenBucket, TrunkLoad, pick_trunk
+from engine.domain.retries import RetryPolicy
+from engine.domain.trunks import Trunk
+from engine.logs import mask_number
+from engine.metrics import Metrics
+from engine.settings import Settings
+from engine.stack.asterisk import prompt_uri, sound_uri
+from engine.store import Database, DatabaseUnavailable
+from engine.store import sends as sends_store
+from engine.store.sends import Claim
+from engine.store.trunks import list_trunks
+from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event
+from engine.telephony.calls import CallerId, CallRequest, CallService, OriginateUncertain
+from engine.telephony.stasis import Route
+
+log = structlog.get_logger(__name__)
+
+TICK_S = 0.1  # the loop wakes at least this often when there is work; sooner on wake()
+IDLE_S = 0.25  # and this often when idle (deferred sends start within it)
+TRUNK_REFRESH_S = 5.0
+FAILING_TRUNK_S = 30.0  # a trunk that refused calls before ringing is avoided this long
+RECONCILE_GRACE_S = 15.0  # an attempt with neither channel nor CDR is lost only after this
+RECONCILE_EVERY_S = 15.0  # open attempts nobody follows (uncertain originates, results lost) are looked at
+
+
+@dataclass
+class TrunkState:
+    trunk: Trunk
+    bucket: TokenBucket
+    active: int = 0
+    failing_until: float = 0.0
+    answered: int = 0
+    ended: int = 0
+
+    def load(self, now: float) -> TrunkLoad:
+        t = self.trunk
+        return TrunkLoad(
+            t.name,
+            t.priority,
+            self.active,
+            t.max_channels,
+            self.bucket.available(now),
+            failing=now < self.failing_until,
+        )
+
+
+@dataclass(frozen=True)
+class SendContext:
+    """What every call of a send needs, read once per send."""
+
+    send_id: UUID
+    account_id: UUID
+    plan: CallPlan
+    sender_e164: str | None
+    policy: RetryPolicy
+    demo: bool
+
+
+@dataclass
+class DialerState:
+    trunks: dict[str, TrunkState] = field(default_factory=dict)
+    blocked_reason: str = ""
+
+
+class Dialer:
+    def __init__(
+        self, settings: Settings, db: Database, ari: AriClient, calls: CallService, metrics: Metrics
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.ari = ari
+        self.calls = calls
+        self.metrics = metrics
+        self.node = settings.node_name
+        self.state = DialerState()
+        self._wake = asyncio.Event()
+        self._global_bucket = TokenBucket(settings.max_cps) if settings.max_cps > 0 else None
+        self._contexts: dict[UUID, SendContext] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._trunks_at = 0.0
+        self._completed_at = 0.0
+        self._reconciled_at = time.monotonic()
+        self._recording: set[UUID] = set()  # attempts whose result is being written
+        self._reconciled_after_connect = asyncio.Event()
+        self.originates = 0
+        self.on_originate: Callable[[Claim], None] | None = None  # tests and benches count originates
+
+    # --- public --------------------------------------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def active(self) -> int:
+        return sum(t.active for t in self.state.trunks.values())
+
+    def trunk_stats(self) -> dict[str, dict[str, object]]:
+        return {
+            name: {
+                "active": t.active,
+                "max_channels": t.trunk.max_channels,
+                "max_cps": t.trunk.max_cps,
+                "failing": time.monotonic() < t.failing_until,
+                "answer_rate": round(t.answered / t.ended, 3) if t.ended else None,
+            }
+            for name, t in self.state.trunks.items()
+        }
+
+    async def run(self) -> None:
+        """Forever: start due sends, claim work while trunks have room, complete finished sends."""
+        backoff = 0.5
+        while True:
+            try:
+                await self._cycle()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except DatabaseUnavailable as exc:
+                self.state.blocked_reason = "database unavailable"
+                log.warning("dialer.database_unavailable", error=str(exc), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                log.exception("dialer.cycle_failed")
+                await asyncio.sleep(1.0)
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Stop placing calls. Calls in progress go on in Asterisk; the next start re-adopts them."""
+        tasks = list(self._tasks)
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # --- one cycle -------------------------------------------------------------------------------------
+    async def _cycle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=TICK_S if self._tasks else IDLE_S)
+        self._wake.clear()
+        now_dt = datetime.now(UTC)
+        started = await sends_store.start_due(self.db, now_dt)
+        for send_id in started:
+            log.info("send.started", send_id=str(send_id))
+        await self._refresh_trunks()
+        if not self.ari.ready:
+            self.state.blocked_reason = "asterisk unavailable"
+            return
+        if not self._reconciled_after_connect.is_set():
+            return
+        usable = list(self.state.trunks.values())
+        if not usable:
+            self.state.blocked_reason = (
+                "no trunk: add one with `vocalcast trunk add`, or run in demo mode (VOCALCAST_DEMO=1)"
+            )
+            await self._complete()
+            return
+        self.state.blocked_reason = ""
+        await self._dispatch(now_dt)
+        await self._complete()
+        if time.monotonic() - self._reconciled_at > RECONCILE_EVERY_S:
+            self._reconciled_at = time.monotonic()
+            await self._reconcile()
+
+    async def _complete(self) -> None:
+        now = time.monotonic()
+        if now - self._completed_at < 1.0:
+            return
+        self._completed_at = now
+        for send_id in await sends_store.complete_finished(self.db):
+            self._contexts.pop(send_id, None)
+            log.info("send.completed", send_id=str(send_id))
+
+    async def _refresh_trunks(self) -> None:
+        now = time.monotonic()
+        if now - self._trunks_at < TRUNK_REFRESH_S and self.state.trunks:
+            return
+        self._trunks_at = now
+        trunks = [t for t in await list_trunks(self.db) if t.enabled and (self.settings.demo or not t.demo)]
+        current = self.state.trunks
+        fresh: dict[str, TrunkState] = {}
+        for trunk in trunks:
+            state = current.get(trunk.name)
+            if state is None:
+                state = TrunkState(trunk, TokenBucket(trunk.max_cps, now=now))
+            else:
+                state.trunk = trunk
+                if state.bucket.rate != trunk.max_cps:
+                    state.bucket.set_rate(trunk.max_cps)
+            fresh[trunk.name] = state
+        # A removed trunk keeps its state while calls still run on it (their counts must come back).
+        for name, state in current.items():
+            if name not in fresh and state.active:
+                fresh[name] = state
+        self.state.trunks = fresh
+
+    def _free_slots(self, now: float) -> int:
+        free = self.settings.max_channels - self.active
+        if self._global_bucket is not None:
+            free = min(free, self._global_bucket.available(now))
+        return max(0, free)
+
+    async def _dispatch(self, now_dt: datetime) -> None:
+        now = time.monotonic()
+        free = self._free_slots(now)
+        if free <= 0:
+            return
+        sends = await sends_store.runnable_sends(self.db, now_dt)
+        if not sends:
+            return
+        # Share the free slots between sends, one at a time, least served first, each slot on the
+        # trunk pick_trunk chooses given what the previous slots took.
+        loads = {name: t.load(now) for name, t in self.state.trunks.items()}
+        wanted: dict[UUID, list[str]] = {}
+        for i in range(free):
+            send = sends[i % len(sends)]
+            trunk = pick_trunk(list(loads.values()))
+            if trunk is None:
+                break
+            load = loads[trunk]
+            loads[trunk] = TrunkLoad(
+                load.name, load.priority, load.active + 1, load.max_channels, load.tokens - 1, load.failing
+            )
+            wanted.setdefault(send.id, []).append(trunk)
+        for send_id, trunk_names in wanted.items():
+            context = await self._context(send_id)
+            claims = await sends_store.claim(
+                self.db, send_id, trunk_names, node=self.node, app=self.ari.app, demo=context.demo, now=now_dt
+            )
+            for claim in claims:
+                state = self.state.trunks[claim.trunk]
+                state.bucket.take(now)
+                if self._global_bucket is not None:
+                    self._global_bucket.take(now)
+                state.active += 1
+                self._spawn(self._attempt(claim, context))
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _context(self, send_id: UUID) -> SendContext:
+        context = self._contexts.get(send_id)
+        if context is not None:
+            return context
+        row = await self.db.fetchrow(
+            "SELECT s.account_id, s.sender_e164, s.transfer_number, s.extra_attempts, s.retry_interval_s, "
+            "s.voicemail_drop, s.demo, m.audio_stem, g.audio_stem AS greeting_stem, m.duration_s "
+            "FROM sends s JOIN messages m ON m.id = s.message_id LEFT JOIN messages g ON g.id = "
+            "s.greeting_message_id "
+            "WHERE s.id = $1",
+            send_id,
+        )
+        if row is None:
+            raise RuntimeError(f"send {send_id} vanished")
+        media = self.settings.media_dir
+        message = sound_uri(self.settings, media / row["audio_stem"])
+        greeting = sound_uri(self.settings, media / row["greeting_stem"]) if row["greeting_stem"] else None
+        plan = CallPlan(
+            message=message,
+            greeting=greeting,
+            transfer_number=row["transfer_number"],
+            drop_mode=DropMode.amd if row["voicemail_drop"] else DropMode.none,
+            transfer_wait_media=prompt_uri(self.settings, "transfer_wait"),
+            transfer_apology_media=prompt_uri(self.settings, "transfer_failed"),
+            star_wait_s=self.settings.star_wait_s,
+            transfer_ring_timeout_s=self.settings.transfer_ring_timeout_s,
+            transfer_max_s=self.settings.transfer_max_s,
+            # Ringing, the message twice (greeting repeats, replay after a failed transfer), a transfer.
+            max_call_s=self.settings.ring_timeout_s
+            + 4 * row["duration_s"]
+            + 120
+            + self.settings.transfer_max_s,
+        )
+        context = SendContext(
+            send_id,
+            row["account_id"],
+            plan,
+            row["sender_e164"],
+            RetryPolicy(extra_attempts=row["extra_attempts"], interval_s=float(row["retry_interval_s"])),
+            row["demo"],
+        )
+        self._contexts[send_id] = context
+        return context
+
+    # --- one attempt -------------------------------------------------------------------------------------
+    def _request(self, claim: Claim, context: SendContext, trunk: Trunk) -> CallRequest:
+        def wire(e164: str) -> str:
+            return format_for_trunk(e164, trunk.number_format)
+
+        if context.sender_e164:
+            caller = CallerId(wire(context.sender_e164), hidden=False)
+        else:
+            caller = CallerId(trunk.pai_number, hidden=True)
+        # The call centre sees who is calling: the callee's number.
+        transfer_caller = CallerId(wire(claim.e164), hidden=False)
+        return CallRequest(
+            attempt_id=str(claim.attempt_id),
+            endpoint=trunk.dial_string(wire(claim.e164)),
+            trunk=trunk.name,
+            plan=context.plan,
+            caller_id=caller,
+            ring_timeout_s=self.settings.ring_timeout_s,
+            callee_number=claim.e164,
+            transfer_endpoint=lambda number: trunk.dial_string(wire(number)),
+            transfer_caller_id=transfer_caller,
+        )
+
+    async def _attempt(self, claim: Claim, context: SendContext) -> None:
+        tried: set[str] = set()
+        current = claim
+        try:
+            while True:
+                tried.add(current.trunk)
+                result = await self._call(current, context)
+                if result is None:
+                    return  # uncertain: reconciled later, never resent
+                state = self.state.trunks.get(current.trunk)
+                if result.may_fail_over:
+                    if state is not None:
+                        state.failing_until = time.monotonic() + FAILING_TRUNK_S
+                    now = time.monotonic()
+                    loads = [t.load(now) for t in self.state.trunks.values()]
+                    other = pick_trunk(loads, exclude=frozenset(tried))
+                    if other is not None:
+                        await self._record(current, result, context.policy, failed_over=True)
+                        self._release_slot(current.trunk)
+                        current = await sends_store.failover_attempt(
+                            self.db, current, other, node=self.node, app=self.ari.app, demo=context.demo
+                        )
+                        self.state.trunks[other].active += 1
+                        self.state.trunks[other].bucket.take(now)
+                        log.info(
+                            "call.failover",
+                            attempt_id=str(current.attempt_id),
+                            from_trunk=claim.trunk,
+                            to_trunk=other,
+                        )
+                        continue
+                await self._record(current, result, context.policy)
+                return
+        finally:
+            self._release_slot(current.trunk)
+            self.wake()
+
+    def _release_slot(self, trunk: str) -> None:
+        state = self.state.trunks.get(trunk)
+        if state is not None and state.active > 0:
+            state.active -= 1
+
+    async def _call(self, claim: Claim, context: SendContext) -> CallResult | None:
+        trunk_state = self.state.trunks.get(claim.trunk)
+        if trunk_state is None:
+            await sends_store.requeue(self.db, claim)
+            return None
+        request = self._request(claim, context, trunk_state.trunk)
+        self.originates += 1
+        if self.on_originate is not None:
+            self.on_originate(claim)
+        log.debug(
+            "call.originate",
+            attempt_id=str(claim.attempt_id),
+            trunk=claim.trunk,
+            number=mask_number(claim.e164),
+            attempt_no=claim.attempt_no,
+        )
+        try:
+            call = await self.calls.start(request)
+        except OriginateUncertain as exc:
+            self.metrics.originates.labels(claim.trunk, "uncertain").inc()
+            log.warning("call.originate_uncertain", attempt_id=str(claim.attempt_id), error=str(exc))
+            return None
+        self.metrics.originates.labels(claim.trunk, "sent").inc()
+        self.metrics.calls_in_progress.labels(claim.trunk).inc()
+        try:
+            with contextlib.suppress(DatabaseUnavailable):
+                await sends_store.mark_live(self.db, claim.attempt_id)
+            result = await call.done
+        finally:
+            self.metrics.calls_in_progress.labels(claim.trunk).dec()
+        self._observe(claim.trunk, result)
+        return result
+
+    def _observe(self, trunk: str, result: CallResult) -> None:
+        self.metrics.outcomes.labels(trunk, result.outcome.value).inc()
+        if result.sip_code:
+            self.metrics.sip_codes.labels(trunk, str(result.sip_code)).inc()
+        state = self.state.trunks.get(trunk)
+        if state is not None:
+            state.ended += 1
+            if result.answered_at is not None:
+                state.answered += 1
+                self.metrics.answered.labels(trunk).inc()
+
+    async def _record(
+        self,
+        claim: Claim,
+        result: CallResult,
+        policy: RetryPolicy,
+        *,
+        failed_over: bool = False,
+        reconciled: str | None = None,
+    ) -> None:
+        """Write the result; while PostgreSQL is away, keep it and retry (nothing is lost)."""
+        self._recording.add(claim.attempt_id)
+        try:
+            await self._write(claim, result, policy, failed_over=failed_over, reconciled=reconciled)
+        finally:
+            self._recording.discard(claim.attempt_id)
+
+    async def _write(
+        self,
+        claim: Claim,
+        result: CallResult,
+        policy: RetryPolicy,
+        *,
+        failed_over: bool,
+        reconciled: str | None,
+    ) -> None:
+        delay = 0.2
+        while True:
+            try:
+                recorded = await sends_store.record_result(
+                    self.db, claim, result, policy=policy, failed_over=failed_over, reconciled=reconciled
+                )
+                log.info(
+                    "attempt.recorded",
+                    attempt_id=str(claim.attempt_id),
+                    send_id=str(claim.send_id),
+                    outcome=result.outcome.value,
+                    final=recorded.final,
+                    reconciled=reconciled,
+                )
+                return
+            except DatabaseUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # --- reconciliation ------------------------------------------------------------------------------
+    async def reconcile(self) -> None:
+        """After a (re)connection: follow this node's open attempts to an outcome.
+
+        Channels still up are re-adopted; attempts without a channel get their outcome from Asterisk's
+        CDR (a short busy call that ended during the gap is still `busy`); without either, after a grace
+        period, the attempt is `failed` (and retried only under the send's policy).
+        """
+        try:
+            await self._reconcile()
+        finally:
+            self._reconciled_after_connect.set()
+            self.wake()
+
+    def connection_lost(self) -> None:
+        self._reconciled_after_connect.clear()
+
+    async def _reconcile(self) -> None:
+        channels = {str(c.get("id")): c for c in await self.ari.channels()}
+        now = datetime.now(UTC)
+        for open_ in await sends_store.open_attempts(self.db, self.node):
+            attempt_id = str(open_.claim.attempt_id)
+            if attempt_id in self.calls.calls or open_.claim.attempt_id in self._recording:
+                continue  # still followed by this process (the call service's sweep ends lost ones)
+            if attempt_id in channels:
+                self._adopt(open_, channels[attempt_id])
+                continue
+            cdr = await sends_store.cdr_for(self.db, open_.claim.attempt_id)
+            if cdr is None and now - open_.created_at < timedelta(
+                seconds=self.settings.ring_timeout_s + RECONCILE_GRACE_S
+            ):
+                continue  # may still be being created, or its CDR not yet written: next time
+            result = result_from_cdr(cdr, open_.message_duration_s, open_.created_at)
+            await self._record(open_.claim, result, open_.policy, reconciled="cdr" if cdr else "lost")
+
+    def _adopt(self, open_: sends_store.OpenAttempt, channel: Event) -> None:
+        """A call of this node survived our restart: follow it until it ends, without restarting its flow."""
+        attempt_id = str(open_.claim.attempt_id)
+        if self.calls.router.owns(attempt_id):
+            return
+        adopted = AdoptedCall(self, open_)
+        adopted.route = self.calls.router.attach(attempt_id, adopted)
+        state = self.state.trunks.get(open_.claim.trunk)
+        if state is not None:
+            state.active += 1
+        log.info("call.adopted", attempt_id=attempt_id, channel_state=channel.get("state"))
+        # The playback that was running, if any, still ends by itself; cap the rest.
+        limit = open_.message_duration_s * 2 + 30
+        asyncio.get_running_loop().call_later(limit, adopted.route.put, {"type": "_AdoptLimit"})
+
+
+class AdoptedCall:
+    """Follows a re-adopted channel: hangs up when its message ends (or at a cap), then records the
+    outcome from Asterisk's CDR."""
+
+    def __init__(self, dialer: Dialer, open_: sends_store.OpenAttempt) -> None:
+        self.dialer = dialer
+        self.open = open_
+        self.route: Route | None = None
+
+    async def on_event(self, event: Event) -> None:
+        kind = event.get("type")
+        attempt_id = str(self.open.claim.attempt_id)
+        if kind in {"PlaybackFinished", "_AdoptLimit"}:
+            with contextlib.suppress(AriError, AriUnavailable):
+                await self.dialer.ari.hangup(attempt_id)
+        elif kind == "ChannelDestroyed" and (event.get("channel") or {}).get("id") == attempt_id:
+            await asyncio.sleep(0.2)  # let Asterisk write the CDR first
+            cdr = await sends_store.cdr_for(self.dialer.db, self.open.claim.attempt_id)
+            result = result_from_cdr(
+                cdr, self.open.message_duration_s, self.open.created_at, cause=_int(event.get("cause"))
+            )
+            await self.dialer._record(self.open.claim, result, self.open.policy, reconciled="adopted")
+            self.dialer._release_slot(self.open.claim.trunk)
+            if self.route is not None:
+                self.route.close()
+
+    async def on_failure(self, exc: Exception) -> None:
+        log.error("call.adopted_failed", attempt_id=str(self.open.claim.attempt_id), error=str(exc))
+
+
+_CDR_OUTCOMES = {
+    "BUSY": Outcome.busy,
+    "NO ANSWER": Outcome.no_answer,
+    "CONGESTION": Outcome.congestion,
+    "FAILED": Outcome.failed,
+}
+
+
+def result_from_cdr(
+    cdr: object, message_duration_s: float, created_at: datetime, *, cause: int | None = None
+) -> CallResult:
+    """The outcome of an attempt nobody followed, from its CDR (None: no trace of it at all)."""
+    started = created_at.timestamp()
+    if cdr is None:
+        return _result(Outcome.failed, started, started, None, cause)
+    disposition = str(cdr["disposition"] or "")  # type: ignore[index]
+    answered = cdr["answer"]  # type: ignore[index]
+    ended = cdr["end"] or datetime.now(UTC)  # type: ignore[index]
+    if disposition == "ANSWERED":
+        billsec = cdr["billsec"] or 0  # type: ignore[index]
+        # Answered, and on the line for the whole message: it was heard (we cannot know more).
+        outcome = Outcome.listened if billsec + 1 >= message_duration_s else Outcome.partial
+    else:
+        outcome = _CDR_OUTCOMES.get(disposition, Outcome.failed)
+    return _result(outcome, started, ended.timestamp(), answered.timestamp() if answered else None, cause)
+
+
+def _result(
+    outcome: Outcome, started: float, ended: float, answered: float | None, cause: int | None
+) -> CallResult:
+    return CallResult(
+        outcome=outcome,
+        end_reason=EndReason.aborted,
+        cause=cause,
+        sip_code=None,
+        dialstatus=None,
+        may_fail_over=False,
+        originated_at=started,
+        ringing_at=None,
+        answered_at=answered,
+        ended_at=ended,
+        message_started_at=None,
+        greeting_plays=0,
+        amd_status=None,
+        amd_cause=None,
+        transfer_outcome=None,
+        transfer_started_at=None,
+        transfer_answered_at=None,
+        transfer_ended_at=None,
+        abort_reason="reconciled",
+    )
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,152 @@
+"""A send (envoi): what a customer asked for, its states and the rules that hold whatever the channel
+it came through (web, http.php, e-mail, API, CLI)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Final, Literal
+from uuid import UUID
+
+from engine.domain.numbers import Number
+from engine.domain.outcomes import Outcome
+from engine.domain.retries import RetryPolicy
+from engine.errors import InvalidInput
+
+Origin = Literal["web", "http", "email", "api", "cli"]
+ORIGINS: Final = ("web", "http", "email", "api", "cli")
+MAX_COMMENT = 500
+
+
+class SendStatus(StrEnum):
+    scheduled = "scheduled"
+    running = "running"
+    paused = "paused"
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+# Which states each operator action may start from (issue: cancel before start; pause, resume or
+# cancel while running; calls in progress always finish).
+TRANSITIONS: Final[dict[str, tuple[frozenset[SendStatus], SendStatus]]] = {
+    "pause": (frozenset({SendStatus.running}), SendStatus.paused),
+    "resume": (frozenset({SendStatus.paused}), SendStatus.running),
+    "cancel": (
+        frozenset({SendStatus.scheduled, SendStatus.running, SendStatus.paused}),
+        SendStatus.cancelled,
+    ),
+}
+
+LABELS_FR: Final = {
+    SendStatus.scheduled: "Programmé",
+    SendStatus.running: "En cours",
+    SendStatus.paused: "En pause",
+    SendStatus.completed: "Terminé",
+    SendStatus.cancelled: "Annulé",
+}
+
+
+def transition(action: str, current: SendStatus) -> SendStatus:
+    """The state after ``action``, or InvalidInput ``send_state`` with a French reason."""
+    allowed, target = TRANSITIONS[action]
+    if current not in allowed:
+        raise InvalidInput(
+            "send_state",
+            f"cannot {action} a send that is {current.value}",
+            message_fr=f"Impossible : cet envoi est « {LABELS_FR[current].lower()} ».",
+        )
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One number to call, with the contact it came from when there is one."""
+
+    number: Number
+    contact_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendSpec:
+    """A validated send, ready to be stored; the use case (engine/sends.py) builds it."""
+
+    account_id: UUID
+    message_id: UUID
+    targets: tuple[Target, ...]
+    origin: Origin
+    greeting_message_id: UUID | None = None
+    transfer_number: str | None = None
+    sender_e164: str | None = None
+    comment: str = ""
+    start_at: datetime | None = None  # None: now
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    voicemail_drop: bool = False
+    idempotency_key: str | None = None
+    demo: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            raise InvalidInput(
+                "no_recipient",
+                "a send needs at least one number",
+                message_fr="Indiquez au moins un numéro à appeler.",
+            )
+        if len({t.number.e164 for t in self.targets}) != len(self.targets):
+            raise ValueError("targets must be distinct numbers")
+        if self.origin not in ORIGINS:
+            raise ValueError(f"unknown origin {self.origin!r}")
+        if len(self.comment) > MAX_COMMENT:
+            raise InvalidInput(
+                "comment_too_long",
+                f"comment longer than {MAX_COMMENT} characters",
+                message_fr=f"La référence ne doit pas dépasser {MAX_COMMENT} caractères.",
+            )
+        if self.voicemail_drop:
+            not_mobile = [t.number.e164 for t in self.targets if not t.number.is_mobile]
+            if not_mobile:
+                raise InvalidInput(
+                    "drop_not_mobile",
+                    f"voicemail drop asked for {len(not_mobile)} number(s) that are not mobiles",
+                    message_fr="Le dépôt sur messagerie n'est possible que vers des mobiles.",
+                )
+
+
+def unique_targets(targets: Sequence[Target]) -> tuple[Target, ...]:
+    """Each number once, at its first occurrence (a number in two chosen groups is called once)."""
+    seen: set[str] = set()
+    out = []
+    for target in targets:
+        if target.number.e164 not in seen:
+            seen.add(target.number.e164)
+            out.append(target)
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a send is: per-outcome counts and what remains."""
+
+    total: int
+    done: int
+    calling: int
+    pending: int
+    cancelled: int
+    attempts: int
+    credits_used: int
+    outcomes: dict[str, int]
+
+    @property
+    def remaining(self) -> int:
+        return self.pending + self.calling
+
+    def estimated_end_s(self, elapsed_s: float) -> float | None:
+        """Seconds until the end at the pace seen so far (None before the first result)."""
+        if self.done == 0 or elapsed_s <= 0:
+            return None
+        return self.remaining * elapsed_s / self.done
+
+
+def is_final(outcome: Outcome, attempts_made: int, policy: RetryPolicy) -> bool:
+    return not (outcome.retryable and attempts_made < policy.max_attempts)

@@ -1,0 +1,156 @@
+"""Creating and steering sends: the one path every interface takes (web, http.php, e-mail, API, CLI).
+
+Options a channel cannot carry come from the account's default send options (``DEFAULT``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Final
+from uuid import UUID
+
+from engine.domain.accounts import Account, Message, check_transfer
+from engine.domain.numbers import Number, normalize
+from engine.domain.retries import RetryPolicy
+from engine.domain.sends import Origin, SendSpec, Target, unique_targets
+from engine.errors import InvalidInput, NotFound
+from engine.settings import Settings
+from engine.store import Database
+from engine.store import accounts as accounts_store
+from engine.store import messages as messages_store
+from engine.store import sends as sends_store
+from engine.store.sends import Send
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Final = _Default()
+
+
+async def create_send(
+    db: Database,
+    settings: Settings,
+    account: Account,
+    *,
+    message_ref: int,
+    targets: Sequence[Target],
+    origin: Origin,
+    comment: str = "",
+    at: datetime | None = None,
+    greeting_ref: int | _Default | None = DEFAULT,
+    transfer: str | _Default | None = DEFAULT,
+    sender: str | _Default | None = DEFAULT,
+    retries: int | _Default = DEFAULT,
+    retry_interval_s: int | _Default = DEFAULT,
+    voicemail_drop: bool | _Default = DEFAULT,
+    idempotency_key: str | None = None,
+    code: str | None = None,
+) -> Send:
+    """Validate everything, reserve one credit per number and store the send, or raise and store nothing.
+
+    Error codes (InvalidInput.code, or the error's own code): message_not_found, greeting_not_found,
+    transfer_invalid, sender_not_verified, drop_not_allowed, drop_not_mobile, no_recipient, too_many,
+    deferred_past, bad_retry_policy, credits.
+    """
+    defaults = account.defaults
+    message = await _message(db, account.id, message_ref, "message_not_found")
+
+    greeting_id: UUID | None
+    if isinstance(greeting_ref, _Default):
+        greeting_id = defaults.greeting_message_id if defaults.greeting_enabled else None
+    elif greeting_ref is None:
+        greeting_id = None
+    else:
+        greeting_id = (await _message(db, account.id, greeting_ref, "greeting_not_found")).id
+
+    transfer_e164: str | None
+    if isinstance(transfer, _Default):
+        transfer_e164 = defaults.transfer_number
+    elif transfer is None or not transfer.strip():
+        transfer_e164 = None
+    else:
+        transfer_e164 = check_transfer(transfer, allow_international=account.allow_international)
+
+    sender_e164 = await _sender(db, account, sender)
+
+    drop = defaults.voicemail_drop if isinstance(voicemail_drop, _Default) else voicemail_drop
+    if drop and not account.allow_voicemail_drop:
+        raise InvalidInput(
+            "drop_not_allowed",
+            "voicemail drop is not enabled for this account",
+            message_fr="Le dépôt sur messagerie n'est pas activé sur votre compte.",
+        )
+    policy = RetryPolicy(
+        extra_attempts=defaults.retries if isinstance(retries, _Default) else retries,
+        interval_s=float(
+            defaults.retry_interval_s if isinstance(retry_interval_s, _Default) else retry_interval_s
+        ),
+    )
+    unique = unique_targets(targets)
+    if len(unique) > settings.max_recipients:
+        raise InvalidInput(
+            "too_many",
+            f"{len(unique)} numbers, at most {settings.max_recipients} per send",
+            message_fr=f"Un envoi compte au plus {settings.max_recipients} numéros.",
+        )
+    now = datetime.now(UTC)
+    if at is not None and at <= now:
+        raise InvalidInput(
+            "deferred_past",
+            "the deferred time is already past",
+            message_fr="La date d'envoi différé est déjà passée.",
+        )
+    spec = SendSpec(
+        account_id=account.id,
+        message_id=message.id,
+        targets=unique,
+        origin=origin,
+        greeting_message_id=greeting_id,
+        transfer_number=transfer_e164,
+        sender_e164=sender_e164,
+        comment=comment.strip(),
+        start_at=at,
+        retry=policy,
+        voicemail_drop=drop,
+        idempotency_key=idempotency_key,
+        demo=settings.demo,
+    )
+    return await sends_store.insert_send(db, spec, code=code)
+
+
+async def _message(db: Database, account_id: UUID, ref: int, code: str) -> Message:
+    try:
+        return await messages_store.get_message(db, account_id, ref)
+    except NotFound as exc:
+        raise InvalidInput(
+            code, f"no message {ref} for this account", message_fr="La référence du message n'est pas valide."
+        ) from exc
+
+
+async def _sender(db: Database, account: Account, sender: str | _Default | None) -> str | None:
+    """Only a number declared AND verified for the account is ever presented."""
+    senders = await accounts_store.list_senders(db, account.id)
+    if isinstance(sender, _Default):
+        chosen = [s for s in senders if s.id == account.defaults.sender_number_id and s.status == "verified"]
+        return chosen[0].e164 if chosen else None
+    if sender is None or not sender.strip():
+        return None
+    number = normalize(sender)
+    e164 = number.e164 if isinstance(number, Number) else None
+    for s in senders:
+        if s.e164 == e164 and s.status == "verified":
+            return s.e164
+    raise InvalidInput(
+        "sender_not_verified",
+        f"sender number {sender!r} is not a verified number of the account",
+        message_fr="Ce numéro émetteur n'est pas déclaré et vérifié sur votre compte.",
+    )
+
+
+async def steer(db: Database, send_id: UUID, action: str, *, account_id: UUID | None = None) -> Send:
+    """pause, resume or cancel (calls in progress always finish)."""
+    return await sends_store.change_status(db, send_id, action, account_id=account_id)

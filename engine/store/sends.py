@@ -1,0 +1,530 @@
+"""Sends, recipients and attempts: every query of the dialer, and the progress the API and UI show."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from engine.domain.callflow import CallResult
+from engine.domain.outcomes import Outcome
+from engine.domain.retries import RetryPolicy
+from engine.domain.sends import Progress, SendSpec, SendStatus, transition
+from engine.errors import NotFound
+from engine.store import accounts as accounts_store
+from engine.store.accounts import Executor, in_transaction
+from engine.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    id: UUID
+    account_id: UUID
+    message_id: UUID
+    greeting_message_id: UUID | None
+    transfer_number: str | None
+    sender_e164: str | None
+    comment: str
+    origin: str
+    status: SendStatus
+    start_at: datetime
+    deferred: bool
+    retry: RetryPolicy
+    voicemail_drop: bool
+    demo: bool
+    recipients_total: int
+    credits_held: int
+    credits_used: int
+    code: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+_SEND_COLUMNS = (
+    "id, account_id, message_id, greeting_message_id, transfer_number, sender_e164, comment, origin, status, "
+    "start_at, deferred, extra_attempts, retry_interval_s, voicemail_drop, demo, recipients_total, "
+    "credits_held, credits_used, code, created_at, started_at, ended_at"
+)
+
+
+def _send(row: asyncpg.Record) -> Send:
+    return Send(
+        id=row["id"],
+        account_id=row["account_id"],
+        message_id=row["message_id"],
+        greeting_message_id=row["greeting_message_id"],
+        transfer_number=row["transfer_number"],
+        sender_e164=row["sender_e164"],
+        comment=row["comment"],
+        origin=row["origin"],
+        status=SendStatus(row["status"]),
+        start_at=row["start_at"],
+        deferred=row["deferred"],
+        retry=RetryPolicy(extra_attempts=row["extra_attempts"], interval_s=float(row["retry_interval_s"])),
+        voicemail_drop=row["voicemail_drop"],
+        demo=row["demo"],
+        recipients_total=row["recipients_total"],
+        credits_held=row["credits_held"],
+        credits_used=row["credits_used"],
+        code=row["code"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+    )
+
+
+# --- creation --------------------------------------------------------------------------------------------
+async def insert_send(db: Executor, spec: SendSpec, *, code: str | None = None) -> Send:
+    """Store a send, its recipients and the credits it reserves, all or nothing.
+
+    Raises InsufficientCredits (nothing stored) when the balance cannot cover one credit per number.
+    With an idempotency key already used by the account, returns that earlier send instead.
+    """
+    now = datetime.now(UTC)
+    start_at = spec.start_at or now
+    send_id = uuid.uuid4()
+    async with in_transaction(db) as conn:
+        if spec.idempotency_key is not None:
+            existing = await conn.fetchrow(
+                f"SELECT {_SEND_COLUMNS} FROM sends WHERE account_id = $1 AND idempotency_key = $2",  # noqa: S608
+                spec.account_id,
+                spec.idempotency_key,
+            )
+            if existing is not None:
+                return _send(existing)
+        row = await conn.fetchrow(
+            "INSERT INTO sends (id, account_id, message_id, greeting_message_id, transfer_number, "  # noqa: S608
+            "sender_e164, "
+            "comment, origin, status, start_at, deferred, extra_attempts, retry_interval_s, "
+            "voicemail_drop, demo, "
+            "recipients_total, credits_held, idempotency_key, code, started_at) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16,$17,$18,$19) "
+            f"RETURNING {_SEND_COLUMNS}",
+            send_id,
+            spec.account_id,
+            spec.message_id,
+            spec.greeting_message_id,
+            spec.transfer_number,
+            spec.sender_e164,
+            spec.comment,
+            spec.origin,
+            SendStatus.scheduled if spec.start_at is not None and spec.start_at > now else SendStatus.running,
+            start_at,
+            spec.start_at is not None,
+            spec.retry.extra_attempts,
+            round(spec.retry.interval_s),
+            spec.voicemail_drop,
+            spec.demo,
+            len(spec.targets),
+            spec.idempotency_key,
+            code,
+            None if spec.start_at is not None and spec.start_at > now else now,
+        )
+        await accounts_store.reserve(
+            conn, spec.account_id, send_id, len(spec.targets), reason=f"envoi {str(send_id)[:8]}"
+        )
+        await conn.copy_records_to_table(
+            "send_recipients",
+            records=[(send_id, t.number.e164, t.number.is_mobile, t.contact_id) for t in spec.targets],
+            columns=["send_id", "e164", "is_mobile", "contact_id"],
+        )
+        assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
+        return _send(row)
+
+
+# --- reading -----------------------------------------------------------------------------------------------
+async def get_send(db: Executor, send_id: UUID, *, account_id: UUID | None = None) -> Send:
+    """A send; with ``account_id``, only that account's (another account's send is NotFound)."""
+    row = await db.fetchrow(
+        f"SELECT {_SEND_COLUMNS} FROM sends WHERE id = $1 AND ($2::uuid IS NULL OR account_id = $2)",  # noqa: S608
+        send_id,
+        account_id,
+    )
+    if row is None:
+        raise NotFound(f"no send {send_id}", message_fr="Envoi introuvable.")
+    return _send(row)
+
+
+async def list_sends(
+    db: Executor, account_id: UUID, *, limit: int = 50, before: datetime | None = None
+) -> list[Send]:
+    rows = await db.fetch(
+        f"SELECT {_SEND_COLUMNS} FROM sends WHERE account_id = $1 AND ($3::timestamptz IS NULL OR "  # noqa: S608
+        "created_at < $3) "
+        "ORDER BY created_at DESC LIMIT $2",
+        account_id,
+        limit,
+        before,
+    )
+    return [_send(r) for r in rows]
+
+
+async def progress(db: Executor, send_id: UUID) -> Progress:
+    row = await db.fetchrow(
+        "SELECT count(*) AS total, count(*) FILTER (WHERE state = 'done') AS done, "
+        "count(*) FILTER (WHERE state = 'calling') AS calling, count(*) FILTER (WHERE state = 'pending') "
+        "AS pending, "
+        "count(*) FILTER (WHERE state = 'cancelled') AS cancelled, coalesce(sum(attempts), 0) AS attempts "
+        "FROM send_recipients WHERE send_id = $1",
+        send_id,
+    )
+    outcomes = await db.fetch(
+        "SELECT outcome, count(*) AS n FROM send_recipients WHERE send_id = $1 AND state = 'done' GROUP BY "
+        "outcome",
+        send_id,
+    )
+    used = await db.fetchval("SELECT credits_used FROM sends WHERE id = $1", send_id)
+    if row is None or used is None:
+        raise NotFound(f"no send {send_id}")
+    return Progress(
+        total=row["total"],
+        done=row["done"],
+        calling=row["calling"],
+        pending=row["pending"],
+        cancelled=row["cancelled"],
+        attempts=row["attempts"],
+        credits_used=used,
+        outcomes={r["outcome"]: r["n"] for r in outcomes},
+    )
+
+
+async def recipients(
+    db: Executor, send_id: UUID, *, limit: int = 1000, after_id: int = 0
+) -> list[dict[str, Any]]:
+    """Per recipient: its final outcome and every attempt (keyset pages by recipient id)."""
+    rows = await db.fetch(
+        "SELECT r.id, r.e164, r.state, r.outcome, r.attempts, r.final_at, "
+        "coalesce(json_agg(json_build_object('id', a.id, 'attempt_no', a.attempt_no, 'trunk', a.trunk, "
+        "'outcome', a.outcome, 'cause', a.cause, 'sip_code', a.sip_code, 'created_at', a.created_at, "
+        "'ended_at', a.ended_at, 'ring_s', a.ring_s, 'talk_s', a.talk_s, 'transfer_outcome', "
+        "a.transfer_outcome, "
+        "'transfer_s', a.transfer_s, 'demo', a.demo) ORDER BY a.created_at) FILTER (WHERE a.id IS NOT NULL), "
+        "'[]') AS attempts_detail "
+        "FROM send_recipients r LEFT JOIN attempts a ON a.recipient_id = r.id "
+        "WHERE r.send_id = $1 AND r.id > $3 GROUP BY r.id ORDER BY r.id LIMIT $2",
+        send_id,
+        limit,
+        after_id,
+    )
+    return [dict(r) for r in rows]
+
+
+# --- operator actions ----------------------------------------------------------------------------------
+async def change_status(db: Executor, send_id: UUID, action: str, *, account_id: UUID | None = None) -> Send:
+    """pause, resume or cancel, checked against the current state under a row lock."""
+    async with in_transaction(db) as conn:
+        row = await conn.fetchrow(
+            "SELECT status, account_id FROM sends WHERE id = $1 AND ($2::uuid IS NULL OR account_id = $2) "
+            "FOR UPDATE",
+            send_id,
+            account_id,
+        )
+        if row is None:
+            raise NotFound(f"no send {send_id}", message_fr="Envoi introuvable.")
+        target = transition(action, SendStatus(row["status"]))
+        await conn.execute(
+            "UPDATE sends SET status = $2, ended_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE ended_at "
+            "END "
+            "WHERE id = $1",
+            send_id,
+            target.value,
+        )
+        if target is SendStatus.cancelled:
+            cancelled = await conn.fetchval(
+                "WITH c AS (UPDATE send_recipients SET state = 'cancelled' WHERE send_id = $1 AND state = "
+                "'pending' "
+                "RETURNING 1) SELECT count(*) FROM c",
+                send_id,
+            )
+            if cancelled:
+                await _release(conn, row["account_id"], send_id, int(cancelled), "envoi annulé")
+        return await get_send(conn, send_id)
+
+
+async def _release(
+    conn: asyncpg.Connection, account_id: UUID, send_id: UUID, count: int, reason: str
+) -> None:
+    held = await conn.fetchval(
+        "UPDATE sends SET credits_held = credits_held - $2 WHERE id = $1 AND credits_held >= $2 RETURNING "
+        "credits_held",
+        send_id,
+        count,
+    )
+    if held is None:
+        raise RuntimeError(f"send {send_id} cannot release {count} credits")
+    await accounts_store.record_movement(
+        conn, account_id, kind="release", amount=count, held=-count, reason=reason, send_id=send_id
+    )
+
+
+async def _consume(conn: asyncpg.Connection, account_id: UUID, send_id: UUID) -> None:
+    held = await conn.fetchval(
+        "UPDATE sends SET credits_held = credits_held - 1, credits_used = credits_used + 1 "
+        "WHERE id = $1 AND credits_held >= 1 RETURNING credits_held",
+        send_id,
+    )
+    if held is None:
+        raise RuntimeError(f"send {send_id} holds no credit to consume")
+    await accounts_store.record_movement(
+        conn, account_id, kind="consume", amount=0, held=-1, reason="appel délivré", send_id=send_id
+    )
+
+
+# --- the dialer's work -------------------------------------------------------------------------------------
+async def start_due(db: Executor, now: datetime) -> list[UUID]:
+    """Deferred sends whose time has come (or passed while the engine was down) start now."""
+    rows = await db.fetch(
+        "UPDATE sends SET status = 'running', started_at = $1 WHERE status = 'scheduled' AND start_at <= $1 "
+        "RETURNING id",
+        now,
+    )
+    return [r["id"] for r in rows]
+
+
+async def next_start(db: Executor) -> datetime | None:
+    value: datetime | None = await db.fetchval("SELECT min(start_at) FROM sends WHERE status = 'scheduled'")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RunnableSend:
+    id: UUID
+    in_flight: int
+    last_claim_at: datetime | None
+
+
+async def runnable_sends(db: Executor, now: datetime) -> list[RunnableSend]:
+    """Running sends with a recipient due now, the least served first (fairness between sends)."""
+    rows = await db.fetch(
+        "SELECT s.id, s.last_claim_at, "
+        "(SELECT count(*) FROM send_recipients c WHERE c.send_id = s.id AND c.state = 'calling') AS "
+        "in_flight "
+        "FROM sends s WHERE s.status = 'running' AND EXISTS (SELECT 1 FROM send_recipients r "
+        "WHERE r.send_id = s.id AND r.state = 'pending' AND r.next_attempt_at <= $1)",
+        now,
+    )
+    sends = [RunnableSend(r["id"], r["in_flight"], r["last_claim_at"]) for r in rows]
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return sorted(sends, key=lambda s: (s.in_flight, s.last_claim_at or epoch))
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A recipient taken for one attempt; its attempt row is already committed."""
+
+    attempt_id: UUID
+    send_id: UUID
+    recipient_id: int
+    e164: str
+    attempt_no: int
+    trunk: str
+
+
+async def claim(
+    db: Database, send_id: UUID, trunks: list[str], *, node: str, app: str, demo: bool, now: datetime
+) -> list[Claim]:
+    """Take up to len(trunks) due recipients of a send (row locks, SKIP LOCKED: several engines share the
+    work), and commit one attempt row per recipient BEFORE any originate: a crash after this point
+    can only lead to reconciling that attempt, never to calling the number again blindly."""
+    if not trunks:
+        return []
+    async with db.transaction() as conn:
+        rows = await conn.fetch(
+            "SELECT id, e164, attempts FROM send_recipients WHERE send_id = $1 AND state = 'pending' "
+            "AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED",
+            send_id,
+            now,
+            len(trunks),
+        )
+        if not rows:
+            return []
+        claims = [
+            Claim(uuid.uuid4(), send_id, r["id"], r["e164"], r["attempts"] + 1, trunk)
+            for r, trunk in zip(rows, trunks, strict=False)
+        ]
+        await conn.execute(
+            "UPDATE send_recipients SET state = 'calling', attempts = attempts + 1 WHERE id = "
+            "ANY($1::bigint[])",
+            [c.recipient_id for c in claims],
+        )
+        await conn.executemany(
+            "INSERT INTO attempts (id, send_id, recipient_id, attempt_no, node, app, trunk, state, demo) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, 'originating', $8)",
+            [(c.attempt_id, send_id, c.recipient_id, c.attempt_no, node, app, c.trunk, demo) for c in claims],
+        )
+        await conn.execute("UPDATE sends SET last_claim_at = $2 WHERE id = $1", send_id, now)
+        return claims
+
+
+async def failover_attempt(
+    db: Database, previous: Claim, trunk: str, *, node: str, app: str, demo: bool
+) -> Claim:
+    """The same attempt moved to another trunk (the first refused it before any ringing)."""
+    claim_ = Claim(
+        uuid.uuid4(), previous.send_id, previous.recipient_id, previous.e164, previous.attempt_no, trunk
+    )
+    await db.execute(
+        "INSERT INTO attempts (id, send_id, recipient_id, attempt_no, failover_of, node, app, trunk, "
+        "state, demo) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'originating', $9)",
+        claim_.attempt_id,
+        claim_.send_id,
+        claim_.recipient_id,
+        claim_.attempt_no,
+        previous.attempt_id,
+        node,
+        app,
+        trunk,
+        demo,
+    )
+    return claim_
+
+
+async def mark_live(db: Executor, attempt_id: UUID) -> None:
+    await db.execute("UPDATE attempts SET state = 'live' WHERE id = $1 AND state = 'originating'", attempt_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    final: bool
+    outcome: Outcome
+
+
+def _ts(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+async def record_result(
+    db: Database,
+    claim_: Claim,
+    result: CallResult,
+    *,
+    policy: RetryPolicy,
+    failed_over: bool = False,
+    reconciled: str | None = None,
+) -> Recorded:
+    """One transaction: the attempt's result, the recipient's next state (retry or final), the credit."""
+    outcome = result.outcome
+    async with db.transaction() as conn:
+        status = await conn.execute(
+            "UPDATE attempts SET state = 'ended', outcome = $2, end_reason = $3, cause = $4, sip_code = $5, "
+            "dialstatus = $6, answered_at = $7, ended_at = $8, ring_s = $9, talk_s = $10, transfer_outcome "
+            "= $11, "
+            "transfer_s = $12, reconciled = $13 WHERE id = $1 AND state <> 'ended'",
+            claim_.attempt_id,
+            outcome.value,
+            result.end_reason.value,
+            result.cause,
+            result.sip_code,
+            result.dialstatus,
+            _ts(result.answered_at),
+            _ts(result.ended_at),
+            result.ring_s,
+            result.talk_s,
+            result.transfer_outcome.value if result.transfer_outcome else None,
+            result.transfer_s,
+            reconciled,
+        )
+        if status.endswith(" 0"):
+            return Recorded(True, outcome)  # recorded already (a reconciliation raced the live result)
+        if failed_over:
+            return Recorded(False, outcome)
+        rec = await conn.fetchrow(
+            "SELECT r.attempts, r.state, s.account_id, s.status FROM send_recipients r JOIN sends s ON "
+            "s.id = r.send_id "
+            "WHERE r.id = $1 FOR UPDATE OF r",
+            claim_.recipient_id,
+        )
+        if rec is None or rec["state"] != "calling":
+            return Recorded(True, outcome)  # already settled (reconciled twice): nothing more to do
+        final = not (outcome.retryable and rec["attempts"] < policy.max_attempts)
+        if final or rec["status"] == SendStatus.cancelled:
+            await conn.execute(
+                "UPDATE send_recipients SET state = 'done', outcome = $2, final_at = now() WHERE id = $1",
+                claim_.recipient_id,
+                outcome.value,
+            )
+            if outcome.consumes_credit:
+                await _consume(conn, rec["account_id"], claim_.send_id)
+            else:
+                await _release(
+                    conn, rec["account_id"], claim_.send_id, 1, f"appel non délivré ({outcome.value})"
+                )
+            return Recorded(True, outcome)
+        await conn.execute(
+            "UPDATE send_recipients SET state = 'pending', next_attempt_at = $2 WHERE id = $1",
+            claim_.recipient_id,
+            datetime.now(UTC) + timedelta(seconds=policy.interval_s),
+        )
+        return Recorded(False, outcome)
+
+
+async def requeue(db: Executor, claim_: Claim) -> None:
+    """Give a claimed recipient back untouched (the call was never placed: no trunk, engine stopping)."""
+    async with in_transaction(db) as conn:
+        await conn.execute("DELETE FROM attempts WHERE id = $1 AND state = 'originating'", claim_.attempt_id)
+        await conn.execute(
+            "UPDATE send_recipients SET state = 'pending', attempts = attempts - 1 WHERE id = $1 AND state "
+            "= 'calling'",
+            claim_.recipient_id,
+        )
+
+
+async def complete_finished(db: Executor) -> list[UUID]:
+    """Running sends with nothing left to call are completed; what they still hold is released."""
+    rows = await db.fetch(
+        "UPDATE sends s SET status = 'completed', ended_at = now() WHERE s.status = 'running' AND NOT EXISTS "
+        "(SELECT 1 FROM send_recipients r WHERE r.send_id = s.id AND r.state IN ('pending', 'calling')) "
+        "RETURNING s.id, s.account_id, s.credits_held",
+    )
+    for row in rows:
+        if row["credits_held"]:
+            async with in_transaction(db) as conn:
+                await _release(conn, row["account_id"], row["id"], row["credits_held"], "fin de l'envoi")
+    return [r["id"] for r in rows]
+
+
+# --- reconciliation -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OpenAttempt:
+    claim: Claim
+    state: str
+    created_at: datetime
+    policy: RetryPolicy
+    message_duration_s: float
+
+
+async def open_attempts(db: Executor, node: str) -> list[OpenAttempt]:
+    """This node's attempts that have no outcome yet (after a crash, or a websocket gap)."""
+    rows = await db.fetch(
+        "SELECT a.id, a.send_id, a.recipient_id, a.attempt_no, a.trunk, a.state, a.created_at, r.e164, "
+        "s.extra_attempts, s.retry_interval_s, m.duration_s FROM attempts a "
+        "JOIN send_recipients r ON r.id = a.recipient_id JOIN sends s ON s.id = a.send_id "
+        "JOIN messages m ON m.id = s.message_id WHERE a.node = $1 AND a.state <> 'ended' ORDER BY "
+        "a.created_at",
+        node,
+    )
+    return [
+        OpenAttempt(
+            Claim(r["id"], r["send_id"], r["recipient_id"], r["e164"], r["attempt_no"], r["trunk"]),
+            r["state"],
+            r["created_at"],
+            RetryPolicy(extra_attempts=r["extra_attempts"], interval_s=float(r["retry_interval_s"])),
+            r["duration_s"],
+        )
+        for r in rows
+    ]
+
+
+async def cdr_for(db: Executor, attempt_id: UUID) -> asyncpg.Record | None:
+    """Asterisk's record of the attempt's channel (uniqueid = the channel id we chose)."""
+    return await db.fetchrow(
+        'SELECT disposition, duration, billsec, start, answer, "end" FROM asterisk_cdr WHERE uniqueid = $1 '
+        "ORDER BY id LIMIT 1",
+        str(attempt_id),
+    )
