@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -494,24 +495,38 @@ class Dialer:
             await self._record(open_.claim, result, open_.policy, reconciled="cdr" if cdr else "lost")
 
     def _adopt(self, open_: sends_store.OpenAttempt, channel: Event) -> None:
-        """A call of this node survived our restart: follow it until it ends, without restarting its flow."""
+        """A call of this node survived our restart: follow it to its end without restarting its flow.
+
+        Up: its message was playing; it is hung up once the message has had time to end. Still ringing:
+        if it is answered, the message plays from the start. Either way its CDR gives the outcome.
+        """
         attempt_id = str(open_.claim.attempt_id)
         if self.calls.router.owns(attempt_id):
             return
         adopted = AdoptedCall(self, open_)
-        adopted.route = self.calls.router.attach(attempt_id, adopted)
+        route = self.calls.router.attach(attempt_id, adopted)
+        adopted.route = route
         state = self.state.trunks.get(open_.claim.trunk)
         if state is not None:
             state.active += 1
+        loop = asyncio.get_running_loop()
+        if channel.get("state") == "Up":
+            created = _parse_time(str(channel.get("creationtime", "")))
+            elapsed = (datetime.now(UTC) - created).total_seconds() if created else 0.0
+            # Ringing took part of `elapsed`: hanging up later than needed is harmless, earlier is not.
+            left = max(0.0, open_.message_duration_s + 2.0 - elapsed + self.settings.ring_timeout_s)
+            loop.call_later(left, route.put, {"type": "_AdoptLimit"})
+        else:
+            loop.call_later(
+                self.settings.ring_timeout_s + open_.message_duration_s * 2 + 30,
+                route.put,
+                {"type": "_AdoptLimit"},
+            )
         log.info("call.adopted", attempt_id=attempt_id, channel_state=channel.get("state"))
-        # The playback that was running, if any, still ends by itself; cap the rest.
-        limit = open_.message_duration_s * 2 + 30
-        asyncio.get_running_loop().call_later(limit, adopted.route.put, {"type": "_AdoptLimit"})
 
 
 class AdoptedCall:
-    """Follows a re-adopted channel: hangs up when its message ends (or at a cap), then records the
-    outcome from Asterisk's CDR."""
+    """Follows a re-adopted channel, then records its outcome from Asterisk's CDR."""
 
     def __init__(self, dialer: Dialer, open_: sends_store.OpenAttempt) -> None:
         self.dialer = dialer
@@ -521,9 +536,15 @@ class AdoptedCall:
     async def on_event(self, event: Event) -> None:
         kind = event.get("type")
         attempt_id = str(self.open.claim.attempt_id)
-        if kind in {"PlaybackFinished", "_AdoptLimit"}:
+        ari = self.dialer.ari
+        if kind == "StasisStart":
+            # Answered after the restart: play the message from the start, then hang up.
+            context = await self.dialer._context(self.open.claim.send_id)
             with contextlib.suppress(AriError, AriUnavailable):
-                await self.dialer.ari.hangup(attempt_id)
+                await ari.play(attempt_id, str(uuid.uuid4()), context.plan.message)
+        elif kind in {"PlaybackFinished", "_AdoptLimit"}:
+            with contextlib.suppress(AriError, AriUnavailable):
+                await ari.hangup(attempt_id)
         elif kind == "ChannelDestroyed" and (event.get("channel") or {}).get("id") == attempt_id:
             await asyncio.sleep(0.2)  # let Asterisk write the CDR first
             cdr = await sends_store.cdr_for(self.dialer.db, self.open.claim.attempt_id)
@@ -532,11 +553,20 @@ class AdoptedCall:
             )
             await self.dialer._record(self.open.claim, result, self.open.policy, reconciled="adopted")
             self.dialer._release_slot(self.open.claim.trunk)
+            self.dialer.wake()
             if self.route is not None:
                 self.route.close()
 
     async def on_failure(self, exc: Exception) -> None:
         log.error("call.adopted_failed", attempt_id=str(self.open.claim.attempt_id), error=str(exc))
+
+
+def _parse_time(text: str) -> datetime | None:
+    """ARI's times look like 2026-11-25T14:28:32.798+0000."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        return None
 
 
 _CDR_OUTCOMES = {

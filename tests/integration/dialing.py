@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+import aiohttp
 
 from engine.domain.accounts import Account, Message
 from engine.domain.numbers import Number, normalize
@@ -58,3 +64,67 @@ def invites_per_number(*sipps: SippProcess) -> Counter[str]:
             if event.get("event") == "INVITE":
                 counts[event["number"]] += 1
     return counts
+
+
+class EngineProcess:
+    """`vocalcast serve` as a real separate process (kill -9 tests, two engines sharing work)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.env['VOCALCAST_HTTP_PORT']}"
+
+    async def start(self, timeout_s: float = 20.0) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "serve",
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                cwd=str(Path(__file__).parent.parent.parent),
+            )
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        async with aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.get(
+                        self.url + "/healthz", timeout=aiohttp.ClientTimeout(total=2)
+                    ) as resp:
+                        if resp.status == 200:
+                            return
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                if self.proc.returncode is not None or asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"engine did not come up; see {self.log_path}")
+                await asyncio.sleep(0.1)
+
+    def kill(self) -> None:
+        """kill -9: no goodbye, no cleanup."""
+        if self.proc is not None and self.proc.returncode is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        else:
+            await self.proc.wait()
+
+
+def engine_env(overrides: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k.startswith("VOCALCAST_") or k in {"PATH", "LANG", "HOME"}}
+    env.update(overrides)
+    return env
