@@ -334,6 +334,11 @@ async def claim(
     if not trunks:
         return []
     async with db.transaction() as conn:
+        # FOR SHARE waits for a pause or cancel in progress (they lock the row FOR UPDATE), so no call
+        # is claimed from a send that was paused or cancelled a moment ago.
+        status = await conn.fetchval("SELECT status FROM sends WHERE id = $1 FOR SHARE", send_id)
+        if status != SendStatus.running:
+            return []
         rows = await conn.fetch(
             "SELECT id, e164, attempts FROM send_recipients WHERE send_id = $1 AND state = 'pending' "
             "AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED",

@@ -57,13 +57,14 @@ def targets(numbers: list[str]) -> list[Target]:
 
 
 def invites_per_number(*sipps: SippProcess) -> Counter[str]:
-    """INVITEs each number received, from SIPp's own logs."""
-    counts: Counter[str] = Counter()
+    """Calls (distinct INVITE dialogs: a retransmitted INVITE is the same call) each number received,
+    from SIPp's own logs."""
+    dialogs: set[tuple[str, str]] = set()
     for sipp in sipps:
         for event in sipp.log_events():
             if event.get("event") == "INVITE":
-                counts[event["number"]] += 1
-    return counts
+                dialogs.add((event["number"], event.get("call_id", "")))
+    return Counter(number for number, _ in dialogs)
 
 
 class EngineProcess:
