@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from engine import mail
 from engine.dialer import Dialer
 from engine.metrics import Metrics
 from engine.settings import Settings
@@ -21,7 +22,8 @@ from engine.store.trunks import list_trunks
 from engine.telephony.ari import AriClient, AriError, Event, events_task
 from engine.telephony.calls import CallService
 from engine.telephony.stasis import StasisRouter
-from engine.web import health
+from engine.web import routes
+from ivr import service as ivr_service
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +73,8 @@ class Engine:
         self._tasks: list[asyncio.Task[Any]] = []
         self.http_port: int | None = None
         self.run_dialer = True
+        self.run_mail = True
+        self.run_ivr = True
 
     async def __aenter__(self) -> Engine:
         try:
@@ -79,9 +83,15 @@ class Engine:
             await self._stack.enter_async_context(events_task(self.ari, self._on_event))
             self._stack.push_async_callback(self.router.close)
             self._stack.push_async_callback(self.dialer.close)
+            if self.run_ivr:
+                await self._stack.enter_async_context(ivr_service.serve(self.settings, self.db))
+            if self.run_mail:
+                await self._stack.enter_async_context(mail.serve(self.settings, self.db, self.dialer.wake))
             self._start_task(self._watch_loop_lag(), "loop-lag")
             if self.run_dialer:
                 self._start_task(self.dialer.run(), "dialer")
+            # Lost BYEs and events never hold a slot forever: compare /channels with open calls.
+            self._start_task(self.calls.run_sweeps(), "call-sweep")
             await self._start_http()
         except BaseException:
             await self._stack.aclose()
@@ -98,9 +108,7 @@ class Engine:
         self._tasks.append(asyncio.create_task(coro, name=name))
 
     async def _start_http(self) -> None:
-        app = web.Application()
-        app[health.ENGINE] = self
-        health.add_routes(app)
+        app = routes.build(self)
         runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
@@ -160,8 +168,15 @@ class Engine:
             with contextlib.suppress(AriError, Exception):
                 for endpoint in await self.ari.endpoints("PJSIP"):
                     states[str(endpoint.get("resource"))] = str(endpoint.get("state", "unknown"))
+        stats = self.dialer.trunk_stats()
         return [
-            {"name": name, "state": states.get(name, "unknown"), "demo": demo, "max_channels": channels}
+            {
+                "name": name,
+                "state": states.get(name, "unknown"),
+                "demo": demo,
+                "max_channels": channels,
+                **{k: v for k, v in stats.get(name, {}).items() if k != "max_channels"},
+            }
             for name, demo, channels in self._trunk_names
         ]
 

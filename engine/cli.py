@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 from engine import __version__
 from engine.errors import VocalcastError
-from engine.settings import SettingsError
+from engine.logs import configure
+from engine.settings import Settings, SettingsError
 
 # Each module exposes ``register(subparsers)``; its parsers set ``func(args) -> int``.
 COMMAND_MODULES = [
@@ -19,6 +20,7 @@ COMMAND_MODULES = [
     "engine.commands.trunk",
     "engine.commands.call",
     "engine.commands.numbers",
+    "engine.commands.contacts",
     "engine.commands.account",
     "engine.commands.message",
     "engine.commands.sends",
@@ -37,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Logs go to stderr, so that a command's own output (--json) stays clean on stdout.
+    try:
+        settings = Settings.from_env()
+        configure(settings.log_level, "console" if settings.log_format == "auto" else settings.log_format)
+    except SettingsError:
+        configure("info", "console")
     try:
         return int(args.func(args))
     except (SettingsError, VocalcastError) as exc:

@@ -266,6 +266,46 @@ class Settings:
         "VOCALCAST_AUDIO_TIMEOUT_S", _non_negative_float, "60", "Longest time one ffmpeg run may take."
     )
 
+    # --- sending interfaces ---------------------------------------------------------------------------
+    login_max_failures: int = _setting(
+        "VOCALCAST_LOGIN_MAX_FAILURES",
+        _positive_int,
+        "5",
+        "Failed logins (http.php, e-mail, API, web) per account or client address before throttling.",
+    )
+    login_window_s: float = _setting(
+        "VOCALCAST_LOGIN_WINDOW_S",
+        _non_negative_float,
+        "900",
+        "Window counting failed logins; throttled that long.",
+    )
+    smtp_host: str = _setting("VOCALCAST_SMTP_HOST", _str, "127.0.0.1", "E-mail intake bind address.")
+    smtp_port: int = _setting("VOCALCAST_SMTP_PORT", _port, "2525", "E-mail intake port.")
+    intake_address: str = _setting(
+        "VOCALCAST_INTAKE_ADDRESS", _str, "message@localhost", "The address customers e-mail their sends to."
+    )
+    mail_max_bytes: int = _setting(
+        "VOCALCAST_MAIL_MAX_BYTES", _positive_int, "1048576", "Largest accepted intake e-mail."
+    )
+    smtp_relay: str = _setting(
+        "VOCALCAST_SMTP_RELAY",
+        _str,
+        "",
+        "host:port of the relay for replies and password e-mails (empty: none).",
+    )
+    mail_from: str = _setting(
+        "VOCALCAST_MAIL_FROM", _str, "message@localhost", "From address of the replies vocalcast sends."
+    )
+    mail_replies_per_hour: int = _setting(
+        "VOCALCAST_MAIL_REPLIES_PER_HOUR", _positive_int, "20", "Replies to one sender per hour, at most."
+    )
+    public_url: str = _setting(
+        "VOCALCAST_PUBLIC_URL",
+        _str,
+        "",
+        "The service's public address, for links in e-mails (default: local).",
+    )
+
     # --- recording IVR ------------------------------------------------------------------------------
     ivr_code_tries: int = _setting(
         "VOCALCAST_IVR_CODE_TRIES", _positive_int, "3", "Wrong personal codes in one call before goodbye."

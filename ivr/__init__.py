@@ -1,1 +1,2 @@
-"""FastAGI recording IVR: imports engine.domain, engine.store and engine.settings only."""
+"""The recording IVR: a FastAGI server and its conversation. It saves messages through engine.library
+(the same path as uploads) and keeps its lockout in the engine's store."""

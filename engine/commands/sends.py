@@ -18,6 +18,7 @@ from engine.errors import InvalidInput
 from engine.sends import DEFAULT, create_send, steer
 from engine.settings import Settings
 from engine.store import Database
+from engine.store import messages as messages_store
 from engine.store import sends as sends_store
 from engine.store.accounts import account_by_email
 
@@ -165,9 +166,12 @@ def _list(args: argparse.Namespace) -> int:
     async def run() -> list[dict[str, Any]]:
         async with Database(settings.dsn, min_size=1, max_size=2) as db:
             account = await account_by_email(db, args.account)
+            # A deleted message has no reference left to show (null).
+            refs = {m.id: m.ref for m in await messages_store.list_messages(db, account.id)}
             rows = []
             for send in await sends_store.list_sends(db, account.id, limit=args.limit):
                 row = _send_json(send)
+                row["message_ref"] = refs.get(send.message_id)
                 row["outcomes"] = (await sends_store.progress(db, send.id)).outcomes
                 rows.append(row)
             return rows

@@ -27,9 +27,10 @@ from engine.domain.outcomes import (
 #   ChannelDtmfReceived -> Dtmf; PlaybackStarted -> PlaybackStarted;
 #   PlaybackFinished -> PlaybackFinished(completed=playback.state == "done"); ids are the machine's ids
 #   ChannelHangupRequest -> HangupRequested(cause, tech_cause); ChannelDestroyed -> Hangup(cause,
-#   tech_cause, last dialstatus); StasisEnd -> nothing (it also happens around AMD)
+#   tech_cause, last final dialstatus, ring_timeout=unanswered when the originate timeout expired);
+#   StasisEnd -> nothing (it also happens around AMD)
 #   second leg: StasisStart -> TransferAnswered; ChannelDestroyed or a refused originate -> TransferEnded
-#   an ARI error on an action, the sweep, shutdown -> Abort
+#   an ARI error on an action, shutdown -> Abort; the sweep finding the channel gone -> Abort(channel_gone)
 # Actions are executed in order, one call at a time (a HangupTransfer may follow an OriginateTransfer
 # whose POST is still in flight). A 404/422 on a Play/Stop/Hangup of a channel that just went away is
 # expected: its Hangup event follows.
@@ -192,18 +193,29 @@ class HangupRequested:
 
 @dataclass(frozen=True, slots=True)
 class Hangup:
-    """ChannelDestroyed on the callee's channel, with the last dial status the adapter saw."""
+    """ChannelDestroyed on the callee's channel, with the last final dial status the adapter saw.
+
+    `ring_timeout`: the channel went away unanswered when the originate's own ring timeout expired.
+    Asterisk then reports cause 19 with a SIP code it derived from that cause (480), whether the phone
+    rang or the trunk never answered the INVITE at all (lab, issue 6).
+    """
 
     cause: int | None = None
     sip_code: int | None = None
     dialstatus: str | None = None
+    ring_timeout: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Abort:
-    """End the call now (an ARI error on this channel, the sweep, engine shutdown)."""
+    """End the call now (an ARI error on this channel, the sweep, engine shutdown).
+
+    `channel_gone`: the callee's channel no longer exists (the sweep found it missing, its events were
+    lost): nothing to hang up, and no cause is known.
+    """
 
     reason: str
+    channel_gone: bool = False
 
 
 Event = (
@@ -530,13 +542,13 @@ class CallFlow:
                 self._on_hangup_requested(event, now, out)
             case Hangup():
                 self._on_hangup(event, now, out)
-            case Abort(reason=reason):
+            case Abort(reason=reason, channel_gone=gone):
                 self._finish(
                     now,
                     out,
                     end_reason=EndReason.aborted,
                     outcome=self._outcome_if_ended_now(),
-                    callee_gone=False,
+                    callee_gone=gone,
                     abort_reason=reason,
                 )
             case _:
@@ -837,16 +849,26 @@ class CallFlow:
             if sip_code is None:
                 sip_code = hint.sip_code
         rang = self._ringing_at is not None
+        if event.ring_timeout:
+            # Our own ring timeout: the SIP code is Asterisk's translation of cause 19, not a response.
+            # Nothing heard from the phone (no 180/183) within the whole ring time means the trunk did not
+            # route the call: a trunk failure another trunk may not have, not a callee who did not answer.
+            sip_code = None
+            outcome = Outcome.no_answer if rang else Outcome.failed
+            may_fail_over = not rang
+        else:
+            outcome = classify_failed_dial(dialstatus, cause, sip_code, rang=rang)
+            may_fail_over = allows_failover(dialstatus, cause, sip_code, rang=rang)
         self._finish(
             now,
             out,
             end_reason=EndReason.dial_failed,
-            outcome=classify_failed_dial(dialstatus, cause, sip_code, rang=rang),
+            outcome=outcome,
             callee_gone=True,
             cause=cause,
             sip_code=sip_code,
             dialstatus=dialstatus,
-            may_fail_over=allows_failover(dialstatus, cause, sip_code, rang=rang),
+            may_fail_over=may_fail_over,
         )
 
     # --- the end -----------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ class Target:
     """One number to call, with the contact it came from when there is one."""
 
     number: Number
-    contact_id: UUID | None = None
+    contact_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -483,8 +483,10 @@ async def requeue(db: Executor, claim_: Claim) -> None:
 async def complete_finished(db: Executor) -> list[UUID]:
     """Running sends with nothing left to call are completed; what they still hold is released."""
     rows = await db.fetch(
-        "UPDATE sends s SET status = 'completed', ended_at = now() WHERE s.status = 'running' AND NOT EXISTS "
-        "(SELECT 1 FROM send_recipients r WHERE r.send_id = s.id AND r.state IN ('pending', 'calling')) "
+        # Two NOT EXISTS, each served by its partial index (pending / calling): no scan of a big send.
+        "UPDATE sends s SET status = 'completed', ended_at = now() WHERE s.status = 'running' "
+        "AND NOT EXISTS (SELECT 1 FROM send_recipients r WHERE r.send_id = s.id AND r.state = 'pending') "
+        "AND NOT EXISTS (SELECT 1 FROM send_recipients r WHERE r.send_id = s.id AND r.state = 'calling') "
         "RETURNING s.id, s.account_id, s.credits_held",
     )
     for row in rows:

@@ -27,9 +27,27 @@ from engine.telephony.stasis import Route, StasisRouter
 log = structlog.get_logger(__name__)
 
 AMD_CONTEXT = "vocalcast-amd"
-# Talk detection for the beep wait: the silence (ms) that ends "talking", and the energy threshold.
-# The greeting and its beep are "talking"; the silence after the beep is the machine recording.
-TALK_DETECT = "900,256"
+# The beep wait of the answering-machine mode. AMD said MACHINE while the greeting still plays; the
+# machine records after the greeting's beep, so the message starts when the beep ends. Two detectors
+# run on what the callee sends: TONE_DETECT for the beep itself, and TALK_DETECT, whose "talking
+# finished" marks the end of sound. Before a beep is heard, only a long silence ends the wait (a
+# greeting without a beep, or with a beep at another frequency: pauses between sentences are shorter);
+# once the beep is heard, a short silence does.
+BEEP_HZ = 1000  # the usual voicemail beep (bench/amd.py measures the detection)
+BEEP_MIN_MS = 150  # shorter than voicemail beeps; speech does not hold a pure tone that long
+GREETING_END_SILENCE_MS = 1500
+AFTER_BEEP_SILENCE_MS = 200
+TALK_THRESHOLD = 256  # Asterisk's default energy threshold between silence and sound
+# A beep is over within this long after it was detected, even when line noise hides the silence after it.
+AFTER_BEEP_MAX_S = 1.0
+# No sound at all this long after the wait began: the greeting is already over (AMD heard it out, or
+# heard only silence); nothing is left to wait for.
+NO_SOUND_S = 2.0
+# A channel destroyed unanswered this close to the originate timeout was ended by that timeout.
+RING_TIMEOUT_MARGIN_S = 0.5
+# Dial statuses that say how the dial is going, not how it ended: the result keeps the last final one
+# (a ring timeout has none: the originate gives up without a final Dial event).
+_PROGRESS_DIALSTATUSES = frozenset({"", "RINGING", "PROGRESS", "PROCEEDING"})
 # How long a finished call's route stays open for its last events (ChannelDestroyed of both legs).
 LINGER_S = 10.0
 
@@ -50,7 +68,13 @@ class CallerId:
         return f'"" <{self.number}>' if self.number else None
 
     def variables(self) -> dict[str, str]:
-        return {"CALLERID(pres)": "prohib" if self.hidden else "allowed_passed_screen"}
+        # chan_pjsip builds From, P-Asserted-Identity and Privacy from the channel's *connected line*
+        # (which the originate's callerId fills, like the caller ID): CALLERID(pres) alone leaves the
+        # number in From (lab, issue 6). `i`: set it without sending a connected-line update.
+        # Hidden, the INVITE then says From: "Anonymous" <sip:anonymous@anonymous.invalid>,
+        # Privacy: id, and P-Asserted-Identity: <sip:number@…> (trust_id_outbound=yes on the trunk).
+        pres = "prohib" if self.hidden else "allowed_passed_screen"
+        return {"CALLERID(pres)": pres, "CONNECTEDLINE(pres,i)": pres}
 
 
 @dataclass(frozen=True)
@@ -95,6 +119,14 @@ class OutboundCall:
         self._callee_gone = False
         self._transfer_gone = True
         self._beep_detection = False
+        self._beep_heard = False
+        self._sound_heard = False
+        self._detect_timers: dict[str, asyncio.TimerHandle] = {}
+        self._answered = False
+        self._soft_hangup = False
+        self.originate_sent_at: float | None = None  # monotonic, just before POST /channels
+        self.originated = False  # POST /channels succeeded: the channel exists until it is destroyed
+        self.transfer_originated = False  # the same for the transfer leg
         self._log = log.bind(
             attempt_id=self.channel_id, trunk=request.trunk, number=mask_number(request.callee_number)
         )
@@ -103,6 +135,8 @@ class OutboundCall:
     async def on_event(self, event: Event) -> None:
         kind = event.get("type")
         if kind == "_TimerFired":
+            if self._soft_hangup:
+                return  # the channel is going away: its ChannelDestroyed ends the call
             name = str(event["name"])
             if self._timers.pop(name, None) is not None:
                 await self._feed(cf.TimerFired(name))
@@ -112,6 +146,30 @@ class OutboundCall:
             return
         if kind == "_Originated":
             await self._feed(cf.Originated())
+            return
+        if kind in {"_BeepOver", "_NoSound"}:
+            self._detect_timers.pop(kind, None)
+            if (
+                self._beep_detection
+                and not self._soft_hangup
+                and (kind == "_BeepOver" or not self._sound_heard)
+            ):
+                await self._feed(cf.BeepDetected())
+            return
+        if kind == "_Vanished":
+            # The sweep saw the channel gone twice, and no ChannelDestroyed came: its events were lost.
+            self._callee_gone = True
+            if not self.flow.finished:
+                self._log.warning("call.channel_vanished")
+                await self._feed(cf.Abort("channel vanished without events", channel_gone=True))
+            self._maybe_close()
+            return
+        if kind == "_TransferVanished":
+            if not self._transfer_gone:
+                self._log.warning("call.transfer_vanished")
+                self._transfer_gone = True
+                await self._feed(cf.TransferEnded())
+            self._maybe_close()
             return
         if kind == "_OriginateError":
             await self._feed(cf.OriginateFailed(str(event.get("reason", ""))))
@@ -131,9 +189,11 @@ class OutboundCall:
 
     async def _on_callee_event(self, kind: Any, event: Event) -> None:
         channel = event.get("channel") or {}
+        if self._soft_hangup and kind != "ChannelDestroyed":
+            return  # Asterisk is hanging the channel up: what happens meanwhile does not count
         if kind == "Dial" and (event.get("peer") or {}).get("id") == self.channel_id:
             status = str(event.get("dialstatus") or "")
-            if status:
+            if status not in _PROGRESS_DIALSTATUSES:
                 self._dialstatus = status
             if status == "RINGING":
                 await self._feed(cf.Ringing())
@@ -142,6 +202,7 @@ class OutboundCall:
         elif kind == "ChannelStateChange" and channel.get("state") == "Ringing":
             await self._feed(cf.Ringing())
         elif kind == "StasisStart":
+            self._answered = True
             args = [str(a) for a in event.get("args") or []]
             if args and args[0] == "amd":
                 status = args[1] if len(args) > 1 else "NOTSURE"
@@ -159,19 +220,72 @@ class OutboundCall:
                 await self._feed(cf.PlaybackStarted(machine_id))
             else:
                 await self._feed(cf.PlaybackFinished(machine_id, completed=playback.get("state") == "done"))
+        elif kind == "ChannelToneDetected" and self._beep_detection and not self._beep_heard:
+            # The beep: from now on, the first short silence means it ended.
+            self._beep_heard = True
+            self._log.debug("call.beep_heard")
+            self._detection_timer("_BeepOver", AFTER_BEEP_MAX_S)
+            await self._execute_detection(_talk_detect(AFTER_BEEP_SILENCE_MS))
+        elif kind == "ChannelTalkingStarted" and self._beep_detection:
+            self._sound_heard = True
         elif kind == "ChannelTalkingFinished" and self._beep_detection:
             # The greeting (and its beep) ended and silence followed: the machine is recording.
             await self._feed(cf.BeepDetected())
+        elif kind == "ChannelHangupRequest" and event.get("soft"):
+            # Asterisk itself hangs up (RTP timeout, session timer...): "cause" then holds soft-hangup
+            # flags, not a Q.850 cause (lab: cause 1 for an RTP timeout, then ChannelDestroyed 44).
+            # ChannelDestroyed follows at once with the real cause; until then, nothing counts.
+            self._soft_hangup = True
         elif kind == "ChannelHangupRequest":
-            await self._feed(cf.HangupRequested(_int(event.get("cause")), _sip_code(event)))
+            # A BYE without a Reason header comes without a cause; ChannelDestroyed then says 0
+            # (unknown), and so do we, rather than None ("not reported yet").
+            cause = _int(event.get("cause"))
+            await self._feed(cf.HangupRequested(0 if cause is None else cause, _sip_code(event)))
         elif kind == "ChannelDestroyed":
             self._callee_gone = True
-            await self._feed(cf.Hangup(_int(event.get("cause")), _sip_code(event), self._dialstatus))
+            await self._feed(
+                cf.Hangup(
+                    _int(event.get("cause")),
+                    _sip_code(event),
+                    self._dialstatus,
+                    ring_timeout=self._ring_timed_out(),
+                )
+            )
+
+    def _detection_timer(self, kind: str, seconds: float) -> None:
+        previous = self._detect_timers.pop(kind, None)
+        if previous is not None:
+            previous.cancel()
+        self._detect_timers[kind] = asyncio.get_running_loop().call_later(
+            seconds, self._route().put, {"type": kind}
+        )
+
+    def _cancel_detection_timers(self) -> None:
+        for handle in self._detect_timers.values():
+            handle.cancel()
+        self._detect_timers.clear()
+
+    async def _execute_detection(self, variable: tuple[str, str]) -> None:
+        """Set up, adjust or remove a detector. A channel that just went away is not an error (its hang-up
+        follows), and a failure only costs time: the beep wait's cap still ends the wait."""
+        try:
+            await self.ari.set_variable(self.channel_id, *variable)
+        except (AriNotFound, AriUnprocessable):
+            pass
+        except (AriError, AriUnavailable) as exc:
+            self._log.warning("call.beep_detection_failed", error=str(exc))
+
+    def _ring_timed_out(self) -> bool:
+        """Unanswered, with no final dial status, when the originate's timeout had run out."""
+        if self._answered or self._dialstatus is not None or self.originate_sent_at is None:
+            return False
+        timeout_s = originate_timeout_s(self.request.ring_timeout_s)
+        return time.monotonic() - self.originate_sent_at >= timeout_s - RING_TIMEOUT_MARGIN_S
 
     async def _on_transfer_event(self, kind: Any, event: Event) -> None:
         if kind == "Dial":
             status = str(event.get("dialstatus") or "")
-            if status:
+            if status not in _PROGRESS_DIALSTATUSES:
                 self._transfer_dialstatus = status
         elif kind == "StasisStart":
             await self._feed(cf.TransferAnswered())
@@ -231,10 +345,16 @@ class OutboundCall:
                 )
             case cf.StartBeepDetection():
                 self._beep_detection = True
-                await self.ari.set_variable(self.channel_id, "TALK_DETECT(set)", TALK_DETECT)
+                self._beep_heard = False
+                self._sound_heard = False
+                self._detection_timer("_NoSound", NO_SOUND_S)
+                await self._execute_detection(_talk_detect(GREETING_END_SILENCE_MS))
+                await self._execute_detection((f"TONE_DETECT({BEEP_HZ},{BEEP_MIN_MS},r)", ""))
             case cf.StopBeepDetection():
                 self._beep_detection = False
-                await self.ari.set_variable(self.channel_id, "TALK_DETECT(remove)", "")
+                self._cancel_detection_timers()
+                await self._execute_detection(("TALK_DETECT(remove)", ""))
+                await self._execute_detection(("TONE_DETECT(0,,x)", ""))
             case cf.OriginateTransfer(number=number, timeout_s=timeout_s):
                 await self._originate_transfer(number, timeout_s)
             case cf.BridgeWithTransfer():
@@ -278,11 +398,15 @@ class OutboundCall:
             self._log.warning("call.transfer_originate_failed", error=str(exc))
             self._transfer_gone = True
             await self._feed(cf.TransferEnded())
+            return
+        self.transfer_originated = True
 
     def _finish(self, result: CallResult) -> None:
         for timer in self._timers.values():
             timer.handle.cancel()
         self._timers.clear()
+        self._cancel_detection_timers()
+        self._beep_detection = False
         if not self.done.done():
             self.done.set_result(result)
         self.service.on_finished(self.request, result)
@@ -296,6 +420,19 @@ class OutboundCall:
         # Stay subscribed a little for the last ChannelDestroyed events, then let go.
         if self.route is not None:
             asyncio.get_running_loop().call_later(LINGER_S, self.route.put, {"type": "_Linger"})
+
+    def route_put(self, event: Event) -> None:
+        """Queue an event behind the ones already received (the sweep's findings)."""
+        if self.route is not None:
+            self.route.put(event)
+
+    @property
+    def transfer_leg_id(self) -> str | None:
+        return self._transfer_id
+
+    @property
+    def transfer_leg_gone(self) -> bool:
+        return self._transfer_gone
 
     def _route(self) -> Route:
         if self.route is None:
@@ -324,6 +461,7 @@ class CallService:
         self.router = router
         self._on_result = on_result
         self.calls: dict[str, OutboundCall] = {}
+        self._unknown_since: dict[str, float] = {}  # channel id -> monotonic time first seen unknown
 
     def on_finished(self, request: CallRequest, result: CallResult) -> None:
         self.calls.pop(request.attempt_id, None)
@@ -337,6 +475,7 @@ class CallService:
         call.route = self.router.attach(request.attempt_id, call)  # before the POST: events may win
         self.calls[request.attempt_id] = call
         variables = {"VC_APP": self.ari.app, **request.caller_id.variables(), **request.variables}
+        call.originate_sent_at = time.monotonic()
         try:
             await self.ari.originate(
                 endpoint=request.endpoint,
@@ -358,6 +497,7 @@ class CallService:
             self.calls.pop(request.attempt_id, None)
             call.route.close()
             raise OriginateUncertain(str(exc)) from exc
+        call.originated = True
         call.route.put({"type": "_Originated"})
         return call
 
@@ -368,6 +508,113 @@ class CallService:
     @property
     def active(self) -> int:
         return len(self.calls)
+
+    # --- the sweep: what Asterisk has against what we follow ------------------------------------------
+
+    async def sweep(self, *, confirm_s: float = 1.0, unknown_grace_s: float = 60.0) -> SweepReport:
+        """Compare /channels with the calls in progress; end what events can no longer end.
+
+        - A call whose channel is gone (missing from /channels, and still missing confirm_s later, so
+          that a ChannelDestroyed already on its way wins) ends with Abort(channel_gone): its events
+          were lost (a websocket gap, an Asterisk restart). Same for a transfer leg that vanished.
+        - A channel of our Stasis app that no call follows is hung up once it has stayed unknown for
+          unknown_grace_s across sweeps (time for the dialer to adopt the calls of a previous run).
+        """
+        present = await self._channel_ids()
+        lost, lost_legs = self._missing(present)
+        if (lost or lost_legs) and confirm_s > 0:
+            await asyncio.sleep(confirm_s)
+            present = await self._channel_ids()
+            lost, lost_legs = self._missing(present)
+        for call in lost:
+            call.route_put({"type": "_Vanished"})
+        for call in lost_legs:
+            call.route_put({"type": "_TransferVanished"})
+        hung_up = await self._hang_up_unknown(unknown_grace_s)
+        if lost or lost_legs or hung_up:
+            log.warning(
+                "calls.swept",
+                vanished=[c.channel_id for c in lost],
+                transfer_legs_vanished=[c.channel_id for c in lost_legs],
+                unknown_hung_up=hung_up,
+            )
+        return SweepReport(
+            vanished=[c.channel_id for c in lost],
+            transfer_legs_vanished=[c.channel_id for c in lost_legs],
+            hung_up=hung_up,
+        )
+
+    async def run_sweeps(self, interval_s: float = 30.0) -> None:
+        """Sweep every interval_s while ARI is connected (a task of the engine; cancel to stop)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if not self.ari.ready:
+                continue  # after the reconnection, the dialer reconciles first; the next sweep follows
+            try:
+                await self.sweep()
+            except (AriError, AriUnavailable) as exc:
+                log.warning("calls.sweep_failed", error=str(exc))
+
+    async def _channel_ids(self) -> set[str]:
+        return {str(c.get("id")) for c in await self.ari.channels()}
+
+    def _missing(self, present: set[str]) -> tuple[list[OutboundCall], list[OutboundCall]]:
+        lost = [
+            call
+            for call in self.calls.values()
+            if call.originated and not call.flow.finished and call.channel_id not in present
+        ]
+        legs = [
+            call
+            for call in self.calls.values()
+            if call.transfer_leg_id is not None
+            and not call.transfer_leg_gone
+            and call.transfer_originated
+            and call.transfer_leg_id not in present
+            and call not in lost
+        ]
+        return lost, legs
+
+    async def _hang_up_unknown(self, grace_s: float) -> list[str]:
+        try:
+            app = await self.ari.request("GET", f"/applications/{self.ari.app}")
+        except AriNotFound:
+            return []  # not registered right now: nothing is ours to judge
+        ours = {str(cid) for cid in (app or {}).get("channel_ids", [])}
+        unknown = {cid for cid in ours if not self.router.owns(cid)}
+        now = time.monotonic()
+        for cid in list(self._unknown_since):
+            if cid not in unknown:
+                del self._unknown_since[cid]
+        hung_up = []
+        for cid in sorted(unknown):
+            since = self._unknown_since.setdefault(cid, now)
+            if now - since >= grace_s:
+                with contextlib.suppress(AriError):
+                    await self.ari.hangup(cid)
+                hung_up.append(cid)
+                del self._unknown_since[cid]
+        return hung_up
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What one sweep ended: calls whose channel vanished, transfer legs that vanished (by the callee's
+    channel id), and unknown channels of our app it hung up."""
+
+    vanished: list[str]
+    transfer_legs_vanished: list[str]
+    hung_up: list[str]
+
+
+def _talk_detect(silence_ms: int) -> tuple[str, str]:
+    """The channel variable that (re)configures TALK_DETECT: silence that ends talking, energy threshold."""
+    return "TALK_DETECT(set)", f"{silence_ms},{TALK_THRESHOLD}"
+
+
+def originate_timeout_s(ring_timeout_s: float) -> int:
+    """The originate timeout ARI applies: whole seconds, at least 1 (see AriClient.originate)."""
+    return max(1, round(ring_timeout_s))
 
 
 def _surely_unsent(exc: AriUnavailable) -> bool:

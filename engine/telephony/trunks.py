@@ -14,15 +14,20 @@ HEADER = """\
 """
 
 
-def render_pjsip(trunks: Iterable[Trunk]) -> str:
+# A callee's phone sends RTP all the time (silence included); none for this long means the far end is
+# gone without a BYE (a lost BYE, a crashed phone or SBC): Asterisk hangs up and the slot is freed.
+RTP_TIMEOUT_S = 60
+
+
+def render_pjsip(trunks: Iterable[Trunk], *, rtp_timeout_s: int = RTP_TIMEOUT_S) -> str:
     blocks = [HEADER]
     for trunk in sorted(trunks, key=lambda t: t.name):
         if trunk.enabled:
-            blocks.append(_render_one(trunk))
+            blocks.append(_render_one(trunk, rtp_timeout_s))
     return "\n".join(blocks)
 
 
-def _render_one(t: Trunk) -> str:
+def _render_one(t: Trunk, rtp_timeout_s: int) -> str:
     contact = f"sip:{t.host}:{t.port}"
     lines = [
         f"; --- trunk {t.name}{' (demo)' if t.demo else ''}: {t.host}:{t.port}, auth {t.auth} ---",
@@ -32,7 +37,8 @@ def _render_one(t: Trunk) -> str:
         "context = vocalcast-inbound        ; inbound calls: recording number only, never an outbound dial",
         "disallow = all",
         f"allow = {','.join(t.codecs)}        ; France uses A-law first",
-        "dtmf_mode = auto                   ; RFC 4733 when offered, in-band otherwise",
+        "dtmf_mode = auto                   ; RFC 4733 when offered, else in-band (Asterisk's DSP);",
+        "                                   ; SIP INFO is always accepted",
         "direct_media = no                  ; media always through us: we play and bridge it",
         "rtp_symmetric = yes",
         "force_rport = yes",
@@ -40,7 +46,9 @@ def _render_one(t: Trunk) -> str:
         "send_pai = yes                     ; the identity the operator can vouch for, even when hidden",
         "trust_id_outbound = yes            ; send PAI although presentation is prohibited",
         "send_rpid = no",
-        "rtp_timeout = 60                   ; a lost BYE never holds a channel forever",
+        "send_connected_line = no           ; no re-INVITE when the transfer bridge forms: the call centre",
+        "                                   ; keeps the callee's number, the callee ours (hidden or not)",
+        f"{f'rtp_timeout = {rtp_timeout_s}':<35}; a lost BYE never holds a channel forever",
         "rtp_timeout_hold = 300",
         "timers = yes                       ; SIP session timers: dead dialogs are noticed",
         "timers_sess_expires = 1800",

@@ -556,6 +556,45 @@ def test_ring_duration_is_measured_from_the_first_provisional() -> None:
     assert call.result.ring_s == pytest.approx(30.0)
 
 
+def test_ring_timeout_after_ringing_is_no_answer_without_the_made_up_sip_code() -> None:
+    # Lab: the originate's own timeout after a 180 arrives as cause 19 with tech_cause 480 that no phone
+    # sent (it answered our CANCEL with 487), and no final dial status.
+    call = Call(plan())
+    call.feed(Ringing(), T0 + 0.1)
+    call.feed(Hangup(cause=19, sip_code=480, ring_timeout=True), T0 + 30.0)
+    result = call.result
+    assert (result.outcome, result.cause, result.sip_code, result.may_fail_over) == (
+        Outcome.no_answer,
+        19,
+        None,
+        False,
+    )
+    assert result.ring_s == pytest.approx(29.9)
+
+
+def test_ring_timeout_without_any_provisional_is_a_trunk_failure_that_may_fail_over() -> None:
+    # Nothing from the trunk for the whole ring time (not even 180/183): the phone never rang.
+    call = Call(plan())
+    call.feed(Originated(), T0 + 0.01)
+    call.feed(Hangup(cause=19, sip_code=480, ring_timeout=True), T0 + 30.0)
+    result = call.result
+    assert (result.outcome, result.cause, result.sip_code, result.may_fail_over) == (
+        Outcome.failed,
+        19,
+        None,
+        True,
+    )
+    assert result.ring_s is None
+    assert result.outcome.retryable and not result.outcome.consumes_credit
+
+
+def test_a_real_480_before_the_ring_timeout_stays_no_answer() -> None:
+    call = Call(plan())
+    call.feed(Ringing(), T0 + 0.1)
+    call.feed(Hangup(cause=19, sip_code=480), T0 + 12.0)
+    assert (call.result.outcome, call.result.sip_code) == (Outcome.no_answer, 480)
+
+
 def test_hangup_request_before_answer_waits_for_the_destroyed_cause() -> None:
     call = Call(plan())
     call.feed(Ringing(), T0 + 1.0)
@@ -738,6 +777,26 @@ def test_abort_mid_message() -> None:
     assert_finished_once(call)
 
 
+def test_abort_for_a_vanished_channel_hangs_up_nothing_and_knows_no_cause() -> None:
+    # The sweep found the channel gone and its events lost: how far the call got decides the outcome.
+    call = answered_call()
+    actions = call.feed(Abort("channel vanished without events", channel_gone=True))
+    assert non_timer(actions) == [Finished(call.result)]
+    result = call.result
+    assert (result.outcome, result.end_reason, result.cause) == (Outcome.partial, EndReason.aborted, None)
+    assert result.abort_reason == "channel vanished without events"
+    assert_finished_once(call)
+
+
+def test_abort_for_a_vanished_channel_still_hangs_up_the_transfer_leg() -> None:
+    call = answered_call(transfer_number=CENTRE)
+    start_transfer(call, T0 + 8.0)
+    call.feed(TransferAnswered())
+    actions = call.feed(Abort("channel vanished without events", channel_gone=True))
+    assert non_timer(actions) == [HangupTransfer(), DestroyBridge(), Finished(call.result)]
+    assert call.result.outcome is Outcome.transferred
+
+
 def test_abort_during_a_transfer_hangs_up_both_legs() -> None:
     call = answered_call(transfer_number=CENTRE)
     start_transfer(call, T0 + 8.0)
@@ -863,7 +922,9 @@ ENDING_EVENTS: list[Event] = [
     Hangup(cause=21, dialstatus="NOANSWER"),
     Hangup(cause=34, sip_code=503, dialstatus="CONGESTION"),
     Hangup(cause=16, dialstatus="ANSWER"),
+    Hangup(cause=19, sip_code=480, ring_timeout=True),
     Abort("test"),
+    Abort("vanished", channel_gone=True),
 ]
 ALL_EVENTS = ONGOING_EVENTS + ENDING_EVENTS
 # Events that move each state forward, drawn half of the time so that sequences go deep.

@@ -1,0 +1,218 @@
+"""Bench: recipients — normalising a 10,000-number paste and importing a 100,000-row contacts CSV, each
+beside a bare ``phonenumbers.parse`` loop over the same numbers (the ratio is the figure of merit).
+
+The import runs on the bench instance of bench/stackutil.py (its own state dir and port block,
+VOCALCAST_BENCH_PORT_BASE, default 28000; tables emptied at start, stopped at the end unless
+VOCALCAST_BENCH_KEEP_STACK=1), into a fresh account each run. Targets (issue 5, 2-core machine):
+paste ≤ 0.5 × the bare loop; 100,000 rows imported in < 3 s. Reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import phonenumbers
+import structlog
+
+from bench import stackutil
+from engine.contacts_import import import_contacts_csv, prepare_import
+from engine.domain.recipients import parse_paste
+from engine.settings import Settings
+from engine.store import Database
+from engine.store.accounts import create_account
+
+PASTE_NUMBERS = 10_000
+IMPORT_ROWS = 100_000
+PASTE_RUNS = 5
+IMPORT_RUNS = 3
+SEED = 5
+
+# Shapes customers paste and Excel exports: spaces, dots, dashes, +33, 0033, 9 digits (Excel ate the 0).
+_SHAPES: tuple[Callable[[str], str], ...] = (
+    lambda d: f"{d[:2]} {d[2:4]} {d[4:6]} {d[6:8]} {d[8:]}",
+    lambda d: f"{d[:2]}.{d[2:4]}.{d[4:6]}.{d[6:8]}.{d[8:]}",
+    lambda d: f"{d[:2]}-{d[2:4]}-{d[4:6]}-{d[6:8]}-{d[8:]}",
+    lambda d: d,
+    lambda d: f"+33 {d[1]} {d[2:4]} {d[4:6]} {d[6:8]} {d[8:]}",
+    lambda d: f"0033{d[1:]}",
+    lambda d: d[1:],
+)
+_PREFIXES = ("06", "07", "01", "02", "03", "04", "05", "09")
+_NOMS = ("Lefèvre", "Martin", "Dupré", "Müller", "Lemaître", "Garçon", "Bernard", "Étienne", "Moreau")
+_PRENOMS = ("Hélène", "Jérôme", "Zoé", "François", "Anaïs", "Noël", "Jean", "Marie", "Loïc")
+
+
+def national_numbers(count: int, rnd: random.Random) -> list[str]:
+    """Distinct ten-digit national numbers from common French blocks."""
+    seen: set[str] = set()
+    while len(seen) < count:
+        seen.add(rnd.choice(_PREFIXES) + f"{rnd.randrange(10**8):08d}")
+    return sorted(seen, key=lambda _: rnd.random())
+
+
+def paste_entries(rnd: random.Random) -> list[str]:
+    return [_SHAPES[i % len(_SHAPES)](n) for i, n in enumerate(national_numbers(PASTE_NUMBERS, rnd))]
+
+
+def contacts_csv(rnd: random.Random) -> tuple[bytes, list[str]]:
+    """An Excel export (cp1252, CRLF, header): 100,000 rows, 20 groups; and its phone cells."""
+    phones = [_SHAPES[i % len(_SHAPES)](n) for i, n in enumerate(national_numbers(IMPORT_ROWS, rnd))]
+    lines = ["Société;Nom;Prénom;Téléphone;Groupe"]
+    for i, phone in enumerate(phones):
+        societe = f'"Société {i % 1000}; SARL"' if i % 10 == 0 else ""
+        lines.append(f"{societe};{rnd.choice(_NOMS)}{i};{rnd.choice(_PRENOMS)};{phone};Groupe {i % 20}")
+    return ("\r\n".join(lines) + "\r\n").encode("cp1252"), phones
+
+
+def bare_parse_s(entries: list[str]) -> float:
+    started = time.perf_counter()
+    for entry in entries:
+        try:  # noqa: SIM105 - a free try block; contextlib.suppress() would slow the baseline itself
+            phonenumbers.parse(entry, "FR")
+        except phonenumbers.NumberParseException:
+            pass
+    return time.perf_counter() - started
+
+
+def _median(samples: list[float]) -> float:
+    return round(statistics.median(samples), 4)
+
+
+def _runs(samples: list[float]) -> list[float]:
+    return [round(s, 4) for s in samples]
+
+
+def bench_paste(rnd: random.Random) -> dict[str, Any]:
+    entries = paste_entries(rnd)
+    text = "\n".join(entries)
+    paste_runs, bare_runs = [], []
+    report = None
+    for _ in range(PASTE_RUNS):
+        started = time.perf_counter()
+        report = parse_paste(text)
+        paste_runs.append(time.perf_counter() - started)
+        bare_runs.append(bare_parse_s(entries))
+    assert report is not None
+    paste_s, bare_s = _median(paste_runs), _median(bare_runs)
+    return {
+        "numbers": len(entries),
+        "accepted": len(report.numbers),
+        "refused": len(report.refused),
+        "parse_paste_median_s": paste_s,
+        "bare_phonenumbers_parse_median_s": bare_s,
+        "ratio": round(paste_s / bare_s, 3),
+        "target_ratio_max": 0.5,
+        "parse_paste_runs_s": _runs(paste_runs),
+        "bare_runs_s": _runs(bare_runs),
+    }
+
+
+async def _imports(settings: Settings, data: bytes) -> dict[str, Any]:
+    secret_key = settings.require("secret_key")
+    import_runs: list[float] = []
+    python_cpu: list[float] = []
+    postgres_cpu: list[float] = []
+    reimport_s = 0.0
+    report = None
+    # One connection, so that its server process is the one doing the import: its CPU time plus ours
+    # is what the import costs on an idle machine (the two run one after the other).
+    async with Database(settings.dsn, min_size=1, max_size=1) as db:
+        backend = await db.fetchval("SELECT pg_backend_pid()")
+        for run in range(IMPORT_RUNS):
+            email = f"bench-recipients-{uuid.uuid4().hex[:8]}@example.fr"
+            account = (await create_account(db, email, secret_key=secret_key)).account
+            cpu_before = (time.process_time(), stackutil.cpu_s(backend))
+            started = time.perf_counter()
+            report = await import_contacts_csv(db, account.id, data, allow_international=False)
+            import_runs.append(time.perf_counter() - started)
+            python_cpu.append(time.process_time() - cpu_before[0])
+            postgres_cpu.append(stackutil.cpu_s(backend) - cpu_before[1])
+            if run == 0:
+                started = time.perf_counter()
+                again = await import_contacts_csv(db, account.id, data, allow_international=False)
+                reimport_s = time.perf_counter() - started
+                assert again.imported == 0
+            # Every run starts from empty contact tables (the bench instance holds nothing else of value).
+            await db.execute("TRUNCATE contacts, contact_groups, group_members CASCADE")
+    assert report is not None
+    return {
+        "import_runs_s": import_runs,
+        "python_cpu_s": python_cpu,
+        "postgres_cpu_s": postgres_cpu,
+        "reimport_s": reimport_s,
+        "report": {
+            "imported": report.imported,
+            "updated": report.updated,
+            "refused": len(report.refused),
+            "groups_created": report.groups_created,
+            "duplicates_in_file": report.duplicates_in_file,
+            "memberships_added": report.memberships_added,
+        },
+    }
+
+
+def bench_import(rnd: random.Random) -> dict[str, Any]:
+    data, phones = contacts_csv(rnd)
+    prepare_runs = []
+    for _ in range(IMPORT_RUNS):
+        started = time.perf_counter()
+        prepare_import(data, allow_international=False)
+        prepare_runs.append(time.perf_counter() - started)
+    with stackutil.bench_stack() as settings:
+        measured = asyncio.run(_imports(settings, data))
+    bare_runs = [bare_parse_s(phones) for _ in range(IMPORT_RUNS)]
+    import_s, bare_s = _median(measured["import_runs_s"]), _median(bare_runs)
+    return {
+        "rows": IMPORT_ROWS,
+        "file_bytes": len(data),
+        "import_median_s": import_s,
+        "target_s_max": 3.0,
+        "bare_phonenumbers_parse_median_s": bare_s,
+        "ratio": round(import_s / bare_s, 3),
+        # Parse + checks + merge + COPY data, in the worker thread; the rest is PostgreSQL.
+        "prepare_median_s": _median(prepare_runs),
+        "reimport_same_file_s": round(measured["reimport_s"], 4),
+        # CPU seconds of one import: ours (parse in the worker thread, then the loop) and the PostgreSQL
+        # server process's; they run one after the other, so their sum is the idle-machine wall time.
+        "cpu_median_s": {
+            "python": _median(measured["python_cpu_s"]),
+            "postgres": _median(measured["postgres_cpu_s"]),
+        },
+        "import_runs_s": _runs(measured["import_runs_s"]),
+        "bare_runs_s": _runs(bare_runs),
+        "report": measured["report"],
+    }
+
+
+def run() -> dict[str, Any]:
+    rnd = random.Random(SEED)
+    paste = bench_paste(rnd)
+    imported = bench_import(rnd)
+    return {
+        "bench": "recipients",
+        "machine": {"cpus": os.cpu_count(), "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "paste_normalise_10k": paste,
+        # PLACEHOLDER (issue 7, the lead): "10,000 numbers accepted and stored in < 0.3 s" needs the
+        # sends table; measure parse_paste + storing the send's recipients here once it exists.
+        "paste_accept_and_store_10k": {
+            "value_s": None,
+            "target_s_max": 0.3,
+            "status": "placeholder: issue 7",
+        },
+        "import_csv_100k": imported,
+    }
+
+
+if __name__ == "__main__":
+    # structlog prints to stdout by default: keep stdout for the JSON alone.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    print(json.dumps(run(), indent=2))

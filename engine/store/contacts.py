@@ -1,0 +1,765 @@
+"""Contacts, contact groups and memberships of one account, and the numbers a send to them calls.
+
+Every function takes the account and never reads, counts or changes another account's rows: another
+account's contact or group is NotFound, as if it did not exist. Names are searched and sorted by keys
+this module computes (``search_key``: lower case, no accents) and stores beside them (sql/0004).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import unicodedata
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal, NamedTuple
+from uuid import UUID
+
+import asyncpg
+
+from engine.domain.numbers import Number, NumberType, Refusal, normalize
+from engine.errors import InvalidInput, NotFound
+from engine.store.accounts import Executor, in_transaction
+
+FIELD_MAX_LENGTH: Final = 100  # société, nom, prénom (the CHECKs of sql/0004)
+GROUP_NAME_MAX_LENGTH: Final = 60
+# Soft cap (checked without a lock): a mis-mapped CSV column must not make 100,000 groups.
+MAX_GROUPS: Final = 1000
+DEFAULT_PAGE_SIZE: Final = 50
+MAX_PAGE_SIZE: Final = 500
+MAX_SEARCH_WORDS: Final = 4
+
+ContactOrder = Literal["name", "societe", "number"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRef:
+    """A group a contact belongs to."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A contact: the number is stored normalised; société, nom, prénom are '' when unknown."""
+
+    id: int
+    societe: str
+    nom: str
+    prenom: str
+    e164: str
+    number_type: NumberType
+    is_mobile: bool
+    groups: tuple[GroupRef, ...]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A contact group and how many contacts it holds."""
+
+    id: int
+    name: str
+    member_count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPage:
+    """One page of a listing; pass ``next_cursor`` back as ``after`` for the next page (None: last page)."""
+
+    contacts: tuple[Contact, ...]
+    next_cursor: str | None
+
+
+class Target(NamedTuple):
+    """One number a send calls, and the contact it comes from."""
+
+    contact_id: int
+    e164: str
+
+
+# --- field rules (pure) ---------------------------------------------------------------------------------
+
+_CONTROLS: Final = re.compile(r"[\x00-\x1f\x7f]")
+_SPACES: Final = re.compile(r"\s+")
+# Letters Unicode does not decompose into a base letter and an accent.
+_LIGATURES: Final = {
+    "œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss",
+    "ø": "o", "Ø": "o", "ł": "l", "Ł": "l", "đ": "d", "Đ": "d",
+}  # fmt: skip
+FIELD_LABELS_FR: Final = {"societe": "Société", "nom": "Nom", "prenom": "Prénom"}
+
+
+def _tidy(raw: str) -> str:
+    """NFC, control characters and runs of spaces made one space, trimmed."""
+    text = raw.strip()
+    if text.isprintable() and "  " not in text and unicodedata.is_normalized("NFC", text):
+        return text  # the common case, 100,000 times per import: no regex
+    return _SPACES.sub(" ", _CONTROLS.sub(" ", unicodedata.normalize("NFC", text))).strip()
+
+
+_LIGATURE_TABLE: Final = str.maketrans(_LIGATURES)
+# The marks NFKD splits off a letter (accents, cedilla, tilde...): the Combining Diacritical Marks blocks.
+_COMBINING: Final = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+
+
+def search_key(text: str) -> str:
+    """What names are sorted and searched by: lower case, accents and ligatures removed ("Œuvre" → "oeuvre").
+
+    Stored beside each field (sql/0004); search words go through it too, so both sides always agree.
+    """
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURE_TABLE).lower())
+    return _COMBINING.sub("", decomposed) or text.lower()  # lone combining marks still get a key
+
+
+def clean_field(raw: str, field: str) -> str:
+    """A société, nom or prénom as stored: NFC, single spaces, trimmed; InvalidInput when too long."""
+    text = _tidy(raw)
+    if len(text) > FIELD_MAX_LENGTH:
+        label = FIELD_LABELS_FR.get(field, field)
+        raise InvalidInput(
+            "field_too_long",
+            f"{field} longer than {FIELD_MAX_LENGTH} characters",
+            message_fr=f"Champ « {label} » trop long ({FIELD_MAX_LENGTH} caractères au plus).",
+        )
+    return text
+
+
+def clean_group_name(raw: str) -> str:
+    """A group name as stored; InvalidInput when empty or too long."""
+    name = _tidy(raw)
+    if not name or len(name) > GROUP_NAME_MAX_LENGTH:
+        raise InvalidInput(
+            "group_name_invalid",
+            f"group name must have 1 to {GROUP_NAME_MAX_LENGTH} characters",
+            message_fr=f"Le nom du groupe doit compter de 1 à {GROUP_NAME_MAX_LENGTH} caractères.",
+        )
+    return name
+
+
+def check_phone(raw: str, *, allow_international: bool) -> Number:
+    """The normalised number, or InvalidInput carrying the refusal's code and French reason."""
+    result = normalize(raw, allow_international=allow_international)
+    if isinstance(result, Refusal):
+        raise InvalidInput(result.code, f"phone number refused ({result.code})", message_fr=result.message_fr)
+    return result
+
+
+# --- SQL building blocks (constant text: values always travel as $n parameters) ----------------------
+
+# The listing orders, each served by an index of sql/0004 and made total by a unique last key.
+_ORDER_KEYS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "name": (("c.nom_key", "text"), ("c.prenom_key", "text"), ("c.id", "bigint")),
+    "societe": (("c.societe_key", "text"), ("c.id", "bigint")),
+    "number": (("c.e164", "text"),),
+}
+_MAX_CODE_POINT: Final = "chr(1114111)"  # U+10FFFF: prefix || it bounds every string starting with prefix
+
+_CONTACT_COLUMNS: Final = (
+    "c.id, c.societe, c.nom, c.prenom, c.e164, c.number_type, c.is_mobile, c.created_at, c.updated_at"
+)
+# A contact's groups, by name; used on pages already limited, so it runs once per shown contact.
+_GROUPS_LATERAL: Final = (
+    "LEFT JOIN LATERAL (SELECT array_agg(g.id ORDER BY g.name_key) AS group_ids, "
+    "array_agg(g.name ORDER BY g.name_key) AS group_names "
+    "FROM group_members m JOIN contact_groups g ON g.account_id = m.account_id AND g.id = m.group_id "
+    "WHERE m.account_id = c.account_id AND m.contact_id = c.id) gm ON true"
+)
+
+
+def _prefix(column: str, param: str) -> str:
+    """``column`` (COLLATE "C") starts with ``param``: a range an index answers."""
+    return f"({column} >= {param} AND {column} < {param} || {_MAX_CODE_POINT})"
+
+
+def _contact(row: asyncpg.Record) -> Contact:
+    ids = row["group_ids"] or ()
+    names = row["group_names"] or ()
+    return Contact(
+        id=row["id"],
+        societe=row["societe"],
+        nom=row["nom"],
+        prenom=row["prenom"],
+        e164=row["e164"],
+        number_type=row["number_type"],
+        is_mobile=row["is_mobile"],
+        groups=tuple(GroupRef(i, n) for i, n in zip(ids, names, strict=True)),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _group(row: asyncpg.Record) -> Group:
+    return Group(id=row["id"], name=row["name"], member_count=row["members"], created_at=row["created_at"])
+
+
+def _no_contact(account_id: UUID, what: object) -> NotFound:
+    return NotFound(f"account {account_id} has no contact {what}", message_fr="Contact introuvable.")
+
+
+def _no_group(account_id: UUID, what: object) -> NotFound:
+    return NotFound(f"account {account_id} has no contact group {what}", message_fr="Groupe introuvable.")
+
+
+def _contact_exists(e164: str) -> InvalidInput:
+    return InvalidInput(
+        "contact_exists",
+        f"a contact already has the number ending in {e164[-4:]}",
+        message_fr="Ce numéro figure déjà dans vos contacts.",
+    )
+
+
+def _group_exists(name: str) -> InvalidInput:
+    return InvalidInput(
+        "group_exists",
+        f"a contact group named {name!r} already exists",
+        message_fr="Un groupe porte déjà ce nom.",
+    )
+
+
+@asynccontextmanager
+async def _hash_joins(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """Joins of id lists with an account's contacts or members, planned without nested loops.
+
+    Right after a bulk change the statistics can still say a table is empty; a nested loop the planner
+    then picks rescans one side per row of the other (measured: > 30 s for 100,000 members). Hash
+    joins stay linear whatever the statistics, at the cost of reading the account's rows once.
+    """
+    previous = await conn.fetchval("SHOW enable_nestloop")
+    await conn.execute("SET LOCAL enable_nestloop = off")
+    yield
+    await conn.execute("SELECT set_config('enable_nestloop', $1, true)", previous)
+
+
+# --- contacts -------------------------------------------------------------------------------------------
+
+
+async def get_contact(db: Executor, account_id: UUID, contact_id: int) -> Contact:
+    """The account's contact, with its groups; NotFound otherwise."""
+    row = await db.fetchrow(
+        f"SELECT {_CONTACT_COLUMNS}, gm.group_ids, gm.group_names FROM contacts c {_GROUPS_LATERAL} "  # noqa: S608 - constant SQL
+        "WHERE c.account_id = $1 AND c.id = $2",
+        account_id,
+        contact_id,
+    )
+    if row is None:
+        raise _no_contact(account_id, contact_id)
+    return _contact(row)
+
+
+async def create_contact(
+    db: Executor,
+    account_id: UUID,
+    *,
+    phone: str,
+    allow_international: bool,
+    societe: str = "",
+    nom: str = "",
+    prenom: str = "",
+    group_ids: Collection[int] = (),
+) -> Contact:
+    """Add a contact (InvalidInput ``contact_exists`` when the number is already one of the account's)."""
+    number = check_phone(phone, allow_international=allow_international)
+    fields = [clean_field(societe, "societe"), clean_field(nom, "nom"), clean_field(prenom, "prenom")]
+    async with in_transaction(db) as conn:
+        try:
+            contact_id = await conn.fetchval(
+                "INSERT INTO contacts (account_id, societe, nom, prenom, societe_key, nom_key, prenom_key, "
+                "e164, number_type, is_mobile) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+                "ON CONFLICT (account_id, e164) DO NOTHING RETURNING id",
+                account_id,
+                *fields,
+                *(search_key(field) for field in fields),
+                number.e164,
+                number.type,
+                number.is_mobile,
+            )
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise NotFound(f"no account {account_id}", message_fr="Compte introuvable.") from exc
+        if contact_id is None:
+            raise _contact_exists(number.e164)
+        await _set_groups(conn, account_id, contact_id, group_ids)
+        return await get_contact(conn, account_id, contact_id)
+
+
+async def update_contact(
+    db: Executor,
+    account_id: UUID,
+    contact_id: int,
+    *,
+    allow_international: bool,
+    phone: str | None = None,
+    societe: str | None = None,
+    nom: str | None = None,
+    prenom: str | None = None,
+    group_ids: Collection[int] | None = None,
+) -> Contact:
+    """Change the given fields (None: unchanged); ``group_ids`` replaces the contact's groups."""
+    number = None if phone is None else check_phone(phone, allow_international=allow_international)
+    fields = [
+        None if value is None else clean_field(value, name)
+        for name, value in (("societe", societe), ("nom", nom), ("prenom", prenom))
+    ]
+    async with in_transaction(db) as conn:
+        try:
+            found = await conn.fetchval(
+                "UPDATE contacts SET societe = coalesce($3, societe), nom = coalesce($4, nom), "
+                "prenom = coalesce($5, prenom), societe_key = coalesce($6, societe_key), "
+                "nom_key = coalesce($7, nom_key), prenom_key = coalesce($8, prenom_key), "
+                "e164 = coalesce($9, e164), number_type = coalesce($10, number_type), "
+                "is_mobile = coalesce($11, is_mobile), updated_at = now() "
+                "WHERE account_id = $1 AND id = $2 RETURNING id",
+                account_id,
+                contact_id,
+                *fields,
+                *(None if field is None else search_key(field) for field in fields),
+                None if number is None else number.e164,
+                None if number is None else number.type,
+                None if number is None else number.is_mobile,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            if number is None:
+                raise
+            raise _contact_exists(number.e164) from exc
+        if found is None:
+            raise _no_contact(account_id, contact_id)
+        if group_ids is not None:
+            await conn.execute(
+                "DELETE FROM group_members WHERE account_id = $1 AND contact_id = $2", account_id, contact_id
+            )
+            await _set_groups(conn, account_id, contact_id, group_ids)
+        return await get_contact(conn, account_id, contact_id)
+
+
+async def _set_groups(
+    conn: asyncpg.Connection, account_id: UUID, contact_id: int, group_ids: Collection[int]
+) -> None:
+    wanted = sorted(set(group_ids))
+    if not wanted:
+        return
+    added = await conn.fetch(
+        "INSERT INTO group_members (account_id, group_id, contact_id) "
+        "SELECT $1, g.id, $2 FROM contact_groups g WHERE g.account_id = $1 AND g.id = ANY($3::bigint[]) "
+        "ON CONFLICT DO NOTHING RETURNING group_id",
+        account_id,
+        contact_id,
+        wanted,
+    )
+    if len(added) != len(wanted):
+        missing = set(wanted) - {r["group_id"] for r in added}
+        raise _no_group(account_id, sorted(missing))
+
+
+async def delete_contact(db: Executor, account_id: UUID, contact_id: int) -> None:
+    """Delete the account's contact and its memberships; NotFound otherwise."""
+    status = await db.execute(
+        "DELETE FROM contacts WHERE account_id = $1 AND id = $2", account_id, contact_id
+    )
+    if status.endswith(" 0"):
+        raise _no_contact(account_id, contact_id)
+
+
+async def delete_contacts(db: Executor, account_id: UUID, contact_ids: Collection[int]) -> int:
+    """Delete those of ``contact_ids`` that are the account's; returns how many were deleted."""
+    async with in_transaction(db) as conn, _hash_joins(conn):
+        status = await conn.execute(
+            "DELETE FROM contacts c USING unnest($2::bigint[]) AS gone (id) "
+            "WHERE c.account_id = $1 AND c.id = gone.id",
+            account_id,
+            sorted(set(contact_ids)),
+        )
+    return int(status.rsplit(" ", 1)[1])
+
+
+def _filters(account_id: UUID, group_id: int | None, search: str | None) -> tuple[list[str], list[object]]:
+    """WHERE conditions and their parameters ($1 is the account) for a listing or a count."""
+    conditions = ["c.account_id = $1"]
+    params: list[object] = [account_id]
+    if group_id is not None:
+        params.append(group_id)
+        conditions.append(
+            "EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = $2 AND m.contact_id = c.id "
+            "AND m.account_id = $1)"
+        )
+    number_prefix, keys = _search_terms(search)
+    if number_prefix is not None:
+        params.append(number_prefix)
+        conditions.append(_prefix("c.e164", f"${len(params)}::text"))
+    matches = []
+    for key in keys:
+        params.append(key)
+        n = f"${len(params)}::text"
+        matches.append(
+            f"({_prefix('c.nom_key', n)} OR {_prefix('c.prenom_key', n)} OR {_prefix('c.societe_key', n)})"
+        )
+    if len(matches) == 1:
+        conditions.append(matches[0])
+    elif matches:
+        # the whole text starts a field ("mairie de lyon"), or every word starts one ("jean dupont")
+        conditions.append(f"({matches[0]} OR ({' AND '.join(matches[1:])}))")
+    return conditions, params
+
+
+_NUMBER_SEARCH: Final = re.compile(r"\+?[\d\s.\-/()]+")
+_NUMBER_JUNK: Final = re.compile(r"[\s.\-/()]")
+SEARCH_MAX_LENGTH: Final = 100
+
+
+def _search_terms(search: str | None) -> tuple[str | None, list[str]]:
+    """A number prefix, when the search is a number or its beginning; else the search keys of the name
+    search: the whole text, then (when there are several) each word.
+
+    A number is matched by the beginning of its E.164 form: "06 12" → "+33612", "0033 6" → "+336".
+    """
+    text = _tidy(search or "")
+    if not text:
+        return None, []
+    words = text.split()
+    if len(text) > SEARCH_MAX_LENGTH or (
+        len(words) > MAX_SEARCH_WORDS and not _NUMBER_SEARCH.fullmatch(text)
+    ):
+        raise InvalidInput(
+            "search_too_long",
+            f"search longer than {MAX_SEARCH_WORDS} words or {SEARCH_MAX_LENGTH} characters",
+            message_fr=f"Recherche trop longue : {MAX_SEARCH_WORDS} mots au plus.",
+        )
+    if _NUMBER_SEARCH.fullmatch(text) and any(char.isdigit() for char in text):
+        complete = normalize(text, allow_international=True)
+        if isinstance(complete, Number):
+            return complete.e164, []
+        digits = _NUMBER_JUNK.sub("", text)
+        if digits.startswith("+"):
+            return digits, []
+        if digits.startswith("00"):
+            return "+" + digits[2:], []
+        if digits.startswith("0"):
+            return "+33" + digits[1:], []
+        return ("+" if digits.startswith("33") else "+33") + digits, []
+    keys = [search_key(text)]
+    if len(words) > 1:
+        keys += [search_key(word) for word in words]
+    return None, keys
+
+
+async def list_contacts(
+    db: Executor,
+    account_id: UUID,
+    *,
+    group_id: int | None = None,
+    search: str | None = None,
+    order: ContactOrder = "name",
+    after: str | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+) -> ContactPage:
+    """One page of the account's contacts (keyset pagination: every page costs the same).
+
+    ``group_id`` keeps that group's members (NotFound if it is not the account's group); ``search``
+    keeps contacts whose nom, prénom or société starts with the text, or every word of which starts
+    one of them (accents and case ignored), or whose number starts so.
+    """
+    if order not in _ORDER_KEYS:
+        raise InvalidInput("bad_order", f"unknown contact order {order!r}")
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput("bad_limit", f"page size must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+    keys = _ORDER_KEYS[order]
+    async with in_transaction(db) as conn:
+        if group_id is not None:
+            await _check_group(conn, account_id, group_id)
+        conditions, params = _filters(account_id, group_id, search)
+        if after is not None:
+            values = _decode_cursor(after, order, len(keys))
+            placeholders = []
+            for value, (_, sql_type) in zip(values, keys, strict=True):
+                params.append(value)
+                placeholders.append(f"${len(params)}::{sql_type}")
+            columns = ", ".join(expr for expr, _ in keys)
+            conditions.append(f"({columns}) > ({', '.join(placeholders)})")
+        params.append(limit + 1)
+        selected_keys = ", ".join(f"{expr} AS k{i}" for i, (expr, _) in enumerate(keys))
+        order_by = ", ".join(expr for expr, _ in keys)
+        page_order = ", ".join(f"c.k{i}" for i in range(len(keys)))
+        # The page is chosen first (index order + LIMIT), then its contacts' groups are joined.
+        rows = await conn.fetch(
+            f"SELECT {_CONTACT_COLUMNS}, {', '.join(f'c.k{i}' for i in range(len(keys)))}, "  # noqa: S608 - constant SQL
+            "gm.group_ids, gm.group_names FROM ("
+            f"SELECT c.*, {selected_keys} FROM contacts c WHERE {' AND '.join(conditions)} "
+            f"ORDER BY {order_by} LIMIT ${len(params)}) c {_GROUPS_LATERAL} ORDER BY {page_order}",
+            *params,
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = _encode_cursor(order, [rows[-1][f"k{i}"] for i in range(len(keys))]) if more else None
+    return ContactPage(tuple(_contact(r) for r in rows), cursor)
+
+
+async def count_contacts(
+    db: Executor, account_id: UUID, *, group_id: int | None = None, search: str | None = None
+) -> int:
+    """How many contacts ``list_contacts`` would show with the same filters."""
+    async with in_transaction(db) as conn:
+        if group_id is not None:
+            await _check_group(conn, account_id, group_id)
+        conditions, params = _filters(account_id, group_id, search)
+        count: int = await conn.fetchval(
+            f"SELECT count(*) FROM contacts c WHERE {' AND '.join(conditions)}",  # noqa: S608 - constant SQL
+            *params,
+        )
+    return count
+
+
+def _encode_cursor(order: str, values: Sequence[object]) -> str:
+    raw = json.dumps([order, *values], ensure_ascii=False, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, order: str, size: int) -> list[object]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        decoded = json.loads(raw)
+    except (ValueError, binascii.Error) as exc:
+        raise InvalidInput("bad_cursor", "undecodable page cursor") from exc
+    types = [sql_type for _, sql_type in _ORDER_KEYS[order]]
+    if (
+        not isinstance(decoded, list)
+        or len(decoded) != size + 1
+        or decoded[0] != order
+        or not all(_cursor_value_ok(v, t) for v, t in zip(decoded[1:], types, strict=True))
+    ):
+        raise InvalidInput("bad_cursor", f"page cursor does not belong to a listing by {order}")
+    return list(decoded[1:])
+
+
+def _cursor_value_ok(value: object, sql_type: str) -> bool:
+    if sql_type == "bigint":
+        return type(value) is int and -(2**63) <= value < 2**63
+    return isinstance(value, str) and "\x00" not in value
+
+
+# --- groups ---------------------------------------------------------------------------------------------
+
+_GROUP_SELECT: Final = (
+    "SELECT g.id, g.name, g.created_at, "
+    "(SELECT count(*) FROM group_members m WHERE m.group_id = g.id) AS members FROM contact_groups g "
+)
+
+
+async def _check_group(conn: Executor, account_id: UUID, group_id: int) -> None:
+    """NotFound unless the group is the account's (without counting its members)."""
+    found = await conn.fetchval(
+        "SELECT 1 FROM contact_groups WHERE account_id = $1 AND id = $2", account_id, group_id
+    )
+    if found is None:
+        raise _no_group(account_id, group_id)
+
+
+async def _group_row(conn: Executor, account_id: UUID, group_id: int) -> Group:
+    row = await conn.fetchrow(_GROUP_SELECT + "WHERE g.account_id = $1 AND g.id = $2", account_id, group_id)
+    if row is None:
+        raise _no_group(account_id, group_id)
+    return _group(row)
+
+
+async def get_group(db: Executor, account_id: UUID, group_id: int) -> Group:
+    """The account's group with its member count; NotFound otherwise."""
+    return await _group_row(db, account_id, group_id)
+
+
+async def group_by_name(db: Executor, account_id: UUID, name: str) -> Group:
+    """The account's group of that name (any case, any accents), with its member count; else NotFound."""
+    row = await db.fetchrow(
+        _GROUP_SELECT + "WHERE g.account_id = $1 AND g.name_key = $2",
+        account_id,
+        search_key(_tidy(name)),
+    )
+    if row is None:
+        raise _no_group(account_id, repr(name))
+    return _group(row)
+
+
+async def list_groups(db: Executor, account_id: UUID) -> list[Group]:
+    """The account's groups (at most MAX_GROUPS) by name, with their member counts."""
+    rows = await db.fetch(_GROUP_SELECT + "WHERE g.account_id = $1 ORDER BY g.name_key", account_id)
+    return [_group(r) for r in rows]
+
+
+async def create_group(db: Executor, account_id: UUID, name: str) -> Group:
+    """A new, empty group; InvalidInput ``group_exists`` or ``too_many_groups``."""
+    clean = clean_group_name(name)
+    async with in_transaction(db) as conn:
+        count = await conn.fetchval("SELECT count(*) FROM contact_groups WHERE account_id = $1", account_id)
+        if count >= MAX_GROUPS:
+            raise too_many_groups()
+        try:
+            row = await conn.fetchrow(
+                "INSERT INTO contact_groups (account_id, name, name_key) VALUES ($1, $2, $3) "
+                "ON CONFLICT (account_id, name_key) DO NOTHING RETURNING id, name, created_at, 0 AS members",
+                account_id,
+                clean,
+                search_key(clean),
+            )
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise NotFound(f"no account {account_id}", message_fr="Compte introuvable.") from exc
+    if row is None:
+        raise _group_exists(clean)
+    return _group(row)
+
+
+def too_many_groups() -> InvalidInput:
+    """The error for an account that would exceed MAX_GROUPS."""
+    return InvalidInput(
+        "too_many_groups",
+        f"an account has at most {MAX_GROUPS} contact groups",
+        message_fr=f"Vous ne pouvez pas avoir plus de {MAX_GROUPS} groupes de contacts.",
+    )
+
+
+async def rename_group(db: Executor, account_id: UUID, group_id: int, name: str) -> Group:
+    """Rename the account's group; InvalidInput ``group_exists`` if another group has that name."""
+    clean = clean_group_name(name)
+    async with in_transaction(db) as conn:
+        try:
+            found = await conn.fetchval(
+                "UPDATE contact_groups SET name = $3, name_key = $4 "
+                "WHERE account_id = $1 AND id = $2 RETURNING id",
+                account_id,
+                group_id,
+                clean,
+                search_key(clean),
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise _group_exists(clean) from exc
+        if found is None:
+            raise _no_group(account_id, group_id)
+        return await _group_row(conn, account_id, group_id)
+
+
+async def delete_group(db: Executor, account_id: UUID, group_id: int) -> None:
+    """Delete the account's group and its memberships; its contacts stay."""
+    status = await db.execute(
+        "DELETE FROM contact_groups WHERE account_id = $1 AND id = $2", account_id, group_id
+    )
+    if status.endswith(" 0"):
+        raise _no_group(account_id, group_id)
+
+
+async def add_members(db: Executor, account_id: UUID, group_id: int, contact_ids: Collection[int]) -> int:
+    """Put contacts in the group; returns how many were not in it yet. NotFound for a foreign id."""
+    wanted = sorted(set(contact_ids))
+    async with in_transaction(db) as conn, _hash_joins(conn):
+        await _check_group(conn, account_id, group_id)
+        if len(await _numbers_of(conn, account_id, wanted)) != len(wanted):
+            raise _no_contact(account_id, "among the given ids")
+        status = await conn.execute(
+            "INSERT INTO group_members (account_id, group_id, contact_id) "
+            "SELECT $1, $2, unnest($3::bigint[]) ON CONFLICT DO NOTHING",
+            account_id,
+            group_id,
+            wanted,
+        )
+    return int(status.rsplit(" ", 1)[1])
+
+
+async def remove_members(db: Executor, account_id: UUID, group_id: int, contact_ids: Collection[int]) -> int:
+    """Take contacts out of the group (they stay contacts); returns how many were in it."""
+    async with in_transaction(db) as conn, _hash_joins(conn):
+        await _check_group(conn, account_id, group_id)
+        status = await conn.execute(
+            "DELETE FROM group_members m USING unnest($3::bigint[]) AS gone (id) "
+            "WHERE m.account_id = $1 AND m.group_id = $2 AND m.contact_id = gone.id",
+            account_id,
+            group_id,
+            sorted(set(contact_ids)),
+        )
+    return int(status.rsplit(" ", 1)[1])
+
+
+# --- a send's targets -----------------------------------------------------------------------------------
+
+
+async def numbers_for_targets(
+    db: Executor,
+    account_id: UUID,
+    *,
+    contact_ids: Collection[int] = (),
+    group_ids: Collection[int] = (),
+    subset_contact_ids: Collection[int] | None = None,
+) -> list[Target]:
+    """The numbers a send calls, once each, by contact id.
+
+    ``contact_ids`` are called; so are the members of ``group_ids``, or only those of them listed in
+    ``subset_contact_ids`` ("part of the groups"; subset ids outside the chosen groups are not called).
+    Raises NotFound when an id is not the account's, InvalidInput ``no_targets`` when nothing is chosen,
+    ``group_empty`` when the only chosen groups are empty (http.php's 86), ``no_recipients`` when the
+    subset keeps none of their members.
+    """
+    contacts = sorted(set(contact_ids))
+    groups = sorted(set(group_ids))
+    subset = None if subset_contact_ids is None else sorted(set(subset_contact_ids))
+    if not contacts and not groups:
+        raise InvalidInput(
+            "no_targets",
+            "a send needs a contact or a group",
+            message_fr="Choisissez un contact ou un groupe.",
+        )
+    async with in_transaction(db) as conn, _hash_joins(conn):
+        mentioned = sorted(set(contacts) | set(subset or ()))
+        numbers = await _numbers_of(conn, account_id, mentioned)
+        if len(numbers) != len(mentioned):
+            raise _no_contact(account_id, "among the chosen ids")
+        counts = await conn.fetch(
+            "SELECT g.id, (SELECT count(*) FROM group_members m WHERE m.group_id = g.id) AS members "
+            "FROM contact_groups g WHERE g.account_id = $1 AND g.id = ANY($2::bigint[])",
+            account_id,
+            groups,
+        )
+        if len(counts) != len(groups):
+            raise _no_group(account_id, "among the chosen ids")
+        if not contacts and all(r["members"] == 0 for r in counts):
+            raise InvalidInput(
+                "group_empty",
+                "the chosen contact groups are empty",
+                message_fr="Le groupe de contacts est vide.",
+            )
+        members: dict[int, str] = {}
+        if groups:
+            rows = await conn.fetch(
+                "SELECT c.id, c.e164 FROM contacts c WHERE c.account_id = $1 AND EXISTS "
+                "(SELECT 1 FROM group_members m WHERE m.account_id = $1 AND m.contact_id = c.id "
+                "AND m.group_id = ANY($2::bigint[]))",
+                account_id,
+                groups,
+            )
+            members = {r["id"]: r["e164"] for r in rows}
+    # Set operations here, not in SQL: linear whatever the sizes and whatever the planner's statistics
+    # (a 50,000-id subset as "= ANY(array)" filter over 100,000 members is quadratic).
+    chosen = {cid: members[cid] for cid in (members if subset is None else subset) if cid in members}
+    chosen.update((cid, numbers[cid]) for cid in contacts)
+    if not chosen:
+        raise InvalidInput(
+            "no_recipients",
+            "the chosen part of the groups holds none of their members",
+            message_fr="Aucun des contacts choisis n'appartient aux groupes sélectionnés.",
+        )
+    return [Target(cid, chosen[cid]) for cid in sorted(chosen)]
+
+
+async def _numbers_of(conn: asyncpg.Connection, account_id: UUID, contact_ids: list[int]) -> dict[int, str]:
+    """The numbers of those of ``contact_ids`` that are the account's contacts."""
+    if not contact_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT c.id, c.e164 FROM unnest($2::bigint[]) AS chosen (id) "
+        "JOIN contacts c ON c.account_id = $1 AND c.id = chosen.id",
+        account_id,
+        contact_ids,
+    )
+    return {r["id"]: r["e164"] for r in rows}

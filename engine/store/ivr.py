@@ -1,0 +1,100 @@
+"""The recording IVR's lockout state: wrong personal codes per caller number, and blocked callers.
+
+Everything is timed by the database clock, so that every engine process applies the same windows,
+and one caller's failures are counted under a transaction-scoped advisory lock, so that two calls
+failing at the same moment cannot both see "4" and let the 5th failure through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from engine.store.accounts import Executor, in_transaction
+
+# First key of the two-key advisory locks taken here (the second is the caller's hash); the two-key
+# space never meets the one-key lock that serialises migrations.
+_LOCK_SPACE: Final = 0x495652  # "IVR"
+
+
+@dataclass(frozen=True, slots=True)
+class FailureCount:
+    """After one more wrong code: the caller's wrong codes within the window, and its block if any."""
+
+    failures: int
+    blocked_until: datetime | None
+
+    @property
+    def blocked(self) -> bool:
+        return self.blocked_until is not None
+
+
+async def blocked_until(db: Executor, caller: str) -> datetime | None:
+    """When the caller's block ends, or None when it is not blocked now."""
+    value: datetime | None = await db.fetchval(
+        "SELECT blocked_until FROM ivr_blocked_callers WHERE caller = $1 AND blocked_until > now()", caller
+    )
+    return value
+
+
+async def record_failure(
+    db: Executor, caller: str, *, window_s: float, max_failures: int, lockout_s: float
+) -> FailureCount:
+    """Count one wrong code; the ``max_failures``-th within ``window_s`` blocks the caller for ``lockout_s``.
+
+    A block already running is never shortened.
+    """
+    async with in_transaction(db) as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_SPACE, caller)
+        await conn.execute("INSERT INTO ivr_code_failures (caller) VALUES ($1)", caller)
+        failures: int = await conn.fetchval(
+            "SELECT count(*) FROM ivr_code_failures "
+            "WHERE caller = $1 AND at > now() - make_interval(secs => $2)",
+            caller,
+            window_s,
+        )
+        if failures < max_failures:
+            return FailureCount(failures, None)
+        until: datetime = await conn.fetchval(
+            "INSERT INTO ivr_blocked_callers (caller, blocked_until, failures) "
+            "VALUES ($1, now() + make_interval(secs => $2), $3) "
+            "ON CONFLICT (caller) DO UPDATE SET "
+            "  blocked_at = CASE WHEN ivr_blocked_callers.blocked_until > now() "
+            "                    THEN ivr_blocked_callers.blocked_at ELSE now() END, "
+            "  blocked_until = greatest(ivr_blocked_callers.blocked_until, excluded.blocked_until), "
+            "  failures = excluded.failures "
+            "RETURNING blocked_until",
+            caller,
+            lockout_s,
+            failures,
+        )
+        return FailureCount(failures, until)
+
+
+async def recent_failures(db: Executor, *, window_s: float = 60.0) -> int:
+    """Wrong codes of every caller together within the last ``window_s``."""
+    count: int = await db.fetchval(
+        "SELECT count(*) FROM ivr_code_failures WHERE at > now() - make_interval(secs => $1)", window_s
+    )
+    return count
+
+
+async def purge(db: Executor, *, keep_s: float) -> int:
+    """Forget failures older than ``keep_s`` and blocks that have ended; returns the rows removed."""
+    async with in_transaction(db) as conn:
+        failures = await conn.execute(
+            "DELETE FROM ivr_code_failures WHERE at < now() - make_interval(secs => $1)", keep_s
+        )
+        blocks = await conn.execute("DELETE FROM ivr_blocked_callers WHERE blocked_until <= now()")
+    return int(failures.split()[-1]) + int(blocks.split()[-1])
+
+
+async def unblock(db: Executor, caller: str) -> bool:
+    """Lift a caller's block and forget its failures (an operator's decision); True if it was blocked."""
+    async with in_transaction(db) as conn:
+        await conn.execute("DELETE FROM ivr_code_failures WHERE caller = $1", caller)
+        removed: str = await conn.execute(
+            "DELETE FROM ivr_blocked_callers WHERE caller = $1 AND blocked_until > now()", caller
+        )
+    return removed != "DELETE 0"

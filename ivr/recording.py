@@ -1,0 +1,363 @@
+"""The recording IVR's conversation (FastAGI route "record"): personal code and #, main menu, record
+after the beep, listen / validate / record again, then the reference said in French.
+
+Nothing is saved before the caller validates, and then only through the message library (the same
+conversion, normalisation and limits as an upload). The raw recording in Asterisk's spool is removed
+whatever happens, hang-ups included, so a call that ends early leaves neither a row nor a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Final, Literal, Protocol
+from uuid import UUID
+
+import structlog
+
+from engine.domain.accounts import CODE_DIGITS, Message, is_code
+from engine.domain.saynumber import MAX_SAYABLE, number_prompts
+from engine.errors import InvalidInput, VocalcastError
+from engine.settings import Settings
+from ivr.fastagi import AGIError, AGIHangup, AGISession
+from ivr.lockout import caller_key, masked_caller
+
+log = structlog.get_logger(__name__)
+
+# Prompt names (sounds/prompts.toml).
+WELCOME: Final = "ivr_welcome"
+BAD_CODE: Final = "ivr_bad_code"
+GOODBYE: Final = "ivr_goodbye"
+BLOCKED: Final = "ivr_blocked"
+MAIN_MENU: Final = "ivr_main_menu"
+RECORD: Final = "ivr_record"
+REVIEW_MENU: Final = "ivr_menu"
+SAVED_PREFIX: Final = "ivr_saved_prefix"
+GREETING_SAVED: Final = "ivr_greeting_saved"
+NOTHING_HEARD: Final = "ivr_nothing_heard"
+INVALID_CHOICE: Final = "ivr_invalid_choice"
+
+RECORD_FORMAT: Final = "wav"  # 8 kHz slin: what the message library converts best
+# A recording shorter than this (samples at 8 kHz) is "nothing heard" at once: # pressed at the beep.
+MIN_RECORDED_SAMPLES: Final = 1600
+# The code is 8 digits then #: room for the 8 digits and the #, so that # ends GET DATA and is not left
+# over to answer the next menu. More digits than that is a wrong code.
+CODE_MAX_DIGITS: Final = CODE_DIGITS + 1
+
+Step = Literal["blocked", "code", "main_menu", "record", "review", "save", "announce", "goodbye"]
+Review = Literal["validate", "again"]
+
+
+class Backend(Protocol):
+    """What the conversation needs from the engine: the lockout, the accounts and the library."""
+
+    async def is_blocked(self, caller: str) -> bool: ...
+
+    async def record_failure(self, caller: str) -> bool:
+        """Count a wrong code; True when this one blocked the caller."""
+        ...
+
+    async def throttle_delay_s(self) -> float: ...
+
+    async def find_account(self, code: str) -> UUID | None: ...
+
+    async def save(self, account_id: UUID, recording: Path, *, is_greeting: bool) -> Message:
+        """Add the recording to the account's library; InvalidInput when the audio is refused."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class IvrOptions:
+    """Timings and limits of the conversation, and where Asterisk reads our prompts."""
+
+    prompts_dir: PurePosixPath
+    code_tries: int = 3
+    digit_timeout_s: float = 6.0
+    record_max_s: float = 300.0
+    silence_s: float = 5.0
+    menu_rounds: int = 3  # a menu left unanswered (or answered wrongly) this many times in a row ends
+    refused_recordings: int = 3  # recordings refused in a row ("nothing heard") before goodbye
+
+    @classmethod
+    def from_settings(cls, settings: Settings, prompts_dir: PurePosixPath) -> IvrOptions:
+        return cls(
+            prompts_dir=prompts_dir,
+            code_tries=settings.ivr_code_tries,
+            digit_timeout_s=settings.ivr_digit_timeout_s,
+            record_max_s=settings.ivr_record_max_s,
+            silence_s=settings.ivr_silence_s,
+        )
+
+    @property
+    def digit_timeout_ms(self) -> int:
+        return max(1, round(self.digit_timeout_s * 1000))
+
+    @property
+    def record_max_ms(self) -> int:
+        return max(1, round(self.record_max_s * 1000))
+
+    @property
+    def silence_whole_s(self) -> int | None:
+        """RECORD FILE takes whole seconds of silence; 0 turns silence detection off."""
+        return max(1, round(self.silence_s)) if self.silence_s > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """One raw recording: the path Asterisk writes (no extension) and the same file on our side."""
+
+    agi_path: str
+    host_file: Path
+
+
+class Spool:
+    """Asterisk's recording spool, seen from Asterisk (``agi_dir``) and from the engine (``host_dir``)."""
+
+    def __init__(self, agi_dir: PurePosixPath, host_dir: Path) -> None:
+        self.agi_dir = agi_dir
+        self.host_dir = host_dir
+
+    def new(self) -> Recording:
+        name = f"ivr-{uuid.uuid4()}"
+        return Recording(str(self.agi_dir / name), self.host_dir / f"{name}.{RECORD_FORMAT}")
+
+    def discard(self, recording: Recording) -> None:
+        try:
+            recording.host_file.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("ivr.recording_not_removed", path=str(recording.host_file), error=str(exc))
+
+    def purge(self, older_than_s: float, now_s: float) -> int:
+        """Remove raw recordings older than ``older_than_s`` (a call cut off by an engine stop leaves
+        the file Asterisk kept writing); returns how many were removed. Blocking: run it in a thread."""
+        removed = 0
+        for path in self.host_dir.glob(f"ivr-*.{RECORD_FORMAT}"):
+            try:
+                if now_s - path.stat().st_mtime > older_than_s:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RecordingIVR:
+    """The FastAGI handler: one ``_Call`` per connection."""
+
+    def __init__(
+        self, options: IvrOptions, backend: Backend, spool: Spool, *, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        self.options = options
+        self.backend = backend
+        self.spool = spool
+        self.sleep = sleep
+
+    async def __call__(self, session: AGISession) -> None:
+        await _Call(self, session).run()
+
+
+class _Call:
+    def __init__(self, ivr: RecordingIVR, session: AGISession) -> None:
+        self.ivr = ivr
+        self.options = ivr.options
+        self.backend = ivr.backend
+        self.session = session
+        self.caller = caller_key(session.caller_id)
+        self.step: Step = "code"
+        self.log = log.bind(
+            channel=session.channel,
+            uniqueid=session.env.get("agi_uniqueid"),
+            caller=masked_caller(self.caller),
+        )
+
+    # --- the conversation ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.log.info("ivr.call_started")
+        try:
+            account_id = await self._identify()
+            if account_id is None:
+                return
+            self.log = self.log.bind(account_id=str(account_id))
+            is_greeting = await self._main_menu()
+            if is_greeting is None:
+                await self._goodbye()
+                return
+            await self._record_and_save(account_id, is_greeting=is_greeting)
+        except AGIHangup:
+            self.log.info("ivr.hung_up", step=self.step)
+            raise
+        except VocalcastError as exc:  # the database is away: say goodbye rather than nothing
+            self.log.error("ivr.failed", step=self.step, code=exc.code, error=str(exc))
+            with contextlib.suppress(AGIError):
+                await self._goodbye()
+
+    async def _identify(self) -> UUID | None:
+        """The account whose personal code the caller types, or None once the call is to end."""
+        for attempt in range(1, self.options.code_tries + 1):
+            if await self.backend.is_blocked(self.caller):
+                self.step = "blocked"
+                self.log.warning("ivr.refused_blocked_caller", attempt=attempt)
+                await self._play(BLOCKED)
+                await self._hangup()
+                return None
+            self.step = "code"
+            typed = await self.session.get_data(
+                self._prompt(WELCOME), self.options.digit_timeout_ms, CODE_MAX_DIGITS
+            )
+            if not typed.digits:
+                self.log.info("ivr.no_code_typed", attempt=attempt)
+                continue
+            # Every check waits the same, right or wrong code: the delay tells nothing.
+            delay_s = await self.backend.throttle_delay_s()
+            if delay_s > 0:
+                await self.ivr.sleep(delay_s)
+            account_id = await self.backend.find_account(typed.digits) if is_code(typed.digits) else None
+            if account_id is not None:
+                self.log.info("ivr.code_accepted", attempt=attempt)
+                return account_id
+            blocked = await self.backend.record_failure(self.caller)
+            self.log.warning("ivr.code_refused", attempt=attempt, digits=len(typed.digits), blocked=blocked)
+            if blocked:
+                self.step = "blocked"
+                await self._play(BLOCKED)
+                await self._hangup()
+                return None
+            await self._play(BAD_CODE)
+        await self._goodbye()
+        return None
+
+    async def _main_menu(self) -> bool | None:
+        """True to record the greeting, False for a message, None when no choice came."""
+        self.step = "main_menu"
+        for _ in range(self.options.menu_rounds):
+            choice = await self.session.get_data(self._prompt(MAIN_MENU), self.options.digit_timeout_ms, 1)
+            if choice.digits == "1":
+                return False
+            if choice.digits == "2":
+                return True
+            if choice.digits or not choice.timed_out:  # a wrong key, or # alone
+                await self._play(INVALID_CHOICE)
+        self.log.info("ivr.no_choice", menu="main")
+        return None
+
+    async def _record_and_save(self, account_id: UUID, *, is_greeting: bool) -> None:
+        refused = 0
+        while refused < self.options.refused_recordings:
+            recording = self.ivr.spool.new()
+            try:
+                self.step = "record"
+                if not await self._record(recording):
+                    refused += 1
+                    await self._play(NOTHING_HEARD)
+                    continue
+                self.step = "review"
+                review = await self._review(recording)
+                if review is None:
+                    await self._goodbye()
+                    return
+                if review == "again":
+                    continue
+                self.step = "save"
+                try:
+                    message = await self.backend.save(
+                        account_id, recording.host_file, is_greeting=is_greeting
+                    )
+                except InvalidInput as exc:
+                    refused += 1
+                    self.log.info("ivr.recording_refused", code=exc.code, detail=str(exc))
+                    await self._play(NOTHING_HEARD)
+                    continue
+            finally:
+                self.ivr.spool.discard(recording)
+            self.log.info(
+                "ivr.message_saved", ref=message.ref, greeting=is_greeting, duration_s=message.duration_s
+            )
+            await self._announce(message)
+            await self._goodbye()
+            return
+        self.log.info("ivr.gave_up", refused=refused)
+        await self._goodbye()
+
+    async def _record(self, recording: Recording) -> bool:
+        """Record after the beep; False when nothing was recorded at all."""
+        await self._play(RECORD)
+        result = await self.session.record_file(
+            recording.agi_path,
+            RECORD_FORMAT,
+            "#",
+            self.options.record_max_ms,
+            beep=True,
+            silence_s=self.options.silence_whole_s,
+        )
+        exists = recording.host_file.is_file()
+        self.log.info("ivr.recorded", reason=result.reason, samples=result.endpos, file=exists)
+        return exists and result.endpos >= MIN_RECORDED_SAMPLES
+
+    async def _review(self, recording: Recording) -> Review | None:
+        """Listen (1), validate (2), record again (3); None after ``menu_rounds`` misses in a row."""
+        misses = 0
+        key = ""
+        while misses < self.options.menu_rounds:
+            if not key:
+                typed = await self.session.get_data(
+                    self._prompt(REVIEW_MENU), self.options.digit_timeout_ms, 1
+                )
+                key = typed.digits
+                if not key and typed.timed_out:
+                    misses += 1
+                    continue
+            if key == "1":
+                misses = 0
+                # A key pressed while listening answers the menu at once.
+                key, _ = await self.session.stream_file(recording.agi_path, "123")
+                continue
+            if key == "2":
+                return "validate"
+            if key == "3":
+                return "again"
+            misses += 1
+            key = ""
+            await self._play(INVALID_CHOICE)
+        self.log.info("ivr.no_choice", menu="review")
+        return None
+
+    async def _announce(self, message: Message) -> None:
+        self.step = "announce"
+        if message.is_greeting:
+            await self._play(GREETING_SAVED)
+            return
+        await self._play(SAVED_PREFIX)
+        for name in reference_prompts(message.ref):
+            await self._play(name)
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    def _prompt(self, name: str) -> str:
+        return str(self.options.prompts_dir / name)
+
+    async def _play(self, name: str) -> None:
+        await self.session.stream_file(self._prompt(name))
+
+    async def _goodbye(self) -> None:
+        self.step = "goodbye"
+        await self._play(GOODBYE)
+        await self._hangup()
+
+    async def _hangup(self) -> None:
+        await self.session.hangup()
+        self.log.info("ivr.call_ended", step=self.step)
+
+
+def reference_prompts(ref: int) -> list[str]:
+    """A message reference in words; beyond what words cover, digit by digit (one voice either way)."""
+    if 0 <= ref <= MAX_SAYABLE:
+        return number_prompts(ref)
+    return [f"num_{digit}" for digit in str(ref) if digit.isdigit()]

@@ -1,0 +1,648 @@
+"""The Stasis call flow on real calls (issue 6): Asterisk originates through a trunk to SIPp phones
+(tests/sipp/callee.xml, one behaviour per called number), the call service runs each call, and every
+scenario is checked three ways: the recorded CallResult (outcome, Q.850 cause, SIP code, durations),
+the SIP trace on SIPp's side, and, where audio matters, the decoded RTP captured on loopback.
+
+Independent calls run concurrently to keep the file short; all timers come from the CallPlan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import uuid
+from array import array
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from engine.domain.callflow import CallPlan, CallResult, CallState, DropMode, EndReason
+from engine.domain.outcomes import Outcome, TransferOutcome
+from engine.domain.trunks import Trunk
+from engine.settings import Settings
+from engine.stack import apply_trunks, usable_trunks
+from engine.stack.asterisk import host_dir, prompt_uri, sound_uri
+from engine.store import Database
+from engine.store.trunks import list_trunks, remove_trunk
+from engine.telephony.ari import AriClient
+from engine.telephony.calls import CallerId, CallRequest, CallService
+from engine.telephony.stasis import StasisRouter
+from engine.telephony.trunks import render_pjsip
+from tests.integration.conftest import Ari, add_trunk, wait_for
+from tests.support import g711, tones
+from tests.support.callee import (
+    Behaviour,
+    asterisk_media_port,
+    audio_pcap,
+    callee,
+    dialog_of,
+    flow,
+    invite_to,
+    marker_tone_pcap,
+    speech,
+)
+from tests.support.rtpcapture import RtpCapture, RtpStream
+from tests.support.sipp import SipMessage, SippProcess
+
+pytestmark = pytest.mark.integration
+
+PAI_NUMBER = "0162000000"  # the trunk's identity, vouched for by the operator
+VERIFIED_SENDER = "0987654321"
+MESSAGE_HZ = 1234.0
+MESSAGE_TONE_S = 3.0
+MESSAGE_S = 0.3 + MESSAGE_TONE_S + 0.3
+CALLEE_MARKER_HZ = 700.0  # what the callee says once bridged with the call centre
+CENTRE_MARKER_HZ = 1500.0  # what the call centre says
+RING_TIMEOUT_S = 3.0
+APOLOGY_S = 5.3  # sounds/fr/transfer_failed.wav
+
+
+def message_wav(settings: Settings) -> Path:
+    """The broadcast message: 0.3 s silence, 3.0 s of a 1234 Hz marker tone, 0.3 s silence."""
+    path = settings.media_dir / "tests" / "callflow-message.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = tones.silence(0.3) + tones.sine(MESSAGE_HZ, MESSAGE_TONE_S, 0.4) + tones.silence(0.3)
+    tones.write_wav(path, samples)
+    return path
+
+
+@dataclass
+class Phones:
+    """A SIPp callee.xml process behind its own trunk, and the call service that dials it."""
+
+    settings: Settings
+    service: CallService
+    sipp: SippProcess
+    trunk: str
+    media_port: int
+    plan: CallPlan
+
+    def request(
+        self,
+        number: str,
+        *,
+        plan: CallPlan | None = None,
+        caller_id: CallerId | None = None,
+        transfer_to: Phones | None = None,
+        ring_timeout_s: float = RING_TIMEOUT_S,
+    ) -> CallRequest:
+        centre = transfer_to
+        return CallRequest(
+            attempt_id=str(uuid.uuid4()),
+            endpoint=f"PJSIP/{number}@{self.trunk}",
+            trunk=self.trunk,
+            plan=plan or self.plan,
+            caller_id=caller_id or CallerId(PAI_NUMBER, hidden=True),
+            ring_timeout_s=ring_timeout_s,
+            callee_number="+33" + number[1:],
+            transfer_endpoint=(lambda n: f"PJSIP/{n}@{centre.trunk}") if centre is not None else None,
+            transfer_caller_id=CallerId(number, hidden=False),
+        )
+
+    async def place(self, number: str, **options: object) -> CallResult:
+        return await self.service.place(self.request(number, **options))  # type: ignore[arg-type]
+
+    def messages(self) -> list[SipMessage]:
+        return self.sipp.messages()
+
+    def flow(self, number: str) -> list[tuple[str, object]]:
+        return flow(self.messages(), number)
+
+    def asterisk_port(self, number: str) -> int:
+        return asterisk_media_port(invite_to(self.messages(), number))
+
+
+@contextlib.asynccontextmanager
+async def trunk_to(settings: Settings, port: int) -> AsyncIterator[str]:
+    """A trunk to 127.0.0.1:port under a new name, removed afterwards. A new name gives a new contact,
+    "unknown" (dialable) rather than the "unreachable" qualify state of an earlier SIPp on that port."""
+    name = f"t{port}-{uuid.uuid4().hex[:6]}"
+    await add_trunk(settings, Trunk(name=name, host="127.0.0.1", port=port, pai_number=PAI_NUMBER))
+    try:
+        yield name
+    finally:
+        async with Database(settings.dsn, min_size=1, max_size=1) as database:
+            await remove_trunk(database, name)
+        await apply_trunks(settings)
+
+
+PhonesFactory = Callable[..., "contextlib.AbstractAsyncContextManager[Phones]"]
+
+
+@pytest.fixture
+async def phones(
+    stack_settings: Settings, ari: Ari, sipp_ports: Callable[[], tuple[int, int]], tmp_path: Path
+) -> AsyncIterator[PhonesFactory]:
+    """Start callee.xml phones: `async with phones(name, **pcaps) as p:`; a trunk named after its port."""
+    service = CallService(ari.client, ari.router)
+    plan = CallPlan(
+        message=sound_uri(stack_settings, message_wav(stack_settings)),
+        greeting=prompt_uri(stack_settings, "greeting_default"),
+        star_wait_s=1.0,
+        transfer_wait_media=prompt_uri(stack_settings, "transfer_wait"),
+        transfer_apology_media=prompt_uri(stack_settings, "transfer_failed"),
+    )
+
+    @contextlib.asynccontextmanager
+    async def start(name: str = "callee", **pcaps: Path) -> AsyncIterator[Phones]:
+        sip_port, media_port = sipp_ports()
+        sipp = callee(tmp_path, sip_port=sip_port, media_port=media_port, name=name, **pcaps)
+        async with sipp, trunk_to(stack_settings, sip_port) as trunk:
+            yield Phones(stack_settings, service, sipp, trunk, media_port, plan)
+
+    yield start
+
+
+# --- RTP helpers ----------------------------------------------------------------------------------------
+
+
+def between(capture: RtpCapture, src_port: int, dst_port: int) -> list[RtpStream]:
+    return [s for s in capture.streams if s.key.src_port == src_port and s.key.dst_port == dst_port]
+
+
+def audio(streams: list[RtpStream]) -> array[int]:
+    out = array("h")
+    for stream in sorted(streams, key=lambda s: s.first_time_s):
+        out += stream.decoded_samples()
+    return out
+
+
+def heard(capture: RtpCapture, phones: Phones, number: str) -> array[int]:
+    """What the phone of `number` received from Asterisk (decoded)."""
+    return audio(between(capture, phones.asterisk_port(number), phones.media_port))
+
+
+def said(capture: RtpCapture, phones: Phones, number: str) -> list[RtpStream]:
+    """What the phone of `number` sent to Asterisk."""
+    return between(capture, phones.media_port, phones.asterisk_port(number))
+
+
+def within(value: float, expected: float, tolerance: float = 0.05) -> bool:
+    return expected * (1 - tolerance) <= value <= expected * (1 + tolerance)
+
+
+def request_of(messages: list[SipMessage], number: str, method: str, direction: str) -> SipMessage:
+    found = [m for m in dialog_of(messages, number) if m.method == method and m.direction == direction]
+    assert found, f"no {method} {direction} for {number}"
+    return found[0]
+
+
+# --- before the answer ----------------------------------------------------------------------------------
+
+
+async def test_refusals_before_the_answer(
+    phones: PhonesFactory, stack_settings: Settings, sipp_ports: Callable[[], tuple[int, int]]
+) -> None:
+    dead_port, _ = sipp_ports()  # nothing listens there: the trunk never answers the INVITE
+    async with phones() as p, trunk_to(stack_settings, dead_port) as dead_trunk:
+        cases = [
+            Behaviour.busy,
+            Behaviour.ring_until_cancel,
+            Behaviour.decline,
+            Behaviour.progress_then_busy,
+            Behaviour.unavailable,
+            Behaviour.not_found,
+        ]
+        dead = replace(p, trunk=dead_trunk)
+        placed = await asyncio.gather(dead.place(Behaviour.star.number), *(p.place(b.number) for b in cases))
+        silent_trunk, results = placed[0], dict(zip(cases, placed[1:], strict=True))
+
+    def check(
+        b: Behaviour, outcome: Outcome, cause: int, sip: int | None, status: str | None, *, failover: bool
+    ) -> None:
+        r = results[b]
+        got = (r.outcome, r.cause, r.sip_code, r.dialstatus, r.may_fail_over, r.end_reason)
+        assert got == (outcome, cause, sip, status, failover, EndReason.dial_failed), (b, r)
+        assert r.answered_at is None and r.talk_s is None and r.message_started_at is None
+
+    check(Behaviour.busy, Outcome.busy, 17, 486, "BUSY", failover=False)
+    check(Behaviour.decline, Outcome.rejected, 21, 603, "NOANSWER", failover=False)  # lab: 603 is NOANSWER
+    check(
+        Behaviour.progress_then_busy, Outcome.busy, 17, 486, "BUSY", failover=False
+    )  # it "rang": no failover
+    check(
+        Behaviour.unavailable, Outcome.congestion, 34, 503, "CONGESTION", failover=True
+    )  # next trunk may work
+    check(Behaviour.not_found, Outcome.unreachable, 1, 404, "NOANSWER", failover=False)
+    # Our ring timeout: Asterisk CANCELs (the phone answers 487) and reports cause 19 with a made-up 480
+    # and no final dial status; the SIP code is not recorded, as no phone or trunk sent it.
+    check(Behaviour.ring_until_cancel, Outcome.no_answer, 19, None, None, failover=False)
+    assert (results[Behaviour.ring_until_cancel].ring_s or 0) >= RING_TIMEOUT_S - 0.5
+    # The same timeout with not even a 180/183 from the trunk: a trunk failure, the next trunk may try.
+    r = silent_trunk
+    assert (r.outcome, r.cause, r.sip_code, r.dialstatus, r.may_fail_over, r.ring_s) == (
+        Outcome.failed,
+        19,
+        None,
+        None,
+        True,
+        None,
+    ), r
+    assert results[Behaviour.busy].ring_s is None  # no 180/183 before the 486
+    assert results[Behaviour.progress_then_busy].ring_s is not None  # the 183 counts as ringing
+
+    # The SIP trace on the phone's side.
+    assert p.flow(Behaviour.busy.number) == [("received", "INVITE"), ("sent", 486), ("received", "ACK")]
+    assert p.flow(Behaviour.decline.number) == [("received", "INVITE"), ("sent", 603), ("received", "ACK")]
+    assert p.flow(Behaviour.unavailable.number) == [
+        ("received", "INVITE"),
+        ("sent", 503),
+        ("received", "ACK"),
+    ]
+    assert p.flow(Behaviour.progress_then_busy.number) == [
+        ("received", "INVITE"),
+        ("sent", 183),
+        ("sent", 486),
+        ("received", "ACK"),
+    ]
+    assert p.flow(Behaviour.ring_until_cancel.number) == [
+        ("received", "INVITE"),
+        ("sent", 180),
+        ("received", "CANCEL"),
+        ("sent", 200),
+        ("sent", 487),
+        ("received", "ACK"),
+    ]
+
+
+# --- answered calls ------------------------------------------------------------------------------------
+
+
+async def test_answered_calls(phones: PhonesFactory, tmp_path: Path) -> None:
+    """Every behaviour of an answered call at once, with the RTP both ways captured."""
+    announcement = audio_pcap(tmp_path / "announce.pcap", tones.sine(440, 6.0, 0.2))
+    async with phones(announce=announcement) as p:
+        hidden = Behaviour.star.dial(0)
+        verified = Behaviour.star.dial(1)
+        silent = Behaviour.silent.dial(0)
+        limited = Behaviour.silent.dial(1)
+        announce = Behaviour.announcement.number
+        bye_reason = Behaviour.star_then_bye_with_reason.number
+        bye_bare = Behaviour.star_then_bye_without_reason.number
+        info = Behaviour.star_as_info.number
+        inband = Behaviour.star_inband.number
+        calls = {
+            hidden: {},
+            verified: {"caller_id": CallerId(VERIFIED_SENDER, hidden=False)},
+            silent: {},
+            limited: {"plan": replace(p.plan, star_wait_s=30.0, greeting_max_plays=1, max_call_s=4.0)},
+            announce: {},
+            bye_reason: {},
+            bye_bare: {},
+            info: {},
+            inband: {},
+        }
+        async with RtpCapture([p.media_port]) as capture:
+            placed = await asyncio.gather(*(p.place(n, **o) for n, o in calls.items()))
+        results = dict(zip(calls, placed, strict=True))
+    messages = p.messages()
+
+    # Listened: `*` during the greeting (as RFC 2833, SIP INFO, in-band), then the whole message.
+    for number in (hidden, verified, info, inband):
+        r = results[number]
+        assert (r.outcome, r.end_reason, r.cause, r.greeting_plays) == (
+            Outcome.listened,
+            EndReason.message_completed,
+            16,
+            1,
+        ), (number, r)
+        assert r.answered_at is not None and r.message_started_at is not None
+        assert r.ended_at - r.message_started_at >= MESSAGE_S - 0.1  # the message played to its end
+        assert p.flow(number)[-2:] == [("received", "BYE"), ("sent", 200)]  # we hung up
+        # The message reached the phone: the marker tone, its full duration (±5 %), once.
+        received = heard(capture, p, number)
+        segments = tones.tone_segments(received, MESSAGE_HZ)
+        assert len(segments) == 1, (number, segments)
+        assert within(segments[0][1] - segments[0][0], MESSAGE_TONE_S), (number, segments)
+
+    # How `*` travelled, as SIPp sent it.
+    assert "".join(s.dtmf_digits() for s in said(capture, p, hidden)) == "*"
+    assert tones.dtmf_digits(audio(said(capture, p, inband))) == "*"
+    assert not any(s.dtmf_events() for s in said(capture, p, inband))
+    answer = next(m for m in dialog_of(messages, inband) if m.status == 200 and m.direction == "sent")
+    assert "telephone-event" not in answer.body  # so Asterisk's DSP listens for in-band DTMF
+    assert ("sent", "INFO") in p.flow(info)
+    assert request_of(messages, info, "INFO", "sent").body.startswith("Signal=*")
+
+    # Caller ID as the phone saw it in the INVITE.
+    invite = invite_to(messages, hidden)
+    assert (invite.header("From") or "").startswith('"Anonymous" <sip:anonymous@anonymous.invalid>;tag=')
+    assert invite.header("Privacy") == "id"
+    assert invite.header("P-Asserted-Identity") == f"<sip:{PAI_NUMBER}@127.0.0.1>"
+    assert invite.header("Remote-Party-ID") is None
+    invite = invite_to(messages, verified)
+    assert (invite.header("From") or "").startswith(f"<sip:{VERIFIED_SENDER}@127.0.0.1>;tag=")
+    assert invite.header("P-Asserted-Identity") == f"<sip:{VERIFIED_SENDER}@127.0.0.1>"
+    assert invite.header("Privacy") is None
+
+    # Never `*`: the greeting twice, then we hang up; the message never played.
+    for number in (silent, announce):
+        r = results[number]
+        assert (r.outcome, r.end_reason, r.cause, r.greeting_plays) == (
+            Outcome.not_confirmed,
+            EndReason.no_star,
+            16,
+            2,
+        ), (number, r)
+        assert r.message_started_at is None
+        assert tones.tone_duration_s(heard(capture, p, number), MESSAGE_HZ) == 0
+        assert p.flow(number)[-2:] == [("received", "BYE"), ("sent", 200)]
+
+    # The absolute per-call limit ends a call that would otherwise wait 30 s for `*`.
+    r = results[limited]
+    assert (r.outcome, r.end_reason, r.cause, r.greeting_plays) == (
+        Outcome.not_confirmed,
+        EndReason.call_limit,
+        16,
+        1,
+    ), r
+
+    # The callee hangs up during the message: partial, with the cause its BYE gave (or 0 without one).
+    for number, cause, reason in ((bye_reason, 16, "Q.850;cause=16"), (bye_bare, 0, None)):
+        r = results[number]
+        assert (r.outcome, r.end_reason, r.cause, r.sip_code) == (
+            Outcome.partial,
+            EndReason.callee_hangup,
+            cause,
+            None,
+        ), (number, r)
+        assert r.message_started_at is not None and r.ended_at - r.message_started_at < MESSAGE_S
+        bye = request_of(messages, number, "BYE", "sent")
+        assert bye.header("Reason") == (f'{reason};text="Normal call clearing"' if reason else None)
+        assert p.flow(number)[-2:] == [("sent", "BYE"), ("received", 200)]
+        played = tones.tone_duration_s(heard(capture, p, number), MESSAGE_HZ)
+        assert 0 < played < MESSAGE_TONE_S * 0.95, (number, played)
+
+
+# --- transfer with 9 ------------------------------------------------------------------------------------
+
+
+async def test_transfer_to_the_call_centre(phones: PhonesFactory, tmp_path: Path) -> None:
+    """`*`, then `9` during the message: answered (both marker tones cross the bridge), busy, no answer."""
+    # The callee: `*`, `9`, then (once bridged) its marker tone. The call centre: its own marker tone.
+    transfer = marker_tone_pcap(tmp_path / "transfer.pcap", CALLEE_MARKER_HZ, digits="*9", lead_s=1.5)
+    centre_says = marker_tone_pcap(tmp_path / "centre.pcap", CENTRE_MARKER_HZ, lead_s=1.0)
+    async with phones("callee", transfer=transfer) as p, phones("centre", centre=centre_says) as c:
+        answered, busy, unanswered = (Behaviour.transfer.dial(line) for line in range(3))
+        targets = {
+            answered: Behaviour.centre.number,
+            busy: Behaviour.busy.number,
+            unanswered: Behaviour.ring_until_cancel.number,
+        }
+
+        def plan(centre_number: str) -> CallPlan:
+            return replace(
+                p.plan, transfer_number=centre_number, transfer_ring_timeout_s=2.0, transfer_max_s=60
+            )
+
+        async with RtpCapture([p.media_port, c.media_port]) as capture:
+            placed = await asyncio.gather(
+                *(p.place(n, plan=plan(t), transfer_to=c) for n, t in targets.items())
+            )
+        results = dict(zip(targets, placed, strict=True))
+
+    # Answered: bridged until the call centre hung up (6 s after answering); then we hung up the callee.
+    r = results[answered]
+    assert (r.outcome, r.end_reason, r.cause, r.transfer_outcome, r.greeting_plays) == (
+        Outcome.transferred,
+        EndReason.transfer_hangup,
+        16,
+        TransferOutcome.answered,
+        1,
+    ), r
+    assert r.message_started_at is not None and r.transfer_started_at is not None
+    assert r.transfer_answered_at is not None and r.transfer_ended_at is not None
+    assert r.message_started_at < r.transfer_started_at <= r.transfer_answered_at < r.transfer_ended_at
+    assert (r.transfer_s or 0) >= 5.0  # the centre hangs up 6 s after its answer
+    assert c.flow(Behaviour.centre.number) == [
+        ("received", "INVITE"),
+        ("sent", 180),
+        ("sent", 200),
+        ("received", "ACK"),
+        ("sent", "BYE"),
+        ("received", 200),
+    ]
+    assert p.flow(answered)[-2:] == [("received", "BYE"), ("sent", 200)]
+    # The call centre sees the callee's number.
+    centre_invite = invite_to(c.messages(), Behaviour.centre.number)
+    assert (centre_invite.header("From") or "").startswith(f"<sip:{answered}@127.0.0.1>;tag=")
+    assert centre_invite.header("Privacy") is None
+    # Through the bridge, each side heard the other's marker tone (2 s sent; a few frames may be lost
+    # at the edges), and the call centre never heard the message.
+    centre_port = asterisk_media_port(centre_invite)
+    callee_heard = heard(capture, p, answered)
+    centre_heard = audio(between(capture, centre_port, c.media_port))
+    assert tones.tone_duration_s(callee_heard, CENTRE_MARKER_HZ) >= 1.8
+    assert tones.tone_duration_s(centre_heard, CALLEE_MARKER_HZ) >= 1.8
+    assert tones.tone_duration_s(centre_heard, MESSAGE_HZ) == 0
+    assert 0 < tones.tone_duration_s(callee_heard, MESSAGE_HZ) < MESSAGE_TONE_S  # cut short by `9`
+
+    # Busy, or no answer within the transfer ring time: apology, the message once more, then we hang up.
+    for number, outcome, centre_flow in (
+        (busy, TransferOutcome.busy, [("received", "INVITE"), ("sent", 486), ("received", "ACK")]),
+        (
+            unanswered,
+            TransferOutcome.no_answer,
+            [
+                ("received", "INVITE"),
+                ("sent", 180),
+                ("received", "CANCEL"),
+                ("sent", 200),
+                ("sent", 487),
+                ("received", "ACK"),
+            ],
+        ),
+    ):
+        r = results[number]
+        assert (r.outcome, r.end_reason, r.cause, r.transfer_outcome) == (
+            Outcome.listened,
+            EndReason.message_completed,
+            16,
+            outcome,
+        ), (number, r)
+        assert r.transfer_answered_at is None and r.transfer_s is None
+        assert c.flow(targets[number]) == centre_flow
+        # The message: cut by `9`, then replayed in full after the apology.
+        segments = tones.tone_segments(heard(capture, p, number), MESSAGE_HZ)
+        assert len(segments) == 2, (number, segments)
+        assert segments[0][1] - segments[0][0] < MESSAGE_TONE_S
+        assert within(segments[1][1] - segments[1][0], MESSAGE_TONE_S), (number, segments)
+        # Between the two, at least the French apology (5.4 s) was played.
+        assert segments[1][0] - segments[0][1] >= APOLOGY_S, (number, segments)
+        assert p.flow(number)[-2:] == [("received", "BYE"), ("sent", 200)]
+
+
+# --- voicemail drop, answering-machine mode -----------------------------------------------------------
+
+BEEP_HZ = 1000.0
+MACHINE_GREETING_FR = "Bonjour, vous êtes sur la messagerie de Paul. Laissez votre message après le bip."
+
+
+def tone_packet_times(streams: list[RtpStream], freq_hz: float) -> list[float]:
+    """Arrival times of the audio packets (20 ms each) dominated by freq_hz."""
+    times = []
+    for stream in streams:
+        for time_s, _, packet in stream.packets:
+            codec = g711.PAYLOAD_TYPES.get(packet.payload_type)
+            if codec is None:
+                continue
+            powers = tones.frame_powers(g711.decode(packet.payload, codec), freq_hz)
+            if powers and powers[0].ratio >= 0.6 and powers[0].level_dbfs >= -45:
+                times.append(time_s)
+    return sorted(times)
+
+
+async def test_voicemail_drop_waits_for_the_beep(phones: PhonesFactory, tmp_path: Path) -> None:
+    """AMD on answer: a machine (greeting, beep, silence) gets the message after its beep; a person
+    ("Allô ?") gets the normal flow (greeting, `*`, message)."""
+    greeting = await speech(MACHINE_GREETING_FR, tmp_path)
+    machine = audio_pcap(
+        tmp_path / "machine.pcap",
+        greeting + tones.silence(0.3) + tones.sine(BEEP_HZ, 0.5, 0.3) + tones.silence(10.0),
+    )
+    hello = await speech("Allô ?", tmp_path)
+    human = audio_pcap(tmp_path / "human.pcap", hello + tones.silence(3.0), then_digits="*")
+    async with phones(machine=machine, human=human) as p:
+        plan = replace(p.plan, drop_mode=DropMode.amd)
+        # The third phone says nothing and hangs up while AMD still listens (initial silence: 3.5 s).
+        numbers = (
+            Behaviour.machine.number,
+            Behaviour.human.number,
+            Behaviour.star_then_bye_with_reason.number,
+        )
+        async with RtpCapture([p.media_port]) as capture:
+            placed = await asyncio.gather(*(p.place(n, plan=plan) for n in numbers))
+        on_machine, on_person, gone_during_amd = placed
+
+    assert (on_machine.outcome, on_machine.end_reason, on_machine.amd_status, on_machine.greeting_plays) == (
+        Outcome.voicemail,
+        EndReason.message_completed,
+        "MACHINE",
+        0,
+    ), on_machine
+    # The whole message reached the machine, and it started after the beep (that SIPp sent).
+    number = Behaviour.machine.number
+    segments = tones.tone_segments(heard(capture, p, number), MESSAGE_HZ)
+    assert len(segments) == 1 and within(segments[0][1] - segments[0][0], MESSAGE_TONE_S), segments
+    beep = tone_packet_times(said(capture, p, number), BEEP_HZ)
+    message = tone_packet_times(between(capture, p.asterisk_port(number), p.media_port), MESSAGE_HZ)
+    assert beep and message
+    beep_end = beep[-1] + 0.02
+    message_start = message[0] - 0.3  # the message file opens with 0.3 s of silence
+    delay_s = message_start - beep_end
+    print(f"voicemail drop: message started {delay_s:.2f} s after the end of the beep")
+    # After the beep; and well before the beep wait's cap (20 s): the beep, not the cap, started it.
+    assert 0 <= delay_s < 3.0, delay_s
+
+    assert (on_person.outcome, on_person.end_reason, on_person.amd_status, on_person.greeting_plays) == (
+        Outcome.listened,
+        EndReason.message_completed,
+        "HUMAN",
+        1,
+    ), on_person
+    # Hung up during AMD: answered, never reached the message, nothing charged.
+    r = gone_during_amd
+    assert (r.outcome, r.end_reason, r.cause, r.amd_status, r.message_started_at) == (
+        Outcome.not_confirmed,
+        EndReason.callee_hangup,
+        16,
+        None,
+        None,
+    ), r
+
+
+# --- hygiene: nothing holds a slot forever -------------------------------------------------------------
+
+
+async def test_a_phone_that_dies_is_hung_up_by_the_rtp_timeout(
+    phones: PhonesFactory, stack_settings: Settings, ari: Ari, tmp_path: Path
+) -> None:
+    """SIGKILL the phone mid-call: no BYE will ever come. The trunk's rtp_timeout (2 s here, 60 s in
+    production) hangs the channel up, and the call ends with an outcome instead of waiting 30 s for `*`."""
+    long_talk = audio_pcap(tmp_path / "talk.pcap", tones.sine(440, 20.0, 0.2))
+    async with phones(announce=long_talk) as p:
+        async with Database(stack_settings.dsn, min_size=1, max_size=1) as database:
+            trunks = usable_trunks(stack_settings, await list_trunks(database))
+        conf = host_dir(stack_settings) / "etc" / "pjsip_trunks.conf"
+        conf.write_text(render_pjsip(trunks, rtp_timeout_s=2))  # restored when the trunk is removed
+        await ari.client.reload_module("res_pjsip.so")
+
+        plan = replace(p.plan, star_wait_s=30.0, greeting_max_plays=1)
+        async with RtpCapture([p.media_port]) as capture:
+            call = await p.service.start(p.request(Behaviour.announcement.number, plan=plan))
+            # Half a second of the phone talking, then it dies.
+            await capture.wait_for(
+                lambda c: sum(len(s.packets) for s in c.streams_from(p.media_port)) > 25, 10
+            )
+        assert p.sipp.pid is not None
+        os.kill(p.sipp.pid, signal.SIGKILL)
+        await p.sipp.wait(5)
+        result = await asyncio.wait_for(call.done, 15)
+
+    # Asterisk's RTP timeout: "Requested channel not available" (44).
+    assert (result.outcome, result.end_reason, result.cause, result.greeting_plays) == (
+        Outcome.not_confirmed,
+        EndReason.callee_hangup,
+        44,
+        1,
+    ), result
+    assert result.ended_at - (result.answered_at or 0) < plan.star_wait_s
+
+
+async def test_the_sweep_ends_calls_whose_events_were_lost(
+    phones: PhonesFactory, stack_settings: Settings, tmp_path: Path
+) -> None:
+    """The events websocket drops; meanwhile the callee hangs up mid-message and a channel nobody
+    follows sits in our app. After the reconnection, the sweep ends the first call (outcome from how
+    far it got, no cause known) and hangs up the second."""
+    router = StasisRouter()
+    client = AriClient(
+        host="127.0.0.1",
+        port=stack_settings.ari_port,
+        user=stack_settings.ari_user,
+        password=stack_settings.require("ari_password"),
+        app=f"vocalcast-s{uuid.uuid4().hex[:8]}",
+        reconnect_max_s=0.5,
+    )
+    async with phones() as phones_of_the_test, client:
+        service = CallService(client, router)
+        p = replace(phones_of_the_test, service=service)
+        events = asyncio.create_task(client.run_events(router.dispatch))
+        try:
+            await client.wait_ready(10)
+            call = await service.start(p.request(Behaviour.star_then_bye_with_reason.number))
+            stray = str(uuid.uuid4())
+            await client.originate(
+                endpoint=f"PJSIP/{Behaviour.silent.dial(5)}@{p.trunk}", channel_id=stray, app_args="stray"
+            )
+            await wait_for(lambda: call.flow.state is CallState.message, what="the message playing")
+            events.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await events
+            # The callee's BYE (2.5 s after its `*`) arrives while nobody listens to events.
+            await wait_for(lambda: _gone(client, call.channel_id), timeout_s=10, what="the callee's hang-up")
+            assert not call.done.done()
+            events = asyncio.create_task(client.run_events(router.dispatch))
+            await client.wait_ready(10)
+            report = await service.sweep(confirm_s=0.3, unknown_grace_s=0)
+            result = await asyncio.wait_for(call.done, 5)
+        finally:
+            events.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await events
+
+    assert report.vanished == [call.channel_id] and report.hung_up == [stray], report
+    assert (result.outcome, result.end_reason, result.cause) == (Outcome.partial, EndReason.aborted, None), (
+        result
+    )
+    assert result.abort_reason == "channel vanished without events"
+    assert p.flow(Behaviour.silent.dial(5))[-2:] == [("received", "BYE"), ("sent", 200)]
+    assert not service.calls
+
+
+async def _gone(client: AriClient, channel_id: str) -> bool:
+    return channel_id not in {c["id"] for c in await client.channels()}
