@@ -13,7 +13,7 @@ import structlog
 
 RESULTS = Path(__file__).parent / "results"
 # Order matters little; the stack-backed ones share one test instance.
-BENCHES = ["audio", "ari_originate"]
+BENCHES = ["audio", "recipients", "ari_originate", "dialer", "amd"]
 
 
 def main(argv: list[str]) -> int:

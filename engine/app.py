@@ -112,7 +112,10 @@ class Engine:
         runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port, reuse_address=True)
+        # reuse_port: several engine processes on one host can serve the same HTTP port.
+        site = web.TCPSite(
+            runner, self.settings.http_host, self.settings.http_port, reuse_address=True, reuse_port=True
+        )
         await site.start()
         server = site._server  # the bound port, for tests that ask for port 0
         sockets = getattr(server, "sockets", None) or []

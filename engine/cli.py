@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+import structlog
+
 from engine import __version__
 from engine.errors import VocalcastError
 from engine.logs import configure
@@ -24,6 +26,7 @@ COMMAND_MODULES = [
     "engine.commands.account",
     "engine.commands.message",
     "engine.commands.sends",
+    "engine.commands.token",
 ]
 
 
@@ -39,12 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Logs go to stderr, so that a command's own output (--json) stays clean on stdout.
-    try:
-        settings = Settings.from_env()
-        configure(settings.log_level, "console" if settings.log_format == "auto" else settings.log_format)
-    except SettingsError:
-        configure("info", "console")
+    # Logs go to stderr, so that a command's own output (--json) stays clean on stdout. (Called from a
+    # program that configured logging already — tests — it leaves that configuration alone.)
+    if not structlog.is_configured():
+        _configure_logs()
     try:
         return int(args.func(args))
     except (SettingsError, VocalcastError) as exc:
@@ -52,6 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _configure_logs() -> None:
+    try:
+        settings = Settings.from_env()
+        configure(settings.log_level, "console" if settings.log_format == "auto" else settings.log_format)
+    except SettingsError:
+        configure("info", "console")
 
 
 if __name__ == "__main__":

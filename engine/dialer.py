@@ -97,7 +97,7 @@ class Dialer:
         self.node = settings.node_name
         self.state = DialerState()
         self._wake = asyncio.Event()
-        self._global_bucket = TokenBucket(settings.max_cps) if settings.max_cps > 0 else None
+        self._global_bucket = _bucket(settings.max_cps, time.monotonic()) if settings.max_cps > 0 else None
         self._contexts: dict[UUID, SendContext] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._trunks_at = 0.0
@@ -204,11 +204,11 @@ class Dialer:
         for trunk in trunks:
             state = current.get(trunk.name)
             if state is None:
-                state = TrunkState(trunk, TokenBucket(trunk.max_cps, now=now))
+                state = TrunkState(trunk, _bucket(trunk.max_cps, now))
             else:
                 state.trunk = trunk
                 if state.bucket.rate != trunk.max_cps:
-                    state.bucket.set_rate(trunk.max_cps)
+                    state.bucket = _bucket(trunk.max_cps, now)
             fresh[trunk.name] = state
         # A removed trunk keeps its state while calls still run on it (their counts must come back).
         for name, state in current.items():
@@ -332,27 +332,33 @@ class Dialer:
     async def _attempt(self, claim: Claim, context: SendContext) -> None:
         tried: set[str] = set()
         current = claim
+        holding = True  # this task holds a channel slot on current.trunk
         try:
             while True:
                 tried.add(current.trunk)
                 result = await self._call(current, context)
+                # The call is over: its channel is free for the next one before its result is written
+                # (the recipient stays "calling" and the attempt open until then: crash-safe).
+                self._release_slot(current.trunk)
+                holding = False
+                self.wake()
                 if result is None:
                     return  # uncertain: reconciled later, never resent
-                state = self.state.trunks.get(current.trunk)
                 if result.may_fail_over:
+                    state = self.state.trunks.get(current.trunk)
                     if state is not None:
                         state.failing_until = time.monotonic() + FAILING_TRUNK_S
                     now = time.monotonic()
                     loads = [t.load(now) for t in self.state.trunks.values()]
                     other = pick_trunk(loads, exclude=frozenset(tried))
                     if other is not None:
+                        self.state.trunks[other].active += 1
+                        self.state.trunks[other].bucket.take(now)
+                        holding = True
                         await self._record(current, result, context.policy, failed_over=True)
-                        self._release_slot(current.trunk)
                         current = await sends_store.failover_attempt(
                             self.db, current, other, node=self.node, app=self.ari.app, demo=context.demo
                         )
-                        self.state.trunks[other].active += 1
-                        self.state.trunks[other].bucket.take(now)
                         log.info(
                             "call.failover",
                             attempt_id=str(current.attempt_id),
@@ -363,8 +369,9 @@ class Dialer:
                 await self._record(current, result, context.policy)
                 return
         finally:
-            self._release_slot(current.trunk)
-            self.wake()
+            if holding:
+                self._release_slot(current.trunk)
+                self.wake()
 
     def _release_slot(self, trunk: str) -> None:
         state = self.state.trunks.get(trunk)
@@ -523,6 +530,12 @@ class Dialer:
                 {"type": "_AdoptLimit"},
             )
         log.info("call.adopted", attempt_id=attempt_id, channel_state=channel.get("state"))
+
+
+def _bucket(rate: float, now: float) -> TokenBucket:
+    """A token bucket that saves up only what two dialer ticks need: a trunk limited to N calls per
+    second starts at most a few more than N in its first second (a bucket of N would allow 2N)."""
+    return TokenBucket(rate, max(1.0, rate * TICK_S * 2), now=now)
 
 
 class AdoptedCall:

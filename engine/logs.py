@@ -36,7 +36,8 @@ def format_exception(exc_info: ExcInfo) -> str:
     return "".join(te.format())
 
 
-def configure(level: str = "info", fmt: str = "auto") -> None:
+def configure(level: str = "info", fmt: str = "auto", *, cache: bool = True) -> None:
+    """cache=False keeps loggers re-reading the configuration (tests capture logs with structlog.testing)."""
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -52,11 +53,11 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.ExceptionRenderer(format_exception), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
+        cache_logger_on_first_use=cache,
     )
     # Libraries that log through stdlib logging (aiohttp, asyncpg) go to the same stream.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_CurrentStderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
@@ -68,6 +69,17 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
     root.setLevel(max(numeric, logging.INFO))
     # aiohttp's own access log carries query strings (http.php has passwords): ours replaces it.
     logging.getLogger("aiohttp.access").disabled = True
+
+
+class _CurrentStderr:
+    """Whatever sys.stderr is when a line is written (test runners swap it; a CLI run in-process must not
+    leave the logs pointing at a stream that was closed since)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _console_exception(sio: object, exc_info: ExcInfo) -> None:

@@ -136,12 +136,13 @@ class Intake:
         )
         host, _, port = self.settings.smtp_relay.rpartition(":")
         try:
-            await asyncio.to_thread(_send, host or self.settings.smtp_relay, int(port or 25), reply)
+            await asyncio.to_thread(send_mail, host or self.settings.smtp_relay, int(port or 25), reply)
         except (OSError, smtplib.SMTPException) as exc:
             log.warning("mail.reply_failed", error=str(exc))
 
 
-def _send(host: str, port: int, message: EmailMessage) -> None:
+def send_mail(host: str, port: int, message: EmailMessage) -> None:
+    """Blocking: run it in a thread (asyncio.to_thread)."""
     with smtplib.SMTP(host, port, timeout=10) as smtp:
         smtp.send_message(message)
 
@@ -161,6 +162,7 @@ async def serve(settings: Settings, db: Database, on_send: Any = None) -> AsyncI
         ),
         host=settings.smtp_host,
         port=settings.smtp_port,
+        reuse_port=True,  # several engine processes on one host share the intake port
     )
     log.info("mail.listening", host=settings.smtp_host, port=settings.smtp_port)
     try:

@@ -16,10 +16,10 @@ from engine.domain.retries import RetryPolicy
 from engine.domain.sends import Origin, SendSpec, Target, unique_targets
 from engine.errors import InvalidInput, NotFound
 from engine.settings import Settings
-from engine.store import Database
 from engine.store import accounts as accounts_store
 from engine.store import messages as messages_store
 from engine.store import sends as sends_store
+from engine.store.accounts import Executor
 from engine.store.sends import Send
 
 
@@ -32,7 +32,7 @@ DEFAULT: Final = _Default()
 
 
 async def create_send(
-    db: Database,
+    db: Executor,
     settings: Settings,
     account: Account,
     *,
@@ -122,7 +122,7 @@ async def create_send(
     return await sends_store.insert_send(db, spec, code=code)
 
 
-async def _message(db: Database, account_id: UUID, ref: int, code: str) -> Message:
+async def _message(db: Executor, account_id: UUID, ref: int, code: str) -> Message:
     try:
         return await messages_store.get_message(db, account_id, ref)
     except NotFound as exc:
@@ -131,7 +131,7 @@ async def _message(db: Database, account_id: UUID, ref: int, code: str) -> Messa
         ) from exc
 
 
-async def _sender(db: Database, account: Account, sender: str | _Default | None) -> str | None:
+async def _sender(db: Executor, account: Account, sender: str | _Default | None) -> str | None:
     """Only a number declared AND verified for the account is ever presented."""
     senders = await accounts_store.list_senders(db, account.id)
     if isinstance(sender, _Default):
@@ -151,6 +151,6 @@ async def _sender(db: Database, account: Account, sender: str | _Default | None)
     )
 
 
-async def steer(db: Database, send_id: UUID, action: str, *, account_id: UUID | None = None) -> Send:
+async def steer(db: Executor, send_id: UUID, action: str, *, account_id: UUID | None = None) -> Send:
     """pause, resume or cancel (calls in progress always finish)."""
     return await sends_store.change_status(db, send_id, action, account_id=account_id)

@@ -227,7 +227,7 @@ class Settings:
         "Password of Asterisk's CDR role, INSERT-only on asterisk_cdr (generated).",
         secret=True,
     )
-    db_pool_max: int = _setting("VOCALCAST_DB_POOL_MAX", _positive_int, "10", "Database pool size.")
+    db_pool_max: int = _setting("VOCALCAST_DB_POOL_MAX", _positive_int, "20", "Database pool size.")
     secret_key: str = _setting(
         "VOCALCAST_SECRET_KEY",
         _str,

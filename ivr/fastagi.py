@@ -405,8 +405,10 @@ class FastAGIServer:
 
     async def start(self) -> None:
         self._closing = False
+        # reuse_port: several engine processes on one host share the port the dialplan points to (the
+        # kernel spreads the calls between them).
         self._server = await asyncio.start_server(
-            self._on_connect, self._host, self._port, limit=self._max_header_bytes
+            self._on_connect, self._host, self._port, limit=self._max_header_bytes, reuse_port=True
         )
         log.info("fastagi.listening", host=self._host, port=self.port, routes=sorted(self._routes))
 

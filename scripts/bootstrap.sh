@@ -13,7 +13,10 @@ APT_PACKAGES=(
   sip-tester                                    # SIPp: demo phone, test callees and trunks
   ffmpeg sox espeak-ng                          # audio conversion; test audio
   iproute2 procps util-linux                    # ss, pkill, mountpoint/findmnt
+  chromium chromium-driver fonts-dejavu-core    # browser tests of the private space (tests/e2e)
 )
+# tests/e2e/vendor/axe.min.js is axe-core (MPL-2.0, licence beside it), taken from the npm registry:
+#   npm pack axe-core@4.14.1 && tar xzf axe-core-4.14.1.tgz package/axe.min.js package/LICENSE
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
@@ -36,6 +39,6 @@ if [[ ! -f "$stamp" ]]; then
   /usr/bin/python3 -m venv .venv
   # This machine's pip config lists local indexes that may be absent; their warnings are noise.
   .venv/bin/pip install -q --upgrade pip 2> >(grep -v "is ignored" >&2)
-  .venv/bin/pip install -q -e '.[dev]' 2> >(grep -v "is ignored" >&2)
+  PYTHONWARNINGS=ignore .venv/bin/pip install -q -e '.[dev]' 2> >(grep -v "is ignored" >&2)
   touch "$stamp"
 fi

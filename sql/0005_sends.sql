@@ -92,5 +92,5 @@ CREATE INDEX attempts_recipient ON attempts (recipient_id, attempt_no);
 CREATE INDEX attempts_open ON attempts (node, state) WHERE state <> 'ended';
 CREATE INDEX attempts_send_created ON attempts (send_id, created_at);
 
-ALTER TABLE credit_ledger
-    ADD CONSTRAINT credit_ledger_send_fk FOREIGN KEY (send_id) REFERENCES sends (id);
+-- credit_ledger.send_id keeps no foreign key: the ledger is the account's history and outlives
+-- anything it mentions.

@@ -90,4 +90,4 @@ async def db(stack_settings: Settings):  # type: ignore[no-untyped-def]
 def pytest_configure(config: pytest.Config) -> None:
     from engine.logs import configure
 
-    configure("info", "console")
+    configure("info", "console", cache=False)

@@ -38,11 +38,6 @@ class TokenBucket:
         self._refill(now)
         return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
 
-    def set_rate(self, rate: float) -> None:
-        self.rate = rate
-        self.burst = max(1.0, rate)
-        self._tokens = min(self._tokens, self.burst)
-
 
 @dataclass(frozen=True, slots=True)
 class TrunkLoad:

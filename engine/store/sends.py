@@ -104,6 +104,8 @@ async def insert_send(db: Executor, spec: SendSpec, *, code: str | None = None) 
             "voicemail_drop, demo, "
             "recipients_total, credits_held, idempotency_key, code, started_at) "
             "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16,$17,$18,$19) "
+            # A concurrent request with the same idempotency key: wait for it, then answer with its send.
+            "ON CONFLICT (account_id, idempotency_key) DO NOTHING "
             f"RETURNING {_SEND_COLUMNS}",
             send_id,
             spec.account_id,
@@ -125,6 +127,15 @@ async def insert_send(db: Executor, spec: SendSpec, *, code: str | None = None) 
             code,
             None if spec.start_at is not None and spec.start_at > now else now,
         )
+        if row is None:
+            existing = await conn.fetchrow(
+                f"SELECT {_SEND_COLUMNS} FROM sends WHERE account_id = $1 AND idempotency_key = $2",  # noqa: S608
+                spec.account_id,
+                spec.idempotency_key,
+            )
+            if existing is None:
+                raise RuntimeError("idempotency conflict without an existing send")
+            return _send(existing)
         await accounts_store.reserve(
             conn, spec.account_id, send_id, len(spec.targets), reason=f"envoi {str(send_id)[:8]}"
         )
@@ -133,7 +144,6 @@ async def insert_send(db: Executor, spec: SendSpec, *, code: str | None = None) 
             records=[(send_id, t.number.e164, t.number.is_mobile, t.contact_id) for t in spec.targets],
             columns=["send_id", "e164", "is_mobile", "contact_id"],
         )
-        assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
         return _send(row)
 
 
@@ -262,17 +272,55 @@ async def _release(
     )
 
 
-async def _consume(conn: asyncpg.Connection, account_id: UUID, send_id: UUID) -> None:
-    held = await conn.fetchval(
-        "UPDATE sends SET credits_held = credits_held - 1, credits_used = credits_used + 1 "
-        "WHERE id = $1 AND credits_held >= 1 RETURNING credits_held",
-        send_id,
+async def settle(db: Executor, send_id: UUID | None = None) -> int:
+    """Move the credits of final outcomes not yet settled: one consume entry (delivered calls) and one
+    release entry (the others) per send and batch. Idempotent; returns how many recipients it settled."""
+    consuming = [o.value for o in Outcome if o.consumes_credit]
+    settled = 0
+    sends = (
+        [send_id]
+        if send_id is not None
+        else [
+            r["send_id"]
+            for r in await db.fetch(
+                "SELECT DISTINCT send_id FROM send_recipients WHERE state = 'done' AND NOT settled"
+            )
+        ]
     )
-    if held is None:
-        raise RuntimeError(f"send {send_id} holds no credit to consume")
-    await accounts_store.record_movement(
-        conn, account_id, kind="consume", amount=0, held=-1, reason="appel délivré", send_id=send_id
-    )
+    for sid in sends:
+        async with in_transaction(db) as conn:
+            account_id = await conn.fetchval("SELECT account_id FROM sends WHERE id = $1", sid)
+            row = await conn.fetchrow(
+                "WITH s AS (UPDATE send_recipients SET settled = true WHERE send_id = $1 AND state = 'done' "
+                "AND NOT settled RETURNING outcome) SELECT count(*) FILTER (WHERE outcome = ANY($2::text[])) "
+                "AS used, count(*) AS n FROM s",
+                sid,
+                consuming,
+            )
+            if account_id is None or row is None or not row["n"]:
+                continue
+            used, freed = row["used"], row["n"] - row["used"]
+            held = await conn.fetchval(
+                "UPDATE sends SET credits_held = credits_held - $2, credits_used = credits_used + $3 "
+                "WHERE id = $1 AND credits_held >= $2 RETURNING credits_held",
+                sid,
+                row["n"],
+                used,
+            )
+            if held is None:
+                raise RuntimeError(f"send {sid} holds fewer credits than its {row['n']} settled recipients")
+            if used:
+                reason = "appel délivré" if used == 1 else f"{used} appels délivrés"
+                await accounts_store.record_movement(
+                    conn, account_id, kind="consume", amount=0, held=-used, reason=reason, send_id=sid
+                )
+            if freed:
+                reason = "appel non délivré" if freed == 1 else f"{freed} appels non délivrés"
+                await accounts_store.record_movement(
+                    conn, account_id, kind="release", amount=freed, held=-freed, reason=reason, send_id=sid
+                )
+            settled += row["n"]
+    return settled
 
 
 # --- the dialer's work -------------------------------------------------------------------------------------
@@ -334,9 +382,10 @@ async def claim(
     if not trunks:
         return []
     async with db.transaction() as conn:
-        # FOR SHARE waits for a pause or cancel in progress (they lock the row FOR UPDATE), so no call
-        # is claimed from a send that was paused or cancelled a moment ago.
-        status = await conn.fetchval("SELECT status FROM sends WHERE id = $1 FOR SHARE", send_id)
+        # FOR KEY SHARE waits for a pause or cancel in progress (they lock the row FOR UPDATE), so no call
+        # is claimed from a send paused or cancelled a moment ago; it does not wait behind other claims
+        # or credit settlements, which only take NO KEY UPDATE locks.
+        status = await conn.fetchval("SELECT status FROM sends WHERE id = $1 FOR KEY SHARE", send_id)
         if status != SendStatus.running:
             return []
         rows = await conn.fetch(
@@ -362,8 +411,9 @@ async def claim(
             "VALUES ($1, $2, $3, $4, $5, $6, $7, 'originating', $8)",
             [(c.attempt_id, send_id, c.recipient_id, c.attempt_no, node, app, c.trunk, demo) for c in claims],
         )
-        await conn.execute("UPDATE sends SET last_claim_at = $2 WHERE id = $1", send_id, now)
-        return claims
+    # Outside the claim's transaction: fairness only needs it roughly right, and no claim should wait for it.
+    await db.execute("UPDATE sends SET last_claim_at = $2 WHERE id = $1", send_id, now)
+    return claims
 
 
 async def failover_attempt(
@@ -449,17 +499,13 @@ async def record_result(
             return Recorded(True, outcome)  # already settled (reconciled twice): nothing more to do
         final = not (outcome.retryable and rec["attempts"] < policy.max_attempts)
         if final or rec["status"] == SendStatus.cancelled:
+            # Its credit is consumed or released by the next settlement (settle()), in a batch.
             await conn.execute(
-                "UPDATE send_recipients SET state = 'done', outcome = $2, final_at = now() WHERE id = $1",
+                "UPDATE send_recipients SET state = 'done', outcome = $2, final_at = now(), settled = false "
+                "WHERE id = $1",
                 claim_.recipient_id,
                 outcome.value,
             )
-            if outcome.consumes_credit:
-                await _consume(conn, rec["account_id"], claim_.send_id)
-            else:
-                await _release(
-                    conn, rec["account_id"], claim_.send_id, 1, f"appel non délivré ({outcome.value})"
-                )
             return Recorded(True, outcome)
         await conn.execute(
             "UPDATE send_recipients SET state = 'pending', next_attempt_at = $2 WHERE id = $1",
@@ -482,6 +528,7 @@ async def requeue(db: Executor, claim_: Claim) -> None:
 
 async def complete_finished(db: Executor) -> list[UUID]:
     """Running sends with nothing left to call are completed; what they still hold is released."""
+    await settle(db)
     rows = await db.fetch(
         # Two NOT EXISTS, each served by its partial index (pending / calling): no scan of a big send.
         "UPDATE sends s SET status = 'completed', ended_at = now() WHERE s.status = 'running' "

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from engine.compat import CompatRequest, submit
 from engine.web.health import ENGINE
+from engine.web.remote import client_address
 
 FIELDS = ("email", "pass", "numero", "ref", "transfert", "com", "emetteur", "diff", "depot")
 MAX_BODY = 64 * 1024
@@ -51,7 +52,7 @@ async def http_php(request: web.Request) -> web.Response:
         diff=fields.get("diff", ""),
         depot=fields.get("depot", ""),
     )
-    answer = await submit(engine.db, engine.settings, compat, channel="http", client=request.remote or "")
+    answer = await submit(engine.db, engine.settings, compat, channel="http", client=client_address(request))
     if answer.send_id is not None:
         engine.dialer.wake()
     headers = {"Cache-Control": "no-store"}

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from engine.web import health, httpphp
+from engine.web import api, health, httpphp, ui
 
 if TYPE_CHECKING:
     from engine.app import Engine
@@ -19,4 +19,6 @@ def build(engine: Engine) -> web.Application:
     app[health.ENGINE] = engine
     health.add_routes(app)
     httpphp.add_routes(app)
+    api.add_routes(app)
+    ui.add_routes(app)
     return app

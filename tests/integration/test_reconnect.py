@@ -100,15 +100,16 @@ async def test_postgresql_restart(
     sip_port, media_port = sipp_ports()
     await add_trunk(stack_settings, Trunk(name="callee", host="127.0.0.1", port=sip_port))
     status, body = await health(engine)
-    assert status == 200 and [t["name"] for t in body["trunks"]] == ["callee"]
-    assert body["trunks"][0]["state"] in {"offline", "unknown"}  # nothing answers its OPTIONS yet
+    trunks = {t["name"]: t for t in body["trunks"]}
+    assert status == 200 and "callee" in trunks
+    assert trunks["callee"]["state"] in {"offline", "unknown"}  # nothing answers its OPTIONS yet
     postgres.stop(stack_settings)
     try:
         status, body = await health(engine)
         assert status == 503
         assert body["down"] == ["database"] and body["asterisk"] == "up"
         # What the engine knew about trunks stays visible while the database is away.
-        assert [t["name"] for t in body["trunks"]] == ["callee"]
+        assert "callee" in {t["name"] for t in body["trunks"]}
     finally:
         postgres.start(stack_settings)
     await wait_for(lambda: _status_is(engine, 200), timeout_s=15, what="/healthz back to 200")

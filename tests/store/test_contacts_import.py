@@ -338,6 +338,9 @@ async def test_100k_rows_import_correctly_and_list_without_scanning(
     data = big_export()
     distinct = BIG_ROWS - BIG_DUPLICATES - BIG_REFUSED
     await _import(db, bob, excel_export([HEADER, ["", "Bob", "", "0612000001", "Groupe 1"]]))
+    # Statistics of a nearly empty table, as autovacuum leaves them after small imports: the import
+    # must not plan its checks from them (it once checked each row with a scan of the whole table).
+    await db.execute("ANALYZE contacts; ANALYZE group_members")
 
     report = await _import(db, alice, data)
 

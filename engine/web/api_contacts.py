@@ -1,0 +1,268 @@
+"""API: the account's contacts (CRUD, search, keyset pages), contact groups (CRUD, membership) and the
+Excel CSV import (upload → report)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from aiohttp import web
+
+from engine.contacts_import import MAX_IMPORT_BYTES, ImportReport, import_contacts_csv
+from engine.errors import InvalidInput
+from engine.store import contacts as store
+from engine.web.api_common import (
+    INT64_MAX,
+    ApiError,
+    Field,
+    account_of,
+    engine_of,
+    iso,
+    json_body,
+    json_response,
+    no_content,
+    not_found,
+    not_null,
+    path_int,
+    query_int,
+    query_text,
+    read_upload,
+)
+
+CONTACT_FIELDS: Final = frozenset({"phone", "societe", "nom", "prenom", "group_ids"})
+MAX_MEMBERS_AT_ONCE: Final = 10_000
+# A page cursor is base64url of the last row's sort keys: two names of 100 characters at most, which
+# take up to 4 bytes each in UTF-8, are about 1,100 characters.
+CURSOR_MAX_LENGTH: Final = 1500
+# What the import refuses about the file itself, once received whole (413 and 409 have their own codes).
+_FILE_REFUSALS: Final = frozenset({"not_csv", "empty_file", "no_phone_column"})
+
+
+def contact_json(contact: store.Contact) -> dict[str, Any]:
+    return {
+        "id": contact.id,
+        "societe": contact.societe,
+        "nom": contact.nom,
+        "prenom": contact.prenom,
+        "number": contact.e164,
+        "type": contact.number_type,
+        "is_mobile": contact.is_mobile,
+        "groups": [{"id": g.id, "name": g.name} for g in contact.groups],
+        "created_at": iso(contact.created_at),
+        "updated_at": iso(contact.updated_at),
+    }
+
+
+def group_json(group: store.Group) -> dict[str, Any]:
+    return {
+        "id": group.id,
+        "name": group.name,
+        "member_count": group.member_count,
+        "created_at": iso(group.created_at),
+    }
+
+
+def report_json(report: ImportReport) -> dict[str, Any]:
+    """The same shape as `vocalcast contacts import --json`."""
+    return {
+        "imported": report.imported,
+        "updated": report.updated,
+        "refused": [
+            {"row": r.row, "error": r.code, "message": r.message_fr, "input": r.input} for r in report.refused
+        ],
+        "groups_created": report.groups_created,
+        "duplicates_in_file": report.duplicates_in_file,
+        "memberships_added": report.memberships_added,
+    }
+
+
+# --- contacts -------------------------------------------------------------------------------------------
+
+
+async def list_contacts(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    account = account_of(request)
+    limit = query_int(request, "limit", default=store.DEFAULT_PAGE_SIZE, lo=1, hi=store.MAX_PAGE_SIZE)
+    group_id = query_int(request, "group_id", default=None, lo=1, hi=INT64_MAX)
+    search = query_text(request, "search", max_length=store.SEARCH_MAX_LENGTH)
+    order: store.ContactOrder
+    match request.query.get("order", "name"):
+        case "name" | "societe" | "number" as chosen:
+            order = chosen
+        case _:
+            raise InvalidInput("bad_order", "unknown contact order", message_fr="Ordre de tri inconnu.")
+    after = query_text(request, "after", max_length=CURSOR_MAX_LENGTH)
+    assert limit is not None  # noqa: S101 - it has a default
+    try:
+        page = await store.list_contacts(
+            engine.db, account.id, group_id=group_id, search=search, order=order, after=after, limit=limit
+        )
+    except InvalidInput as exc:
+        if exc.code == "bad_cursor":
+            raise InvalidInput(exc.code, str(exc), message_fr="Curseur de page invalide.") from exc
+        raise
+    total = await store.count_contacts(engine.db, account.id, group_id=group_id, search=search)
+    return json_response(
+        {
+            "contacts": [contact_json(c) for c in page.contacts],
+            "next_cursor": page.next_cursor,
+            "total": total,
+        }
+    )
+
+
+def _group_ids(body: dict[str, Any]) -> list[int] | None:
+    """The list given, or None when the field is absent (null is refused)."""
+    value = not_null(Field("group_ids").int_list(body, hi=INT64_MAX, max_items=store.MAX_GROUPS), "group_ids")
+    return value if isinstance(value, list) else None
+
+
+def _optional_text(body: dict[str, Any], name: str, *, max_length: int = 1000) -> str | None:
+    """The text given, or None when the field is absent (null is refused)."""
+    value = not_null(Field(name).text(body, max_length=max_length), name)
+    return value if isinstance(value, str) else None
+
+
+async def create_contact(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    account = account_of(request)
+    body = await json_body(request, CONTACT_FIELDS)
+    phone = not_null(Field("phone").text(body, required=True, max_length=100), "phone")
+    contact = await store.create_contact(
+        engine.db,
+        account.id,
+        phone=phone,
+        allow_international=account.allow_international,
+        societe=_optional_text(body, "societe") or "",
+        nom=_optional_text(body, "nom") or "",
+        prenom=_optional_text(body, "prenom") or "",
+        group_ids=_group_ids(body) or (),
+    )
+    return json_response(contact_json(contact), status=201)
+
+
+async def get_contact(request: web.Request) -> web.Response:
+    contact = await store.get_contact(
+        engine_of(request).db, account_of(request).id, path_int(request, "contact_id")
+    )
+    return json_response(contact_json(contact))
+
+
+async def update_contact(request: web.Request) -> web.Response:
+    """Change the fields given; ``group_ids`` replaces the contact's groups."""
+    engine = engine_of(request)
+    account = account_of(request)
+    contact_id = path_int(request, "contact_id")
+    body = await json_body(request, CONTACT_FIELDS)
+    contact = await store.update_contact(
+        engine.db,
+        account.id,
+        contact_id,
+        allow_international=account.allow_international,
+        phone=_optional_text(body, "phone", max_length=100),
+        societe=_optional_text(body, "societe"),
+        nom=_optional_text(body, "nom"),
+        prenom=_optional_text(body, "prenom"),
+        group_ids=_group_ids(body),
+    )
+    return json_response(contact_json(contact))
+
+
+async def delete_contact(request: web.Request) -> web.Response:
+    await store.delete_contact(engine_of(request).db, account_of(request).id, path_int(request, "contact_id"))
+    return no_content()
+
+
+async def import_contacts(request: web.Request) -> web.Response:
+    """An Excel CSV (Société;Nom;Prénom;Téléphone;Groupe): refused rows are reported, the rest imported."""
+    engine = engine_of(request)
+    account = account_of(request)
+    too_large_fr = f"Fichier trop volumineux ({MAX_IMPORT_BYTES // (1024 * 1024)} Mo au plus)."
+    upload = await read_upload(
+        request, fields=frozenset(), max_bytes=MAX_IMPORT_BYTES, too_large_fr=too_large_fr
+    )
+    try:
+        report = await import_contacts_csv(
+            engine.db, account.id, upload.data, allow_international=account.allow_international
+        )
+    except InvalidInput as exc:
+        if exc.code in _FILE_REFUSALS:
+            raise ApiError(422, exc.code, exc.message_fr) from exc
+        if exc.code == "file_too_large":
+            raise ApiError(413, exc.code, exc.message_fr) from exc
+        raise
+    return json_response(report_json(report))
+
+
+# --- groups ---------------------------------------------------------------------------------------------
+
+
+async def list_groups(request: web.Request) -> web.Response:
+    groups = await store.list_groups(engine_of(request).db, account_of(request).id)
+    return json_response({"groups": [group_json(g) for g in groups]})
+
+
+async def create_group(request: web.Request) -> web.Response:
+    body = await json_body(request, frozenset({"name"}))
+    name = not_null(Field("name").text(body, required=True, max_length=1000), "name")
+    group = await store.create_group(engine_of(request).db, account_of(request).id, name)
+    return json_response(group_json(group), status=201)
+
+
+async def get_group(request: web.Request) -> web.Response:
+    group = await store.get_group(
+        engine_of(request).db, account_of(request).id, path_int(request, "group_id")
+    )
+    return json_response(group_json(group))
+
+
+async def rename_group(request: web.Request) -> web.Response:
+    group_id = path_int(request, "group_id")
+    body = await json_body(request, frozenset({"name"}))
+    name = not_null(Field("name").text(body, required=True, max_length=1000), "name")
+    group = await store.rename_group(engine_of(request).db, account_of(request).id, group_id, name)
+    return json_response(group_json(group))
+
+
+async def delete_group(request: web.Request) -> web.Response:
+    await store.delete_group(engine_of(request).db, account_of(request).id, path_int(request, "group_id"))
+    return no_content()
+
+
+async def add_members(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    account = account_of(request)
+    group_id = path_int(request, "group_id")
+    body = await json_body(request, frozenset({"contact_ids"}))
+    Field("contact_ids").raw(body, required=True)
+    contact_ids = not_null(
+        Field("contact_ids").int_list(body, hi=INT64_MAX, max_items=MAX_MEMBERS_AT_ONCE), "contact_ids"
+    )
+    added = await store.add_members(engine.db, account.id, group_id, contact_ids)
+    group = await store.get_group(engine.db, account.id, group_id)
+    return json_response({"added": added, "group": group_json(group)})
+
+
+async def remove_member(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    account = account_of(request)
+    group_id = path_int(request, "group_id")
+    contact_id = path_int(request, "contact_id")
+    if not await store.remove_members(engine.db, account.id, group_id, [contact_id]):
+        raise not_found("Ce contact n'appartient pas à ce groupe.")
+    return no_content()
+
+
+def add_routes(api: web.Application) -> None:
+    api.router.add_get("/contacts", list_contacts, allow_head=False)
+    api.router.add_post("/contacts", create_contact)
+    api.router.add_post("/contacts/import", import_contacts)
+    api.router.add_get("/contacts/{contact_id}", get_contact, allow_head=False)
+    api.router.add_patch("/contacts/{contact_id}", update_contact)
+    api.router.add_delete("/contacts/{contact_id}", delete_contact)
+    api.router.add_get("/groups", list_groups, allow_head=False)
+    api.router.add_post("/groups", create_group)
+    api.router.add_get("/groups/{group_id}", get_group, allow_head=False)
+    api.router.add_patch("/groups/{group_id}", rename_group)
+    api.router.add_delete("/groups/{group_id}", delete_group)
+    api.router.add_post("/groups/{group_id}/members", add_members)
+    api.router.add_delete("/groups/{group_id}/members/{contact_id}", remove_member)

@@ -1,0 +1,460 @@
+"""API: sends — the recipients check shown before confirming, creation from numbers, contacts and groups
+with every option of the manual (Idempotency-Key: a retried POST never creates a second send), listing,
+progress, per-recipient outcomes, pause, resume, cancel. Creation goes through engine.sends.create_send."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from uuid import UUID
+
+import asyncpg
+from aiohttp import web
+
+from engine.domain.accounts import Account, SendDefaults
+from engine.domain.numbers import Number, normalize
+from engine.domain.outcomes import Outcome
+from engine.domain.recipients import PasteReport, parse_paste
+from engine.domain.schedule import parse_deferred
+from engine.domain.sends import LABELS_FR, MAX_COMMENT, Target, unique_targets
+from engine.errors import InvalidInput
+from engine.sends import DEFAULT, create_send, steer
+from engine.settings import Settings
+from engine.store import contacts as contacts_store
+from engine.store import idempotency
+from engine.store import sends as sends_store
+from engine.store.db import Database
+from engine.store.sends import Send
+from engine.web.api_common import (
+    INT32_MAX,
+    INT64_MAX,
+    MISSING,
+    ApiError,
+    Field,
+    account_of,
+    bad_request,
+    engine_of,
+    iso,
+    json_body,
+    json_response,
+    not_null,
+    parse_datetime,
+    path_uuid,
+    query_datetime,
+    query_int,
+)
+from engine.web.api_messages import message_refs
+
+SENDS_PAGE_MAX: Final = 100
+RECIPIENTS_PAGE_MAX: Final = 1000
+MAX_LIST_ITEMS: Final = 100_000
+MAX_TEXT: Final = 2 * 1024 * 1024
+TARGET_FIELDS: Final = frozenset({"numbers", "text", "contact_ids", "group_ids", "subset_contact_ids"})
+SEND_FIELDS: Final = TARGET_FIELDS | frozenset(
+    {
+        "message_ref",
+        "greeting_ref",
+        "transfer_number",
+        "sender_number",
+        "retries",
+        "retry_interval_s",
+        "voicemail_drop",
+        "at",
+        "deferred",
+        "comment",
+        "skip_refused",
+    }
+)
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+
+
+# --- targets ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """What a request asks to call: the pasted numbers' report and the numbers of contacts and groups."""
+
+    paste: PasteReport
+    from_contacts: tuple[Target, ...]
+
+    @property
+    def unique(self) -> tuple[Target, ...]:
+        """Each number once; a number that is also a contact keeps its contact."""
+        return unique_targets([*self.from_contacts, *(Target(n) for n in self.paste.numbers)])
+
+
+async def read_targets(db: Database, settings: Settings, account: Account, body: dict[str, Any]) -> Targets:
+    numbers = _listed(Field("numbers").text_list(body, max_items=MAX_LIST_ITEMS, max_length=100))
+    text = Field("text").text(body, max_length=MAX_TEXT)
+    contact_ids = _listed(Field("contact_ids").int_list(body, hi=INT64_MAX, max_items=MAX_LIST_ITEMS))
+    group_ids = _listed(Field("group_ids").int_list(body, hi=INT64_MAX, max_items=contacts_store.MAX_GROUPS))
+    subset = Field("subset_contact_ids").int_list(body, hi=INT64_MAX, max_items=MAX_LIST_ITEMS)
+    pasted = "\n".join([*numbers, *([text] if isinstance(text, str) else [])])
+    if not pasted.strip() and not contact_ids and not group_ids:
+        raise bad_request(
+            "no_targets", "Indiquez des numéros (numbers ou text), des contacts ou des groupes à appeler."
+        )
+    paste = parse_paste(
+        pasted, max_numbers=settings.max_recipients, allow_international=account.allow_international
+    )
+    from_contacts: list[Target] = []
+    if contact_ids or group_ids:
+        chosen = await contacts_store.numbers_for_targets(
+            db,
+            account.id,
+            contact_ids=contact_ids,
+            group_ids=group_ids,
+            subset_contact_ids=subset if isinstance(subset, list) else None,
+        )
+        for target in chosen:
+            # Stored contacts were checked when saved; the account's options then allowed them.
+            number = normalize(target.e164, allow_international=True)
+            if isinstance(number, Number):
+                from_contacts.append(Target(number, target.contact_id))
+    return Targets(paste, tuple(from_contacts))
+
+
+def _listed(value: Any) -> list[Any]:
+    """A list field's items; absent or null: none."""
+    return value if isinstance(value, list) else []
+
+
+def paste_json(paste: PasteReport) -> dict[str, list[dict[str, Any]]]:
+    return {
+        "accepted": [
+            {
+                "line": line.line,
+                "input": line.input,
+                "number": line.number.e164,
+                "type": line.number.type,
+                "is_mobile": line.number.is_mobile,
+            }
+            for line in paste.lines
+            if line.number is not None and line.accepted
+        ],
+        "refused": [
+            {
+                "line": line.line,
+                "input": line.input,
+                "code": line.refusal.code,
+                "message": line.refusal.message_fr,
+            }
+            for line in paste.lines
+            if line.refusal is not None
+        ],
+        "duplicates": [
+            {
+                "line": line.line,
+                "input": line.input,
+                "number": line.number.e164,
+                "duplicate_of": line.duplicate_of,
+            }
+            for line in paste.lines
+            if line.number is not None and line.duplicate_of is not None
+        ],
+    }
+
+
+async def check_recipients(request: web.Request) -> web.Response:
+    """The report shown before a send is confirmed: nothing is created, no credit is reserved."""
+    engine = engine_of(request)
+    account = account_of(request)
+    body = await json_body(request, TARGET_FIELDS)
+    targets = await read_targets(engine.db, engine.settings, account, body)
+    credits = len(targets.unique)
+    return json_response(
+        {
+            **paste_json(targets.paste),
+            "from_contacts": len(targets.from_contacts),
+            "recipients": credits,
+            "credits": credits,
+            "available": account.balance,
+            "enough_credits": credits <= account.balance,
+        }
+    )
+
+
+# --- creation -----------------------------------------------------------------------------------------
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not key or len(key) > idempotency.KEY_MAX_LENGTH or not key.isascii() or not key.isprintable():
+        raise bad_request(
+            "idempotency_key_invalid",
+            f"L'en-tête Idempotency-Key doit compter de 1 à {idempotency.KEY_MAX_LENGTH} caractères ASCII.",
+        )
+    return key
+
+
+def _start_at(body: dict[str, Any]) -> datetime | None:
+    at = Field("at").text(body, max_length=64)
+    deferred = Field("deferred").text(body, max_length=64)
+    if isinstance(at, str) and isinstance(deferred, str):
+        raise bad_request("at_and_deferred", "Indiquez « at » ou « deferred », pas les deux.")
+    if isinstance(at, str):
+        return parse_datetime(at, "at")
+    if isinstance(deferred, str):
+        parsed = parse_deferred(deferred, datetime.now(UTC))
+        if parsed.cancel:
+            raise bad_request(
+                "bad_deferred",
+                "Pour annuler un envoi différé, utilisez POST /api/v1/sends/{id}/cancel.",
+            )
+        return parsed.at_utc
+    return None
+
+
+def _option(value: Any) -> Any:
+    """Absent: the account's default; null: none; else the value."""
+    return DEFAULT if value is MISSING else value
+
+
+# Requests with the same key wait for each other here, so that the second one finds the first one's send
+# and answers 200. Across engine processes the database's UNIQUE key still allows only one send.
+_KEY_LOCKS: Final[weakref.WeakValueDictionary[tuple[UUID, str], asyncio.Lock]] = weakref.WeakValueDictionary()
+
+
+async def create(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    account = account_of(request)
+    key = _idempotency_key(request)
+    if key is None:
+        return await _create(request, account, None)
+    lock = _KEY_LOCKS.setdefault((account.id, key), asyncio.Lock())
+    async with lock:
+        earlier = await idempotency.send_for_key(engine.db, account.id, key)
+        if earlier is not None:
+            return await _send_answer(engine.db, account, earlier, status=200)
+        return await _create(request, account, key)
+
+
+async def _create(request: web.Request, account: Account, key: str | None) -> web.Response:
+    engine = engine_of(request)
+    body = await json_body(request, SEND_FIELDS)
+    message_ref = not_null(
+        Field("message_ref").integer(body, lo=1, hi=INT32_MAX, required=True), "message_ref"
+    )
+    greeting_ref = Field("greeting_ref").integer(body, lo=1, hi=INT32_MAX)
+    transfer = Field("transfer_number").text(body, max_length=40)
+    sender = Field("sender_number").text(body, max_length=40)
+    retries = Field("retries").integer(body, lo=0, hi=1000)
+    interval = Field("retry_interval_s").integer(body, lo=0, hi=10**9)
+    drop = Field("voicemail_drop").boolean(body)
+    comment = not_null(Field("comment").text(body, max_length=MAX_COMMENT), "comment")
+    skip_refused = not_null(Field("skip_refused").boolean(body), "skip_refused")
+    for name, value in (("retries", retries), ("retry_interval_s", interval), ("voicemail_drop", drop)):
+        not_null(value, name)
+    # The same bounds as the account's default options (retries, and calling back no sooner than a minute).
+    SendDefaults(
+        retries=account.defaults.retries if retries is MISSING else retries,
+        retry_interval_s=account.defaults.retry_interval_s if interval is MISSING else interval,
+    )
+    at = _start_at(body)
+    targets = await read_targets(engine.db, engine.settings, account, body)
+    refused = paste_json(targets.paste)["refused"]
+    if refused and skip_refused is not True:
+        first = refused[0]
+        raise bad_request(
+            "number_refused",
+            f"Numéro refusé ligne {first['line']} (« {first['input'][:40]} ») : {first['message']} "
+            "Rien n'a été créé ; corrigez la liste ou envoyez skip_refused: true.",
+            details=refused,
+        )
+    options: dict[str, Any] = {
+        "greeting_ref": _option(greeting_ref),
+        "transfer": _option(transfer),
+        "sender": _option(sender),
+        "retries": _option(retries),
+        "retry_interval_s": _option(interval),
+        "voicemail_drop": _option(drop),
+    }
+    try:
+        send = await create_send(
+            engine.db,
+            engine.settings,
+            account,
+            message_ref=message_ref,
+            targets=targets.unique,
+            origin="api",
+            comment="" if comment is MISSING else comment,
+            at=at,
+            idempotency_key=key,
+            **options,
+        )
+    except asyncpg.UniqueViolationError:
+        # A twin request with the same key committed between our look-up and our insert: its send is ours.
+        earlier = await idempotency.send_for_key(engine.db, account.id, key) if key else None
+        if earlier is None:
+            raise
+        return await _send_answer(engine.db, account, earlier, status=200)
+    engine.dialer.wake()
+    return await _send_answer(engine.db, account, send.id, status=201, refused=refused)
+
+
+async def _send_answer(
+    db: Database, account: Account, send_id: UUID, *, status: int, refused: list[dict[str, Any]] | None = None
+) -> web.Response:
+    send = await sends_store.get_send(db, send_id, account_id=account.id)
+    out = await send_detail(db, account, send)
+    out["refused"] = refused or []
+    return json_response(out, status=status)
+
+
+# --- reading --------------------------------------------------------------------------------------------
+
+
+def send_json(send: Send, refs: dict[UUID, int]) -> dict[str, Any]:
+    return {
+        "id": str(send.id),
+        "origin": send.origin,
+        "status": send.status.value,
+        "status_label": LABELS_FR[send.status],
+        "code": send.code,
+        "comment": send.comment,
+        "message_ref": refs.get(send.message_id),
+        "greeting_ref": None if send.greeting_message_id is None else refs.get(send.greeting_message_id),
+        "transfer_number": send.transfer_number,
+        "sender_number": send.sender_e164,
+        "retries": send.retry.extra_attempts,
+        "retry_interval_s": round(send.retry.interval_s),
+        "voicemail_drop": send.voicemail_drop,
+        "scheduled_at": iso(send.start_at),
+        "deferred": send.deferred,
+        "recipients": send.recipients_total,
+        "credits_held": send.credits_held,
+        "credits_used": send.credits_used,
+        "demo": send.demo,
+        "created_at": iso(send.created_at),
+        "started_at": iso(send.started_at),
+        "ended_at": iso(send.ended_at),
+    }
+
+
+async def send_detail(db: Database, account: Account, send: Send) -> dict[str, Any]:
+    progress = await sends_store.progress(db, send.id)
+    now = datetime.now(UTC)
+    estimated_end = None
+    if send.status.value == "running" and send.started_at is not None:
+        remaining_s = progress.estimated_end_s((now - send.started_at).total_seconds())
+        if remaining_s is not None:
+            estimated_end = iso(now + timedelta(seconds=remaining_s))
+    out = send_json(send, await message_refs(db, account.id))
+    out["progress"] = {
+        "total": progress.total,
+        "done": progress.done,
+        "calling": progress.calling,
+        "pending": progress.pending,
+        "cancelled": progress.cancelled,
+        "attempts": progress.attempts,
+        "credits_used": progress.credits_used,
+        "outcomes": progress.outcomes,
+        "estimated_end_at": estimated_end,
+    }
+    return out
+
+
+async def list_sends(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    account = account_of(request)
+    limit = query_int(request, "limit", default=20, lo=1, hi=SENDS_PAGE_MAX)
+    before = query_datetime(request, "before")
+    assert limit is not None  # noqa: S101 - it has a default
+    sends = await sends_store.list_sends(engine.db, account.id, limit=limit + 1, before=before)
+    more = len(sends) > limit
+    sends = sends[:limit]
+    refs = await message_refs(engine.db, account.id)
+    out = []
+    for send in sends:
+        row = send_json(send, refs)
+        row["outcomes"] = (await sends_store.progress(engine.db, send.id)).outcomes
+        out.append(row)
+    return json_response({"sends": out, "next_before": iso(sends[-1].created_at) if more else None})
+
+
+async def get_send(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    account = account_of(request)
+    send = await sends_store.get_send(engine.db, path_uuid(request, "send_id"), account_id=account.id)
+    return json_response(await send_detail(engine.db, account, send))
+
+
+_ATTEMPT_FIELDS: Final = (
+    "attempt_no", "outcome", "sip_code", "cause", "created_at", "ended_at", "ring_s", "talk_s",
+    "transfer_outcome", "transfer_s",
+)  # fmt: skip
+
+
+def _label(outcome: str | None) -> str | None:
+    try:
+        return None if outcome is None else Outcome(outcome).label_fr
+    except ValueError:
+        return None
+
+
+def recipient_json(row: dict[str, Any]) -> dict[str, Any]:
+    detail = row["attempts_detail"]
+    attempts = json.loads(detail) if isinstance(detail, str) else detail
+    return {
+        "id": row["id"],
+        "number": row["e164"],
+        "state": row["state"],
+        "outcome": row["outcome"],
+        "outcome_label": _label(row["outcome"]),
+        "attempts": row["attempts"],
+        "final_at": iso(row["final_at"]),
+        "calls": [{name: a.get(name) for name in _ATTEMPT_FIELDS} for a in attempts],
+    }
+
+
+async def list_recipients(request: web.Request) -> web.Response:
+    engine = engine_of(request)
+    account = account_of(request)
+    send_id = path_uuid(request, "send_id")
+    limit = query_int(request, "limit", default=100, lo=1, hi=RECIPIENTS_PAGE_MAX)
+    after = query_int(request, "after", default=0, lo=0, hi=INT64_MAX)
+    assert limit is not None and after is not None  # noqa: S101 - both have defaults
+    await sends_store.get_send(engine.db, send_id, account_id=account.id)
+    rows = await sends_store.recipients(engine.db, send_id, limit=limit + 1, after_id=after)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return json_response(
+        {"recipients": [recipient_json(r) for r in rows], "next_after": rows[-1]["id"] if more else None}
+    )
+
+
+# --- steering --------------------------------------------------------------------------------------------
+
+
+def _steer(action: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        engine = engine_of(request)
+        account = account_of(request)
+        try:
+            send = await steer(engine.db, path_uuid(request, "send_id"), action, account_id=account.id)
+        except InvalidInput as exc:
+            raise ApiError(409, exc.code, exc.message_fr) from exc
+        if action == "resume":
+            engine.dialer.wake()
+        return json_response(await send_detail(engine.db, account, send))
+
+    handler.__name__ = f"{action}_send"
+    return handler
+
+
+def add_routes(api: web.Application) -> None:
+    api.router.add_post("/recipients/check", check_recipients)
+    api.router.add_get("/sends", list_sends, allow_head=False)
+    api.router.add_post("/sends", create)
+    api.router.add_get("/sends/{send_id}", get_send, allow_head=False)
+    api.router.add_get("/sends/{send_id}/recipients", list_recipients, allow_head=False)
+    for action in ("pause", "resume", "cancel"):
+        api.router.add_post(f"/sends/{{send_id}}/{action}", _steer(action))

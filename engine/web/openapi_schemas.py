@@ -1,0 +1,359 @@
+"""The component schemas of the OpenAPI document (engine/web/openapi.py) and the request examples.
+
+Bounds come from the same constants the handlers and the domain check.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from engine.domain.accounts import (
+    MAX_RETRIES,
+    RETRY_INTERVAL_MAX_S,
+    RETRY_INTERVAL_MIN_S,
+    TITLE_MAX_LENGTH,
+)
+from engine.domain.sends import MAX_COMMENT
+from engine.store import contacts as contacts_store
+from engine.store.tokens import LABEL_MAX_LENGTH
+from engine.web.api_common import INT32_MAX, INT64_MAX
+
+Schema = dict[str, Any]
+
+# --- schema helpers -------------------------------------------------------------------------------------
+
+STRING: Final[Schema] = {"type": "string"}
+INTEGER: Final[Schema] = {"type": "integer"}
+BOOLEAN: Final[Schema] = {"type": "boolean"}
+NUMBER: Final[Schema] = {"type": "number"}
+DATETIME: Final[Schema] = {"type": "string", "format": "date-time"}
+UUID_: Final[Schema] = {"type": "string", "format": "uuid"}
+BINARY: Final[Schema] = {"type": "string", "format": "binary"}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    if "type" in schema and isinstance(schema["type"], str) and "$ref" not in schema:
+        return {**schema, "type": [schema["type"], "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def array(items: Schema, **bounds: int) -> Schema:
+    return {"type": "array", "items": items, **bounds}
+
+
+def integer(lo: int, hi: int) -> Schema:
+    return {"type": "integer", "minimum": lo, "maximum": hi}
+
+
+def text(max_length: int, **more: Any) -> Schema:
+    return {"type": "string", "maxLength": max_length, **more}
+
+
+def obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None, **more: Any) -> Schema:
+    """A closed object: no property beyond those listed."""
+    properties = {**required, **(optional or {})}
+    out: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        out["required"] = list(required)
+    return {**out, **more}
+
+
+# --- schemas --------------------------------------------------------------------------------------------
+
+_REFUSED_LINE = obj({"line": INTEGER, "input": STRING, "code": STRING, "message": STRING})
+
+_SEND_FIELDS: Final[dict[str, Schema]] = {
+    "id": UUID_,
+    "origin": {"type": "string", "enum": ["web", "http", "email", "api", "cli"]},
+    "status": {"type": "string", "enum": ["scheduled", "running", "paused", "completed", "cancelled"]},
+    "status_label": STRING,
+    "code": nullable(STRING),
+    "comment": STRING,
+    "message_ref": nullable(INTEGER),
+    "greeting_ref": nullable(INTEGER),
+    "transfer_number": nullable(STRING),
+    "sender_number": nullable(STRING),
+    "retries": INTEGER,
+    "retry_interval_s": INTEGER,
+    "voicemail_drop": BOOLEAN,
+    "scheduled_at": DATETIME,
+    "deferred": BOOLEAN,
+    "recipients": INTEGER,
+    "credits_held": INTEGER,
+    "credits_used": INTEGER,
+    "demo": BOOLEAN,
+    "created_at": DATETIME,
+    "started_at": nullable(DATETIME),
+    "ended_at": nullable(DATETIME),
+}
+_OUTCOME_COUNTS: Final[Schema] = {"type": "object", "additionalProperties": INTEGER}
+
+_TARGETS: Final[dict[str, Schema]] = {
+    "numbers": array(text(100), maxItems=100_000),
+    "text": text(2 * 1024 * 1024),
+    "contact_ids": array(integer(1, INT64_MAX), maxItems=100_000),
+    "group_ids": array(integer(1, INT64_MAX), maxItems=contacts_store.MAX_GROUPS),
+    "subset_contact_ids": nullable(array(integer(1, INT64_MAX), maxItems=100_000)),
+}
+
+SCHEMAS: Final[dict[str, Schema]] = {
+    "Error": obj(
+        {"code": STRING, "message": STRING},
+        {"details": array(ref("RefusedLine"))},
+        description="« message » est en français, à montrer tel quel ; « code » est stable.",
+    ),
+    "Account": obj(
+        {
+            "id": UUID_,
+            "email": STRING,
+            "credits": ref("Credits"),
+            "allow_international": BOOLEAN,
+            "allow_voicemail_drop": BOOLEAN,
+            "created_at": DATETIME,
+        }
+    ),
+    "Credits": obj({"available": INTEGER, "reserved": INTEGER}),
+    "LedgerEntry": obj(
+        {
+            "id": INTEGER,
+            "at": DATETIME,
+            "kind": {"type": "string", "enum": ["credit", "reserve", "consume", "release"]},
+            "amount": INTEGER,
+            "held": INTEGER,
+            "reason": STRING,
+            "send_id": nullable(UUID_),
+        }
+    ),
+    "LedgerPage": obj({"entries": array(ref("LedgerEntry")), "next_before_id": nullable(INTEGER)}),
+    "SendDefaults": obj(
+        {
+            "greeting_ref": nullable(INTEGER),
+            "transfer_number": nullable(STRING),
+            "sender_number": nullable(STRING),
+            "retries": INTEGER,
+            "retry_interval_s": INTEGER,
+            "voicemail_drop": BOOLEAN,
+        }
+    ),
+    "SendDefaultsInput": obj(
+        {
+            "greeting_ref": nullable(integer(1, INT32_MAX)),
+            "transfer_number": nullable(text(40)),
+            "sender_number": nullable(text(40)),
+            "retries": integer(0, MAX_RETRIES),
+            "retry_interval_s": integer(RETRY_INTERVAL_MIN_S, RETRY_INTERVAL_MAX_S),
+            "voicemail_drop": BOOLEAN,
+        }
+    ),
+    "PersonalCode": obj({"code": {"type": "string", "pattern": "^[0-9]{8}$"}}),
+    "Sender": obj(
+        {
+            "id": INTEGER,
+            "number": STRING,
+            "status": {"type": "string", "enum": ["pending", "verified"]},
+            "is_mobile": BOOLEAN,
+            "in_automated_range": BOOLEAN,
+            "declared_at": DATETIME,
+            "verified_at": nullable(DATETIME),
+        }
+    ),
+    "SenderList": obj({"senders": array(ref("Sender"))}),
+    "SenderInput": obj({"number": text(40)}),
+    "Token": obj(
+        {
+            "id": INTEGER,
+            "label": text(LABEL_MAX_LENGTH),
+            "created_at": DATETIME,
+            "last_used_at": nullable(DATETIME),
+            "revoked_at": nullable(DATETIME),
+        }
+    ),
+    "TokenList": obj({"tokens": array(ref("Token"))}),
+    "Message": obj(
+        {
+            "ref": INTEGER,
+            "title": STRING,
+            "is_greeting": BOOLEAN,
+            "origin": {"type": "string", "enum": ["phone", "file"]},
+            "duration_s": NUMBER,
+            "original_name": nullable(STRING),
+            "created_at": DATETIME,
+        }
+    ),
+    "MessageList": obj({"messages": array(ref("Message"))}),
+    "MessageUpload": obj(
+        {"file": BINARY},
+        {"title": text(TITLE_MAX_LENGTH), "greeting": BOOLEAN},
+    ),
+    "MessageRename": obj({"title": text(TITLE_MAX_LENGTH, minLength=1)}),
+    "Targets": obj({}, _TARGETS),
+    "RefusedLine": _REFUSED_LINE,
+    "RecipientsReport": obj(
+        {
+            "accepted": array(
+                obj(
+                    {
+                        "line": INTEGER,
+                        "input": STRING,
+                        "number": STRING,
+                        "type": ref("NumberType"),
+                        "is_mobile": BOOLEAN,
+                    }
+                )
+            ),
+            "refused": array(ref("RefusedLine")),
+            "duplicates": array(
+                obj({"line": INTEGER, "input": STRING, "number": STRING, "duplicate_of": INTEGER})
+            ),
+            "from_contacts": INTEGER,
+            "recipients": INTEGER,
+            "credits": INTEGER,
+            "available": INTEGER,
+            "enough_credits": BOOLEAN,
+        }
+    ),
+    "NumberType": {"type": "string", "enum": ["mobile", "fixed", "voip", "overseas", "international"]},
+    "SendCreate": obj(
+        {"message_ref": integer(1, INT32_MAX)},
+        {
+            **_TARGETS,
+            "greeting_ref": nullable(integer(1, INT32_MAX)),
+            "transfer_number": nullable(text(40)),
+            "sender_number": nullable(text(40)),
+            "retries": integer(0, MAX_RETRIES),
+            "retry_interval_s": integer(RETRY_INTERVAL_MIN_S, RETRY_INTERVAL_MAX_S),
+            "voicemail_drop": BOOLEAN,
+            "at": DATETIME,
+            "deferred": {"type": "string", "pattern": "^[0-9]{12}$"},
+            "comment": text(MAX_COMMENT),
+            "skip_refused": BOOLEAN,
+        },
+    ),
+    "Progress": obj(
+        {
+            "total": INTEGER,
+            "done": INTEGER,
+            "calling": INTEGER,
+            "pending": INTEGER,
+            "cancelled": INTEGER,
+            "attempts": INTEGER,
+            "credits_used": INTEGER,
+            "outcomes": _OUTCOME_COUNTS,
+            "estimated_end_at": nullable(DATETIME),
+        }
+    ),
+    "SendSummary": obj({**_SEND_FIELDS, "outcomes": _OUTCOME_COUNTS}),
+    "SendDetail": obj({**_SEND_FIELDS, "progress": ref("Progress")}, {"refused": array(ref("RefusedLine"))}),
+    "SendPage": obj({"sends": array(ref("SendSummary")), "next_before": nullable(DATETIME)}),
+    "Call": obj(
+        {
+            "attempt_no": INTEGER,
+            "outcome": nullable(STRING),
+            "sip_code": nullable(INTEGER),
+            "cause": nullable(INTEGER),
+            "created_at": DATETIME,
+            "ended_at": nullable(DATETIME),
+            "ring_s": nullable(NUMBER),
+            "talk_s": nullable(NUMBER),
+            "transfer_outcome": nullable(STRING),
+            "transfer_s": nullable(NUMBER),
+        }
+    ),
+    "Recipient": obj(
+        {
+            "id": INTEGER,
+            "number": STRING,
+            "state": {"type": "string", "enum": ["pending", "calling", "done", "cancelled"]},
+            "outcome": nullable(STRING),
+            "outcome_label": nullable(STRING),
+            "attempts": INTEGER,
+            "final_at": nullable(DATETIME),
+            "calls": array(ref("Call")),
+        }
+    ),
+    "RecipientPage": obj({"recipients": array(ref("Recipient")), "next_after": nullable(INTEGER)}),
+    "GroupRef": obj({"id": INTEGER, "name": STRING}),
+    "Contact": obj(
+        {
+            "id": INTEGER,
+            "societe": STRING,
+            "nom": STRING,
+            "prenom": STRING,
+            "number": STRING,
+            "type": ref("NumberType"),
+            "is_mobile": BOOLEAN,
+            "groups": array(ref("GroupRef")),
+            "created_at": DATETIME,
+            "updated_at": DATETIME,
+        }
+    ),
+    "ContactInput": obj(
+        {"phone": text(100)},
+        {
+            "societe": text(contacts_store.FIELD_MAX_LENGTH),
+            "nom": text(contacts_store.FIELD_MAX_LENGTH),
+            "prenom": text(contacts_store.FIELD_MAX_LENGTH),
+            "group_ids": array(integer(1, INT64_MAX), maxItems=contacts_store.MAX_GROUPS),
+        },
+    ),
+    "ContactUpdate": obj(
+        {},
+        {
+            "phone": text(100),
+            "societe": text(contacts_store.FIELD_MAX_LENGTH),
+            "nom": text(contacts_store.FIELD_MAX_LENGTH),
+            "prenom": text(contacts_store.FIELD_MAX_LENGTH),
+            "group_ids": array(integer(1, INT64_MAX), maxItems=contacts_store.MAX_GROUPS),
+        },
+    ),
+    "ContactPage": obj(
+        {"contacts": array(ref("Contact")), "next_cursor": nullable(STRING), "total": INTEGER}
+    ),
+    "Group": obj({"id": INTEGER, "name": STRING, "member_count": INTEGER, "created_at": DATETIME}),
+    "GroupList": obj({"groups": array(ref("Group"))}),
+    "GroupInput": obj({"name": text(contacts_store.GROUP_NAME_MAX_LENGTH, minLength=1)}),
+    "MembersInput": obj({"contact_ids": array(integer(1, INT64_MAX), maxItems=10_000)}),
+    "MembersAdded": obj({"added": INTEGER, "group": ref("Group")}),
+    "CsvUpload": obj({"file": BINARY}),
+    "ImportReport": obj(
+        {
+            "imported": INTEGER,
+            "updated": INTEGER,
+            "refused": array(obj({"row": INTEGER, "error": STRING, "message": STRING, "input": STRING})),
+            "groups_created": INTEGER,
+            "duplicates_in_file": INTEGER,
+            "memberships_added": INTEGER,
+        }
+    ),
+}
+
+# Request examples: shown in the documentation, and sent as they are by schemathesis' explicit phase.
+EXAMPLES: Final[dict[str, Any]] = {
+    "SendDefaultsInput": {
+        "greeting_ref": None,
+        "transfer_number": "01 45 67 89 03",
+        "sender_number": None,
+        "retries": 2,
+        "retry_interval_s": 1800,
+        "voicemail_drop": False,
+    },
+    "SenderInput": {"number": "01 62 00 00 00"},
+    "MessageRename": {"title": "Relance clients"},
+    "Targets": {"text": "06 12 34 56 78\n01 45 67 89 03\n06 12 34 56 78\n08 99 12 34 56"},
+    "SendCreate": {
+        "message_ref": 1,
+        "numbers": ["06 12 34 56 78", "01 45 67 89 03"],
+        "transfer_number": "01 45 67 89 03",
+        "retries": 1,
+        "retry_interval_s": 900,
+        "comment": "Relance impayés",
+    },
+    "ContactInput": {"phone": "06 98 76 54 32", "societe": "Mairie", "nom": "Dupont", "prenom": "Jean"},
+    "ContactUpdate": {"prenom": "Jeanne"},
+    "GroupInput": {"name": "Clients Lyon"},
+    "MembersInput": {"contact_ids": [1, 2]},
+}

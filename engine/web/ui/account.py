@@ -1,0 +1,183 @@
+"""« Paramètres »: default send options, API tokens (a new one is shown once), sender numbers (pending /
+verified), password change (other sessions end) and a new personal code."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from aiohttp import web
+
+from engine.compat import LOGIN_FAILURES, login_keys
+from engine.domain.accounts import SendDefaults, check_password
+from engine.errors import InvalidInput
+from engine.store import accounts as accounts_store
+from engine.store import rates, webspace
+from engine.store import tokens as tokens_store
+from engine.web.remote import client_address
+from engine.web.ui import sendform
+from engine.web.ui.core import Page, page, phone_fr
+
+# set_defaults' and SendDefaults' error codes → the field they belong beside.
+DEFAULTS_FIELD_OF: Final = {
+    "greeting_missing": "greeting_ref",
+    "greeting_invalid": "greeting_ref",
+    "transfer_invalid": "transfer",
+    "sender_not_verified": "sender",
+    "retries_invalid": "retries",
+    "retry_interval_invalid": "retry_minutes",
+    "voicemail_drop_disabled": "drop",
+}
+
+
+async def _render(p: Page, *, status: int = 200, **overrides: Any) -> web.Response:
+    account = p.account
+    lib = await sendform.library(p)
+    all_senders = await accounts_store.list_senders(p.db, account.id)
+    tokens = await tokens_store.list_tokens(p.db, account.id)
+    d = account.defaults
+    greeting = next((m for m in lib.greetings if m.id == d.greeting_message_id), None)
+    values = {
+        "greeting": "on" if d.greeting_enabled else "",
+        "greeting_ref": str(greeting.ref) if greeting else "",
+        "transfer": phone_fr(d.transfer_number),
+        "sender": str(d.sender_number_id or ""),
+        "retries": str(d.retries),
+        "retry_minutes": str(d.retry_interval_s // 60),
+        "drop": "on" if d.voicemail_drop else "",
+    }
+    context: dict[str, Any] = {
+        "lib": lib,
+        "senders": all_senders,
+        "tokens": tokens,
+        "values": values,
+        "errors": {},
+        "new_token": None,
+        "new_code": "",
+        "sender_value": "",
+        "token_label": "",
+        "drop_mode": sendform.DROP_MODE_FR,
+    }
+    context.update(overrides)
+    return p.render("settings.html", status=status, **context)
+
+
+@page
+async def settings_page(p: Page) -> web.StreamResponse:
+    return await _render(p)
+
+
+def _int(raw: str, default: int | None = None) -> int | None:
+    try:
+        return int(raw)
+    except ValueError:
+        return default
+
+
+@page
+async def save_defaults(p: Page) -> web.StreamResponse:
+    lib = await sendform.library(p)
+    values = {k: p.text(k).strip() for k in ("greeting", "greeting_ref", "transfer", "sender", "retries",
+                                              "retry_minutes", "drop")}  # fmt: skip
+    errors: dict[str, str] = {}
+    greeting = next((m for m in lib.greetings if str(m.ref) == values["greeting_ref"]), None)
+    retries, minutes = _int(values["retries"]), _int(values["retry_minutes"])
+    if retries is None:
+        errors["retries"] = "Indiquez un nombre de renvois (0 : un seul appel)."
+    if minutes is None:
+        errors["retry_minutes"] = "Indiquez l'intervalle en minutes."
+    if not errors:
+        try:
+            defaults = SendDefaults(
+                greeting_enabled=bool(values["greeting"]),
+                greeting_message_id=greeting.id if greeting else None,
+                transfer_number=values["transfer"] or None,
+                sender_number_id=_int(values["sender"]),
+                retries=retries or 0,
+                retry_interval_s=(minutes or 0) * 60,
+                voicemail_drop=bool(values["drop"]),
+            )
+            await accounts_store.set_defaults(p.db, p.account.id, defaults)
+        except InvalidInput as exc:
+            errors[DEFAULTS_FIELD_OF.get(exc.code, "general")] = exc.message_fr
+    if errors:
+        return await _render(p, status=400, values=values, errors=errors)
+    return p.redirect("/parametres", "Options d'envoi par défaut enregistrées.")
+
+
+@page
+async def declare_sender(p: Page) -> web.StreamResponse:
+    raw = p.text("number")
+    try:
+        sender = await accounts_store.declare_sender(p.db, p.account.id, raw)
+    except InvalidInput as exc:
+        return await _render(p, status=400, errors={"number": exc.message_fr}, sender_value=raw)
+    return p.redirect(
+        "/parametres#emetteurs",
+        f"Numéro {phone_fr(sender.e164)} déclaré : il sera présenté une fois vérifié par nos services.",
+    )
+
+
+@page
+async def create_token(p: Page) -> web.StreamResponse:
+    label = p.text("label")
+    try:
+        new = await tokens_store.create_token(p.db, p.account.id, label=label)
+    except InvalidInput as exc:
+        return await _render(p, status=400, errors={"label": exc.message_fr}, token_label=label)
+    # Rendered, not redirected: the secret must not travel in a cookie or a URL.
+    return await _render(p, new_token=new)
+
+
+@page
+async def revoke_token(p: Page) -> web.StreamResponse:
+    raw = p.request.match_info["token_id"]
+    if not raw.isdigit():
+        raise web.HTTPNotFound()
+    token = await tokens_store.revoke_token(p.db, p.account.id, int(raw))
+    return p.redirect("/parametres#jetons", f"Jeton « {token.label or token.id} » révoqué.")
+
+
+@page
+async def change_password(p: Page) -> web.StreamResponse:
+    current, new, again = p.text("current"), p.text("password"), p.text("password2")
+    errors: dict[str, str] = {}
+    try:
+        check_password(new)
+    except InvalidInput as exc:
+        errors["password"] = exc.message_fr
+    if not errors and new != again:
+        errors["password2"] = "Les deux mots de passe ne sont pas identiques."
+    # A borrowed session must not become a way round the login throttle: same counters, same limit.
+    keys = login_keys(p.account.email, client_address(p.request))
+    wait_s = await rates.blocked_for_s(
+        p.db, LOGIN_FAILURES, keys, limit=p.settings.login_max_failures, window_s=p.settings.login_window_s
+    )
+    if wait_s is not None:
+        errors["current"] = "Trop de tentatives. Réessayez plus tard, ou utilisez « mot de passe oublié »."
+    elif await accounts_store.authenticate(p.db, p.account.email, current) is None:
+        await rates.record(p.db, LOGIN_FAILURES, keys)
+        errors["current"] = "Mot de passe actuel incorrect."
+    if errors:
+        return await _render(p, status=400, errors=errors)
+    await accounts_store.set_password(p.db, p.account.id, new)
+    ended = await webspace.close_other_sessions(p.db, p.account.id, keep_token=p.visitor.session_token)
+    note = f" {ended} autre(s) session(s) fermée(s)." if ended else ""
+    return p.redirect("/parametres", "Mot de passe changé." + note)
+
+
+@page
+async def new_code(p: Page) -> web.StreamResponse:
+    code = await accounts_store.regenerate_code(
+        p.db, p.account.id, secret_key=p.settings.require("secret_key")
+    )
+    return await _render(p, new_code=code)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/parametres", settings_page)
+    app.router.add_post("/parametres/options", save_defaults)
+    app.router.add_post("/parametres/emetteurs", declare_sender)
+    app.router.add_post("/parametres/jetons", create_token)
+    app.router.add_post("/parametres/jetons/{token_id}/revoquer", revoke_token)
+    app.router.add_post("/parametres/mot-de-passe", change_password)
+    app.router.add_post("/parametres/code", new_code)
