@@ -158,8 +158,8 @@ def watch(engine: Engine) -> Iterator[DialerRun]:
     run = DialerRun({}, {}, [], Timings())
     dialer = engine.dialer
     dialer.on_originate = lambda claim: run.originated.__setitem__(claim.attempt_id, time.time())
-    release = dialer._release_slot
-    record = dialer._record
+    release = dialer.release_slot
+    record = dialer.record
 
     def released(trunk: str) -> None:
         run.released.append(time.time())
@@ -170,8 +170,8 @@ def watch(engine: Engine) -> Iterator[DialerRun]:
         await record(claim, result, *args, **kwargs)
         run.calls[claim.attempt_id] = (result.answered_at, result.ended_at, start, time.time())
 
-    dialer._release_slot = released  # type: ignore[method-assign]
-    dialer._record = recorded  # type: ignore[method-assign]
+    dialer.release_slot = released  # type: ignore[method-assign]
+    dialer.record = recorded  # type: ignore[method-assign]
     store_calls = ["start_due", "runnable_sends", "claim", "mark_live", "record_result", "complete_finished"]
     try:
         with (
@@ -182,8 +182,8 @@ def watch(engine: Engine) -> Iterator[DialerRun]:
             yield run
     finally:
         dialer.on_originate = None
-        del dialer._release_slot
-        del dialer._record
+        del dialer.release_slot
+        del dialer.record
 
 
 class LoopLag:

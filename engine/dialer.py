@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,23 +17,22 @@ from uuid import UUID
 
 import structlog
 
-from engine.domain.callflow import CallPlan, CallResult, DropMode, EndReason
+from engine.domain.callflow import CallPlan, CallResult, DropMode
 from engine.domain.numbers import format_for_trunk
-from engine.domain.outcomes import Outcome
 from engine.domain.pacing import TokenBucket, TrunkLoad, pick_trunk
 from engine.domain.retries import RetryPolicy
 from engine.domain.trunks import Trunk
 from engine.logs import mask_number
 from engine.metrics import Metrics
+from engine.reconcile import AdoptedCall, parse_ari_time, result_from_cdr
 from engine.settings import Settings
 from engine.stack.asterisk import prompt_uri, sound_uri
 from engine.store import Database, DatabaseUnavailable
 from engine.store import sends as sends_store
 from engine.store.sends import Claim
 from engine.store.trunks import list_trunks
-from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event
+from engine.telephony.ari import AriClient, Event
 from engine.telephony.calls import CallerId, CallRequest, CallService, OriginateUncertain
-from engine.telephony.stasis import Route
 
 log = structlog.get_logger(__name__)
 
@@ -245,7 +243,7 @@ class Dialer:
             )
             wanted.setdefault(send.id, []).append(trunk)
         for send_id, trunk_names in wanted.items():
-            context = await self._context(send_id)
+            context = await self.send_context(send_id)
             claims = await sends_store.claim(
                 self.db, send_id, trunk_names, node=self.node, app=self.ari.app, demo=context.demo, now=now_dt
             )
@@ -262,7 +260,7 @@ class Dialer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _context(self, send_id: UUID) -> SendContext:
+    async def send_context(self, send_id: UUID) -> SendContext:
         context = self._contexts.get(send_id)
         if context is not None:
             return context
@@ -339,7 +337,7 @@ class Dialer:
                 result = await self._call(current, context)
                 # The call is over: its channel is free for the next one before its result is written
                 # (the recipient stays "calling" and the attempt open until then: crash-safe).
-                self._release_slot(current.trunk)
+                self.release_slot(current.trunk)
                 holding = False
                 self.wake()
                 if result is None:
@@ -355,7 +353,7 @@ class Dialer:
                         self.state.trunks[other].active += 1
                         self.state.trunks[other].bucket.take(now)
                         holding = True
-                        await self._record(current, result, context.policy, failed_over=True)
+                        await self.record(current, result, context.policy, failed_over=True)
                         current = await sends_store.failover_attempt(
                             self.db, current, other, node=self.node, app=self.ari.app, demo=context.demo
                         )
@@ -366,14 +364,14 @@ class Dialer:
                             to_trunk=other,
                         )
                         continue
-                await self._record(current, result, context.policy)
+                await self.record(current, result, context.policy)
                 return
         finally:
             if holding:
-                self._release_slot(current.trunk)
+                self.release_slot(current.trunk)
                 self.wake()
 
-    def _release_slot(self, trunk: str) -> None:
+    def release_slot(self, trunk: str) -> None:
         state = self.state.trunks.get(trunk)
         if state is not None and state.active > 0:
             state.active -= 1
@@ -422,7 +420,7 @@ class Dialer:
                 state.answered += 1
                 self.metrics.answered.labels(trunk).inc()
 
-    async def _record(
+    async def record(
         self,
         claim: Claim,
         result: CallResult,
@@ -499,7 +497,7 @@ class Dialer:
             ):
                 continue  # may still be being created, or its CDR not yet written: next time
             result = result_from_cdr(cdr, open_.message_duration_s, open_.created_at)
-            await self._record(open_.claim, result, open_.policy, reconciled="cdr" if cdr else "lost")
+            await self.record(open_.claim, result, open_.policy, reconciled="cdr" if cdr else "lost")
 
     def _adopt(self, open_: sends_store.OpenAttempt, channel: Event) -> None:
         """A call of this node survived our restart: follow it to its end without restarting its flow.
@@ -518,7 +516,7 @@ class Dialer:
             state.active += 1
         loop = asyncio.get_running_loop()
         if channel.get("state") == "Up":
-            created = _parse_time(str(channel.get("creationtime", "")))
+            created = parse_ari_time(str(channel.get("creationtime", "")))
             elapsed = (datetime.now(UTC) - created).total_seconds() if created else 0.0
             # Ringing took part of `elapsed`: hanging up later than needed is harmless, earlier is not.
             left = max(0.0, open_.message_duration_s + 2.0 - elapsed + self.settings.ring_timeout_s)
@@ -536,107 +534,3 @@ def _bucket(rate: float, now: float) -> TokenBucket:
     """A token bucket that saves up only what two dialer ticks need: a trunk limited to N calls per
     second starts at most a few more than N in its first second (a bucket of N would allow 2N)."""
     return TokenBucket(rate, max(1.0, rate * TICK_S * 2), now=now)
-
-
-class AdoptedCall:
-    """Follows a re-adopted channel, then records its outcome from Asterisk's CDR."""
-
-    def __init__(self, dialer: Dialer, open_: sends_store.OpenAttempt) -> None:
-        self.dialer = dialer
-        self.open = open_
-        self.route: Route | None = None
-
-    async def on_event(self, event: Event) -> None:
-        kind = event.get("type")
-        attempt_id = str(self.open.claim.attempt_id)
-        ari = self.dialer.ari
-        if kind == "StasisStart":
-            # Answered after the restart: play the message from the start, then hang up.
-            context = await self.dialer._context(self.open.claim.send_id)
-            with contextlib.suppress(AriError, AriUnavailable):
-                await ari.play(attempt_id, str(uuid.uuid4()), context.plan.message)
-        elif kind in {"PlaybackFinished", "_AdoptLimit"}:
-            with contextlib.suppress(AriError, AriUnavailable):
-                await ari.hangup(attempt_id)
-        elif kind == "ChannelDestroyed" and (event.get("channel") or {}).get("id") == attempt_id:
-            await asyncio.sleep(0.2)  # let Asterisk write the CDR first
-            cdr = await sends_store.cdr_for(self.dialer.db, self.open.claim.attempt_id)
-            result = result_from_cdr(
-                cdr, self.open.message_duration_s, self.open.created_at, cause=_int(event.get("cause"))
-            )
-            await self.dialer._record(self.open.claim, result, self.open.policy, reconciled="adopted")
-            self.dialer._release_slot(self.open.claim.trunk)
-            self.dialer.wake()
-            if self.route is not None:
-                self.route.close()
-
-    async def on_failure(self, exc: Exception) -> None:
-        log.error("call.adopted_failed", attempt_id=str(self.open.claim.attempt_id), error=str(exc))
-
-
-def _parse_time(text: str) -> datetime | None:
-    """ARI's times look like 2026-11-25T14:28:32.798+0000."""
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
-    except ValueError:
-        return None
-
-
-_CDR_OUTCOMES = {
-    "BUSY": Outcome.busy,
-    "NO ANSWER": Outcome.no_answer,
-    "CONGESTION": Outcome.congestion,
-    "FAILED": Outcome.failed,
-}
-
-
-def result_from_cdr(
-    cdr: object, message_duration_s: float, created_at: datetime, *, cause: int | None = None
-) -> CallResult:
-    """The outcome of an attempt nobody followed, from its CDR (None: no trace of it at all)."""
-    started = created_at.timestamp()
-    if cdr is None:
-        return _result(Outcome.failed, started, started, None, cause)
-    disposition = str(cdr["disposition"] or "")  # type: ignore[index]
-    answered = cdr["answer"]  # type: ignore[index]
-    ended = cdr["end"] or datetime.now(UTC)  # type: ignore[index]
-    if disposition == "ANSWERED":
-        billsec = cdr["billsec"] or 0  # type: ignore[index]
-        # Answered, and on the line for the whole message: it was heard (we cannot know more).
-        outcome = Outcome.listened if billsec + 1 >= message_duration_s else Outcome.partial
-    else:
-        outcome = _CDR_OUTCOMES.get(disposition, Outcome.failed)
-    return _result(outcome, started, ended.timestamp(), answered.timestamp() if answered else None, cause)
-
-
-def _result(
-    outcome: Outcome, started: float, ended: float, answered: float | None, cause: int | None
-) -> CallResult:
-    return CallResult(
-        outcome=outcome,
-        end_reason=EndReason.aborted,
-        cause=cause,
-        sip_code=None,
-        dialstatus=None,
-        may_fail_over=False,
-        originated_at=started,
-        ringing_at=None,
-        answered_at=answered,
-        ended_at=ended,
-        message_started_at=None,
-        greeting_plays=0,
-        amd_status=None,
-        amd_cause=None,
-        transfer_outcome=None,
-        transfer_started_at=None,
-        transfer_answered_at=None,
-        transfer_ended_at=None,
-        abort_reason="reconciled",
-    )
-
-
-def _int(value: object) -> int | None:
-    try:
-        return int(value)  # type: ignore[call-overload, no-any-return]
-    except (TypeError, ValueError):
-        return None
