@@ -13,7 +13,7 @@ import io
 import itertools
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
@@ -294,3 +294,17 @@ async def _pieces(data: bytes) -> AsyncIterator[memoryview]:
     view = memoryview(data)
     for start in range(0, len(view), _COPY_CHUNK_BYTES):
         yield view[start : start + _COPY_CHUNK_BYTES]
+
+
+def report_json(report: ImportReport) -> dict[str, Any]:
+    """The import report as the CLI (`contacts import --json`) and the API show it."""
+    return {
+        "imported": report.imported,
+        "updated": report.updated,
+        "refused": [
+            {"row": r.row, "error": r.code, "message": r.message_fr, "input": r.input} for r in report.refused
+        ],
+        "groups_created": report.groups_created,
+        "duplicates_in_file": report.duplicates_in_file,
+        "memberships_added": report.memberships_added,
+    }

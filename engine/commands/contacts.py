@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from engine.commands.account import run_with_db
-from engine.contacts_import import ImportReport, import_contacts_csv
-from engine.errors import InvalidInput
-from engine.logs import configure
+from engine.commands.inputs import read_input
+from engine.contacts_import import ImportReport, import_contacts_csv, report_json
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import contacts as store
@@ -55,38 +53,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     groups.set_defaults(func=_groups)
 
 
-def _read(name: str) -> bytes:
-    if name == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(name).read_bytes()
-    except OSError as exc:
-        raise InvalidInput(
-            "unreadable",
-            f"cannot read {name}: {exc.strerror or exc}",
-            message_fr=f"Impossible de lire le fichier {name}.",
-        ) from exc
-
-
-def report_json(report: ImportReport) -> dict[str, Any]:
-    """The import report as the CLI and the API show it."""
-    return {
-        "imported": report.imported,
-        "updated": report.updated,
-        "refused": [
-            {"row": r.row, "error": r.code, "message": r.message_fr, "input": r.input} for r in report.refused
-        ],
-        "groups_created": report.groups_created,
-        "duplicates_in_file": report.duplicates_in_file,
-        "memberships_added": report.memberships_added,
-    }
-
-
 def _import(args: argparse.Namespace) -> int:
-    data = _read(args.file)
+    data = read_input(args.file)
 
     async def run(db: Database, settings: Settings) -> ImportReport:
-        configure(settings.log_level, settings.log_format)  # logs on stderr: stdout is the report
         account = await account_by_email(db, args.account)
         return await import_contacts_csv(
             db, account.id, data, allow_international=account.allow_international
@@ -127,7 +97,6 @@ def _list(args: argparse.Namespace) -> int:
     out = sys.stdout
 
     async def run(db: Database, settings: Settings) -> int:
-        configure(settings.log_level, settings.log_format)  # logs on stderr: stdout is the listing
         account = await account_by_email(db, args.account)
         group_id = None
         if args.group is not None:

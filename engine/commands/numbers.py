@@ -9,8 +9,8 @@ import argparse
 import codecs
 import json
 import sys
-from pathlib import Path
 
+from engine.commands.inputs import read_input
 from engine.domain.numbers import Refusal, normalize
 from engine.errors import InvalidInput
 
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run_check(args: argparse.Namespace) -> int:
     """Print the report; raises InvalidInput (exit status 2 through the CLI) on unusable input."""
-    text = _decode(_read(args.file), args.file)
+    text = _decode(read_input(args.file), args.file)
     out = sys.stdout
     for line_number, line in enumerate(text.splitlines(), start=1):
         entry = line.strip()
@@ -55,19 +55,6 @@ def run_check(args: argparse.Namespace) -> int:
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
     out.flush()
     return 0
-
-
-def _read(name: str) -> bytes:
-    if name == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(name).read_bytes()
-    except OSError as exc:
-        raise InvalidInput(
-            "unreadable",
-            f"cannot read {name}: {exc.strerror or exc}",
-            message_fr=f"Impossible de lire le fichier {name}.",
-        ) from exc
 
 
 def _decode(data: bytes, name: str) -> str:

@@ -6,7 +6,6 @@ import argparse
 import json
 
 from engine import stack
-from engine.logs import configure
 from engine.settings import Settings
 from engine.stack.root import ensure_root
 
@@ -28,7 +27,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    configure(settings.log_level, "console")
     result = stack.up(settings, engine=not args.no_engine)
     s = result.settings
     print(
@@ -67,7 +65,6 @@ def _status(args: argparse.Namespace) -> int:
 
 def _rebuild(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    configure(settings.log_level, "console")
     info = ensure_root(settings, force=True)
     print(f"rebuilt {info.path}: asterisk {info.asterisk_version}, {info.packages} packages")
     return 0

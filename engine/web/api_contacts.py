@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from engine.contacts_import import MAX_IMPORT_BYTES, ImportReport, import_contacts_csv
+from engine.contacts_import import MAX_IMPORT_BYTES, import_contacts_csv, report_json
 from engine.errors import InvalidInput
 from engine.store import contacts as store
 from engine.web.api_common import (
@@ -58,20 +58,6 @@ def group_json(group: store.Group) -> dict[str, Any]:
         "name": group.name,
         "member_count": group.member_count,
         "created_at": iso(group.created_at),
-    }
-
-
-def report_json(report: ImportReport) -> dict[str, Any]:
-    """The same shape as `vocalcast contacts import --json`."""
-    return {
-        "imported": report.imported,
-        "updated": report.updated,
-        "refused": [
-            {"row": r.row, "error": r.code, "message": r.message_fr, "input": r.input} for r in report.refused
-        ],
-        "groups_created": report.groups_created,
-        "duplicates_in_file": report.duplicates_in_file,
-        "memberships_added": report.memberships_added,
     }
 
 
