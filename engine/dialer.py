@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -315,11 +316,20 @@ class Dialer:
             caller = CallerId(trunk.pai_number, hidden=True)
         # The call centre sees who is calling: the callee's number.
         transfer_caller = CallerId(wire(claim.e164), hidden=False)
+        plan, number, variables = context.plan, wire(claim.e164), {}
+        if plan.drop_mode is not DropMode.none and trunk.offers_deposit:
+            # The operator's direct deposit: its mailbox platform answers, the phone does not ring.
+            plan = dataclasses.replace(plan, drop_mode=DropMode.direct)
+            number = (trunk.deposit_prefix or "") + number
+            header = trunk.deposit_header_pair()
+            if header is not None:
+                variables[f"PJSIP_HEADER(add,{header[0]})"] = header[1]
         return CallRequest(
             attempt_id=str(claim.attempt_id),
-            endpoint=trunk.dial_string(wire(claim.e164)),
+            endpoint=trunk.dial_string(number),
             trunk=trunk.name,
-            plan=context.plan,
+            plan=plan,
+            variables=variables,
             caller_id=caller,
             ring_timeout_s=self.settings.ring_timeout_s,
             callee_number=claim.e164,

@@ -49,6 +49,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--max-cps", type=float, default=5.0)
     add.add_argument("--priority", type=int, default=100, help="lower is tried first")
     add.add_argument("--disabled", action="store_true")
+    add.add_argument(
+        "--deposit-prefix", help="direct voicemail deposit: prefix the operator puts before the number"
+    )
+    add.add_argument(
+        "--deposit-header", help="direct voicemail deposit: header the operator expects, 'X-Name: value'"
+    )
     add.set_defaults(func=_add)
 
     lst = actions.add_parser("list", help="the trunks")
@@ -79,6 +85,8 @@ def _add(args: argparse.Namespace) -> int:
         max_cps=args.max_cps,
         priority=args.priority,
         enabled=not args.disabled,
+        deposit_prefix=args.deposit_prefix,
+        deposit_header=args.deposit_header,
     ).validate()
     settings = Settings.from_env()
 

@@ -89,6 +89,9 @@ class DropMode(StrEnum):
 
     none = "none"
     amd = "amd"  # answering-machine detection, then wait for the beep (or silence), then the message
+    # The trunk's direct deposit (a prefix or a header): what answers is the mailbox itself, the phone
+    # does not ring; the message plays at once and counts as left on the voicemail.
+    direct = "direct"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -315,6 +318,10 @@ class CallFlow:
             self._state = CallState.amd
             out.append(RunAmd())
             self._start_timer(_Timer.amd_wait, self._plan.amd_wait_max_s, out)
+        elif self._plan.drop_mode is DropMode.direct:
+            # A mailbox cannot press `*`: no greeting.
+            self._on_machine = True
+            self._play_message(now, out, replay=False)
         else:
             self._start_normal_flow(now, out)
 
@@ -421,7 +428,7 @@ class CallFlow:
             elif state is CallState.star_wait:
                 self._cancel_timer(_Timer.star_wait, out)
                 self._play_message(now, out, replay=False)
-        elif digit == "9" and state in _TRANSFER_STATES and self._plan.can_transfer:
+        elif digit == "9" and state in _TRANSFER_STATES and self._plan.can_transfer and not self._on_machine:
             self._start_transfer(str(self._plan.transfer_number).strip(), now, out)
         # Any other key, and keys in other states (including `9` during the replay after a failed
         # transfer: the call centre could not take the call, the replay happens once, then we hang up),

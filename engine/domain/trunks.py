@@ -18,6 +18,8 @@ CODECS = ("alaw", "ulaw", "g722", "opus")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}$")
 # Values end up inside PJSIP config lines: no separators, comments or line breaks.
+_DEPOSIT_PREFIX = re.compile(r"^[0-9*#+]{1,16}$")
+_DEPOSIT_HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}: ?[ -~]{1,128}$")
 _CONFIG_SAFE = re.compile(r"^[A-Za-z0-9_.@+*#~!$%^&()=-]{1,128}$")
 
 
@@ -39,6 +41,19 @@ class Trunk:
     priority: int = 100
     enabled: bool = True
     demo: bool = False
+    # Direct voicemail deposit offered by the operator: a prefix before the number, and/or a header.
+    deposit_prefix: str | None = None
+    deposit_header: str | None = None
+
+    @property
+    def offers_deposit(self) -> bool:
+        return bool(self.deposit_prefix or self.deposit_header)
+
+    def deposit_header_pair(self) -> tuple[str, str] | None:
+        if not self.deposit_header:
+            return None
+        name, _, value = self.deposit_header.partition(":")
+        return name.strip(), value.strip()
 
     def validate(self) -> Trunk:
         """The trunk itself, or InvalidInput naming the first bad field."""
@@ -72,6 +87,10 @@ class Trunk:
             raise InvalidInput("trunk_codecs", f"trunk codecs must be among {', '.join(CODECS)}")
         if self.number_format not in NUMBER_FORMATS:
             raise InvalidInput("trunk_format", f"number format must be one of {', '.join(NUMBER_FORMATS)}")
+        if self.deposit_prefix is not None and not _DEPOSIT_PREFIX.match(self.deposit_prefix):
+            raise InvalidInput("trunk_deposit", "deposit prefix: digits, *, # or + only (1 to 16)")
+        if self.deposit_header is not None and not _DEPOSIT_HEADER.match(self.deposit_header):
+            raise InvalidInput("trunk_deposit", "deposit header must look like 'X-Name: value'")
         if self.max_channels < 1 or self.max_cps <= 0:
             raise InvalidInput("trunk_limits", "trunk limits must be positive")
         return self

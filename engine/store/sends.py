@@ -534,12 +534,16 @@ async def complete_finished(db: Executor) -> list[UUID]:
         "UPDATE sends s SET status = 'completed', ended_at = now() WHERE s.status = 'running' "
         "AND NOT EXISTS (SELECT 1 FROM send_recipients r WHERE r.send_id = s.id AND r.state = 'pending') "
         "AND NOT EXISTS (SELECT 1 FROM send_recipients r WHERE r.send_id = s.id AND r.state = 'calling') "
-        "RETURNING s.id, s.account_id, s.credits_held",
+        "RETURNING s.id, s.account_id",
     )
     for row in rows:
-        if row["credits_held"]:
-            async with in_transaction(db) as conn:
-                await _release(conn, row["account_id"], row["id"], row["credits_held"], "fin de l'envoi")
+        # Outcomes recorded since the settlement above are settled first: only what no recipient
+        # accounts for is given back here (normally nothing).
+        await settle(db, row["id"])
+        async with in_transaction(db) as conn:
+            held = await conn.fetchval("SELECT credits_held FROM sends WHERE id = $1 FOR UPDATE", row["id"])
+            if held:
+                await _release(conn, row["account_id"], row["id"], held, "fin de l'envoi")
     return [r["id"] for r in rows]
 
 

@@ -8,10 +8,10 @@ from engine.domain.trunks import Trunk
 from engine.errors import InvalidInput, NotFound
 from engine.store.db import Database
 
-_PLACEHOLDERS = ",".join(f"${i}" for i in range(1, 17))
+_PLACEHOLDERS = ",".join(f"${i}" for i in range(1, 19))
 _COLUMNS = (
     "name, host, port, auth, username, password, from_user, from_domain, codecs, number_format, "
-    "pai_number, max_channels, max_cps, priority, enabled, demo"
+    "pai_number, max_channels, max_cps, priority, enabled, demo, deposit_prefix, deposit_header"
 )
 
 
@@ -33,6 +33,8 @@ def _trunk(row: asyncpg.Record) -> Trunk:
         priority=row["priority"],
         enabled=row["enabled"],
         demo=row["demo"],
+        deposit_prefix=row["deposit_prefix"],
+        deposit_header=row["deposit_header"],
     )
 
 
@@ -52,7 +54,8 @@ async def upsert_trunk(db: Database, trunk: Trunk) -> None:
             "from_domain = EXCLUDED.from_domain, codecs = EXCLUDED.codecs, "
             "number_format = EXCLUDED.number_format, pai_number = EXCLUDED.pai_number, "
             "max_channels = EXCLUDED.max_channels, max_cps = EXCLUDED.max_cps, priority = EXCLUDED.priority, "
-            "enabled = EXCLUDED.enabled, demo = EXCLUDED.demo",
+            "enabled = EXCLUDED.enabled, demo = EXCLUDED.demo, deposit_prefix = EXCLUDED.deposit_prefix, "
+            "deposit_header = EXCLUDED.deposit_header",
             trunk.name,
             trunk.host,
             trunk.port,
@@ -69,6 +72,8 @@ async def upsert_trunk(db: Database, trunk: Trunk) -> None:
             trunk.priority,
             trunk.enabled,
             trunk.demo,
+            trunk.deposit_prefix,
+            trunk.deposit_header,
         )
     except asyncpg.CheckViolationError as exc:
         raise InvalidInput("trunk_invalid", f"trunk {trunk.name!r} refused by the database: {exc}") from exc

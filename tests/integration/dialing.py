@@ -129,3 +129,13 @@ def engine_env(overrides: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.startswith("VOCALCAST_") or k in {"PATH", "LANG", "HOME"}}
     env.update(overrides)
     return env
+
+
+async def customer_greeting(db: Database, settings: Settings, who: Customer, tmp: Path) -> int:
+    """A greeting message for the customer (a short tone); returns its reference."""
+    wav = tmp / "greeting.wav"
+    tones.write_wav(wav, tones.sine(500.0, 1.5, 0.4))
+    message = await add_message(
+        db, settings, who.account.id, wav, title="Accueil", origin="file", is_greeting=True
+    )
+    return message.ref

@@ -26,6 +26,7 @@ from tests.integration.dialing import (
     SIPP_DIR,
     EngineProcess,
     customer,
+    customer_greeting,
     engine_env,
     invites_per_number,
     targets,
@@ -569,3 +570,56 @@ async def test_asterisk_restart_mid_send(
         assert row["state"] == "done"
         assert row["attempts"] <= 2, row
         assert invites["0" + row["e164"][3:]] <= row["attempts"], row
+
+
+async def test_voicemail_drop_through_the_operators_direct_deposit(
+    stack_settings: Settings,
+    db: Database,
+    sipp_ports,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """A trunk that offers direct deposit: the number goes out with the operator's prefix and header, the
+    mailbox platform answers, and the message is left without greeting: outcome voicemail."""
+    settings = fast(stack_settings)
+    sip_port, media_port = sipp_ports()
+    await add_trunk(
+        settings,
+        Trunk(
+            name="deposit",
+            host="127.0.0.1",
+            port=sip_port,
+            number_format="national",
+            deposit_prefix="999",
+            deposit_header="X-Voicemail-Deposit: 1",
+        ),
+    )
+    who = await customer(db, settings, tmp_path, credits=10, seconds=1.0)
+    greeting = await customer_greeting(db, settings, who, tmp_path)
+    sipp = SippProcess(
+        SIPP_DIR / "dialer_callees.xml",
+        local_port=sip_port,
+        media_port=media_port,
+        workdir=tmp_path,
+        extra_args=["-aa"],
+    )
+    async with sipp, Engine(settings) as engine:
+        send = await create_send(
+            db,
+            settings,
+            who.account,
+            message_ref=who.message.ref,
+            targets=targets(["0612300010", "0650300011"]),
+            origin="api",
+            voicemail_drop=True,
+            greeting_ref=greeting,
+        )
+        engine.dialer.wake()
+        await _until_completed(db, send.id)
+    rows = await sends_store.recipients(db, send.id)
+    assert sorted(r["outcome"] for r in rows) == ["voicemail", "voicemail"]
+    invites = [m for m in sipp.messages() if m.method == "INVITE"]
+    assert sorted(m.start_line.split("@")[0] for m in invites) == [
+        "INVITE sip:9990612300010",
+        "INVITE sip:9990650300011",
+    ]
+    assert all(m.header("X-Voicemail-Deposit") == "1" for m in invites)

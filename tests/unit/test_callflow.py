@@ -1081,3 +1081,25 @@ def test_domain_modules_are_pure() -> None:
                 continue
             for module in modules:
                 assert module.split(".")[0] not in forbidden, f"{name} imports {module}"
+
+
+# --- Voicemail drop (direct deposit through the trunk) -------------------------------------------------
+
+
+def test_direct_deposit_plays_the_message_at_once_and_counts_as_voicemail() -> None:
+    call = Call(plan(greeting=GREETING, transfer_number="+33140000000", drop_mode=DropMode.direct))
+    actions = call.feed(Answered(), T0 + 2.0)
+    # The mailbox answered: no greeting (it cannot press `*`), no AMD.
+    assert non_timer(actions) == [Play(call.playing("message"), MESSAGE)]
+    assert call.feed(Dtmf("9")) == []  # nobody to transfer
+    call.end_playback("message", at=T0 + 32.0)
+    assert call.result.outcome is Outcome.voicemail
+    assert call.result.greeting_plays == 0
+    assert_finished_once(call)
+
+
+def test_direct_deposit_cut_short_is_partial() -> None:
+    call = Call(plan(drop_mode=DropMode.direct))
+    call.feed(Answered())
+    call.feed(HangupRequested(cause=16))
+    assert call.result.outcome is Outcome.partial
