@@ -172,7 +172,7 @@ def watch(engine: Engine) -> Iterator[DialerRun]:
 
     dialer.release_slot = released  # type: ignore[method-assign]
     dialer.record = recorded  # type: ignore[method-assign]
-    store_calls = ["start_due", "runnable_sends", "claim", "mark_live", "record_result", "complete_finished"]
+    store_calls = ["start_due", "runnable_sends", "claim", "record_result", "complete_finished"]
     try:
         with (
             run.timings.patch(sends_store, store_calls),

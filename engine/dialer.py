@@ -38,6 +38,7 @@ from engine.telephony.calls import CallerId, CallRequest, CallService, Originate
 log = structlog.get_logger(__name__)
 
 TICK_S = 0.1  # the loop wakes at least this often when there is work; sooner on wake()
+BURST_S = 0.05  # how much unused pacing a trunk may save up, in seconds of its rate
 IDLE_S = 0.25  # and this often when idle (deferred sends start within it)
 TRUNK_REFRESH_S = 5.0
 FAILING_TRUNK_S = 30.0  # a trunk that refused calls before ringing is avoided this long
@@ -101,6 +102,7 @@ class Dialer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._trunks_at = 0.0
         self._completed_at = 0.0
+        self._token_due: float | None = None
         self._reconciled_at = time.monotonic()
         self._recording: set[UUID] = set()  # attempts whose result is being written
         self._reconciled_after_connect = asyncio.Event()
@@ -157,7 +159,7 @@ class Dialer:
     # --- one cycle -------------------------------------------------------------------------------------
     async def _cycle(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=TICK_S if self._tasks else IDLE_S)
+            await asyncio.wait_for(self._wake.wait(), timeout=self._wait_s())
         self._wake.clear()
         now_dt = datetime.now(UTC)
         started = await sends_store.start_due(self.db, now_dt)
@@ -221,10 +223,29 @@ class Dialer:
             free = min(free, self._global_bucket.available(now))
         return max(0, free)
 
+    def _wait_s(self) -> float:
+        """Until the next cycle: a tick while calls run, longer when idle, and exactly the next token's
+        time when work waits only for a token (buckets save up little: the pace stays even)."""
+        wait = TICK_S if self._tasks else IDLE_S
+        if self._token_due is not None:
+            wait = min(wait, max(0.005, self._token_due - time.monotonic()))
+            self._token_due = None
+        return wait
+
+    def _note_token_wait(self, now: float) -> None:
+        waits = [t.bucket.wait_s(now) for t in self.state.trunks.values() if t.active < t.trunk.max_channels]
+        if self._global_bucket is not None:
+            waits.append(self._global_bucket.wait_s(now))
+        positive = [w for w in waits if w > 0]
+        if positive:
+            self._token_due = now + min(positive)
+
     async def _dispatch(self, now_dt: datetime) -> None:
         now = time.monotonic()
         free = self._free_slots(now)
         if free <= 0:
+            if self.active < self.settings.max_channels:
+                self._note_token_wait(now)
             return
         sends = await sends_store.runnable_sends(self.db, now_dt)
         if not sends:
@@ -237,6 +258,7 @@ class Dialer:
             send = sends[i % len(sends)]
             trunk = pick_trunk(list(loads.values()))
             if trunk is None:
+                self._note_token_wait(now)
                 break
             load = loads[trunk]
             loads[trunk] = TrunkLoad(
@@ -340,7 +362,7 @@ class Dialer:
     async def _attempt(self, claim: Claim, context: SendContext) -> None:
         tried: set[str] = set()
         current = claim
-        holding = True  # this task holds a channel slot on current.trunk
+        slot: str | None = current.trunk  # the trunk whose channel slot this task holds
         try:
             while True:
                 tried.add(current.trunk)
@@ -348,7 +370,7 @@ class Dialer:
                 # The call is over: its channel is free for the next one before its result is written
                 # (the recipient stays "calling" and the attempt open until then: crash-safe).
                 self.release_slot(current.trunk)
-                holding = False
+                slot = None
                 self.wake()
                 if result is None:
                     return  # uncertain: reconciled later, never resent
@@ -357,12 +379,15 @@ class Dialer:
                     if state is not None:
                         state.failing_until = time.monotonic() + FAILING_TRUNK_S
                     now = time.monotonic()
-                    loads = [t.load(now) for t in self.state.trunks.values()]
+                    # Any trunk with a free channel will do; its pace is kept by waiting for its token.
+                    loads = [dataclasses.replace(t.load(now), tokens=1) for t in self.state.trunks.values()]
                     other = pick_trunk(loads, exclude=frozenset(tried))
                     if other is not None:
-                        self.state.trunks[other].active += 1
-                        self.state.trunks[other].bucket.take(now)
-                        holding = True
+                        target = self.state.trunks[other]
+                        target.active += 1
+                        slot = other
+                        await asyncio.sleep(target.bucket.wait_s(time.monotonic()))
+                        target.bucket.take(time.monotonic())
                         await self.record(current, result, context.policy, failed_over=True)
                         current = await sends_store.failover_attempt(
                             self.db, current, other, node=self.node, app=self.ari.app, demo=context.demo
@@ -377,8 +402,8 @@ class Dialer:
                 await self.record(current, result, context.policy)
                 return
         finally:
-            if holding:
-                self.release_slot(current.trunk)
+            if slot is not None:
+                self.release_slot(slot)
                 self.wake()
 
     def release_slot(self, trunk: str) -> None:
@@ -411,8 +436,6 @@ class Dialer:
         self.metrics.originates.labels(claim.trunk, "sent").inc()
         self.metrics.calls_in_progress.labels(claim.trunk).inc()
         try:
-            with contextlib.suppress(DatabaseUnavailable):
-                await sends_store.mark_live(self.db, claim.attempt_id)
             result = await call.done
         finally:
             self.metrics.calls_in_progress.labels(claim.trunk).dec()
@@ -541,6 +564,6 @@ class Dialer:
 
 
 def _bucket(rate: float, now: float) -> TokenBucket:
-    """A token bucket that saves up only what two dialer ticks need: a trunk limited to N calls per
-    second starts at most a few more than N in its first second (a bucket of N would allow 2N)."""
-    return TokenBucket(rate, max(1.0, rate * TICK_S * 2), now=now)
+    """A token bucket that saves up at most BURST_S worth of calls (at least one): in any second a trunk
+    limited to N calls per second places at most N + max(1, N x BURST_S) (a bucket of N allowed 2N)."""
+    return TokenBucket(rate, max(1.0, rate * BURST_S), now=now)

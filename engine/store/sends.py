@@ -440,10 +440,6 @@ async def failover_attempt(
     return claim_
 
 
-async def mark_live(db: Executor, attempt_id: UUID) -> None:
-    await db.execute("UPDATE attempts SET state = 'live' WHERE id = $1 AND state = 'originating'", attempt_id)
-
-
 @dataclass(frozen=True, slots=True)
 class Recorded:
     final: bool

@@ -68,8 +68,9 @@ FIELD_OF: Final = {
 }
 
 DROP_MODE_FR: Final = (
-    "Dépôt sur messagerie, mode « répondeur » : le message est déposé après le bip quand un répondeur "
-    "décroche. Si une personne décroche, elle entend le message comme d'habitude. Mobiles uniquement."
+    "Mobiles uniquement. Quand l'opérateur le permet, le message est déposé directement sur la messagerie, "
+    "sans faire sonner le téléphone. Sinon, mode « répondeur » : le message est déposé après le bip quand "
+    "un répondeur décroche ; si une personne décroche, elle entend le message comme d'habitude."
 )
 
 
