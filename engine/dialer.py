@@ -38,7 +38,7 @@ from engine.telephony.calls import CallerId, CallRequest, CallService, Originate
 log = structlog.get_logger(__name__)
 
 TICK_S = 0.1  # the loop wakes at least this often when there is work; sooner on wake()
-BURST_S = 0.05  # how much unused pacing a trunk may save up, in seconds of its rate
+BURST_S = 0.1  # how much unused pacing a trunk may save up, in seconds of its rate (at least 2 calls)
 IDLE_S = 0.25  # and this often when idle (deferred sends start within it)
 TRUNK_REFRESH_S = 5.0
 FAILING_TRUNK_S = 30.0  # a trunk that refused calls before ringing is avoided this long
@@ -564,6 +564,7 @@ class Dialer:
 
 
 def _bucket(rate: float, now: float) -> TokenBucket:
-    """A token bucket that saves up at most BURST_S worth of calls (at least one): in any second a trunk
-    limited to N calls per second places at most N + max(1, N x BURST_S) (a bucket of N allowed 2N)."""
-    return TokenBucket(rate, max(1.0, rate * BURST_S), now=now)
+    """A token bucket that saves up at most BURST_S worth of calls (at least two, so a cycle that comes a
+    little late loses no pace): in any second a trunk limited to N calls per second places at most
+    N + max(2, N x BURST_S) (a bucket of N allowed 2N)."""
+    return TokenBucket(rate, max(2.0, rate * BURST_S), now=now)
