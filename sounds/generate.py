@@ -21,6 +21,10 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+# The one French number rule lives in the engine (the IVR says references with it).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from engine.domain.saynumber import number_prompts
+
 HERE = Path(__file__).resolve().parent
 VOICE = "fr-FR"  # SVOX Pico's France-French voice
 TARGET_LUFS = -20.0
@@ -62,40 +66,6 @@ def number_texts() -> dict[str, str]:
     texts = {f"num_{n}": french_number(n) for n in range(100)}
     texts |= {"num_100": "cent", "num_cents": "cents", "num_1000": "mille"}
     return texts
-
-
-def number_prompts(n: int) -> list[str]:
-    """File names that say n (0 ≤ n < 1 000 000) in order, e.g. 1232 → num_1000 num_2 num_100 num_32.
-
-    "cents" only when nothing follows (deux cents; deux cent trente; deux cent mille); "mille" is
-    invariable and has no "un" before it.
-    """
-    if not 0 <= n < 1_000_000:
-        raise ValueError(n)
-    if n < 100:
-        return [f"num_{n}"]
-
-    def below_1000(value: int, *, before_mille: bool) -> list[str]:
-        hundreds, rest = divmod(value, 100)
-        names: list[str] = []
-        if hundreds == 1:
-            names.append("num_100")
-        elif hundreds > 1:
-            plural = rest == 0 and not before_mille
-            names += [f"num_{hundreds}", "num_cents" if plural else "num_100"]
-        if rest:
-            names.append(f"num_{rest}")
-        return names
-
-    thousands, rest = divmod(n, 1000)
-    names: list[str] = []
-    if thousands == 1:
-        names.append("num_1000")
-    elif thousands > 1:
-        names += [*below_1000(thousands, before_mille=True), "num_1000"]
-    if rest:
-        names += below_1000(rest, before_mille=False)
-    return names
 
 
 def load_prompts(path: Path) -> dict[str, str]:
