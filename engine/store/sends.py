@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
@@ -89,14 +89,6 @@ async def insert_send(db: Executor, spec: SendSpec, *, code: str | None = None) 
     start_at = spec.start_at or now
     send_id = uuid.uuid4()
     async with in_transaction(db) as conn:
-        if spec.idempotency_key is not None:
-            existing = await conn.fetchrow(
-                f"SELECT {_SEND_COLUMNS} FROM sends WHERE account_id = $1 AND idempotency_key = $2",  # noqa: S608
-                spec.account_id,
-                spec.idempotency_key,
-            )
-            if existing is not None:
-                return _send(existing)
         row = await conn.fetchrow(
             "INSERT INTO sends (id, account_id, message_id, greeting_message_id, transfer_number, "  # noqa: S608
             "sender_e164, "
@@ -128,14 +120,10 @@ async def insert_send(db: Executor, spec: SendSpec, *, code: str | None = None) 
             None if spec.start_at is not None and spec.start_at > now else now,
         )
         if row is None:
-            existing = await conn.fetchrow(
-                f"SELECT {_SEND_COLUMNS} FROM sends WHERE account_id = $1 AND idempotency_key = $2",  # noqa: S608
-                spec.account_id,
-                spec.idempotency_key,
-            )
+            existing = await send_by_key(conn, spec.account_id, str(spec.idempotency_key))
             if existing is None:
                 raise RuntimeError("idempotency conflict without an existing send")
-            return _send(existing)
+            return existing
         await accounts_store.reserve(
             conn, spec.account_id, send_id, len(spec.targets), reason=f"envoi {str(send_id)[:8]}"
         )
@@ -145,6 +133,20 @@ async def insert_send(db: Executor, spec: SendSpec, *, code: str | None = None) 
             columns=["send_id", "e164", "is_mobile", "contact_id"],
         )
         return _send(row)
+
+
+# Idempotency keys are per account (UNIQUE (account_id, idempotency_key) in sql/0005).
+IDEMPOTENCY_KEY_MAX_LENGTH: Final = 200
+
+
+async def send_by_key(db: Executor, account_id: UUID, key: str) -> Send | None:
+    """The account's send created with idempotency key ``key``, else None."""
+    row = await db.fetchrow(
+        f"SELECT {_SEND_COLUMNS} FROM sends WHERE account_id = $1 AND idempotency_key = $2",  # noqa: S608
+        account_id,
+        key,
+    )
+    return None if row is None else _send(row)
 
 
 # --- reading -----------------------------------------------------------------------------------------------

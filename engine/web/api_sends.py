@@ -25,7 +25,6 @@ from engine.errors import InvalidInput
 from engine.sends import DEFAULT, create_send, steer
 from engine.settings import Settings
 from engine.store import contacts as contacts_store
-from engine.store import idempotency
 from engine.store import sends as sends_store
 from engine.store.db import Database
 from engine.store.sends import Send
@@ -187,10 +186,16 @@ def _idempotency_key(request: web.Request) -> str | None:
     if raw is None:
         return None
     key = raw.strip()
-    if not key or len(key) > idempotency.KEY_MAX_LENGTH or not key.isascii() or not key.isprintable():
+    if (
+        not key
+        or len(key) > sends_store.IDEMPOTENCY_KEY_MAX_LENGTH
+        or not key.isascii()
+        or not key.isprintable()
+    ):
         raise bad_request(
             "idempotency_key_invalid",
-            f"L'en-tête Idempotency-Key doit compter de 1 à {idempotency.KEY_MAX_LENGTH} caractères ASCII.",
+            f"L'en-tête Idempotency-Key doit compter de 1 à {sends_store.IDEMPOTENCY_KEY_MAX_LENGTH} "
+            "caractères ASCII.",
         )
     return key
 
@@ -231,7 +236,8 @@ async def create(request: web.Request) -> web.Response:
         return await _create(request, account, None)
     lock = _KEY_LOCKS.setdefault((account.id, key), asyncio.Lock())
     async with lock:
-        earlier = await idempotency.send_for_key(engine.db, account.id, key)
+        earlier_send = await sends_store.send_by_key(engine.db, account.id, key)
+        earlier = earlier_send.id if earlier_send else None
         if earlier is not None:
             return await _send_answer(engine.db, account, earlier, status=200)
         return await _create(request, account, key)
@@ -292,7 +298,8 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
         )
     except asyncpg.UniqueViolationError:
         # A twin request with the same key committed between our look-up and our insert: its send is ours.
-        earlier = await idempotency.send_for_key(engine.db, account.id, key) if key else None
+        earlier_send = await sends_store.send_by_key(engine.db, account.id, key) if key else None
+        earlier = earlier_send.id if earlier_send else None
         if earlier is None:
             raise
         return await _send_answer(engine.db, account, earlier, status=200)

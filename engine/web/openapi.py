@@ -14,7 +14,7 @@ from aiohttp import web
 
 from engine import __version__
 from engine.store import contacts as contacts_store
-from engine.store.idempotency import KEY_MAX_LENGTH
+from engine.store.sends import IDEMPOTENCY_KEY_MAX_LENGTH as KEY_MAX_LENGTH
 from engine.web.api_common import INT32_MAX, INT64_MAX, PREFIX
 from engine.web.api_contacts import CURSOR_MAX_LENGTH
 from engine.web.openapi_schemas import (

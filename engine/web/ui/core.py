@@ -294,19 +294,25 @@ def _forbidden(page: Page) -> web.Response:
     )
 
 
+async def _visit(request: web.Request) -> Page | web.StreamResponse:
+    """The request's visitor as a Page, or the 503 answer while the database is away."""
+    engine = request.app[ENGINE]
+    try:
+        found = await sessions.visitor(request, engine.db, engine.settings)
+    except DatabaseUnavailable:
+        return web.Response(text="Service momentanément indisponible.", status=503, content_type="text/plain")
+    return Page(request, found)
+
+
 def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """A page for logged-in customers: anonymous visitors are sent to « Connexion »."""
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        engine = request.app[ENGINE]
-        try:
-            found = await sessions.visitor(request, engine.db, engine.settings)
-        except DatabaseUnavailable:
-            return web.Response(
-                text="Service momentanément indisponible.", status=503, content_type="text/plain"
-            )
-        ctx = Page(request, found)
+        ctx = await _visit(request)
+        if isinstance(ctx, web.StreamResponse):
+            return ctx
+        found = ctx.visitor
         if found.account is None:
             if request.method == "GET" and not request.path.endswith(".json"):
                 target = request.path_qs
@@ -330,14 +336,10 @@ def public_page(handler: Handler) -> Callable[[web.Request], Awaitable[web.Strea
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        engine = request.app[ENGINE]
-        try:
-            found = await sessions.visitor(request, engine.db, engine.settings)
-        except DatabaseUnavailable:
-            return web.Response(
-                text="Service momentanément indisponible.", status=503, content_type="text/plain"
-            )
-        ctx = Page(request, found)
+        ctx = await _visit(request)
+        if isinstance(ctx, web.StreamResponse):
+            return ctx
+        found = ctx.visitor
         form = await _checked_form(request, found)
         if form is None:
             return _forbidden(ctx)
