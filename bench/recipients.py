@@ -182,13 +182,15 @@ def bench_import(rnd: random.Random) -> dict[str, Any]:
         "file_bytes": len(data),
         "import_median_s": import_s,
         "target_s_max": 3.0,
+        "pass": import_s < 3.0,
         "bare_phonenumbers_parse_median_s": bare_s,
         "ratio": round(import_s / bare_s, 3),
-        # Parse + checks + merge + COPY data, in the worker thread; the rest is PostgreSQL.
+        # Parse + checks + merge + COPY data of the whole file, as the worker thread does it chunk by
+        # chunk while PostgreSQL writes the previous chunks.
         "prepare_median_s": _median(prepare_runs),
         "reimport_same_file_s": round(measured["reimport_s"], 4),
-        # CPU seconds of one import: ours (parse in the worker thread, then the loop) and the PostgreSQL
-        # server process's; they run one after the other, so their sum is the idle-machine wall time.
+        # CPU seconds of one import: ours (parse in the worker thread, the loop) and the PostgreSQL
+        # server process's; they overlap (2 cores), so the wall time is nearer the larger of the two.
         "cpu_median_s": {
             "python": _median(measured["python_cpu_s"]),
             "postgres": _median(measured["postgres_cpu_s"]),

@@ -10,7 +10,9 @@ import codecs
 import csv
 import io
 import re
+import sys
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -79,53 +81,113 @@ class ContactsFile:
 
 def parse_contacts_csv(data: bytes, *, allow_international: bool = False) -> ContactsFile:
     """Parse and normalise a contacts CSV; raises InvalidInput (``not_csv``, ...) for unusable files."""
-    text = _decode(data)
-    try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=";", quotechar='"'))
-    except csv.Error as exc:
-        raise _not_csv(f"CSV syntax error: {exc}") from exc
-    first = next((index for index, cells in enumerate(records) if not _blank(cells)), None)
-    if first is None:
-        raise InvalidInput("empty_file", "the contacts file has no rows", message_fr="Le fichier est vide.")
+    reader = ContactsReader(data, allow_international=allow_international)
+    rows: list[ContactRow] = []
+    refused: list[RefusedRow] = []
+    for chunk in reader.chunks(sys.maxsize):
+        rows.extend(chunk.rows)
+        refused.extend(chunk.refused)
+    return ContactsFile(tuple(rows), tuple(refused), reader.has_header)
 
-    columns = _header_columns(records[first])
-    has_header = columns is not None
-    bare_list = False
-    if columns is None:
-        columns = {name: [index] for index, name in enumerate(HEADERLESS_COLUMNS)}
-        if all(_blank(cells[1:]) for cells in records):
-            # A single column of numbers (maybe with trailing semicolons), or a text file without any.
-            columns, bare_list = {"telephone": [0]}, True
-        start = first
-    else:
-        start = first + 1
-    phone_columns = columns.get("telephone")
-    if not phone_columns:
-        raise InvalidInput(
-            "no_phone_column",
-            "the header row has no phone column",
-            message_fr="La ligne d'en-tête n'a pas de colonne Téléphone (ou Tél, Portable, Mobile).",
-        )
-    if not _looks_like_contacts(records[start:], phone_columns, bare_list=bare_list):
-        raise _not_csv("no row has anything like a phone number in the phone column")
-    rows, refused = _build(records, start, columns, phone_columns, allow_international)
-    return ContactsFile(rows, refused, has_header)
+
+@dataclass(frozen=True, slots=True)
+class ContactsChunk:
+    """Consecutive rows of the file: the importable ones and the refused ones."""
+
+    rows: tuple[ContactRow, ...]
+    refused: tuple[RefusedRow, ...]
+
+
+class ContactsReader:
+    """A contacts CSV checked up front (encoding, header, phone column), then read and normalised in chunks.
+
+    The checks read only as far as they need (the header, the first phone number), so an import can
+    start writing the first chunk at once and write each chunk while the next one is read and normalised.
+    A CSV syntax error further down surfaces with the chunk that holds it.
+    """
+
+    def __init__(self, data: bytes, *, allow_international: bool = False) -> None:
+        self._reader = csv.reader(io.StringIO(_decode(data), newline=""), delimiter=";", quotechar='"')
+        self._records: list[list[str]] = []
+        records = self._records_from(0)
+        first = next((index for index, cells in records if not _blank(cells)), None)
+        if first is None:
+            raise InvalidInput(
+                "empty_file", "the contacts file has no rows", message_fr="Le fichier est vide."
+            )
+        columns = _header_columns(self._records[first])
+        self.has_header = columns is not None
+        bare_list = False
+        if columns is None:
+            columns = {name: [index] for index, name in enumerate(HEADERLESS_COLUMNS)}
+            if all(_blank(cells[1:]) for _, cells in self._records_from(0)):
+                # A single column of numbers (maybe with trailing semicolons), or a text file without any.
+                columns, bare_list = {"telephone": [0]}, True
+            start = first
+        else:
+            start = first + 1
+        phone_columns = columns.get("telephone")
+        if not phone_columns:
+            raise InvalidInput(
+                "no_phone_column",
+                "the header row has no phone column",
+                message_fr="La ligne d'en-tête n'a pas de colonne Téléphone (ou Tél, Portable, Mobile).",
+            )
+        body = (cells for _, cells in self._records_from(start))
+        if not _looks_like_contacts(body, phone_columns, bare_list=bare_list):
+            raise _not_csv("no row has anything like a phone number in the phone column")
+        self._start = start
+        self._columns = columns
+        self._allow_international = allow_international
+
+    def chunks(self, rows_per_chunk: int, *, first_chunk_rows: int | None = None) -> Iterator[ContactsChunk]:
+        """The rows in file order, normalised rows_per_chunk at a time (the first chunk may be smaller)."""
+        start = self._start
+        size = rows_per_chunk if first_chunk_rows is None else first_chunk_rows
+        while self._read_to(start + 1):
+            stop = start + max(size, 1)
+            self._read_to(stop)
+            stop = min(stop, len(self._records))
+            yield _build(
+                self._records,
+                range(start, stop),
+                self._columns,
+                allow_international=self._allow_international,
+            )
+            start, size = stop, rows_per_chunk
+
+    def _read_to(self, count: int) -> bool:
+        """Read records until there are count of them; False when the file ends before."""
+        records = self._records
+        try:
+            while len(records) < count:
+                cells = next(self._reader, None)
+                if cells is None:
+                    return False
+                records.append(cells)
+        except csv.Error as exc:
+            raise _not_csv(f"CSV syntax error: {exc}") from exc
+        return True
+
+    def _records_from(self, start: int) -> Iterator[tuple[int, list[str]]]:
+        """(index, cells) from record start on, reading the file as far as the caller goes."""
+        index = start
+        while self._read_to(index + 1):
+            yield index, self._records[index]
+            index += 1
 
 
 def _build(
-    records: list[list[str]],
-    start: int,
-    columns: dict[str, list[int]],
-    phone_columns: list[int],
-    allow_international: bool,
-) -> tuple[tuple[ContactRow, ...], tuple[RefusedRow, ...]]:
+    records: list[list[str]], rows_range: range, columns: dict[str, list[int]], *, allow_international: bool
+) -> ContactsChunk:
+    """Normalise records[rows_range]: the rows with their numbers, and the refused ones."""
     societe, nom, prenom, groupe = (
         columns.get(name, [-1])[0] for name in ("societe", "nom", "prenom", "groupe")
     )
-    first_phone, *other_phones = phone_columns  # e.g. "Téléphone;Portable": the first one filled in
+    first_phone, *other_phones = columns["telephone"]  # e.g. "Téléphone;Portable": the first one filled in
     rows: list[ContactRow] = []
     refused: list[RefusedRow] = []
-    for index in range(start, len(records)):
+    for index in rows_range:
         cells = records[index]
         row = index + 1
         width = len(cells)
@@ -151,7 +213,7 @@ def _build(
                 group or None,
             )
         )
-    return tuple(rows), tuple(refused)
+    return ContactsChunk(tuple(rows), tuple(refused))
 
 
 def _blank(cells: list[str]) -> bool:
@@ -199,12 +261,20 @@ def _looks_like_phone(value: str) -> bool:
     return sum(char.isdigit() for char in value) >= _MIN_PHONE_DIGITS and not any(c.isalpha() for c in value)
 
 
-def _looks_like_contacts(records: list[list[str]], phone_columns: list[int], *, bare_list: bool) -> bool:
+def _looks_like_contacts(records: Iterable[list[str]], phone_columns: list[int], *, bare_list: bool) -> bool:
     """Whether the phone column holds phone numbers: any of them in a CSV, most of them in a bare list."""
-    values = (cells[i] for cells in records for i in phone_columns if i < len(cells))
     if bare_list:
-        return sum(_looks_like_phone(value) for value in values) * 2 >= sum(not _blank(c) for c in records)
-    return not records or any(_looks_like_phone(value) for value in values)
+        phones = filled = 0
+        for cells in records:
+            phones += any(_looks_like_phone(cells[i]) for i in phone_columns if i < len(cells))
+            filled += not _blank(cells)
+        return phones * 2 >= filled
+    empty = True
+    for cells in records:
+        empty = False
+        if any(_looks_like_phone(cells[i]) for i in phone_columns if i < len(cells)):
+            return True
+    return empty
 
 
 def _not_csv(detail: str) -> InvalidInput:

@@ -60,8 +60,19 @@ async def bob(db: Database, stack_settings: Settings) -> UUID:
     return await _account(db, stack_settings, "bob@example.fr")
 
 
-async def _import(db: Database, account: UUID, data: bytes, *, international: bool = False) -> ImportReport:
-    return await import_contacts_csv(db, account, data, allow_international=international)
+async def _import(
+    db: Database,
+    account: UUID,
+    data: bytes,
+    *,
+    international: bool = False,
+    rows_per_chunk: int | None = None,
+) -> ImportReport:
+    if rows_per_chunk is None:
+        return await import_contacts_csv(db, account, data, allow_international=international)
+    return await import_contacts_csv(
+        db, account, data, allow_international=international, rows_per_chunk=rows_per_chunk
+    )
 
 
 async def _all(db: Database, account: UUID) -> list[store.Contact]:
@@ -181,21 +192,27 @@ async def test_second_import_updates_and_never_doubles(db: Database, alice: UUID
     assert await store.count_contacts(db, alice) == 3
 
 
+# The file is written in chunks: a number repeated in a later chunk merges exactly as within one chunk.
+@pytest.mark.parametrize("rows_per_chunk", [None, 1, 2])
 async def test_duplicate_numbers_in_the_file_make_one_contact_in_every_group(
-    db: Database, alice: UUID
+    db: Database, alice: UUID, rows_per_chunk: int | None
 ) -> None:
     data = excel_export(
         [
             HEADER,
             ["Mairie", "Lefèvre", "", "06 12 34 56 78", "Élus"],
             ["", "", "Hélène", "+33 6 12 34 56 78", "Conseil"],
+            ["", "Martin", "", "06 98 76 54 32", "Conseil"],
             ["", "", "", "0612345678", "élus"],
+            ["", "Durand", "Paul", "0698765432", ""],
         ]
     )
-    report = await _import(db, alice, data)
-    assert (report.imported, report.duplicates_in_file, report.groups_created) == (1, 2, 2)
+    report = await _import(db, alice, data, rows_per_chunk=rows_per_chunk)
+    assert (report.imported, report.updated, report.duplicates_in_file) == (2, 0, 3)
+    assert (report.groups_created, report.memberships_added) == (2, 3)
     assert [_row(c) for c in await _all(db, alice)] == [
         ("+33612345678", "Mairie", "Lefèvre", "Hélène", ["Conseil", "Élus"]),
+        ("+33698765432", "", "Durand", "Paul", ["Conseil"]),
     ]
 
 
@@ -270,6 +287,18 @@ async def test_a_failure_late_in_the_import_leaves_nothing_behind(db: Database, 
     with pytest.raises(InvalidInput) as caught:
         await _import(db, alice, excel_export(rows))
     assert caught.value.code == "too_many_groups"
+    assert await store.count_contacts(db, alice) == 0
+    assert await store.list_groups(db, alice) == []
+
+
+async def test_a_csv_error_in_a_later_chunk_leaves_nothing_behind(db: Database, alice: UUID) -> None:
+    # An unterminated quote swallows the rest of the file into one field past the csv module's limit:
+    # found only when that chunk is read, after earlier chunks were written.
+    rows = [HEADER] + [["", f"Nom{i}", "", f"0612{i:06d}", "Élus"] for i in range(30)]
+    data = excel_export(rows) + b'"' + b"x" * 200_000
+    with pytest.raises(InvalidInput) as caught:
+        await _import(db, alice, data, rows_per_chunk=10)
+    assert caught.value.code == "not_csv"
     assert await store.count_contacts(db, alice) == 0
     assert await store.list_groups(db, alice) == []
 
