@@ -26,6 +26,7 @@ from engine.domain.trunks import Trunk
 from engine.logs import mask_number
 from engine.metrics import Metrics
 from engine.reconcile import AdoptedCall, parse_ari_time, result_from_cdr
+from engine.results import ResultWriter
 from engine.settings import Settings
 from engine.stack.asterisk import prompt_uri, sound_uri
 from engine.store import Database, DatabaseUnavailable
@@ -102,9 +103,11 @@ class Dialer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._trunks_at = 0.0
         self._completed_at = 0.0
+        self._started_due_at = float("-inf")
         self._token_due: float | None = None
         self._reconciled_at = time.monotonic()
         self._recording: set[UUID] = set()  # attempts whose result is being written
+        self._results = ResultWriter(db)
         self._reconciled_after_connect = asyncio.Event()
         self.originates = 0
         self.on_originate: Callable[[Claim], None] | None = None  # tests and benches count originates
@@ -155,6 +158,7 @@ class Dialer:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self._results.close()
 
     # --- one cycle -------------------------------------------------------------------------------------
     async def _cycle(self) -> None:
@@ -162,9 +166,11 @@ class Dialer:
             await asyncio.wait_for(self._wake.wait(), timeout=self._wait_s())
         self._wake.clear()
         now_dt = datetime.now(UTC)
-        started = await sends_store.start_due(self.db, now_dt)
-        for send_id in started:
-            log.info("send.started", send_id=str(send_id))
+        if time.monotonic() - self._started_due_at >= IDLE_S:
+            # Deferred sends: looked for every IDLE_S, not on every cycle of a busy dialer.
+            self._started_due_at = time.monotonic()
+            for send_id in await sends_store.start_due(self.db, now_dt):
+                log.info("send.started", send_id=str(send_id))
         await self._refresh_trunks()
         if not self.ari.ready:
             self.state.blocked_reason = "asterisk unavailable"
@@ -481,8 +487,8 @@ class Dialer:
         delay = 0.2
         while True:
             try:
-                recorded = await sends_store.record_result(
-                    self.db, claim, result, policy=policy, failed_over=failed_over, reconciled=reconciled
+                recorded = await self._results.record(
+                    sends_store.Result(claim, result, policy, failed_over=failed_over, reconciled=reconciled)
                 )
                 log.info(
                     "attempt.recorded",

@@ -11,7 +11,6 @@ from typing import Final, Literal
 from uuid import UUID
 
 from engine.domain.numbers import Number
-from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy
 from engine.errors import InvalidInput
 
@@ -146,7 +145,3 @@ class Progress:
         if self.done == 0 or elapsed_s <= 0:
             return None
         return self.remaining * elapsed_s / self.done
-
-
-def is_final(outcome: Outcome, attempts_made: int, policy: RetryPolicy) -> bool:
-    return not (outcome.retryable and attempts_made < policy.max_attempts)

@@ -5,14 +5,20 @@ engines."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from engine.domain.accounts import InsufficientCredits
+from engine.domain.callevents import CallResult, EndReason
+from engine.domain.outcomes import Outcome
+from engine.domain.retries import RetryPolicy
 from engine.domain.sends import SendStatus
 from engine.errors import InvalidInput, NotFound
+from engine.results import ResultWriter
 from engine.sends import create_send, steer
 from engine.settings import Settings
 from engine.store import Database
@@ -223,3 +229,121 @@ async def test_deferred_send_starts_at_its_time_not_before(
     assert await sends_store.start_due(db, at) == [send.id]
     # Missed while the engine was down: starts as soon as it is back.
     assert (await sends_store.get_send(db, send.id)).status is SendStatus.running
+
+
+def _result(outcome: Outcome, *, sip_code: int | None = None) -> CallResult:
+    now = time.time()
+    answered = outcome is Outcome.listened
+    return CallResult(
+        outcome=outcome,
+        end_reason=EndReason.message_completed if answered else EndReason.dial_failed,
+        cause=16 if answered else 17,
+        sip_code=sip_code,
+        dialstatus=None if answered else "BUSY",
+        may_fail_over=False,
+        originated_at=now - 5,
+        ringing_at=now - 4,
+        answered_at=now - 3 if answered else None,
+        ended_at=now,
+        message_started_at=now - 2 if answered else None,
+        greeting_plays=0,
+        amd_status=None,
+        amd_cause=None,
+        transfer_outcome=None,
+        transfer_started_at=None,
+        transfer_answered_at=None,
+        transfer_ended_at=None,
+    )
+
+
+async def test_results_written_in_batches_each_move_their_own_recipient(
+    stack_settings: Settings, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    who = await customer(db, stack_settings, tmp_path, credits=10)
+    send = await create_send(
+        db,
+        stack_settings,
+        who.account,
+        message_ref=who.message.ref,
+        targets=targets([f"06{i:08d}" for i in range(12000000, 12000007)]),
+        origin="api",
+    )
+    trunks = ["a", "b", "a", "b", "a", "b", "a"]
+    claims = await sends_store.claim(
+        db, send.id, trunks, node="n", app="x", demo=False, now=datetime.now(UTC)
+    )
+    assert [c.trunk for c in claims] == trunks
+    assert [c.attempt_no for c in claims] == [1] * 7
+    policy = RetryPolicy(extra_attempts=1, interval_s=600)
+    listened, busy, moved, bad, last_busy, twice, other = claims
+    statements: list[int] = []
+    record_results = sends_store.record_results
+
+    async def counted(db_: Database, results: list[sends_store.Result]) -> list[sends_store.Recorded]:
+        statements.append(len(results))
+        return await record_results(db_, results)
+
+    monkeypatch.setattr(sends_store, "record_results", counted)
+    writer = ResultWriter(db)
+    # The busy recipient's second attempt: its last one under the policy.
+    await db.execute("UPDATE send_recipients SET attempts = 2 WHERE id = $1", last_busy.recipient_id)
+    last_busy = dataclasses.replace(last_busy, attempt_no=2)
+    # Results of calls that end together: one statement (an attempt's second result, from a racing
+    # reconciliation, goes into the next one).
+    outcomes = await asyncio.gather(
+        writer.record(sends_store.Result(listened, _result(Outcome.listened), policy)),
+        writer.record(sends_store.Result(busy, _result(Outcome.busy), policy)),
+        writer.record(sends_store.Result(moved, _result(Outcome.busy), policy, failed_over=True)),
+        writer.record(sends_store.Result(last_busy, _result(Outcome.busy), policy)),
+        writer.record(sends_store.Result(twice, _result(Outcome.listened), policy)),
+        writer.record(sends_store.Result(twice, _result(Outcome.busy), policy, reconciled="cdr")),
+    )
+    assert statements == [5, 1]
+    assert [(r.final, r.outcome) for r in outcomes] == [
+        (True, Outcome.listened),
+        (False, Outcome.busy),
+        (False, Outcome.busy),  # failed over: the recipient stays calling
+        (True, Outcome.busy),
+        (True, Outcome.listened),
+        (True, Outcome.busy),  # the attempt was recorded already: nothing changes
+    ]
+    # A result the database refuses (an int4 column cannot hold this code) fails alone.
+    statements.clear()
+    refused, written = await asyncio.gather(
+        writer.record(sends_store.Result(bad, _result(Outcome.busy, sip_code=2**40), policy)),
+        writer.record(sends_store.Result(other, _result(Outcome.listened), policy)),
+        return_exceptions=True,
+    )
+    assert statements == [2, 1, 1]
+    assert isinstance(refused, Exception)
+    assert written == sends_store.Recorded(True, Outcome.listened)
+    rows = {
+        r["id"]: r
+        for r in await db.fetch(
+            "SELECT id, state, outcome, next_attempt_at > now() + interval '9 minutes' AS later "
+            "FROM send_recipients WHERE send_id = $1",
+            send.id,
+        )
+    }
+    assert (rows[listened.recipient_id]["state"], rows[listened.recipient_id]["outcome"]) == (
+        "done",
+        "listened",
+    )
+    assert (rows[busy.recipient_id]["state"], rows[busy.recipient_id]["later"]) == ("pending", True)
+    assert rows[moved.recipient_id]["state"] == "calling"
+    assert rows[bad.recipient_id]["state"] == "calling"  # left to reconciliation
+    assert (rows[last_busy.recipient_id]["state"], rows[last_busy.recipient_id]["outcome"]) == (
+        "done",
+        "busy",
+    )
+    assert (rows[twice.recipient_id]["state"], rows[twice.recipient_id]["outcome"]) == ("done", "listened")
+    attempts = {
+        r["id"]: (r["state"], r["outcome"], r["reconciled"])
+        for r in await db.fetch(
+            "SELECT id, state, outcome, reconciled FROM attempts WHERE send_id = $1", send.id
+        )
+    }
+    assert attempts[twice.attempt_id] == ("ended", "listened", None)
+    assert attempts[bad.attempt_id] == ("originating", None, None)
+    assert attempts[moved.attempt_id] == ("ended", "busy", None)
+    assert attempts[other.attempt_id] == ("ended", "listened", None)
