@@ -122,6 +122,7 @@ class OutboundCall:
         self._beep_heard = False
         self._sound_heard = False
         self._detect_timers: dict[str, asyncio.TimerHandle] = {}
+        self._linger: asyncio.TimerHandle | None = None
         self._answered = False
         self._soft_hangup = False
         self.originate_sent_at: float | None = None  # monotonic, just before POST /channels
@@ -417,9 +418,12 @@ class OutboundCall:
             sip_code=result.sip_code,
             end_reason=result.end_reason.value,
         )
-        # Stay subscribed a little for the last ChannelDestroyed events, then let go.
+        # Stay subscribed a little for the last ChannelDestroyed events, then let go (_close cancels
+        # this when they came: the timer would otherwise keep the whole call in memory for LINGER_S).
         if self.route is not None:
-            asyncio.get_running_loop().call_later(LINGER_S, self.route.put, {"type": "_Linger"})
+            self._linger = asyncio.get_running_loop().call_later(
+                LINGER_S, self.route.put, {"type": "_Linger"}
+            )
 
     def route_put(self, event: Event) -> None:
         """Queue an event behind the ones already received (the sweep's findings)."""
@@ -444,6 +448,9 @@ class OutboundCall:
             self._close()
 
     def _close(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         if self.route is not None:
             self.route.close()
 
