@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
+import weakref
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from engine.domain.trunks import Trunk
 from engine.settings import Settings
 from engine.stack.asterisk import prompt_uri, sound_uri
 from engine.telephony.calls import CallerId, CallRequest, CallService
-from tests.integration.conftest import Ari, add_trunk
+from tests.integration.conftest import Ari, add_trunk, wait_for
 from tests.integration.test_first_call import marker_prompt
 from tests.support.dtmfpcap import write_rfc2833_pcap
 from tests.support.sipp import SippProcess
@@ -53,7 +55,14 @@ async def test_greeting_star_message_listened(
         recv_timeout_ms=30000,
     )
     async with sipp:
-        result = await service.place(request)
+        call = await service.start(request)
+        result = await call.done
     assert result.outcome is Outcome.listened, result
     assert result.greeting_plays == 1
     assert result.cause == 16
+    # Its channel is gone: nothing keeps the call in memory any more (an engine places millions).
+    freed = weakref.ref(call)
+    del call
+    await wait_for(
+        lambda: gc.collect() >= 0 and freed() is None, timeout_s=3, what="the ended call to be freed"
+    )
