@@ -168,11 +168,13 @@ def _list(args: argparse.Namespace) -> int:
             account = await account_by_email(db, args.account)
             # A deleted message has no reference left to show (null).
             refs = {m.id: m.ref for m in await messages_store.list_messages(db, account.id)}
+            sends = await sends_store.list_sends(db, account.id, limit=args.limit)
+            outcomes = await sends_store.outcomes_of(db, [send.id for send in sends])
             rows = []
-            for send in await sends_store.list_sends(db, account.id, limit=args.limit):
+            for send in sends:
                 row = _send_json(send)
                 row["message_ref"] = refs.get(send.message_id)
-                row["outcomes"] = (await sends_store.progress(db, send.id)).outcomes
+                row["outcomes"] = outcomes[send.id]
                 rows.append(row)
             return rows
 

@@ -207,6 +207,19 @@ async def progress(db: Executor, send_id: UUID) -> Progress:
     )
 
 
+async def outcomes_of(db: Executor, send_ids: Sequence[UUID]) -> dict[UUID, dict[str, int]]:
+    """Final outcomes per send, for a page of sends in one query ({} for a send with none yet)."""
+    rows = await db.fetch(
+        "SELECT send_id, outcome, count(*) AS n FROM send_recipients WHERE send_id = ANY($1::uuid[]) "
+        "AND state = 'done' GROUP BY send_id, outcome",
+        list(send_ids),
+    )
+    outcomes: dict[UUID, dict[str, int]] = {send_id: {} for send_id in send_ids}
+    for r in rows:
+        outcomes[r["send_id"]][r["outcome"]] = r["n"]
+    return outcomes
+
+
 async def recipients(
     db: Executor, send_id: UUID, *, limit: int = 1000, after_id: int = 0
 ) -> list[dict[str, Any]]:
@@ -416,7 +429,7 @@ async def claim(
     claims = [
         Claim(r["id"], send_id, r["recipient_id"], r["e164"], r["attempt_no"], r["trunk"]) for r in rows
     ]
-    # Outside the claim's transaction: fairness only needs it roughly right, and no claim should wait for it.
+    # Outside the claim's statement: fairness only needs it roughly right, and no claim should wait for it.
     await db.execute("UPDATE sends SET last_claim_at = $2 WHERE id = $1", send_id, now)
     return claims
 

@@ -379,10 +379,11 @@ async def list_sends(request: web.Request) -> web.Response:
     more = len(sends) > limit
     sends = sends[:limit]
     refs = await message_refs(engine.db, account.id)
+    outcomes = await sends_store.outcomes_of(engine.db, [send.id for send in sends])
     out = []
     for send in sends:
         row = send_json(send, refs)
-        row["outcomes"] = (await sends_store.progress(engine.db, send.id)).outcomes
+        row["outcomes"] = outcomes[send.id]
         out.append(row)
     return json_response({"sends": out, "next_before": iso(sends[-1].created_at) if more else None})
 
