@@ -20,9 +20,9 @@ from uuid import UUID
 import asyncpg
 import structlog
 
+from engine.domain.contacts import MAX_GROUPS, clean_field, clean_group_name, search_key, too_many_groups
 from engine.domain.contacts_csv import ContactsReader, RefusedRow
 from engine.errors import InvalidInput, NotFound
-from engine.store.contacts import MAX_GROUPS, clean_field, clean_group_name, search_key, too_many_groups
 from engine.store.db import Database
 
 # The pool's 30 s command timeout guards interactive queries; a 100,000-row import on a busy machine

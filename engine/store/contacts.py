@@ -2,7 +2,8 @@
 
 Every function takes the account and never reads, counts or changes another account's rows: another
 account's contact or group is NotFound, as if it did not exist. Names are searched and sorted by keys
-this module computes (``search_key``: lower case, no accents) and stores beside them (sql/0004).
+the domain computes (engine.domain.contacts.search_key: lower case, no accents) and this module stores
+beside them (sql/0004).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import base64
 import binascii
 import json
 import re
-import unicodedata
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,14 +21,19 @@ from uuid import UUID
 
 import asyncpg
 
-from engine.domain.numbers import Number, NumberType, Refusal, normalize
+from engine.domain.contacts import (
+    MAX_GROUPS,
+    check_phone,
+    clean_field,
+    clean_group_name,
+    search_key,
+    tidy,
+    too_many_groups,
+)
+from engine.domain.numbers import Number, NumberType, normalize
 from engine.errors import InvalidInput, NotFound
 from engine.store.accounts import Executor, in_transaction
 
-FIELD_MAX_LENGTH: Final = 100  # société, nom, prénom (the CHECKs of sql/0004)
-GROUP_NAME_MAX_LENGTH: Final = 60
-# Soft cap (checked without a lock): a mis-mapped CSV column must not make 100,000 groups.
-MAX_GROUPS: Final = 1000
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
 MAX_SEARCH_WORDS: Final = 4
@@ -83,75 +88,6 @@ class Target(NamedTuple):
 
     contact_id: int
     e164: str
-
-
-# --- field rules (pure) ---------------------------------------------------------------------------------
-
-_CONTROLS: Final = re.compile(r"[\x00-\x1f\x7f]")
-_SPACES: Final = re.compile(r"\s+")
-# Letters Unicode does not decompose into a base letter and an accent.
-_LIGATURES: Final = {
-    "œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss",
-    "ø": "o", "Ø": "o", "ł": "l", "Ł": "l", "đ": "d", "Đ": "d",
-}  # fmt: skip
-FIELD_LABELS_FR: Final = {"societe": "Société", "nom": "Nom", "prenom": "Prénom"}
-
-
-def _tidy(raw: str) -> str:
-    """NFC, control characters and runs of spaces made one space, trimmed."""
-    text = raw.strip()
-    if text.isprintable() and "  " not in text and unicodedata.is_normalized("NFC", text):
-        return text  # the common case, 100,000 times per import: no regex
-    return _SPACES.sub(" ", _CONTROLS.sub(" ", unicodedata.normalize("NFC", text))).strip()
-
-
-_LIGATURE_TABLE: Final = str.maketrans(_LIGATURES)
-# The marks NFKD splits off a letter (accents, cedilla, tilde...): the Combining Diacritical Marks blocks.
-_COMBINING: Final = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
-
-
-def search_key(text: str) -> str:
-    """What names are sorted and searched by: lower case, accents and ligatures removed ("Œuvre" → "oeuvre").
-
-    Stored beside each field (sql/0004); search words go through it too, so both sides always agree.
-    """
-    if text.isascii():
-        return text.lower()
-    decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURE_TABLE).lower())
-    return _COMBINING.sub("", decomposed) or text.lower()  # lone combining marks still get a key
-
-
-def clean_field(raw: str, field: str) -> str:
-    """A société, nom or prénom as stored: NFC, single spaces, trimmed; InvalidInput when too long."""
-    text = _tidy(raw)
-    if len(text) > FIELD_MAX_LENGTH:
-        label = FIELD_LABELS_FR.get(field, field)
-        raise InvalidInput(
-            "field_too_long",
-            f"{field} longer than {FIELD_MAX_LENGTH} characters",
-            message_fr=f"Champ « {label} » trop long ({FIELD_MAX_LENGTH} caractères au plus).",
-        )
-    return text
-
-
-def clean_group_name(raw: str) -> str:
-    """A group name as stored; InvalidInput when empty or too long."""
-    name = _tidy(raw)
-    if not name or len(name) > GROUP_NAME_MAX_LENGTH:
-        raise InvalidInput(
-            "group_name_invalid",
-            f"group name must have 1 to {GROUP_NAME_MAX_LENGTH} characters",
-            message_fr=f"Le nom du groupe doit compter de 1 à {GROUP_NAME_MAX_LENGTH} caractères.",
-        )
-    return name
-
-
-def check_phone(raw: str, *, allow_international: bool) -> Number:
-    """The normalised number, or InvalidInput carrying the refusal's code and French reason."""
-    result = normalize(raw, allow_international=allow_international)
-    if isinstance(result, Refusal):
-        raise InvalidInput(result.code, f"phone number refused ({result.code})", message_fr=result.message_fr)
-    return result
 
 
 # --- SQL building blocks (constant text: values always travel as $n parameters) ----------------------
@@ -420,7 +356,7 @@ def _search_terms(search: str | None) -> tuple[str | None, list[str]]:
 
     A number is matched by the beginning of its E.164 form: "06 12" → "+33612", "0033 6" → "+336".
     """
-    text = _tidy(search or "")
+    text = tidy(search or "")
     if not text:
         return None, []
     words = text.split()
@@ -578,7 +514,7 @@ async def group_by_name(db: Executor, account_id: UUID, name: str) -> Group:
     row = await db.fetchrow(
         _GROUP_SELECT + "WHERE g.account_id = $1 AND g.name_key = $2",
         account_id,
-        search_key(_tidy(name)),
+        search_key(tidy(name)),
     )
     if row is None:
         raise _no_group(account_id, repr(name))
@@ -611,15 +547,6 @@ async def create_group(db: Executor, account_id: UUID, name: str) -> Group:
     if row is None:
         raise _group_exists(clean)
     return _group(row)
-
-
-def too_many_groups() -> InvalidInput:
-    """The error for an account that would exceed MAX_GROUPS."""
-    return InvalidInput(
-        "too_many_groups",
-        f"an account has at most {MAX_GROUPS} contact groups",
-        message_fr=f"Vous ne pouvez pas avoir plus de {MAX_GROUPS} groupes de contacts.",
-    )
 
 
 async def rename_group(db: Executor, account_id: UUID, group_id: int, name: str) -> Group:

@@ -8,6 +8,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from engine.contacts_import import MAX_IMPORT_BYTES, import_contacts_csv, report_json
+from engine.domain.contacts import MAX_GROUPS
 from engine.errors import InvalidInput
 from engine.store import contacts as store
 from engine.web.api_common import (
@@ -98,7 +99,7 @@ async def list_contacts(request: web.Request) -> web.Response:
 
 def _group_ids(body: dict[str, Any]) -> list[int] | None:
     """The list given, or None when the field is absent (null is refused)."""
-    value = not_null(Field("group_ids").int_list(body, hi=INT64_MAX, max_items=store.MAX_GROUPS), "group_ids")
+    value = not_null(Field("group_ids").int_list(body, hi=INT64_MAX, max_items=MAX_GROUPS), "group_ids")
     return value if isinstance(value, list) else None
 
 

@@ -16,6 +16,7 @@ import asyncpg
 from aiohttp import web
 
 from engine.domain.accounts import Account, SendDefaults
+from engine.domain.contacts import MAX_GROUPS
 from engine.domain.numbers import Number, normalize
 from engine.domain.outcomes import Outcome
 from engine.domain.recipients import PasteReport, parse_paste
@@ -91,7 +92,7 @@ async def read_targets(db: Database, settings: Settings, account: Account, body:
     numbers = _listed(Field("numbers").text_list(body, max_items=MAX_LIST_ITEMS, max_length=100))
     text = Field("text").text(body, max_length=MAX_TEXT)
     contact_ids = _listed(Field("contact_ids").int_list(body, hi=INT64_MAX, max_items=MAX_LIST_ITEMS))
-    group_ids = _listed(Field("group_ids").int_list(body, hi=INT64_MAX, max_items=contacts_store.MAX_GROUPS))
+    group_ids = _listed(Field("group_ids").int_list(body, hi=INT64_MAX, max_items=MAX_GROUPS))
     subset = Field("subset_contact_ids").int_list(body, hi=INT64_MAX, max_items=MAX_LIST_ITEMS)
     pasted = "\n".join([*numbers, *([text] if isinstance(text, str) else [])])
     if not pasted.strip() and not contact_ids and not group_ids:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from engine.domain import contacts as contact_rules
 from engine.domain.accounts import (
     MAX_RETRIES,
     RETRY_INTERVAL_MAX_S,
@@ -14,7 +15,6 @@ from engine.domain.accounts import (
     TITLE_MAX_LENGTH,
 )
 from engine.domain.sends import MAX_COMMENT
-from engine.store import contacts as contacts_store
 from engine.store.tokens import LABEL_MAX_LENGTH
 from engine.web.api_common import INT32_MAX, INT64_MAX
 
@@ -96,7 +96,7 @@ _TARGETS: Final[dict[str, Schema]] = {
     "numbers": array(text(100), maxItems=100_000),
     "text": text(2 * 1024 * 1024),
     "contact_ids": array(integer(1, INT64_MAX), maxItems=100_000),
-    "group_ids": array(integer(1, INT64_MAX), maxItems=contacts_store.MAX_GROUPS),
+    "group_ids": array(integer(1, INT64_MAX), maxItems=contact_rules.MAX_GROUPS),
     "subset_contact_ids": nullable(array(integer(1, INT64_MAX), maxItems=100_000)),
 }
 
@@ -294,20 +294,20 @@ SCHEMAS: Final[dict[str, Schema]] = {
     "ContactInput": obj(
         {"phone": text(100)},
         {
-            "societe": text(contacts_store.FIELD_MAX_LENGTH),
-            "nom": text(contacts_store.FIELD_MAX_LENGTH),
-            "prenom": text(contacts_store.FIELD_MAX_LENGTH),
-            "group_ids": array(integer(1, INT64_MAX), maxItems=contacts_store.MAX_GROUPS),
+            "societe": text(contact_rules.FIELD_MAX_LENGTH),
+            "nom": text(contact_rules.FIELD_MAX_LENGTH),
+            "prenom": text(contact_rules.FIELD_MAX_LENGTH),
+            "group_ids": array(integer(1, INT64_MAX), maxItems=contact_rules.MAX_GROUPS),
         },
     ),
     "ContactUpdate": obj(
         {},
         {
             "phone": text(100),
-            "societe": text(contacts_store.FIELD_MAX_LENGTH),
-            "nom": text(contacts_store.FIELD_MAX_LENGTH),
-            "prenom": text(contacts_store.FIELD_MAX_LENGTH),
-            "group_ids": array(integer(1, INT64_MAX), maxItems=contacts_store.MAX_GROUPS),
+            "societe": text(contact_rules.FIELD_MAX_LENGTH),
+            "nom": text(contact_rules.FIELD_MAX_LENGTH),
+            "prenom": text(contact_rules.FIELD_MAX_LENGTH),
+            "group_ids": array(integer(1, INT64_MAX), maxItems=contact_rules.MAX_GROUPS),
         },
     ),
     "ContactPage": obj(
@@ -315,7 +315,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
     ),
     "Group": obj({"id": INTEGER, "name": STRING, "member_count": INTEGER, "created_at": DATETIME}),
     "GroupList": obj({"groups": array(ref("Group"))}),
-    "GroupInput": obj({"name": text(contacts_store.GROUP_NAME_MAX_LENGTH, minLength=1)}),
+    "GroupInput": obj({"name": text(contact_rules.GROUP_NAME_MAX_LENGTH, minLength=1)}),
     "MembersInput": obj({"contact_ids": array(integer(1, INT64_MAX), maxItems=10_000)}),
     "MembersAdded": obj({"added": INTEGER, "group": ref("Group")}),
     "CsvUpload": obj({"file": BINARY}),

@@ -7,6 +7,7 @@ from uuid import UUID
 
 import pytest
 
+from engine.domain import contacts as rules
 from engine.errors import InvalidInput, NotFound
 from engine.settings import Settings
 from engine.store import Database
@@ -98,7 +99,7 @@ async def test_a_number_is_one_contact_per_account(db: Database, alice: UUID) ->
 
 async def test_too_long_field_is_refused(db: Database, alice: UUID) -> None:
     with pytest.raises(InvalidInput) as caught:
-        await _add(db, alice, "0612345678", "x" * (store.FIELD_MAX_LENGTH + 1))
+        await _add(db, alice, "0612345678", "x" * (rules.FIELD_MAX_LENGTH + 1))
     assert caught.value.code == "field_too_long"
     assert "Nom" in caught.value.message_fr
 

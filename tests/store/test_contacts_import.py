@@ -19,6 +19,7 @@ import pytest
 
 from engine.cli import main
 from engine.contacts_import import ImportReport, import_contacts_csv, prepare_import
+from engine.domain import contacts as rules
 from engine.errors import InvalidInput
 from engine.logs import configure
 from engine.settings import Settings
@@ -223,10 +224,10 @@ async def test_refused_rows_come_with_their_row_number_and_french_reason(db: Dat
             ["Mairie", "A", "B", "0800 FLOWERS", ""],
             ["Mairie", "C", "D", "08 99 12 34 56", ""],
             ["Mairie", "E", "F", "", "Groupe"],
-            ["", "x" * (store.FIELD_MAX_LENGTH + 1), "", "0612345678", ""],
+            ["", "x" * (rules.FIELD_MAX_LENGTH + 1), "", "0612345678", ""],
             ["", "Valide", "", "0612345679", ""],
             ["", "Londres", "", "+44 20 7946 0958", ""],
-            ["", "", "", "0612345680", "g" * (store.GROUP_NAME_MAX_LENGTH + 1)],
+            ["", "", "", "0612345680", "g" * (rules.GROUP_NAME_MAX_LENGTH + 1)],
         ]
     )
     report = await _import(db, alice, data)
@@ -282,7 +283,7 @@ async def test_a_file_that_is_not_a_contacts_csv_imports_nothing(
 async def test_a_failure_late_in_the_import_leaves_nothing_behind(db: Database, alice: UUID) -> None:
     # Groups are created first, contacts after: too many groups fails after some writes were made.
     rows = [HEADER] + [
-        ["", f"Nom{i}", "", f"0612{i:06d}", f"Groupe {i}"] for i in range(store.MAX_GROUPS + 1)
+        ["", f"Nom{i}", "", f"0612{i:06d}", f"Groupe {i}"] for i in range(rules.MAX_GROUPS + 1)
     ]
     with pytest.raises(InvalidInput) as caught:
         await _import(db, alice, excel_export(rows))

@@ -13,12 +13,13 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from engine.domain.contacts import check_phone, clean_field
 from engine.domain.numbers import Number, Refusal, normalize
 from engine.domain.recipients import PasteReport, parse_paste
 from engine.domain.sends import Target
 from engine.errors import InvalidInput, NotFound
 from engine.store import contacts as contacts_store
-from engine.store.contacts import Contact, check_phone, clean_field
+from engine.store.contacts import Contact
 from engine.web.ui import sendform
 from engine.web.ui.core import Page, page, phone_fr
 
