@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,37 @@ def fast(settings: Settings) -> Settings:
     return dataclasses.replace(settings, ring_timeout_s=2.0, max_cps=50.0)
 
 
+CALLEES = SIPP_DIR / "dialer_callees.xml"
+DEMO_PHONE = Path(__file__).parent.parent.parent / "dialplan/sipp/demo-phone.xml"
+
+
+async def callees(  # type: ignore[no-untyped-def]
+    settings: Settings,
+    sipp_ports,
+    tmp_path: Path,
+    *,
+    name: str = "callees",
+    scenario: Path = CALLEES,
+    trace: bool = False,
+    **trunk: Any,
+) -> SippProcess:
+    """A trunk towards a new SIPp phone (dialer_callees.xml: a behaviour per number), stored and reloaded;
+    national numbers, `trunk` sets its limits, priority, deposit... The phone starts with `async with`."""
+    sip_port, media_port = sipp_ports()
+    await add_trunk(
+        settings, Trunk(name=name, host="127.0.0.1", port=sip_port, number_format="national", **trunk)
+    )
+    return SippProcess(
+        scenario,
+        local_port=sip_port,
+        media_port=media_port,
+        workdir=tmp_path,
+        trace_messages=trace,
+        extra_args=["-aa"],  # answers the trunk's OPTIONS qualify
+        name=name,
+    )
+
+
 async def test_mixed_send_completes_with_one_outcome_each(
     stack_settings: Settings,
     db: Database,
@@ -47,27 +79,9 @@ async def test_mixed_send_completes_with_one_outcome_each(
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     settings = fast(stack_settings)
-    sip_port, media_port = sipp_ports()
-    await add_trunk(
-        settings,
-        Trunk(
-            name="callees",
-            host="127.0.0.1",
-            port=sip_port,
-            number_format="national",
-            max_channels=20,
-            max_cps=20,
-        ),
-    )
+    sipp = await callees(settings, sipp_ports, tmp_path, trace=True, max_channels=20, max_cps=20)
     who = await customer(db, settings, tmp_path, credits=100)
     numbers = [f"06123456{i:02d}" for i in range(10)] + [f"06501234{i:02d}" for i in range(10)]
-    sipp = SippProcess(
-        SIPP_DIR / "dialer_callees.xml",
-        local_port=sip_port,
-        media_port=media_port,
-        workdir=tmp_path,
-        extra_args=["-aa"],
-    )
     async with sipp, Engine(settings) as engine:
         send = await create_send(
             db,
@@ -121,30 +135,11 @@ async def test_kill_9_mid_send_loses_nobody_and_calls_nobody_twice(
 ) -> None:
     """A 200-recipient send; the engine is killed (-9) halfway and restarted: every recipient ends
     with exactly one final outcome, and no number got more INVITEs than its allowed attempts."""
-    sip_port, media_port = sipp_ports()
-    await add_trunk(
-        stack_settings,
-        Trunk(
-            name="callees",
-            host="127.0.0.1",
-            port=sip_port,
-            number_format="national",
-            max_channels=40,
-            max_cps=40,
-        ),
-    )
+    sipp = await callees(stack_settings, sipp_ports, tmp_path, max_channels=40, max_cps=40)
     who = await customer(db, stack_settings, tmp_path, credits=1000, seconds=1.5)
     numbers = [f"06{i:08d}" for i in range(12000000, 12000200)]
     env = engine_env(
         {"VOCALCAST_RING_TIMEOUT_S": "2", "VOCALCAST_MAX_CPS": "60", "VOCALCAST_MAX_CHANNELS": "40"}
-    )
-    sipp = SippProcess(
-        SIPP_DIR / "dialer_callees.xml",
-        local_port=sip_port,
-        media_port=media_port,
-        workdir=tmp_path,
-        trace_messages=False,
-        extra_args=["-aa"],
     )
     first = EngineProcess(env, tmp_path / "engine-1.log")
     second = EngineProcess(env, tmp_path / "engine-2.log")
@@ -214,27 +209,8 @@ async def test_deferred_start_cancel_pause_resume(
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     settings = fast(stack_settings)
-    sip_port, media_port = sipp_ports()
-    await add_trunk(
-        settings,
-        Trunk(
-            name="callees",
-            host="127.0.0.1",
-            port=sip_port,
-            number_format="national",
-            max_channels=2,
-            max_cps=2,
-        ),
-    )
+    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=2, max_cps=2)
     who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
-    sipp = SippProcess(
-        SIPP_DIR / "dialer_callees.xml",
-        local_port=sip_port,
-        media_port=media_port,
-        workdir=tmp_path,
-        trace_messages=False,
-        extra_args=["-aa"],
-    )
     async with sipp, Engine(settings) as engine:
         soon = datetime.now(UTC) + timedelta(seconds=2)
         deferred = await create_send(
@@ -295,27 +271,8 @@ async def test_fairness_a_small_send_is_not_stuck_behind_a_big_one(
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     settings = fast(stack_settings)
-    sip_port, media_port = sipp_ports()
-    await add_trunk(
-        settings,
-        Trunk(
-            name="callees",
-            host="127.0.0.1",
-            port=sip_port,
-            number_format="national",
-            max_channels=10,
-            max_cps=50,
-        ),
-    )
+    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=10, max_cps=50)
     who = await customer(db, settings, tmp_path, credits=1000, seconds=1.0)
-    sipp = SippProcess(
-        SIPP_DIR / "dialer_callees.xml",
-        local_port=sip_port,
-        media_port=media_port,
-        workdir=tmp_path,
-        trace_messages=False,
-        extra_args=["-aa"],
-    )
     order: list[str] = []
     async with sipp, Engine(settings) as engine:
         engine.dialer.on_originate = lambda claim: order.append(claim.e164)
@@ -357,52 +314,20 @@ async def test_failover_only_before_ringing(
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     settings = fast(stack_settings)
-    port_a, media_a = sipp_ports()
-    port_b, media_b = sipp_ports()
-    await add_trunk(
+    a = await callees(settings, sipp_ports, tmp_path, name="first", priority=10, max_channels=5, max_cps=20)
+    # The second trunk's phone answers every call (the demo phone).
+    b = await callees(
         settings,
-        Trunk(
-            name="first",
-            host="127.0.0.1",
-            port=port_a,
-            number_format="national",
-            priority=10,
-            max_channels=5,
-            max_cps=20,
-        ),
-    )
-    await add_trunk(
-        settings,
-        Trunk(
-            name="second",
-            host="127.0.0.1",
-            port=port_b,
-            number_format="national",
-            priority=20,
-            max_channels=5,
-            max_cps=20,
-        ),
+        sipp_ports,
+        tmp_path,
+        name="second",
+        scenario=DEMO_PHONE,
+        priority=20,
+        max_channels=5,
+        max_cps=20,
     )
     who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
     numbers = ["0612300009", "0612300019", "0612300007", "0612300017", "0612300005"]
-    a = SippProcess(
-        SIPP_DIR / "dialer_callees.xml",
-        local_port=port_a,
-        media_port=media_a,
-        workdir=tmp_path,
-        trace_messages=False,
-        extra_args=["-aa"],
-        name="first",
-    )
-    b = SippProcess(
-        Path(__file__).parent.parent.parent / "dialplan/sipp/demo-phone.xml",
-        local_port=port_b,
-        media_port=media_b,
-        workdir=tmp_path,
-        trace_messages=False,
-        extra_args=["-aa"],
-        name="second",
-    )
     async with a, b, Engine(settings) as engine:
         send = await create_send(
             db, settings, who.account, message_ref=who.message.ref, targets=targets(numbers), origin="api"
@@ -441,18 +366,7 @@ async def test_two_engines_share_the_work_without_double_calls(
     sipp_ports,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    sip_port, media_port = sipp_ports()
-    await add_trunk(
-        stack_settings,
-        Trunk(
-            name="callees",
-            host="127.0.0.1",
-            port=sip_port,
-            number_format="national",
-            max_channels=20,
-            max_cps=40,
-        ),
-    )
+    sipp = await callees(stack_settings, sipp_ports, tmp_path, max_channels=20, max_cps=40)
     who = await customer(db, stack_settings, tmp_path, credits=1000, seconds=1.0)
     numbers = [f"06{i:08d}" for i in range(14000000, 14000080)]
     base = {"VOCALCAST_RING_TIMEOUT_S": "2", "VOCALCAST_MAX_CHANNELS": "10"}
@@ -461,14 +375,6 @@ async def test_two_engines_share_the_work_without_double_calls(
     two = EngineProcess(
         engine_env({**base, "VOCALCAST_NODE": "beta", "VOCALCAST_HTTP_PORT": other_port}),
         tmp_path / "beta.log",
-    )
-    sipp = SippProcess(
-        SIPP_DIR / "dialer_callees.xml",
-        local_port=sip_port,
-        media_port=media_port,
-        workdir=tmp_path,
-        trace_messages=False,
-        extra_args=["-aa"],
     )
     async with sipp:
         await one.start()
@@ -513,28 +419,9 @@ async def test_asterisk_restart_mid_send(
     """Asterisk goes away mid-send: the send waits, resumes when it is back, every recipient ends with one
     outcome and nobody gets more INVITEs than allowed."""
     settings = fast(stack_settings)
-    sip_port, media_port = sipp_ports()
-    await add_trunk(
-        settings,
-        Trunk(
-            name="callees",
-            host="127.0.0.1",
-            port=sip_port,
-            number_format="national",
-            max_channels=10,
-            max_cps=20,
-        ),
-    )
+    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=10, max_cps=20)
     who = await customer(db, settings, tmp_path, credits=1000, seconds=1.5)
     numbers = [f"06{i:08d}" for i in range(15000000, 15000060)]
-    sipp = SippProcess(
-        SIPP_DIR / "dialer_callees.xml",
-        local_port=sip_port,
-        media_port=media_port,
-        workdir=tmp_path,
-        trace_messages=False,
-        extra_args=["-aa"],
-    )
     root = root_path(settings)
     async with sipp, Engine(settings) as engine:
         send = await create_send(
@@ -581,27 +468,17 @@ async def test_voicemail_drop_through_the_operators_direct_deposit(
     """A trunk that offers direct deposit: the number goes out with the operator's prefix and header, the
     mailbox platform answers, and the message is left without greeting: outcome voicemail."""
     settings = fast(stack_settings)
-    sip_port, media_port = sipp_ports()
-    await add_trunk(
+    sipp = await callees(
         settings,
-        Trunk(
-            name="deposit",
-            host="127.0.0.1",
-            port=sip_port,
-            number_format="national",
-            deposit_prefix="999",
-            deposit_header="X-Voicemail-Deposit: 1",
-        ),
+        sipp_ports,
+        tmp_path,
+        name="deposit",
+        trace=True,
+        deposit_prefix="999",
+        deposit_header="X-Voicemail-Deposit: 1",
     )
     who = await customer(db, settings, tmp_path, credits=10, seconds=1.0)
     greeting = await customer_greeting(db, settings, who, tmp_path)
-    sipp = SippProcess(
-        SIPP_DIR / "dialer_callees.xml",
-        local_port=sip_port,
-        media_port=media_port,
-        workdir=tmp_path,
-        extra_args=["-aa"],
-    )
     async with sipp, Engine(settings) as engine:
         send = await create_send(
             db,
