@@ -34,6 +34,7 @@ from engine.sends import create_send, steer
 from engine.settings import Settings
 from engine.stack import procs
 from engine.store import Database
+from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
 from engine.telephony.ari import events_task
 from engine.telephony.calls import CallerId
@@ -179,10 +180,11 @@ def watch(engine: Engine) -> Iterator[DialerRun]:
 
     dialer.release_slot = released  # type: ignore[method-assign]
     dialer.record = recorded  # type: ignore[method-assign]
-    store_calls = ["start_due", "runnable_sends", "claim", "record_results", "complete_finished"]
+    store_calls = ["start_due", "runnable_sends", "complete_finished"]
     try:
         with (
             run.timings.patch(sends_store, store_calls),
+            run.timings.patch(attempts_store, ["claim", "record_results"]),
             run.timings.patch(engine.ari, ["originate", "play", "hangup"]),
             run.timings.patch(dialer, ["_dispatch"]),
         ):

@@ -30,8 +30,9 @@ from engine.results import ResultWriter
 from engine.settings import Settings
 from engine.stack.asterisk import prompt_uri, sound_uri
 from engine.store import Database, DatabaseUnavailable
+from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
-from engine.store.sends import Claim
+from engine.store.attempts import Claim
 from engine.store.trunks import list_trunks
 from engine.telephony.ari import AriClient, Event
 from engine.telephony.calls import CallerId, CallRequest, CallService, OriginateUncertain
@@ -273,7 +274,7 @@ class Dialer:
             wanted.setdefault(send.id, []).append(trunk)
         for send_id, trunk_names in wanted.items():
             context = await self.send_context(send_id)
-            claims = await sends_store.claim(
+            claims = await attempts_store.claim(
                 self.db, send_id, trunk_names, node=self.node, app=self.ari.app, demo=context.demo, now=now_dt
             )
             for claim in claims:
@@ -395,7 +396,7 @@ class Dialer:
                         await asyncio.sleep(target.bucket.wait_s(time.monotonic()))
                         target.bucket.take(time.monotonic())
                         await self.record(current, result, context.policy, failed_over=True)
-                        current = await sends_store.failover_attempt(
+                        current = await attempts_store.failover_attempt(
                             self.db, current, other, node=self.node, app=self.ari.app, demo=context.demo
                         )
                         log.info(
@@ -420,7 +421,7 @@ class Dialer:
     async def _call(self, claim: Claim, context: SendContext) -> CallResult | None:
         trunk_state = self.state.trunks.get(claim.trunk)
         if trunk_state is None:
-            await sends_store.requeue(self.db, claim)
+            await attempts_store.requeue(self.db, claim)
             return None
         request = self._request(claim, context, trunk_state.trunk)
         self.originates += 1
@@ -488,7 +489,9 @@ class Dialer:
         while True:
             try:
                 recorded = await self._results.record(
-                    sends_store.Result(claim, result, policy, failed_over=failed_over, reconciled=reconciled)
+                    attempts_store.Result(
+                        claim, result, policy, failed_over=failed_over, reconciled=reconciled
+                    )
                 )
                 log.info(
                     "attempt.recorded",
@@ -523,14 +526,14 @@ class Dialer:
     async def _reconcile(self) -> None:
         channels = {str(c.get("id")): c for c in await self.ari.channels()}
         now = datetime.now(UTC)
-        for open_ in await sends_store.open_attempts(self.db, self.node):
+        for open_ in await attempts_store.open_attempts(self.db, self.node):
             attempt_id = str(open_.claim.attempt_id)
             if attempt_id in self.calls.calls or open_.claim.attempt_id in self._recording:
                 continue  # still followed by this process (the call service's sweep ends lost ones)
             if attempt_id in channels:
                 self._adopt(open_, channels[attempt_id])
                 continue
-            cdr = await sends_store.cdr_for(self.db, open_.claim.attempt_id)
+            cdr = await attempts_store.cdr_for(self.db, open_.claim.attempt_id)
             if cdr is None and now - open_.created_at < timedelta(
                 seconds=self.settings.ring_timeout_s + RECONCILE_GRACE_S
             ):
@@ -538,7 +541,7 @@ class Dialer:
             result = result_from_cdr(cdr, open_.message_duration_s, open_.created_at)
             await self.record(open_.claim, result, open_.policy, reconciled="cdr" if cdr else "lost")
 
-    def _adopt(self, open_: sends_store.OpenAttempt, channel: Event) -> None:
+    def _adopt(self, open_: attempts_store.OpenAttempt, channel: Event) -> None:
         """A call of this node survived our restart: follow it to its end without restarting its flow.
 
         Up: its message was playing; it is hung up once the message has had time to end. Still ringing:

@@ -13,7 +13,7 @@ import structlog
 
 from engine.domain.callflow import CallResult, EndReason
 from engine.domain.outcomes import Outcome
-from engine.store import sends as sends_store
+from engine.store import attempts as attempts_store
 from engine.telephony.ari import AriError, AriUnavailable, Event
 from engine.telephony.stasis import Route
 
@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 class AdoptedCall:
     """Follows a re-adopted channel, then records its outcome from Asterisk's CDR."""
 
-    def __init__(self, dialer: Dialer, open_: sends_store.OpenAttempt) -> None:
+    def __init__(self, dialer: Dialer, open_: attempts_store.OpenAttempt) -> None:
         self.dialer = dialer
         self.open = open_
         self.route: Route | None = None
@@ -45,7 +45,7 @@ class AdoptedCall:
                 await ari.hangup(attempt_id)
         elif kind == "ChannelDestroyed" and (event.get("channel") or {}).get("id") == attempt_id:
             await asyncio.sleep(0.2)  # let Asterisk write the CDR first
-            cdr = await sends_store.cdr_for(self.dialer.db, self.open.claim.attempt_id)
+            cdr = await attempts_store.cdr_for(self.dialer.db, self.open.claim.attempt_id)
             result = result_from_cdr(
                 cdr, self.open.message_duration_s, self.open.created_at, cause=_int(event.get("cause"))
             )

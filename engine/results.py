@@ -13,8 +13,8 @@ import contextlib
 from uuid import UUID
 
 from engine.store import Database, DatabaseUnavailable
-from engine.store import sends as sends_store
-from engine.store.sends import Recorded, Result
+from engine.store import attempts as attempts_store
+from engine.store.attempts import Recorded, Result
 
 _Entry = tuple[Result, asyncio.Future[Recorded]]
 
@@ -54,7 +54,7 @@ class ResultWriter:
 
     async def _write(self, batch: list[_Entry]) -> None:
         try:
-            recorded = await sends_store.record_results(self._db, [item for item, _ in batch])
+            recorded = await attempts_store.record_results(self._db, [item for item, _ in batch])
         except DatabaseUnavailable as exc:
             for _item, future in batch:
                 _settle(future, exc=exc)

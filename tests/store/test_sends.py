@@ -22,6 +22,7 @@ from engine.results import ResultWriter
 from engine.sends import create_send, steer
 from engine.settings import Settings
 from engine.store import Database
+from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
 from engine.store.accounts import balance, create_account
 from tests.integration.dialing import customer, targets
@@ -201,7 +202,7 @@ async def test_concurrent_claims_never_share_a_recipient(
     now = datetime.now(UTC)
     batches = await asyncio.gather(
         *(
-            sends_store.claim(db, send.id, ["t"] * 7, node=f"n{i}", app=f"a{i}", demo=False, now=now)
+            attempts_store.claim(db, send.id, ["t"] * 7, node=f"n{i}", app=f"a{i}", demo=False, now=now)
             for i in range(10)
         )
     )
@@ -269,7 +270,7 @@ async def test_results_written_in_batches_each_move_their_own_recipient(
         origin="api",
     )
     trunks = ["a", "b", "a", "b", "a", "b", "a"]
-    claims = await sends_store.claim(
+    claims = await attempts_store.claim(
         db, send.id, trunks, node="n", app="x", demo=False, now=datetime.now(UTC)
     )
     assert [c.trunk for c in claims] == trunks
@@ -277,13 +278,13 @@ async def test_results_written_in_batches_each_move_their_own_recipient(
     policy = RetryPolicy(extra_attempts=1, interval_s=600)
     listened, busy, moved, bad, last_busy, twice, other = claims
     statements: list[int] = []
-    record_results = sends_store.record_results
+    record_results = attempts_store.record_results
 
-    async def counted(db_: Database, results: list[sends_store.Result]) -> list[sends_store.Recorded]:
+    async def counted(db_: Database, results: list[attempts_store.Result]) -> list[attempts_store.Recorded]:
         statements.append(len(results))
         return await record_results(db_, results)
 
-    monkeypatch.setattr(sends_store, "record_results", counted)
+    monkeypatch.setattr(attempts_store, "record_results", counted)
     writer = ResultWriter(db)
     # The busy recipient's second attempt: its last one under the policy.
     await db.execute("UPDATE send_recipients SET attempts = 2 WHERE id = $1", last_busy.recipient_id)
@@ -291,12 +292,12 @@ async def test_results_written_in_batches_each_move_their_own_recipient(
     # Results of calls that end together: one statement (an attempt's second result, from a racing
     # reconciliation, goes into the next one).
     outcomes = await asyncio.gather(
-        writer.record(sends_store.Result(listened, _result(Outcome.listened), policy)),
-        writer.record(sends_store.Result(busy, _result(Outcome.busy), policy)),
-        writer.record(sends_store.Result(moved, _result(Outcome.busy), policy, failed_over=True)),
-        writer.record(sends_store.Result(last_busy, _result(Outcome.busy), policy)),
-        writer.record(sends_store.Result(twice, _result(Outcome.listened), policy)),
-        writer.record(sends_store.Result(twice, _result(Outcome.busy), policy, reconciled="cdr")),
+        writer.record(attempts_store.Result(listened, _result(Outcome.listened), policy)),
+        writer.record(attempts_store.Result(busy, _result(Outcome.busy), policy)),
+        writer.record(attempts_store.Result(moved, _result(Outcome.busy), policy, failed_over=True)),
+        writer.record(attempts_store.Result(last_busy, _result(Outcome.busy), policy)),
+        writer.record(attempts_store.Result(twice, _result(Outcome.listened), policy)),
+        writer.record(attempts_store.Result(twice, _result(Outcome.busy), policy, reconciled="cdr")),
     )
     assert statements == [5, 1]
     assert [(r.final, r.outcome) for r in outcomes] == [
@@ -310,13 +311,13 @@ async def test_results_written_in_batches_each_move_their_own_recipient(
     # A result the database refuses (an int4 column cannot hold this code) fails alone.
     statements.clear()
     refused, written = await asyncio.gather(
-        writer.record(sends_store.Result(bad, _result(Outcome.busy, sip_code=2**40), policy)),
-        writer.record(sends_store.Result(other, _result(Outcome.listened), policy)),
+        writer.record(attempts_store.Result(bad, _result(Outcome.busy, sip_code=2**40), policy)),
+        writer.record(attempts_store.Result(other, _result(Outcome.listened), policy)),
         return_exceptions=True,
     )
     assert statements == [2, 1, 1]
     assert isinstance(refused, Exception)
-    assert written == sends_store.Recorded(True, Outcome.listened)
+    assert written == attempts_store.Recorded(True, Outcome.listened)
     rows = {
         r["id"]: r
         for r in await db.fetch(

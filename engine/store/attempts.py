@@ -1,0 +1,252 @@
+"""Attempts: the dialer's claims of due recipients, the results of their calls, and what a restarted
+engine reconciles. Every attempt row is committed before its originate request."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from uuid import UUID
+
+import asyncpg
+
+from engine.domain.callflow import CallResult
+from engine.domain.outcomes import Outcome
+from engine.domain.retries import RetryPolicy, next_attempt
+from engine.store.accounts import Executor, in_transaction
+from engine.store.db import Database
+
+# One statement, one round trip (it runs for every few calls): lock the send, take its due recipients,
+# mark them calling and insert their attempt rows, the n-th recipient with the n-th attempt id and
+# trunk. The send's FOR KEY SHARE waits for a pause or cancel in progress (they lock the row FOR
+# UPDATE), and its status is checked again after the wait, so no call is claimed from a send paused or
+# cancelled a moment ago; it does not wait behind other claims or credit settlements, which only take
+# NO KEY UPDATE locks. SKIP LOCKED: several engines share the recipients without waiting.
+_CLAIM: Final = (
+    "WITH send AS (SELECT id FROM sends WHERE id = $1 AND status = 'running' FOR KEY SHARE), "
+    "due AS (SELECT r.id, r.next_attempt_at FROM send_recipients r WHERE r.send_id = (SELECT id FROM send) "
+    "AND r.state = 'pending' AND r.next_attempt_at <= $2 ORDER BY r.next_attempt_at, r.id LIMIT $3 "
+    "FOR UPDATE SKIP LOCKED), "
+    "numbered AS (SELECT id, row_number() OVER (ORDER BY next_attempt_at, id) AS n FROM due), "
+    "calling AS (UPDATE send_recipients r SET state = 'calling', attempts = r.attempts + 1 "
+    "FROM numbered d WHERE r.id = d.id RETURNING r.id, r.e164, r.attempts, d.n), "
+    "inserted AS (INSERT INTO attempts "
+    "(id, send_id, recipient_id, attempt_no, node, app, trunk, state, demo) "
+    "SELECT t.attempt_id, $1, c.id, c.attempts, $6, $7, t.trunk, 'originating', $8 FROM calling c "
+    "JOIN unnest($4::uuid[], $5::text[]) WITH ORDINALITY AS t(attempt_id, trunk, n) ON t.n = c.n "
+    "RETURNING id, recipient_id, attempt_no, trunk) "
+    "SELECT i.id, i.recipient_id, c.e164, i.attempt_no, i.trunk FROM inserted i "
+    "JOIN calling c ON c.id = i.recipient_id ORDER BY c.n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A recipient taken for one attempt; its attempt row is already committed."""
+
+    attempt_id: UUID
+    send_id: UUID
+    recipient_id: int
+    e164: str
+    attempt_no: int
+    trunk: str
+
+
+async def claim(
+    db: Database, send_id: UUID, trunks: list[str], *, node: str, app: str, demo: bool, now: datetime
+) -> list[Claim]:
+    """Take up to len(trunks) due recipients of a send (row locks, SKIP LOCKED: several engines share the
+    work), and commit one attempt row per recipient BEFORE any originate: a crash after this point
+    can only lead to reconciling that attempt, never to calling the number again blindly."""
+    if not trunks:
+        return []
+    attempt_ids = [uuid.uuid4() for _ in trunks]
+    rows = await db.fetch(_CLAIM, send_id, now, len(trunks), attempt_ids, trunks, node, app, demo)
+    if not rows:
+        return []
+    claims = [
+        Claim(r["id"], send_id, r["recipient_id"], r["e164"], r["attempt_no"], r["trunk"]) for r in rows
+    ]
+    # Outside the claim's statement: fairness only needs it roughly right, and no claim should wait for it.
+    await db.execute("UPDATE sends SET last_claim_at = $2 WHERE id = $1", send_id, now)
+    return claims
+
+
+async def failover_attempt(
+    db: Database, previous: Claim, trunk: str, *, node: str, app: str, demo: bool
+) -> Claim:
+    """The same attempt moved to another trunk (the first refused it before any ringing)."""
+    claim_ = Claim(
+        uuid.uuid4(), previous.send_id, previous.recipient_id, previous.e164, previous.attempt_no, trunk
+    )
+    await db.execute(
+        "INSERT INTO attempts (id, send_id, recipient_id, attempt_no, failover_of, node, app, trunk, "
+        "state, demo) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'originating', $9)",
+        claim_.attempt_id,
+        claim_.send_id,
+        claim_.recipient_id,
+        claim_.attempt_no,
+        previous.attempt_id,
+        node,
+        app,
+        trunk,
+        demo,
+    )
+    return claim_
+
+
+# One statement for a batch of results (the calls that ended while the previous batch was written): end
+# each attempt (unless a reconciliation did already), then move its recipient, still calling, to its next
+# state: 'done' with this outcome when no attempt follows (next_at NULL) or the send was cancelled
+# meanwhile, else back to 'pending' at next_at. A failover's previous attempt (move false) leaves its
+# recipient alone. FOR UPDATE OF r, in id order: a concurrent change of a recipient is waited for and
+# its new state checked.
+_RECORD: Final = (
+    "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], "
+    "$7::timestamptz[], $8::timestamptz[], $9::float8[], $10::float8[], $11::text[], $12::float8[], "
+    "$13::text[], $14::bigint[], $15::boolean[], $16::timestamptz[]) AS v(attempt_id, outcome, end_reason, "
+    "cause, sip_code, dialstatus, answered_at, ended_at, ring_s, talk_s, transfer_outcome, transfer_s, "
+    "reconciled, recipient_id, move, next_at)), "
+    "ended AS (UPDATE attempts a SET state = 'ended', outcome = v.outcome, end_reason = v.end_reason, "
+    "cause = v.cause, sip_code = v.sip_code, dialstatus = v.dialstatus, answered_at = v.answered_at, "
+    "ended_at = v.ended_at, ring_s = v.ring_s, talk_s = v.talk_s, transfer_outcome = v.transfer_outcome, "
+    "transfer_s = v.transfer_s, reconciled = v.reconciled FROM v WHERE a.id = v.attempt_id "
+    "AND a.state <> 'ended' RETURNING a.id, v.recipient_id, v.move, v.outcome, v.next_at), "
+    "recipient AS (SELECT r.id, e.outcome, e.next_at, e.next_at IS NULL OR s.status = 'cancelled' AS final "
+    "FROM send_recipients r JOIN ended e ON e.recipient_id = r.id AND e.move "
+    "JOIN sends s ON s.id = r.send_id "
+    "WHERE r.state = 'calling' ORDER BY r.id FOR UPDATE OF r), "
+    "moved AS (UPDATE send_recipients r SET "
+    "state = CASE WHEN n.final THEN 'done' ELSE 'pending' END, "
+    "outcome = CASE WHEN n.final THEN n.outcome END, "
+    "final_at = CASE WHEN n.final THEN now() END, "
+    "settled = CASE WHEN n.final THEN false ELSE r.settled END, "
+    "next_attempt_at = CASE WHEN n.final THEN r.next_attempt_at ELSE n.next_at END "
+    "FROM recipient n WHERE r.id = n.id RETURNING r.id, r.state) "
+    "SELECT v.attempt_id, e.id IS NOT NULL AS ended, m.state AS recipient_state FROM v "
+    "LEFT JOIN ended e ON e.id = v.attempt_id LEFT JOIN moved m ON m.id = v.recipient_id AND v.move"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """An ended attempt's result, to record."""
+
+    claim: Claim
+    result: CallResult
+    policy: RetryPolicy
+    failed_over: bool = False  # moved to another trunk: the recipient stays calling
+    reconciled: str | None = None  # how it was learnt while nobody listened: cdr, lost
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    final: bool
+    outcome: Outcome
+
+
+def _ts(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+async def record_results(db: Executor, results: Sequence[Result]) -> list[Recorded]:
+    """One statement: each attempt's result and its recipient's next state (retry or final); the credits
+    are consumed or released by the next settlement (settle()), in a batch. One result per attempt."""
+    attempt_ids = [r.claim.attempt_id for r in results]
+    if len(set(attempt_ids)) != len(attempt_ids):
+        raise ValueError("one result per attempt in a batch")
+    now = time.time()
+    columns: list[list[Any]] = [[] for _ in range(16)]
+    for item in results:
+        result = item.result
+        # The attempt being recorded is its recipient's current one (one open attempt per recipient).
+        next_at = next_attempt(result.outcome, item.claim.attempt_no, item.policy, now)
+        row = (
+            item.claim.attempt_id,
+            result.outcome.value,
+            result.end_reason.value,
+            result.cause,
+            result.sip_code,
+            result.dialstatus,
+            _ts(result.answered_at),
+            _ts(result.ended_at),
+            result.ring_s,
+            result.talk_s,
+            result.transfer_outcome.value if result.transfer_outcome else None,
+            result.transfer_s,
+            item.reconciled,
+            item.claim.recipient_id,
+            not item.failed_over,
+            _ts(next_at),
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    rows = {r["attempt_id"]: r for r in await db.fetch(_RECORD, *columns)}
+    recorded = []
+    for item in results:
+        row = rows[item.claim.attempt_id]
+        if not row["ended"]:
+            final = True  # recorded already (a reconciliation raced the live result)
+        elif item.failed_over:
+            final = False
+        else:
+            # None: the recipient was no longer calling (already settled by a reconciliation).
+            final = row["recipient_state"] != "pending"
+        recorded.append(Recorded(final, item.result.outcome))
+    return recorded
+
+
+async def requeue(db: Executor, claim_: Claim) -> None:
+    """Give a claimed recipient back untouched (the call was never placed: no trunk, engine stopping)."""
+    async with in_transaction(db) as conn:
+        await conn.execute("DELETE FROM attempts WHERE id = $1 AND state = 'originating'", claim_.attempt_id)
+        await conn.execute(
+            "UPDATE send_recipients SET state = 'pending', attempts = attempts - 1 WHERE id = $1 AND state "
+            "= 'calling'",
+            claim_.recipient_id,
+        )
+
+
+# --- reconciliation -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OpenAttempt:
+    claim: Claim
+    state: str
+    created_at: datetime
+    policy: RetryPolicy
+    message_duration_s: float
+
+
+async def open_attempts(db: Executor, node: str) -> list[OpenAttempt]:
+    """This node's attempts that have no outcome yet (after a crash, or a websocket gap)."""
+    rows = await db.fetch(
+        "SELECT a.id, a.send_id, a.recipient_id, a.attempt_no, a.trunk, a.state, a.created_at, r.e164, "
+        "s.extra_attempts, s.retry_interval_s, m.duration_s FROM attempts a "
+        "JOIN send_recipients r ON r.id = a.recipient_id JOIN sends s ON s.id = a.send_id "
+        "JOIN messages m ON m.id = s.message_id WHERE a.node = $1 AND a.state <> 'ended' ORDER BY "
+        "a.created_at",
+        node,
+    )
+    return [
+        OpenAttempt(
+            Claim(r["id"], r["send_id"], r["recipient_id"], r["e164"], r["attempt_no"], r["trunk"]),
+            r["state"],
+            r["created_at"],
+            RetryPolicy(extra_attempts=r["extra_attempts"], interval_s=float(r["retry_interval_s"])),
+            r["duration_s"],
+        )
+        for r in rows
+    ]
+
+
+async def cdr_for(db: Executor, attempt_id: UUID) -> asyncpg.Record | None:
+    """Asterisk's record of the attempt's channel (uniqueid = the channel id we chose)."""
+    return await db.fetchrow(
+        'SELECT disposition, duration, billsec, start, answer, "end" FROM asterisk_cdr WHERE uniqueid = $1 '
+        "ORDER BY id LIMIT 1",
+        str(attempt_id),
+    )
