@@ -11,6 +11,7 @@ from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
+import structlog
 
 from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy
@@ -18,6 +19,8 @@ from engine.domain.sends import Progress, SendSpec, SendStatus, transition
 from engine.errors import NotFound
 from engine.store import accounts as accounts_store
 from engine.store.accounts import Executor, in_transaction
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,39 +306,52 @@ async def settle(db: Executor, send_id: UUID | None = None) -> int:
         ]
     )
     for sid in sends:
-        async with in_transaction(db) as conn:
-            account_id = await conn.fetchval("SELECT account_id FROM sends WHERE id = $1", sid)
-            row = await conn.fetchrow(
-                "WITH s AS (UPDATE send_recipients SET settled = true WHERE send_id = $1 AND state = 'done' "
-                "AND NOT settled RETURNING outcome) SELECT count(*) FILTER (WHERE outcome = ANY($2::text[])) "
-                "AS used, count(*) AS n FROM s",
-                sid,
-                consuming,
-            )
-            if account_id is None or row is None or not row["n"]:
-                continue
-            used, freed = row["used"], row["n"] - row["used"]
-            held = await conn.fetchval(
-                "UPDATE sends SET credits_held = credits_held - $2, credits_used = credits_used + $3 "
-                "WHERE id = $1 AND credits_held >= $2 RETURNING credits_held",
-                sid,
-                row["n"],
-                used,
-            )
-            if held is None:
-                raise RuntimeError(f"send {sid} holds fewer credits than its {row['n']} settled recipients")
-            if used:
-                reason = "appel délivré" if used == 1 else f"{used} appels délivrés"
-                await accounts_store.record_movement(
-                    conn, account_id, kind="consume", amount=0, held=-used, reason=reason, send_id=sid
-                )
-            if freed:
-                reason = "appel non délivré" if freed == 1 else f"{freed} appels non délivrés"
-                await accounts_store.record_movement(
-                    conn, account_id, kind="release", amount=freed, held=-freed, reason=reason, send_id=sid
-                )
-            settled += row["n"]
+        try:
+            settled += await _settle_send(db, sid, consuming)
+        except SettlementMismatch as exc:
+            # Never let one send's inconsistent books stop the others from settling and completing.
+            log.error("send.settlement_refused", send_id=str(sid), error=str(exc))
     return settled
+
+
+class SettlementMismatch(RuntimeError):
+    """A send holds fewer credits than the final outcomes it has to settle: nothing of it is settled."""
+
+
+async def _settle_send(db: Executor, sid: UUID, consuming: list[str]) -> int:
+    """Settle one send's unsettled final outcomes in one transaction; how many it settled."""
+    async with in_transaction(db) as conn:
+        account_id = await conn.fetchval("SELECT account_id FROM sends WHERE id = $1", sid)
+        row = await conn.fetchrow(
+            "WITH s AS (UPDATE send_recipients SET settled = true WHERE send_id = $1 AND state = 'done' "
+            "AND NOT settled RETURNING outcome) SELECT count(*) FILTER (WHERE outcome = ANY($2::text[])) "
+            "AS used, count(*) AS n FROM s",
+            sid,
+            consuming,
+        )
+        if account_id is None or row is None or not row["n"]:
+            return 0
+        used, freed = row["used"], row["n"] - row["used"]
+        held = await conn.fetchval(
+            "UPDATE sends SET credits_held = credits_held - $2, credits_used = credits_used + $3 "
+            "WHERE id = $1 AND credits_held >= $2 RETURNING credits_held",
+            sid,
+            row["n"],
+            used,
+        )
+        if held is None:
+            raise SettlementMismatch(f"send {sid} holds fewer credits than its {row['n']} final outcomes")
+        if used:
+            reason = "appel délivré" if used == 1 else f"{used} appels délivrés"
+            await accounts_store.record_movement(
+                conn, account_id, kind="consume", amount=0, held=-used, reason=reason, send_id=sid
+            )
+        if freed:
+            reason = "appel non délivré" if freed == 1 else f"{freed} appels non délivrés"
+            await accounts_store.record_movement(
+                conn, account_id, kind="release", amount=freed, held=-freed, reason=reason, send_id=sid
+            )
+        return int(row["n"])
 
 
 # --- the dialer's work -------------------------------------------------------------------------------------

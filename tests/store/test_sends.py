@@ -20,7 +20,7 @@ from engine.domain.sends import SendStatus
 from engine.errors import InvalidInput, NotFound
 from engine.results import ResultWriter
 from engine.sends import create_send, steer
-from engine.settings import Settings
+from engine.settings import PROJECT_ROOT, Settings
 from engine.store import Database
 from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
@@ -348,3 +348,73 @@ async def test_results_written_in_batches_each_move_their_own_recipient(
     assert attempts[bad.attempt_id] == ("originating", None, None)
     assert attempts[moved.attempt_id] == ("ended", "busy", None)
     assert attempts[other.attempt_id] == ("ended", "listened", None)
+
+
+async def _send_of(db: Database, settings: Settings, who: object, numbers: list[str]) -> sends_store.Send:
+    return await create_send(
+        db,
+        settings,
+        who.account,  # type: ignore[attr-defined]
+        message_ref=who.message.ref,  # type: ignore[attr-defined]
+        targets=targets(numbers),
+        origin="api",
+    )
+
+
+async def _all_listened(db: Database, send_id: object) -> None:
+    await db.execute(
+        "UPDATE send_recipients SET state = 'done', outcome = 'listened', final_at = now() "
+        "WHERE send_id = $1",
+        send_id,
+    )
+
+
+async def test_a_send_whose_books_do_not_add_up_never_keeps_the_others_from_completing(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    who = await customer(db, stack_settings, tmp_path, credits=10)
+    broken = await _send_of(db, stack_settings, who, ["0612000001", "0612000002"])
+    healthy = await _send_of(db, stack_settings, who, ["0612000003"])
+    for send in (broken, healthy):
+        await _all_listened(db, send.id)
+    await db.execute("UPDATE sends SET credits_held = 0 WHERE id = $1", broken.id)
+
+    # Both have nobody left to call: both complete, the healthy one with its credits settled.
+    assert set(await sends_store.complete_finished(db)) == {broken.id, healthy.id}
+
+    final = await sends_store.get_send(db, healthy.id)
+    assert (final.status, final.credits_used, final.credits_held) == (SendStatus.completed, 1, 0)
+    # Nothing of the broken send was settled (its recipients still wait, its credits did not move).
+    unsettled = await db.fetchval(
+        "SELECT count(*) FROM send_recipients WHERE send_id = $1 AND NOT settled", broken.id
+    )
+    assert unsettled == 2
+    assert (await sends_store.get_send(db, broken.id)).credits_used == 0
+
+
+async def test_migration_0011_marks_outcomes_settled_before_0007_and_only_those(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    who = await customer(db, stack_settings, tmp_path, credits=10)
+    # Completed before 0007: its credits moved call by call, then 0007 said its recipients were unsettled.
+    old = await _send_of(db, stack_settings, who, ["0612000001", "0612000002"])
+    await _all_listened(db, old.id)
+    await db.execute(
+        "UPDATE sends SET status = 'completed', credits_held = 0, credits_used = 2 WHERE id = $1", old.id
+    )
+    # Since 0007: final outcomes waiting for the next settlement, covered by the credits the send holds.
+    recent = await _send_of(db, stack_settings, who, ["0612000003", "0612000004"])
+    await _all_listened(db, recent.id)
+
+    await db.execute((PROJECT_ROOT / "sql" / "0011_settled_before_0007.sql").read_text())
+
+    settled = {
+        r["send_id"]: r["settled"]
+        for r in await db.fetch(
+            "SELECT send_id, bool_and(settled) AS settled FROM send_recipients GROUP BY 1"
+        )
+    }
+    assert settled == {old.id: True, recent.id: False}
+    assert await sends_store.settle(db) == 2
+    assert (await sends_store.get_send(db, recent.id)).credits_used == 2
+    assert (await sends_store.get_send(db, old.id)).credits_used == 2
