@@ -23,7 +23,7 @@ import structlog
 from engine.domain.contacts import MAX_GROUPS, clean_field, clean_group_name, search_key, too_many_groups
 from engine.domain.contacts_csv import ContactsReader, RefusedRow
 from engine.errors import InvalidInput, NotFound
-from engine.store.db import Database
+from engine.store.db import Database, rows_affected
 
 # The pool's 30 s command timeout guards interactive queries; a 100,000-row import on a busy machine
 # may need longer, and it runs in one transaction that a timeout would throw away.
@@ -352,7 +352,7 @@ class _ChunkWriter:
         if may_exist:
             await conn.execute(_UPDATE_EXISTING, account_id, timeout=BULK_TIMEOUT_S)
         insert = _INSERT_NEW if may_exist else _INSERT_ALL
-        self.imported += _count(await conn.execute(insert, account_id, timeout=BULK_TIMEOUT_S))
+        self.imported += rows_affected(await conn.execute(insert, account_id, timeout=BULK_TIMEOUT_S))
         if self._planned_rows is not None and self.imported >= max(_REPLAN_AFTER_ROWS, self._planned_rows):
             # Each membership's foreign-key check is planned from the contacts table's statistics; with
             # those of a nearly empty table (taken before this import) PostgreSQL checks every row with a
@@ -363,10 +363,10 @@ class _ChunkWriter:
             self._planned_rows = None
         if chunk.memberships_csv:
             status = await conn.execute(_JOIN_NEW, account_id, timeout=BULK_TIMEOUT_S)
-            self.memberships_added += _count(status)
+            self.memberships_added += rows_affected(status)
             if may_exist:
                 status = await conn.execute(_ADD_MEMBERSHIPS_OF_EXISTING, account_id, timeout=BULK_TIMEOUT_S)
-                self.memberships_added += _count(status)
+                self.memberships_added += rows_affected(status)
 
     async def finish(self) -> None:
         if self.imported + self.memberships_added >= _ANALYZE_AFTER_ROWS:
@@ -391,11 +391,6 @@ async def _prepare_rest(
         ready.put_nowait(None)
 
 
-def _count(status: str) -> int:
-    """The row count of a command status ("INSERT 0 42" → 42)."""
-    return int(status.rsplit(" ", 1)[1])
-
-
 async def _create_groups(conn: asyncpg.Connection, account_id: UUID, groups: dict[str, str]) -> int:
     """Create the file's groups the account lacks; returns how many. Raises past MAX_GROUPS."""
     if not groups:
@@ -408,7 +403,7 @@ async def _create_groups(conn: asyncpg.Connection, account_id: UUID, groups: dic
         list(groups.values()),
         list(groups.keys()),
     )
-    created = int(status.rsplit(" ", 1)[1])
+    created = rows_affected(status)
     if created:
         total = await conn.fetchval("SELECT count(*) FROM contact_groups WHERE account_id = $1", account_id)
         if total > MAX_GROUPS:

@@ -33,6 +33,7 @@ from engine.domain.contacts import (
 from engine.domain.numbers import Number, NumberType, normalize
 from engine.errors import InvalidInput, NotFound
 from engine.store.accounts import Executor, in_transaction
+from engine.store.db import rows_affected
 
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 500
@@ -313,7 +314,7 @@ async def delete_contacts(db: Executor, account_id: UUID, contact_ids: Collectio
             account_id,
             sorted(set(contact_ids)),
         )
-    return int(status.rsplit(" ", 1)[1])
+    return rows_affected(status)
 
 
 def _filters(account_id: UUID, group_id: int | None, search: str | None) -> tuple[list[str], list[object]]:
@@ -592,7 +593,7 @@ async def add_members(db: Executor, account_id: UUID, group_id: int, contact_ids
             group_id,
             wanted,
         )
-    return int(status.rsplit(" ", 1)[1])
+    return rows_affected(status)
 
 
 async def remove_members(db: Executor, account_id: UUID, group_id: int, contact_ids: Collection[int]) -> int:
@@ -606,7 +607,7 @@ async def remove_members(db: Executor, account_id: UUID, group_id: int, contact_
             group_id,
             sorted(set(contact_ids)),
         )
-    return int(status.rsplit(" ", 1)[1])
+    return rows_affected(status)
 
 
 # --- a send's targets -----------------------------------------------------------------------------------

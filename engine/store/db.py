@@ -128,6 +128,11 @@ class Database:
             return str(await conn.execute(query, *args))
 
 
+def rows_affected(status: str) -> int:
+    """The row count of a command's status ("INSERT 0 42", "DELETE 3" → 42, 3)."""
+    return int(status.rsplit(" ", 1)[1])
+
+
 def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
     files = sorted(p for p in directory.glob("*.sql") if p.name[:4].isdigit())
     versions = [p.name.split("_", 1)[0] for p in files]

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Final
 
 from engine.store.accounts import Executor, in_transaction
+from engine.store.db import rows_affected
 
 # First key of the two-key advisory locks taken here (the second is the caller's hash); the two-key
 # space never meets the one-key lock that serialises migrations.
@@ -87,7 +88,7 @@ async def purge(db: Executor, *, keep_s: float) -> int:
             "DELETE FROM ivr_code_failures WHERE at < now() - make_interval(secs => $1)", keep_s
         )
         blocks = await conn.execute("DELETE FROM ivr_blocked_callers WHERE blocked_until <= now()")
-    return int(failures.split()[-1]) + int(blocks.split()[-1])
+    return rows_affected(failures) + rows_affected(blocks)
 
 
 async def unblock(db: Executor, caller: str) -> bool:

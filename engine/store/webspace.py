@@ -14,7 +14,7 @@ from uuid import UUID
 
 from engine.domain.sends import SendStatus
 from engine.store.accounts import Executor, in_transaction
-from engine.store.db import Database
+from engine.store.db import Database, rows_affected
 from engine.store.sends import _SEND_COLUMNS, Send, _send
 
 # A session lives until it has been idle this long, and never longer than the absolute limit.
@@ -89,7 +89,7 @@ async def close_other_sessions(db: Executor, account_id: UUID, *, keep_token: st
         account_id,
         None if keep_token is None else token_digest(keep_token),
     )
-    return int(status.rsplit(" ", 1)[1])
+    return rows_affected(status)
 
 
 async def prune(db: Executor) -> None:
