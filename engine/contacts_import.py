@@ -132,7 +132,6 @@ class ImportChunk:
     contacts_csv: bytes  # one line per distinct number of the chunk: _CONTACT_COLUMNS
     memberships_csv: bytes  # one line per distinct (number, group key) of the chunk: _MEMBERSHIP_COLUMNS
     new_groups: dict[str, str]  # groups first met in this chunk: key → the name as first written
-    contacts: int
     # Some numbers were already in an earlier chunk: their contact exists by now and gets this chunk's
     # fields as an update, exactly as a merge in memory would have given them.
     repeats: bool
@@ -221,7 +220,6 @@ class ImportPreparer:
             contacts_csv=_csv(contacts.values()),
             memberships_csv=_csv(memberships),
             new_groups=new_groups,
-            contacts=len(contacts),
             repeats=repeats,
         )
 

@@ -263,16 +263,20 @@ def _looks_like_phone(value: str) -> bool:
 
 def _looks_like_contacts(records: Iterable[list[str]], phone_columns: list[int], *, bare_list: bool) -> bool:
     """Whether the phone column holds phone numbers: any of them in a CSV, most of them in a bare list."""
+
+    def has_phone(cells: list[str]) -> bool:
+        return any(_looks_like_phone(cells[i]) for i in phone_columns if i < len(cells))
+
     if bare_list:
         phones = filled = 0
         for cells in records:
-            phones += any(_looks_like_phone(cells[i]) for i in phone_columns if i < len(cells))
+            phones += has_phone(cells)
             filled += not _blank(cells)
         return phones * 2 >= filled
     empty = True
     for cells in records:
         empty = False
-        if any(_looks_like_phone(cells[i]) for i in phone_columns if i < len(cells)):
+        if has_phone(cells):
             return True
     return empty
 
