@@ -43,9 +43,9 @@ from engine.store.trunks import remove_trunk, upsert_trunk
 from engine.telephony.ari import events_task
 from engine.telephony.calls import CallerId, CallRequest, CallService
 from engine.telephony.stasis import StasisRouter
-from tests.support import g711, tones
+from tests.support import tones
 from tests.support.callee import Behaviour, asterisk_media_port, audio_pcap, callee, invite_to, speech, to_8k
-from tests.support.rtpcapture import RtpCapture
+from tests.support.rtpcapture import RtpCapture, tone_packet_times
 
 MESSAGE_HZ = 1234.0
 MESSAGE_LEAD_S = 0.3  # silence at the start of the bench message, before its marker tone
@@ -253,20 +253,6 @@ async def _trunks(settings: Settings, ports: list[int]) -> AsyncIterator[list[st
         await apply_trunks(settings)
 
 
-def _packet_times(streams: list[Any], freq_hz: float) -> list[float]:
-    """Arrival times of the 20 ms audio packets dominated by freq_hz."""
-    times = []
-    for stream in streams:
-        for time_s, _, packet in stream.packets:
-            codec = g711.PAYLOAD_TYPES.get(packet.payload_type)
-            if codec is None:
-                continue
-            powers = tones.frame_powers(g711.decode(packet.payload, codec), freq_hz)
-            if powers and powers[0].ratio >= 0.6 and powers[0].level_dbfs >= -45:
-                times.append(time_s)
-    return sorted(times)
-
-
 async def _calls(settings: Settings, recordings: list[Recording], workdir: Path) -> list[dict[str, Any]]:
     message = settings.media_dir / "bench" / "amd-message.wav"
     message.parent.mkdir(parents=True, exist_ok=True)
@@ -343,7 +329,7 @@ async def _calls(settings: Settings, recordings: list[Recording], workdir: Path)
             "outcome": result.outcome.value,
             "amd": f"{result.amd_status}/{result.amd_cause}",
         }
-        message_times = _packet_times(to_phone, MESSAGE_HZ)
+        message_times = tone_packet_times(to_phone, MESSAGE_HZ)
         if recording.greeting_end_s is not None and from_phone and message_times:
             started = min(s.first_time_s for s in from_phone)  # SIPp starts the recording on its ACK
             message_start = message_times[0] - MESSAGE_LEAD_S

@@ -33,7 +33,7 @@ from engine.telephony.calls import CallerId, CallRequest, CallService
 from engine.telephony.stasis import StasisRouter
 from engine.telephony.trunks import render_pjsip
 from tests.integration.conftest import Ari, add_trunk, wait_for
-from tests.support import g711, tones
+from tests.support import tones
 from tests.support.callee import (
     Behaviour,
     asterisk_media_port,
@@ -45,7 +45,7 @@ from tests.support.callee import (
     marker_tone_pcap,
     speech,
 )
-from tests.support.rtpcapture import RtpCapture, RtpStream
+from tests.support.rtpcapture import RtpCapture, RtpStream, tone_packet_times
 from tests.support.sipp import SipMessage, SippProcess
 
 pytestmark = pytest.mark.integration
@@ -480,20 +480,6 @@ async def test_transfer_to_the_call_centre(phones: PhonesFactory, tmp_path: Path
 
 BEEP_HZ = 1000.0
 MACHINE_GREETING_FR = "Bonjour, vous êtes sur la messagerie de Paul. Laissez votre message après le bip."
-
-
-def tone_packet_times(streams: list[RtpStream], freq_hz: float) -> list[float]:
-    """Arrival times of the audio packets (20 ms each) dominated by freq_hz."""
-    times = []
-    for stream in streams:
-        for time_s, _, packet in stream.packets:
-            codec = g711.PAYLOAD_TYPES.get(packet.payload_type)
-            if codec is None:
-                continue
-            powers = tones.frame_powers(g711.decode(packet.payload, codec), freq_hz)
-            if powers and powers[0].ratio >= 0.6 and powers[0].level_dbfs >= -45:
-                times.append(time_s)
-    return sorted(times)
 
 
 async def test_voicemail_drop_waits_for_the_beep(phones: PhonesFactory, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from tests.support import g711
+from tests.support import g711, tones
 
 TELEPHONE_EVENT_PT = 101
 EVENT_DIGITS = "0123456789*#ABCD"  # RFC 4733 event codes 0-15
@@ -564,3 +564,17 @@ class RtpCapture:
     async def __aexit__(self, *exc_info: object) -> None:
         with contextlib.suppress(OSError):
             self.stop()
+
+
+def tone_packet_times(streams: Iterable[RtpStream], freq_hz: float) -> list[float]:
+    """Arrival times of the audio packets (20 ms each) dominated by freq_hz."""
+    times = []
+    for stream in streams:
+        for time_s, _, packet in stream.packets:
+            codec = g711.PAYLOAD_TYPES.get(packet.payload_type)
+            if codec is None:
+                continue
+            powers = tones.frame_powers(g711.decode(packet.payload, codec), freq_hz)
+            if powers and powers[0].ratio >= 0.6 and powers[0].level_dbfs >= -45:
+                times.append(time_s)
+    return sorted(times)
