@@ -6,14 +6,12 @@ run their own event loop, so these tests are synchronous; every test uses its ow
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 import json
 import re
 import shutil
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,8 +20,8 @@ import pytest
 from engine.cli import main
 from engine.domain.accounts import Account
 from engine.settings import Settings
-from engine.store import Database
 from engine.store import accounts as store
+from tests.support.commands import run_command, with_db
 from tests.support.tones import silence, sine, write_wav
 
 T = TypeVar("T")
@@ -34,23 +32,8 @@ def email(stack_settings: Settings) -> str:
     return f"cli-{uuid.uuid4().hex[:10]}@example.fr"
 
 
-def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with Database(settings.dsn, min_size=1, max_size=1) as db:
-            return await fn(db)
-
-    return asyncio.run(run())
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 def _create(capsys: pytest.CaptureFixture[str], email: str, *extra: str) -> tuple[str, str]:
-    rc, out, _ = _run(capsys, "account", "create", "--email", email, *extra)
+    rc, out, _ = run_command(capsys, "account", "create", "--email", email, *extra)
     assert rc == 0
     password = re.search(r"password:\s+(\S+)", out)
     code = re.search(r"personal code:\s+(\d{8})", out)
@@ -60,12 +43,12 @@ def _create(capsys: pytest.CaptureFixture[str], email: str, *extra: str) -> tupl
 
 
 def _authenticates(settings: Settings, email: str, password: str) -> bool:
-    return _with_db(settings, lambda db: store.authenticate(db, email, password)) is not None
+    return with_db(settings, lambda db: store.authenticate(db, email, password)) is not None
 
 
 def _code_owner(settings: Settings, code: str) -> Account | None:
     key = settings.require("secret_key")
-    return _with_db(settings, lambda db: store.find_by_code(db, code, secret_key=key))
+    return with_db(settings, lambda db: store.find_by_code(db, code, secret_key=key))
 
 
 def test_create_prints_the_password_and_code_once(
@@ -77,10 +60,10 @@ def test_create_prints_the_password_and_code_once(
     assert owner is not None
     assert (owner.email, owner.balance) == (email, 40)
 
-    rc, _, err = _run(capsys, "account", "create", "--email", email)
+    rc, _, err = run_command(capsys, "account", "create", "--email", email)
     assert rc == 2
     assert "already uses" in err
-    rc, _, err = _run(capsys, "account", "create", "--email", "x" + email, "--credits", "-1")
+    rc, _, err = run_command(capsys, "account", "create", "--email", "x" + email, "--credits", "-1")
     assert rc == 2
 
 
@@ -88,7 +71,7 @@ def test_create_with_a_password_from_stdin_and_json(
     stack_settings: Settings, capsys: pytest.CaptureFixture[str], email: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("Mon mot de passe secret\n"))
-    rc, out, _ = _run(capsys, "account", "create", "--email", email, "--password", "-", "--json")
+    rc, out, _ = run_command(capsys, "account", "create", "--email", email, "--password", "-", "--json")
     assert rc == 0
     created = json.loads(out)
     assert (created["email"], created["password"], created["credits"]) == (
@@ -98,7 +81,7 @@ def test_create_with_a_password_from_stdin_and_json(
     )
     assert re.fullmatch(r"\d{8}", created["code"])
     assert _authenticates(stack_settings, email, "Mon mot de passe secret")
-    rc, _, err = _run(capsys, "account", "create", "--email", "x" + email, "--password", "court")
+    rc, _, err = run_command(capsys, "account", "create", "--email", "x" + email, "--password", "court")
     assert rc == 2
     assert "password refused" in err
 
@@ -107,17 +90,17 @@ def test_credit_takes_positive_whole_numbers(
     stack_settings: Settings, capsys: pytest.CaptureFixture[str], email: str
 ) -> None:
     _create(capsys, email, "--credits", "40")
-    rc, out, _ = _run(capsys, "account", "credit", "--account", email, "25", "--reason", "virement")
+    rc, out, _ = run_command(capsys, "account", "credit", "--account", email, "25", "--reason", "virement")
     assert rc == 0
     assert "65 available" in out
     for bad in ("0", "-5"):
-        rc, _, err = _run(capsys, "account", "credit", "--account", email, bad)
+        rc, _, err = run_command(capsys, "account", "credit", "--account", email, bad)
         assert rc == 2
         assert "positive" in err
-    rc, _, err = _run(capsys, "account", "credit", "--account", "nobody@example.fr", "5")
+    rc, _, err = run_command(capsys, "account", "credit", "--account", "nobody@example.fr", "5")
     assert rc == 2
     assert "no account" in err
-    rc, out, _ = _run(capsys, "account", "show", "--account", email, "--json")
+    rc, out, _ = run_command(capsys, "account", "show", "--account", email, "--json")
     report = json.loads(out)
     assert report["credits"] == {"available": 65, "reserved": 0}
     assert [(e["kind"], e["amount"], e["reason"]) for e in report["ledger"]] == [
@@ -130,7 +113,7 @@ def test_code_regeneration_voids_the_old_code(
     stack_settings: Settings, capsys: pytest.CaptureFixture[str], email: str
 ) -> None:
     _, old = _create(capsys, email)
-    rc, out, _ = _run(capsys, "account", "code", "--account", email, "--regenerate")
+    rc, out, _ = run_command(capsys, "account", "code", "--account", email, "--regenerate")
     assert rc == 0
     found = re.search(r"(\d{8})", out)
     assert found is not None
@@ -145,7 +128,7 @@ def test_code_regeneration_voids_the_old_code(
 
 def test_password_reset(stack_settings: Settings, capsys: pytest.CaptureFixture[str], email: str) -> None:
     old, _ = _create(capsys, email)
-    rc, out, _ = _run(capsys, "account", "password", "--account", email)
+    rc, out, _ = run_command(capsys, "account", "password", "--account", email)
     assert rc == 0
     new = out.split(": ", 1)[1].split()[0]
     assert not _authenticates(stack_settings, email, old)
@@ -154,19 +137,21 @@ def test_password_reset(stack_settings: Settings, capsys: pytest.CaptureFixture[
 
 def test_sender_numbers(stack_settings: Settings, capsys: pytest.CaptureFixture[str], email: str) -> None:
     _create(capsys, email)
-    rc, out, _ = _run(capsys, "account", "sender", "--account", email, "--add", "01 62 12 34 56", "--verify")
+    rc, out, _ = run_command(
+        capsys, "account", "sender", "--account", email, "--add", "01 62 12 34 56", "--verify"
+    )
     assert rc == 0
     assert "declared +33162123456" in out
     assert "verified +33162123456" in out
-    rc, out, err = _run(capsys, "account", "sender", "--account", email, "--add", "06 12 34 56 78")
+    rc, out, err = run_command(capsys, "account", "sender", "--account", email, "--add", "06 12 34 56 78")
     assert rc == 0
     assert "mobile" in err
-    rc, _, err = _run(capsys, "account", "sender", "--account", email, "--verify", "0612345678")
+    rc, _, err = run_command(capsys, "account", "sender", "--account", email, "--verify", "0612345678")
     assert rc == 2
     assert "mobile" in err
-    rc, _, err = _run(capsys, "account", "sender", "--account", email, "--add", "+44 20 7946 0000")
+    rc, _, err = run_command(capsys, "account", "sender", "--account", email, "--add", "+44 20 7946 0000")
     assert rc == 2
-    rc, out, _ = _run(capsys, "account", "sender", "--account", email, "--json")
+    rc, out, _ = run_command(capsys, "account", "sender", "--account", email, "--json")
     listed = [json.loads(line) for line in out.splitlines()]
     assert [(s["e164"], s["status"], s["is_mobile"]) for s in listed] == [
         ("+33162123456", "verified", False),
@@ -179,18 +164,20 @@ def test_messages_and_default_send_options(
     stack_settings: Settings, capsys: pytest.CaptureFixture[str], email: str, tmp_path: Path
 ) -> None:
     _, code = _create(capsys, email)
-    _run(capsys, "account", "sender", "--account", email, "--add", "0162123456", "--verify")
+    run_command(capsys, "account", "sender", "--account", email, "--add", "0162123456", "--verify")
     tone = write_wav(tmp_path / "accueil.wav", [*silence(0.3), *sine(440, 2.0, 0.3), *silence(0.3)])
 
-    rc, out, _ = _run(capsys, "message", "add", "--account", email, str(tone), "--greeting")
+    rc, out, _ = run_command(capsys, "message", "add", "--account", email, str(tone), "--greeting")
     assert rc == 0
     assert out.startswith("message 1 added: 'accueil'")
-    rc, out, _ = _run(capsys, "message", "add", "--account", email, str(tone), "--title", "Promo", "--json")
+    rc, out, _ = run_command(
+        capsys, "message", "add", "--account", email, str(tone), "--title", "Promo", "--json"
+    )
     second = json.loads(out)
     assert (second["ref"], second["title"], second["is_greeting"]) == (2, "Promo", False)
     assert second["duration_s"] == pytest.approx(2.4, abs=0.1)
 
-    rc, out, _ = _run(
+    rc, out, _ = run_command(
         capsys, "account", "defaults", "--account", email, "--greeting", "1", "--transfer", "01 72 36 01 70",
         "--sender", "01 62 12 34 56", "--retries", "2", "--interval", "15", "--drop", "on", "--json",
     )  # fmt: skip
@@ -205,16 +192,16 @@ def test_messages_and_default_send_options(
         "voicemail_drop": True,
     }
     for bad in (["--greeting", "2"], ["--retries", "99"], ["--interval", "0"], ["--greeting", "x"]):
-        rc, _, err = _run(capsys, "account", "defaults", "--account", email, *bad)
+        rc, _, err = run_command(capsys, "account", "defaults", "--account", email, *bad)
         assert rc == 2, bad
-    rc, out, _ = _run(
+    rc, out, _ = run_command(
         capsys, "account", "defaults", "--account", email, "--greeting", "off", "--transfer", "off", "--json"
     )
     shown = json.loads(out)
     assert (shown["greeting_enabled"], shown["greeting_ref"], shown["transfer_number"]) == (False, None, None)
     assert shown["retries"] == 2  # untouched options stay
 
-    rc, out, _ = _run(capsys, "account", "show", "--account", email, "--json")
+    rc, out, _ = run_command(capsys, "account", "show", "--account", email, "--json")
     assert rc == 0
     report = json.loads(out)
     assert report["messages"] == 2
@@ -223,24 +210,24 @@ def test_messages_and_default_send_options(
     assert code not in out
     assert "code" not in report
     assert "password" not in out.lower()
-    rc, out, _ = _run(capsys, "account", "show", "--account", email)
+    rc, out, _ = run_command(capsys, "account", "show", "--account", email)
     assert rc == 0
     assert "0 available" in out
 
-    rc, out, _ = _run(capsys, "message", "rename", "--account", email, "2", "Soldes d'été")
+    rc, out, _ = run_command(capsys, "message", "rename", "--account", email, "2", "Soldes d'été")
     assert rc == 0
-    rc, out, _ = _run(capsys, "message", "delete", "--account", email, "1")
+    rc, out, _ = run_command(capsys, "message", "delete", "--account", email, "1")
     assert (rc, out.strip()) == (0, "message 1 deleted")
-    rc, _, err = _run(capsys, "message", "delete", "--account", email, "1")
+    rc, _, err = run_command(capsys, "message", "delete", "--account", email, "1")
     assert rc == 2
-    rc, out, _ = _run(capsys, "message", "add", "--account", email, str(tone))
+    rc, out, _ = run_command(capsys, "message", "add", "--account", email, str(tone))
     assert out.startswith("message 3 added")
-    rc, out, _ = _run(capsys, "message", "list", "--account", email, "--json")
+    rc, out, _ = run_command(capsys, "message", "list", "--account", email, "--json")
     listed = [json.loads(line) for line in out.splitlines()]
     assert [(m["ref"], m["title"]) for m in listed] == [(2, "Soldes d'été"), (3, "accueil")]
-    rc, out, _ = _run(capsys, "message", "list", "--account", email)
+    rc, out, _ = run_command(capsys, "message", "list", "--account", email)
     assert [line.split()[0] for line in out.splitlines()] == ["2", "3"]
-    rc, _, err = _run(capsys, "message", "add", "--account", email, str(tmp_path / "missing.wav"))
+    rc, _, err = run_command(capsys, "message", "add", "--account", email, str(tmp_path / "missing.wav"))
     assert rc == 2
     assert "no such file" in err
 
@@ -269,7 +256,7 @@ def test_demo_account_is_created_once_and_printed_at_every_start(
 
     assert after_up_messages(demo) == [line]  # the same account, printed again
     key = stack_settings.require("secret_key")
-    _with_db(stack_settings, lambda db: store.regenerate_code(db, owner.id, secret_key=key))
+    with_db(stack_settings, lambda db: store.regenerate_code(db, owner.id, secret_key=key))
     [changed] = after_up_messages(demo)
     assert f"password {password} /" in changed
     assert "personal code (changed: vocalcast account code" in changed

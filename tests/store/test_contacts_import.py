@@ -17,7 +17,6 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from engine.cli import main
 from engine.contacts_import import ImportReport, import_contacts_csv, prepare_import
 from engine.domain import contacts as rules
 from engine.errors import InvalidInput
@@ -26,6 +25,7 @@ from engine.settings import Settings
 from engine.store import Database
 from engine.store import contacts as store
 from engine.store.accounts import create_account
+from tests.support.commands import run_command, with_db
 
 T = TypeVar("T")
 
@@ -482,21 +482,6 @@ async def test_heavy_parsing_never_blocks_the_event_loop(db: Database, alice: UU
 # --- the commands ---------------------------------------------------------------------------------------
 
 
-def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with Database(settings.dsn, min_size=1, max_size=1) as db:
-            return await fn(db)
-
-    return asyncio.run(run())
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
 @pytest.fixture
 def console_logs() -> Iterator[None]:
     """The commands point the logs at stderr in the instance's format: put the session's back after."""
@@ -509,7 +494,7 @@ def test_contacts_commands(
     stack_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     email = f"cli-{uuid.uuid4().hex[:10]}@example.fr"
-    _with_db(stack_settings, lambda db: _account(db, stack_settings, email))
+    with_db(stack_settings, lambda db: _account(db, stack_settings, email))
     csv_file = tmp_path / "contacts.csv"
     csv_file.write_bytes(
         excel_export(
@@ -522,36 +507,36 @@ def test_contacts_commands(
         )
     )
 
-    rc, out, _ = _run(capsys, "contacts", "import", str(csv_file), "--account", email)
+    rc, out, _ = run_command(capsys, "contacts", "import", str(csv_file), "--account", email)
     assert rc == 0
     assert "imported:   2 new contacts" in out
     assert "row 3: Le numéro contient des lettres.  (0612 FLOWERS)" in out
 
-    rc, out, _ = _run(capsys, "contacts", "import", str(csv_file), "--account", email, "--json")
+    rc, out, _ = run_command(capsys, "contacts", "import", str(csv_file), "--account", email, "--json")
     report = json.loads(out)
     assert (report["imported"], report["updated"]) == (0, 2)
     assert report["refused"] == [
         {"row": 3, "error": "letters", "message": "Le numéro contient des lettres.", "input": "0612 FLOWERS"}
     ]
 
-    rc, out, _ = _run(capsys, "contacts", "list", "--account", email, "--json")
+    rc, out, _ = run_command(capsys, "contacts", "list", "--account", email, "--json")
     listed = [json.loads(line) for line in out.splitlines()]
     assert [(c["nom"], c["e164"], c["groups"]) for c in listed] == [
         ("Durand", "+33172360170", ["Élus"]),
         ("Lefèvre", "+33612345678", ["Élus"]),
     ]
-    rc, out, _ = _run(capsys, "contacts", "list", "--account", email, "--json", "--search", "hel")
+    rc, out, _ = run_command(capsys, "contacts", "list", "--account", email, "--json", "--search", "hel")
     assert [json.loads(line)["prenom"] for line in out.splitlines()] == ["Hélène"]
-    rc, out, _ = _run(capsys, "contacts", "list", "--account", email, "--json", "--group", "ELUS")
+    rc, out, _ = run_command(capsys, "contacts", "list", "--account", email, "--json", "--group", "ELUS")
     assert len(out.splitlines()) == 2
 
-    rc, out, _ = _run(capsys, "contacts", "groups", "--account", email, "--json")
+    rc, out, _ = run_command(capsys, "contacts", "groups", "--account", email, "--json")
     assert [(g["name"], g["members"]) for g in map(json.loads, out.splitlines())] == [("Élus", 2)]
 
     not_csv = tmp_path / "photo.png"
     not_csv.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
-    rc, _, err = _run(capsys, "contacts", "import", str(not_csv), "--account", email)
+    rc, _, err = run_command(capsys, "contacts", "import", str(not_csv), "--account", email)
     assert rc == 2
     assert "error" in err
-    rc, _, err = _run(capsys, "contacts", "list", "--account", email, "--group", "inconnu")
+    rc, _, err = run_command(capsys, "contacts", "list", "--account", email, "--group", "inconnu")
     assert rc == 2
