@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 
 from bench import stackutil
-from engine.domain.callflow import CallPlan, DropMode
+from engine.domain.callplan import CallPlan, DropMode
 from engine.domain.outcomes import Outcome
 from engine.domain.trunks import Trunk
 from engine.settings import Settings

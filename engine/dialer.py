@@ -18,7 +18,8 @@ from uuid import UUID
 
 import structlog
 
-from engine.domain.callflow import CallPlan, CallResult, DropMode
+from engine.domain.callevents import CallResult
+from engine.domain.callplan import CallPlan, DropMode
 from engine.domain.numbers import format_for_trunk
 from engine.domain.pacing import TokenBucket, TrunkLoad, pick_trunk
 from engine.domain.retries import RetryPolicy

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from engine.domain.callflow import CallResult, EndReason
+from engine.domain.callevents import CallResult, EndReason
 from engine.domain.outcomes import Outcome
 from engine.store import attempts as attempts_store
 from engine.telephony.ari import AriError, AriUnavailable, Event

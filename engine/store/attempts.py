@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 
-from engine.domain.callflow import CallResult
+from engine.domain.callevents import CallResult
 from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy, next_attempt
 from engine.store.accounts import Executor, in_transaction

@@ -18,8 +18,10 @@ from typing import Any
 import aiohttp
 import structlog
 
-from engine.domain import callflow as cf
-from engine.domain.callflow import CallFlow, CallPlan, CallResult
+from engine.domain import callevents as ce
+from engine.domain.callevents import CallResult
+from engine.domain.callflow import CallFlow
+from engine.domain.callplan import CallPlan
 from engine.logs import mask_number
 from engine.telephony.ari import AriClient, AriError, AriNotFound, AriUnavailable, AriUnprocessable, Event
 from engine.telephony.stasis import Route, StasisRouter
@@ -140,13 +142,13 @@ class OutboundCall:
                 return  # the channel is going away: its ChannelDestroyed ends the call
             name = str(event["name"])
             if self._timers.pop(name, None) is not None:
-                await self._feed(cf.TimerFired(name))
+                await self._feed(ce.TimerFired(name))
             return
         if kind == "_Linger":
             self._close()
             return
         if kind == "_Originated":
-            await self._feed(cf.Originated())
+            await self._feed(ce.Originated())
             return
         if kind in {"_BeepOver", "_NoSound"}:
             self._detect_timers.pop(kind, None)
@@ -155,25 +157,25 @@ class OutboundCall:
                 and not self._soft_hangup
                 and (kind == "_BeepOver" or not self._sound_heard)
             ):
-                await self._feed(cf.BeepDetected())
+                await self._feed(ce.BeepDetected())
             return
         if kind == "_Vanished":
             # The sweep saw the channel gone twice, and no ChannelDestroyed came: its events were lost.
             self._callee_gone = True
             if not self.flow.finished:
                 self._log.warning("call.channel_vanished")
-                await self._feed(cf.Abort("channel vanished without events", channel_gone=True))
+                await self._feed(ce.Abort("channel vanished without events", channel_gone=True))
             self._maybe_close()
             return
         if kind == "_TransferVanished":
             if not self._transfer_gone:
                 self._log.warning("call.transfer_vanished")
                 self._transfer_gone = True
-                await self._feed(cf.TransferEnded())
+                await self._feed(ce.TransferEnded())
             self._maybe_close()
             return
         if kind == "_OriginateError":
-            await self._feed(cf.OriginateFailed(str(event.get("reason", ""))))
+            await self._feed(ce.OriginateFailed(str(event.get("reason", ""))))
             self._callee_gone = True  # no channel was created
             self._maybe_close()
             return
@@ -197,30 +199,30 @@ class OutboundCall:
             if status not in _PROGRESS_DIALSTATUSES:
                 self._dialstatus = status
             if status == "RINGING":
-                await self._feed(cf.Ringing())
+                await self._feed(ce.Ringing())
             elif status == "PROGRESS":
-                await self._feed(cf.Progress())
+                await self._feed(ce.Progress())
         elif kind == "ChannelStateChange" and channel.get("state") == "Ringing":
-            await self._feed(cf.Ringing())
+            await self._feed(ce.Ringing())
         elif kind == "StasisStart":
             self._answered = True
             args = [str(a) for a in event.get("args") or []]
             if args and args[0] == "amd":
                 status = args[1] if len(args) > 1 else "NOTSURE"
-                await self._feed(cf.AmdResult(status, args[2] if len(args) > 2 else None))
+                await self._feed(ce.AmdResult(status, args[2] if len(args) > 2 else None))
             else:
-                await self._feed(cf.Answered())
+                await self._feed(ce.Answered())
         elif kind == "ChannelDtmfReceived":
-            await self._feed(cf.Dtmf(str(event.get("digit", ""))))
+            await self._feed(ce.Dtmf(str(event.get("digit", ""))))
         elif kind in {"PlaybackStarted", "PlaybackFinished"}:
             playback = event.get("playback") or {}
             machine_id = self._playbacks.get(str(playback.get("id")))
             if machine_id is None:
                 return
             if kind == "PlaybackStarted":
-                await self._feed(cf.PlaybackStarted(machine_id))
+                await self._feed(ce.PlaybackStarted(machine_id))
             else:
-                await self._feed(cf.PlaybackFinished(machine_id, completed=playback.get("state") == "done"))
+                await self._feed(ce.PlaybackFinished(machine_id, completed=playback.get("state") == "done"))
         elif kind == "ChannelToneDetected" and self._beep_detection and not self._beep_heard:
             # The beep: from now on, the first short silence means it ended.
             self._beep_heard = True
@@ -231,7 +233,7 @@ class OutboundCall:
             self._sound_heard = True
         elif kind == "ChannelTalkingFinished" and self._beep_detection:
             # The greeting (and its beep) ended and silence followed: the machine is recording.
-            await self._feed(cf.BeepDetected())
+            await self._feed(ce.BeepDetected())
         elif kind == "ChannelHangupRequest" and event.get("soft"):
             # Asterisk itself hangs up (RTP timeout, session timer...): "cause" then holds soft-hangup
             # flags, not a Q.850 cause (lab: cause 1 for an RTP timeout, then ChannelDestroyed 44).
@@ -241,11 +243,11 @@ class OutboundCall:
             # A BYE without a Reason header comes without a cause; ChannelDestroyed then says 0
             # (unknown), and so do we, rather than None ("not reported yet").
             cause = _int(event.get("cause"))
-            await self._feed(cf.HangupRequested(0 if cause is None else cause, _sip_code(event)))
+            await self._feed(ce.HangupRequested(0 if cause is None else cause, _sip_code(event)))
         elif kind == "ChannelDestroyed":
             self._callee_gone = True
             await self._feed(
-                cf.Hangup(
+                ce.Hangup(
                     _int(event.get("cause")),
                     _sip_code(event),
                     self._dialstatus,
@@ -289,26 +291,26 @@ class OutboundCall:
             if status not in _PROGRESS_DIALSTATUSES:
                 self._transfer_dialstatus = status
         elif kind == "StasisStart":
-            await self._feed(cf.TransferAnswered())
+            await self._feed(ce.TransferAnswered())
         elif kind == "ChannelDestroyed":
             self._transfer_gone = True
             await self._feed(
-                cf.TransferEnded(_int(event.get("cause")), _sip_code(event), self._transfer_dialstatus)
+                ce.TransferEnded(_int(event.get("cause")), _sip_code(event), self._transfer_dialstatus)
             )
 
     async def on_failure(self, exc: Exception) -> None:
         self._log.error("call.adapter_failed", error=f"{exc.__class__.__name__}: {exc}")
-        await self._feed(cf.Abort(f"adapter error: {exc.__class__.__name__}"))
+        await self._feed(ce.Abort(f"adapter error: {exc.__class__.__name__}"))
         with contextlib.suppress(AriError, AriUnavailable):
             await self.ari.hangup(self.channel_id)
 
     # --- the machine ------------------------------------------------------------------------------
-    async def _feed(self, event: cf.Event) -> None:
+    async def _feed(self, event: ce.Event) -> None:
         actions = self.flow.handle(event, time.time())
         for action in actions:
             await self._execute(action)
 
-    async def _execute(self, action: cf.Action) -> None:
+    async def _execute(self, action: ce.Action) -> None:
         try:
             await self._run(action)
         except (AriNotFound, AriUnprocessable):
@@ -317,69 +319,69 @@ class OutboundCall:
         except (AriError, AriUnavailable) as exc:
             self._log.warning("call.action_failed", action=type(action).__name__, error=str(exc))
             if not self.flow.finished:
-                await self._feed(cf.Abort(f"{type(action).__name__} failed: {exc}"))
+                await self._feed(ce.Abort(f"{type(action).__name__} failed: {exc}"))
                 with contextlib.suppress(AriError, AriUnavailable):
                     await self.ari.hangup(self.channel_id)
 
-    async def _run(self, action: cf.Action) -> None:
+    async def _run(self, action: ce.Action) -> None:
         match action:
-            case cf.Play(playback_id=machine_id, media=media):
+            case ce.Play(playback_id=machine_id, media=media):
                 ari_id = str(uuid.uuid4())
                 self._playbacks[ari_id] = machine_id
                 self._machine_playbacks[machine_id] = ari_id
                 await self.ari.play(self.channel_id, ari_id, media)
-            case cf.StopPlayback(playback_id=stopped):
+            case ce.StopPlayback(playback_id=stopped):
                 playing = self._machine_playbacks.get(stopped)
                 if playing is not None:
                     await self.ari.stop_playback(playing)
-            case cf.StartTimer(name=name, seconds=seconds):
+            case ce.StartTimer(name=name, seconds=seconds):
                 self._timers[name] = _Timer(self._route(), name, seconds)
-            case cf.CancelTimer(name=name):
+            case ce.CancelTimer(name=name):
                 timer = self._timers.pop(name, None)
                 if timer is not None:
                     timer.handle.cancel()
-            case cf.RunAmd():
+            case ce.RunAmd():
                 await self.ari.request(
                     "POST",
                     f"/channels/{self.channel_id}/continue",
                     params={"context": AMD_CONTEXT, "extension": "s", "priority": 1},
                 )
-            case cf.StartBeepDetection():
+            case ce.StartBeepDetection():
                 self._beep_detection = True
                 self._beep_heard = False
                 self._sound_heard = False
                 self._detection_timer("_NoSound", NO_SOUND_S)
                 await self._execute_detection(_talk_detect(GREETING_END_SILENCE_MS))
                 await self._execute_detection((f"TONE_DETECT({BEEP_HZ},{BEEP_MIN_MS},r)", ""))
-            case cf.StopBeepDetection():
+            case ce.StopBeepDetection():
                 self._beep_detection = False
                 self._cancel_detection_timers()
                 await self._execute_detection(("TALK_DETECT(remove)", ""))
                 await self._execute_detection(("TONE_DETECT(0,,x)", ""))
-            case cf.OriginateTransfer(number=number, timeout_s=timeout_s):
+            case ce.OriginateTransfer(number=number, timeout_s=timeout_s):
                 await self._originate_transfer(number, timeout_s)
-            case cf.BridgeWithTransfer():
+            case ce.BridgeWithTransfer():
                 if self._transfer_id is None:
                     raise RuntimeError("BridgeWithTransfer without a transfer leg")
                 self._bridge_id = str(uuid.uuid4())
                 self.service.router.alias(self._route(), "bridge:" + self._bridge_id)
                 await self.ari.create_bridge(self._bridge_id, "mixing")
                 await self.ari.add_to_bridge(self._bridge_id, [self.channel_id, self._transfer_id])
-            case cf.HangupTransfer():
+            case ce.HangupTransfer():
                 if self._transfer_id is not None:
                     await self.ari.hangup(self._transfer_id)
-            case cf.DestroyBridge():
+            case ce.DestroyBridge():
                 if self._bridge_id is not None:
                     await self.ari.destroy_bridge(self._bridge_id)
-            case cf.HangupCallee():
+            case ce.HangupCallee():
                 await self.ari.hangup(self.channel_id)
-            case cf.Finished(result=result):
+            case ce.Finished(result=result):
                 self._finish(result)
 
     async def _originate_transfer(self, number: str, timeout_s: float) -> None:
         request = self.request
         if request.transfer_endpoint is None:
-            await self._feed(cf.TransferEnded())
+            await self._feed(ce.TransferEnded())
             return
         self._transfer_id = str(uuid.uuid4())
         self._transfer_gone = False
@@ -398,7 +400,7 @@ class OutboundCall:
         except (AriError, AriUnavailable) as exc:
             self._log.warning("call.transfer_originate_failed", error=str(exc))
             self._transfer_gone = True
-            await self._feed(cf.TransferEnded())
+            await self._feed(ce.TransferEnded())
             return
         self.transfer_originated = True
 

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.domain.callflow import CallPlan, CallResult, CallState, DropMode, EndReason
+from engine.domain.callevents import CallResult, EndReason
+from engine.domain.callflow import CallState
+from engine.domain.callplan import CallPlan, DropMode
 from engine.domain.outcomes import Outcome, TransferOutcome
 from engine.domain.trunks import Trunk
 from engine.settings import Settings

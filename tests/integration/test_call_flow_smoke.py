@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.domain.callflow import CallPlan
+from engine.domain.callplan import CallPlan
 from engine.domain.outcomes import Outcome
 from engine.domain.trunks import Trunk
 from engine.settings import Settings
