@@ -11,8 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from engine.settings import Settings
+
+# Property tests are reproducible by default: a fixed example budget derived from the test itself (no
+# example database on disk, no deadline on a shared machine). HYPOTHESIS_PROFILE=explore draws new,
+# ten times as many examples for a hunt outside `make test`.
+hypothesis_settings.register_profile("vocalcast", derandomize=True, database=None, deadline=None)
+hypothesis_settings.register_profile(
+    "explore", max_examples=1000, derandomize=False, database=None, deadline=None
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "vocalcast"))
 
 PORT_BASE = int(os.environ.get("VOCALCAST_TEST_PORT_BASE", "21000"))
 ARTIFACTS = Path(__file__).parent / "artifacts"

@@ -43,6 +43,10 @@ def status(state_dir: Path, name: str) -> str:
 
 
 def alive(pid: int) -> bool:
+    child = _children.get(pid)
+    if child is not None and child.poll() is not None:
+        del _children[pid]  # our own child ended (killed, crashed): reaped here, not left a zombie
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1018,7 +1018,7 @@ class Invariants:
                     raise AssertionError(f"unexpected action {action!r}")
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=5 * settings().max_examples)  # 500 in `make test` (tests/conftest.py)
 @given(plan=PLANS, data=st.data())
 def test_random_event_sequences_keep_the_invariants(plan: CallPlan, data: st.DataObject) -> None:
     now = T0
