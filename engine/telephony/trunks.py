@@ -17,17 +17,25 @@ HEADER = """\
 # A callee's phone sends RTP all the time (silence included); none for this long means the far end is
 # gone without a BYE (a lost BYE, a crashed phone or SBC): Asterisk hangs up and the slot is freed.
 RTP_TIMEOUT_S = 60
+# SIP session timers (RFC 4028): the dialog is refreshed every half of this; a refresh left unanswered
+# ends the call, even when RTP keeps coming (an SBC that streams to a dead dialog). 90 s is the RFC's floor.
+SESSION_EXPIRES_S = 1800
+MIN_SESSION_EXPIRES_S = 90
 
 
-def render_pjsip(trunks: Iterable[Trunk], *, rtp_timeout_s: int = RTP_TIMEOUT_S) -> str:
+def render_pjsip(
+    trunks: Iterable[Trunk], *, rtp_timeout_s: int = RTP_TIMEOUT_S, session_expires_s: int = SESSION_EXPIRES_S
+) -> str:
+    if session_expires_s < MIN_SESSION_EXPIRES_S:
+        raise ValueError(f"session timers expire after {MIN_SESSION_EXPIRES_S} s at the least (RFC 4028)")
     blocks = [HEADER]
     for trunk in sorted(trunks, key=lambda t: t.name):
         if trunk.enabled:
-            blocks.append(_render_one(trunk, rtp_timeout_s))
+            blocks.append(_render_one(trunk, rtp_timeout_s, session_expires_s))
     return "\n".join(blocks)
 
 
-def _render_one(t: Trunk, rtp_timeout_s: int) -> str:
+def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int) -> str:
     contact = f"sip:{t.host}:{t.port}"
     lines = [
         f"; --- trunk {t.name}{' (demo)' if t.demo else ''}: {t.host}:{t.port}, auth {t.auth} ---",
@@ -50,8 +58,10 @@ def _render_one(t: Trunk, rtp_timeout_s: int) -> str:
         "                                   ; keeps the callee's number, the callee ours (hidden or not)",
         f"{f'rtp_timeout = {rtp_timeout_s}':<35}; a lost BYE never holds a channel forever",
         "rtp_timeout_hold = 300",
-        "timers = yes                       ; SIP session timers: dead dialogs are noticed",
-        "timers_sess_expires = 1800",
+        "timers = always                    ; SIP session timers, run even when the far end does not ask",
+        "                                   ; for them (with `yes` they would be off): we refresh, and a",
+        "                                   ; dialog that no longer answers is ended",
+        f"timers_sess_expires = {session_expires_s}",
         "language = fr",
         "tone_zone = fr",
         f"aors = {t.name}",

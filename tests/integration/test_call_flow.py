@@ -33,7 +33,7 @@ from engine.store.trunks import list_trunks, remove_trunk
 from engine.telephony.ari import AriClient
 from engine.telephony.calls import CallerId, CallRequest, CallService
 from engine.telephony.stasis import StasisRouter
-from engine.telephony.trunks import render_pjsip
+from engine.telephony.trunks import MIN_SESSION_EXPIRES_S, render_pjsip
 from tests.integration.conftest import Ari, add_trunk, wait_for
 from tests.support import tones
 from tests.support.callee import (
@@ -579,6 +579,38 @@ async def test_a_phone_that_dies_is_hung_up_by_the_rtp_timeout(
         1,
     ), result
     assert result.ended_at - (result.answered_at or 0) < plan.star_wait_s
+
+
+async def test_a_dialog_that_stops_answering_is_ended_by_the_session_timer(
+    phones: PhonesFactory, stack_settings: Settings, ari: Ari
+) -> None:
+    """The phone's SIP stack freezes (SIGSTOP) while the call waits for `*`: no BYE, no answer to the
+    session refresh. RTP timeout and the call's own limits are out of reach (10 min); the session timer
+    (90 s, the RFC's floor; refreshed at 45 s, the refresh times out 32 s later) ends the call."""
+    async with phones() as p:
+        async with Database(stack_settings.dsn, min_size=1, max_size=1) as database:
+            trunks = usable_trunks(stack_settings, await list_trunks(database))
+        conf = host_dir(stack_settings) / "etc" / "pjsip_trunks.conf"
+        conf.write_text(render_pjsip(trunks, rtp_timeout_s=600, session_expires_s=MIN_SESSION_EXPIRES_S))
+        await ari.client.reload_module("res_pjsip.so")
+
+        plan = replace(p.plan, star_wait_s=600.0, greeting_max_plays=1, max_call_s=900.0)
+        call = await p.service.start(p.request(Behaviour.silent.number, plan=plan))
+        await wait_for(lambda: call.flow.state is not CallState.dialing, 15, what="the answer")
+        assert p.sipp.pid is not None
+        os.kill(p.sipp.pid, signal.SIGSTOP)
+        try:
+            result = await asyncio.wait_for(call.done, 3 * MIN_SESSION_EXPIRES_S)
+        finally:
+            os.kill(p.sipp.pid, signal.SIGKILL)
+            await p.sipp.wait(5)
+
+    # Asterisk ended the dialog itself (ours would say no_star or call_limit).
+    assert (result.outcome, result.end_reason, result.greeting_plays) == (
+        Outcome.not_confirmed,
+        EndReason.callee_hangup,
+        1,
+    ), result
 
 
 async def test_the_sweep_ends_calls_whose_events_were_lost(

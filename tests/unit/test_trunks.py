@@ -59,3 +59,12 @@ def test_register_trunk_renders_auth_and_registration_and_disabled_trunks_vanish
 
 def test_dial_string() -> None:
     assert Trunk(name="opa", host="192.0.2.1").dial_string("0612345678") == "PJSIP/0612345678@opa"
+
+
+def test_session_timers_are_on_and_never_below_the_rfc_floor() -> None:
+    trunk = Trunk(name="opa", host="192.0.2.10")
+    assert "timers = always" in render_pjsip([trunk])
+    assert "timers_sess_expires = 1800\n" in render_pjsip([trunk])
+    assert "timers_sess_expires = 90\n" in render_pjsip([trunk], session_expires_s=90)
+    with pytest.raises(ValueError, match="90 s at the least"):
+        render_pjsip([trunk], session_expires_s=89)
