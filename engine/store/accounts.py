@@ -30,7 +30,7 @@ from engine.domain.accounts import (
     SenderNumber,
 )
 from engine.errors import InvalidInput, NotFound
-from engine.store.db import Database
+from engine.store.db import Database, rows_affected
 
 # argon2id with the library's defaults (RFC 9106's second recommendation: 64 MiB, 3 passes): ≈ 0.1 s
 # of CPU per hash, which is why every hash and verification runs in a thread.
@@ -237,7 +237,7 @@ async def set_password(db: Database, account_id: UUID, password: str | None = No
     status = await db.execute(
         "UPDATE accounts SET password_hash = $2 WHERE id = $1", account_id, password_hash
     )
-    if status.endswith(" 0"):
+    if rows_affected(status) == 0:
         raise _no_account(account_id)
     return password
 

@@ -301,7 +301,7 @@ async def delete_contact(db: Executor, account_id: UUID, contact_id: int) -> Non
     status = await db.execute(
         "DELETE FROM contacts WHERE account_id = $1 AND id = $2", account_id, contact_id
     )
-    if status.endswith(" 0"):
+    if rows_affected(status) == 0:
         raise _no_contact(account_id, contact_id)
 
 
@@ -575,7 +575,7 @@ async def delete_group(db: Executor, account_id: UUID, group_id: int) -> None:
     status = await db.execute(
         "DELETE FROM contact_groups WHERE account_id = $1 AND id = $2", account_id, group_id
     )
-    if status.endswith(" 0"):
+    if rows_affected(status) == 0:
         raise _no_group(account_id, group_id)
 
 

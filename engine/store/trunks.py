@@ -6,7 +6,7 @@ import asyncpg
 
 from engine.domain.trunks import Trunk
 from engine.errors import InvalidInput, NotFound
-from engine.store.db import Database
+from engine.store.db import Database, rows_affected
 
 _PLACEHOLDERS = ",".join(f"${i}" for i in range(1, 19))
 _COLUMNS = (
@@ -81,5 +81,5 @@ async def upsert_trunk(db: Database, trunk: Trunk) -> None:
 
 async def remove_trunk(db: Database, name: str) -> None:
     status = await db.execute("DELETE FROM trunks WHERE name = $1", name)
-    if status.endswith(" 0"):
+    if rows_affected(status) == 0:
         raise NotFound(f"no trunk named {name!r}")
