@@ -44,8 +44,12 @@ def status(state_dir: Path, name: str) -> str:
 
 def alive(pid: int) -> bool:
     child = _children.get(pid)
-    if child is not None and child.poll() is not None:
-        del _children[pid]  # our own child ended (killed, crashed): reaped here, not left a zombie
+    if child is not None:
+        # Our own child: poll() alone answers, and reaps it once it has ended (killed, crashed), so it
+        # is never left a zombie with a Popen that warns at exit.
+        if child.poll() is None:
+            return True
+        del _children[pid]
         return False
     try:
         os.kill(pid, 0)
@@ -116,12 +120,7 @@ def terminate(pid: int, *, timeout_s: float, sig: int = signal.SIGTERM) -> None:
 def wait_gone(pid: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        child = _children.get(pid)
-        if child is not None:
-            if child.poll() is not None:
-                del _children[pid]
-                return True
-        else:
+        if pid not in _children:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)  # reap it if it is our child; harmless otherwise
         if not alive(pid):
