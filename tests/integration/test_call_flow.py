@@ -611,6 +611,11 @@ async def test_a_dialog_that_stops_answering_is_ended_by_the_session_timer(
         EndReason.callee_hangup,
         1,
     ), result
+    # Offered, never required: a trunk that does not know session timers still takes the call.
+    invite = invite_to(p.messages(), Behaviour.silent.number)
+    assert (invite.header("Session-Expires") or "").split(";")[0].strip() == str(MIN_SESSION_EXPIRES_S)
+    assert "timer" in (invite.header("Supported") or "")
+    assert not any("timer" in value for value in invite.header_values("Require")), invite.headers
 
 
 async def test_the_sweep_ends_calls_whose_events_were_lost(
