@@ -256,6 +256,7 @@ class Bench:
         self.bare.originate_args = {
             "caller_id": caller.ari_caller_id(),
             "variables": {"VC_APP": self.bare.client.app, **caller.variables()},
+            "formats": trunk.codecs,
         }
 
     def engine_settings(self, *, max_channels: int, max_cps: float) -> Settings:

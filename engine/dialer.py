@@ -365,6 +365,7 @@ class Dialer:
             callee_number=claim.e164,
             transfer_endpoint=lambda number: trunk.dial_string(wire(number)),
             transfer_caller_id=transfer_caller,
+            codecs=trunk.codecs,
         )
 
     async def _attempt(self, claim: Claim, context: SendContext) -> None:

@@ -56,6 +56,7 @@ def _probe(args: argparse.Namespace) -> int:
                 endpoint=trunk.dial_string(args.number),
                 media=prompt_uri(settings, args.sound),
                 ring_timeout_s=settings.ring_timeout_s,
+                codecs=trunk.codecs,
             )
 
     result = asyncio.run(run())

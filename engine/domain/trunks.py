@@ -14,6 +14,7 @@ NumberFormat = Literal["e164", "national", "international00", "digits"]
 AUTH_MODES: tuple[AuthMode, ...] = ("ip", "digest", "register")
 NUMBER_FORMATS: tuple[NumberFormat, ...] = ("e164", "national", "international00", "digits")
 CODECS = ("alaw", "ulaw", "g722", "opus")
+DEFAULT_CODECS = ("alaw", "ulaw")  # what French operators expect, A-law first
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}$")
@@ -33,7 +34,7 @@ class Trunk:
     password: str | None = None
     from_user: str | None = None
     from_domain: str | None = None
-    codecs: tuple[str, ...] = ("alaw", "ulaw")
+    codecs: tuple[str, ...] = DEFAULT_CODECS  # offered in this order
     number_format: NumberFormat = "e164"
     pai_number: str | None = None
     max_channels: int = 30

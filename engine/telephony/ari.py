@@ -13,7 +13,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,8 +174,12 @@ class AriClient:
         extension: str | None = None,
         other_channel_id: str | None = None,
         originator: str | None = None,
+        formats: Sequence[str] = (),
     ) -> Event:
-        """POST /channels with our own id: register the call before calling this (events may win)."""
+        """POST /channels with our own id: register the call before calling this (events may win).
+
+        ``formats`` are the codecs the SDP offer lists, in that order (without them Asterisk puts its
+        own order first); a leg with an ``originator`` takes that channel's codecs instead."""
         params: dict[str, str | int | float] = {
             "endpoint": endpoint,
             "channelId": channel_id,
@@ -191,6 +195,8 @@ class AriClient:
             params["otherChannelId"] = other_channel_id
         if originator is not None:
             params["originator"] = originator
+        elif formats:
+            params["formats"] = ",".join(formats)
         body = {"variables": dict(variables)} if variables else None
         result: Event = await self.request("POST", "/channels", params=params, body=body)
         return result

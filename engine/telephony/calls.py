@@ -22,6 +22,7 @@ from engine.domain import callevents as ce
 from engine.domain.callevents import CallResult
 from engine.domain.callflow import CallFlow
 from engine.domain.callplan import CallPlan
+from engine.domain.trunks import DEFAULT_CODECS
 from engine.logs import mask_number
 from engine.telephony.ari import AriClient, AriError, AriNotFound, AriUnavailable, AriUnprocessable, Event
 from engine.telephony.stasis import Route, StasisRouter
@@ -92,6 +93,7 @@ class CallRequest:
     transfer_endpoint: Callable[[str], str] | None = None
     transfer_caller_id: CallerId | None = None
     variables: dict[str, str] = field(default_factory=dict)
+    codecs: tuple[str, ...] = DEFAULT_CODECS  # the trunk's, offered in its order
 
 
 class _Timer:
@@ -493,6 +495,7 @@ class CallService:
                 timeout_s=request.ring_timeout_s,
                 caller_id=request.caller_id.ari_caller_id(),
                 variables=variables,
+                formats=request.codecs,
             )
         except AriError as exc:
             # An error reply: Asterisk refused it, nothing was dialled. Fed through the call's queue,

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
+from engine.domain.trunks import DEFAULT_CODECS
 from engine.telephony.ari import AriClient, AriError, Event
 from engine.telephony.stasis import StasisRouter
 
@@ -77,6 +79,7 @@ async def probe_call(
     max_duration_s: float = 120,
     hangup_after_playback: bool = True,
     caller_id: str | None = None,
+    codecs: Sequence[str] = DEFAULT_CODECS,
 ) -> ProbeResult:
     channel_id = str(uuid.uuid4())
     result = ProbeResult(channel_id)
@@ -90,6 +93,7 @@ async def probe_call(
                 app_args="probe",
                 timeout_s=ring_timeout_s,
                 caller_id=caller_id,
+                formats=codecs,
             )
         except AriError as exc:
             result.error = str(exc)

@@ -336,6 +336,9 @@ async def test_answered_calls(phones: PhonesFactory, tmp_path: Path) -> None:
     assert invite.header("Privacy") == "id"
     assert invite.header("P-Asserted-Identity") == f"<sip:{PAI_NUMBER}@127.0.0.1>"
     assert invite.header("Remote-Party-ID") is None
+    # The trunk's codecs in its order (A-law first, as French operators want), and nothing else.
+    offer = next(line for line in invite.body.splitlines() if line.startswith("m=audio"))
+    assert offer.split()[3:] == ["8", "0", "101"], offer
     invite = invite_to(messages, verified)
     assert (invite.header("From") or "").startswith(f"<sip:{VERIFIED_SENDER}@127.0.0.1>;tag=")
     assert invite.header("P-Asserted-Identity") == f"<sip:{VERIFIED_SENDER}@127.0.0.1>"
