@@ -33,7 +33,7 @@ from engine.store.trunks import list_trunks, remove_trunk
 from engine.telephony.ari import AriClient
 from engine.telephony.calls import CallerId, CallRequest, CallService
 from engine.telephony.stasis import StasisRouter
-from engine.telephony.trunks import MIN_SESSION_EXPIRES_S, render_pjsip
+from engine.telephony.trunks import MIN_SESSION_EXPIRES_S, SESSION_EXPIRES_S, render_pjsip
 from tests.integration.conftest import Ari, add_trunk, wait_for
 from tests.support import tones
 from tests.support.callee import (
@@ -549,6 +549,18 @@ async def test_voicemail_drop_waits_for_the_beep(phones: PhonesFactory, tmp_path
 # --- hygiene: nothing holds a slot forever -------------------------------------------------------------
 
 
+async def shorten_trunk_timers(
+    settings: Settings, ari: Ari, *, rtp_timeout_s: int, session_expires_s: int = SESSION_EXPIRES_S
+) -> None:
+    """Every trunk rendered with these timers and PJSIP reloaded; the defaults come back when the
+    test's trunk is removed (apply_trunks renders the table again)."""
+    async with Database(settings.dsn, min_size=1, max_size=1) as database:
+        trunks = usable_trunks(settings, await list_trunks(database))
+    conf = host_dir(settings) / "etc" / "pjsip_trunks.conf"
+    conf.write_text(render_pjsip(trunks, rtp_timeout_s=rtp_timeout_s, session_expires_s=session_expires_s))
+    await ari.client.reload_module("res_pjsip.so")
+
+
 async def test_a_phone_that_dies_is_hung_up_by_the_rtp_timeout(
     phones: PhonesFactory, stack_settings: Settings, ari: Ari, tmp_path: Path
 ) -> None:
@@ -556,11 +568,7 @@ async def test_a_phone_that_dies_is_hung_up_by_the_rtp_timeout(
     production) hangs the channel up, and the call ends with an outcome instead of waiting 30 s for `*`."""
     long_talk = audio_pcap(tmp_path / "talk.pcap", tones.sine(440, 20.0, 0.2))
     async with phones(announce=long_talk) as p:
-        async with Database(stack_settings.dsn, min_size=1, max_size=1) as database:
-            trunks = usable_trunks(stack_settings, await list_trunks(database))
-        conf = host_dir(stack_settings) / "etc" / "pjsip_trunks.conf"
-        conf.write_text(render_pjsip(trunks, rtp_timeout_s=2))  # restored when the trunk is removed
-        await ari.client.reload_module("res_pjsip.so")
+        await shorten_trunk_timers(stack_settings, ari, rtp_timeout_s=2)
 
         plan = replace(p.plan, star_wait_s=30.0, greeting_max_plays=1)
         async with RtpCapture([p.media_port]) as capture:
@@ -591,11 +599,9 @@ async def test_a_dialog_that_stops_answering_is_ended_by_the_session_timer(
     session refresh. RTP timeout and the call's own limits are out of reach (10 min); the session timer
     (90 s, the RFC's floor; refreshed at 45 s, the refresh times out 32 s later) ends the call."""
     async with phones() as p:
-        async with Database(stack_settings.dsn, min_size=1, max_size=1) as database:
-            trunks = usable_trunks(stack_settings, await list_trunks(database))
-        conf = host_dir(stack_settings) / "etc" / "pjsip_trunks.conf"
-        conf.write_text(render_pjsip(trunks, rtp_timeout_s=600, session_expires_s=MIN_SESSION_EXPIRES_S))
-        await ari.client.reload_module("res_pjsip.so")
+        await shorten_trunk_timers(
+            stack_settings, ari, rtp_timeout_s=600, session_expires_s=MIN_SESSION_EXPIRES_S
+        )
 
         plan = replace(p.plan, star_wait_s=600.0, greeting_max_plays=1, max_call_s=900.0)
         call = await p.service.start(p.request(Behaviour.silent.number, plan=plan))
