@@ -34,9 +34,9 @@ from bench import stackutil
 from engine.domain.callplan import CallPlan, DropMode
 from engine.domain.outcomes import Outcome
 from engine.domain.trunks import Trunk
+from engine.media.paths import prompt_uri, sound_uri
 from engine.settings import Settings
 from engine.stack import apply_trunks
-from engine.stack.asterisk import prompt_uri, sound_uri
 from engine.stack.root import root_path
 from engine.store import Database
 from engine.store.trunks import remove_trunk, upsert_trunk

@@ -1,4 +1,4 @@
-"""Bench: engine.audio.convert() on a 60 s French-speech MP3, beside a bare one-output ffmpeg run.
+"""Bench: engine.media.audio.convert() on a 60 s French-speech MP3, beside a bare one-output ffmpeg run.
 
 ``run()`` returns the medians of 3 runs each and their ratio; ``python -m bench.audio`` prints them.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from engine.audio import AudioLimits, convert, probe_duration_s
+from engine.media.audio import AudioLimits, convert, probe_duration_s
 
 RUNS = 3
 DURATION_S = 60.0

@@ -29,8 +29,8 @@ from bench import stackutil
 from bench.ari_originate import BareAri, CallTiming, concurrent
 from engine.app import Engine
 from engine.domain.sends import SendStatus, Target
-from engine.library import playback_uri
-from engine.sends import create_send, steer
+from engine.services.messages import playback_uri
+from engine.services.sends import create_send, steer
 from engine.settings import Settings
 from engine.stack import procs
 from engine.store import Database

@@ -28,9 +28,9 @@ import phonenumbers
 import structlog
 
 from bench import stackutil
-from engine.contacts_import import import_contacts_csv, prepare_import
 from engine.domain.numbers import Number, normalize
 from engine.domain.recipients import parse_paste
+from engine.services.contacts_import import import_contacts_csv, prepare_import
 from engine.settings import Settings
 from engine.store import Database
 from engine.store.accounts import create_account
@@ -211,7 +211,7 @@ async def _accept_and_store(settings: Settings, text: str) -> dict[str, Any]:
     """parse_paste + create_send (send row, 10,000 recipients, credits reserved), timed together."""
     # Test helpers and the sends path are only needed here: imported late like the stack itself.
     from engine.domain.sends import Target  # noqa: PLC0415
-    from engine.sends import create_send, steer  # noqa: PLC0415
+    from engine.services.sends import create_send, steer  # noqa: PLC0415
     from tests.integration.dialing import customer  # noqa: PLC0415
 
     runs: list[float] = []

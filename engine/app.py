@@ -14,10 +14,11 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from engine import mail
-from engine.dialer import Dialer
+from engine.errors import DatabaseUnavailable
 from engine.metrics import Metrics
+from engine.services.dialing.dialer import Dialer
 from engine.settings import Settings
-from engine.store import Database, DatabaseUnavailable
+from engine.store import Database
 from engine.store.trunks import list_trunks
 from engine.telephony.ari import AriClient, AriError, Event, events_task
 from engine.telephony.calls import CallService

@@ -50,6 +50,13 @@ class InvalidInput(VocalcastError):
         self.code = code
 
 
+class DatabaseUnavailable(VocalcastError):
+    """PostgreSQL cannot be reached right now."""
+
+    code = "database_unavailable"
+    message_fr = "La base de données est momentanément indisponible."
+
+
 class TelephonyUnavailable(VocalcastError):
     """Asterisk cannot be reached, or our Stasis app is not registered."""
 

@@ -24,9 +24,10 @@ from typing import Any
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from engine.compat import CODES, CompatAnswer, CompatRequest, submit
+from engine.errors import DatabaseUnavailable
+from engine.services.intake import CODES, CompatAnswer, CompatRequest, submit
 from engine.settings import Settings
-from engine.store import Database, DatabaseUnavailable, rates
+from engine.store import Database, rates
 
 log = structlog.get_logger(__name__)
 

@@ -1,2 +1,2 @@
-"""The recording IVR: a FastAGI server and its conversation. It saves messages through engine.library
-(the same path as uploads) and keeps its lockout in the engine's store."""
+"""The recording IVR: a FastAGI server and its conversation. It saves messages through the messages
+service (the same path as uploads) and checks codes through the recordings service."""

@@ -9,17 +9,17 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Final
 from uuid import UUID
 
 import structlog
 
-from engine import library
 from engine.domain.accounts import Message
 from engine.errors import InvalidInput, VocalcastError
+from engine.media.paths import prompts_dir, recording_spool
+from engine.services import messages as library
 from engine.settings import Settings
-from engine.stack.asterisk import host_dir, instance_dir, prompt_uri
 from engine.store import accounts
 from engine.store.db import Database
 from ivr.fastagi import FastAGIServer, Handler
@@ -77,15 +77,11 @@ class StoreBackend:
 
 def spool(settings: Settings) -> Spool:
     """Asterisk's recording spool of this instance, from inside the Asterisk root and from the host."""
-    return Spool(
-        PurePosixPath(instance_dir(settings) / "spool" / "recording"),
-        host_dir(settings) / "spool" / "recording",
-    )
+    return Spool(*recording_spool(settings))
 
 
 def options(settings: Settings) -> IvrOptions:
-    prompts_dir = PurePosixPath(prompt_uri(settings, "_").removeprefix("sound:")).parent
-    return IvrOptions.from_settings(settings, prompts_dir)
+    return IvrOptions.from_settings(settings, prompts_dir(settings))
 
 
 def routes(settings: Settings, db: Database) -> dict[str, Handler]:

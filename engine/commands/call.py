@@ -8,8 +8,8 @@ import json
 from dataclasses import asdict
 
 from engine.errors import NoTrunk
+from engine.media.paths import prompt_uri
 from engine.settings import Settings
-from engine.stack.asterisk import prompt_uri
 from engine.store import Database
 from engine.store.trunks import list_trunks
 from engine.telephony.ari import AriClient, events_task

@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.commands.account import run_with_db
 from engine.commands.inputs import read_input
-from engine.contacts_import import ImportReport, import_contacts_csv, report_json
+from engine.services.contacts_import import ImportReport, import_contacts_csv, report_json
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import contacts as store

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine import library
 from engine.commands.account import run_with_db
 from engine.domain.accounts import PARIS, Message
 from engine.errors import InvalidInput
+from engine.services import messages as library
 from engine.settings import Settings
 from engine.store import Database
 from engine.store.accounts import account_by_email

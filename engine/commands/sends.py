@@ -15,7 +15,7 @@ from engine.domain.recipients import parse_paste
 from engine.domain.schedule import parse_deferred
 from engine.domain.sends import Target
 from engine.errors import InvalidInput
-from engine.sends import DEFAULT, create_send, steer
+from engine.services.sends import DEFAULT, create_send, steer
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import messages as messages_store

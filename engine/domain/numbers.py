@@ -493,3 +493,10 @@ class _RegionRanges:
             return self.number_type(nsn) if self._leading.match(nsn) else None
         number_type = self.number_type(nsn)
         return None if number_type == PhoneNumberType.UNKNOWN else number_type
+
+
+def national_forms(national: str) -> list[str]:
+    """A French national number in every form a trunk may send it: 0X…, +33X…, 0033X…, 33X…, X…
+    (the recording number is matched in the dialplan in each of them)."""
+    digits = national.lstrip("0")
+    return [national, f"+33{digits}", f"0033{digits}", f"33{digits}", digits]

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import jinja2
 
+from engine.domain.numbers import national_forms
 from engine.domain.trunks import Trunk
 from engine.errors import StackError
+from engine.media.paths import host_dir, instance_dir
 from engine.settings import PROJECT_ROOT, Settings
 from engine.stack import procs
 from engine.stack.root import RootInfo, mounts_under
@@ -26,42 +28,6 @@ from engine.telephony.trunks import render_pjsip
 TEMPLATES = PROJECT_ROOT / "dialplan"
 SOUNDS = PROJECT_ROOT / "sounds" / "fr"
 WRITABLE = ("run", "log", "spool", "spool/recording", "lib", "cache")
-
-
-def instance_dir(settings: Settings) -> Path:
-    """Inside the root (as Asterisk sees it)."""
-    return Path("/srv") / settings.instance_id
-
-
-def host_dir(settings: Settings) -> Path:
-    """On the host."""
-    return settings.state_dir / "asterisk"
-
-
-def sound_uri(settings: Settings, path: Path) -> str:
-    """The one place that turns a file of ours into the sound URI Asterisk plays (no extension).
-
-    Files live under the media dir (mounted read-only at /srv/<id>/media) or our prompts
-    (copied to /srv/<id>/sounds at each start).
-    """
-    stem = path.with_suffix("") if path.suffix in {".wav", ".alaw", ".ulaw", ".sln"} else path
-    for base, inside in ((settings.media_dir, "media"), (host_dir(settings) / "sounds", "sounds")):
-        try:
-            rel = stem.relative_to(base)
-        except ValueError:
-            continue
-        return f"sound:{instance_dir(settings) / inside / rel}"
-    raise StackError(f"{path} is neither under the media dir nor a prompt: Asterisk cannot read it")
-
-
-def prompt_uri(settings: Settings, name: str) -> str:
-    return f"sound:{instance_dir(settings) / 'sounds' / name}"
-
-
-def recording_did_forms(did: str) -> list[str]:
-    """A French national number in every form a trunk may send: 0X…, +33X…, 0033X…, 33X…, X…."""
-    digits = did.lstrip("0")
-    return [did, f"+33{digits}", f"0033{digits}", f"33{digits}", digits]
 
 
 def render_config(settings: Settings, root: RootInfo, trunks: list[Trunk]) -> None:
@@ -95,7 +61,7 @@ def render_config(settings: Settings, root: RootInfo, trunks: list[Trunk]) -> No
         "rtp_end": settings.rtp_end,
         "agi_port": settings.agi_port,
         "recording_did": settings.recording_number,
-        "recording_did_forms": recording_did_forms(settings.recording_number),
+        "recording_did_forms": national_forms(settings.recording_number),
         "db_host": "127.0.0.1",
         "db_port": settings.pg_port,
         "db_name": "vocalcast",

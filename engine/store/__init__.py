@@ -1,5 +1,5 @@
 """PostgreSQL access: the asyncpg pool, migrations and every SQL query of the engine."""
 
-from engine.store.db import Database, DatabaseUnavailable, migrate
+from engine.store.db import Database, migrate
 
-__all__ = ["Database", "DatabaseUnavailable", "migrate"]
+__all__ = ["Database", "migrate"]

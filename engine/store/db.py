@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from engine.errors import VocalcastError
+from engine.errors import DatabaseUnavailable, VocalcastError
 from engine.settings import PROJECT_ROOT
 
 log = structlog.get_logger(__name__)
@@ -28,13 +28,6 @@ _UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
 )
-
-
-class DatabaseUnavailable(VocalcastError):
-    """PostgreSQL cannot be reached right now."""
-
-    code = "database_unavailable"
-    message_fr = "La base de données est momentanément indisponible."
 
 
 class Database:

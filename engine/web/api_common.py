@@ -23,10 +23,10 @@ import structlog
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from engine.compat import LOGIN_FAILURES
 from engine.domain.accounts import Account, InsufficientCredits, MessageInUse
-from engine.errors import InvalidInput, NotFound
-from engine.store import DatabaseUnavailable, rates
+from engine.errors import DatabaseUnavailable, InvalidInput, NotFound
+from engine.services.intake import LOGIN_FAILURES
+from engine.store import rates
 from engine.store import tokens as tokens_store
 from engine.store.accounts import get_account
 from engine.web.health import ENGINE

@@ -7,9 +7,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from engine.contacts_import import MAX_IMPORT_BYTES, import_contacts_csv, report_json
 from engine.domain.contacts import MAX_GROUPS
 from engine.errors import InvalidInput
+from engine.services.contacts_import import MAX_IMPORT_BYTES, import_contacts_csv, report_json
 from engine.store import contacts as store
 from engine.web.api_common import (
     INT64_MAX,

@@ -13,9 +13,9 @@ from uuid import UUID
 
 from aiohttp import web
 
-from engine import library
 from engine.domain.accounts import Message
 from engine.errors import InvalidInput
+from engine.services import messages as library
 from engine.store.db import Database
 from engine.web.api_common import (
     INT32_MAX,
@@ -35,7 +35,7 @@ from engine.web.api_common import (
     read_upload,
 )
 
-# engine.audio's refusals of a file that arrived whole but cannot be a message.
+# engine.media.audio's refusals of a file that arrived whole but cannot be a message.
 _TOO_LARGE: Final = frozenset({"too_large"})
 _CONTENT_TYPES: Final = {".mp3": "audio/mpeg", ".wav": "audio/wav"}
 

@@ -1,6 +1,6 @@
 """API: sends — the recipients check shown before confirming, creation from numbers, contacts and groups
 with every option of the manual (Idempotency-Key: a retried POST never creates a second send), listing,
-progress, per-recipient outcomes, pause, resume, cancel. Creation goes through engine.sends.create_send."""
+progress, per-recipient outcomes, pause, resume, cancel. Creation goes through the sends service."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from engine.domain.recipients import PasteReport, parse_paste
 from engine.domain.schedule import parse_deferred
 from engine.domain.sends import LABELS_FR, MAX_COMMENT, Target, unique_targets
 from engine.errors import InvalidInput
-from engine.sends import DEFAULT, create_send, steer
+from engine.services.sends import DEFAULT, create_send, steer
 from engine.settings import Settings
 from engine.store import contacts as contacts_store
 from engine.store import sends as sends_store

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from engine.compat import CompatRequest, submit
+from engine.services.intake import CompatRequest, submit
 from engine.web.health import ENGINE
 from engine.web.remote import client_address
 

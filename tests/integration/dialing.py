@@ -15,7 +15,7 @@ import aiohttp
 from engine.domain.accounts import Account, Message
 from engine.domain.numbers import Number, normalize
 from engine.domain.sends import Target
-from engine.library import add_message
+from engine.services.messages import add_message
 from engine.settings import Settings
 from engine.store import Database
 from engine.store.accounts import create_account, get_account

@@ -23,7 +23,7 @@ import pytest
 
 from engine.app import Engine
 from engine.domain.schedule import format_deferred
-from engine.library import add_message
+from engine.services.messages import add_message
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import accounts as accounts_store

@@ -25,9 +25,9 @@ from engine.domain.callflow import CallState
 from engine.domain.callplan import CallPlan, DropMode
 from engine.domain.outcomes import Outcome, TransferOutcome
 from engine.domain.trunks import Trunk
+from engine.media.paths import host_dir, prompt_uri, sound_uri
 from engine.settings import Settings
 from engine.stack import apply_trunks, usable_trunks
-from engine.stack.asterisk import host_dir, prompt_uri, sound_uri
 from engine.store import Database
 from engine.store.trunks import list_trunks, remove_trunk
 from engine.telephony.ari import AriClient

@@ -12,8 +12,8 @@ import pytest
 from engine.domain.callplan import CallPlan
 from engine.domain.outcomes import Outcome
 from engine.domain.trunks import Trunk
+from engine.media.paths import prompt_uri, sound_uri
 from engine.settings import Settings
-from engine.stack.asterisk import prompt_uri, sound_uri
 from engine.telephony.calls import CallerId, CallRequest, CallService
 from tests.integration.conftest import Ari, add_trunk, wait_for
 from tests.integration.test_first_call import marker_prompt

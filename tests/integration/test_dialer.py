@@ -15,7 +15,7 @@ from engine.app import Engine
 from engine.domain.outcomes import Outcome
 from engine.domain.sends import SendStatus
 from engine.domain.trunks import Trunk
-from engine.sends import create_send, steer
+from engine.services.sends import create_send, steer
 from engine.settings import Settings
 from engine.stack import asterisk
 from engine.stack.root import read_info, root_path

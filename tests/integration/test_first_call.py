@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.domain.trunks import Trunk
+from engine.media.paths import sound_uri
 from engine.settings import Settings
-from engine.stack.asterisk import sound_uri
 from engine.telephony.probe import probe_call
 from tests.integration.conftest import Ari, add_trunk
 from tests.support import tones

@@ -25,8 +25,9 @@ import pytest
 
 from engine.domain.trunks import Trunk
 from engine.errors import InvalidInput
+from engine.media.paths import host_dir
 from engine.settings import Settings
-from engine.stack.asterisk import cli, host_dir
+from engine.stack.asterisk import cli
 from engine.store import Database
 from engine.store import accounts as accounts_store
 from engine.store import ivr as ivr_store
@@ -53,7 +54,7 @@ TRUNK = "ivrcaller"
 LEAD_S = 1.5  # Answer(), AGI connection, first GET DATA: digits before that would be lost
 KEY_S = 0.1  # RFC 2833 key length and the pause between two keys
 SPEECH_TEXT = "Bonjour, ceci est un message de test, enregistré par téléphone."
-TRIM_THRESHOLD = 32768 * 10 ** (-50 / 20)  # engine.audio trims below −50 dBFS …
+TRIM_THRESHOLD = 32768 * 10 ** (-50 / 20)  # engine.media.audio trims below −50 dBFS …
 TRIM_PAD_S = 0.2  # … and keeps this much around the voice
 
 
@@ -207,7 +208,7 @@ def code_entry(pcap: RtpPcapBuilder, digits: str) -> RtpPcapBuilder:
 
 
 def voiced(samples: array[int]) -> array[int]:
-    """The speech without its leading and trailing silence, as engine.audio trims it (below −50 dBFS)."""
+    """The speech without its leading and trailing silence, as engine.media.audio trims it (< −50 dBFS)."""
     loud = [i for i, value in enumerate(samples) if abs(value) > TRIM_THRESHOLD]
     return samples[loud[0] : loud[-1] + 1]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.domain.trunks import Trunk
-from engine.library import add_message, playback_uri
+from engine.services.messages import add_message, playback_uri
 from engine.settings import Settings
 from engine.store import Database
 from engine.store.accounts import create_account

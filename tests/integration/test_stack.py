@@ -12,8 +12,9 @@ import pytest
 
 from engine import stack
 from engine.errors import StackError
+from engine.media.paths import host_dir, instance_dir
 from engine.settings import Settings
-from engine.stack import asterisk, procs
+from engine.stack import procs
 from engine.stack.root import read_info, root_path, safe_rmtree
 from tests.integration.conftest import Ari
 
@@ -85,7 +86,7 @@ def test_root_is_cached_with_manifest_and_foreign_uid(stack_settings: Settings) 
 
 
 def test_rendered_config_is_complete_and_private(stack_settings: Settings) -> None:
-    etc = asterisk.host_dir(stack_settings) / "etc"
+    etc = host_dir(stack_settings) / "etc"
     files = sorted(etc.glob("*.conf"))
     assert {"ari.conf", "pjsip.conf", "extensions.conf", "modules.conf", "pjsip_trunks.conf"} <= {
         f.name for f in files
@@ -102,7 +103,7 @@ def test_root_cannot_be_deleted_through_a_live_mount(stack_settings: Settings) -
     with pytest.raises(StackError, match="still mounted"):
         safe_rmtree(path)
     assert (path / "usr/sbin/asterisk").exists()
-    media = path / asterisk.instance_dir(stack_settings).relative_to("/") / "media"
+    media = path / instance_dir(stack_settings).relative_to("/") / "media"
     # The media directory is mounted read-only for Asterisk.
     probe = subprocess.run(["touch", str(media / "x")], capture_output=True, check=False)
     assert probe.returncode != 0

@@ -23,10 +23,10 @@ import pytest
 from aiosmtpd.smtp import SMTP
 
 from engine.app import Engine
-from engine.contacts_import import import_contacts_csv
 from engine.domain.accounts import PARIS
-from engine.library import add_message
-from engine.sends import create_send
+from engine.services.contacts_import import import_contacts_csv
+from engine.services.messages import add_message
+from engine.services.sends import create_send
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import contacts as contacts_store

@@ -17,10 +17,10 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from engine.contacts_import import ImportReport, import_contacts_csv, prepare_import
 from engine.domain import contacts as rules
 from engine.errors import InvalidInput
 from engine.logs import configure
+from engine.services.contacts_import import ImportReport, import_contacts_csv, prepare_import
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import contacts as store

@@ -16,11 +16,11 @@ from uuid import UUID
 import pytest
 
 from engine import audio, library
-from engine.audio import measure_loudness
 from engine.domain.accounts import Message, MessageInUse
 from engine.errors import InvalidInput, NotFound
+from engine.media.audio import measure_loudness
+from engine.media.paths import instance_dir
 from engine.settings import Settings
-from engine.stack.asterisk import instance_dir
 from engine.store import Database
 from engine.store import accounts as accounts_store
 from engine.store import messages as store

@@ -18,8 +18,8 @@ from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy
 from engine.domain.sends import SendStatus
 from engine.errors import InvalidInput, NotFound
-from engine.results import ResultWriter
-from engine.sends import create_send, steer
+from engine.services.dialing.results import ResultWriter
+from engine.services.sends import create_send, steer
 from engine.settings import PROJECT_ROOT, Settings
 from engine.store import Database
 from engine.store import attempts as attempts_store

@@ -1,4 +1,4 @@
-"""engine.audio on audio made here (ffmpeg, espeak-ng): formats, trimming, loudness, refusals, cleanup."""
+"""engine.media.audio on audio made here (ffmpeg, espeak-ng): formats, trimming, loudness, refusals."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from engine import audio
-from engine.audio import AudioLimits, convert, measure_loudness, probe_duration_s
 from engine.errors import InvalidInput
+from engine.media.audio import AudioLimits, convert, measure_loudness, probe_duration_s
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe"

@@ -22,8 +22,7 @@ import pytest
 import structlog
 
 from engine.domain.accounts import Message
-from engine.errors import InvalidInput
-from engine.store.db import DatabaseUnavailable
+from engine.errors import DatabaseUnavailable, InvalidInput
 from ivr.fastagi import FastAGIServer
 from ivr.lockout import ANONYMOUS, caller_key, throttle_delay_s
 from ivr.recording import IvrOptions, RecordingIVR, Spool, reference_prompts

@@ -7,9 +7,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from engine.compat import LOGIN_FAILURES, login_keys
 from engine.domain.accounts import SendDefaults, check_password
 from engine.errors import InvalidInput
+from engine.services.intake import LOGIN_FAILURES, login_keys
 from engine.store import accounts as accounts_store
 from engine.store import rates, webspace
 from engine.store import tokens as tokens_store

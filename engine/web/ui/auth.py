@@ -1,6 +1,6 @@
 """« Connexion », « Déconnexion » and « Mot de passe oublié » (a one-time link sent through the relay).
 
-Failed logins count in the same shared window as http.php and the API (engine.compat's LOGIN_FAILURES
+Failed logins count in the same shared window as http.php and the API (engine.services.intake's LOGIN_FAILURES
 and login_keys), so a guesser gains nothing by switching interface.
 """
 
@@ -16,9 +16,9 @@ import structlog
 from aiohttp import web
 
 from engine import mail
-from engine.compat import LOGIN_FAILURES, login_keys
 from engine.domain.accounts import check_password, normalize_email
 from engine.errors import InvalidInput, NotFound
+from engine.services.intake import LOGIN_FAILURES, login_keys
 from engine.store import rates, webspace
 from engine.store.accounts import account_by_email, authenticate, get_account, set_password
 from engine.web import sessions

@@ -7,9 +7,9 @@ from typing import Any, Final
 
 from aiohttp import BodyPartReader, web
 
-from engine.contacts_import import MAX_IMPORT_BYTES, import_contacts_csv
 from engine.domain.contacts import check_phone, clean_field
 from engine.errors import InvalidInput
+from engine.services.contacts_import import MAX_IMPORT_BYTES, import_contacts_csv
 from engine.store import contacts as store
 from engine.web import sessions
 from engine.web.ui.core import Page, page, phone_fr

@@ -22,9 +22,8 @@ from engine.domain.accounts import PARIS, Account
 from engine.domain.numbers import format_for_trunk
 from engine.domain.outcomes import Outcome
 from engine.domain.sends import LABELS_FR, SendStatus
-from engine.errors import NotFound
+from engine.errors import DatabaseUnavailable, NotFound
 from engine.settings import Settings
-from engine.store import DatabaseUnavailable
 from engine.store.db import Database
 from engine.web import sessions
 from engine.web.health import ENGINE

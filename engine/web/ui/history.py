@@ -15,7 +15,7 @@ from aiohttp import web
 from engine.domain.outcomes import OUTCOMES, Outcome, TransferOutcome
 from engine.domain.sends import LABELS_FR, TRANSITIONS, SendStatus
 from engine.errors import InvalidInput, NotFound
-from engine.sends import steer
+from engine.services.sends import steer
 from engine.store import messages as messages_store
 from engine.store import sends as sends_store
 from engine.store import webspace

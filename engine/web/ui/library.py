@@ -1,6 +1,6 @@
 """« Messages enregistrés » (listen, rename, delete) and « Enregistrer un message » (WAV/MP3 upload).
 
-Uploads are streamed to a temporary file (never held in memory) and handed to engine.library, which
+Uploads are streamed to a temporary file (never held in memory) and handed to engine.services.messages, which
 converts, checks and stores them, or refuses them with a French reason and stores nothing.
 """
 
@@ -13,9 +13,9 @@ from typing import Final
 
 from aiohttp import BodyPartReader, web
 
-from engine import library
 from engine.domain.accounts import MessageInUse
 from engine.errors import InvalidInput
+from engine.services import messages as library
 from engine.web import sessions
 from engine.web.ui.core import Page, page
 

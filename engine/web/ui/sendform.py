@@ -25,7 +25,7 @@ from engine.domain.accounts import (
 from engine.domain.schedule import parse_deferred
 from engine.domain.sends import Target
 from engine.errors import InvalidInput
-from engine.sends import create_send
+from engine.services.sends import create_send
 from engine.settings import Settings
 from engine.store import accounts as accounts_store
 from engine.store import messages as messages_store

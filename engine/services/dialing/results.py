@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 from uuid import UUID
 
-from engine.store import Database, DatabaseUnavailable
+from engine.errors import DatabaseUnavailable
+from engine.store import Database
 from engine.store import attempts as attempts_store
 from engine.store.attempts import Recorded, Result
 

@@ -18,7 +18,7 @@ from engine.telephony.ari import AriError, AriUnavailable, Event
 from engine.telephony.stasis import Route
 
 if TYPE_CHECKING:
-    from engine.dialer import Dialer
+    from engine.services.dialing.dialer import Dialer
 
 log = structlog.get_logger(__name__)
 

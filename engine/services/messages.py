@@ -15,11 +15,11 @@ from uuid import UUID, uuid4
 
 import structlog
 
-from engine.audio import AudioLimits, convert
 from engine.domain.accounts import ORIGINS, Message, Origin, check_title, default_title
 from engine.errors import InvalidInput
+from engine.media.audio import AudioLimits, convert
+from engine.media.paths import sound_uri
 from engine.settings import Settings
-from engine.stack.asterisk import sound_uri
 from engine.store import messages as store
 from engine.store.accounts import get_account
 from engine.store.db import Database
@@ -39,7 +39,7 @@ def audio_limits(settings: Settings) -> AudioLimits:
 
 
 def _remove_files(message_files: list[Path]) -> None:
-    # Metadata operations of microseconds: on the loop, like engine.audio's own cleanup.
+    # Metadata operations of microseconds: on the loop, like engine.media.audio's own cleanup.
     for path in message_files:
         try:
             path.unlink(missing_ok=True)
@@ -76,7 +76,7 @@ async def add_message(
 ) -> Message:
     """Convert ``src_path`` (WAV or MP3, any rate) and add it to the account's library.
 
-    Raises engine.audio's InvalidInput codes for a refused file, ``title_invalid``, or NotFound for an
+    Raises engine.media.audio's InvalidInput codes for a refused file, ``title_invalid``, or NotFound for an
     unknown account; in every failure nothing is stored and no reference is used. ``src_path`` itself
     is left alone (the caller owns it: an upload's temp file, an Asterisk recording).
     """

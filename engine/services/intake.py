@@ -1,7 +1,7 @@
 """The manual's machine interfaces, http.php and e-mail, share this: the same fields, the same checks
 in the same order, the same two-digit codes (80–91 exactly as the manual defines them, ours above).
 
-Both create sends through engine.sends.create_send; no validation rule lives here that lives
+Both create sends through engine.services.sends.create_send; no validation rule lives here that lives
 elsewhere too — this module only orders the checks and maps errors to codes.
 """
 
@@ -19,11 +19,11 @@ from engine.domain.accounts import Account, InsufficientCredits, check_transfer
 from engine.domain.numbers import Number, Refusal, normalize
 from engine.domain.schedule import parse_deferred
 from engine.domain.sends import Target
-from engine.errors import InvalidInput, NotFound
+from engine.errors import DatabaseUnavailable, InvalidInput, NotFound
 from engine.logs import mask_number
-from engine.sends import DEFAULT, create_send, steer
+from engine.services.sends import DEFAULT, create_send, steer
 from engine.settings import Settings
-from engine.store import Database, DatabaseUnavailable, rates
+from engine.store import Database, rates
 from engine.store import contacts as contacts_store
 from engine.store import messages as messages_store
 from engine.store.accounts import authenticate

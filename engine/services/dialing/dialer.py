@@ -24,13 +24,14 @@ from engine.domain.numbers import format_for_trunk
 from engine.domain.pacing import TokenBucket, TrunkLoad, pick_trunk
 from engine.domain.retries import RetryPolicy
 from engine.domain.trunks import Trunk
+from engine.errors import DatabaseUnavailable
 from engine.logs import mask_number
+from engine.media.paths import prompt_uri, sound_uri
 from engine.metrics import Metrics
-from engine.reconcile import AdoptedCall, parse_ari_time, result_from_cdr
-from engine.results import ResultWriter
+from engine.services.dialing.adoption import AdoptedCall, parse_ari_time, result_from_cdr
+from engine.services.dialing.results import ResultWriter
 from engine.settings import Settings
-from engine.stack.asterisk import prompt_uri, sound_uri
-from engine.store import Database, DatabaseUnavailable
+from engine.store import Database
 from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
 from engine.store.attempts import Claim

@@ -1,0 +1,1 @@
+"""Media at the edge: audio conversion (ffmpeg) and where Asterisk finds our files."""
