@@ -1,13 +1,13 @@
-"""The engine process: owns the lifecycle of the database pool, the ARI link, the Stasis router
-and the HTTP server, entered into one AsyncExitStack and closed in reverse order."""
+"""The engine process, and the one place where its parts are put together: the database pool, the ARI
+link, the Stasis router, the call service, the dialer, the services room and the servers in front of it
+(HTTP, SMTP, FastAGI). Resources are entered into one AsyncExitStack and closed in reverse order;
+background loops run under a supervisor that logs and restarts them."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from contextlib import AsyncExitStack
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -16,11 +16,13 @@ from aiohttp.abc import AbstractAccessLogger
 from engine import mail
 from engine.errors import DatabaseUnavailable
 from engine.metrics import Metrics
+from engine.services import build
 from engine.services.dialing.dialer import Dialer
+from engine.services.health import Health
 from engine.settings import Settings
 from engine.store import Database
-from engine.store.trunks import list_trunks
-from engine.telephony.ari import AriClient, AriError, Event, events_task
+from engine.supervisor import Supervisor
+from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event, events_task
 from engine.telephony.calls import CallService
 from engine.telephony.stasis import StasisRouter
 from engine.web import routes
@@ -67,11 +69,16 @@ class Engine:
         self.router.orphan_handler = self._on_orphan
         self.calls = CallService(self.ari, self.router)
         self.dialer = Dialer(settings, self.db, self.ari, self.calls, self.metrics)
+        self.services = build(
+            settings,
+            self.db,
+            wake=self.dialer.wake,
+            health=Health(settings, self.db, self.dialer, self.metrics, self.started_monotonic),
+        )
         self.ari.on_connect(self._on_ari_connect)
         self.ari.state.listeners.append(self._on_ari_state)
-        self._trunk_names: list[tuple[str, bool, int]] = []
+        self.supervisor = Supervisor()
         self._stack = AsyncExitStack()
-        self._tasks: list[asyncio.Task[Any]] = []
         self.http_port: int | None = None
         self.run_dialer = True
         self.run_mail = True
@@ -84,15 +91,20 @@ class Engine:
             await self._stack.enter_async_context(events_task(self.ari, self._on_event))
             self._stack.push_async_callback(self.router.close)
             self._stack.push_async_callback(self.dialer.close)
+            self._stack.push_async_callback(self.supervisor.close)
+            recordings = self.services.recordings
             if self.run_ivr:
-                await self._stack.enter_async_context(ivr_service.serve(self.settings, self.db))
+                await self._stack.enter_async_context(ivr_service.serve(self.settings, recordings))
+                self.supervisor.keep_running(
+                    "ivr-housekeeping", lambda: ivr_service.housekeeping(self.settings, recordings)
+                )
             if self.run_mail:
-                await self._stack.enter_async_context(mail.serve(self.settings, self.db, self.dialer.wake))
-            self._start_task(self._watch_loop_lag(), "loop-lag")
+                await self._stack.enter_async_context(mail.serve(self.settings, self.services.intake))
+            self.supervisor.keep_running("loop-lag", self._watch_loop_lag)
             if self.run_dialer:
-                self._start_task(self.dialer.run(), "dialer")
+                self.supervisor.keep_running("dialer", self.dialer.run)
             # Lost BYEs and events never hold a slot forever: compare /channels with open calls.
-            self._start_task(self.calls.run_sweeps(), "call-sweep")
+            self.supervisor.keep_running("call-sweep", self.calls.run_sweeps)
             await self._start_http()
         except BaseException:
             await self._stack.aclose()
@@ -100,16 +112,10 @@ class Engine:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._stack.aclose()
 
-    def _start_task(self, coro: Any, name: str) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=name))
-
     async def _start_http(self) -> None:
-        app = routes.build(self)
+        app = routes.build(self.services, self.db)
         runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
@@ -150,45 +156,13 @@ class Engine:
             return
         channel_id = str(event.get("channel", {}).get("id", ""))
         log.warning("stasis.orphan_channel", channel_id=channel_id)
-        self._start_task(self._hangup_quietly(channel_id), f"orphan-{channel_id}")
+        self.supervisor.spawn(f"orphan-{channel_id}", self._hang_up_orphan(channel_id))
 
-    async def _hangup_quietly(self, channel_id: str) -> None:
-        with contextlib.suppress(AriError, Exception):
-            await self.ari.hangup(channel_id)
-
-    # --- health ----------------------------------------------------------------------------------
-    async def trunk_report(self, asterisk_up: bool) -> list[dict[str, Any]]:
+    async def _hang_up_orphan(self, channel_id: str) -> None:
         try:
-            trunks = await list_trunks(self.db)
-            self._trunk_names = [
-                (t.name, t.demo, t.max_channels)
-                for t in trunks
-                if t.enabled and (self.settings.demo or not t.demo)
-            ]
-        except DatabaseUnavailable:
-            pass  # keep the last known list
-        states: dict[str, str] = {}
-        if asterisk_up:
-            with contextlib.suppress(AriError, Exception):
-                for endpoint in await self.ari.endpoints("PJSIP"):
-                    states[str(endpoint.get("resource"))] = str(endpoint.get("state", "unknown"))
-        stats = self.dialer.trunk_stats()
-        return [
-            {
-                "name": name,
-                "state": states.get(name, "unknown"),
-                "demo": demo,
-                "max_channels": channels,
-                **{k: v for k, v in stats.get(name, {}).items() if k != "max_channels"},
-            }
-            for name, demo, channels in self._trunk_names
-        ]
-
-    def refresh_gauges(self) -> None:
-        size, idle = self.db.size
-        self.metrics.db_pool_size.labels("total").set(size)
-        self.metrics.db_pool_size.labels("idle").set(idle)
-        self.metrics.ari_connected.set(1 if self.ari.ready else 0)
+            await self.ari.hangup(channel_id)
+        except (AriError, AriUnavailable) as exc:  # gone already, or Asterisk away: nothing left to end
+            log.info("stasis.orphan_not_hung_up", channel_id=channel_id, error=str(exc))
 
     async def _watch_loop_lag(self, interval_s: float = 0.25, window: int = 20) -> None:
         loop = asyncio.get_running_loop()

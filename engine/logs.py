@@ -9,14 +9,6 @@ from types import TracebackType
 
 import structlog
 
-
-def mask_number(number: str) -> str:
-    """+33612345678 -> +336…5678: enough to tell calls apart, not enough to call anyone."""
-    if len(number) <= 6:
-        return "…" + number[-2:]
-    return number[:4] + "…" + number[-4:]
-
-
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 

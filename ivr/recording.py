@@ -20,11 +20,11 @@ from uuid import UUID
 import structlog
 
 from engine.domain.accounts import CODE_DIGITS, Message, is_code
+from engine.domain.recordings import caller_key, masked_caller
 from engine.domain.saynumber import MAX_SAYABLE, number_prompts
 from engine.errors import InvalidInput, VocalcastError
 from engine.settings import Settings
 from ivr.fastagi import AGIError, AGIHangup, AGISession
-from ivr.lockout import caller_key, masked_caller
 
 log = structlog.get_logger(__name__)
 

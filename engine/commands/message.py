@@ -7,13 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.commands.account import run_with_db
+from engine.commands.runner import run_with_services
 from engine.domain.accounts import PARIS, Message
 from engine.errors import InvalidInput
-from engine.services import messages as library
-from engine.settings import Settings
-from engine.store import Database
-from engine.store.accounts import account_by_email
+from engine.services import Services
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,11 +67,9 @@ def _add(args: argparse.Namespace) -> int:
     if not src.is_file():
         raise InvalidInput("file_missing", f"{src}: no such file")
 
-    async def run(db: Database, settings: Settings) -> Message:
-        account = await account_by_email(db, args.account)
-        return await library.add_message(
-            db,
-            settings,
+    async def run(services: Services) -> Message:
+        account = await services.accounts.by_email(args.account)
+        return await services.messages.add(
             account.id,
             src,
             title=args.title,
@@ -83,7 +78,7 @@ def _add(args: argparse.Namespace) -> int:
             original_name=src.name,
         )
 
-    message = run_with_db(run)
+    message = run_with_services(run)
     if args.json:
         print(json.dumps(message_json(message)))
     else:
@@ -92,30 +87,30 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    async def run(db: Database, settings: Settings) -> list[Message]:
-        account = await account_by_email(db, args.account)
-        return await library.list_messages(db, account.id)
+    async def run(services: Services) -> list[Message]:
+        account = await services.accounts.by_email(args.account)
+        return await services.messages.list(account.id)
 
-    for m in run_with_db(run):
+    for m in run_with_services(run):
         print(json.dumps(message_json(m)) if args.json else _line(m))
     return 0
 
 
 def _rename(args: argparse.Namespace) -> int:
-    async def run(db: Database, settings: Settings) -> Message:
-        account = await account_by_email(db, args.account)
-        return await library.rename_message(db, account.id, args.ref, args.title)
+    async def run(services: Services) -> Message:
+        account = await services.accounts.by_email(args.account)
+        return await services.messages.rename(account.id, args.ref, args.title)
 
-    message = run_with_db(run)
+    message = run_with_services(run)
     print(f"message {message.ref} renamed {message.title!r}")
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
-    async def run(db: Database, settings: Settings) -> Message:
-        account = await account_by_email(db, args.account)
-        return await library.delete_message(db, settings, account.id, args.ref)
+    async def run(services: Services) -> Message:
+        account = await services.accounts.by_email(args.account)
+        return await services.messages.delete(account.id, args.ref)
 
-    message = run_with_db(run)
+    message = run_with_services(run)
     print(f"message {message.ref} deleted")
     return 0

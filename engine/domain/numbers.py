@@ -500,3 +500,10 @@ def national_forms(national: str) -> list[str]:
     (the recording number is matched in the dialplan in each of them)."""
     digits = national.lstrip("0")
     return [national, f"+33{digits}", f"0033{digits}", f"33{digits}", digits]
+
+
+def mask_number(number: str) -> str:
+    """+33612345678 -> +336…5678 (for logs): enough to tell calls apart, not enough to call anyone."""
+    if len(number) <= 6:
+        return "…" + number[-2:]
+    return number[:4] + "…" + number[-4:]

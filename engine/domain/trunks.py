@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -99,6 +100,11 @@ class Trunk:
     def dial_string(self, wire_number: str) -> str:
         """The ARI endpoint to originate ``wire_number`` (already in this trunk's format) through it."""
         return f"PJSIP/{wire_number}@{self.name}"
+
+
+def usable_trunks(trunks: Iterable[Trunk], *, demo: bool) -> list[Trunk]:
+    """The trunks that may carry calls: enabled ones, and the demo trunk only in demo mode."""
+    return [t for t in trunks if t.enabled and (demo or not t.demo)]
 
 
 def _is_host(value: str) -> bool:

@@ -1,13 +1,15 @@
-"""The manual's machine interfaces, http.php and e-mail, share this: the same fields, the same checks
-in the same order, the same two-digit codes (80–91 exactly as the manual defines them, ours above).
+"""Intake: the manual's machine interfaces, http.php and e-mail, share this use case — the same fields,
+the same checks in the same order, the same two-digit codes (80–91 exactly as the manual defines them,
+ours above), and for e-mail the reply.
 
-Both create sends through engine.services.sends.create_send; no validation rule lives here that lives
-elsewhere too — this module only orders the checks and maps errors to codes.
+Sends are created through the sends service; no validation rule lives here that lives elsewhere too —
+this module only orders the checks and maps errors to codes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
@@ -16,17 +18,21 @@ from uuid import UUID
 import structlog
 
 from engine.domain.accounts import Account, InsufficientCredits, check_transfer
-from engine.domain.numbers import Number, Refusal, normalize
+from engine.domain.numbers import Number, Refusal, mask_number, normalize
 from engine.domain.schedule import parse_deferred
 from engine.domain.sends import Target
 from engine.errors import DatabaseUnavailable, InvalidInput, NotFound
-from engine.logs import mask_number
-from engine.services.sends import DEFAULT, create_send, steer
+from engine.mailer import compose
+from engine.mailer import send as send_mail
+from engine.services.logins import Logins
+from engine.services.sends import DEFAULT, Sends
 from engine.settings import Settings
-from engine.store import Database, rates
 from engine.store import contacts as contacts_store
 from engine.store import messages as messages_store
-from engine.store.accounts import authenticate
+from engine.store import rates
+from engine.store.db import Database
+from engine.store.refusals import record_refusal
+from engine.store.sends import scheduled_matching
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +57,8 @@ CODES: Final[dict[str, str]] = {
     "96": "Trop de numéros pour un seul envoi",
     "97": "Le service est momentanément indisponible, réessayez plus tard",
 }
-LOGIN_FAILURES: Final = "login"
+REPLIES: Final = "mail_reply"
+_DATE: Final = re.compile(r"\d{12}s?")
 
 Channel = Literal["http", "email"]
 
@@ -89,125 +96,253 @@ class _Refused(Exception):
         self.code = code
 
 
-def login_keys(email: str, client: str) -> list[str]:
-    return [f"account:{email.strip().lower()}", f"client:{client}"]
+def parse_subject(subject: str) -> CompatRequest | None:
+    """The manual's e-mail subject ``mot_de_passe:numéro:référence:commentaire:HHMMDDMMYYYY:``, or None
+    when it is not that shape at all.
+
+    The last non-empty field after the reference is the date when it is 12 digits (optionally + `s`);
+    any other text there is the comment (the manual's own example has a date and no comment).
+    """
+    fields = subject.strip().split(":")
+    while fields and not fields[-1].strip():
+        fields.pop()
+    if len(fields) < 3:
+        return None
+    password, numero, ref, *rest = (f if i >= 3 else f.strip() for i, f in enumerate(fields))
+    diff = ""
+    if rest and _DATE.fullmatch(rest[-1].strip()):
+        diff = rest.pop().strip()
+    comment = ":".join(rest).strip()
+    return CompatRequest(password=password, numero=numero, ref=ref, com=comment, diff=diff)
 
 
-async def submit(
-    db: Database, settings: Settings, request: CompatRequest, *, channel: Channel, client: str
-) -> CompatAnswer:
-    """One http.php request or intake e-mail → its code (and the send, when one was created)."""
-    account: Account | None = None
-    try:
-        account = await _check_login(db, settings, request, client)
-        answer = await _submit(db, settings, request, account, channel)
-    except _Refused as refused:
-        answer = CompatAnswer(refused.code, account=account)
-        if refused.code == "82" and isinstance(refused.__cause__, _Throttled):
-            answer = CompatAnswer("82", retry_after_s=refused.__cause__.retry_after_s)
-        await _log_refusal(
-            db,
-            channel=channel,
-            code=answer.code,
-            account=account,
-            client=client,
-            req=request,
-            detail=str(refused),
+class Intake:
+    """http.php requests and intake e-mails → their code (and the send, when one was created)."""
+
+    def __init__(self, db: Database, settings: Settings, logins: Logins, sends: Sends) -> None:
+        self._db = db
+        self._settings = settings
+        self._logins = logins
+        self._sends = sends
+
+    async def http(self, request: CompatRequest, *, client: str) -> CompatAnswer:
+        """One http.php request (GET or POST form, already decoded) → its code."""
+        return await self._submit(request, channel="http", client=client)
+
+    async def mail(self, sender: str, subject: str, *, client: str) -> CompatAnswer | None:
+        """One intake e-mail: its code, and the reply when sender and password matched (rate-limited);
+        None when the subject is not the manual's shape at all (no reply: a forged From cannot make us
+        a spam relay)."""
+        parsed = parse_subject(subject)
+        if parsed is None:
+            log.info("mail.refused", reason="subject is not password:number:reference[:comment][:date]")
+            with contextlib.suppress(DatabaseUnavailable):
+                await record_refusal(
+                    self._db, origin="email", code="subject", client=client, detail="malformed subject"
+                )
+            return None
+        request = CompatRequest(
+            email=sender,
+            password=parsed.password,
+            numero=parsed.numero,
+            ref=parsed.ref,
+            com=parsed.com,
+            diff=parsed.diff,
         )
-    except DatabaseUnavailable:
-        answer = CompatAnswer("97", account=account)
-    return answer
+        answer = await self._submit(request, channel="email", client=client)
+        log.info("mail.processed", code=answer.code)
+        if answer.account is not None and sender:
+            await self._reply(sender, answer)
+        return answer
+
+    async def _reply(self, sender: str, answer: CompatAnswer) -> None:
+        settings = self._settings
+        if not settings.smtp_relay:
+            return
+        try:
+            wait = await rates.blocked_for_s(
+                self._db, REPLIES, [sender.lower()], limit=settings.mail_replies_per_hour, window_s=3600
+            )
+            if wait is not None:
+                log.info("mail.reply_rate_limited")
+                return
+            await rates.record(self._db, REPLIES, [sender.lower()])
+        except DatabaseUnavailable:
+            return
+        reply = compose(
+            settings,
+            to=sender,
+            subject=f"vocalcast : code {answer.code}",
+            body=(
+                f"Bonjour,\n\nVotre demande d'envoi a reçu le code {answer.code} : {CODES[answer.code]}.\n\n"
+                "Ce message est envoyé automatiquement ; merci de ne pas y répondre.\n"
+            ),
+            auto_submitted="auto-replied",
+        )
+        await send_mail(settings, reply)
+
+    async def _submit(self, request: CompatRequest, *, channel: Channel, client: str) -> CompatAnswer:
+        account: Account | None = None
+        try:
+            account = await self._check_login(request, client)
+            answer = await self._create(request, account, channel)
+        except _Refused as refused:
+            answer = CompatAnswer(refused.code, account=account)
+            if refused.code == "82" and isinstance(refused.__cause__, _Throttled):
+                answer = CompatAnswer("82", retry_after_s=refused.__cause__.retry_after_s)
+            await self._log_refusal(
+                channel=channel,
+                code=answer.code,
+                account=account,
+                client=client,
+                req=request,
+                detail=str(refused),
+            )
+        except DatabaseUnavailable:
+            answer = CompatAnswer("97", account=account)
+        return answer
+
+    async def _check_login(self, req: CompatRequest, client: str) -> Account:
+        # Missing values first, in the manual's order.
+        for field, code in (("email", "87"), ("password", "88"), ("numero", "89"), ("ref", "90")):
+            if not getattr(req, field).strip():
+                raise _Refused(code, f"{field} empty")
+        result = await self._logins.password(req.email, req.password, client=client)
+        if result.retry_after_s is not None:
+            raise _Refused("82", "throttled") from _Throttled(result.retry_after_s)
+        if result.account is None:
+            raise _Refused("82", "bad login")
+        return result.account
+
+    async def _create(self, req: CompatRequest, account: Account, channel: Channel) -> CompatAnswer:
+        db = self._db
+        ref = req.ref.strip()
+        if not ref.isdigit():
+            raise _Refused("91", "reference not a number")
+        try:
+            await messages_store.get_message(db, account.id, int(ref))
+        except NotFound as exc:
+            raise _Refused("91", "unknown reference") from exc
+
+        numbers = await self._numbers(account, req.numero)
+        transfer: str | None = None
+        if req.transfert.strip():
+            try:
+                transfer = check_transfer(req.transfert, allow_international=account.allow_international)
+            except InvalidInput as exc:
+                raise _Refused("84", "bad transfer number") from exc
+
+        at: datetime | None = None
+        cancel = False
+        if req.diff.strip():
+            try:
+                deferred = parse_deferred(req.diff.strip(), datetime.now(UTC))
+            except InvalidInput as exc:
+                raise _Refused("85", exc.code) from exc
+            at, cancel = deferred.at_utc, deferred.cancel
+        if cancel and at is not None:
+            return CompatAnswer(await self._cancel(account, int(ref), numbers, at), account=account)
+
+        # An e-mail subject carries no transfer, sender, retries or drop: the account's defaults apply.
+        by_mail = channel == "email"
+        try:
+            send = await self._sends.create(
+                account,
+                message_ref=int(ref),
+                targets=[Target(n) for n in numbers],
+                origin=channel,
+                comment=req.com,
+                at=at,
+                code="81" if at is not None else "80",
+                greeting_ref=DEFAULT,
+                retries=DEFAULT,
+                retry_interval_s=DEFAULT,
+                transfer=DEFAULT if by_mail else transfer,
+                sender=DEFAULT if by_mail else (req.emetteur.strip() or None),
+                voicemail_drop=DEFAULT if by_mail else req.depot.strip() == "1",
+            )
+        except InvalidInput as exc:
+            raise _Refused(_code_of(exc), exc.code) from exc
+        except InsufficientCredits as exc:
+            raise _Refused("83", "credits") from exc
+        log.info(
+            "compat.send_created",
+            channel=channel,
+            send_id=str(send.id),
+            numbers=len(numbers),
+            deferred=at is not None,
+        )
+        return CompatAnswer("81" if at is not None else "80", send.id, account=account)
+
+    async def _numbers(self, account: Account, numero: str) -> list[Number]:
+        """`numero` names one of the account's contact groups, or is one number or a comma-separated list."""
+        db = self._db
+        with contextlib.suppress(NotFound):
+            group = await contacts_store.group_by_name(db, account.id, numero)
+            try:
+                targets = await contacts_store.numbers_for_targets(db, account.id, group_ids=[group.id])
+            except InvalidInput as exc:
+                raise _Refused("86", "group empty") from exc
+            return [
+                n
+                for n in (normalize(t.e164, allow_international=True) for t in targets)
+                if isinstance(n, Number)
+            ]
+        numbers: list[Number] = []
+        seen: set[str] = set()
+        for raw in numero.split(","):
+            if not raw.strip():
+                continue
+            number = normalize(raw, allow_international=account.allow_international)
+            if isinstance(number, Refusal):
+                raise _Refused("84", f"number refused: {number.code}")
+            if number.e164 not in seen:
+                seen.add(number.e164)
+                numbers.append(number)
+        if not numbers:
+            raise _Refused("84", "no number")
+        return numbers
+
+    async def _cancel(self, account: Account, ref: int, numbers: list[Number], at: datetime) -> str:
+        """`diff` + `s`: cancel the account's deferred send(s) of that message, at that time, to exactly
+        those numbers."""
+        message = await messages_store.get_message(self._db, account.id, ref)
+        matching = await scheduled_matching(self._db, account.id, message.id, at, [n.e164 for n in numbers])
+        cancelled = 0
+        for send_id in matching:
+            with contextlib.suppress(InvalidInput):  # started in the meantime: nothing to cancel any more
+                await self._sends.steer(send_id, "cancel", account_id=account.id)
+                cancelled += 1
+        return "92" if cancelled else "93"
+
+    async def _log_refusal(
+        self,
+        *,
+        channel: Channel,
+        code: str,
+        account: Account | None,
+        client: str,
+        req: CompatRequest,
+        detail: str,
+    ) -> None:
+        """Refused requests are kept (never the password; numbers masked) so a customer can be helped."""
+        numero = ",".join(mask_number(n.strip()) for n in req.numero.split(",") if n.strip())[:200]
+        with contextlib.suppress(DatabaseUnavailable):
+            await record_refusal(
+                self._db,
+                origin=channel,
+                code=code,
+                account_id=account.id if account else None,
+                client=client,
+                detail=f"{detail}; ref={req.ref[:20]!r} numero={numero}",
+            )
+        log.info("compat.refused", channel=channel, code=code, reason=detail)
 
 
 class _Throttled(Exception):
     def __init__(self, retry_after_s: float) -> None:
         super().__init__(f"throttled for {retry_after_s:.0f} s")
         self.retry_after_s = retry_after_s
-
-
-async def _check_login(db: Database, settings: Settings, req: CompatRequest, client: str) -> Account:
-    # Missing values first, in the manual's order.
-    for field, code in (("email", "87"), ("password", "88"), ("numero", "89"), ("ref", "90")):
-        if not getattr(req, field).strip():
-            raise _Refused(code, f"{field} empty")
-    keys = login_keys(req.email, client)
-    wait = await rates.blocked_for_s(
-        db, LOGIN_FAILURES, keys, limit=settings.login_max_failures, window_s=settings.login_window_s
-    )
-    if wait is not None:
-        # No password check at all while throttled: a guesser learns nothing and costs us nothing.
-        raise _Refused("82", "throttled") from _Throttled(wait)
-    account = await authenticate(db, req.email.strip(), req.password)
-    if account is None:
-        await rates.record(db, LOGIN_FAILURES, keys)
-        raise _Refused("82", "bad login")
-    return account
-
-
-async def _submit(
-    db: Database, settings: Settings, req: CompatRequest, account: Account, channel: Channel
-) -> CompatAnswer:
-    ref = req.ref.strip()
-    if not ref.isdigit():
-        raise _Refused("91", "reference not a number")
-    try:
-        await messages_store.get_message(db, account.id, int(ref))
-    except NotFound as exc:
-        raise _Refused("91", "unknown reference") from exc
-
-    numbers = await _numbers(db, account, req.numero)
-    transfer: str | None = None
-    if req.transfert.strip():
-        try:
-            transfer = check_transfer(req.transfert, allow_international=account.allow_international)
-        except InvalidInput as exc:
-            raise _Refused("84", "bad transfer number") from exc
-
-    at: datetime | None = None
-    cancel = False
-    if req.diff.strip():
-        try:
-            deferred = parse_deferred(req.diff.strip(), datetime.now(UTC))
-        except InvalidInput as exc:
-            raise _Refused("85", exc.code) from exc
-        at, cancel = deferred.at_utc, deferred.cancel
-    if cancel and at is not None:
-        return CompatAnswer(await _cancel(db, account, int(ref), numbers, at), account=account)
-
-    depot = req.depot.strip() == "1"
-    if channel == "email":
-        # An e-mail subject carries no transfer, sender, retries or drop: the account's defaults apply.
-        options: dict[str, object] = {}
-    else:
-        options = {"transfer": transfer, "sender": req.emetteur.strip() or None, "voicemail_drop": depot}
-    try:
-        send = await create_send(
-            db,
-            settings,
-            account,
-            message_ref=int(ref),
-            targets=[Target(n) for n in numbers],
-            origin=channel,
-            comment=req.com,
-            at=at,
-            code="81" if at is not None else "80",
-            greeting_ref=DEFAULT,
-            retries=DEFAULT,
-            retry_interval_s=DEFAULT,
-            **options,  # type: ignore[arg-type]
-        )
-    except InvalidInput as exc:
-        raise _Refused(_code_of(exc), exc.code) from exc
-    except InsufficientCredits as exc:
-        raise _Refused("83", "credits") from exc
-    log.info(
-        "compat.send_created",
-        channel=channel,
-        send_id=str(send.id),
-        numbers=len(numbers),
-        deferred=at is not None,
-    )
-    return CompatAnswer("81" if at is not None else "80", send.id, account=account)
 
 
 _CODE_OF: Final = {
@@ -226,76 +361,3 @@ _CODE_OF: Final = {
 
 def _code_of(exc: InvalidInput) -> str:
     return _CODE_OF.get(exc.code, "84")
-
-
-async def _numbers(db: Database, account: Account, numero: str) -> list[Number]:
-    """`numero` names one of the account's contact groups, or is one number or a comma-separated list."""
-    with contextlib.suppress(NotFound):
-        group = await contacts_store.group_by_name(db, account.id, numero)
-        try:
-            targets = await contacts_store.numbers_for_targets(db, account.id, group_ids=[group.id])
-        except InvalidInput as exc:
-            raise _Refused("86", "group empty") from exc
-        return [
-            n for n in (normalize(t.e164, allow_international=True) for t in targets) if isinstance(n, Number)
-        ]
-    numbers: list[Number] = []
-    seen: set[str] = set()
-    for raw in numero.split(","):
-        if not raw.strip():
-            continue
-        number = normalize(raw, allow_international=account.allow_international)
-        if isinstance(number, Refusal):
-            raise _Refused("84", f"number refused: {number.code}")
-        if number.e164 not in seen:
-            seen.add(number.e164)
-            numbers.append(number)
-    if not numbers:
-        raise _Refused("84", "no number")
-    return numbers
-
-
-async def _cancel(db: Database, account: Account, ref: int, numbers: list[Number], at: datetime) -> str:
-    """`diff` + `s`: cancel the account's deferred send(s) of that message, at that time, to those numbers."""
-    message = await messages_store.get_message(db, account.id, ref)
-    rows = await db.fetch(
-        "SELECT s.id FROM sends s WHERE s.account_id = $1 AND s.message_id = $2 AND s.status = 'scheduled' "
-        "AND s.start_at = $3 AND (SELECT count(*) FROM send_recipients r WHERE r.send_id = s.id "
-        "AND r.e164 = ANY($4::text[])) = $5",
-        account.id,
-        message.id,
-        at,
-        [n.e164 for n in numbers],
-        len(numbers),
-    )
-    cancelled = 0
-    for row in rows:
-        with contextlib.suppress(InvalidInput):  # started in the meantime: nothing to cancel any more
-            await steer(db, row["id"], "cancel", account_id=account.id)
-            cancelled += 1
-    return "92" if cancelled else "93"
-
-
-async def _log_refusal(
-    db: Database,
-    *,
-    channel: Channel,
-    code: str,
-    account: Account | None,
-    client: str,
-    req: CompatRequest,
-    detail: str,
-) -> None:
-    """Refused requests are kept (never the password; numbers masked) so a customer can be helped."""
-    numero = ",".join(mask_number(n.strip()) for n in req.numero.split(",") if n.strip())[:200]
-    with contextlib.suppress(DatabaseUnavailable):
-        await db.execute(
-            "INSERT INTO refused_requests (origin, code, account_id, client, detail) VALUES ($1, $2, $3, "
-            "$4, $5)",
-            channel,
-            code,
-            account.id if account else None,
-            client[:100],
-            f"{detail}; ref={req.ref[:20]!r} numero={numero}"[:500],
-        )
-    log.info("compat.refused", channel=channel, code=code, reason=detail)

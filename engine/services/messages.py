@@ -1,4 +1,4 @@
-"""The message library use case: add (upload or phone recording), list, rename, delete, listen, play.
+"""Messages: the library use case — add (upload or phone recording), list, rename, delete, listen, play.
 
 A message is converted first, into <media dir>/<account id>/<message id>.*, and only then gets its row
 and reference, in one transaction; a refused file leaves nothing behind and uses no reference.
@@ -63,108 +63,120 @@ async def _settle(coro: Coroutine[Any, Any, T]) -> tuple[asyncio.Task[T], bool]:
     return task, cancelled
 
 
-async def add_message(
-    db: Database,
-    settings: Settings,
-    account_id: UUID,
-    src_path: Path,
-    *,
-    title: str | None = None,
-    origin: Origin,
-    is_greeting: bool = False,
-    original_name: str | None = None,
-) -> Message:
-    """Convert ``src_path`` (WAV or MP3, any rate) and add it to the account's library.
+class Messages:
+    """An account's message library (uploads, phone recordings, greetings) and the files behind it."""
 
-    Raises engine.media.audio's InvalidInput codes for a refused file, ``title_invalid``, or NotFound for an
-    unknown account; in every failure nothing is stored and no reference is used. ``src_path`` itself
-    is left alone (the caller owns it: an upload's temp file, an Asterisk recording).
-    """
-    if origin not in ORIGINS:
-        raise InvalidInput("origin_invalid", f"origin must be one of {ORIGINS}, got {origin!r}")
-    checked_title = check_title(title) if title is not None else None
-    await get_account(db, account_id)  # before spending a conversion on an unknown account
-    message_id = uuid4()
-    stem = str(message_id)
-    converted = await convert(
-        src_path,
-        settings.media_dir / str(account_id),
-        stem,
-        audio_limits(settings),
-        original_name=original_name or src_path.name,
-    )
-    files = [converted.wav, converted.alaw, converted.ulaw, converted.original]
-    created_at = datetime.now(UTC)
-    rel_dir = PurePosixPath(str(account_id))
-    task, cancelled = await _settle(
-        store.insert_message(
-            db,
-            message_id=message_id,
-            account_id=account_id,
-            title=checked_title or default_title(original_name, created_at, is_greeting=is_greeting),
-            origin=origin,
-            is_greeting=is_greeting,
-            duration_s=converted.duration_s,
-            audio_stem=rel_dir / stem,
-            original_file=rel_dir / converted.original.name,
-            original_name=original_name,
-            loudness_lufs=converted.loudness_lufs,
-            true_peak_dbfs=converted.true_peak_dbfs,
-            created_at=created_at,
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+
+    async def add(
+        self,
+        account_id: UUID,
+        src_path: Path,
+        *,
+        title: str | None = None,
+        origin: Origin,
+        is_greeting: bool = False,
+        original_name: str | None = None,
+    ) -> Message:
+        """Convert ``src_path`` (WAV or MP3, any rate) and add it to the account's library.
+
+        Raises engine.media.audio's InvalidInput codes for a refused file, ``title_invalid``, or NotFound
+        for an unknown account; in every failure nothing is stored and no reference is used. ``src_path``
+        itself is left alone (the caller owns it: an upload's temp file, an Asterisk recording).
+        """
+        if origin not in ORIGINS:
+            raise InvalidInput("origin_invalid", f"origin must be one of {ORIGINS}, got {origin!r}")
+        checked_title = check_title(title) if title is not None else None
+        await get_account(self._db, account_id)  # before spending a conversion on an unknown account
+        settings = self._settings
+        message_id = uuid4()
+        stem = str(message_id)
+        converted = await convert(
+            src_path,
+            settings.media_dir / str(account_id),
+            stem,
+            audio_limits(settings),
+            original_name=original_name or src_path.name,
         )
-    )
-    if task.cancelled() or task.exception() is not None:
-        _remove_files(files)
-    if cancelled:
-        raise asyncio.CancelledError
-    message = task.result()
-    log.info(
-        "message_added",
-        account_id=str(account_id),
-        message_id=str(message.id),
-        ref=message.ref,
-        origin=origin,
-        duration_s=message.duration_s,
-    )
-    return message
+        files = [converted.wav, converted.alaw, converted.ulaw, converted.original]
+        created_at = datetime.now(UTC)
+        rel_dir = PurePosixPath(str(account_id))
+        task, cancelled = await _settle(
+            store.insert_message(
+                self._db,
+                message_id=message_id,
+                account_id=account_id,
+                title=checked_title or default_title(original_name, created_at, is_greeting=is_greeting),
+                origin=origin,
+                is_greeting=is_greeting,
+                duration_s=converted.duration_s,
+                audio_stem=rel_dir / stem,
+                original_file=rel_dir / converted.original.name,
+                original_name=original_name,
+                loudness_lufs=converted.loudness_lufs,
+                true_peak_dbfs=converted.true_peak_dbfs,
+                created_at=created_at,
+            )
+        )
+        if task.cancelled() or task.exception() is not None:
+            _remove_files(files)
+        if cancelled:
+            raise asyncio.CancelledError
+        message = task.result()
+        log.info(
+            "message_added",
+            account_id=str(account_id),
+            message_id=str(message.id),
+            ref=message.ref,
+            origin=origin,
+            duration_s=message.duration_s,
+        )
+        return message
 
+    async def list(self, account_id: UUID, *, greetings_only: bool = False) -> list[Message]:
+        return await store.list_messages(self._db, account_id, greetings_only=greetings_only)
 
-async def list_messages(db: Database, account_id: UUID, *, greetings_only: bool = False) -> list[Message]:
-    return await store.list_messages(db, account_id, greetings_only=greetings_only)
+    async def refs(self, account_id: UUID) -> dict[UUID, int]:
+        """Every message id of the account → its reference (sends name their message by id)."""
+        return {m.id: m.ref for m in await self.list(account_id)}
 
+    async def get(self, account_id: UUID, ref: int) -> Message:
+        """The account's message ``ref``; another account's message is NotFound."""
+        return await store.get_message(self._db, account_id, ref)
 
-async def get_message(db: Database, account_id: UUID, ref: int) -> Message:
-    """The account's message ``ref``; another account's message is NotFound."""
-    return await store.get_message(db, account_id, ref)
+    async def get_by_id(self, account_id: UUID, message_id: UUID) -> Message:
+        return await store.get_message_by_id(self._db, account_id, message_id)
 
+    async def rename(self, account_id: UUID, ref: int, title: str) -> Message:
+        return await store.rename_message(self._db, account_id, ref, check_title(title))
 
-async def rename_message(db: Database, account_id: UUID, ref: int, title: str) -> Message:
-    return await store.rename_message(db, account_id, ref, check_title(title))
+    async def delete(self, account_id: UUID, ref: int) -> Message:
+        """Delete the account's message ``ref`` and its files; MessageInUse while a send needs it."""
+        message = await store.delete_message(self._db, account_id, ref)
+        _remove_files(message.files(self._settings.media_dir))
+        log.info("message_deleted", account_id=str(account_id), message_id=str(message.id), ref=ref)
+        return message
 
+    def playback_uri(self, message: Message) -> str:
+        """What ARI plays: Asterisk picks the .alaw/.ulaw/.wav file that matches the channel's codec."""
+        return playback_uri(self._settings, message)
 
-async def delete_message(db: Database, settings: Settings, account_id: UUID, ref: int) -> Message:
-    """Delete the account's message ``ref`` and its files; MessageInUse while a send needs it."""
-    message = await store.delete_message(db, account_id, ref)
-    _remove_files(message.files(settings.media_dir))
-    log.info("message_deleted", account_id=str(account_id), message_id=str(message.id), ref=ref)
-    return message
+    async def listening_file(self, account_id: UUID, ref: int) -> Path:
+        """The file a browser plays for the message's owner: the 8 kHz WAV (PCM), exactly what callers
+        hear."""
+        message = await store.get_message(self._db, account_id, ref)
+        return message.wav(self._settings.media_dir)
+
+    async def original_file(self, account_id: UUID, ref: int) -> tuple[Path, str]:
+        """The upload as it was received, and the name to download it under; for its owner only."""
+        message = await store.get_message(self._db, account_id, ref)
+        path = self._settings.media_dir / message.original_file
+        name = message.original_name or f"message-{message.ref}{path.suffix}"
+        return path, name
 
 
 def playback_uri(settings: Settings, message: Message) -> str:
-    """What ARI plays: Asterisk picks the .alaw/.ulaw/.wav file that matches the channel's codec."""
+    """What ARI plays for ``message``."""
     return sound_uri(settings, message.wav(settings.media_dir))
-
-
-async def listening_file(db: Database, settings: Settings, account_id: UUID, ref: int) -> Path:
-    """The file a browser plays for the message's owner: the 8 kHz WAV (PCM), exactly what callers hear."""
-    message = await store.get_message(db, account_id, ref)
-    return message.wav(settings.media_dir)
-
-
-async def original_file(db: Database, settings: Settings, account_id: UUID, ref: int) -> tuple[Path, str]:
-    """The upload as it was received, and the name to download it under; for its owner only."""
-    message = await store.get_message(db, account_id, ref)
-    path = settings.media_dir / message.original_file
-    suffix = path.suffix
-    name = message.original_name or f"message-{message.ref}{suffix}"
-    return path, name

@@ -1,11 +1,10 @@
-"""Creating and steering sends: the one path every interface takes (web, http.php, e-mail, API, CLI).
-
-Options a channel cannot carry come from the account's default send options (``DEFAULT``).
+"""Sends: creating and steering them — the one path every interface takes (pages, http.php, e-mail, API,
+CLI). Options a channel cannot carry come from the account's default send options (``DEFAULT``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final
 from uuid import UUID
@@ -19,7 +18,8 @@ from engine.settings import Settings
 from engine.store import accounts as accounts_store
 from engine.store import messages as messages_store
 from engine.store import sends as sends_store
-from engine.store.accounts import Executor
+from engine.store.accounts import Executor, in_transaction
+from engine.store.db import Database
 from engine.store.sends import Send
 
 
@@ -29,6 +29,84 @@ class _Default:
 
 
 DEFAULT: Final = _Default()
+
+
+def _nothing() -> None:
+    pass
+
+
+class _Rollback(Exception):
+    def __init__(self, send: Send) -> None:
+        super().__init__("dry run")
+        self.send = send
+
+
+class Sends:
+    """Creating, trying (dry run) and steering sends; the dialer is woken when there is new work."""
+
+    def __init__(self, db: Database, settings: Settings, wake: Callable[[], None] = _nothing) -> None:
+        self._db = db
+        self._settings = settings
+        self._wake = wake
+
+    async def create(
+        self,
+        account: Account,
+        *,
+        message_ref: int,
+        targets: Sequence[Target],
+        origin: Origin,
+        comment: str = "",
+        at: datetime | None = None,
+        greeting_ref: int | _Default | None = DEFAULT,
+        transfer: str | _Default | None = DEFAULT,
+        sender: str | _Default | None = DEFAULT,
+        retries: int | _Default = DEFAULT,
+        retry_interval_s: int | _Default = DEFAULT,
+        voicemail_drop: bool | _Default = DEFAULT,
+        idempotency_key: str | None = None,
+        code: str | None = None,
+        dry_run: bool = False,
+        executor: Executor | None = None,
+    ) -> Send:
+        """Validate everything, reserve one credit per number and store the send, or raise and store
+        nothing (error codes: see ``create_send``).
+
+        ``dry_run``: the same checks and the same answer, inside a transaction that is rolled back (a review
+        page shows exactly what confirming would say, credits included). ``executor``: a connection of the
+        caller's own transaction (a contact saved with its send).
+        """
+        db: Executor = executor if executor is not None else self._db
+        options = {
+            "message_ref": message_ref,
+            "targets": targets,
+            "origin": origin,
+            "comment": comment,
+            "at": at,
+            "greeting_ref": greeting_ref,
+            "transfer": transfer,
+            "sender": sender,
+            "retries": retries,
+            "retry_interval_s": retry_interval_s,
+            "voicemail_drop": voicemail_drop,
+            "idempotency_key": idempotency_key,
+            "code": code,
+        }
+        if dry_run:
+            try:
+                async with in_transaction(db) as conn:
+                    raise _Rollback(await create_send(conn, self._settings, account, **options))  # type: ignore[arg-type]
+            except _Rollback as rolled_back:
+                return rolled_back.send
+        send = await create_send(db, self._settings, account, **options)  # type: ignore[arg-type]
+        self._wake()
+        return send
+
+    async def steer(self, send_id: UUID, action: str, *, account_id: UUID | None = None) -> Send:
+        """pause, resume or cancel (calls in progress always finish); ``account_id``: only the account's."""
+        send = await steer(self._db, send_id, action, account_id=account_id)
+        self._wake()
+        return send
 
 
 async def create_send(

@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from engine.domain.trunks import Trunk
+from engine.domain.trunks import Trunk, usable_trunks
 from engine.errors import StackError
 from engine.settings import PROJECT_ROOT, Settings
 from engine.stack import asterisk, postgres, procs
@@ -88,11 +88,6 @@ def demo_trunk(settings: Settings) -> Trunk:
     )
 
 
-def usable_trunks(settings: Settings, trunks: list[Trunk]) -> list[Trunk]:
-    """Demo trunks exist only in demo mode; disabled trunks never."""
-    return [t for t in trunks if t.enabled and (settings.demo or not t.demo)]
-
-
 async def _prepare_database(settings: Settings) -> list[Trunk]:
     await migrate(settings.dsn)
     if not settings.database_url:
@@ -117,7 +112,7 @@ def up(settings: Settings, *, engine: bool = True) -> UpResult:
         postgres.ensure_roles(settings, settings.require("db_password"), settings.require("cdr_db_password"))
     trunks = asyncio.run(_prepare_database(settings))
     if procs.read_pid(settings.state_dir, "asterisk") is None:
-        asterisk.render_config(settings, root, usable_trunks(settings, trunks))
+        asterisk.render_config(settings, root, usable_trunks(trunks, demo=settings.demo))
         asterisk.start(settings, root)
         started.append("asterisk")
     if settings.demo and procs.read_pid(settings.state_dir, "demo-phone") is None:
@@ -343,7 +338,7 @@ def after_up_messages(settings: Settings) -> list[str]:
 async def apply_trunks(settings: Settings) -> list[Trunk]:
     """Render the trunks table into PJSIP config and reload PJSIP live when Asterisk runs."""
     async with Database(settings.dsn, min_size=1, max_size=2) as db:
-        trunks = usable_trunks(settings, await list_trunks(db))
+        trunks = usable_trunks(await list_trunks(db), demo=settings.demo)
     asterisk.write_trunks(settings, trunks)
     if procs.read_pid(settings.state_dir, "asterisk") is not None:
         async with AriClient(

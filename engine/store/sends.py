@@ -153,6 +153,24 @@ async def send_by_key(db: Executor, account_id: UUID, key: str) -> Send | None:
 
 
 # --- reading -----------------------------------------------------------------------------------------------
+async def scheduled_matching(
+    db: Executor, account_id: UUID, message_id: UUID, at: datetime, numbers: Sequence[str]
+) -> list[UUID]:
+    """The account's scheduled sends of ``message_id`` starting at ``at`` whose recipients include
+    every one of ``numbers`` (http.php's cancellation: `diff` followed by `s`)."""
+    rows = await db.fetch(
+        "SELECT s.id FROM sends s WHERE s.account_id = $1 AND s.message_id = $2 AND s.status = 'scheduled' "
+        "AND s.start_at = $3 AND (SELECT count(*) FROM send_recipients r WHERE r.send_id = s.id "
+        "AND r.e164 = ANY($4::text[])) = $5",
+        account_id,
+        message_id,
+        at,
+        list(numbers),
+        len(numbers),
+    )
+    return [row["id"] for row in rows]
+
+
 async def get_send(db: Executor, send_id: UUID, *, account_id: UUID | None = None) -> Send:
     """A send; with ``account_id``, only that account's (another account's send is NotFound)."""
     row = await db.fetchrow(

@@ -22,8 +22,8 @@ from engine.domain import callevents as ce
 from engine.domain.callevents import CallResult
 from engine.domain.callflow import CallFlow
 from engine.domain.callplan import CallPlan
+from engine.domain.numbers import mask_number
 from engine.domain.trunks import DEFAULT_CODECS
-from engine.logs import mask_number
 from engine.telephony.ari import AriClient, AriError, AriNotFound, AriUnavailable, AriUnprocessable, Event
 from engine.telephony.stasis import Route, StasisRouter
 

@@ -26,7 +26,7 @@ from engine.web.api_common import (
     Field,
     account_of,
     bad_request,
-    engine_of,
+    db_of,
     iso,
     json_body,
     json_response,
@@ -35,6 +35,7 @@ from engine.web.api_common import (
     path_int,
     query_int,
 )
+from engine.web.context import services_of
 
 LEDGER_PAGE_MAX: Final = 200
 DEFAULTS_FIELDS: Final = frozenset(
@@ -109,7 +110,7 @@ async def get_ledger(request: web.Request) -> web.Response:
     before_id = query_int(request, "before_id", default=None, lo=1, hi=INT64_MAX)
     assert limit is not None  # noqa: S101 - it has a default
     entries = await accounts_store.ledger(
-        engine_of(request).db, account_of(request).id, limit=limit + 1, before_id=before_id
+        db_of(request), account_of(request).id, limit=limit + 1, before_id=before_id
     )
     more = len(entries) > limit
     entries = entries[:limit]
@@ -122,14 +123,12 @@ async def get_ledger(request: web.Request) -> web.Response:
 
 
 async def get_defaults(request: web.Request) -> web.Response:
-    engine = engine_of(request)
     account = account_of(request)
-    return json_response(await defaults_json(engine.db, account))
+    return json_response(await defaults_json(db_of(request), account))
 
 
 async def put_defaults(request: web.Request) -> web.Response:
     """Replace the default send options (http.php and e-mail sends use them, and API sends that omit one)."""
-    engine = engine_of(request)
     account = account_of(request)
     body = await json_body(request, DEFAULTS_FIELDS)
     greeting_ref = Field("greeting_ref").integer(body, lo=1, hi=INT32_MAX, required=True)
@@ -143,14 +142,14 @@ async def put_defaults(request: web.Request) -> web.Response:
     greeting_id = None
     if greeting_ref is not None:
         try:
-            greeting_id = (await messages_store.get_message(engine.db, account.id, greeting_ref)).id
+            greeting_id = (await messages_store.get_message(db_of(request), account.id, greeting_ref)).id
         except NotFound as exc:
             raise bad_request(
                 "greeting_invalid", "Ce message n'est pas un message d'accueil de votre compte."
             ) from exc
     sender_id = None
     if sender is not None and sender.strip():
-        sender_id = await _verified_sender_id(engine.db, account, sender)
+        sender_id = await _verified_sender_id(db_of(request), account, sender)
     defaults = SendDefaults(
         greeting_enabled=greeting_id is not None,
         greeting_message_id=greeting_id,
@@ -160,8 +159,8 @@ async def put_defaults(request: web.Request) -> web.Response:
         retry_interval_s=interval,
         voicemail_drop=drop,
     )
-    updated = await accounts_store.set_defaults(engine.db, account.id, defaults)
-    return json_response(await defaults_json(engine.db, updated))
+    updated = await accounts_store.set_defaults(db_of(request), account.id, defaults)
+    return json_response(await defaults_json(db_of(request), updated))
 
 
 async def _verified_sender_id(db: Database, account: Account, raw: str) -> int:
@@ -179,27 +178,25 @@ async def _verified_sender_id(db: Database, account: Account, raw: str) -> int:
 
 async def reset_code(request: web.Request) -> web.Response:
     """A new personal code (the recording line's login); the old one stops working. Shown once."""
-    engine = engine_of(request)
     code = await accounts_store.regenerate_code(
-        engine.db, account_of(request).id, secret_key=engine.settings.require("secret_key")
+        db_of(request), account_of(request).id, secret_key=services_of(request).settings.require("secret_key")
     )
     return json_response({"code": code})
 
 
 async def list_senders(request: web.Request) -> web.Response:
-    senders = await accounts_store.list_senders(engine_of(request).db, account_of(request).id)
+    senders = await accounts_store.list_senders(db_of(request), account_of(request).id)
     return json_response({"senders": [sender_json(s) for s in senders]})
 
 
 async def declare_sender(request: web.Request) -> web.Response:
     """Declare a sender number; it is shown to callees only once our staff has verified it."""
-    engine = engine_of(request)
     account = account_of(request)
     body = await json_body(request, frozenset({"number"}))
     raw = not_null(Field("number").text(body, required=True, max_length=40), "number")
     e164 = check_sender(raw).e164
-    known = any(s.e164 == e164 for s in await accounts_store.list_senders(engine.db, account.id))
-    sender = await accounts_store.declare_sender(engine.db, account.id, raw)
+    known = any(s.e164 == e164 for s in await accounts_store.list_senders(db_of(request), account.id))
+    sender = await accounts_store.declare_sender(db_of(request), account.id, raw)
     return json_response(sender_json(sender), status=200 if known else 201)
 
 
@@ -214,13 +211,13 @@ def token_json(token: tokens_store.ApiToken) -> dict[str, Any]:
 
 
 async def list_tokens(request: web.Request) -> web.Response:
-    tokens = await tokens_store.list_tokens(engine_of(request).db, account_of(request).id)
+    tokens = await tokens_store.list_tokens(db_of(request), account_of(request).id)
     return json_response({"tokens": [token_json(t) for t in tokens]})
 
 
 async def revoke_token(request: web.Request) -> web.Response:
     token_id = path_int(request, "token_id")
-    await tokens_store.revoke_token(engine_of(request).db, account_of(request).id, token_id)
+    await tokens_store.revoke_token(db_of(request), account_of(request).id, token_id)
     return no_content()
 
 

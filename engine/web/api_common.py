@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import unquote
 from uuid import UUID
 
@@ -25,15 +25,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from engine.domain.accounts import Account, InsufficientCredits, MessageInUse
 from engine.errors import DatabaseUnavailable, InvalidInput, NotFound
-from engine.services.intake import LOGIN_FAILURES
-from engine.store import rates
-from engine.store import tokens as tokens_store
-from engine.store.accounts import get_account
-from engine.web.health import ENGINE
+from engine.services import Services
+from engine.store.db import Database
+from engine.web.context import DB, services_of
 from engine.web.remote import client_address
-
-if TYPE_CHECKING:
-    from engine.app import Engine
 
 log = structlog.get_logger(__name__)
 
@@ -159,12 +154,11 @@ THROTTLED_FR: Final = "Trop d'Ã©checs d'identification depuis votre adresse : rÃ
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in PUBLIC_PATHS or request.match_info.http_exception is not None:
         return await handler(request)
-    engine = request.config_dict[ENGINE]
-    request[ACCOUNT] = await authenticate(engine, request)
+    request[ACCOUNT] = await authenticate(services_of(request), request)
     return await handler(request)
 
 
-async def authenticate(engine: Engine, request: web.Request) -> Account:
+async def authenticate(services: Services, request: web.Request) -> Account:
     """The account whose live token the request carries, else 401 (429 once the client is throttled).
 
     A failed token counts as a failed login of the client address, in the same throttle as http.php and
@@ -175,27 +169,22 @@ async def authenticate(engine: Engine, request: web.Request) -> Account:
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:
         raise ApiError(401, "unauthorized", UNAUTHORIZED_FR, headers={"WWW-Authenticate": "Bearer"})
-    token = await tokens_store.authenticate(engine.db, secret)
-    if token is not None:
-        try:
-            return await get_account(engine.db, token.account_id)
-        except NotFound:
-            pass  # the account was deleted between the two queries: as if the token were unknown
-    settings = engine.settings
-    keys = [f"client:{client_address(request)}"]
-    wait_s = await rates.blocked_for_s(
-        engine.db, LOGIN_FAILURES, keys, limit=settings.login_max_failures, window_s=settings.login_window_s
-    )
+    account = await services.accounts.by_token(secret)
+    if account is not None:
+        return account
+    client = client_address(request)
+    wait_s = await services.logins.client_blocked_for_s(client)
     if wait_s is not None:
         raise ApiError(429, "throttled", THROTTLED_FR, headers={"Retry-After": str(math.ceil(wait_s))})
-    await rates.record(engine.db, LOGIN_FAILURES, keys)
+    await services.logins.record_client_failure(client)
     raise ApiError(
         401, "unauthorized", UNAUTHORIZED_FR, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
     )
 
 
-def engine_of(request: web.Request) -> Engine:
-    return request.config_dict[ENGINE]
+def db_of(request: web.Request) -> Database:
+    """Transitional: the pool, for API parts not yet moved to the services."""
+    return request.config_dict[DB]
 
 
 def account_of(request: web.Request) -> Account:

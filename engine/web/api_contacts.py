@@ -16,7 +16,7 @@ from engine.web.api_common import (
     ApiError,
     Field,
     account_of,
-    engine_of,
+    db_of,
     iso,
     json_body,
     json_response,
@@ -66,7 +66,6 @@ def group_json(group: store.Group) -> dict[str, Any]:
 
 
 async def list_contacts(request: web.Request) -> web.Response:
-    engine = engine_of(request)
     account = account_of(request)
     limit = query_int(request, "limit", default=store.DEFAULT_PAGE_SIZE, lo=1, hi=store.MAX_PAGE_SIZE)
     group_id = query_int(request, "group_id", default=None, lo=1, hi=INT64_MAX)
@@ -81,13 +80,19 @@ async def list_contacts(request: web.Request) -> web.Response:
     assert limit is not None  # noqa: S101 - it has a default
     try:
         page = await store.list_contacts(
-            engine.db, account.id, group_id=group_id, search=search, order=order, after=after, limit=limit
+            db_of(request),
+            account.id,
+            group_id=group_id,
+            search=search,
+            order=order,
+            after=after,
+            limit=limit,
         )
     except InvalidInput as exc:
         if exc.code == "bad_cursor":
             raise InvalidInput(exc.code, str(exc), message_fr="Curseur de page invalide.") from exc
         raise
-    total = await store.count_contacts(engine.db, account.id, group_id=group_id, search=search)
+    total = await store.count_contacts(db_of(request), account.id, group_id=group_id, search=search)
     return json_response(
         {
             "contacts": [contact_json(c) for c in page.contacts],
@@ -110,12 +115,11 @@ def _optional_text(body: dict[str, Any], name: str, *, max_length: int = 1000) -
 
 
 async def create_contact(request: web.Request) -> web.Response:
-    engine = engine_of(request)
     account = account_of(request)
     body = await json_body(request, CONTACT_FIELDS)
     phone = not_null(Field("phone").text(body, required=True, max_length=100), "phone")
     contact = await store.create_contact(
-        engine.db,
+        db_of(request),
         account.id,
         phone=phone,
         allow_international=account.allow_international,
@@ -128,20 +132,17 @@ async def create_contact(request: web.Request) -> web.Response:
 
 
 async def get_contact(request: web.Request) -> web.Response:
-    contact = await store.get_contact(
-        engine_of(request).db, account_of(request).id, path_int(request, "contact_id")
-    )
+    contact = await store.get_contact(db_of(request), account_of(request).id, path_int(request, "contact_id"))
     return json_response(contact_json(contact))
 
 
 async def update_contact(request: web.Request) -> web.Response:
     """Change the fields given; ``group_ids`` replaces the contact's groups."""
-    engine = engine_of(request)
     account = account_of(request)
     contact_id = path_int(request, "contact_id")
     body = await json_body(request, CONTACT_FIELDS)
     contact = await store.update_contact(
-        engine.db,
+        db_of(request),
         account.id,
         contact_id,
         allow_international=account.allow_international,
@@ -155,13 +156,12 @@ async def update_contact(request: web.Request) -> web.Response:
 
 
 async def delete_contact(request: web.Request) -> web.Response:
-    await store.delete_contact(engine_of(request).db, account_of(request).id, path_int(request, "contact_id"))
+    await store.delete_contact(db_of(request), account_of(request).id, path_int(request, "contact_id"))
     return no_content()
 
 
 async def import_contacts(request: web.Request) -> web.Response:
     """An Excel CSV (Société;Nom;Prénom;Téléphone;Groupe): refused rows are reported, the rest imported."""
-    engine = engine_of(request)
     account = account_of(request)
     too_large_fr = f"Fichier trop volumineux ({MAX_IMPORT_BYTES // (1024 * 1024)} Mo au plus)."
     upload = await read_upload(
@@ -169,7 +169,7 @@ async def import_contacts(request: web.Request) -> web.Response:
     )
     try:
         report = await import_contacts_csv(
-            engine.db, account.id, upload.data, allow_international=account.allow_international
+            db_of(request), account.id, upload.data, allow_international=account.allow_international
         )
     except InvalidInput as exc:
         if exc.code in _FILE_REFUSALS:
@@ -184,21 +184,19 @@ async def import_contacts(request: web.Request) -> web.Response:
 
 
 async def list_groups(request: web.Request) -> web.Response:
-    groups = await store.list_groups(engine_of(request).db, account_of(request).id)
+    groups = await store.list_groups(db_of(request), account_of(request).id)
     return json_response({"groups": [group_json(g) for g in groups]})
 
 
 async def create_group(request: web.Request) -> web.Response:
     body = await json_body(request, frozenset({"name"}))
     name = not_null(Field("name").text(body, required=True, max_length=1000), "name")
-    group = await store.create_group(engine_of(request).db, account_of(request).id, name)
+    group = await store.create_group(db_of(request), account_of(request).id, name)
     return json_response(group_json(group), status=201)
 
 
 async def get_group(request: web.Request) -> web.Response:
-    group = await store.get_group(
-        engine_of(request).db, account_of(request).id, path_int(request, "group_id")
-    )
+    group = await store.get_group(db_of(request), account_of(request).id, path_int(request, "group_id"))
     return json_response(group_json(group))
 
 
@@ -206,17 +204,16 @@ async def rename_group(request: web.Request) -> web.Response:
     group_id = path_int(request, "group_id")
     body = await json_body(request, frozenset({"name"}))
     name = not_null(Field("name").text(body, required=True, max_length=1000), "name")
-    group = await store.rename_group(engine_of(request).db, account_of(request).id, group_id, name)
+    group = await store.rename_group(db_of(request), account_of(request).id, group_id, name)
     return json_response(group_json(group))
 
 
 async def delete_group(request: web.Request) -> web.Response:
-    await store.delete_group(engine_of(request).db, account_of(request).id, path_int(request, "group_id"))
+    await store.delete_group(db_of(request), account_of(request).id, path_int(request, "group_id"))
     return no_content()
 
 
 async def add_members(request: web.Request) -> web.Response:
-    engine = engine_of(request)
     account = account_of(request)
     group_id = path_int(request, "group_id")
     body = await json_body(request, frozenset({"contact_ids"}))
@@ -224,17 +221,16 @@ async def add_members(request: web.Request) -> web.Response:
     contact_ids = not_null(
         Field("contact_ids").int_list(body, hi=INT64_MAX, max_items=MAX_MEMBERS_AT_ONCE), "contact_ids"
     )
-    added = await store.add_members(engine.db, account.id, group_id, contact_ids)
-    group = await store.get_group(engine.db, account.id, group_id)
+    added = await store.add_members(db_of(request), account.id, group_id, contact_ids)
+    group = await store.get_group(db_of(request), account.id, group_id)
     return json_response({"added": added, "group": group_json(group)})
 
 
 async def remove_member(request: web.Request) -> web.Response:
-    engine = engine_of(request)
     account = account_of(request)
     group_id = path_int(request, "group_id")
     contact_id = path_int(request, "contact_id")
-    if not await store.remove_members(engine.db, account.id, group_id, [contact_id]):
+    if not await store.remove_members(db_of(request), account.id, group_id, [contact_id]):
         raise not_found("Ce contact n'appartient pas à ce groupe.")
     return no_content()
 

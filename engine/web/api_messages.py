@@ -9,21 +9,17 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
-from uuid import UUID
 
 from aiohttp import web
 
 from engine.domain.accounts import Message
 from engine.errors import InvalidInput
-from engine.services import messages as library
-from engine.store.db import Database
 from engine.web.api_common import (
     INT32_MAX,
     ApiError,
     Field,
     account_of,
     bad_request,
-    engine_of,
     iso,
     json_body,
     json_response,
@@ -34,6 +30,7 @@ from engine.web.api_common import (
     query_bool,
     read_upload,
 )
+from engine.web.context import services_of
 
 # engine.media.audio's refusals of a file that arrived whole but cannot be a message.
 _TOO_LARGE: Final = frozenset({"too_large"})
@@ -52,16 +49,9 @@ def message_json(message: Message) -> dict[str, Any]:
     }
 
 
-async def message_refs(db: Database, account_id: UUID) -> dict[UUID, int]:
-    """The references of the account's live messages, by id (a deleted message has none to show)."""
-    return {m.id: m.ref for m in await library.list_messages(db, account_id)}
-
-
 async def list_messages(request: web.Request) -> web.Response:
     greetings = query_bool(request, "greetings") or False
-    messages = await library.list_messages(
-        engine_of(request).db, account_of(request).id, greetings_only=greetings
-    )
+    messages = await services_of(request).messages.list(account_of(request).id, greetings_only=greetings)
     return json_response({"messages": [message_json(m) for m in messages]})
 
 
@@ -76,8 +66,8 @@ def _flag(raw: str | None, name: str) -> bool:
 
 async def upload_message(request: web.Request) -> web.Response:
     """A WAV or MP3 file becomes the account's next message; refused files leave nothing behind."""
-    engine = engine_of(request)
-    settings = engine.settings
+    services = services_of(request)
+    settings = services.settings
     too_large_fr = f"Fichier trop volumineux ({settings.audio_max_bytes // (1024 * 1024)} Mo au plus)."
     upload = await read_upload(
         request,
@@ -92,9 +82,7 @@ async def upload_message(request: web.Request) -> web.Response:
         src = workdir / "upload"
         await asyncio.to_thread(src.write_bytes, upload.data)
         try:
-            message = await library.add_message(
-                engine.db,
-                settings,
+            message = await services.messages.add(
                 account_of(request).id,
                 src,
                 title=title if title and title.strip() else None,
@@ -117,7 +105,7 @@ def _ref(request: web.Request) -> int:
 
 
 async def get_message(request: web.Request) -> web.Response:
-    message = await library.get_message(engine_of(request).db, account_of(request).id, _ref(request))
+    message = await services_of(request).messages.get(account_of(request).id, _ref(request))
     return json_response(message_json(message))
 
 
@@ -125,13 +113,12 @@ async def rename_message(request: web.Request) -> web.Response:
     ref = _ref(request)
     body = await json_body(request, frozenset({"title"}))
     title = not_null(Field("title").text(body, required=True, max_length=1000), "title")
-    message = await library.rename_message(engine_of(request).db, account_of(request).id, ref, title)
+    message = await services_of(request).messages.rename(account_of(request).id, ref, title)
     return json_response(message_json(message))
 
 
 async def delete_message(request: web.Request) -> web.Response:
-    engine = engine_of(request)
-    await library.delete_message(engine.db, engine.settings, account_of(request).id, _ref(request))
+    await services_of(request).messages.delete(account_of(request).id, _ref(request))
     return no_content()
 
 
@@ -145,9 +132,8 @@ async def _file(path: Path, headers: dict[str, str]) -> web.Response:
 
 async def download_audio(request: web.Request) -> web.Response:
     """The 8 kHz mono WAV: exactly what callers hear."""
-    engine = engine_of(request)
     ref = _ref(request)
-    path = await library.listening_file(engine.db, engine.settings, account_of(request).id, ref)
+    path = await services_of(request).messages.listening_file(account_of(request).id, ref)
     return await _file(
         path,
         {
@@ -159,10 +145,7 @@ async def download_audio(request: web.Request) -> web.Response:
 
 async def download_original(request: web.Request) -> web.Response:
     """The file as it was uploaded (or recorded)."""
-    engine = engine_of(request)
-    path, name = await library.original_file(
-        engine.db, engine.settings, account_of(request).id, _ref(request)
-    )
+    path, name = await services_of(request).messages.original_file(account_of(request).id, _ref(request))
     content_type = _CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
     return await _file(
         path,

@@ -23,7 +23,7 @@ from engine.domain.recipients import PasteReport, parse_paste
 from engine.domain.schedule import parse_deferred
 from engine.domain.sends import LABELS_FR, MAX_COMMENT, Target, unique_targets
 from engine.errors import InvalidInput
-from engine.services.sends import DEFAULT, create_send, steer
+from engine.services.sends import DEFAULT
 from engine.settings import Settings
 from engine.store import contacts as contacts_store
 from engine.store import sends as sends_store
@@ -37,7 +37,7 @@ from engine.web.api_common import (
     Field,
     account_of,
     bad_request,
-    engine_of,
+    db_of,
     iso,
     json_body,
     json_response,
@@ -47,7 +47,7 @@ from engine.web.api_common import (
     query_datetime,
     query_int,
 )
-from engine.web.api_messages import message_refs
+from engine.web.context import services_of
 
 SENDS_PAGE_MAX: Final = 100
 RECIPIENTS_PAGE_MAX: Final = 1000
@@ -162,10 +162,9 @@ def paste_json(paste: PasteReport) -> dict[str, list[dict[str, Any]]]:
 
 async def check_recipients(request: web.Request) -> web.Response:
     """The report shown before a send is confirmed: nothing is created, no credit is reserved."""
-    engine = engine_of(request)
     account = account_of(request)
     body = await json_body(request, TARGET_FIELDS)
-    targets = await read_targets(engine.db, engine.settings, account, body)
+    targets = await read_targets(db_of(request), services_of(request).settings, account, body)
     credits = len(targets.unique)
     return json_response(
         {
@@ -230,22 +229,20 @@ _KEY_LOCKS: Final[weakref.WeakValueDictionary[tuple[UUID, str], asyncio.Lock]] =
 
 
 async def create(request: web.Request) -> web.Response:
-    engine = engine_of(request)
     account = account_of(request)
     key = _idempotency_key(request)
     if key is None:
         return await _create(request, account, None)
     lock = _KEY_LOCKS.setdefault((account.id, key), asyncio.Lock())
     async with lock:
-        earlier_send = await sends_store.send_by_key(engine.db, account.id, key)
+        earlier_send = await sends_store.send_by_key(db_of(request), account.id, key)
         earlier = earlier_send.id if earlier_send else None
         if earlier is not None:
-            return await _send_answer(engine.db, account, earlier, status=200)
+            return await _send_answer(db_of(request), account, earlier, status=200)
         return await _create(request, account, key)
 
 
 async def _create(request: web.Request, account: Account, key: str | None) -> web.Response:
-    engine = engine_of(request)
     body = await json_body(request, SEND_FIELDS)
     message_ref = not_null(
         Field("message_ref").integer(body, lo=1, hi=INT32_MAX, required=True), "message_ref"
@@ -266,7 +263,7 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
         retry_interval_s=account.defaults.retry_interval_s if interval is MISSING else interval,
     )
     at = _start_at(body)
-    targets = await read_targets(engine.db, engine.settings, account, body)
+    targets = await read_targets(db_of(request), services_of(request).settings, account, body)
     refused = paste_json(targets.paste)["refused"]
     if refused and skip_refused is not True:
         first = refused[0]
@@ -285,9 +282,7 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
         "voicemail_drop": _option(drop),
     }
     try:
-        send = await create_send(
-            engine.db,
-            engine.settings,
+        send = await services_of(request).sends.create(
             account,
             message_ref=message_ref,
             targets=targets.unique,
@@ -299,13 +294,12 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
         )
     except asyncpg.UniqueViolationError:
         # A twin request with the same key committed between our look-up and our insert: its send is ours.
-        earlier_send = await sends_store.send_by_key(engine.db, account.id, key) if key else None
+        earlier_send = await sends_store.send_by_key(db_of(request), account.id, key) if key else None
         earlier = earlier_send.id if earlier_send else None
         if earlier is None:
             raise
-        return await _send_answer(engine.db, account, earlier, status=200)
-    engine.dialer.wake()
-    return await _send_answer(engine.db, account, send.id, status=201, refused=refused)
+        return await _send_answer(db_of(request), account, earlier, status=200)
+    return await _send_answer(db_of(request), account, send.id, status=201, refused=refused)
 
 
 async def _send_answer(
@@ -355,7 +349,7 @@ async def send_detail(db: Database, account: Account, send: Send) -> dict[str, A
         remaining_s = progress.estimated_end_s((now - send.started_at).total_seconds())
         if remaining_s is not None:
             estimated_end = iso(now + timedelta(seconds=remaining_s))
-    out = send_json(send, await message_refs(db, account.id))
+    out = send_json(send, await _message_refs(db, account.id))
     out["progress"] = {
         "total": progress.total,
         "done": progress.done,
@@ -371,16 +365,15 @@ async def send_detail(db: Database, account: Account, send: Send) -> dict[str, A
 
 
 async def list_sends(request: web.Request) -> web.Response:
-    engine = engine_of(request)
     account = account_of(request)
     limit = query_int(request, "limit", default=20, lo=1, hi=SENDS_PAGE_MAX)
     before = query_datetime(request, "before")
     assert limit is not None  # noqa: S101 - it has a default
-    sends = await sends_store.list_sends(engine.db, account.id, limit=limit + 1, before=before)
+    sends = await sends_store.list_sends(db_of(request), account.id, limit=limit + 1, before=before)
     more = len(sends) > limit
     sends = sends[:limit]
-    refs = await message_refs(engine.db, account.id)
-    outcomes = await sends_store.outcomes_of(engine.db, [send.id for send in sends])
+    refs = await _message_refs(db_of(request), account.id)
+    outcomes = await sends_store.outcomes_of(db_of(request), [send.id for send in sends])
     out = []
     for send in sends:
         row = send_json(send, refs)
@@ -390,10 +383,9 @@ async def list_sends(request: web.Request) -> web.Response:
 
 
 async def get_send(request: web.Request) -> web.Response:
-    engine = engine_of(request)
     account = account_of(request)
-    send = await sends_store.get_send(engine.db, path_uuid(request, "send_id"), account_id=account.id)
-    return json_response(await send_detail(engine.db, account, send))
+    send = await sends_store.get_send(db_of(request), path_uuid(request, "send_id"), account_id=account.id)
+    return json_response(await send_detail(db_of(request), account, send))
 
 
 _ATTEMPT_FIELDS: Final = (
@@ -425,14 +417,13 @@ def recipient_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_recipients(request: web.Request) -> web.Response:
-    engine = engine_of(request)
     account = account_of(request)
     send_id = path_uuid(request, "send_id")
     limit = query_int(request, "limit", default=100, lo=1, hi=RECIPIENTS_PAGE_MAX)
     after = query_int(request, "after", default=0, lo=0, hi=INT64_MAX)
     assert limit is not None and after is not None  # noqa: S101 - both have defaults
-    await sends_store.get_send(engine.db, send_id, account_id=account.id)
-    rows = await sends_store.recipients(engine.db, send_id, limit=limit + 1, after_id=after)
+    await sends_store.get_send(db_of(request), send_id, account_id=account.id)
+    rows = await sends_store.recipients(db_of(request), send_id, limit=limit + 1, after_id=after)
     more = len(rows) > limit
     rows = rows[:limit]
     return json_response(
@@ -445,15 +436,14 @@ async def list_recipients(request: web.Request) -> web.Response:
 
 def _steer(action: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
-        engine = engine_of(request)
         account = account_of(request)
         try:
-            send = await steer(engine.db, path_uuid(request, "send_id"), action, account_id=account.id)
+            send = await services_of(request).sends.steer(
+                path_uuid(request, "send_id"), action, account_id=account.id
+            )
         except InvalidInput as exc:
             raise ApiError(409, exc.code, exc.message_fr) from exc
-        if action == "resume":
-            engine.dialer.wake()
-        return json_response(await send_detail(engine.db, account, send))
+        return json_response(await send_detail(db_of(request), account, send))
 
     handler.__name__ = f"{action}_send"
     return handler
@@ -467,3 +457,10 @@ def add_routes(api: web.Application) -> None:
     api.router.add_get("/sends/{send_id}/recipients", list_recipients, allow_head=False)
     for action in ("pause", "resume", "cancel"):
         api.router.add_post(f"/sends/{{send_id}}/{action}", _steer(action))
+
+
+async def _message_refs(db: Database, account_id: UUID) -> dict[UUID, int]:
+    """Transitional: the references of the account's live messages, by id."""
+    from engine.store import messages as messages_store  # noqa: PLC0415 - moves to the sends service
+
+    return {m.id: m.ref for m in await messages_store.list_messages(db, account_id)}

@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from engine.services.intake import CompatRequest, submit
-from engine.web.health import ENGINE
+from engine.services.intake import CompatRequest
+from engine.web.context import services_of
 from engine.web.remote import client_address
 
 FIELDS = ("email", "pass", "numero", "ref", "transfert", "com", "emetteur", "diff", "depot")
@@ -34,7 +34,6 @@ def decode_form(raw: str) -> dict[str, str]:
 
 
 async def http_php(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     raw = request.rel_url.raw_query_string
     if request.method == "POST":
         body = await request.content.read(MAX_BODY + 1)
@@ -52,9 +51,7 @@ async def http_php(request: web.Request) -> web.Response:
         diff=fields.get("diff", ""),
         depot=fields.get("depot", ""),
     )
-    answer = await submit(engine.db, engine.settings, compat, channel="http", client=client_address(request))
-    if answer.send_id is not None:
-        engine.dialer.wake()
+    answer = await services_of(request).intake.http(compat, client=client_address(request))
     headers = {"Cache-Control": "no-store"}
     if answer.retry_after_s is not None:
         headers["Retry-After"] = str(int(answer.retry_after_s + 0.999))

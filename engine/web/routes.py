@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
+from engine.services import Services
+from engine.store.db import Database
 from engine.web import api, health, httpphp, ui
-
-if TYPE_CHECKING:
-    from engine.app import Engine
+from engine.web.context import DB, SERVICES
 
 MAX_REQUEST_BYTES = 25 * 1024 * 1024  # above the largest accepted upload
 
 
-def build(engine: Engine) -> web.Application:
+def build(services: Services, db: Database) -> web.Application:
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
-    app[health.ENGINE] = engine
+    app[SERVICES] = services
+    app[DB] = db
     health.add_routes(app)
     httpphp.add_routes(app)
     api.add_routes(app)

@@ -15,7 +15,7 @@ import aiohttp
 from engine.domain.accounts import Account, Message
 from engine.domain.numbers import Number, normalize
 from engine.domain.sends import Target
-from engine.services.messages import add_message
+from engine.services.messages import Messages
 from engine.settings import Settings
 from engine.store import Database
 from engine.store.accounts import create_account, get_account
@@ -43,7 +43,7 @@ async def customer(
     new = await create_account(db, email, secret_key=settings.require("secret_key"), credits=credits)
     wav = tmp / "message.wav"
     tones.write_wav(wav, tones.sine(700.0, seconds, 0.4))
-    message = await add_message(db, settings, new.account.id, wav, title="Test", origin="file")
+    message = await Messages(db, settings).add(new.account.id, wav, title="Test", origin="file")
     return Customer(await get_account(db, new.account.id), message)
 
 
@@ -135,7 +135,7 @@ async def customer_greeting(db: Database, settings: Settings, who: Customer, tmp
     """A greeting message for the customer (a short tone); returns its reference."""
     wav = tmp / "greeting.wav"
     tones.write_wav(wav, tones.sine(500.0, 1.5, 0.4))
-    message = await add_message(
-        db, settings, who.account.id, wav, title="Accueil", origin="file", is_greeting=True
+    message = await Messages(db, settings).add(
+        who.account.id, wav, title="Accueil", origin="file", is_greeting=True
     )
     return message.ref

@@ -23,7 +23,7 @@ import pytest
 
 from engine.app import Engine
 from engine.domain.schedule import format_deferred
-from engine.services.messages import add_message
+from engine.services.messages import Messages
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import accounts as accounts_store
@@ -342,8 +342,8 @@ async def test_sender_numbers(engine: Engine, alice: Client, db: Database) -> No
 async def _greeting(db: Database, settings: Settings, client: Client, tmp: Path) -> int:
     wav = tmp / "greeting.wav"
     tones.write_wav(wav, tones.sine(500.0, 1.5, 0.4))
-    message = await add_message(
-        db, settings, client.account_id, wav, title="Accueil", origin="file", is_greeting=True
+    message = await Messages(db, settings).add(
+        client.account_id, wav, title="Accueil", origin="file", is_greeting=True
     )
     return message.ref
 

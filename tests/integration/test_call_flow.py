@@ -24,10 +24,10 @@ from engine.domain.callevents import CallResult, EndReason
 from engine.domain.callflow import CallState
 from engine.domain.callplan import CallPlan, DropMode
 from engine.domain.outcomes import Outcome, TransferOutcome
-from engine.domain.trunks import Trunk
+from engine.domain.trunks import Trunk, usable_trunks
 from engine.media.paths import host_dir, prompt_uri, sound_uri
 from engine.settings import Settings
-from engine.stack import apply_trunks, usable_trunks
+from engine.stack import apply_trunks
 from engine.store import Database
 from engine.store.trunks import list_trunks, remove_trunk
 from engine.telephony.ari import AriClient
@@ -555,7 +555,7 @@ async def shorten_trunk_timers(
     """Every trunk rendered with these timers and PJSIP reloaded; the defaults come back when the
     test's trunk is removed (apply_trunks renders the table again)."""
     async with Database(settings.dsn, min_size=1, max_size=1) as database:
-        trunks = usable_trunks(settings, await list_trunks(database))
+        trunks = usable_trunks(await list_trunks(database), demo=settings.demo)
     conf = host_dir(settings) / "etc" / "pjsip_trunks.conf"
     conf.write_text(render_pjsip(trunks, rtp_timeout_s=rtp_timeout_s, session_expires_s=session_expires_s))
     await ari.client.reload_module("res_pjsip.so")

@@ -26,6 +26,8 @@ import pytest
 from engine.domain.trunks import Trunk
 from engine.errors import InvalidInput
 from engine.media.paths import host_dir
+from engine.services import build
+from engine.services.recordings import Recordings
 from engine.settings import Settings
 from engine.stack.asterisk import cli
 from engine.store import Database
@@ -33,8 +35,7 @@ from engine.store import accounts as accounts_store
 from engine.store import ivr as ivr_store
 from engine.store import messages as messages_store
 from ivr.fastagi import FastAGIServer
-from ivr.lockout import Lockout
-from ivr.service import StoreBackend, serve
+from ivr.service import serve
 from tests.integration.conftest import Ari, add_trunk, wait_for
 from tests.support import audiomatch, tones
 from tests.support.audiomatch import Heard
@@ -106,8 +107,13 @@ def ivr_settings(stack_settings: Settings) -> Settings:
 @pytest.fixture
 async def ivr(ivr_settings: Settings, db: Database) -> AsyncIterator[FastAGIServer]:
     """Our FastAGI server on the port the test instance's dialplan calls."""
-    async with serve(ivr_settings, db) as server:
+    async with serve(ivr_settings, recordings(ivr_settings, db)) as server:
         yield server
+
+
+def recordings(settings: Settings, db: Database) -> Recordings:
+    """The recording IVR's backend, as the engine builds it."""
+    return build(settings, db).recordings
 
 
 def spool_dir(settings: Settings) -> Path:
@@ -305,7 +311,7 @@ async def test_greeting_by_phone_becomes_the_default_greeting(
     ivr_settings: Settings, db: Database, speech: array[int], tmp_path: Path
 ) -> None:
     account_id, code = await new_account(ivr_settings, db)
-    backend = StoreBackend(ivr_settings, db)
+    backend = recordings(ivr_settings, db)
     assert await backend.find_account(code) == account_id
     assert await backend.find_account("00000000" if code != "00000000" else "11111111") is None
     raw = tones.write_wav(tmp_path / "take.wav", tones.silence(0.5) + speech + tones.silence(0.5))
@@ -400,7 +406,7 @@ async def test_wrong_codes_goodbye_then_lockout_at_the_fifth_failure_across_a_re
     # The engine restarts (a new FastAGI server, no memory of the calls): the number stays blocked,
     # and is refused before any code is asked, even typing the right one.
     await ivr.close()
-    async with serve(ivr_settings, db):
+    async with serve(ivr_settings, recordings(ivr_settings, db)):
         pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
         code_entry(pcap, code).silence(1.0).digits("1", tone_s=KEY_S).silence(prompt_s("ivr_blocked"))
         third = await caller.call(pcap, timeout_s=30)
@@ -411,7 +417,7 @@ async def test_wrong_codes_goodbye_then_lockout_at_the_fifth_failure_across_a_re
     assert await db.fetchval("SELECT count(*) FROM ivr_code_failures WHERE caller = $1", CALLER) == 5
     assert await messages_store.list_messages(db, account_id) == []
     # The account itself is not locked: only that caller number is.
-    assert not await Lockout(db, ivr_settings).is_blocked("+33698765432")
+    assert not await recordings(ivr_settings, db).is_blocked("+33698765432")
 
 
 async def test_hang_up_mid_recording_stores_nothing(

@@ -19,7 +19,7 @@ from aiosmtpd.smtp import SMTP
 
 from engine.app import Engine
 from engine.domain.schedule import format_deferred
-from engine.mail import parse_subject
+from engine.services.intake import parse_subject
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import sends as sends_store

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.domain.trunks import Trunk
-from engine.services.messages import add_message, playback_uri
+from engine.services.messages import Messages, playback_uri
 from engine.settings import Settings
 from engine.store import Database
 from engine.store.accounts import create_account
@@ -63,8 +63,8 @@ async def test_uploaded_mp3_reaches_the_callee(
     account = (
         await create_account(db, "ecoute@example.fr", secret_key=stack_settings.require("secret_key"))
     ).account
-    message = await add_message(
-        db, stack_settings, account.id, mp3, origin="file", original_name="annonce.mp3"
+    message = await Messages(db, stack_settings).add(
+        account.id, mp3, origin="file", original_name="annonce.mp3"
     )
     # Trimming kept the tone and a short pad of silence on each side.
     assert 2.5 <= message.duration_s <= 3.0

@@ -12,7 +12,7 @@ import pytest
 
 from engine import stack
 from engine.app import Engine
-from engine.domain.trunks import Trunk
+from engine.domain.trunks import Trunk, usable_trunks
 from engine.settings import Settings
 from engine.stack import asterisk, postgres
 from engine.stack.root import read_info, root_path
@@ -123,4 +123,4 @@ async def _status_is(engine: Engine, expected: int) -> bool:
 
 async def test_demo_mode_is_visible_and_off_by_default(stack_settings: Settings) -> None:
     assert stack_settings.demo is False
-    assert stack.usable_trunks(stack_settings, [stack.demo_trunk(stack_settings)]) == []
+    assert usable_trunks([stack.demo_trunk(stack_settings)], demo=stack_settings.demo) == []

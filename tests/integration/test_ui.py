@@ -25,7 +25,7 @@ from aiosmtpd.smtp import SMTP
 from engine.app import Engine
 from engine.domain.accounts import PARIS
 from engine.services.contacts_import import import_contacts_csv
-from engine.services.messages import add_message
+from engine.services.messages import Messages
 from engine.services.sends import create_send
 from engine.settings import Settings
 from engine.store import Database
@@ -244,7 +244,7 @@ async def bob(db: Database, stack_settings: Settings, tmp_path: Path) -> Custome
     # A second message, so that bob has a reference alice does not.
     wav = tmp_path / "b" / "second.wav"
     tones.write_wav(wav, tones.sine(500.0, 1.5, 0.4))
-    await add_message(db, stack_settings, who.account.id, wav, title="Second", origin="file")
+    await Messages(db, stack_settings).add(who.account.id, wav, title="Second", origin="file")
     return who
 
 

@@ -15,11 +15,12 @@ from uuid import UUID
 
 import pytest
 
-from engine import audio, library
 from engine.domain.accounts import Message, MessageInUse
 from engine.errors import InvalidInput, NotFound
+from engine.media import audio
 from engine.media.audio import measure_loudness
 from engine.media.paths import instance_dir
+from engine.services.messages import Messages, playback_uri
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import accounts as accounts_store
@@ -91,7 +92,7 @@ def _wav_format(path: Path) -> tuple[int, int, int, float]:
 
 async def _add(db: Database, settings: Settings, account_id: UUID, src: Path, **kwargs: object) -> Message:
     options: dict[str, object] = {"origin": "file", "original_name": src.name} | kwargs
-    return await library.add_message(db, settings, account_id, src, **options)  # type: ignore[arg-type]
+    return await Messages(db, settings).add(account_id, src, **options)  # type: ignore[arg-type]
 
 
 async def _fast_insert(db: Database, account_id: UUID) -> Message:
@@ -143,7 +144,7 @@ async def test_uploads_come_out_8k_mono_normalised(
     original = settings.media_dir / message.original_file
     assert original.read_bytes() == src.read_bytes()  # kept as received, for download
 
-    stored = await library.get_message(db, account_id, 1)
+    stored = await Messages(db, settings).get(account_id, 1)
     assert stored == message
 
 
@@ -151,8 +152,8 @@ async def test_a_phone_recording_becomes_a_message_like_an_upload(
     db: Database, settings: Settings, media: dict[str, Path]
 ) -> None:
     account_id = await _account(db, settings, "a@example.fr")
-    message = await library.add_message(
-        db, settings, account_id, media["recording"], origin="phone", is_greeting=True
+    message = await Messages(db, settings).add(
+        account_id, media["recording"], origin="phone", is_greeting=True
     )
     assert (message.ref, message.origin, message.is_greeting, message.original_name) == (
         1,
@@ -180,12 +181,12 @@ async def test_refs_are_sequential_per_account_and_never_reused(
     b = await _account(db, settings, "b@example.fr")
     assert [(await _add(db, settings, a, media["wav"])).ref for _ in range(3)] == [1, 2, 3]
     assert (await _add(db, settings, b, media["mp3"])).ref == 1
-    await library.delete_message(db, settings, a, 3)
+    await Messages(db, settings).delete(a, 3)
     assert (await _add(db, settings, a, media["wav"])).ref == 4  # 3 stays taken
-    await library.delete_message(db, settings, a, 2)
+    await Messages(db, settings).delete(a, 2)
     assert (await _fast_insert(db, a)).ref == 5
-    assert [m.ref for m in await library.list_messages(db, a)] == [1, 4, 5]
-    assert [m.ref for m in await library.list_messages(db, b)] == [1]
+    assert [m.ref for m in await Messages(db, settings).list(a)] == [1, 4, 5]
+    assert [m.ref for m in await Messages(db, settings).list(b)] == [1]
 
 
 async def test_concurrent_additions_get_distinct_consecutive_refs(
@@ -268,7 +269,7 @@ async def test_cancelled_during_the_insert_keeps_row_and_files_together(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    [message] = await library.list_messages(db, account_id)
+    [message] = await Messages(db, settings).list(account_id)
     assert sorted(_files_under(settings.media_dir)) == sorted(message.files(settings.media_dir))
 
 
@@ -282,18 +283,18 @@ async def test_another_account_cannot_reach_a_message(
     b = await _account(db, settings, "b@example.fr")
     message = await _add(db, settings, a, media["wav"])
     with pytest.raises(NotFound):
-        await library.get_message(db, b, message.ref)
+        await Messages(db, settings).get(b, message.ref)
     with pytest.raises(NotFound):
         await store.get_message_by_id(db, b, message.id)
     with pytest.raises(NotFound):
-        await library.rename_message(db, b, message.ref, "volé")
+        await Messages(db, settings).rename(b, message.ref, "volé")
     with pytest.raises(NotFound):
-        await library.delete_message(db, settings, b, message.ref)
+        await Messages(db, settings).delete(b, message.ref)
     with pytest.raises(NotFound):
-        await library.listening_file(db, settings, b, message.ref)
+        await Messages(db, settings).listening_file(b, message.ref)
     with pytest.raises(NotFound):
-        await library.original_file(db, settings, b, message.ref)
-    assert await library.get_message(db, a, message.ref) == message
+        await Messages(db, settings).original_file(b, message.ref)
+    assert await Messages(db, settings).get(a, message.ref) == message
     assert all(p.exists() for p in message.files(settings.media_dir))
 
 
@@ -304,13 +305,13 @@ async def test_rename(db: Database, settings: Settings, media: dict[str, Path]) 
     account_id = await _account(db, settings, "a@example.fr")
     message = await _add(db, settings, account_id, media["wav"], title="Première version")
     assert message.title == "Première version"
-    renamed = await library.rename_message(db, account_id, message.ref, "  Soldes   d'hiver ")
+    renamed = await Messages(db, settings).rename(account_id, message.ref, "  Soldes   d'hiver ")
     assert renamed.title == "Soldes d'hiver"
-    assert (await library.get_message(db, account_id, message.ref)).title == "Soldes d'hiver"
+    assert (await Messages(db, settings).get(account_id, message.ref)).title == "Soldes d'hiver"
     with pytest.raises(InvalidInput):
-        await library.rename_message(db, account_id, message.ref, "")
+        await Messages(db, settings).rename(account_id, message.ref, "")
     with pytest.raises(NotFound):
-        await library.rename_message(db, account_id, 99, "x")
+        await Messages(db, settings).rename(account_id, 99, "x")
 
 
 async def test_delete_removes_the_files_and_keeps_the_row(
@@ -318,15 +319,15 @@ async def test_delete_removes_the_files_and_keeps_the_row(
 ) -> None:
     account_id = await _account(db, settings, "a@example.fr")
     message = await _add(db, settings, account_id, media["mp3"])
-    deleted = await library.delete_message(db, settings, account_id, message.ref)
+    deleted = await Messages(db, settings).delete(account_id, message.ref)
     assert deleted.id == message.id
     assert _files_under(settings.media_dir) == []
     assert await db.fetchval("SELECT deleted_at IS NOT NULL FROM messages WHERE id = $1", message.id)
-    assert await library.list_messages(db, account_id) == []
+    assert await Messages(db, settings).list(account_id) == []
     with pytest.raises(NotFound):
-        await library.get_message(db, account_id, message.ref)
+        await Messages(db, settings).get(account_id, message.ref)
     with pytest.raises(NotFound):
-        await library.delete_message(db, settings, account_id, message.ref)
+        await Messages(db, settings).delete(account_id, message.ref)
 
 
 async def test_a_message_in_use_cannot_be_deleted(
@@ -340,23 +341,23 @@ async def test_a_message_in_use_cannot_be_deleted(
 
     monkeypatch.setattr(store, "message_in_use", in_use)
     with pytest.raises(MessageInUse) as info:
-        await library.delete_message(db, settings, account_id, message.ref)
+        await Messages(db, settings).delete(account_id, message.ref)
     assert info.value.code == "message_in_use"
     assert "envoi" in info.value.message_fr
-    assert await library.get_message(db, account_id, message.ref) == message
+    assert await Messages(db, settings).get(account_id, message.ref) == message
     assert all(p.exists() for p in message.files(settings.media_dir))
 
 
 async def test_listening_and_playback_paths(db: Database, settings: Settings, media: dict[str, Path]) -> None:
     account_id = await _account(db, settings, "a@example.fr")
     message = await _add(db, settings, account_id, media["mp3"])
-    wav = await library.listening_file(db, settings, account_id, message.ref)
+    wav = await Messages(db, settings).listening_file(account_id, message.ref)
     assert wav == message.wav(settings.media_dir)
     assert wav.read_bytes()[:4] == b"RIFF"
-    original, name = await library.original_file(db, settings, account_id, message.ref)
+    original, name = await Messages(db, settings).original_file(account_id, message.ref)
     assert (original.suffix, name) == (".mp3", "promo.mp3")
     assert original.read_bytes() == media["mp3"].read_bytes()
-    uri = library.playback_uri(settings, message)
+    uri = playback_uri(settings, message)
     assert uri == f"sound:{instance_dir(settings)}/media/{account_id}/{message.id}"
 
 
@@ -379,5 +380,5 @@ async def test_greetings_are_listed_apart(db: Database, settings: Settings) -> N
         true_peak_dbfs=-2.0,
         created_at=datetime.now(UTC),
     )
-    assert [m.id for m in await library.list_messages(db, account_id)] == [plain.id, greeting.id]
-    assert [m.id for m in await library.list_messages(db, account_id, greetings_only=True)] == [greeting.id]
+    assert [m.id for m in await Messages(db, settings).list(account_id)] == [plain.id, greeting.id]
+    assert [m.id for m in await Messages(db, settings).list(account_id, greetings_only=True)] == [greeting.id]

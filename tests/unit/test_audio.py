@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import audio
 from engine.errors import InvalidInput
+from engine.media import audio
 from engine.media.audio import AudioLimits, convert, measure_loudness, probe_duration_s
 
 pytestmark = pytest.mark.skipif(

@@ -22,9 +22,9 @@ import pytest
 import structlog
 
 from engine.domain.accounts import Message
+from engine.domain.recordings import ANONYMOUS, caller_key, throttle_delay_s
 from engine.errors import DatabaseUnavailable, InvalidInput
 from ivr.fastagi import FastAGIServer
-from ivr.lockout import ANONYMOUS, caller_key, throttle_delay_s
 from ivr.recording import IvrOptions, RecordingIVR, Spool, reference_prompts
 
 WAIT_S = 5.0  # bound on every wait; never asserted

@@ -13,22 +13,21 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from uuid import UUID
 
 import structlog
 
 from engine.domain.callevents import CallResult
 from engine.domain.callplan import CallPlan, DropMode
-from engine.domain.numbers import format_for_trunk
+from engine.domain.numbers import format_for_trunk, mask_number
 from engine.domain.pacing import TokenBucket, TrunkLoad, pick_trunk
 from engine.domain.retries import RetryPolicy
-from engine.domain.trunks import Trunk
-from engine.errors import DatabaseUnavailable
-from engine.logs import mask_number
+from engine.domain.trunks import Trunk, usable_trunks
+from engine.errors import DatabaseUnavailable, TelephonyUnavailable
 from engine.media.paths import prompt_uri, sound_uri
 from engine.metrics import Metrics
-from engine.services.dialing.adoption import AdoptedCall, parse_ari_time, result_from_cdr
+from engine.services.dialing.adoption import Adoption
 from engine.services.dialing.results import ResultWriter
 from engine.settings import Settings
 from engine.store import Database
@@ -36,7 +35,7 @@ from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
 from engine.store.attempts import Claim
 from engine.store.trunks import list_trunks
-from engine.telephony.ari import AriClient, Event
+from engine.telephony.ari import AriClient, AriError
 from engine.telephony.calls import CallerId, CallRequest, CallService, OriginateUncertain
 
 log = structlog.get_logger(__name__)
@@ -46,7 +45,6 @@ BURST_S = 0.1  # how much unused pacing a trunk may save up, in seconds of its r
 IDLE_S = 0.25  # and this often when idle (deferred sends start within it)
 TRUNK_REFRESH_S = 5.0
 FAILING_TRUNK_S = 30.0  # a trunk that refused calls before ringing is avoided this long
-RECONCILE_GRACE_S = 15.0  # an attempt with neither channel nor CDR is lost only after this
 RECONCILE_EVERY_S = 15.0  # open attempts nobody follows (uncertain originates, results lost) are looked at
 
 
@@ -111,7 +109,7 @@ class Dialer:
         self._reconciled_at = time.monotonic()
         self._recording: set[UUID] = set()  # attempts whose result is being written
         self._results = ResultWriter(db)
-        self._reconciled_after_connect = asyncio.Event()
+        self.adoption = Adoption(settings, db, ari, calls.router, self, node=self.node)
         self.originates = 0
         self.on_originate: Callable[[Claim], None] | None = None  # tests and benches count originates
 
@@ -178,7 +176,7 @@ class Dialer:
         if not self.ari.ready:
             self.state.blocked_reason = "asterisk unavailable"
             return
-        if not self._reconciled_after_connect.is_set():
+        if not self.adoption.done_after_connect.is_set():
             return
         usable = list(self.state.trunks.values())
         if not usable:
@@ -192,7 +190,7 @@ class Dialer:
         await self._complete()
         if time.monotonic() - self._reconciled_at > RECONCILE_EVERY_S:
             self._reconciled_at = time.monotonic()
-            await self._reconcile()
+            await self.adoption.reconcile()
 
     async def _complete(self) -> None:
         now = time.monotonic()
@@ -208,7 +206,7 @@ class Dialer:
         if now - self._trunks_at < TRUNK_REFRESH_S and self.state.trunks:
             return
         self._trunks_at = now
-        trunks = [t for t in await list_trunks(self.db) if t.enabled and (self.settings.demo or not t.demo)]
+        trunks = usable_trunks(await list_trunks(self.db), demo=self.settings.demo)
         current = self.state.trunks
         fresh: dict[str, TrunkState] = {}
         for trunk in trunks:
@@ -509,70 +507,45 @@ class Dialer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    # --- reconciliation ------------------------------------------------------------------------------
+    # --- adoption (engine.services.dialing.adoption) ------------------------------------------------------
     async def reconcile(self) -> None:
-        """After a (re)connection: follow this node's open attempts to an outcome.
-
-        Channels still up are re-adopted; attempts without a channel get their outcome from Asterisk's
-        CDR (a short busy call that ended during the gap is still `busy`); without either, after a grace
-        period, the attempt is `failed` (and retried only under the send's policy).
-        """
-        try:
-            await self._reconcile()
-        finally:
-            self._reconciled_after_connect.set()
-            self.wake()
+        """After a (re)connection: follow this node's open attempts to an outcome (see Adoption)."""
+        await self.adoption.after_connect()
 
     def connection_lost(self) -> None:
-        self._reconciled_after_connect.clear()
+        self.adoption.connection_lost()
 
-    async def _reconcile(self) -> None:
-        channels = {str(c.get("id")): c for c in await self.ari.channels()}
-        now = datetime.now(UTC)
-        for open_ in await attempts_store.open_attempts(self.db, self.node):
-            attempt_id = str(open_.claim.attempt_id)
-            if attempt_id in self.calls.calls or open_.claim.attempt_id in self._recording:
-                continue  # still followed by this process (the call service's sweep ends lost ones)
-            if attempt_id in channels:
-                self._adopt(open_, channels[attempt_id])
-                continue
-            cdr = await attempts_store.cdr_for(self.db, open_.claim.attempt_id)
-            if cdr is None and now - open_.created_at < timedelta(
-                seconds=self.settings.ring_timeout_s + RECONCILE_GRACE_S
-            ):
-                continue  # may still be being created, or its CDR not yet written: next time
-            result = result_from_cdr(cdr, open_.message_duration_s, open_.created_at)
-            await self.record(open_.claim, result, open_.policy, reconciled="cdr" if cdr else "lost")
+    def follows(self, attempt_id: UUID) -> bool:
+        return str(attempt_id) in self.calls.calls or attempt_id in self._recording
 
-    def _adopt(self, open_: attempts_store.OpenAttempt, channel: Event) -> None:
-        """A call of this node survived our restart: follow it to its end without restarting its flow.
+    async def message_uri(self, send_id: UUID) -> str:
+        return (await self.send_context(send_id)).plan.message
 
-        Up: its message was playing; it is hung up once the message has had time to end. Still ringing:
-        if it is answered, the message plays from the start. Either way its CDR gives the outcome.
-        """
-        attempt_id = str(open_.claim.attempt_id)
-        if self.calls.router.owns(attempt_id):
-            return
-        adopted = AdoptedCall(self, open_)
-        route = self.calls.router.attach(attempt_id, adopted)
-        adopted.route = route
-        state = self.state.trunks.get(open_.claim.trunk)
+    def take_slot(self, trunk: str) -> None:
+        state = self.state.trunks.get(trunk)
         if state is not None:
             state.active += 1
-        loop = asyncio.get_running_loop()
-        if channel.get("state") == "Up":
-            created = parse_ari_time(str(channel.get("creationtime", "")))
-            elapsed = (datetime.now(UTC) - created).total_seconds() if created else 0.0
-            # Ringing took part of `elapsed`: hanging up later than needed is harmless, earlier is not.
-            left = max(0.0, open_.message_duration_s + 2.0 - elapsed + self.settings.ring_timeout_s)
-            loop.call_later(left, route.put, {"type": "_AdoptLimit"})
-        else:
-            loop.call_later(
-                self.settings.ring_timeout_s + open_.message_duration_s * 2 + 30,
-                route.put,
-                {"type": "_AdoptLimit"},
-            )
-        log.info("call.adopted", attempt_id=attempt_id, channel_state=channel.get("state"))
+
+    # --- what monitoring reads (engine.services.health.Telephony) -------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.ari.ready
+
+    @property
+    def active_calls(self) -> int:
+        return self.calls.active
+
+    @property
+    def dialer_state(self) -> str:
+        return self.state.blocked_reason or "ready"
+
+    async def endpoint_states(self) -> dict[str, str]:
+        """Each PJSIP endpoint's state as Asterisk reports it (TelephonyUnavailable when it cannot)."""
+        try:
+            endpoints = await self.ari.endpoints("PJSIP")
+        except AriError as exc:
+            raise TelephonyUnavailable(f"ARI endpoints: {exc}") from exc
+        return {str(e.get("resource")): str(e.get("state", "unknown")) for e in endpoints}
 
 
 def _bucket(rate: float, now: float) -> TokenBucket:

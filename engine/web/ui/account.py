@@ -9,10 +9,9 @@ from aiohttp import web
 
 from engine.domain.accounts import SendDefaults, check_password
 from engine.errors import InvalidInput
-from engine.services.intake import LOGIN_FAILURES, login_keys
 from engine.store import accounts as accounts_store
-from engine.store import rates, webspace
 from engine.store import tokens as tokens_store
+from engine.store import webspace
 from engine.web.remote import client_address
 from engine.web.ui import sendform
 from engine.web.ui.core import Page, page, phone_fr
@@ -148,14 +147,10 @@ async def change_password(p: Page) -> web.StreamResponse:
     if not errors and new != again:
         errors["password2"] = "Les deux mots de passe ne sont pas identiques."
     # A borrowed session must not become a way round the login throttle: same counters, same limit.
-    keys = login_keys(p.account.email, client_address(p.request))
-    wait_s = await rates.blocked_for_s(
-        p.db, LOGIN_FAILURES, keys, limit=p.settings.login_max_failures, window_s=p.settings.login_window_s
-    )
-    if wait_s is not None:
+    checked = await p.services.logins.password(p.account.email, current, client=client_address(p.request))
+    if checked.throttled:
         errors["current"] = "Trop de tentatives. Réessayez plus tard, ou utilisez « mot de passe oublié »."
-    elif await accounts_store.authenticate(p.db, p.account.email, current) is None:
-        await rates.record(p.db, LOGIN_FAILURES, keys)
+    elif checked.account is None or checked.account.id != p.account.id:
         errors["current"] = "Mot de passe actuel incorrect."
     if errors:
         return await _render(p, status=400, errors=errors)

@@ -1,26 +1,22 @@
 """« Connexion », « Déconnexion » and « Mot de passe oublié » (a one-time link sent through the relay).
 
-Failed logins count in the same shared window as http.php and the API (engine.services.intake's LOGIN_FAILURES
-and login_keys), so a guesser gains nothing by switching interface.
+Failed logins count in the same shared window as http.php and the API (the logins service), so a
+guesser gains nothing by switching interface.
 """
 
 from __future__ import annotations
 
 import asyncio
-import smtplib
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from typing import Final
 
 import structlog
 from aiohttp import web
 
-from engine import mail
+from engine import mailer
 from engine.domain.accounts import check_password, normalize_email
 from engine.errors import InvalidInput, NotFound
-from engine.services.intake import LOGIN_FAILURES, login_keys
 from engine.store import rates, webspace
-from engine.store.accounts import account_by_email, authenticate, get_account, set_password
+from engine.store.accounts import account_by_email, get_account, set_password
 from engine.web import sessions
 from engine.web.remote import client_address
 from engine.web.ui.core import Page, page, public_page, safe_next
@@ -43,20 +39,18 @@ async def login(p: Page) -> web.StreamResponse:
     values = {"email": p.text("email"), "suite": p.text("suite")}
     if p.request.method == "GET":
         return p.render("login.html", values=values, error="")
-    keys = login_keys(values["email"], client_address(p.request))
-    wait_s = await rates.blocked_for_s(
-        p.db, LOGIN_FAILURES, keys, limit=p.settings.login_max_failures, window_s=p.settings.login_window_s
+    result = await p.services.logins.password(
+        values["email"], p.text("password"), client=client_address(p.request)
     )
-    if wait_s is not None:
-        minutes = max(1, round(wait_s / 60))
+    if result.retry_after_s is not None:
+        minutes = max(1, round(result.retry_after_s / 60))
         error = (
             f"Trop de tentatives de connexion. Par sécurité, réessayez dans {minutes} minute"
             f"{'s' if minutes > 1 else ''}, ou utilisez « mot de passe oublié »."
         )
         return p.render("login.html", status=429, values=values, error=error)
-    account = await authenticate(p.db, values["email"].strip(), p.text("password"))
+    account = result.account
     if account is None:
-        await rates.record(p.db, LOGIN_FAILURES, keys)
         return p.render(
             "login.html", status=401, values=values, error="Adresse e-mail ou mot de passe incorrect."
         )
@@ -76,7 +70,11 @@ async def logout(p: Page) -> web.StreamResponse:
 
 def _public_base(p: Page) -> str:
     configured: str = p.settings.public_url.rstrip("/")
-    return configured or f"http://127.0.0.1:{p.engine.http_port}"
+    if configured:
+        return configured
+    # Not the Host header (anyone can write it): the address this request actually reached.
+    host, port = p.request.transport.get_extra_info("sockname")[:2] if p.request.transport else ("", 0)
+    return f"http://{host or '127.0.0.1'}:{port or p.settings.http_port}"
 
 
 @public_page
@@ -113,31 +111,20 @@ async def forgot(p: Page) -> web.StreamResponse:
 
 
 async def _send_reset_mail(p: Page, to: str, link: str) -> None:
-    settings = p.settings
-    if not settings.smtp_relay:
-        log.warning("ui.reset_no_relay", hint="set VOCALCAST_SMTP_RELAY to send password e-mails")
-        return
-    message = EmailMessage()
-    message["From"] = settings.mail_from
-    message["To"] = to
-    message["Subject"] = "Votre nouveau mot de passe"
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain="vocalcast")
-    message["Auto-Submitted"] = "auto-generated"
     minutes = int(webspace.RESET_VALIDITY.total_seconds() // 60)
-    message.set_content(
-        "Bonjour,\n\n"
-        "Vous avez demandé à changer le mot de passe de votre espace privé. Ouvrez ce lien pour en choisir "
-        f"un nouveau (il est valable {minutes} minutes et ne sert qu'une fois) :\n\n{link}\n\n"
-        "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : votre mot de passe actuel "
-        "reste valable.\n"
+    message = mailer.compose(
+        p.settings,
+        to=to,
+        subject="Votre nouveau mot de passe",
+        body=(
+            "Bonjour,\n\n"
+            "Vous avez demandé à changer le mot de passe de votre espace privé. Ouvrez ce lien pour en "
+            f"choisir un nouveau (il est valable {minutes} minutes et ne sert qu'une fois) :\n\n{link}\n\n"
+            "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : votre mot de passe "
+            "actuel reste valable.\n"
+        ),
     )
-    host, _, port = settings.smtp_relay.rpartition(":")
-    try:
-        await asyncio.to_thread(mail.send_mail, host or settings.smtp_relay, int(port or 25), message)
-    except (OSError, smtplib.SMTPException) as exc:
-        log.warning("ui.reset_mail_failed", error=str(exc))
-    else:
+    if await mailer.send(p.settings, message):
         log.info("ui.reset_mail_sent")
 
 
@@ -169,7 +156,7 @@ async def reset(p: Page) -> web.StreamResponse:
     await set_password(p.db, used_by, password)
     owner = await get_account(p.db, used_by)
     # The owner proved they read the mailbox: earlier failed guesses no longer lock them out.
-    await rates.clear(p.db, LOGIN_FAILURES, login_keys(owner.email, "")[:1])
+    await p.services.logins.forget_failures(owner.email)
     log.info("ui.password_reset", account_id=str(used_by))
     response = p.redirect("/connexion", "Votre mot de passe a été changé. Connectez-vous avec le nouveau.")
     response.del_cookie(sessions.SESSION_COOKIE, path="/")

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import quote
 
 import jinja2
@@ -23,13 +23,11 @@ from engine.domain.numbers import format_for_trunk
 from engine.domain.outcomes import Outcome
 from engine.domain.sends import LABELS_FR, SendStatus
 from engine.errors import DatabaseUnavailable, NotFound
+from engine.services import Services
 from engine.settings import Settings
 from engine.store.db import Database
 from engine.web import sessions
-from engine.web.health import ENGINE
-
-if TYPE_CHECKING:
-    from engine.app import Engine
+from engine.web.context import DB, services_of
 
 log = structlog.get_logger(__name__)
 
@@ -172,16 +170,16 @@ class Page:
     form: Form = field(default_factory=dict)
 
     @property
-    def engine(self) -> Engine:
-        return self.request.app[ENGINE]
+    def services(self) -> Services:
+        return services_of(self.request)
 
     @property
     def db(self) -> Database:
-        return self.engine.db
+        return self.request.config_dict[DB]
 
     @property
     def settings(self) -> Settings:
-        return self.engine.settings
+        return self.services.settings
 
     @property
     def account(self) -> Account:
@@ -295,9 +293,8 @@ def _forbidden(page: Page) -> web.Response:
 
 async def _visit(request: web.Request) -> Page | web.StreamResponse:
     """The request's visitor as a Page, or the 503 answer while the database is away."""
-    engine = request.app[ENGINE]
     try:
-        found = await sessions.visitor(request, engine.db, engine.settings)
+        found = await sessions.visitor(request, request.config_dict[DB], services_of(request).settings)
     except DatabaseUnavailable:
         return web.Response(text="Service momentanément indisponible.", status=503, content_type="text/plain")
     return Page(request, found)

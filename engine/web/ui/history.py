@@ -15,7 +15,6 @@ from aiohttp import web
 from engine.domain.outcomes import OUTCOMES, Outcome, TransferOutcome
 from engine.domain.sends import LABELS_FR, TRANSITIONS, SendStatus
 from engine.errors import InvalidInput, NotFound
-from engine.services.sends import steer
 from engine.store import messages as messages_store
 from engine.store import sends as sends_store
 from engine.store import webspace
@@ -179,11 +178,9 @@ async def act(p: Page) -> web.StreamResponse:
     if action not in TRANSITIONS:
         raise NotFound(f"no action {action!r}")
     try:
-        send = await steer(p.db, send_id, action, account_id=p.account.id)
+        send = await p.services.sends.steer(send_id, action, account_id=p.account.id)
     except InvalidInput as exc:
         return p.redirect(f"/historique/{send_id}", exc.message_fr)
-    if action == "resume":
-        p.engine.dialer.wake()
     done = {"pause": "Envoi mis en pause.", "resume": "Envoi repris.", "cancel": "Envoi annulé."}[action]
     return p.redirect(f"/historique/{send.id}", done)
 

@@ -1,6 +1,6 @@
 """« Messages enregistrés » (listen, rename, delete) and « Enregistrer un message » (WAV/MP3 upload).
 
-Uploads are streamed to a temporary file (never held in memory) and handed to engine.services.messages, which
+Uploads are streamed to a temporary file (never held in memory) and handed to the messages service, which
 converts, checks and stores them, or refuses them with a French reason and stores nothing.
 """
 
@@ -15,7 +15,6 @@ from aiohttp import BodyPartReader, web
 
 from engine.domain.accounts import MessageInUse
 from engine.errors import InvalidInput
-from engine.services import messages as library
 from engine.web import sessions
 from engine.web.ui.core import Page, page
 
@@ -31,7 +30,7 @@ def _ref(p: Page) -> int:
 
 
 async def _render_list(p: Page, *, errors: dict[int, str] | None = None, status: int = 200) -> web.Response:
-    messages = await library.list_messages(p.db, p.account.id)
+    messages = await p.services.messages.list(p.account.id)
     return p.render("messages.html", status=status, messages=messages, errors=errors or {})
 
 
@@ -44,7 +43,7 @@ async def messages(p: Page) -> web.StreamResponse:
 async def rename(p: Page) -> web.StreamResponse:
     ref = _ref(p)
     try:
-        message = await library.rename_message(p.db, p.account.id, ref, p.text("title"))
+        message = await p.services.messages.rename(p.account.id, ref, p.text("title"))
     except InvalidInput as exc:
         return await _render_list(p, errors={ref: exc.message_fr}, status=400)
     return p.redirect("/messages", f"Message n° {message.ref} renommé.")
@@ -54,7 +53,7 @@ async def rename(p: Page) -> web.StreamResponse:
 async def delete(p: Page) -> web.StreamResponse:
     ref = _ref(p)
     try:
-        await library.delete_message(p.db, p.settings, p.account.id, ref)
+        await p.services.messages.delete(p.account.id, ref)
     except MessageInUse as exc:
         return await _render_list(p, errors={ref: exc.message_fr}, status=409)
     return p.redirect("/messages", f"Message n° {ref} supprimé.")
@@ -62,7 +61,7 @@ async def delete(p: Page) -> web.StreamResponse:
 
 @page
 async def listen(p: Page) -> web.StreamResponse:
-    path = await library.listening_file(p.db, p.settings, p.account.id, _ref(p))
+    path = await p.services.messages.listening_file(p.account.id, _ref(p))
     if not await asyncio.to_thread(path.is_file):
         raise web.HTTPNotFound()
     return web.FileResponse(
@@ -136,9 +135,7 @@ async def upload(p: Page) -> web.StreamResponse:
             errors["file"] = "Choisissez un fichier WAV ou MP3."
             return p.render("message_new.html", status=400, values=values, errors=errors)
         try:
-            message = await library.add_message(
-                p.db,
-                p.settings,
+            message = await p.services.messages.add(
                 p.account.id,
                 saved,
                 title=values["title"] or None,

@@ -25,11 +25,10 @@ from engine.domain.accounts import (
 from engine.domain.schedule import parse_deferred
 from engine.domain.sends import Target
 from engine.errors import InvalidInput
-from engine.services.sends import create_send
-from engine.settings import Settings
+from engine.services.sends import Sends
 from engine.store import accounts as accounts_store
 from engine.store import messages as messages_store
-from engine.store.accounts import Executor, in_transaction
+from engine.store.accounts import Executor
 from engine.store.sends import Send
 from engine.web.ui.core import Page, count_fr, phone_fr
 
@@ -184,47 +183,33 @@ def parse_options(
     return options, errors
 
 
-class _Rollback(Exception):
-    def __init__(self, send: Send) -> None:
-        super().__init__("dry run")
-        self.send = send
-
-
 async def attempt(
-    db: Executor,
-    settings: Settings,
+    sends: Sends,
     account: Account,
     options: dict[str, Any],
     targets: Sequence[Target],
     *,
     dry_run: bool,
     idempotency_key: str | None = None,
+    executor: Executor | None = None,
 ) -> tuple[Send | None, dict[str, str]]:
-    """create_send for real, or inside a transaction that is rolled back (the review page): the send,
+    """The send for real, or tried inside a transaction that is rolled back (the review page): the send,
     or the errors by field. Credits are checked too, so the review never promises what confirming refuses.
 
-    ``db`` may be a connection inside the caller's transaction (a contact saved with its send).
+    ``executor``: a connection of the caller's own transaction (a contact saved with its send).
     """
     errors: dict[str, str] = {}
     try:
-        if not dry_run:
-            # create_send only hands ``db`` to store functions, which all take a connection as well.
-            send = await create_send(
-                db,
-                settings,
-                account,
-                targets=targets,
-                origin="web",
-                idempotency_key=idempotency_key,
-                **options,
-            )
-            return send, errors
-        try:
-            async with in_transaction(db) as conn:
-                tried = await create_send(conn, settings, account, targets=targets, origin="web", **options)
-                raise _Rollback(tried)
-        except _Rollback as rolled_back:
-            return rolled_back.send, errors
+        send = await sends.create(
+            account,
+            targets=targets,
+            origin="web",
+            idempotency_key=None if dry_run else idempotency_key,
+            dry_run=dry_run,
+            executor=executor,
+            **options,
+        )
+        return send, errors
     except InvalidInput as exc:
         errors[FIELD_OF.get(exc.code, "general")] = exc.message_fr
     except InsufficientCredits:

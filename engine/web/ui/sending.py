@@ -104,13 +104,12 @@ async def _handle(p: Page, kind: str, recipients_fields: tuple[str, ...]) -> web
         send, errors = await _confirm_contact(p, draft, options, key)
     else:
         send, errors = await sendform.attempt(
-            p.db, p.settings, p.account, options, draft.targets, dry_run=not confirm, idempotency_key=key
+            p.services.sends, p.account, options, draft.targets, dry_run=not confirm, idempotency_key=key
         )
     if send is None:
         draft.errors.update(errors)
         return await _render_form(p, draft, lib, status=400)
     if confirm:
-        p.engine.dialer.wake()
         when = "programmé" if send.deferred else "lancé"
         return p.redirect(f"/historique/{send.id}", f"Envoi {when} : {send.recipients_total} numéro(s).")
     skip = {"csrf", "action", "idempotency_key"}
@@ -256,12 +255,11 @@ async def _test(p: Page, draft: Draft, lib: sendform.Library, options: dict[str,
     if options["voicemail_drop"] and number.is_mobile:
         test_options["voicemail_drop"] = True
     send, errors = await sendform.attempt(
-        p.db, p.settings, p.account, test_options, [Target(number)], dry_run=False
+        p.services.sends, p.account, test_options, [Target(number)], dry_run=False
     )
     draft.errors = errors
     if send is None:
         return await _render_form(p, draft, lib, status=400)
-    p.engine.dialer.wake()
     return await _render_form(p, draft, lib, test_send=send, test_number=phone_fr(number.e164))
 
 
@@ -278,13 +276,13 @@ async def _confirm_contact(
             contact = await _save_contact(conn, p, values, group_ids)
             number = draft.targets[0].number
             send, errors = await sendform.attempt(
-                conn,
-                p.settings,
+                p.services.sends,
                 account,
                 options,
                 [Target(number, contact.id)],
                 dry_run=False,
                 idempotency_key=key,
+                executor=conn,
             )
             if send is None:
                 raise _Abort

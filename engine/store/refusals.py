@@ -1,0 +1,21 @@
+"""Refused machine requests (http.php, e-mail), kept so a customer can be helped: never a password,
+numbers masked by the caller."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from engine.store.db import Database
+
+
+async def record_refusal(
+    db: Database, *, origin: str, code: str, client: str, detail: str, account_id: UUID | None = None
+) -> None:
+    await db.execute(
+        "INSERT INTO refused_requests (origin, code, account_id, client, detail) VALUES ($1, $2, $3, $4, $5)",
+        origin,
+        code,
+        account_id,
+        client[:100],
+        detail[:500],
+    )
