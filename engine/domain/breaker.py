@@ -102,7 +102,10 @@ class Breaker:
             return  # a call placed before it opened: already counted by the opening
         self._remember(now, failed=True)
         failures = sum(1 for _, failed in self._events if failed)
-        if failures >= self.settings.min_failures and failures / len(self._events) >= self.settings.failure_ratio:
+        if (
+            failures >= self.settings.min_failures
+            and failures / len(self._events) >= self.settings.failure_ratio
+        ):
             self._open(now, self._next_cooldown(), reason)
 
     def force_open(self, now: float, seconds: float, reason: str) -> None:
@@ -119,7 +122,9 @@ class Breaker:
     def _next_cooldown(self) -> float:
         s = self.settings
         self._cooldown_s = (
-            s.cooldown_first_s if self._cooldown_s == 0 else min(s.cooldown_max_s, self._cooldown_s * s.growth)
+            s.cooldown_first_s
+            if self._cooldown_s == 0
+            else min(s.cooldown_max_s, self._cooldown_s * s.growth)
         )
         return self._cooldown_s
 

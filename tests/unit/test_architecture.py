@@ -37,7 +37,14 @@ ALLOWED = {
     "engine.media": BASE | {"engine.domain"},
     "engine.mailer": BASE,
     "engine.services": BASE
-    | {"engine.domain", "engine.store", "engine.telephony", "engine.media", "engine.mailer", "engine.metrics"},
+    | {
+        "engine.domain",
+        "engine.store",
+        "engine.telephony",
+        "engine.media",
+        "engine.mailer",
+        "engine.metrics",
+    },
     "engine.web": BASE | {"engine.domain", "engine.services"},
     "engine.mail": BASE | {"engine.services"},
     "ivr": BASE | {"engine.domain", "engine.services", "engine.media"},
@@ -112,7 +119,7 @@ def test_each_layer_imports_only_what_it_may() -> None:
 def test_sql_lives_in_the_store_and_the_migrations() -> None:
     offenders = []
     for name, path in our_modules().items():
-        if name.startswith("engine.store") or name.startswith("engine.stack"):
+        if name.startswith(("engine.store", "engine.stack")):
             continue
         text = path.read_text(encoding="utf-8")
         if any(word in text for word in ("SELECT ", "INSERT INTO", "UPDATE ", "DELETE FROM")):
