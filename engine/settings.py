@@ -200,6 +200,101 @@ class Settings:
         "VOCALCAST_RING_TIMEOUT_S", _non_negative_float, "30", "How long an outbound call may ring."
     )
 
+    # --- carrier trouble: trunk health, breakers, waits, pace ---------------------------------------------
+    hep_port: int = _setting(
+        "VOCALCAST_HEP_PORT",
+        _port,
+        "9060",
+        "UDP port (127.0.0.1) where Asterisk mirrors SIP to the engine (HEP): Retry-After, silent trunks.",
+    )
+    hep_password: str = _setting(
+        "VOCALCAST_HEP_PASSWORD", _str, None, "Password of Asterisk's HEP packets (generated).", secret=True
+    )
+    qualify_frequency_s: int = _setting(
+        "VOCALCAST_QUALIFY_FREQUENCY_S",
+        _positive_int,
+        "30",
+        "Seconds between OPTIONS pings of a trunk (its reachability); a lost trunk stops taking calls.",
+    )
+    trunk_check_s: float = _setting(
+        "VOCALCAST_TRUNK_CHECK_S",
+        _non_negative_float,
+        "2",
+        "How often the dialer reads what Asterisk loaded and each trunk's reachability.",
+    )
+    breaker_window_s: float = _setting(
+        "VOCALCAST_BREAKER_WINDOW_S", _non_negative_float, "30", "Sliding window of a trunk's breaker."
+    )
+    breaker_min_failures: int = _setting(
+        "VOCALCAST_BREAKER_MIN_FAILURES",
+        _positive_int,
+        "3",
+        "Trunk-side failures within the window that may open a trunk's breaker.",
+    )
+    breaker_failure_ratio: float = _setting(
+        "VOCALCAST_BREAKER_FAILURE_RATIO",
+        _non_negative_float,
+        "0.5",
+        "Share of the window's calls that failed on the trunk's side for its breaker to open.",
+    )
+    breaker_cooldown_s: float = _setting(
+        "VOCALCAST_BREAKER_COOLDOWN_S",
+        _non_negative_float,
+        "10",
+        "First pause of an open breaker before its probe call; doubles at each failed probe.",
+    )
+    breaker_cooldown_max_s: float = _setting(
+        "VOCALCAST_BREAKER_COOLDOWN_MAX_S", _non_negative_float, "300", "Longest pause of an open breaker."
+    )
+    retry_after_max_s: float = _setting(
+        "VOCALCAST_RETRY_AFTER_MAX_S",
+        _non_negative_float,
+        "3600",
+        "Longest pause a carrier's Retry-After (503, 429) may impose on its trunk.",
+    )
+    trunk_wait_max_s: float = _setting(
+        "VOCALCAST_TRUNK_WAIT_MAX_S",
+        _non_negative_float,
+        "86400",
+        "How long a recipient may wait for a trunk able to carry its call before it ends as congestion.",
+    )
+    trunk_retry_s: float = _setting(
+        "VOCALCAST_TRUNK_RETRY_S",
+        _non_negative_float,
+        "5",
+        "Pause before a call refused by every trunk is tried again (it uses none of the send's retries).",
+    )
+    retry_busy_factor: float = _setting(
+        "VOCALCAST_RETRY_BUSY_FACTOR",
+        _non_negative_float,
+        "0.5",
+        "A busy line is called again after this share of the send's retry interval.",
+    )
+    retry_no_answer_factor: float = _setting(
+        "VOCALCAST_RETRY_NO_ANSWER_FACTOR",
+        _non_negative_float,
+        "1",
+        "An unanswered call is tried again after this share of the send's retry interval.",
+    )
+    asr_alarm_ratio: float = _setting(
+        "VOCALCAST_ASR_ALARM_RATIO",
+        _non_negative_float,
+        "0.5",
+        "A trunk answering fewer calls than this share of the other trunks' rate raises an alarm.",
+    )
+    asr_cutoff_ratio: float = _setting(
+        "VOCALCAST_ASR_CUTOFF_RATIO",
+        _non_negative_float,
+        "0.2",
+        "Below this share of the other trunks' answer rate, a trunk is taken out of routing.",
+    )
+    asr_min_calls: int = _setting(
+        "VOCALCAST_ASR_MIN_CALLS",
+        _positive_int,
+        "50",
+        "Calls a trunk must have ended in the window before its answer rate is judged.",
+    )
+
     # --- PostgreSQL ----------------------------------------------------------------------------------
     database_url: str = _setting(
         "VOCALCAST_DATABASE_URL",
@@ -423,9 +518,13 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of the environment; a variable it does not set takes the value the instance's
+        stack was started with (<state dir>/run/instance.env, written by `stack up`), then its default.
+        So a command run from a plain shell sees the running stack's mode and ports, not the defaults."""
         env = dict(os.environ if environ is None else environ)
         values: dict[str, Any] = {}
         state_dir = Path(env.get("VOCALCAST_STATE_DIR", "/var/lib/vocalcast"))
+        env = {**_recorded(state_dir), **env}
         for f in dataclasses.fields(cls):
             meta = f.metadata
             raw = env.get(meta["env"])
@@ -461,12 +560,52 @@ class Settings:
             raise SettingsError("VOCALCAST_RTP_START: the RTP range would end above port 65535")
         if self.log_level not in {"debug", "info", "warning", "error"}:
             raise SettingsError("VOCALCAST_LOG_LEVEL: expected debug, info, warning or error")
+        if not 0 < self.breaker_failure_ratio <= 1:
+            raise SettingsError("VOCALCAST_BREAKER_FAILURE_RATIO: expected a share in (0, 1]")
+        if not 0 < self.breaker_cooldown_s <= self.breaker_cooldown_max_s:
+            raise SettingsError(
+                "VOCALCAST_BREAKER_COOLDOWN_S: must be positive and at most VOCALCAST_BREAKER_COOLDOWN_MAX_S"
+            )
+        if self.retry_busy_factor <= 0 or self.retry_no_answer_factor <= 0:
+            raise SettingsError("VOCALCAST_RETRY_BUSY_FACTOR and _NO_ANSWER_FACTOR must be positive")
         node = self.node_name
         if not node.replace("-", "").isalnum():
             raise SettingsError(f"VOCALCAST_NODE: only letters, digits and '-' allowed, got {node!r}")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+INSTANCE_FILE = Path("run") / "instance.env"
+
+
+def _recorded(state_dir: Path) -> dict[str, str]:
+    """The non-secret settings the instance's stack runs with (empty when it never started)."""
+    path = state_dir / INSTANCE_FILE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return {}
+    recorded = {}
+    secret = {f.metadata["env"] for f in dataclasses.fields(Settings) if f.metadata["secret"]}
+    for line in lines:
+        name, sep, value = line.partition("=")
+        if sep and name.startswith("VOCALCAST_") and name not in secret and name != "VOCALCAST_STATE_DIR":
+            recorded[name] = value
+    return recorded
+
+
+def instance_record(settings: Settings) -> str:
+    """What `stack up` writes to <state dir>/run/instance.env: every non-secret setting, one per line."""
+    lines = []
+    for f in dataclasses.fields(settings):
+        meta = f.metadata
+        if meta["secret"] or meta["env"] == "VOCALCAST_STATE_DIR":
+            continue
+        value = getattr(settings, f.name)
+        text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        if "\n" in text:
+            raise SettingsError(f"{meta['env']}: a value may not hold a line break")
+        lines.append(f"{meta['env']}={text}")
+    return "\n".join(lines) + "\n"
 
 
 def documented() -> list[tuple[str, str, str]]:

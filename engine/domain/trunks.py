@@ -8,21 +8,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from engine.domain.routing import route_prefixes
 from engine.errors import InvalidInput
 
 AuthMode = Literal["ip", "digest", "register"]
 NumberFormat = Literal["e164", "national", "international00", "digits"]
 AUTH_MODES: tuple[AuthMode, ...] = ("ip", "digest", "register")
 NUMBER_FORMATS: tuple[NumberFormat, ...] = ("e164", "national", "international00", "digits")
-CODECS = ("alaw", "ulaw", "g722", "opus")
+# Only what Asterisk plays our files in without transcoding (.alaw, .ulaw beside each message); G.722 and
+# Opus would need translators we neither load nor test.
+CODECS = ("alaw", "ulaw")
 DEFAULT_CODECS = ("alaw", "ulaw")  # what French operators expect, A-law first
 
-_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}$")
-# Values end up inside PJSIP config lines: no separators, comments or line breaks.
-_DEPOSIT_PREFIX = re.compile(r"^[0-9*#+]{1,16}$")
-_DEPOSIT_HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,63}: ?[ -~]{1,128}$")
-_CONFIG_SAFE = re.compile(r"^[A-Za-z0-9_.@+*#~!$%^&()=-]{1,128}$")
+# Values end up inside PJSIP config lines: no separators, comments or line breaks. Every pattern is matched
+# against the whole value (fullmatch): `$` alone would let a value end with a newline.
+_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_HOSTNAME = re.compile(r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}")
+_DEPOSIT_PREFIX = re.compile(r"[0-9*#+]{1,16}")
+_DEPOSIT_HEADER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}: ?[ -~]{1,128}")
+_CONFIG_SAFE = re.compile(r"[A-Za-z0-9_.@+*#~!$%^&()=-]{1,128}")
+# A SIP URI for the outbound proxy: sip:host[:port][;lr]
+_PROXY = re.compile(r"sips?:[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(;lr)?")
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,12 @@ class Trunk:
     # Direct voicemail deposit offered by the operator: a prefix before the number, and/or a header.
     deposit_prefix: str | None = None
     deposit_header: str | None = None
+    qualify: bool = True  # OPTIONS pings tell its reachability (off for SBCs that ignore OPTIONS)
+    failover_only: bool = False  # takes calls only while every higher-priority trunk is unhealthy
+    routes: tuple[str, ...] = ()  # number types or E.164 prefixes it carries; () = every number
+    identify: tuple[str, ...] = ()  # more addresses or CIDRs its inbound calls come from (host is one)
+    outbound_proxy: str | None = None  # sip:host[:port][;lr]
+    registration_line: bool = False  # register with `line`: inbound calls matched by our contact's line
 
     @property
     def offers_deposit(self) -> bool:
@@ -57,9 +69,13 @@ class Trunk:
         name, _, value = self.deposit_header.partition(":")
         return name.strip(), value.strip()
 
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return route_prefixes(self.routes)
+
     def validate(self) -> Trunk:
         """The trunk itself, or InvalidInput naming the first bad field."""
-        if not _NAME.match(self.name):
+        if not _NAME.fullmatch(self.name):
             raise InvalidInput(
                 "trunk_name",
                 f"trunk name {self.name!r}: lowercase letters, digits, - and _, "
@@ -79,7 +95,7 @@ class Trunk:
             ("from-user", self.from_user),
             ("pai-number", self.pai_number),
         ):
-            if value is not None and not _CONFIG_SAFE.match(value):
+            if value is not None and not _CONFIG_SAFE.fullmatch(value):
                 raise InvalidInput(
                     "trunk_value", f"trunk {label} contains characters not allowed in SIP config"
                 )
@@ -89,12 +105,24 @@ class Trunk:
             raise InvalidInput("trunk_codecs", f"trunk codecs must be among {', '.join(CODECS)}")
         if self.number_format not in NUMBER_FORMATS:
             raise InvalidInput("trunk_format", f"number format must be one of {', '.join(NUMBER_FORMATS)}")
-        if self.deposit_prefix is not None and not _DEPOSIT_PREFIX.match(self.deposit_prefix):
+        if self.deposit_prefix is not None and not _DEPOSIT_PREFIX.fullmatch(self.deposit_prefix):
             raise InvalidInput("trunk_deposit", "deposit prefix: digits, *, # or + only (1 to 16)")
-        if self.deposit_header is not None and not _DEPOSIT_HEADER.match(self.deposit_header):
+        if self.deposit_header is not None and not _DEPOSIT_HEADER.fullmatch(self.deposit_header):
             raise InvalidInput("trunk_deposit", "deposit header must look like 'X-Name: value'")
         if self.max_channels < 1 or self.max_cps <= 0:
             raise InvalidInput("trunk_limits", "trunk limits must be positive")
+        self.prefixes  # noqa: B018 - raises InvalidInput for a bad route
+        for address in self.identify:
+            if not _is_network(address):
+                raise InvalidInput(
+                    "trunk_identify", f"trunk identify {address!r} is not an IP address, network or host name"
+                )
+        if self.outbound_proxy is not None and not _PROXY.fullmatch(self.outbound_proxy):
+            raise InvalidInput(
+                "trunk_proxy", f"trunk outbound proxy {self.outbound_proxy!r}: expected sip:host[:port][;lr]"
+            )
+        if self.registration_line and self.auth != "register":
+            raise InvalidInput("trunk_line", "--line applies to trunks we register to (--auth register)")
         return self
 
     def dial_string(self, wire_number: str) -> str:
@@ -111,5 +139,13 @@ def _is_host(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        return bool(_HOSTNAME.match(value))
+        return bool(_HOSTNAME.fullmatch(value))
+    return True
+
+
+def _is_network(value: str) -> bool:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return _is_host(value)
     return True

@@ -23,7 +23,7 @@ import structlog
 
 from engine.domain.trunks import Trunk, usable_trunks
 from engine.errors import StackError
-from engine.settings import PROJECT_ROOT, Settings
+from engine.settings import INSTANCE_FILE, PROJECT_ROOT, Settings, instance_record
 from engine.stack import asterisk, postgres, procs
 from engine.stack.root import RootInfo, ensure_root, read_info, root_path
 from engine.store import Database, migrate
@@ -37,6 +37,7 @@ GENERATED_SECRETS = (
     "VOCALCAST_SECRET_KEY",
     "VOCALCAST_DB_PASSWORD",
     "VOCALCAST_CDR_DB_PASSWORD",
+    "VOCALCAST_HEP_PASSWORD",
 )
 DEMO_PHONE = PROJECT_ROOT / "dialplan" / "sipp" / "demo-phone.xml"
 DEMO_TRUNK = "demo"
@@ -104,6 +105,9 @@ def up(settings: Settings, *, engine: bool = True) -> UpResult:
     root = ensure_root(settings)
     (settings.state_dir / "run" / "asterisk.root").write_text(str(root.path) + "\n")
     (settings.state_dir / "run" / "mode").write_text("demo\n" if settings.demo else "live\n")
+    # What every later command of this instance reads for the variables its shell does not set: the
+    # stack's own mode and ports (a `trunk add` from a plain shell keeps the demo trunk of a demo stack).
+    (settings.state_dir / INSTANCE_FILE).write_text(instance_record(settings))
     if not settings.database_url:
         if postgres.running_pid(settings) is None:
             started.append("postgresql")

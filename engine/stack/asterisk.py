@@ -23,7 +23,7 @@ from engine.media.paths import host_dir, instance_dir
 from engine.settings import PROJECT_ROOT, Settings
 from engine.stack import procs
 from engine.stack.root import RootInfo, mounts_under
-from engine.telephony.trunks import render_pjsip
+from engine.telephony import trunkconf
 
 TEMPLATES = PROJECT_ROOT / "dialplan"
 SOUNDS = PROJECT_ROOT / "sounds" / "fr"
@@ -60,6 +60,8 @@ def render_config(settings: Settings, root: RootInfo, trunks: list[Trunk]) -> No
         "rtp_start": settings.rtp_start,
         "rtp_end": settings.rtp_end,
         "agi_port": settings.agi_port,
+        "hep_port": settings.hep_port,
+        "hep_password": settings.require("hep_password"),
         "recording_did": settings.recording_number,
         "recording_did_forms": national_forms(settings.recording_number),
         "db_host": "127.0.0.1",
@@ -80,15 +82,11 @@ def render_config(settings: Settings, root: RootInfo, trunks: list[Trunk]) -> No
 
 
 def write_trunks(settings: Settings, trunks: list[Trunk]) -> None:
-    _write(host_dir(settings) / "etc" / "pjsip_trunks.conf", render_pjsip(trunks), settings.asterisk_uid)
+    trunkconf.write(settings, trunks)
 
 
 def _write(path: Path, text: str, gid: int) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.chown(tmp, 0, gid)
-    tmp.chmod(0o640)  # passwords inside: root and the asterisk group only
-    tmp.replace(path)
+    trunkconf.write_config(path, text, gid)  # passwords inside: root and the asterisk group only
 
 
 def _install_sounds(target: Path) -> None:

@@ -15,31 +15,41 @@ import asyncpg
 
 from engine.domain.callevents import CallResult
 from engine.domain.outcomes import Outcome
-from engine.domain.retries import RetryPolicy, next_attempt
+from engine.domain.retries import RetryPolicy, RetryTiming, decide
 from engine.store.accounts import Executor, in_transaction
 from engine.store.db import Database
 
-# One statement, one round trip (it runs for every few calls): lock the send, take its due recipients,
-# mark them calling and insert their attempt rows, the n-th recipient with the n-th attempt id and
-# trunk. The send's FOR KEY SHARE waits for a pause or cancel in progress (they lock the row FOR
-# UPDATE), and its status is checked again after the wait, so no call is claimed from a send paused or
-# cancelled a moment ago; it does not wait behind other claims or credit settlements, which only take
-# NO KEY UPDATE locks. SKIP LOCKED: several engines share the recipients without waiting.
+# One statement, one round trip (it runs for every few calls): lock the send, take its due recipients
+# class by class (a route class: the slots of trunks that carry the same numbers, and the regex of the
+# numbers it takes; the classes never share a number), at most $3 in all, best class first; mark them
+# calling, and insert their attempt rows, the n-th recipient of a class with the n-th slot of that class
+# (its attempt id and trunk). The send's FOR KEY SHARE waits for a pause or cancel in progress (they lock
+# the row FOR UPDATE), and its status is checked again after the wait, so no call is claimed from a send
+# paused or cancelled a moment ago; it does not wait behind other claims or credit settlements, which
+# only take NO KEY UPDATE locks. SKIP LOCKED: several engines share the recipients without waiting.
 _CLAIM: Final = (
     "WITH send AS (SELECT id FROM sends WHERE id = $1 AND status = 'running' FOR KEY SHARE), "
-    "due AS (SELECT r.id, r.next_attempt_at FROM send_recipients r WHERE r.send_id = (SELECT id FROM send) "
-    "AND r.state = 'pending' AND r.next_attempt_at <= $2 ORDER BY r.next_attempt_at, r.id LIMIT $3 "
-    "FOR UPDATE SKIP LOCKED), "
-    "numbered AS (SELECT id, row_number() OVER (ORDER BY next_attempt_at, id) AS n FROM due), "
-    "calling AS (UPDATE send_recipients r SET state = 'calling', attempts = r.attempts + 1 "
-    "FROM numbered d WHERE r.id = d.id RETURNING r.id, r.e164, r.attempts, d.n), "
+    "classes AS (SELECT * FROM unnest($4::text[], $5::int[]) WITH ORDINALITY AS c(pattern, slots, class)), "
+    "picked AS (SELECT d.id, d.next_attempt_at, c.class FROM classes c CROSS JOIN LATERAL ("
+    "SELECT r.id, r.next_attempt_at FROM send_recipients r WHERE r.send_id = (SELECT id FROM send) "
+    "AND r.state = 'pending' AND r.next_attempt_at <= $2 AND (c.pattern = '' OR r.e164 ~ c.pattern) "
+    "ORDER BY r.next_attempt_at, r.id LIMIT c.slots FOR UPDATE SKIP LOCKED) d), "
+    "due AS (SELECT DISTINCT ON (id) id, next_attempt_at, class FROM picked ORDER BY id, class), "
+    "kept AS (SELECT * FROM due ORDER BY class, next_attempt_at, id LIMIT $3), "
+    "numbered AS (SELECT id, class, row_number() OVER (PARTITION BY class ORDER BY next_attempt_at, id) AS n "
+    "FROM kept), "
+    "calling AS (UPDATE send_recipients r SET state = 'calling', attempts = r.attempts + 1, "
+    "wait_reason = NULL FROM numbered d WHERE r.id = d.id RETURNING r.id, r.e164, r.attempts, d.class, d.n), "
+    "slots AS (SELECT attempt_id, trunk, class, demo, row_number() OVER (PARTITION BY class ORDER BY o) AS n "
+    "FROM unnest($6::uuid[], $7::text[], $8::int[], $11::boolean[]) WITH ORDINALITY "
+    "AS s(attempt_id, trunk, class, demo, o)), "
     "inserted AS (INSERT INTO attempts "
     "(id, send_id, recipient_id, attempt_no, node, app, trunk, state, demo) "
-    "SELECT t.attempt_id, $1, c.id, c.attempts, $6, $7, t.trunk, 'originating', $8 FROM calling c "
-    "JOIN unnest($4::uuid[], $5::text[]) WITH ORDINALITY AS t(attempt_id, trunk, n) ON t.n = c.n "
+    "SELECT s.attempt_id, $1, c.id, c.attempts, $9, $10, s.trunk, 'originating', s.demo FROM calling c "
+    "JOIN slots s ON s.class = c.class AND s.n = c.n "
     "RETURNING id, recipient_id, attempt_no, trunk) "
     "SELECT i.id, i.recipient_id, c.e164, i.attempt_no, i.trunk FROM inserted i "
-    "JOIN calling c ON c.id = i.recipient_id ORDER BY c.n"
+    "JOIN calling c ON c.id = i.recipient_id ORDER BY c.class, c.n"
 )
 
 
@@ -93,16 +103,46 @@ class Claim:
     trunk: str
 
 
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One call the dialer may place now: its trunk, and the route class it belongs to (1-based)."""
+
+    trunk: str
+    route_class: int
+    demo: bool  # the trunk is the demo trunk: nobody is really called
+
+
 async def claim(
-    db: Database, send_id: UUID, trunks: list[str], *, node: str, app: str, demo: bool, now: datetime
+    db: Database,
+    send_id: UUID,
+    classes: Sequence[tuple[str, int]],
+    slots: Sequence[Slot],
+    *,
+    limit: int,
+    node: str,
+    app: str,
+    now: datetime,
 ) -> list[Claim]:
-    """Take up to len(trunks) due recipients of a send (row locks, SKIP LOCKED: several engines share the
-    work), and commit one attempt row per recipient BEFORE any originate: a crash after this point
-    can only lead to reconciling that attempt, never to calling the number again blindly."""
-    if not trunks:
+    """Take up to ``limit`` due recipients of a send, each matched to a slot of the first route class whose
+    pattern its number matches (``classes``: (regex, slot count), best first), and commit one attempt row
+    per recipient BEFORE any originate: a crash after this point can only lead to reconciling that attempt,
+    never to calling the number again blindly. (Row locks, SKIP LOCKED: several engines share the work.)"""
+    if not slots or limit <= 0:
         return []
-    attempt_ids = [uuid.uuid4() for _ in trunks]
-    rows = await db.fetch(_CLAIM, send_id, now, len(trunks), attempt_ids, trunks, node, app, demo)
+    rows = await db.fetch(
+        _CLAIM,
+        send_id,
+        now,
+        limit,
+        [pattern for pattern, _ in classes],
+        [count for _, count in classes],
+        [uuid.uuid4() for _ in slots],
+        [s.trunk for s in slots],
+        [s.route_class for s in slots],
+        node,
+        app,
+        [s.demo for s in slots],
+    )
     if not rows:
         return []
     claims = [
@@ -141,28 +181,36 @@ async def failover_attempt(
 # each attempt (unless a reconciliation did already), then move its recipient, still calling, to its next
 # state: 'done' with this outcome when no attempt follows (next_at NULL) or the send was cancelled
 # meanwhile, else back to 'pending' at next_at. A failover's previous attempt (move false) leaves its
-# recipient alone. FOR UPDATE OF r, in id order: a concurrent change of a recipient is waited for and
-# its new state checked.
+# recipient alone. An attempt the trunk failed (trunk_failure) gives its recipient back its attempt: it
+# waits for a trunk, and ends as congestion only once it has waited longer than wait_max seconds.
+# FOR UPDATE OF r, in id order: a concurrent change of a recipient is waited for and its new state checked.
 _RECORD: Final = (
     "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], "
     "$7::timestamptz[], $8::timestamptz[], $9::float8[], $10::float8[], $11::text[], $12::float8[], "
-    "$13::text[], $14::bigint[], $15::boolean[], $16::timestamptz[]) AS v(attempt_id, outcome, end_reason, "
-    "cause, sip_code, dialstatus, answered_at, ended_at, ring_s, talk_s, transfer_outcome, transfer_s, "
-    "reconciled, recipient_id, move, next_at)), "
+    "$13::text[], $14::bigint[], $15::boolean[], $16::timestamptz[], $17::boolean[], $18::float8[]) "
+    "AS v(attempt_id, outcome, end_reason, cause, sip_code, dialstatus, answered_at, ended_at, ring_s, "
+    "talk_s, transfer_outcome, transfer_s, reconciled, recipient_id, move, next_at, trunk_failure, "
+    "wait_max)), "
     "ended AS (UPDATE attempts a SET state = 'ended', outcome = v.outcome, end_reason = v.end_reason, "
     "cause = v.cause, sip_code = v.sip_code, dialstatus = v.dialstatus, answered_at = v.answered_at, "
     "ended_at = v.ended_at, ring_s = v.ring_s, talk_s = v.talk_s, transfer_outcome = v.transfer_outcome, "
-    "transfer_s = v.transfer_s, reconciled = v.reconciled FROM v WHERE a.id = v.attempt_id "
-    "AND a.state <> 'ended' RETURNING a.id, v.recipient_id, v.move, v.outcome, v.next_at), "
-    "recipient AS (SELECT r.id, e.outcome, e.next_at, e.next_at IS NULL OR s.status = 'cancelled' AS final "
+    "transfer_s = v.transfer_s, reconciled = v.reconciled, trunk_failure = v.trunk_failure "
+    "FROM v WHERE a.id = v.attempt_id AND a.state <> 'ended' "
+    "RETURNING a.id, v.recipient_id, v.move, v.outcome, v.next_at, v.trunk_failure, v.wait_max), "
+    "recipient AS (SELECT r.id, e.outcome, e.next_at, e.trunk_failure, "
+    "e.next_at IS NULL OR s.status = 'cancelled' OR (e.trunk_failure AND "
+    "coalesce(r.trunk_wait_since, now()) + make_interval(secs => e.wait_max) <= now()) AS final "
     "FROM send_recipients r JOIN ended e ON e.recipient_id = r.id AND e.move "
     "JOIN sends s ON s.id = r.send_id "
     "WHERE r.state = 'calling' ORDER BY r.id FOR UPDATE OF r), "
     "moved AS (UPDATE send_recipients r SET "
     "state = CASE WHEN n.final THEN 'done' ELSE 'pending' END, "
-    "outcome = CASE WHEN n.final THEN n.outcome END, "
+    "outcome = CASE WHEN NOT n.final THEN NULL WHEN n.trunk_failure THEN 'congestion' ELSE n.outcome END, "
     "final_at = CASE WHEN n.final THEN now() END, "
     "settled = CASE WHEN n.final THEN false ELSE r.settled END, "
+    "attempts = CASE WHEN n.trunk_failure THEN r.attempts - 1 ELSE r.attempts END, "
+    "wait_reason = CASE WHEN n.trunk_failure THEN 'trunk_failure' END, "
+    "trunk_wait_since = CASE WHEN n.trunk_failure THEN coalesce(r.trunk_wait_since, now()) END, "
     "next_attempt_at = CASE WHEN n.final THEN r.next_attempt_at ELSE n.next_at END "
     "FROM recipient n WHERE r.id = n.id RETURNING r.id, r.state) "
     "SELECT v.attempt_id, e.id IS NOT NULL AS ended, m.state AS recipient_state FROM v "
@@ -179,6 +227,11 @@ class Result:
     policy: RetryPolicy
     failed_over: bool = False  # moved to another trunk: the recipient stays calling
     reconciled: str | None = None  # how it was learnt while nobody listened: cdr, lost
+    # The trunk failed the call (not the callee): the recipient gets its attempt back and waits for a
+    # trunk until `retry_at` (epoch); after `wait_max_s` of waiting in all, it ends as congestion.
+    trunk_failure: bool = False
+    retry_at: float | None = None
+    wait_max_s: float = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,18 +244,24 @@ def _ts(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
-async def record_results(db: Executor, results: Sequence[Result]) -> list[Recorded]:
-    """One statement: each attempt's result and its recipient's next state (retry or final); the credits
-    are consumed or released by the next settlement (settle()), in a batch. One result per attempt."""
+async def record_results(
+    db: Executor, results: Sequence[Result], *, timing: RetryTiming | None = None
+) -> list[Recorded]:
+    """One statement: each attempt's result and its recipient's next state (retry or final, by the retry
+    table of engine.domain.retries); the credits are consumed or released by the next settlement
+    (settle()), in a batch. One result per attempt."""
     attempt_ids = [r.claim.attempt_id for r in results]
     if len(set(attempt_ids)) != len(attempt_ids):
         raise ValueError("one result per attempt in a batch")
     now = time.time()
-    columns: list[list[Any]] = [[] for _ in range(16)]
+    columns: list[list[Any]] = [[] for _ in range(18)]
     for item in results:
         result = item.result
-        # The attempt being recorded is its recipient's current one (one open attempt per recipient).
-        next_at = next_attempt(result.outcome, item.claim.attempt_no, item.policy, now)
+        if item.trunk_failure:
+            next_at: float | None = item.retry_at if item.retry_at is not None else now
+        else:
+            # The attempt being recorded is its recipient's current one (one open attempt per recipient).
+            next_at = decide(result.outcome, item.claim.attempt_no, item.policy, now, timing=timing).at
         row = (
             item.claim.attempt_id,
             result.outcome.value,
@@ -220,6 +279,8 @@ async def record_results(db: Executor, results: Sequence[Result]) -> list[Record
             item.claim.recipient_id,
             not item.failed_over,
             _ts(next_at),
+            item.trunk_failure,
+            item.wait_max_s,
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)

@@ -274,7 +274,8 @@ async def change_status(db: Executor, send_id: UUID, action: str, *, account_id:
             raise NotFound(f"no send {send_id}", message_fr="Envoi introuvable.")
         target = transition(action, SendStatus(row["status"]))
         await conn.execute(
-            "UPDATE sends SET status = $2, ended_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE ended_at "
+            "UPDATE sends SET status = $2, pause_reason = NULL, ended_at = CASE WHEN $2 = 'cancelled' THEN now() "
+            "ELSE ended_at "
             "END "
             "WHERE id = $1",
             send_id,
@@ -428,4 +429,53 @@ async def complete_finished(db: Executor) -> list[UUID]:
             held = await conn.fetchval("SELECT credits_held FROM sends WHERE id = $1 FOR UPDATE", row["id"])
             if held:
                 await _release(conn, row["account_id"], row["id"], held, "fin de l'envoi")
+    return [r["id"] for r in rows]
+
+
+# --- waiting for a trunk --------------------------------------------------------------------------------------
+async def mark_waiting(db: Executor, routable: str | None, wait_max_s: float) -> tuple[int, int]:
+    """Explain, and bound, the waits of due recipients of running sends that no healthy trunk may carry:
+    ``routable`` is the regex of the numbers some healthy trunk carries ('' for every number, None for
+    none). A recipient that no trunk may carry waits (wait_reason 'no_route', since when it started); one
+    that waited longer than ``wait_max_s`` ends as congestion (no attempt was used); one a trunk may carry
+    again is no longer said to wait. Returns (waiting, ended)."""
+    async with in_transaction(db) as conn:
+        await conn.execute(
+            "UPDATE send_recipients r SET wait_reason = NULL, trunk_wait_since = NULL FROM sends s "
+            "WHERE s.id = r.send_id AND s.status = 'running' AND r.state = 'pending' "
+            "AND r.wait_reason = 'no_route' AND $1::text IS NOT NULL AND ($1 = '' OR r.e164 ~ $1)",
+            routable,
+        )
+        waiting = await conn.fetchval(
+            "WITH w AS (UPDATE send_recipients r SET wait_reason = 'no_route', "
+            "trunk_wait_since = coalesce(r.trunk_wait_since, now()) FROM sends s "
+            "WHERE s.id = r.send_id AND s.status = 'running' AND r.state = 'pending' "
+            "AND r.next_attempt_at <= now() AND ($1::text IS NULL OR ($1 <> '' AND r.e164 !~ $1)) "
+            "AND r.wait_reason IS DISTINCT FROM 'no_route' RETURNING 1) SELECT count(*) FROM w",
+            routable,
+        )
+        ended = await conn.fetchval(
+            "WITH e AS (UPDATE send_recipients r SET state = 'done', outcome = 'congestion', final_at = now(), "
+            "settled = false FROM sends s WHERE s.id = r.send_id AND s.status = 'running' "
+            "AND r.state = 'pending' AND r.wait_reason IS NOT NULL "
+            "AND r.trunk_wait_since + make_interval(secs => $1) <= now() RETURNING 1) SELECT count(*) FROM e",
+            wait_max_s,
+        )
+    return int(waiting), int(ended)
+
+
+async def pause_for_no_trunk(db: Executor) -> list[UUID]:
+    """Every running send paused by the engine itself: no trunk is configured at all."""
+    rows = await db.fetch(
+        "UPDATE sends SET status = 'paused', pause_reason = 'no_trunk' WHERE status = 'running' RETURNING id"
+    )
+    return [r["id"] for r in rows]
+
+
+async def resume_after_no_trunk(db: Executor) -> list[UUID]:
+    """The sends the engine paused for want of a trunk, running again (a customer's pause stays)."""
+    rows = await db.fetch(
+        "UPDATE sends SET status = 'running', pause_reason = NULL WHERE status = 'paused' "
+        "AND pause_reason = 'no_trunk' RETURNING id"
+    )
     return [r["id"] for r in rows]

@@ -23,19 +23,27 @@ SESSION_EXPIRES_S = 1800
 MIN_SESSION_EXPIRES_S = 90
 
 
+QUALIFY_FREQUENCY_S = 30
+
+
 def render_pjsip(
-    trunks: Iterable[Trunk], *, rtp_timeout_s: int = RTP_TIMEOUT_S, session_expires_s: int = SESSION_EXPIRES_S
+    trunks: Iterable[Trunk],
+    *,
+    rtp_timeout_s: int = RTP_TIMEOUT_S,
+    session_expires_s: int = SESSION_EXPIRES_S,
+    qualify_frequency_s: int = QUALIFY_FREQUENCY_S,
 ) -> str:
     if session_expires_s < MIN_SESSION_EXPIRES_S:
         raise ValueError(f"session timers expire after {MIN_SESSION_EXPIRES_S} s at the least (RFC 4028)")
     blocks = [HEADER]
     for trunk in sorted(trunks, key=lambda t: t.name):
         if trunk.enabled:
-            blocks.append(_render_one(trunk, rtp_timeout_s, session_expires_s))
+            trunk.validate()  # nothing reaches the config that the rules refused
+            blocks.append(_render_one(trunk, rtp_timeout_s, session_expires_s, qualify_frequency_s))
     return "\n".join(blocks)
 
 
-def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int) -> str:
+def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int, qualify_frequency_s: int) -> str:
     contact = f"sip:{t.host}:{t.port}"
     lines = [
         f"; --- trunk {t.name}{' (demo)' if t.demo else ''}: {t.host}:{t.port}, auth {t.auth} ---",
@@ -72,18 +80,29 @@ def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int) -> str:
         lines.append(f"from_domain = {t.from_domain}")
     if t.auth != "ip":
         lines.append(f"outbound_auth = {t.name}-auth")
+    if t.outbound_proxy:
+        lines.append(f"outbound_proxy = {t.outbound_proxy}")
+    qualify = (
+        f"{f'qualify_frequency = {qualify_frequency_s}':<35}; OPTIONS ping: no answer, no call through it"
+        if t.qualify
+        else f"{'qualify_frequency = 0':<35}; qualify off: this trunk's SBC ignores OPTIONS"
+    )
     lines += [
         "",
         f"[{t.name}]",
         "type = aor",
         f"contact = {contact}",
-        "qualify_frequency = 30             ; OPTIONS ping: the trunk's state in /healthz",
+        qualify,
         "qualify_timeout = 3.0",
+    ]
+    if t.outbound_proxy:
+        lines.append(f"outbound_proxy = {t.outbound_proxy}")
+    lines += [
         "",
         f"[{t.name}]",
         "type = identify",
         f"endpoint = {t.name}",
-        f"match = {t.host}",
+        *(f"match = {address}" for address in (t.host, *t.identify)),
     ]
     if t.auth != "ip":
         lines += [
@@ -109,4 +128,8 @@ def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int) -> str:
             "expiration = 3600",
             f"endpoint = {t.name}",
         ]
+        if t.registration_line:
+            lines.append("line = yes                         ; inbound calls matched by our contact's line")
+        if t.outbound_proxy:
+            lines.append(f"outbound_proxy = {t.outbound_proxy}")
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from uuid import UUID
 
+from engine.domain.retries import RetryTiming
 from engine.errors import DatabaseUnavailable
 from engine.store import Database
 from engine.store import attempts as attempts_store
@@ -21,8 +22,9 @@ _Entry = tuple[Result, asyncio.Future[Recorded]]
 
 
 class ResultWriter:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, timing: RetryTiming | None = None) -> None:
         self._db = db
+        self._timing = timing
         self._queue: list[_Entry] = []
         self._writing: asyncio.Task[None] | None = None
 
@@ -55,7 +57,9 @@ class ResultWriter:
 
     async def _write(self, batch: list[_Entry]) -> None:
         try:
-            recorded = await attempts_store.record_results(self._db, [item for item, _ in batch])
+            recorded = await attempts_store.record_results(
+                self._db, [item for item, _ in batch], timing=self._timing
+            )
         except DatabaseUnavailable as exc:
             for _item, future in batch:
                 _settle(future, exc=exc)

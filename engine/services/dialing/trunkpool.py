@@ -1,20 +1,23 @@
-"""The trunk pool: what the dialer knows of each usable trunk right now — its calls in progress, its pace
-(token buckets, and the engine-wide one), and its recent failures — and which trunk takes the next call.
+"""The trunk pool: what the dialer knows of each trunk right now — whether Asterisk loaded it and its
+OPTIONS pings answer, its circuit breaker and call quality, its legs in progress (our calls, their transfer
+legs, and inbound calls to the recording number) and its pace (token buckets, and the engine-wide one) —
+and, through engine.domain.routing, which trunk takes which call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from engine.domain.pacing import TokenBucket, TrunkLoad, pick_trunk
+from engine.domain.breaker import Breaker, BreakerSettings, BreakerState
+from engine.domain.pacing import TokenBucket
+from engine.domain.quality import CallQuality, QualityRules, Verdict, judge
+from engine.domain.routing import RouteClass, TrunkLoad, pick_trunk, plan
 from engine.domain.trunks import Trunk
 
 BURST_S = 0.1  # how much unused pacing a trunk may save up, in seconds of its rate (at least 2 calls)
-FAILING_TRUNK_S = 30.0  # a trunk that refused calls before ringing is avoided this long
 
 
 def bucket(rate: float, now: float) -> TokenBucket:
@@ -28,51 +31,111 @@ def bucket(rate: float, now: float) -> TokenBucket:
 class TrunkState:
     trunk: Trunk
     bucket: TokenBucket
-    active: int = 0
-    failing_until: float = 0.0
-    answered: int = 0
-    ended: int = 0
+    breaker: Breaker
+    quality: CallQuality = field(default_factory=CallQuality)
+    active: int = 0  # our legs on it: calls and their transfer legs
+    inbound: set[str] = field(default_factory=set)  # channels of calls coming in on it
+    loaded: bool = True  # Asterisk has its endpoint
+    reachable: bool = True  # its OPTIONS pings answer (always true with qualify off)
+    configured: bool = True  # still in the database (a removed trunk is kept while its calls run)
+    verdict: Verdict = Verdict.ok
+    verdict_reason: str = ""
+
+    @property
+    def legs(self) -> int:
+        return self.active + len(self.inbound)
+
+    def unhealthy_reason(self, now: float) -> str:
+        """Why it may take no call now ('' when it may)."""
+        if not self.configured:
+            return "removed"
+        if not self.trunk.enabled:
+            return "disabled"
+        if not self.loaded:
+            return "not loaded by Asterisk"
+        if not self.reachable:
+            return "unreachable (OPTIONS)"
+        if self.verdict is Verdict.cut:
+            return f"out of routing: {self.verdict_reason}"
+        if not self.breaker.allows(now):
+            state = self.breaker.state(now)
+            if state is BreakerState.open:
+                return f"breaker open for {self.breaker.open_for_s(now):.0f} s: {self.breaker.reason}"
+            return "breaker half-open: probe call in progress"
+        return ""
 
     def load(self, now: float) -> TrunkLoad:
         t = self.trunk
+        tokens = self.bucket.available(now)
+        if self.breaker.state(now) is BreakerState.half_open:
+            tokens = min(tokens, 1)  # exactly one probe
         return TrunkLoad(
             t.name,
             t.priority,
-            self.active,
+            self.legs,
             t.max_channels,
-            self.bucket.available(now),
-            failing=now < self.failing_until,
+            tokens,
+            healthy=not self.unhealthy_reason(now),
+            failover_only=t.failover_only,
+            prefixes=t.prefixes,
         )
 
 
 class TrunkPool:
-    def __init__(self, *, max_channels: int, max_cps: float, now: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_channels: int,
+        max_cps: float,
+        now: float,
+        breaker: BreakerSettings | None = None,
+        quality: QualityRules | None = None,
+    ) -> None:
         self.trunks: dict[str, TrunkState] = {}
         self.max_channels = max_channels  # engine-wide
         self._global = bucket(max_cps, now) if max_cps > 0 else None
+        self._breaker_settings = breaker or BreakerSettings()
+        self._quality_rules = quality or QualityRules()
 
     @property
     def active(self) -> int:
+        """Our calls in progress, all trunks together (the engine-wide channel limit)."""
         return sum(t.active for t in self.trunks.values())
 
+    # --- what the trunks are -----------------------------------------------------------------------------
     def refresh(self, trunks: Iterable[Trunk], now: float) -> None:
-        """The usable trunks as configured now; each keeps its counts and pace across refreshes."""
+        """The trunks as configured now; each keeps its counts, pace and breaker across refreshes. A trunk
+        no longer configured stays (unroutable) while calls still run on it."""
         current = self.trunks
         fresh: dict[str, TrunkState] = {}
         for trunk in trunks:
             state = current.get(trunk.name)
             if state is None:
-                state = TrunkState(trunk, bucket(trunk.max_cps, now))
+                state = TrunkState(trunk, bucket(trunk.max_cps, now), Breaker(self._breaker_settings))
             else:
                 state.trunk = trunk
+                state.configured = True
                 if state.bucket.rate != trunk.max_cps:
                     state.bucket = bucket(trunk.max_cps, now)
             fresh[trunk.name] = state
-        # A removed trunk keeps its state while calls still run on it (their counts must come back).
         for name, state in current.items():
-            if name not in fresh and state.active:
+            if name not in fresh and state.legs:
+                state.configured = False
                 fresh[name] = state
         self.trunks = fresh
+
+    def set_presence(self, name: str, *, loaded: bool | None = None, reachable: bool | None = None) -> None:
+        state = self.trunks.get(name)
+        if state is None:
+            return
+        if loaded is not None:
+            state.loaded = loaded
+        if reachable is not None:
+            state.reachable = reachable or not state.trunk.qualify
+
+    # --- routing -------------------------------------------------------------------------------------------
+    def loads(self, now: float) -> list[TrunkLoad]:
+        return [t.load(now) for t in self.trunks.values()]
 
     def free_slots(self, now: float) -> int:
         """New calls the engine may place right now, all trunks together."""
@@ -81,71 +144,138 @@ class TrunkPool:
             free = min(free, self._global.available(now))
         return max(0, free)
 
+    def plan(self, now: float) -> list[RouteClass]:
+        return plan(self.loads(now))
+
+    def pick(self, e164: str, now: float, exclude: frozenset[str] = frozenset()) -> str | None:
+        """A trunk for one more call to ``e164`` right now (a failover), ignoring pace: the caller waits
+        for the trunk's token (``wait_for_token``)."""
+        loads = [
+            TrunkLoad(
+                load.name,
+                load.priority,
+                load.active,
+                load.max_channels,
+                1,
+                load.healthy,
+                load.failover_only,
+                load.prefixes,
+            )
+            for load in self.loads(now)
+        ]
+        return pick_trunk(loads, e164, exclude)
+
+    def routable_prefixes(self, now: float) -> list[tuple[str, ...]] | None:
+        """The prefixes the healthy trunks carry (None: some healthy trunk carries every number)."""
+        healthy = [t.trunk.prefixes for t in self.trunks.values() if not t.unhealthy_reason(now)]
+        if any(not p for p in healthy):
+            return None
+        return healthy
+
     def token_wait_s(self, now: float) -> float | None:
-        """How long until the next token of a trunk with a free channel (or of the engine), if waiting."""
-        waits = [t.bucket.wait_s(now) for t in self.trunks.values() if t.active < t.trunk.max_channels]
+        """How long until the next token of a healthy trunk with a free channel (or of the engine)."""
+        waits = [
+            t.bucket.wait_s(now)
+            for t in self.trunks.values()
+            if t.legs < t.trunk.max_channels and not t.unhealthy_reason(now)
+        ]
         if self._global is not None:
             waits.append(self._global.wait_s(now))
         positive = [w for w in waits if w > 0]
         return min(positive) if positive else None
 
-    def plan(self, slots: int, now: float) -> list[str]:
-        """The trunk of each of the next calls, up to ``slots``, each chosen given what the previous ones
-        took; fewer when no trunk can take more right now."""
-        loads = {name: t.load(now) for name, t in self.trunks.items()}
-        chosen: list[str] = []
-        for _ in range(slots):
-            trunk = pick_trunk(list(loads.values()))
-            if trunk is None:
-                break
-            load = loads[trunk]
-            loads[trunk] = dataclasses.replace(load, active=load.active + 1, tokens=load.tokens - 1)
-            chosen.append(trunk)
-        return chosen
-
-    def take(self, trunk: str, now: float) -> None:
-        """A call placed on ``trunk``: a channel and a token of it (and of the engine)."""
-        state = self.trunks[trunk]
+    # --- legs ------------------------------------------------------------------------------------------------
+    def take(self, name: str, now: float) -> None:
+        """A call placed on ``name``: a channel and a token of it (and of the engine)."""
+        state = self.trunks[name]
         state.bucket.take(now)
         if self._global is not None:
             self._global.take(now)
+        state.breaker.on_call(now)
         state.active += 1
 
-    def take_slot(self, trunk: str) -> None:
-        """A call already in progress on ``trunk`` (adopted): its channel only."""
-        state = self.trunks.get(trunk)
+    def take_slot(self, name: str) -> None:
+        """A call already in progress on ``name`` (adopted after a restart): its channel only."""
+        state = self.trunks.get(name)
         if state is not None:
             state.active += 1
 
-    def release_slot(self, trunk: str) -> None:
-        state = self.trunks.get(trunk)
+    def release_slot(self, name: str) -> None:
+        state = self.trunks.get(name)
         if state is not None and state.active > 0:
             state.active -= 1
 
-    def mark_failing(self, trunk: str, now: float) -> None:
-        state = self.trunks.get(trunk)
+    def take_leg(self, name: str, now: float) -> bool:
+        """A second leg of a call in progress (the transfer to the call centre) through ``name``: a channel
+        and a token when it has both, else False (the leg is not placed)."""
+        state = self.trunks.get(name)
+        if state is None or state.legs >= state.trunk.max_channels or not state.bucket.take(now):
+            return False
+        state.active += 1
+        return True
+
+    def inbound_started(self, name: str, channel_id: str) -> None:
+        state = self.trunks.get(name)
         if state is not None:
-            state.failing_until = now + FAILING_TRUNK_S
+            state.inbound.add(channel_id)
 
-    def failover_target(self, tried: frozenset[str], now: float) -> str | None:
-        """Any other trunk with a free channel (its pace is kept by waiting for its token)."""
-        loads = [dataclasses.replace(t.load(now), tokens=1) for t in self.trunks.values()]
-        return pick_trunk(loads, exclude=tried)
+    def inbound_ended(self, channel_id: str) -> None:
+        for state in self.trunks.values():
+            state.inbound.discard(channel_id)
 
-    async def wait_for_token(self, trunk: str) -> None:
-        """Wait until ``trunk`` may place a call, then take its token (a failover keeps the trunk's pace)."""
-        state = self.trunks[trunk]
+    async def wait_for_token(self, name: str) -> None:
+        """Wait until ``name`` may place a call, then take its token (a failover keeps the trunk's pace)."""
+        state = self.trunks[name]
         await asyncio.sleep(state.bucket.wait_s(time.monotonic()))
-        state.bucket.take(time.monotonic())
+        now = time.monotonic()
+        state.bucket.take(now)
+        state.breaker.on_call(now)
+
+    # --- results ----------------------------------------------------------------------------------------------
+    def trunk_failed(self, name: str, now: float, reason: str, *, retry_after_s: float | None = None) -> None:
+        state = self.trunks.get(name)
+        if state is not None:
+            state.breaker.on_failure(now, reason, retry_after_s=retry_after_s)
+
+    def callee_reached(self, name: str, now: float, *, answered: bool, talk_s: float) -> None:
+        """The call reached the callee's side, whatever they did: the trunk works."""
+        state = self.trunks.get(name)
+        if state is None:
+            return
+        state.breaker.on_success(now)
+        state.quality.record(now, answered=answered, talk_s=talk_s)
+
+    def judge_quality(self, now: float) -> list[tuple[str, Verdict, str]]:
+        """Re-judge every trunk's call quality; the verdicts that changed (name, verdict, reason)."""
+        recent = {name: t.quality.recent(now) for name, t in self.trunks.items()}
+        history = {name: t.quality.history for name, t in self.trunks.items()}
+        changed = []
+        for name, (verdict, reason) in judge(recent, history, self._quality_rules).items():
+            state = self.trunks[name]
+            if verdict is not state.verdict:
+                changed.append((name, verdict, reason))
+            state.verdict, state.verdict_reason = verdict, reason
+        return changed
 
     def stats(self, now: float) -> dict[str, dict[str, object]]:
-        return {
-            name: {
+        out: dict[str, dict[str, object]] = {}
+        for name, t in self.trunks.items():
+            recent = t.quality.recent(now)
+            reason = t.unhealthy_reason(now)
+            out[name] = {
                 "active": t.active,
+                "inbound": len(t.inbound),
                 "max_channels": t.trunk.max_channels,
                 "max_cps": t.trunk.max_cps,
-                "failing": now < t.failing_until,
-                "answer_rate": round(t.answered / t.ended, 3) if t.ended else None,
+                "usable": not reason,
+                "unusable_reason": reason or None,
+                "loaded": t.loaded,
+                "reachable": t.reachable,
+                "breaker": t.breaker.state(now).value,
+                "breaker_reason": t.breaker.reason or None,
+                "quality": t.verdict.value,
+                "quality_reason": t.verdict_reason or None,
+                "answer_rate": round(recent.asr, 3) if recent.calls else None,
+                "answered_call_s": round(recent.acl_s, 1) if recent.answered else None,
             }
-            for name, t in self.trunks.items()
-        }
+        return out

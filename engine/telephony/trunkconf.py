@@ -1,0 +1,57 @@
+"""The trunks as Asterisk runs them: their PJSIP configuration written into this instance's Asterisk
+directory, reloaded live, and checked — a trunk Asterisk did not load takes no call.
+
+One rendering for everybody: the engine, `vocalcast trunk add|remove` and `stack up` write the same file
+from the same trunk rows and the instance's own settings (its mode: the demo trunk exists only in demo mode).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from engine.domain.trunks import Trunk, usable_trunks
+from engine.media.paths import host_dir
+from engine.settings import Settings
+from engine.telephony.ari import AriClient, AriNotFound
+from engine.telephony.trunks import render_pjsip
+
+TRUNKS_FILE = "pjsip_trunks.conf"
+
+
+def render(settings: Settings, trunks: Iterable[Trunk]) -> str:
+    return render_pjsip(
+        usable_trunks(trunks, demo=settings.demo), qualify_frequency_s=settings.qualify_frequency_s
+    )
+
+
+def write(settings: Settings, trunks: Iterable[Trunk]) -> Path:
+    """Write the trunks' PJSIP configuration (root and the asterisk group may read it: passwords inside)."""
+    path = host_dir(settings) / "etc" / TRUNKS_FILE
+    write_config(path, render(settings, trunks), settings.asterisk_uid)
+    return path
+
+
+def write_config(path: Path, text: str, gid: int) -> None:
+    """Replace an Asterisk config file at once: 0640, root and the asterisk group."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.chown(tmp, 0, gid)
+    tmp.chmod(0o640)
+    tmp.replace(path)
+
+
+async def reload(ari: AriClient) -> None:
+    """Reload PJSIP live (calls in progress go on)."""
+    await ari.reload_module("res_pjsip.so")
+
+
+async def loaded(ari: AriClient, name: str) -> bool:
+    """Has Asterisk loaded trunk ``name``? (ARI keeps listing a removed endpoint, as offline: its
+    configuration object is what tells.)"""
+    try:
+        await ari.request("GET", f"/asterisk/config/dynamic/res_pjsip/endpoint/{name}")
+    except AriNotFound:
+        return False
+    return True
