@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from engine.domain.accounts import Account
+from engine.domain.accounts import Account, LedgerEntry
 from engine.errors import NotFound
 from engine.settings import Settings
 from engine.store import accounts as store
@@ -35,3 +35,9 @@ class Accounts:
     async def by_email(self, email: str) -> Account:
         """NotFound when no account has that login e-mail (normalised as at login)."""
         return await store.account_by_email(self._db, email)
+
+    async def ledger(
+        self, account_id: UUID, *, limit: int, before_id: int | None = None
+    ) -> list[LedgerEntry]:
+        """The account's credit movements, newest first; page with ``before_id`` (the last id of a page)."""
+        return await store.ledger(self._db, account_id, limit=limit, before_id=before_id)
