@@ -24,6 +24,7 @@ from engine.store import Database
 from engine.supervisor import Supervisor
 from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event, events_task
 from engine.telephony.calls import CallService
+from engine.telephony.sipwatch import SipWatch
 from engine.telephony.stasis import StasisRouter
 from engine.web import routes
 from ivr import service as ivr_service
@@ -68,7 +69,26 @@ class Engine:
         self.router = StasisRouter()
         self.router.orphan_handler = self._on_orphan
         self.calls = CallService(self.ari, self.router)
-        self.dialer = Dialer(settings, self.db, self.ari, self.calls, self.metrics)
+        # The trunks' own ARI application: endpoint states and inbound channels, apart from the calls.
+        self.trunk_events = AriClient(
+            host="127.0.0.1",
+            port=settings.ari_port,
+            user=settings.ari_user,
+            password=settings.require("ari_password"),
+            app=settings.app_name + "-trunks",
+            pool_size=2,
+            reconnect_max_s=settings.ari_reconnect_max_s,
+        )
+        self.sipwatch = SipWatch(password=settings.hep_password)
+        self.dialer = Dialer(
+            settings,
+            self.db,
+            self.ari,
+            self.calls,
+            self.metrics,
+            trunk_events=self.trunk_events,
+            sipwatch=self.sipwatch,
+        )
         self.services = build(
             settings,
             self.db,
@@ -89,6 +109,10 @@ class Engine:
             await self._stack.enter_async_context(self.db)
             await self._stack.enter_async_context(self.ari)
             await self._stack.enter_async_context(events_task(self.ari, self._on_event))
+            await self._stack.enter_async_context(self.trunk_events)
+            await self._stack.enter_async_context(events_task(self.trunk_events, self.dialer.on_trunk_event))
+            self.trunk_events.state.listeners.append(self._on_trunk_events_state)
+            await self._listen_hep()
             self._stack.push_async_callback(self.router.close)
             self._stack.push_async_callback(self.dialer.close)
             self._stack.push_async_callback(self.supervisor.close)
@@ -128,6 +152,26 @@ class Engine:
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
         log.info("http.listening", host=self.settings.http_host, port=self.http_port)
+
+    async def _listen_hep(self) -> None:
+        """Asterisk's SIP mirror (HEP) on loopback; without it (the port taken by another engine process
+        of this host) trunks still work, only Retry-After and silent trunks are not seen."""
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: self.sipwatch, local_addr=("127.0.0.1", self.settings.hep_port)
+            )
+        except OSError as exc:
+            log.warning("sipwatch.unavailable", port=self.settings.hep_port, error=str(exc))
+            self.dialer.attempts.sipwatch = None
+            return
+        self._stack.callback(transport.close)
+        log.info("sipwatch.listening", port=self.settings.hep_port)
+
+    def _on_trunk_events_state(self, connected: bool) -> None:
+        if not connected:
+            self.dialer.watch.connection_lost()
+        self.dialer.wake()
 
     # --- ARI events ------------------------------------------------------------------------------
     def _on_event(self, event: Event) -> None:

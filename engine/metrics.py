@@ -49,3 +49,26 @@ class Metrics:
             "vocalcast_db_pool_connections", "Database pool connections.", ["state"], registry=r
         )
         self.database_up = Gauge("vocalcast_database_up", "1 when PostgreSQL answers.", registry=r)
+        self.trunk_usable = Gauge(
+            "vocalcast_trunk_usable",
+            "1 while the trunk may take calls (loaded, reachable, breaker closed, quality not cut).",
+            ["trunk"],
+            registry=r,
+        )
+        self.trunk_legs = Gauge(
+            "vocalcast_trunk_legs",
+            "Channels in use on the trunk (calls, transfers, inbound).",
+            ["trunk"],
+            registry=r,
+        )
+        self.trunk_failures = Counter(
+            "vocalcast_trunk_failures_total",
+            "Calls the trunk failed (never counted as a recipient's attempt).",
+            ["trunk"],
+            registry=r,
+        )
+        self.pace = Gauge(
+            "vocalcast_dialer_pace_calls_per_second",
+            "The engine's current pace (lowered while Asterisk answers slowly or refuses).",
+            registry=r,
+        )

@@ -1,18 +1,18 @@
-"""`vocalcast trunk add|list|remove`: SIP trunks are rows, rendered into PJSIP and reloaded live."""
+"""`vocalcast trunk add|list|remove`: SIP trunks are rows, rendered into PJSIP and reloaded live (through
+the trunks service, with the running stack's own settings: its mode decides whether the demo trunk exists)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from dataclasses import asdict
 
+from engine.commands.runner import run_with_services
 from engine.domain.trunks import AUTH_MODES, NUMBER_FORMATS, Trunk
-from engine.settings import Settings
-from engine.stack import apply_trunks
-from engine.store import Database
-from engine.store.trunks import list_trunks, remove_trunk, upsert_trunk
+from engine.services import Services
+from engine.services.trunks import Applied
+from engine.store.trunks import TrunkHealth
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,6 +55,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument(
         "--deposit-header", help="direct voicemail deposit: header the operator expects, 'X-Name: value'"
     )
+    add.add_argument(
+        "--qualify",
+        choices=("on", "off"),
+        default="on",
+        help="OPTIONS pings (off for SBCs that ignore them: the trunk is then always deemed reachable)",
+    )
+    add.add_argument(
+        "--failover-only",
+        action="store_true",
+        help="take calls only while every higher-priority trunk is unhealthy",
+    )
+    add.add_argument(
+        "--route",
+        action="append",
+        default=[],
+        metavar="ROUTE",
+        help="carry only these numbers: mobile, fixed, overseas or an E.164 prefix (+3369); repeatable",
+    )
+    add.add_argument(
+        "--identify",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="another address or network (CIDR) the operator's calls come from; repeatable",
+    )
+    add.add_argument("--outbound-proxy", help="sip:host[:port][;lr] every request to the trunk goes through")
+    add.add_argument(
+        "--line", action="store_true", help="registered trunk: match its inbound calls by our contact's line"
+    )
     add.set_defaults(func=_add)
 
     lst = actions.add_parser("list", help="the trunks")
@@ -87,49 +116,85 @@ def _add(args: argparse.Namespace) -> int:
         enabled=not args.disabled,
         deposit_prefix=args.deposit_prefix,
         deposit_header=args.deposit_header,
+        qualify=args.qualify == "on",
+        failover_only=args.failover_only,
+        routes=tuple(args.route),
+        identify=tuple(args.identify),
+        outbound_proxy=args.outbound_proxy,
+        registration_line=args.line,
     ).validate()
-    settings = Settings.from_env()
 
-    async def run() -> None:
-        async with Database(settings.dsn, min_size=1, max_size=1) as db:
-            await upsert_trunk(db, trunk)
-        await apply_trunks(settings)
+    async def run(services: Services) -> Applied:
+        return await services.trunks.save(trunk)
 
-    asyncio.run(run())
-    print(f"trunk {trunk.name} saved and applied")
-    return 0
+    applied = run_with_services(run)
+    _report(f"trunk {trunk.name} saved", applied)
+    return 0 if not applied.missing else 1
+
+
+def _report(what: str, applied: Applied) -> None:
+    for warning in applied.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if not applied.reloaded:
+        print(f"{what}; Asterisk is not running: applied at its next start")
+    elif applied.missing:
+        print(f"{what}, but Asterisk did not load: {', '.join(applied.missing)} (see its log)")
+    else:
+        print(f"{what} and applied")
 
 
 def _list(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+    async def run(services: Services) -> tuple[list[Trunk], list[TrunkHealth]]:
+        return await services.trunks.all(), await services.trunks.health()
 
-    async def run() -> list[Trunk]:
-        async with Database(settings.dsn, min_size=1, max_size=1) as db:
-            return await list_trunks(db)
-
-    trunks = asyncio.run(run())
+    trunks, health = run_with_services(run)
+    seen: dict[str, list[TrunkHealth]] = {}
+    for h in health:
+        seen.setdefault(h.trunk, []).append(h)
     for t in trunks:
+        views = seen.get(t.name, [])
         if args.json:
             row = asdict(t)
             row["password"] = "***" if t.password else None
+            row["health"] = [
+                {
+                    "node": h.node,
+                    "usable": h.usable,
+                    "reason": h.reason,
+                    "breaker": h.breaker,
+                    "quality": h.quality,
+                    "legs": h.legs,
+                    "updated_at": h.updated_at.isoformat() if h.updated_at else None,
+                }
+                for h in views
+            ]
             print(json.dumps(row))
         else:
-            flags = " ".join(f for f, on in (("demo", t.demo), ("disabled", not t.enabled)) if on)
+            flags = " ".join(
+                f
+                for f, on in (
+                    ("demo", t.demo),
+                    ("disabled", not t.enabled),
+                    ("failover-only", t.failover_only),
+                    ("qualify-off", not t.qualify),
+                )
+                if on
+            )
+            routes = f" routes={','.join(t.routes)}" if t.routes else ""
+            state = "; ".join(
+                f"{h.node}: {'usable' if h.usable else 'UNUSABLE (' + (h.reason or '?') + ')'}" for h in views
+            )
             print(
                 f"{t.name:<16} {t.host}:{t.port:<6} auth={t.auth:<8} format={t.number_format:<15} "
-                f"channels={t.max_channels} cps={t.max_cps:g} priority={t.priority} {flags}".rstrip()
+                f"channels={t.max_channels} cps={t.max_cps:g} priority={t.priority}{routes} {flags}".rstrip()
+                + (f"  [{state}]" if state else "")
             )
     return 0
 
 
 def _remove(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+    async def run(services: Services) -> Applied:
+        return await services.trunks.remove(args.name)
 
-    async def run() -> None:
-        async with Database(settings.dsn, min_size=1, max_size=1) as db:
-            await remove_trunk(db, args.name)
-        await apply_trunks(settings)
-
-    asyncio.run(run())
-    print(f"trunk {args.name} removed")
+    _report(f"trunk {args.name} removed", run_with_services(run))
     return 0

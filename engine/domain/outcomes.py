@@ -153,6 +153,7 @@ _BY_SIP_CODE: Mapping[int, Outcome] = MappingProxyType(
         485: Outcome.unreachable,  # Ambiguous
         480: Outcome.no_answer,  # Temporarily Unavailable: phone off or not answered (lab: 480 after ringing)
         503: Outcome.congestion,  # Service Unavailable: the trunk or the network is overloaded
+        429: Outcome.congestion,  # Too Many Requests: the carrier's rate limit
         # The trunk refused *us* (credentials, rights): Asterisk maps these to cause 21 "call rejected",
         # which would wrongly read as "the callee declined" and would never be retried.
         401: Outcome.failed,
@@ -252,7 +253,7 @@ def classify_transfer_failure(
 _FAILOVER_CAUSES = frozenset({34, 38, 41, 42, 44})
 # 5xx: the trunk or a gateway behind it failed; 408: nothing answered our INVITE; 401/403/407: this trunk
 # refused our credentials or rights, another one may accept the call.
-_FAILOVER_SIP_CODES = frozenset({401, 403, 407, 408, 500, 502, 503, 504})
+_FAILOVER_SIP_CODES = frozenset({401, 403, 407, 408, 429, 500, 502, 503, 504})
 # CHANUNAVAIL: the endpoint could not be reached at all (unqualified, transport or DNS failure).
 _FAILOVER_DIALSTATUSES = frozenset({"CONGESTION", "CHANUNAVAIL"})
 
@@ -273,3 +274,28 @@ def allows_failover(dialstatus: str | None, cause: int | None, sip_code: int | N
     if cause is not None and cause in _FAILOVER_CAUSES:
         return True
     return dialstatus is not None and dialstatus.strip().upper() in _FAILOVER_DIALSTATUSES
+
+
+def trunk_failure_reason(
+    *,
+    may_fail_over: bool,
+    answered: bool,
+    rang: bool,
+    sip_code: int | None,
+    cause: int | None,
+    trunk_answered_at_all: bool | None,
+) -> str | None:
+    """Why a call failed through its trunk's fault rather than the callee's (None: the callee's side was
+    reached, or nothing says otherwise). Trunk-side: a refusal before any ringing that another trunk may
+    take (5xx, 408, 429, 401/403/407, a refused originate), or an INVITE the trunk never answered at all
+    (``trunk_answered_at_all`` False: not even a 100 Trying came back). Callee-side results (486, 603, 404,
+    480, ringing without an answer) never are."""
+    if answered or rang:
+        return None
+    if may_fail_over:
+        if sip_code is not None:
+            return f"SIP {sip_code}"
+        return f"cause {cause}" if cause else "refused before ringing"
+    if trunk_answered_at_all is False:
+        return "no response to the INVITE"
+    return None

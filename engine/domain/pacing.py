@@ -1,9 +1,7 @@
-"""Pacing: token buckets for new calls per second, and which trunk takes the next call."""
+"""Pacing: token buckets for new calls per second, and the engine's adaptive pace when Asterisk slows
+down (which trunk takes a call: engine.domain.routing)."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 
 class TokenBucket:
@@ -33,28 +31,67 @@ class TokenBucket:
             return True
         return False
 
+    def set_rate(self, rate: float, now: float) -> None:
+        """A new pace from now on (what was saved up so far stays, within the burst)."""
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self._refill(now)
+        self.rate = rate
+
     def wait_s(self, now: float) -> float:
         """How long until one token is available."""
         self._refill(now)
         return 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
 
 
-@dataclass(frozen=True, slots=True)
-class TrunkLoad:
-    name: str
-    priority: int
-    active: int
-    max_channels: int
-    tokens: int  # new calls it may place right now
-    failing: bool  # refused calls before ringing recently: used only when nothing else can
+class AdaptivePace:
+    """The engine's pace when Asterisk itself struggles: additive increase, multiplicative decrease.
 
+    A slow originate (its request took longer than ``slow_s``) or one refused as overloaded cuts the pace
+    by ``decrease`` (at most once per ``hold_s``: a burst of slow answers is one signal); every second
+    without trouble adds ``step_cps``, up to the ceiling (the engine-wide VOCALCAST_MAX_CPS). Calls are
+    slowed down, never failed. Time is passed in.
+    """
 
-def pick_trunk(trunks: Sequence[TrunkLoad], exclude: frozenset[str] = frozenset()) -> str | None:
-    """The trunk for the next call: lowest priority number with a free channel and a token; a trunk
-    that has been failing is used only when no healthy one can take the call."""
-    candidates = [t for t in trunks if t.name not in exclude and t.active < t.max_channels and t.tokens > 0]
-    for failing in (False, True):
-        usable = sorted((t for t in candidates if t.failing is failing), key=lambda t: (t.priority, t.active))
-        if usable:
-            return usable[0].name
-    return None
+    def __init__(
+        self,
+        ceiling_cps: float,
+        *,
+        now: float,
+        floor_cps: float = 1.0,
+        step_cps: float = 2.0,
+        decrease: float = 0.5,
+        slow_s: float = 1.0,
+        hold_s: float = 1.0,
+    ) -> None:
+        if ceiling_cps <= 0 or not 0 < decrease < 1 or floor_cps <= 0:
+            raise ValueError("pace: positive ceiling and floor, decrease in (0, 1)")
+        self.ceiling = ceiling_cps
+        self.floor = min(floor_cps, ceiling_cps)
+        self.step = step_cps
+        self.decrease = decrease
+        self.slow_s = slow_s
+        self.hold_s = hold_s
+        self.rate = ceiling_cps
+        self._at = now
+        self._cut_at = float("-inf")
+        self.cuts = 0
+
+    def observe(self, now: float, *, latency_s: float, overloaded: bool) -> None:
+        """One originate: how long its request took, and whether Asterisk refused it as overloaded."""
+        self._grow(now)
+        if (overloaded or latency_s > self.slow_s) and now - self._cut_at >= self.hold_s:
+            self.rate = max(self.floor, self.rate * self.decrease)
+            self._cut_at = now
+            self.cuts += 1
+
+    def current(self, now: float) -> float:
+        self._grow(now)
+        return self.rate
+
+    def _grow(self, now: float) -> None:
+        """Add the growth of the time since the last look, the hold after a cut excluded."""
+        start = max(self._at, self._cut_at + self.hold_s)
+        if now > start:
+            self.rate = min(self.ceiling, self.rate + self.step * (now - start))
+        self._at = max(self._at, now)

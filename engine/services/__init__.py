@@ -20,6 +20,7 @@ from engine.services.logins import Logins
 from engine.services.messages import Messages
 from engine.services.recordings import Recordings
 from engine.services.sends import Sends
+from engine.services.trunks import Trunks
 from engine.settings import Settings
 from engine.store.db import Database
 
@@ -34,6 +35,7 @@ class Services:
     sends: Sends
     intake: Intake
     recordings: Recordings
+    trunks: Trunks
     health: Health | None  # only in the engine process (it reads the live telephony)
 
 
@@ -57,6 +59,7 @@ def build(
         sends=sends,
         intake=Intake(db, settings, logins, sends),
         recordings=Recordings(db, settings, messages),
+        trunks=Trunks(db, settings),
         health=health,
     )
 

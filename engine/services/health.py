@@ -1,5 +1,10 @@
-"""Health: what monitoring reads — `/healthz` (up, degraded or down, naming what is wrong) and
-`/metrics` (Prometheus text) — from the database, Asterisk, the trunks and the dialer."""
+"""Health: what monitoring reads — `/healthz` and `/metrics` (Prometheus text) — from the database,
+Asterisk, the trunks and the dialer.
+
+`/healthz` says "up" (200); "degraded" (200) while some trunk cannot take calls (not loaded, unreachable,
+breaker open, quality cut or in alarm) but another can, naming it; "down" (503) when the database or
+Asterisk is down, or when no trunk can carry a call, with ``down`` naming what is missing.
+"""
 
 from __future__ import annotations
 
@@ -54,8 +59,13 @@ class Health:
         asterisk_up = self.telephony.ready
         trunks = await self._trunk_report(asterisk_up)
         down = [name for name, up in (("database", database_up), ("asterisk", asterisk_up)) if not up]
+        if not any(t.get("usable", True) for t in trunks):
+            down.append("trunks")
+        degraded = [
+            t["name"] for t in trunks if not t.get("usable", True) or t.get("quality") not in {None, "ok"}
+        ]
         body: dict[str, Any] = {
-            "status": "down" if down else "up",
+            "status": "down" if down else "degraded" if degraded else "up",
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.started_monotonic, 1),
             "mode": "demo" if self.settings.demo else "live",
@@ -69,6 +79,8 @@ class Health:
         }
         if down:
             body["down"] = down
+        if degraded:
+            body["degraded"] = degraded
         return (503 if down else 200), body
 
     def metrics_text(self) -> bytes:

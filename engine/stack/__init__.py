@@ -23,12 +23,12 @@ import structlog
 
 from engine.domain.trunks import Trunk, usable_trunks
 from engine.errors import StackError
+from engine.services.trunks import Trunks
 from engine.settings import INSTANCE_FILE, PROJECT_ROOT, Settings, instance_record
 from engine.stack import asterisk, postgres, procs
 from engine.stack.root import RootInfo, ensure_root, read_info, root_path
 from engine.store import Database, migrate
 from engine.store.trunks import list_trunks, upsert_trunk
-from engine.telephony.ari import AriClient, AriUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -340,20 +340,11 @@ def after_up_messages(settings: Settings) -> list[str]:
 
 
 async def apply_trunks(settings: Settings) -> list[Trunk]:
-    """Render the trunks table into PJSIP config and reload PJSIP live when Asterisk runs."""
+    """Render the trunks table into PJSIP config and reload PJSIP live when Asterisk runs (what
+    `vocalcast trunk add` does, through the trunks service); the trunks this instance may use."""
     async with Database(settings.dsn, min_size=1, max_size=2) as db:
-        trunks = usable_trunks(await list_trunks(db), demo=settings.demo)
-    asterisk.write_trunks(settings, trunks)
-    if procs.read_pid(settings.state_dir, "asterisk") is not None:
-        async with AriClient(
-            host="127.0.0.1",
-            port=settings.ari_port,
-            user=settings.ari_user,
-            password=settings.require("ari_password"),
-            app=settings.app_name + "-cli",
-        ) as ari:
-            try:
-                await ari.reload_module("res_pjsip.so")
-            except AriUnavailable as exc:
-                raise StackError(f"trunks saved, but Asterisk did not reload them: {exc}") from exc
-    return trunks
+        trunks = Trunks(db, settings)
+        applied = await trunks.apply()
+        if applied.missing:
+            raise StackError(f"Asterisk did not load the trunks {', '.join(applied.missing)}")
+        return usable_trunks(await trunks.all(), demo=settings.demo)

@@ -123,7 +123,7 @@ async def send_by_key(db: Executor, account_id: UUID, key: str) -> Send | None:
     return None if row is None else _send(row)
 
 
-# --- reading -----------------------------------------------------------------------------------------------
+# --- reading ----------------------------------------------------------------------------------------------
 async def scheduled_matching(
     db: Executor, account_id: UUID, message_id: UUID, at: datetime, numbers: Sequence[str]
 ) -> list[UUID]:
@@ -272,9 +272,8 @@ async def change_status(db: Executor, send_id: UUID, action: str, *, account_id:
             raise NotFound(f"no send {send_id}", message_fr="Envoi introuvable.")
         target = transition(action, SendStatus(row["status"]))
         await conn.execute(
-            "UPDATE sends SET status = $2, pause_reason = NULL, ended_at = CASE WHEN $2 = 'cancelled' THEN now() "
-            "ELSE ended_at "
-            "END "
+            "UPDATE sends SET status = $2, pause_reason = NULL, "
+            "ended_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE ended_at END "
             "WHERE id = $1",
             send_id,
             target.value,
@@ -371,7 +370,7 @@ async def _settle_send(db: Executor, sid: UUID, consuming: list[str]) -> int:
         return int(row["n"])
 
 
-# --- the dialer's work -------------------------------------------------------------------------------------
+# --- the dialer's work ------------------------------------------------------------------------------------
 async def start_due(db: Executor, now: datetime) -> list[UUID]:
     """Deferred sends whose time has come (or passed while the engine was down) start now."""
     rows = await db.fetch(
@@ -430,7 +429,7 @@ async def complete_finished(db: Executor) -> list[UUID]:
     return [r["id"] for r in rows]
 
 
-# --- waiting for a trunk --------------------------------------------------------------------------------------
+# --- waiting for a trunk ----------------------------------------------------------------------------------
 async def mark_waiting(db: Executor, routable: str | None, wait_max_s: float) -> tuple[int, int]:
     """Explain, and bound, the waits of due recipients of running sends that no healthy trunk may carry:
     ``routable`` is the regex of the numbers some healthy trunk carries ('' for every number, None for
@@ -453,8 +452,8 @@ async def mark_waiting(db: Executor, routable: str | None, wait_max_s: float) ->
             routable,
         )
         ended = await conn.fetchval(
-            "WITH e AS (UPDATE send_recipients r SET state = 'done', outcome = 'congestion', final_at = now(), "
-            "settled = false FROM sends s WHERE s.id = r.send_id AND s.status = 'running' "
+            "WITH e AS (UPDATE send_recipients r SET state = 'done', outcome = 'congestion', "
+            "final_at = now(), settled = false FROM sends s WHERE s.id = r.send_id AND s.status = 'running' "
             "AND r.state = 'pending' AND r.wait_reason IS NOT NULL "
             "AND r.trunk_wait_since + make_interval(secs => $1) <= now() RETURNING 1) SELECT count(*) FROM e",
             wait_max_s,

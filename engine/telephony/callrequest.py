@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from engine.domain.callplan import CallPlan
 from engine.domain.trunks import DEFAULT_CODECS
@@ -36,6 +37,18 @@ class CallerId:
         return {"CALLERID(pres)": pres, "CONNECTEDLINE(pres,i)": pres}
 
 
+class LegSlots(Protocol):
+    """The trunk's channels and pace, for the second leg of a call (the transfer to the call centre)."""
+
+    def acquire(self) -> bool:
+        """Take a channel and a token of the trunk for the leg; False when it has none to spare now."""
+        ...
+
+    def release(self) -> None:
+        """The leg is gone: its channel is free again."""
+        ...
+
+
 @dataclass(frozen=True)
 class CallRequest:
     attempt_id: str  # a UUID: becomes the channel id (ids that prefix each other collide)
@@ -50,3 +63,4 @@ class CallRequest:
     transfer_caller_id: CallerId | None = None
     variables: dict[str, str] = field(default_factory=dict)
     codecs: tuple[str, ...] = DEFAULT_CODECS  # the trunk's, offered in its order
+    transfer_slots: LegSlots | None = None  # None: the transfer leg is not counted (tests)

@@ -30,10 +30,13 @@ class CallService:
         ari: AriClient,
         router: StasisRouter,
         on_result: Callable[[CallRequest, CallResult], None] | None = None,
+        on_originate: Callable[[float, bool], None] | None = None,
     ) -> None:
         self.ari = ari
         self.router = router
         self._on_result = on_result
+        # (seconds the originate request took, whether Asterisk refused it as overloaded): the dialer's pace
+        self.on_originate = on_originate
         self.calls: dict[str, OutboundCall] = {}
         self._unknown_since: dict[str, float] = {}  # channel id -> monotonic time first seen unknown
 
@@ -48,8 +51,15 @@ class CallService:
         call = OutboundCall(self, request)
         call.route = self.router.attach(request.attempt_id, call)  # before the POST: events may win
         self.calls[request.attempt_id] = call
-        variables = {"VC_APP": self.ari.app, **request.caller_id.variables(), **request.variables}
-        call.originate_sent_at = time.monotonic()
+        variables = {
+            "VC_APP": self.ari.app,
+            # Every leg of a trunk is counted in its group: the dialplan refuses an inbound call when the
+            # trunk's channels are all taken (extensions.conf, [vocalcast-inbound-legs]).
+            "GROUP(vc_trunk)": request.trunk,
+            **request.caller_id.variables(),
+            **request.variables,
+        }
+        call.originate_sent_at = sent = time.monotonic()
         try:
             await self.ari.originate(
                 endpoint=request.endpoint,
@@ -63,7 +73,10 @@ class CallService:
         except AriError as exc:
             # An error reply: Asterisk refused it, nothing was dialled. Fed through the call's queue,
             # so it is ordered with any event that raced the reply.
-            call.route.put({"type": "_OriginateError", "reason": str(exc)})
+            overloaded = _overloaded(exc)
+            self._originated(sent, overloaded=overloaded)
+            reason = f"{'overloaded' if overloaded else 'refused'}: {exc}"
+            call.route.put({"type": "_OriginateError", "reason": reason})
             return call
         except AriUnavailable as exc:
             if _surely_unsent(exc):
@@ -72,9 +85,14 @@ class CallService:
             self.calls.pop(request.attempt_id, None)
             call.route.close()
             raise OriginateUncertain(str(exc)) from exc
+        self._originated(sent, overloaded=False)
         call.originated = True
         call.route.put({"type": "_Originated"})
         return call
+
+    def _originated(self, sent: float, *, overloaded: bool) -> None:
+        if self.on_originate is not None:
+            self.on_originate(time.monotonic() - sent, overloaded)
 
     async def place(self, request: CallRequest) -> CallResult:
         call = await self.start(request)
@@ -180,6 +198,15 @@ class SweepReport:
     vanished: list[str]
     transfer_legs_vanished: list[str]
     hung_up: list[str]
+
+
+def _overloaded(exc: AriError) -> bool:
+    """Asterisk (or what stands in front of its HTTP server) could not take the request now — not a
+    refusal of this call: 502/503/504, or a 500 other than "Allocation failed" (the trunk's endpoint is
+    unavailable, a trunk-side refusal)."""
+    if exc.status in {502, 503, 504}:
+        return True
+    return exc.status == 500 and "Allocation failed" not in str(exc)
 
 
 def _surely_unsent(exc: AriUnavailable) -> bool:

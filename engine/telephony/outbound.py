@@ -86,6 +86,7 @@ class OutboundCall:
         self._bridge_id: str | None = None
         self._callee_gone = False
         self._transfer_gone = True
+        self._transfer_slot_held = False
         self._beep_detection = False
         self._beep_heard = False
         self._sound_heard = False
@@ -137,6 +138,7 @@ class OutboundCall:
             if not self._transfer_gone:
                 self._log.warning("call.transfer_vanished")
                 self._transfer_gone = True
+                self._release_transfer_slot()
                 await self._feed(ce.TransferEnded())
             self._maybe_close()
             return
@@ -260,6 +262,7 @@ class OutboundCall:
             await self._feed(ce.TransferAnswered())
         elif kind == "ChannelDestroyed":
             self._transfer_gone = True
+            self._release_transfer_slot()
             await self._feed(
                 ce.TransferEnded(_int(event.get("cause")), _sip_code(event), self._transfer_dialstatus)
             )
@@ -349,6 +352,14 @@ class OutboundCall:
         if request.transfer_endpoint is None:
             await self._feed(ce.TransferEnded())
             return
+        slots = request.transfer_slots
+        if slots is not None and not slots.acquire():
+            # The trunk's channels (or its pace) are all taken: placing the leg would break the carrier's
+            # limit. The transfer fails: the callee hears the apology and the message again.
+            self._log.warning("call.transfer_refused_trunk_full")
+            await self._feed(ce.TransferEnded())
+            return
+        self._transfer_slot_held = slots is not None
         self._transfer_id = str(uuid.uuid4())
         self._transfer_gone = False
         self.service.router.alias(self._route(), self._transfer_id)
@@ -360,15 +371,21 @@ class OutboundCall:
                 app_args="transfer",
                 timeout_s=timeout_s,
                 caller_id=caller.ari_caller_id(),
-                variables=caller.variables(),
+                variables={"GROUP(vc_trunk)": request.trunk, **caller.variables()},
                 originator=self.channel_id,
             )
         except (AriError, AriUnavailable) as exc:
             self._log.warning("call.transfer_originate_failed", error=str(exc))
             self._transfer_gone = True
+            self._release_transfer_slot()
             await self._feed(ce.TransferEnded())
             return
         self.transfer_originated = True
+
+    def _release_transfer_slot(self) -> None:
+        if self._transfer_slot_held and self.request.transfer_slots is not None:
+            self._transfer_slot_held = False
+            self.request.transfer_slots.release()
 
     def _finish(self, result: CallResult) -> None:
         for timer in self._timers.values():
@@ -416,6 +433,7 @@ class OutboundCall:
             self._close()
 
     def _close(self) -> None:
+        self._release_transfer_slot()  # its ChannelDestroyed was lost: the sweep or the linger ends it
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None

@@ -135,13 +135,3 @@ class SipWatch(asyncio.DatagramProtocol):
             if oldest.first_seen >= horizon and len(self._seen) <= MAX_KEPT:
                 break
             self._seen.popitem(last=False)
-
-
-async def listen(host: str, port: int, *, password: str = "") -> tuple[asyncio.DatagramTransport, SipWatch]:
-    """The HEP receiver on ``host:port`` (loopback): close the transport to stop it."""
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: SipWatch(password=password), local_addr=(host, port)
-    )
-    log.info("sipwatch.listening", host=host, port=port)
-    return transport, protocol

@@ -72,6 +72,7 @@ def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int, qualify_fr
         f"timers_sess_expires = {session_expires_s}",
         "language = fr",
         "tone_zone = fr",
+        f"{f'device_state_busy_at = {t.max_channels}':<35}; its channels: inbound calls above are refused",
         f"aors = {t.name}",
     ]
     if t.from_user:

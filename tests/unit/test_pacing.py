@@ -1,10 +1,10 @@
-"""Token buckets and trunk choice: never faster than the limit, failing trunks only as a last resort."""
+"""Token buckets and the adaptive pace: never faster than the limit, slower when Asterisk struggles."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.domain.pacing import TokenBucket, TrunkLoad, pick_trunk
+from engine.domain.pacing import AdaptivePace, TokenBucket
 
 
 def test_bucket_never_gives_more_than_rate_times_time_plus_burst() -> None:
@@ -29,15 +29,18 @@ def test_bucket_wait_and_validation() -> None:
         TokenBucket(0)
 
 
-def load(name: str, priority: int, active: int = 0, tokens: int = 5, failing: bool = False) -> TrunkLoad:
-    return TrunkLoad(name, priority, active, 10, tokens, failing)
-
-
-def test_pick_trunk_by_priority_room_tokens_and_health() -> None:
-    assert pick_trunk([load("b", 20), load("a", 10)]) == "a"
-    assert pick_trunk([load("a", 10, active=10), load("b", 20)]) == "b"  # full
-    assert pick_trunk([load("a", 10, tokens=0), load("b", 20)]) == "b"  # no token this tick
-    assert pick_trunk([load("a", 10, failing=True), load("b", 20)]) == "b"  # refused calls recently
-    assert pick_trunk([load("a", 10, failing=True)]) == "a"  # still better than not calling
-    assert pick_trunk([load("a", 10)], exclude=frozenset({"a"})) is None
-    assert pick_trunk([]) is None
+def test_adaptive_pace_cuts_on_trouble_and_grows_back() -> None:
+    pace = AdaptivePace(20.0, now=0.0, step_cps=2.0, decrease=0.5, slow_s=1.0, hold_s=1.0)
+    pace.observe(0.1, latency_s=0.05, overloaded=False)
+    assert pace.current(0.1) == 20.0
+    pace.observe(0.2, latency_s=2.0, overloaded=False)  # slow: cut
+    assert pace.current(0.2) == 10.0
+    pace.observe(0.3, latency_s=0.0, overloaded=True)  # within the hold: one signal, not two
+    assert pace.current(0.3) == 10.0
+    pace.observe(1.2, latency_s=0.0, overloaded=True)  # the hold after the first cut is over
+    assert pace.current(1.2) == 5.0
+    assert pace.current(4.2) == pytest.approx(5.0 + 2.0 * 2.0)  # grows after the hold, 2 calls/s per second
+    assert pace.current(100.0) == 20.0  # never above the ceiling
+    for t in range(200, 260):
+        pace.observe(float(t), latency_s=0.0, overloaded=True)
+    assert pace.current(260.0) >= 1.0  # never below the floor

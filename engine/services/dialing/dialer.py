@@ -1,15 +1,18 @@
-"""The dialer: due work from PostgreSQL → calls through the call-flow adapter, as fast as the trunks
-allow and never faster; retries, credits, failover, and reconciliation after crashes and gaps.
+"""The dialer: due work from PostgreSQL → calls through the call-flow adapter, as fast as the trunks and
+Asterisk allow and never faster; retries, credits, failover, and reconciliation after crashes and gaps.
 
 Never call anyone twice by mistake: an attempt row is committed before its originate request, and
 an attempt whose originate may have been sent is only ever reconciled (channels, then CDRs).
+
+The parts: the trunk pool and its watch (which trunk may take which call: trunkpool.py, trunkwatch.py),
+one attempt from originate to recorded result (attempt.py), adoption of calls that outlived a gap
+(adoption.py), results written in batches (results.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -19,45 +22,34 @@ from uuid import UUID
 
 import structlog
 
+from engine.domain.breaker import BreakerSettings
 from engine.domain.callevents import CallResult
 from engine.domain.callplan import CallPlan, DropMode
-from engine.domain.numbers import format_for_trunk, mask_number
-from engine.domain.retries import RetryPolicy
-from engine.domain.trunks import Trunk, usable_trunks
+from engine.domain.pacing import AdaptivePace
+from engine.domain.quality import QualityRules
+from engine.domain.retries import RetryPolicy, RetryTiming
 from engine.errors import DatabaseUnavailable, TelephonyUnavailable
 from engine.media.paths import prompt_uri, sound_uri
 from engine.metrics import Metrics
 from engine.services.dialing.adoption import Adoption
+from engine.services.dialing.attempt import Attempts, SendContext
 from engine.services.dialing.results import ResultWriter
 from engine.services.dialing.trunkpool import TrunkPool
+from engine.services.dialing.trunkwatch import TrunkWatch
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
-from engine.store.attempts import Claim
-from engine.store.trunks import list_trunks
-from engine.telephony.ari import AriClient, AriError
-from engine.telephony.callrequest import CallerId, CallRequest, OriginateUncertain
+from engine.store.attempts import Claim, Slot
+from engine.telephony.ari import AriClient, AriError, Event
 from engine.telephony.calls import CallService
+from engine.telephony.sipwatch import SipWatch
 
 log = structlog.get_logger(__name__)
 
 TICK_S = 0.1  # the loop wakes at least this often when there is work; sooner on wake()
 IDLE_S = 0.25  # and this often when idle (deferred sends start within it)
-TRUNK_REFRESH_S = 5.0
 RECONCILE_EVERY_S = 15.0  # open attempts nobody follows (uncertain originates, results lost) are looked at
-
-
-@dataclass(frozen=True)
-class SendContext:
-    """What every call of a send needs, read once per send."""
-
-    send_id: UUID
-    account_id: UUID
-    plan: CallPlan
-    sender_e164: str | None
-    policy: RetryPolicy
-    demo: bool
 
 
 @dataclass
@@ -67,7 +59,15 @@ class DialerState:
 
 class Dialer:
     def __init__(
-        self, settings: Settings, db: Database, ari: AriClient, calls: CallService, metrics: Metrics
+        self,
+        settings: Settings,
+        db: Database,
+        ari: AriClient,
+        calls: CallService,
+        metrics: Metrics,
+        *,
+        trunk_events: AriClient | None = None,
+        sipwatch: SipWatch | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -76,22 +76,52 @@ class Dialer:
         self.metrics = metrics
         self.node = settings.node_name
         self.state = DialerState()
+        now = time.monotonic()
         self.pool = TrunkPool(
-            max_channels=settings.max_channels, max_cps=settings.max_cps, now=time.monotonic()
+            max_channels=settings.max_channels,
+            max_cps=settings.max_cps,
+            now=now,
+            breaker=BreakerSettings(
+                window_s=settings.breaker_window_s,
+                min_failures=settings.breaker_min_failures,
+                failure_ratio=settings.breaker_failure_ratio,
+                cooldown_first_s=settings.breaker_cooldown_s,
+                cooldown_max_s=settings.breaker_cooldown_max_s,
+                retry_after_max_s=settings.retry_after_max_s,
+            ),
+            quality=QualityRules(
+                alarm_ratio=settings.asr_alarm_ratio,
+                cutoff_ratio=settings.asr_cutoff_ratio,
+                min_calls=settings.asr_min_calls,
+            ),
+        )
+        self.pace = AdaptivePace(settings.max_cps, now=now) if settings.max_cps > 0 else None
+        calls.on_originate = self._on_originate_latency
+        self.watch = TrunkWatch(settings, db, ari, events=trunk_events, pool=self.pool, metrics=metrics)
+        self._results = ResultWriter(
+            db, RetryTiming(busy=settings.retry_busy_factor, no_answer=settings.retry_no_answer_factor)
+        )
+        self.attempts = Attempts(
+            settings,
+            db,
+            calls,
+            pool=self.pool,
+            results=self._results,
+            metrics=metrics,
+            node=self.node,
+            app=ari.app,
+            wake=self.wake,
+            sipwatch=sipwatch,
         )
         self._wake = asyncio.Event()
         self._contexts: dict[UUID, SendContext] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._trunks_at = 0.0
+        self._checked_at = float("-inf")
         self._completed_at = 0.0
         self._started_due_at = float("-inf")
         self._token_due: float | None = None
         self._reconciled_at = time.monotonic()
-        self._recording: set[UUID] = set()  # attempts whose result is being written
-        self._results = ResultWriter(db)
         self.adoption = Adoption(settings, db, ari, calls.router, self, node=self.node)
-        self.originates = 0
-        self.on_originate: Callable[[Claim], None] | None = None  # tests and benches count originates
 
     # --- public --------------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -101,8 +131,24 @@ class Dialer:
     def active(self) -> int:
         return self.pool.active
 
+    @property
+    def originates(self) -> int:
+        return self.attempts.originates
+
+    @property
+    def on_originate(self) -> Callable[[Claim], None] | None:
+        return self.attempts.on_originate
+
+    @on_originate.setter
+    def on_originate(self, hook: Callable[[Claim], None] | None) -> None:
+        self.attempts.on_originate = hook  # tests and benches count originates
+
     def trunk_stats(self) -> dict[str, dict[str, object]]:
         return self.pool.stats(time.monotonic())
+
+    def on_trunk_event(self, event: Event) -> None:
+        """An event of the trunks' own ARI application (endpoint states, inbound channels)."""
+        self.watch.on_event(event)
 
     async def run(self) -> None:
         """Forever: start due sends, claim work while trunks have room, complete finished sends."""
@@ -143,20 +189,26 @@ class Dialer:
             self._started_due_at = time.monotonic()
             for send_id in await sends_store.start_due(self.db, now_dt):
                 log.info("send.started", send_id=str(send_id))
-        await self._refresh_trunks()
+        if time.monotonic() - self._checked_at >= self.settings.trunk_check_s or not self.pool.trunks:
+            self._checked_at = time.monotonic()
+            await self.watch.check()
         if not self.ari.ready:
             self.state.blocked_reason = "asterisk unavailable"
             return
         if not self.adoption.done_after_connect.is_set():
             return
+        now = time.monotonic()
         if not self.pool.trunks:
             self.state.blocked_reason = (
                 "no trunk: add one with `vocalcast trunk add`, or run in demo mode (VOCALCAST_DEMO=1)"
             )
-            await self._complete()
-            return
-        self.state.blocked_reason = ""
-        await self._dispatch(now_dt)
+        elif all(t.unhealthy_reason(now) for t in self.pool.trunks.values()):
+            self.state.blocked_reason = "no usable trunk: " + "; ".join(
+                f"{name} {t.unhealthy_reason(now)}" for name, t in self.pool.trunks.items()
+            )
+        else:
+            self.state.blocked_reason = ""
+            await self._dispatch(now_dt)
         await self._complete()
         if time.monotonic() - self._reconciled_at > RECONCILE_EVERY_S:
             self._reconciled_at = time.monotonic()
@@ -170,13 +222,6 @@ class Dialer:
         for send_id in await sends_store.complete_finished(self.db):
             self._contexts.pop(send_id, None)
             log.info("send.completed", send_id=str(send_id))
-
-    async def _refresh_trunks(self) -> None:
-        now = time.monotonic()
-        if now - self._trunks_at < TRUNK_REFRESH_S and self.pool.trunks:
-            return
-        self._trunks_at = now
-        self.pool.refresh(usable_trunks(await list_trunks(self.db), demo=self.settings.demo), now)
 
     def _wait_s(self) -> float:
         """Until the next cycle: a tick while calls run, longer when idle, and exactly the next token's
@@ -192,8 +237,23 @@ class Dialer:
         if wait is not None:
             self._token_due = now + wait
 
+    def _on_originate_latency(self, latency_s: float, overloaded: bool) -> None:
+        """Asterisk's answer to an originate: slow or refused as overloaded slows the engine's pace."""
+        if self.pace is None:
+            return
+        now = time.monotonic()
+        before = self.pace.current(now)
+        self.pace.observe(now, latency_s=latency_s, overloaded=overloaded)
+        after = self.pace.current(now)
+        self.pool.set_engine_rate(after, now)
+        if after < before:
+            log.warning("dialer.pace_lowered", calls_per_s=round(after, 1), latency_s=round(latency_s, 3))
+        self.metrics.pace.set(after)
+
     async def _dispatch(self, now_dt: datetime) -> None:
         now = time.monotonic()
+        if self.pace is not None:
+            self.pool.set_engine_rate(self.pace.current(now), now)
         free = self.pool.free_slots(now)
         if free <= 0:
             if self.active < self.settings.max_channels:
@@ -202,22 +262,43 @@ class Dialer:
         sends = await sends_store.runnable_sends(self.db, now_dt)
         if not sends:
             return
-        # Share the free slots between sends, one at a time, least served first, each slot on the
-        # trunk pick_trunk chooses given what the previous slots took.
-        trunks = self.pool.plan(free, now)
-        if len(trunks) < free:
+        classes = self.pool.plan(now)
+        if not classes:
             self._note_token_wait(now)
-        wanted: dict[UUID, list[str]] = {}
-        for i, trunk in enumerate(trunks):
-            wanted.setdefault(sends[i % len(sends)].id, []).append(trunk)
-        for send_id, trunk_names in wanted.items():
-            context = await self.send_context(send_id)
+            return
+        # Each send in turn, least served first, gets its share of what is left: of the engine's free
+        # slots and of every route class's slots (what one send's numbers cannot use, the next may).
+        rooms = [list(c.trunks) for c in classes]
+        for index, send in enumerate(sends):
+            if free <= 0 or not any(rooms):
+                break
+            share = -(-free // (len(sends) - index))  # ceil
+            slots = [
+                Slot(t, i + 1, self.pool.trunks[t].trunk.demo) for i, room in enumerate(rooms) for t in room
+            ]
             claims = await attempts_store.claim(
-                self.db, send_id, trunk_names, node=self.node, app=self.ari.app, demo=context.demo, now=now_dt
+                self.db,
+                send.id,
+                [(c.pattern, len(room)) for c, room in zip(classes, rooms, strict=True)],
+                slots,
+                limit=share,
+                node=self.node,
+                app=self.ari.app,
+                now=now_dt,
             )
+            if not claims:
+                continue
+            context = await self.send_context(send.id)
             for claim in claims:
+                for room in rooms:
+                    if claim.trunk in room:
+                        room.remove(claim.trunk)
+                        break
                 self.pool.take(claim.trunk, now)
-                self._spawn(self._attempt(claim, context), claim)
+                self._spawn(self.attempts.run(claim, context), claim)
+            free -= len(claims)
+        if free > 0:
+            self._note_token_wait(now)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], claim: Claim) -> None:
         task = asyncio.create_task(coro, name=f"attempt-{claim.attempt_id}")
@@ -260,124 +341,7 @@ class Dialer:
         self._contexts[send_id] = context
         return context
 
-    # --- one attempt -------------------------------------------------------------------------------------
-    def _request(self, claim: Claim, context: SendContext, trunk: Trunk) -> CallRequest:
-        def wire(e164: str) -> str:
-            return format_for_trunk(e164, trunk.number_format)
-
-        if context.sender_e164:
-            caller = CallerId(wire(context.sender_e164), hidden=False)
-        else:
-            caller = CallerId(trunk.pai_number, hidden=True)
-        # The call centre sees who is calling: the callee's number.
-        transfer_caller = CallerId(wire(claim.e164), hidden=False)
-        plan, number, variables = context.plan, wire(claim.e164), {}
-        if plan.drop_mode is not DropMode.none and trunk.offers_deposit:
-            # The operator's direct deposit: its mailbox platform answers, the phone does not ring.
-            plan = dataclasses.replace(plan, drop_mode=DropMode.direct)
-            number = (trunk.deposit_prefix or "") + number
-            header = trunk.deposit_header_pair()
-            if header is not None:
-                variables[f"PJSIP_HEADER(add,{header[0]})"] = header[1]
-        return CallRequest(
-            attempt_id=str(claim.attempt_id),
-            endpoint=trunk.dial_string(number),
-            trunk=trunk.name,
-            plan=plan,
-            variables=variables,
-            caller_id=caller,
-            ring_timeout_s=self.settings.ring_timeout_s,
-            callee_number=claim.e164,
-            transfer_endpoint=lambda number: trunk.dial_string(wire(number)),
-            transfer_caller_id=transfer_caller,
-            codecs=trunk.codecs,
-        )
-
-    async def _attempt(self, claim: Claim, context: SendContext) -> None:
-        tried: set[str] = set()
-        current = claim
-        slot: str | None = current.trunk  # the trunk whose channel slot this task holds
-        try:
-            while True:
-                tried.add(current.trunk)
-                result = await self._call(current, context)
-                # The call is over: its channel is free for the next one before its result is written
-                # (the recipient stays "calling" and the attempt open until then: crash-safe).
-                self.release_slot(current.trunk)
-                slot = None
-                self.wake()
-                if result is None:
-                    return  # uncertain: reconciled later, never resent
-                if result.may_fail_over:
-                    self.pool.mark_failing(current.trunk, time.monotonic())
-                    other = self.pool.failover_target(frozenset(tried), time.monotonic())
-                    if other is not None:
-                        self.pool.take_slot(other)
-                        slot = other
-                        await self.pool.wait_for_token(other)
-                        await self.record(current, result, context.policy, failed_over=True)
-                        current = await attempts_store.failover_attempt(
-                            self.db, current, other, node=self.node, app=self.ari.app, demo=context.demo
-                        )
-                        log.info(
-                            "call.failover",
-                            attempt_id=str(current.attempt_id),
-                            from_trunk=claim.trunk,
-                            to_trunk=other,
-                        )
-                        continue
-                await self.record(current, result, context.policy)
-                return
-        finally:
-            if slot is not None:
-                self.release_slot(slot)
-                self.wake()
-
-    def release_slot(self, trunk: str) -> None:
-        self.pool.release_slot(trunk)
-
-    async def _call(self, claim: Claim, context: SendContext) -> CallResult | None:
-        trunk_state = self.pool.trunks.get(claim.trunk)
-        if trunk_state is None:
-            await attempts_store.requeue(self.db, claim)
-            return None
-        request = self._request(claim, context, trunk_state.trunk)
-        self.originates += 1
-        if self.on_originate is not None:
-            self.on_originate(claim)
-        log.debug(
-            "call.originate",
-            attempt_id=str(claim.attempt_id),
-            trunk=claim.trunk,
-            number=mask_number(claim.e164),
-            attempt_no=claim.attempt_no,
-        )
-        try:
-            call = await self.calls.start(request)
-        except OriginateUncertain as exc:
-            self.metrics.originates.labels(claim.trunk, "uncertain").inc()
-            log.warning("call.originate_uncertain", attempt_id=str(claim.attempt_id), error=str(exc))
-            return None
-        self.metrics.originates.labels(claim.trunk, "sent").inc()
-        self.metrics.calls_in_progress.labels(claim.trunk).inc()
-        try:
-            result = await call.done
-        finally:
-            self.metrics.calls_in_progress.labels(claim.trunk).dec()
-        self._observe(claim.trunk, result)
-        return result
-
-    def _observe(self, trunk: str, result: CallResult) -> None:
-        self.metrics.outcomes.labels(trunk, result.outcome.value).inc()
-        if result.sip_code:
-            self.metrics.sip_codes.labels(trunk, str(result.sip_code)).inc()
-        state = self.pool.trunks.get(trunk)
-        if state is not None:
-            state.ended += 1
-            if result.answered_at is not None:
-                state.answered += 1
-                self.metrics.answered.labels(trunk).inc()
-
+    # --- results, and adoption (engine.services.dialing.adoption) ----------------------------------------
     async def record(
         self,
         claim: Claim,
@@ -387,53 +351,21 @@ class Dialer:
         failed_over: bool = False,
         reconciled: str | None = None,
     ) -> None:
-        """Write the result; while PostgreSQL is away, keep it and retry (nothing is lost)."""
-        self._recording.add(claim.attempt_id)
-        try:
-            await self._write(claim, result, policy, failed_over=failed_over, reconciled=reconciled)
-        finally:
-            self._recording.discard(claim.attempt_id)
+        await self.attempts.record(claim, result, policy, failed_over=failed_over, reconciled=reconciled)
 
-    async def _write(
-        self,
-        claim: Claim,
-        result: CallResult,
-        policy: RetryPolicy,
-        *,
-        failed_over: bool,
-        reconciled: str | None,
-    ) -> None:
-        delay = 0.2
-        while True:
-            try:
-                recorded = await self._results.record(
-                    attempts_store.Result(
-                        claim, result, policy, failed_over=failed_over, reconciled=reconciled
-                    )
-                )
-                log.info(
-                    "attempt.recorded",
-                    attempt_id=str(claim.attempt_id),
-                    send_id=str(claim.send_id),
-                    outcome=result.outcome.value,
-                    final=recorded.final,
-                    reconciled=reconciled,
-                )
-                return
-            except DatabaseUnavailable:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+    def release_slot(self, trunk: str) -> None:
+        self.pool.release_slot(trunk)
 
-    # --- adoption (engine.services.dialing.adoption) ------------------------------------------------------
     async def reconcile(self) -> None:
         """After a (re)connection: follow this node's open attempts to an outcome (see Adoption)."""
         await self.adoption.after_connect()
 
     def connection_lost(self) -> None:
         self.adoption.connection_lost()
+        self.watch.connection_lost()
 
     def follows(self, attempt_id: UUID) -> bool:
-        return str(attempt_id) in self.calls.calls or attempt_id in self._recording
+        return str(attempt_id) in self.calls.calls or attempt_id in self.attempts.recording
 
     async def message_uri(self, send_id: UUID) -> str:
         return (await self.send_context(send_id)).plan.message
@@ -441,7 +373,7 @@ class Dialer:
     def take_slot(self, trunk: str) -> None:
         self.pool.take_slot(trunk)
 
-    # --- what monitoring reads (engine.services.health.Telephony) -------------------------------------------
+    # --- what monitoring reads (engine.services.health.Telephony) ------------------------------------------
     @property
     def ready(self) -> bool:
         return self.ari.ready

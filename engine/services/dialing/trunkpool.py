@@ -137,6 +137,11 @@ class TrunkPool:
     def loads(self, now: float) -> list[TrunkLoad]:
         return [t.load(now) for t in self.trunks.values()]
 
+    def set_engine_rate(self, rate: float, now: float) -> None:
+        """The engine's pace (its adaptive pace, under VOCALCAST_MAX_CPS)."""
+        if self._global is not None and rate > 0 and rate != self._global.rate:
+            self._global.set_rate(rate, now)
+
     def free_slots(self, now: float) -> int:
         """New calls the engine may place right now, all trunks together."""
         free = self.max_channels - self.active
@@ -184,7 +189,7 @@ class TrunkPool:
         positive = [w for w in waits if w > 0]
         return min(positive) if positive else None
 
-    # --- legs ------------------------------------------------------------------------------------------------
+    # --- legs ----------------------------------------------------------------------------------------------
     def take(self, name: str, now: float) -> None:
         """A call placed on ``name``: a channel and a token of it (and of the engine)."""
         state = self.trunks[name]
@@ -231,7 +236,7 @@ class TrunkPool:
         state.bucket.take(now)
         state.breaker.on_call(now)
 
-    # --- results ----------------------------------------------------------------------------------------------
+    # --- results -------------------------------------------------------------------------------------------
     def trunk_failed(self, name: str, now: float, reason: str, *, retry_after_s: float | None = None) -> None:
         state = self.trunks.get(name)
         if state is not None:
