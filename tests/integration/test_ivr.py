@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 import socket
 import subprocess
 from array import array
@@ -41,10 +40,7 @@ from tests.support.dtmfpcap import RtpPcapBuilder
 from tests.support.rtpcapture import RtpCapture, samples_to
 from tests.support.sipp import SippProcess
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not shutil.which("espeak-ng"), reason="needs espeak-ng for the spoken message"),
-]
+pytestmark = pytest.mark.integration
 
 SIPP_DIR = Path(__file__).parent.parent / "sipp"
 DID = "0172360170"
