@@ -404,6 +404,11 @@ def test_tshark_reads_generated_pcaps(tmp_path: Path) -> None:
 # --- live capture on lo ----------------------------------------------------------------------------
 
 
+def _receive(sock: socket.socket) -> bytes:
+    sock.settimeout(5)
+    return sock.recv(2048)
+
+
 async def test_capture_sees_each_loopback_packet_once(tmp_path: Path) -> None:
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
@@ -420,13 +425,23 @@ async def test_capture_sees_each_loopback_packet_once(tmp_path: Path) -> None:
             sender.sendto(RtpPacket(0, 10 + i, 160 * i, 77, chunk).to_bytes(), ("127.0.0.1", port))
         sender.sendto(RtpPacket(0, 1, 0, 78, chunks[0]).to_bytes(), ("127.0.0.1", other_port))
         sender.sendto(b"not rtp", ("127.0.0.1", port))
-        await capture.wait_for(lambda c: len(c.datagrams) >= 4, timeout_s=5)
-        await asyncio.sleep(0.05)  # would let a duplicate copy or the other port's packet arrive
+        # Sent last: on loopback everything sent before it (a duplicate copy of a packet, the other
+        # port's packet) reaches the capture before it, so once it is seen nothing else can come.
+        sender.sendto(b"last", ("127.0.0.1", port))
+        await capture.wait_for(lambda c: any(d.payload == b"last" for d in c.datagrams), timeout_s=5)
+        # And the kernel delivered every datagram, the one to the other port included.
+        assert [_receive(receiver) for _ in range(5)][-1] == b"last"
+        assert RtpPacket.parse(_receive(other)) == RtpPacket(0, 1, 0, 78, chunks[0])
         streams = capture.stop()
     finally:
         for sock in (receiver, other, sender):
             sock.close()
-    assert len(capture.datagrams) == 4  # one copy of each, the other port filtered out
+    # One copy of each, in order, the other port's packet filtered out.
+    assert [d.payload for d in capture.datagrams] == [
+        *(RtpPacket(0, 10 + i, 160 * i, 77, chunk).to_bytes() for i, chunk in enumerate(chunks)),
+        b"not rtp",
+        b"last",
+    ]
     [stream] = streams
     assert stream.key == ("127.0.0.1", sender_port, "127.0.0.1", port, 77)
     assert stream.seqs() == [10, 11, 12]
@@ -434,7 +449,7 @@ async def test_capture_sees_each_loopback_packet_once(tmp_path: Path) -> None:
     saved = capture.save_pcap(tmp_path / "capture.pcap")
     assert [d.payload for d in read_pcap(saved)] == [d.payload for d in capture.datagrams]
     rows = tshark_fields(saved, "udp.dstport", "rtp.seq", options=("-d", f"udp.port=={port},rtp"))
-    assert rows == [[str(port), "10"], [str(port), "11"], [str(port), "12"], [str(port), ""]]
+    assert rows == [[str(port), "10"], [str(port), "11"], [str(port), "12"], [str(port), ""], [str(port), ""]]
 
 
 # --- SIPp --------------------------------------------------------------------------------------------
