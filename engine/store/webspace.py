@@ -13,8 +13,7 @@ from typing import Final
 from uuid import UUID
 
 from engine.domain.sends import SendStatus
-from engine.store.accounts import Executor, in_transaction
-from engine.store.db import Database, rows_affected
+from engine.store.db import Database, Executor, in_transaction, rows_affected
 from engine.store.sends import _SEND_COLUMNS, Send, _send
 
 # A session lives until it has been idle this long, and never longer than the absolute limit.

@@ -24,7 +24,8 @@ from engine.settings import PROJECT_ROOT, Settings
 from engine.store import Database
 from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
-from engine.store.accounts import balance, create_account
+from engine.store.accounts import create_account
+from engine.store.credits import balance
 from tests.integration.dialing import customer, targets
 
 

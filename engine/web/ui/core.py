@@ -294,7 +294,7 @@ def _forbidden(page: Page) -> web.Response:
 async def _visit(request: web.Request) -> Page | web.StreamResponse:
     """The request's visitor as a Page, or the 503 answer while the database is away."""
     try:
-        found = await sessions.visitor(request, request.config_dict[DB], services_of(request).settings)
+        found = await sessions.visitor(request, services_of(request))
     except DatabaseUnavailable:
         return web.Response(text="Service momentanément indisponible.", status=503, content_type="text/plain")
     return Page(request, found)
