@@ -41,7 +41,8 @@ from engine.stack.root import root_path
 from engine.store import Database
 from engine.store.trunks import remove_trunk, upsert_trunk
 from engine.telephony.ari import events_task
-from engine.telephony.calls import CallerId, CallRequest, CallService
+from engine.telephony.callrequest import CallerId, CallRequest
+from engine.telephony.calls import CallService
 from engine.telephony.stasis import StasisRouter
 from tests.support import tones
 from tests.support.callee import Behaviour, asterisk_media_port, audio_pcap, callee, invite_to, speech, to_8k

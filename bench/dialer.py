@@ -37,7 +37,7 @@ from engine.store import Database
 from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
 from engine.telephony.ari import events_task
-from engine.telephony.calls import CallerId
+from engine.telephony.callrequest import CallerId
 
 R = stackutil.rounded
 

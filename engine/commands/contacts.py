@@ -11,15 +11,13 @@ import json
 import sys
 from typing import Any
 
-from engine.commands.account import run_with_db
 from engine.commands.inputs import read_input
-from engine.services.contacts_import import ImportReport, import_contacts_csv, report_json
-from engine.settings import Settings
-from engine.store import Database
-from engine.store import contacts as store
-from engine.store.accounts import account_by_email
+from engine.commands.runner import run_with_services
+from engine.domain.contacts import MAX_PAGE_SIZE, Contact, Group
+from engine.services import Services
+from engine.services.contacts_import import ImportReport, report_json
 
-LIST_PAGE_SIZE = store.MAX_PAGE_SIZE
+LIST_PAGE_SIZE = MAX_PAGE_SIZE
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,13 +54,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _import(args: argparse.Namespace) -> int:
     data = read_input(args.file)
 
-    async def run(db: Database, settings: Settings) -> ImportReport:
-        account = await account_by_email(db, args.account)
-        return await import_contacts_csv(
-            db, account.id, data, allow_international=account.allow_international
-        )
+    async def run(services: Services) -> ImportReport:
+        account = await services.accounts.by_email(args.account)
+        return await services.contacts.import_csv(account, data)
 
-    report = run_with_db(run)
+    report = run_with_services(run)
     if args.json:
         print(json.dumps(report_json(report), ensure_ascii=False))
         return 0
@@ -77,7 +73,7 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
-def contact_json(contact: store.Contact) -> dict[str, Any]:
+def contact_json(contact: Contact) -> dict[str, Any]:
     """A contact as the CLI and the API show it."""
     return {
         "id": contact.id,
@@ -96,16 +92,15 @@ def contact_json(contact: store.Contact) -> dict[str, Any]:
 def _list(args: argparse.Namespace) -> int:
     out = sys.stdout
 
-    async def run(db: Database, settings: Settings) -> int:
-        account = await account_by_email(db, args.account)
+    async def run(services: Services) -> int:
+        account = await services.accounts.by_email(args.account)
         group_id = None
         if args.group is not None:
-            group_id = (await store.group_by_name(db, account.id, args.group)).id
+            group_id = (await services.contacts.group_by_name(account.id, args.group)).id
         after: str | None = None
         shown = 0
         while True:
-            page = await store.list_contacts(
-                db,
+            page = await services.contacts.page(
                 account.id,
                 group_id=group_id,
                 search=args.search,
@@ -125,18 +120,18 @@ def _list(args: argparse.Namespace) -> int:
                 return shown
             after = page.next_cursor
 
-    shown = run_with_db(run)
+    shown = run_with_services(run)
     if not args.json:
         print(f"{shown} contacts", file=sys.stderr)
     return 0
 
 
 def _groups(args: argparse.Namespace) -> int:
-    async def run(db: Database, settings: Settings) -> list[store.Group]:
-        account = await account_by_email(db, args.account)
-        return await store.list_groups(db, account.id)
+    async def run(services: Services) -> list[Group]:
+        account = await services.accounts.by_email(args.account)
+        return await services.contacts.groups(account.id)
 
-    for group in run_with_db(run):
+    for group in run_with_services(run):
         if args.json:
             record = {
                 "id": group.id,

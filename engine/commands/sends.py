@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from datetime import UTC, datetime
@@ -11,16 +10,13 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from engine.commands.runner import run_with_services
 from engine.domain.recipients import parse_paste
 from engine.domain.schedule import parse_deferred
-from engine.domain.sends import Target
+from engine.domain.sends import Send, Target
 from engine.errors import InvalidInput
-from engine.services.sends import DEFAULT, create_send, steer
-from engine.settings import Settings
-from engine.store import Database
-from engine.store import messages as messages_store
-from engine.store import sends as sends_store
-from engine.store.accounts import account_by_email
+from engine.services import Services
+from engine.services.sends import DEFAULT
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,46 +59,44 @@ def _opt(value: str | None, *, off_means_none: bool = True) -> Any:
 
 
 def _send(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
     text = sys.stdin.read() if args.numbers == "-" else Path(args.numbers).read_text(encoding="utf-8")
     at = parse_deferred(args.at, datetime.now(UTC)).at_utc if args.at else None
     if (args.retries is None) != (args.interval is None) and args.retries:
         raise InvalidInput("bad_retry_policy", "--retries and --interval go together")
 
-    async def run() -> dict[str, Any]:
-        async with Database(settings.dsn, min_size=1, max_size=2) as db:
-            account = await account_by_email(db, args.account)
-            report = parse_paste(
-                text, max_numbers=settings.max_recipients, allow_international=account.allow_international
-            )
-            refused = [line for line in report.lines if line.refusal is not None]
-            greeting = _opt(args.greeting)
-            created = await create_send(
-                db,
-                settings,
-                account,
-                message_ref=args.ref,
-                targets=[Target(n) for n in report.numbers],
-                origin="cli",
-                comment=args.comment,
-                at=at,
-                greeting_ref=int(greeting) if isinstance(greeting, str) else greeting,
-                transfer=_opt(args.transfer),
-                sender=_opt(args.sender),
-                retries=DEFAULT if args.retries is None else args.retries,
-                retry_interval_s=DEFAULT if args.interval is None else args.interval * 60,
-                voicemail_drop=True if args.depot else DEFAULT,
-            )
-            return {"send": created, "refused": refused, "duplicates": len(report.duplicates)}
+    async def run(services: Services) -> dict[str, Any]:
+        account = await services.accounts.by_email(args.account)
+        report = parse_paste(
+            text,
+            max_numbers=services.settings.max_recipients,
+            allow_international=account.allow_international,
+        )
+        refused = [line for line in report.lines if line.refusal is not None]
+        greeting = _opt(args.greeting)
+        created = await services.sends.create(
+            account,
+            message_ref=args.ref,
+            targets=[Target(n) for n in report.numbers],
+            origin="cli",
+            comment=args.comment,
+            at=at,
+            greeting_ref=int(greeting) if isinstance(greeting, str) else greeting,
+            transfer=_opt(args.transfer),
+            sender=_opt(args.sender),
+            retries=DEFAULT if args.retries is None else args.retries,
+            retry_interval_s=DEFAULT if args.interval is None else args.interval * 60,
+            voicemail_drop=True if args.depot else DEFAULT,
+        )
+        return {"send": created, "refused": refused, "duplicates": len(report.duplicates)}
 
-    result = asyncio.run(run())
+    result = run_with_services(run)
     for line in result["refused"]:
         print(f"line {line.line}: {line.input!r} refused: {line.refusal.code}", file=sys.stderr)
     print(result["send"].id)
     return 0
 
 
-def _send_json(send: sends_store.Send) -> dict[str, Any]:
+def _send_json(send: Send) -> dict[str, Any]:
     return {
         "id": str(send.id),
         "origin": send.origin,
@@ -120,33 +114,30 @@ def _send_json(send: sends_store.Send) -> dict[str, Any]:
 
 
 def _show(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+    async def run(services: Services) -> dict[str, Any]:
+        send = await services.sends.get(args.id, account_id=None)  # the operator sees every account's
+        progress = await services.sends.progress(send)
+        out = _send_json(send)
+        out["progress"] = {
+            "done": progress.done,
+            "calling": progress.calling,
+            "pending": progress.pending,
+            "cancelled": progress.cancelled,
+            "attempts": progress.attempts,
+            "outcomes": progress.outcomes,
+        }
+        if args.recipients:
+            out["recipients"] = [
+                {
+                    **r,
+                    "final_at": r["final_at"].isoformat() if r["final_at"] else None,
+                    "attempts_detail": json.loads(r["attempts_detail"]),
+                }
+                for r in await services.sends.recipients(send, limit=100_000)
+            ]
+        return out
 
-    async def run() -> dict[str, Any]:
-        async with Database(settings.dsn, min_size=1, max_size=2) as db:
-            send = await sends_store.get_send(db, args.id)
-            progress = await sends_store.progress(db, args.id)
-            out = _send_json(send)
-            out["progress"] = {
-                "done": progress.done,
-                "calling": progress.calling,
-                "pending": progress.pending,
-                "cancelled": progress.cancelled,
-                "attempts": progress.attempts,
-                "outcomes": progress.outcomes,
-            }
-            if args.recipients:
-                out["recipients"] = [
-                    {
-                        **r,
-                        "final_at": r["final_at"].isoformat() if r["final_at"] else None,
-                        "attempts_detail": json.loads(r["attempts_detail"]),
-                    }
-                    for r in await sends_store.recipients(db, args.id, limit=100_000)
-                ]
-            return out
-
-    out = asyncio.run(run())
+    out = run_with_services(run)
     if args.json:
         print(json.dumps(out, default=str))
     else:
@@ -161,24 +152,21 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+    async def run(services: Services) -> list[dict[str, Any]]:
+        account = await services.accounts.by_email(args.account)
+        # A deleted message has no reference left to show (null).
+        refs = await services.messages.refs(account.id)
+        sends = await services.sends.history(account.id, limit=args.limit)
+        outcomes = await services.sends.outcomes(sends)
+        rows = []
+        for send in sends:
+            row = _send_json(send)
+            row["message_ref"] = refs.get(send.message_id)
+            row["outcomes"] = outcomes[send.id]
+            rows.append(row)
+        return rows
 
-    async def run() -> list[dict[str, Any]]:
-        async with Database(settings.dsn, min_size=1, max_size=2) as db:
-            account = await account_by_email(db, args.account)
-            # A deleted message has no reference left to show (null).
-            refs = {m.id: m.ref for m in await messages_store.list_messages(db, account.id)}
-            sends = await sends_store.list_sends(db, account.id, limit=args.limit)
-            outcomes = await sends_store.outcomes_of(db, [send.id for send in sends])
-            rows = []
-            for send in sends:
-                row = _send_json(send)
-                row["message_ref"] = refs.get(send.message_id)
-                row["outcomes"] = outcomes[send.id]
-                rows.append(row)
-            return rows
-
-    for row in asyncio.run(run()):
+    for row in run_with_services(run):
         print(
             json.dumps(row)
             if args.json
@@ -189,12 +177,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _steer(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+    async def run(services: Services) -> Send:
+        return await services.sends.steer(args.id, args.action_name)
 
-    async def run() -> sends_store.Send:
-        async with Database(settings.dsn, min_size=1, max_size=2) as db:
-            return await steer(db, args.id, args.action_name)
-
-    send = asyncio.run(run())
+    send = run_with_services(run)
     print(f"send {send.id}: {send.status.value}")
     return 0

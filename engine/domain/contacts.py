@@ -1,21 +1,31 @@
 """Contacts' fields as stored (société, nom, prénom, group names), the keys names are searched and
 sorted by, and the limits of an account's contacts: pure rules, shared by the store, the CSV import and the
-pages that check a form before saving it.
+pages that check a form before saving it; and a contact, a group and a page of contacts as every
+interface shows them.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Final
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal
 
-from engine.domain.numbers import Number, Refusal, normalize
+from engine.domain.numbers import Number, NumberType, Refusal, normalize
 from engine.errors import InvalidInput
 
 FIELD_MAX_LENGTH: Final = 100  # société, nom, prénom (the CHECKs of sql/0004)
 GROUP_NAME_MAX_LENGTH: Final = 60
 # Soft cap (checked without a lock): a mis-mapped CSV column must not make 100,000 groups.
 MAX_GROUPS: Final = 1000
+# Listings: pages of contacts, and how long a search may be.
+DEFAULT_PAGE_SIZE: Final = 50
+MAX_PAGE_SIZE: Final = 500
+MAX_SEARCH_WORDS: Final = 4
+SEARCH_MAX_LENGTH: Final = 100
+
+ContactOrder = Literal["name", "societe", "number"]
 
 _CONTROLS: Final = re.compile(r"[\x00-\x1f\x7f]")
 _SPACES: Final = re.compile(r"\s+")
@@ -91,3 +101,55 @@ def too_many_groups() -> InvalidInput:
         f"an account has at most {MAX_GROUPS} contact groups",
         message_fr=f"Vous ne pouvez pas avoir plus de {MAX_GROUPS} groupes de contacts.",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRef:
+    """A group a contact belongs to."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A contact: the number is stored normalised; société, nom, prénom are '' when unknown."""
+
+    id: int
+    societe: str
+    nom: str
+    prenom: str
+    e164: str
+    number_type: NumberType
+    is_mobile: bool
+    groups: tuple[GroupRef, ...]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A contact group and how many contacts it holds."""
+
+    id: int
+    name: str
+    member_count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPage:
+    """One page of a listing; pass ``next_cursor`` back as ``after`` for the next page (None: last page)."""
+
+    contacts: tuple[Contact, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewContact:
+    """A contact as typed in a form, before its rules are checked (société, nom, prénom may be '')."""
+
+    phone: str
+    societe: str = ""
+    nom: str = ""
+    prenom: str = ""

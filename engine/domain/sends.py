@@ -12,7 +12,7 @@ from uuid import UUID
 
 from engine.domain.numbers import Number
 from engine.domain.retries import RetryPolicy
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, VocalcastError
 
 Origin = Literal["web", "http", "email", "api", "cli"]
 ORIGINS: Final = ("web", "http", "email", "api", "cli")
@@ -145,3 +145,70 @@ class Progress:
         if self.done == 0 or elapsed_s <= 0:
             return None
         return self.remaining * elapsed_s / self.done
+
+
+# Idempotency keys are per account (UNIQUE (account_id, idempotency_key) in sql/0005).
+IDEMPOTENCY_KEY_MAX_LENGTH: Final = 200
+
+# The states in which a send may still call someone (a page keeps refreshing its progress).
+UNFINISHED: Final = frozenset({SendStatus.scheduled, SendStatus.running, SendStatus.paused})
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A stored send, as every interface shows it."""
+
+    id: UUID
+    account_id: UUID
+    message_id: UUID
+    greeting_message_id: UUID | None
+    transfer_number: str | None
+    sender_e164: str | None
+    comment: str
+    origin: str
+    status: SendStatus
+    start_at: datetime
+    deferred: bool
+    retry: RetryPolicy
+    voicemail_drop: bool
+    demo: bool
+    recipients_total: int
+    credits_held: int
+    credits_used: int
+    code: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class IdempotencyKeyUsed(VocalcastError):
+    """Another request with the same idempotency key stored its send first: that send is the answer."""
+
+    code = "idempotency_key_used"
+    message_fr = "Un envoi a déjà été créé avec cette clé d'idempotence."
+
+    def __init__(self, send: Send) -> None:
+        super().__init__(f"idempotency key already used by send {send.id}")
+        self.send = send
+
+
+@dataclass(frozen=True, slots=True)
+class SendCounters:
+    """How far a send is, from its own row: every recipient holds one credit until its final outcome
+    (consumed or released), so what a running send still holds is what it has left to call."""
+
+    id: UUID
+    status: SendStatus
+    total: int
+    held: int
+    used: int
+
+    @property
+    def done(self) -> int:
+        if self.status is SendStatus.scheduled:
+            return 0
+        return self.total - self.held
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.status is SendStatus.completed else (100 * self.done) // max(self.total, 1)

@@ -1,26 +1,38 @@
-"""Sends: creating and steering them — the one path every interface takes (pages, http.php, e-mail, API,
-CLI). Options a channel cannot carry come from the account's default send options (``DEFAULT``).
+"""Sends: creating, steering and following them — the one path every interface takes (pages, http.php,
+e-mail, API, CLI). Options a channel cannot carry come from the account's default send options (``DEFAULT``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 from uuid import UUID
 
-from engine.domain.accounts import Account, Message, check_transfer
+import asyncpg
+
+from engine.domain.accounts import Account, Message, SenderNumber, check_transfer
+from engine.domain.contacts import NewContact, check_phone
 from engine.domain.numbers import Number, normalize
 from engine.domain.retries import RetryPolicy
-from engine.domain.sends import Origin, SendSpec, Target, unique_targets
+from engine.domain.sends import (
+    IdempotencyKeyUsed,
+    Origin,
+    Progress,
+    Send,
+    SendCounters,
+    SendSpec,
+    Target,
+    unique_targets,
+)
 from engine.errors import InvalidInput, NotFound
+from engine.services.contacts import save_contact
 from engine.settings import Settings
 from engine.store import accounts as accounts_store
 from engine.store import messages as messages_store
 from engine.store import sends as sends_store
-from engine.store.accounts import Executor, in_transaction
+from engine.store.accounts import Executor
 from engine.store.db import Database
-from engine.store.sends import Send
 
 
 class _Default:
@@ -42,7 +54,7 @@ class _Rollback(Exception):
 
 
 class Sends:
-    """Creating, trying (dry run) and steering sends; the dialer is woken when there is new work."""
+    """Creating, trying (dry run), steering and reading sends; the dialer is woken when there is new work."""
 
     def __init__(self, db: Database, settings: Settings, wake: Callable[[], None] = _nothing) -> None:
         self._db = db
@@ -67,16 +79,15 @@ class Sends:
         idempotency_key: str | None = None,
         code: str | None = None,
         dry_run: bool = False,
-        executor: Executor | None = None,
     ) -> Send:
         """Validate everything, reserve one credit per number and store the send, or raise and store
         nothing (error codes: see ``create_send``).
 
         ``dry_run``: the same checks and the same answer, inside a transaction that is rolled back (a review
-        page shows exactly what confirming would say, credits included). ``executor``: a connection of the
-        caller's own transaction (a contact saved with its send).
+        page shows exactly what confirming would say, credits included). ``idempotency_key``: a key the
+        account already used gives back that earlier send; IdempotencyKeyUsed when another request with
+        the same key stored its send while this one was being stored.
         """
-        db: Executor = executor if executor is not None else self._db
         options = {
             "message_ref": message_ref,
             "targets": targets,
@@ -94,11 +105,47 @@ class Sends:
         }
         if dry_run:
             try:
-                async with in_transaction(db) as conn:
+                async with self._db.transaction() as conn:
                     raise _Rollback(await create_send(conn, self._settings, account, **options))  # type: ignore[arg-type]
             except _Rollback as rolled_back:
                 return rolled_back.send
-        send = await create_send(db, self._settings, account, **options)  # type: ignore[arg-type]
+        try:
+            send = await create_send(self._db, self._settings, account, **options)  # type: ignore[arg-type]
+        except asyncpg.UniqueViolationError:
+            earlier = await self.by_key(account.id, idempotency_key) if idempotency_key else None
+            if earlier is None:
+                raise
+            raise IdempotencyKeyUsed(earlier) from None
+        self._wake()
+        return send
+
+    async def create_for_contact(
+        self,
+        account: Account,
+        contact: NewContact,
+        *,
+        group_id: int | None = None,
+        message_ref: int,
+        origin: Origin,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> Send:
+        """Save ``contact`` (a number already in the contacts keeps its contact, names brought up to date)
+        in ``group_id``, and create a send to it with ``options`` (those of ``create``), in one
+        transaction: a refused send leaves no contact behind, a refused contact no send."""
+        number = check_phone(contact.phone, allow_international=account.allow_international)
+        async with self._db.transaction() as conn:
+            saved = await save_contact(conn, account, contact, group_id=group_id)
+            send = await create_send(
+                conn,
+                self._settings,
+                account,
+                message_ref=message_ref,
+                targets=[Target(number, saved.id)],
+                origin=origin,
+                idempotency_key=idempotency_key,
+                **options,
+            )
         self._wake()
         return send
 
@@ -107,6 +154,45 @@ class Sends:
         send = await steer(self._db, send_id, action, account_id=account_id)
         self._wake()
         return send
+
+    # --- reads --------------------------------------------------------------------------------------------
+
+    async def senders(self, account_id: UUID) -> list[SenderNumber]:
+        """The numbers a send of the account may present: those declared AND verified."""
+        return [s for s in await accounts_store.list_senders(self._db, account_id) if s.status == "verified"]
+
+    async def get(self, send_id: UUID, *, account_id: UUID | None) -> Send:
+        """The account's send (another account's is NotFound); ``account_id`` None: the operator's CLI."""
+        return await sends_store.get_send(self._db, send_id, account_id=account_id)
+
+    async def by_key(self, account_id: UUID, key: str) -> Send | None:
+        """The account's send created with idempotency key ``key``, else None."""
+        return await sends_store.send_by_key(self._db, account_id, key)
+
+    async def history(self, account_id: UUID, *, limit: int, before: datetime | None = None) -> list[Send]:
+        """The account's sends, newest first; the next page starts ``before`` the last one's creation."""
+        return await sends_store.list_sends(self._db, account_id, limit=limit, before=before)
+
+    async def unfinished(self, account_id: UUID, *, limit: int) -> list[Send]:
+        """The account's scheduled, running and paused sends, newest first."""
+        return await sends_store.unfinished(self._db, account_id, limit=limit)
+
+    async def counters(self, account_id: UUID, send_ids: Collection[UUID]) -> list[SendCounters]:
+        """How far each of the account's sends among ``send_ids`` is (other ids are left out)."""
+        return await sends_store.counters(self._db, account_id, list(send_ids))
+
+    async def progress(self, send: Send) -> Progress:
+        """Per-state and per-outcome counts of a send read with ``get``."""
+        return await sends_store.progress(self._db, send.id)
+
+    async def outcomes(self, sends: Sequence[Send]) -> dict[UUID, dict[str, int]]:
+        """Final outcomes per send, for a page of sends ({} for a send with none yet)."""
+        return await sends_store.outcomes_of(self._db, [send.id for send in sends])
+
+    async def recipients(self, send: Send, *, limit: int, after_id: int = 0) -> list[dict[str, Any]]:
+        """Per recipient of a send read with ``get``: its final outcome and every attempt
+        (``attempts_detail``, JSON text), by recipient id after ``after_id``."""
+        return await sends_store.recipients(self._db, send.id, limit=limit, after_id=after_id)
 
 
 async def create_send(

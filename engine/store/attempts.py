@@ -43,6 +43,44 @@ _CLAIM: Final = (
 
 
 @dataclass(frozen=True, slots=True)
+class DialContext:
+    """What every call of a send needs, read once per send by the dialer."""
+
+    account_id: UUID
+    sender_e164: str | None
+    transfer_number: str | None
+    retry: RetryPolicy
+    voicemail_drop: bool
+    demo: bool
+    audio_stem: str
+    greeting_stem: str | None
+    message_duration_s: float
+
+
+async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
+    row = await db.fetchrow(
+        "SELECT s.account_id, s.sender_e164, s.transfer_number, s.extra_attempts, s.retry_interval_s, "
+        "s.voicemail_drop, s.demo, m.audio_stem, g.audio_stem AS greeting_stem, m.duration_s "
+        "FROM sends s JOIN messages m ON m.id = s.message_id "
+        "LEFT JOIN messages g ON g.id = s.greeting_message_id WHERE s.id = $1",
+        send_id,
+    )
+    if row is None:
+        return None
+    return DialContext(
+        account_id=row["account_id"],
+        sender_e164=row["sender_e164"],
+        transfer_number=row["transfer_number"],
+        retry=RetryPolicy(extra_attempts=row["extra_attempts"], interval_s=float(row["retry_interval_s"])),
+        voicemail_drop=row["voicemail_drop"],
+        demo=row["demo"],
+        audio_stem=row["audio_stem"],
+        greeting_stem=row["greeting_stem"],
+        message_duration_s=float(row["duration_s"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """A recipient taken for one attempt; its attempt row is already committed."""
 

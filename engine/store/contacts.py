@@ -14,15 +14,22 @@ import json
 import re
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Final, Literal, NamedTuple
+from typing import Final, NamedTuple
 from uuid import UUID
 
 import asyncpg
 
 from engine.domain.contacts import (
+    DEFAULT_PAGE_SIZE,
     MAX_GROUPS,
+    MAX_PAGE_SIZE,
+    MAX_SEARCH_WORDS,
+    SEARCH_MAX_LENGTH,
+    Contact,
+    ContactOrder,
+    ContactPage,
+    Group,
+    GroupRef,
     check_phone,
     clean_field,
     clean_group_name,
@@ -30,57 +37,9 @@ from engine.domain.contacts import (
     tidy,
     too_many_groups,
 )
-from engine.domain.numbers import Number, NumberType, normalize
+from engine.domain.numbers import Number, normalize
 from engine.errors import InvalidInput, NotFound
 from engine.store.db import Executor, in_transaction, rows_affected
-
-DEFAULT_PAGE_SIZE: Final = 50
-MAX_PAGE_SIZE: Final = 500
-MAX_SEARCH_WORDS: Final = 4
-
-ContactOrder = Literal["name", "societe", "number"]
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRef:
-    """A group a contact belongs to."""
-
-    id: int
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Contact:
-    """A contact: the number is stored normalised; société, nom, prénom are '' when unknown."""
-
-    id: int
-    societe: str
-    nom: str
-    prenom: str
-    e164: str
-    number_type: NumberType
-    is_mobile: bool
-    groups: tuple[GroupRef, ...]
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    """A contact group and how many contacts it holds."""
-
-    id: int
-    name: str
-    member_count: int
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ContactPage:
-    """One page of a listing; pass ``next_cursor`` back as ``after`` for the next page (None: last page)."""
-
-    contacts: tuple[Contact, ...]
-    next_cursor: str | None
 
 
 class Target(NamedTuple):
@@ -190,6 +149,17 @@ async def get_contact(db: Executor, account_id: UUID, contact_id: int) -> Contac
     if row is None:
         raise _no_contact(account_id, contact_id)
     return _contact(row)
+
+
+async def contact_by_number(db: Executor, account_id: UUID, e164: str) -> Contact | None:
+    """The account's contact with that number (numbers are unique per account), else None."""
+    row = await db.fetchrow(
+        f"SELECT {_CONTACT_COLUMNS}, gm.group_ids, gm.group_names FROM contacts c {_GROUPS_LATERAL} "  # noqa: S608 - constant SQL
+        "WHERE c.account_id = $1 AND c.e164 = $2",
+        account_id,
+        e164,
+    )
+    return None if row is None else _contact(row)
 
 
 async def create_contact(
@@ -347,7 +317,6 @@ def _filters(account_id: UUID, group_id: int | None, search: str | None) -> tupl
 
 _NUMBER_SEARCH: Final = re.compile(r"\+?[\d\s.\-/()]+")
 _NUMBER_JUNK: Final = re.compile(r"[\s.\-/()]")
-SEARCH_MAX_LENGTH: Final = 100
 
 
 def _search_terms(search: str | None) -> tuple[str | None, list[str]]:

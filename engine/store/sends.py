@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -15,37 +15,12 @@ import structlog
 
 from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy
-from engine.domain.sends import Progress, SendSpec, SendStatus, transition
+from engine.domain.sends import Progress, Send, SendCounters, SendSpec, SendStatus, transition
 from engine.errors import NotFound
 from engine.store import credits
 from engine.store.db import Executor, in_transaction
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    id: UUID
-    account_id: UUID
-    message_id: UUID
-    greeting_message_id: UUID | None
-    transfer_number: str | None
-    sender_e164: str | None
-    comment: str
-    origin: str
-    status: SendStatus
-    start_at: datetime
-    deferred: bool
-    retry: RetryPolicy
-    voicemail_drop: bool
-    demo: bool
-    recipients_total: int
-    credits_held: int
-    credits_used: int
-    code: str | None
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
 
 
 _SEND_COLUMNS = (
@@ -136,10 +111,6 @@ async def insert_send(db: Executor, spec: SendSpec, *, code: str | None = None) 
             columns=["send_id", "e164", "is_mobile", "contact_id"],
         )
         return _send(row)
-
-
-# Idempotency keys are per account (UNIQUE (account_id, idempotency_key) in sql/0005).
-IDEMPOTENCY_KEY_MAX_LENGTH: Final = 200
 
 
 async def send_by_key(db: Executor, account_id: UUID, key: str) -> Send | None:
@@ -258,6 +229,33 @@ async def recipients(
         after_id,
     )
     return [dict(r) for r in rows]
+
+
+async def unfinished(db: Executor, account_id: UUID, *, limit: int = 20) -> list[Send]:
+    """The account's scheduled, running and paused sends, newest first (sends_account_unfinished)."""
+    rows = await db.fetch(
+        f"SELECT {_SEND_COLUMNS} FROM sends WHERE account_id = $1 "  # noqa: S608 - constant columns
+        "AND status IN ('scheduled', 'running', 'paused') ORDER BY created_at DESC LIMIT $2",
+        account_id,
+        limit,
+    )
+    return [_send(r) for r in rows]
+
+
+async def counters(db: Executor, account_id: UUID, send_ids: Sequence[UUID]) -> list[SendCounters]:
+    """The account's sends among ``send_ids`` (others' are left out): one query whatever their size."""
+    rows = await db.fetch(
+        "SELECT id, status, recipients_total, credits_held, credits_used FROM sends "
+        "WHERE account_id = $1 AND id = ANY($2::uuid[])",
+        account_id,
+        list(send_ids),
+    )
+    return [
+        SendCounters(
+            r["id"], SendStatus(r["status"]), r["recipients_total"], r["credits_held"], r["credits_used"]
+        )
+        for r in rows
+    ]
 
 
 # --- operator actions ----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Rows of the customer's web space (sql/0008): login sessions, password-reset links, and the few reads
-its pages need that no other store offers (an account's unfinished sends).
+"""Rows of the customer's web space (sql/0008): login sessions and password-reset links (the pages' reads
+of sends are in engine.store.sends).
 
 Tokens never reach the database: callers pass their SHA-256 (``token_digest``).
 """
@@ -12,9 +12,7 @@ from datetime import datetime, timedelta
 from typing import Final
 from uuid import UUID
 
-from engine.domain.sends import SendStatus
 from engine.store.db import Database, Executor, in_transaction, rows_affected
-from engine.store.sends import _SEND_COLUMNS, Send, _send
 
 # A session lives until it has been idle this long, and never longer than the absolute limit.
 SESSION_IDLE: Final = timedelta(hours=12)
@@ -138,58 +136,3 @@ async def use_reset(db: Database, token: str) -> UUID | None:
         if account_id is not None:
             await conn.execute("DELETE FROM web_sessions WHERE account_id = $1", account_id)
     return account_id
-
-
-# --- reads for the pages ------------------------------------------------------------------------------------
-
-
-async def unfinished_sends(db: Executor, account_id: UUID, *, limit: int = 20) -> list[Send]:
-    """The account's scheduled, running and paused sends, newest first (sends_account_unfinished)."""
-    rows = await db.fetch(
-        f"SELECT {_SEND_COLUMNS} FROM sends WHERE account_id = $1 "  # noqa: S608 - constant columns
-        "AND status IN ('scheduled', 'running', 'paused') ORDER BY created_at DESC LIMIT $2",
-        account_id,
-        limit,
-    )
-    return [_send(r) for r in rows]
-
-
-UNFINISHED: Final = frozenset({SendStatus.scheduled, SendStatus.running, SendStatus.paused})
-
-
-@dataclass(frozen=True, slots=True)
-class SendCounters:
-    """How far a send is, from its own row: every recipient holds one credit until its final outcome
-    (consumed or released), so what a running send still holds is what it has left to call."""
-
-    id: UUID
-    status: SendStatus
-    total: int
-    held: int
-    used: int
-
-    @property
-    def done(self) -> int:
-        if self.status is SendStatus.scheduled:
-            return 0
-        return self.total - self.held
-
-    @property
-    def percent(self) -> int:
-        return 100 if self.status is SendStatus.completed else (100 * self.done) // max(self.total, 1)
-
-
-async def send_counters(db: Executor, account_id: UUID, send_ids: list[UUID]) -> list[SendCounters]:
-    """The account's sends among ``send_ids`` (others' are left out): one query whatever their size."""
-    rows = await db.fetch(
-        "SELECT id, status, recipients_total, credits_held, credits_used FROM sends "
-        "WHERE account_id = $1 AND id = ANY($2::uuid[])",
-        account_id,
-        send_ids,
-    )
-    return [
-        SendCounters(
-            r["id"], SendStatus(r["status"]), r["recipients_total"], r["credits_held"], r["credits_used"]
-        )
-        for r in rows
-    ]

@@ -7,16 +7,24 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from engine.domain.contacts import MAX_GROUPS
+from engine.domain.contacts import (
+    DEFAULT_PAGE_SIZE,
+    MAX_GROUPS,
+    MAX_PAGE_SIZE,
+    SEARCH_MAX_LENGTH,
+    Contact,
+    ContactOrder,
+    Group,
+    NewContact,
+)
 from engine.errors import InvalidInput
-from engine.services.contacts_import import MAX_IMPORT_BYTES, import_contacts_csv, report_json
-from engine.store import contacts as store
+from engine.services.contacts import Contacts
+from engine.services.contacts_import import MAX_IMPORT_BYTES, report_json
 from engine.web.api_common import (
     INT64_MAX,
     ApiError,
     Field,
     account_of,
-    db_of,
     iso,
     json_body,
     json_response,
@@ -28,6 +36,7 @@ from engine.web.api_common import (
     query_text,
     read_upload,
 )
+from engine.web.context import services_of
 
 CONTACT_FIELDS: Final = frozenset({"phone", "societe", "nom", "prenom", "group_ids"})
 MAX_MEMBERS_AT_ONCE: Final = 10_000
@@ -38,7 +47,11 @@ CURSOR_MAX_LENGTH: Final = 1500
 _FILE_REFUSALS: Final = frozenset({"not_csv", "empty_file", "no_phone_column"})
 
 
-def contact_json(contact: store.Contact) -> dict[str, Any]:
+def _contacts(request: web.Request) -> Contacts:
+    return services_of(request).contacts
+
+
+def contact_json(contact: Contact) -> dict[str, Any]:
     return {
         "id": contact.id,
         "societe": contact.societe,
@@ -53,7 +66,7 @@ def contact_json(contact: store.Contact) -> dict[str, Any]:
     }
 
 
-def group_json(group: store.Group) -> dict[str, Any]:
+def group_json(group: Group) -> dict[str, Any]:
     return {
         "id": group.id,
         "name": group.name,
@@ -67,10 +80,10 @@ def group_json(group: store.Group) -> dict[str, Any]:
 
 async def list_contacts(request: web.Request) -> web.Response:
     account = account_of(request)
-    limit = query_int(request, "limit", default=store.DEFAULT_PAGE_SIZE, lo=1, hi=store.MAX_PAGE_SIZE)
+    limit = query_int(request, "limit", default=DEFAULT_PAGE_SIZE, lo=1, hi=MAX_PAGE_SIZE)
     group_id = query_int(request, "group_id", default=None, lo=1, hi=INT64_MAX)
-    search = query_text(request, "search", max_length=store.SEARCH_MAX_LENGTH)
-    order: store.ContactOrder
+    search = query_text(request, "search", max_length=SEARCH_MAX_LENGTH)
+    order: ContactOrder
     match request.query.get("order", "name"):
         case "name" | "societe" | "number" as chosen:
             order = chosen
@@ -79,8 +92,7 @@ async def list_contacts(request: web.Request) -> web.Response:
     after = query_text(request, "after", max_length=CURSOR_MAX_LENGTH)
     assert limit is not None  # noqa: S101 - it has a default
     try:
-        page = await store.list_contacts(
-            db_of(request),
+        page = await _contacts(request).page(
             account.id,
             group_id=group_id,
             search=search,
@@ -92,7 +104,7 @@ async def list_contacts(request: web.Request) -> web.Response:
         if exc.code == "bad_cursor":
             raise InvalidInput(exc.code, str(exc), message_fr="Curseur de page invalide.") from exc
         raise
-    total = await store.count_contacts(db_of(request), account.id, group_id=group_id, search=search)
+    total = await _contacts(request).count(account.id, group_id=group_id, search=search)
     return json_response(
         {
             "contacts": [contact_json(c) for c in page.contacts],
@@ -118,21 +130,21 @@ async def create_contact(request: web.Request) -> web.Response:
     account = account_of(request)
     body = await json_body(request, CONTACT_FIELDS)
     phone = not_null(Field("phone").text(body, required=True, max_length=100), "phone")
-    contact = await store.create_contact(
-        db_of(request),
-        account.id,
-        phone=phone,
-        allow_international=account.allow_international,
-        societe=_optional_text(body, "societe") or "",
-        nom=_optional_text(body, "nom") or "",
-        prenom=_optional_text(body, "prenom") or "",
+    contact = await _contacts(request).create(
+        account,
+        NewContact(
+            phone=phone,
+            societe=_optional_text(body, "societe") or "",
+            nom=_optional_text(body, "nom") or "",
+            prenom=_optional_text(body, "prenom") or "",
+        ),
         group_ids=_group_ids(body) or (),
     )
     return json_response(contact_json(contact), status=201)
 
 
 async def get_contact(request: web.Request) -> web.Response:
-    contact = await store.get_contact(db_of(request), account_of(request).id, path_int(request, "contact_id"))
+    contact = await _contacts(request).get(account_of(request).id, path_int(request, "contact_id"))
     return json_response(contact_json(contact))
 
 
@@ -141,11 +153,9 @@ async def update_contact(request: web.Request) -> web.Response:
     account = account_of(request)
     contact_id = path_int(request, "contact_id")
     body = await json_body(request, CONTACT_FIELDS)
-    contact = await store.update_contact(
-        db_of(request),
-        account.id,
+    contact = await _contacts(request).update(
+        account,
         contact_id,
-        allow_international=account.allow_international,
         phone=_optional_text(body, "phone", max_length=100),
         societe=_optional_text(body, "societe"),
         nom=_optional_text(body, "nom"),
@@ -156,7 +166,7 @@ async def update_contact(request: web.Request) -> web.Response:
 
 
 async def delete_contact(request: web.Request) -> web.Response:
-    await store.delete_contact(db_of(request), account_of(request).id, path_int(request, "contact_id"))
+    await _contacts(request).delete(account_of(request).id, path_int(request, "contact_id"))
     return no_content()
 
 
@@ -168,9 +178,7 @@ async def import_contacts(request: web.Request) -> web.Response:
         request, fields=frozenset(), max_bytes=MAX_IMPORT_BYTES, too_large_fr=too_large_fr
     )
     try:
-        report = await import_contacts_csv(
-            db_of(request), account.id, upload.data, allow_international=account.allow_international
-        )
+        report = await _contacts(request).import_csv(account, upload.data)
     except InvalidInput as exc:
         if exc.code in _FILE_REFUSALS:
             raise ApiError(422, exc.code, exc.message_fr) from exc
@@ -184,19 +192,19 @@ async def import_contacts(request: web.Request) -> web.Response:
 
 
 async def list_groups(request: web.Request) -> web.Response:
-    groups = await store.list_groups(db_of(request), account_of(request).id)
+    groups = await _contacts(request).groups(account_of(request).id)
     return json_response({"groups": [group_json(g) for g in groups]})
 
 
 async def create_group(request: web.Request) -> web.Response:
     body = await json_body(request, frozenset({"name"}))
     name = not_null(Field("name").text(body, required=True, max_length=1000), "name")
-    group = await store.create_group(db_of(request), account_of(request).id, name)
+    group = await _contacts(request).create_group(account_of(request).id, name)
     return json_response(group_json(group), status=201)
 
 
 async def get_group(request: web.Request) -> web.Response:
-    group = await store.get_group(db_of(request), account_of(request).id, path_int(request, "group_id"))
+    group = await _contacts(request).group(account_of(request).id, path_int(request, "group_id"))
     return json_response(group_json(group))
 
 
@@ -204,12 +212,12 @@ async def rename_group(request: web.Request) -> web.Response:
     group_id = path_int(request, "group_id")
     body = await json_body(request, frozenset({"name"}))
     name = not_null(Field("name").text(body, required=True, max_length=1000), "name")
-    group = await store.rename_group(db_of(request), account_of(request).id, group_id, name)
+    group = await _contacts(request).rename_group(account_of(request).id, group_id, name)
     return json_response(group_json(group))
 
 
 async def delete_group(request: web.Request) -> web.Response:
-    await store.delete_group(db_of(request), account_of(request).id, path_int(request, "group_id"))
+    await _contacts(request).delete_group(account_of(request).id, path_int(request, "group_id"))
     return no_content()
 
 
@@ -221,8 +229,8 @@ async def add_members(request: web.Request) -> web.Response:
     contact_ids = not_null(
         Field("contact_ids").int_list(body, hi=INT64_MAX, max_items=MAX_MEMBERS_AT_ONCE), "contact_ids"
     )
-    added = await store.add_members(db_of(request), account.id, group_id, contact_ids)
-    group = await store.get_group(db_of(request), account.id, group_id)
+    added = await _contacts(request).add_members(account.id, group_id, contact_ids)
+    group = await _contacts(request).group(account.id, group_id)
     return json_response({"added": added, "group": group_json(group)})
 
 
@@ -230,7 +238,7 @@ async def remove_member(request: web.Request) -> web.Response:
     account = account_of(request)
     group_id = path_int(request, "group_id")
     contact_id = path_int(request, "contact_id")
-    if not await store.remove_members(db_of(request), account.id, group_id, [contact_id]):
+    if not await _contacts(request).remove_members(account.id, group_id, [contact_id]):
         raise not_found("Ce contact n'appartient pas à ce groupe.")
     return no_content()
 

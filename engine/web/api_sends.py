@@ -12,23 +12,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
-import asyncpg
 from aiohttp import web
 
 from engine.domain.accounts import Account, SendDefaults
 from engine.domain.contacts import MAX_GROUPS
-from engine.domain.numbers import Number, normalize
 from engine.domain.outcomes import Outcome
 from engine.domain.recipients import PasteReport, parse_paste
 from engine.domain.schedule import parse_deferred
-from engine.domain.sends import LABELS_FR, MAX_COMMENT, Target, unique_targets
+from engine.domain.sends import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    LABELS_FR,
+    MAX_COMMENT,
+    IdempotencyKeyUsed,
+    Send,
+    Target,
+    unique_targets,
+)
 from engine.errors import InvalidInput
+from engine.services import Services
 from engine.services.sends import DEFAULT
-from engine.settings import Settings
-from engine.store import contacts as contacts_store
-from engine.store import sends as sends_store
-from engine.store.db import Database
-from engine.store.sends import Send
 from engine.web.api_common import (
     INT32_MAX,
     INT64_MAX,
@@ -37,7 +39,6 @@ from engine.web.api_common import (
     Field,
     account_of,
     bad_request,
-    db_of,
     iso,
     json_body,
     json_response,
@@ -88,7 +89,7 @@ class Targets:
         return unique_targets([*self.from_contacts, *(Target(n) for n in self.paste.numbers)])
 
 
-async def read_targets(db: Database, settings: Settings, account: Account, body: dict[str, Any]) -> Targets:
+async def read_targets(services: Services, account: Account, body: dict[str, Any]) -> Targets:
     numbers = _listed(Field("numbers").text_list(body, max_items=MAX_LIST_ITEMS, max_length=100))
     text = Field("text").text(body, max_length=MAX_TEXT)
     contact_ids = _listed(Field("contact_ids").int_list(body, hi=INT64_MAX, max_items=MAX_LIST_ITEMS))
@@ -100,22 +101,18 @@ async def read_targets(db: Database, settings: Settings, account: Account, body:
             "no_targets", "Indiquez des numéros (numbers ou text), des contacts ou des groupes à appeler."
         )
     paste = parse_paste(
-        pasted, max_numbers=settings.max_recipients, allow_international=account.allow_international
+        pasted,
+        max_numbers=services.settings.max_recipients,
+        allow_international=account.allow_international,
     )
     from_contacts: list[Target] = []
     if contact_ids or group_ids:
-        chosen = await contacts_store.numbers_for_targets(
-            db,
+        from_contacts = await services.contacts.targets(
             account.id,
             contact_ids=contact_ids,
             group_ids=group_ids,
             subset_contact_ids=subset if isinstance(subset, list) else None,
         )
-        for target in chosen:
-            # Stored contacts were checked when saved; the account's options then allowed them.
-            number = normalize(target.e164, allow_international=True)
-            if isinstance(number, Number):
-                from_contacts.append(Target(number, target.contact_id))
     return Targets(paste, tuple(from_contacts))
 
 
@@ -164,7 +161,7 @@ async def check_recipients(request: web.Request) -> web.Response:
     """The report shown before a send is confirmed: nothing is created, no credit is reserved."""
     account = account_of(request)
     body = await json_body(request, TARGET_FIELDS)
-    targets = await read_targets(db_of(request), services_of(request).settings, account, body)
+    targets = await read_targets(services_of(request), account, body)
     credits = len(targets.unique)
     return json_response(
         {
@@ -186,16 +183,10 @@ def _idempotency_key(request: web.Request) -> str | None:
     if raw is None:
         return None
     key = raw.strip()
-    if (
-        not key
-        or len(key) > sends_store.IDEMPOTENCY_KEY_MAX_LENGTH
-        or not key.isascii()
-        or not key.isprintable()
-    ):
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or not key.isascii() or not key.isprintable():
         raise bad_request(
             "idempotency_key_invalid",
-            f"L'en-tête Idempotency-Key doit compter de 1 à {sends_store.IDEMPOTENCY_KEY_MAX_LENGTH} "
-            "caractères ASCII.",
+            f"L'en-tête Idempotency-Key doit compter de 1 à {IDEMPOTENCY_KEY_MAX_LENGTH} caractères ASCII.",
         )
     return key
 
@@ -235,10 +226,9 @@ async def create(request: web.Request) -> web.Response:
         return await _create(request, account, None)
     lock = _KEY_LOCKS.setdefault((account.id, key), asyncio.Lock())
     async with lock:
-        earlier_send = await sends_store.send_by_key(db_of(request), account.id, key)
-        earlier = earlier_send.id if earlier_send else None
+        earlier = await services_of(request).sends.by_key(account.id, key)
         if earlier is not None:
-            return await _send_answer(db_of(request), account, earlier, status=200)
+            return await _send_answer(services_of(request), account, earlier, status=200)
         return await _create(request, account, key)
 
 
@@ -263,7 +253,8 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
         retry_interval_s=account.defaults.retry_interval_s if interval is MISSING else interval,
     )
     at = _start_at(body)
-    targets = await read_targets(db_of(request), services_of(request).settings, account, body)
+    services = services_of(request)
+    targets = await read_targets(services, account, body)
     refused = paste_json(targets.paste)["refused"]
     if refused and skip_refused is not True:
         first = refused[0]
@@ -282,7 +273,7 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
         "voicemail_drop": _option(drop),
     }
     try:
-        send = await services_of(request).sends.create(
+        send = await services.sends.create(
             account,
             message_ref=message_ref,
             targets=targets.unique,
@@ -292,21 +283,22 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
             idempotency_key=key,
             **options,
         )
-    except asyncpg.UniqueViolationError:
+    except IdempotencyKeyUsed as exc:
         # A twin request with the same key committed between our look-up and our insert: its send is ours.
-        earlier_send = await sends_store.send_by_key(db_of(request), account.id, key) if key else None
-        earlier = earlier_send.id if earlier_send else None
-        if earlier is None:
-            raise
-        return await _send_answer(db_of(request), account, earlier, status=200)
-    return await _send_answer(db_of(request), account, send.id, status=201, refused=refused)
+        return await _send_answer(services, account, exc.send, status=200)
+    return await _send_answer(services, account, send, status=201, refused=refused)
 
 
 async def _send_answer(
-    db: Database, account: Account, send_id: UUID, *, status: int, refused: list[dict[str, Any]] | None = None
+    services: Services,
+    account: Account,
+    send: Send,
+    *,
+    status: int,
+    refused: list[dict[str, Any]] | None = None,
 ) -> web.Response:
-    send = await sends_store.get_send(db, send_id, account_id=account.id)
-    out = await send_detail(db, account, send)
+    send = await services.sends.get(send.id, account_id=account.id)  # as stored now, counters included
+    out = await send_detail(services, account, send)
     out["refused"] = refused or []
     return json_response(out, status=status)
 
@@ -341,15 +333,15 @@ def send_json(send: Send, refs: dict[UUID, int]) -> dict[str, Any]:
     }
 
 
-async def send_detail(db: Database, account: Account, send: Send) -> dict[str, Any]:
-    progress = await sends_store.progress(db, send.id)
+async def send_detail(services: Services, account: Account, send: Send) -> dict[str, Any]:
+    progress = await services.sends.progress(send)
     now = datetime.now(UTC)
     estimated_end = None
     if send.status.value == "running" and send.started_at is not None:
         remaining_s = progress.estimated_end_s((now - send.started_at).total_seconds())
         if remaining_s is not None:
             estimated_end = iso(now + timedelta(seconds=remaining_s))
-    out = send_json(send, await _message_refs(db, account.id))
+    out = send_json(send, await services.messages.refs(account.id))
     out["progress"] = {
         "total": progress.total,
         "done": progress.done,
@@ -369,11 +361,12 @@ async def list_sends(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", default=20, lo=1, hi=SENDS_PAGE_MAX)
     before = query_datetime(request, "before")
     assert limit is not None  # noqa: S101 - it has a default
-    sends = await sends_store.list_sends(db_of(request), account.id, limit=limit + 1, before=before)
+    services = services_of(request)
+    sends = await services.sends.history(account.id, limit=limit + 1, before=before)
     more = len(sends) > limit
     sends = sends[:limit]
-    refs = await _message_refs(db_of(request), account.id)
-    outcomes = await sends_store.outcomes_of(db_of(request), [send.id for send in sends])
+    refs = await services.messages.refs(account.id)
+    outcomes = await services.sends.outcomes(sends)
     out = []
     for send in sends:
         row = send_json(send, refs)
@@ -384,8 +377,9 @@ async def list_sends(request: web.Request) -> web.Response:
 
 async def get_send(request: web.Request) -> web.Response:
     account = account_of(request)
-    send = await sends_store.get_send(db_of(request), path_uuid(request, "send_id"), account_id=account.id)
-    return json_response(await send_detail(db_of(request), account, send))
+    services = services_of(request)
+    send = await services.sends.get(path_uuid(request, "send_id"), account_id=account.id)
+    return json_response(await send_detail(services, account, send))
 
 
 _ATTEMPT_FIELDS: Final = (
@@ -422,8 +416,9 @@ async def list_recipients(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", default=100, lo=1, hi=RECIPIENTS_PAGE_MAX)
     after = query_int(request, "after", default=0, lo=0, hi=INT64_MAX)
     assert limit is not None and after is not None  # noqa: S101 - both have defaults
-    await sends_store.get_send(db_of(request), send_id, account_id=account.id)
-    rows = await sends_store.recipients(db_of(request), send_id, limit=limit + 1, after_id=after)
+    sends = services_of(request).sends
+    send = await sends.get(send_id, account_id=account.id)
+    rows = await sends.recipients(send, limit=limit + 1, after_id=after)
     more = len(rows) > limit
     rows = rows[:limit]
     return json_response(
@@ -443,7 +438,7 @@ def _steer(action: str) -> Any:
             )
         except InvalidInput as exc:
             raise ApiError(409, exc.code, exc.message_fr) from exc
-        return json_response(await send_detail(db_of(request), account, send))
+        return json_response(await send_detail(services_of(request), account, send))
 
     handler.__name__ = f"{action}_send"
     return handler
@@ -457,10 +452,3 @@ def add_routes(api: web.Application) -> None:
     api.router.add_get("/sends/{send_id}/recipients", list_recipients, allow_head=False)
     for action in ("pause", "resume", "cancel"):
         api.router.add_post(f"/sends/{{send_id}}/{action}", _steer(action))
-
-
-async def _message_refs(db: Database, account_id: UUID) -> dict[UUID, int]:
-    """Transitional: the references of the account's live messages, by id."""
-    from engine.store import messages as messages_store  # noqa: PLC0415 - moves to the sends service
-
-    return {m.id: m.ref for m in await messages_store.list_messages(db, account_id)}

@@ -13,8 +13,8 @@ from typing import Any, Final
 from aiohttp import web
 
 from engine import __version__
-from engine.store import contacts as contacts_store
-from engine.store.sends import IDEMPOTENCY_KEY_MAX_LENGTH as KEY_MAX_LENGTH
+from engine.domain.contacts import MAX_PAGE_SIZE, SEARCH_MAX_LENGTH
+from engine.domain.sends import IDEMPOTENCY_KEY_MAX_LENGTH as KEY_MAX_LENGTH
 from engine.web.api_common import INT32_MAX, INT64_MAX, PREFIX
 from engine.web.api_contacts import CURSOR_MAX_LENGTH
 from engine.web.openapi_schemas import (
@@ -400,7 +400,7 @@ PATHS: Final[dict[str, dict[str, dict[str, Any]]]] = {
             "Les contacts, par pages (next_cursor) ; recherche sur nom, prénom, société ou numéro.",
             {200: _json(ref("ContactPage"), "Une page de contacts.")},
             params=(
-                _query("search", text(contacts_store.SEARCH_MAX_LENGTH), "Début d'un nom, ou d'un numéro."),
+                _query("search", text(SEARCH_MAX_LENGTH), "Début d'un nom, ou d'un numéro."),
                 _query("group_id", integer(1, INT64_MAX), "Seulement les membres de ce groupe."),
                 _query("order", {"type": "string", "enum": ["name", "societe", "number"]}, "Tri."),
                 _query(
@@ -408,7 +408,7 @@ PATHS: Final[dict[str, dict[str, dict[str, Any]]]] = {
                     text(CURSOR_MAX_LENGTH, pattern="^[A-Za-z0-9_-]*$"),
                     "La page qui suit : next_cursor.",
                 ),
-                LIMIT(integer(1, contacts_store.MAX_PAGE_SIZE), "Contacts par page (50 par défaut)."),
+                LIMIT(integer(1, MAX_PAGE_SIZE), "Contacts par page (50 par défaut)."),
             ),
             errors=(404,),
         ),

@@ -131,7 +131,7 @@ def expect_error(answer: Answer, status: int, code: str | None = None) -> dict[s
 
 
 def _api_routes(engine: Engine) -> set[tuple[str, str]]:
-    app = routes.build(engine)
+    app = routes.build(engine.services, engine.db)
     found = set()
     for resource in app.router.resources():
         sub = getattr(resource, "_app", None)
@@ -983,6 +983,31 @@ async def test_token_and_sends_list_commands(engine: Engine, alice: Client, bob:
     assert row["comment"] == "Relance" and row["message_ref"] == 1 and row["code"] is None
     assert row["start_at"] == created.body["scheduled_at"] and row["outcomes"] == {}
     assert row["recipients"] == 2
+
+
+async def test_send_and_sends_show_and_steer_commands(
+    engine: Engine, alice: Client, db: Database, tmp_path: Path
+) -> None:
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("0611111111\nbonjour\n06 22 22 22 22\n0611111111\n", encoding="utf-8")
+    later = format_deferred(datetime.now(UTC) + timedelta(days=1))
+    rc, out = await _cli(
+        "send", "--account", "alice@example.fr", "--ref", "1", "--numbers", str(numbers), "--at", later,
+        "--comment", "Console",
+    )  # fmt: skip
+    assert rc == 0
+    send_id = out.strip().splitlines()[-1]
+    rc, out = await _cli("sends", "show", send_id, "--json", "--recipients")
+    assert rc == 0
+    shown = json.loads(out.strip().splitlines()[-1])
+    assert (shown["status"], shown["origin"], shown["comment"]) == ("scheduled", "cli", "Console")
+    assert shown["progress"]["pending"] == 2
+    assert sorted(r["e164"] for r in shown["recipients"]) == ["+33611111111", "+33622222222"]
+    assert (await credits.balance(db, alice.who.account.id)).reserved == 2
+    rc, out = await _cli("sends", "cancel", send_id)
+    assert (rc, out.strip().splitlines()[-1]) == (0, f"send {send_id}: cancelled")
+    assert (await alice.call("GET", f"/sends/{send_id}")).body["status"] == "cancelled"
+    assert (await credits.balance(db, alice.who.account.id)).reserved == 0
 
 
 # --- schema-driven fuzzing ---------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from engine.stack import apply_trunks
 from engine.store import Database
 from engine.store.trunks import list_trunks, remove_trunk
 from engine.telephony.ari import AriClient
-from engine.telephony.calls import CallerId, CallRequest, CallService
+from engine.telephony.callrequest import CallerId, CallRequest
+from engine.telephony.calls import CallService
 from engine.telephony.stasis import StasisRouter
 from engine.telephony.trunks import MIN_SESSION_EXPIRES_S, SESSION_EXPIRES_S, render_pjsip
 from tests.integration.conftest import Ari, add_trunk, wait_for

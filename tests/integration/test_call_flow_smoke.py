@@ -14,7 +14,8 @@ from engine.domain.outcomes import Outcome
 from engine.domain.trunks import Trunk
 from engine.media.paths import prompt_uri, sound_uri
 from engine.settings import Settings
-from engine.telephony.calls import CallerId, CallRequest, CallService
+from engine.telephony.callrequest import CallerId, CallRequest
+from engine.telephony.calls import CallService
 from tests.integration.conftest import Ari, add_trunk, wait_for
 from tests.integration.test_first_call import marker_prompt
 from tests.support.dtmfpcap import write_rfc2833_pcap

@@ -95,11 +95,17 @@ async def test_every_page_answers_in_french(browser: UiClient, alice: Customer) 
         assert '<html lang="fr">' in answer.text
         assert answer.headers["Cache-Control"] == "no-store"
         assert "Content-Security-Policy" in answer.headers and "Mode démonstration" not in answer.text
-    # Demo mode shows on every page.
-    engine = browser.engine
-    engine.settings = dataclasses.replace(engine.settings, demo=True)
-    for path in PAGES:
-        assert (await browser.get(path)).contains("Mode démonstration : les appels aboutissent"), path
+    # Demo mode shows on every page (an engine of its own, started in demo mode).
+    demo = Engine(dataclasses.replace(browser.engine.settings, demo=True, http_port=0, node="test-demo"))
+    demo.run_dialer = demo.run_mail = demo.run_ivr = False
+    async with demo:
+        visitor = UiClient(demo)
+        try:
+            await visitor.login(alice.account.email, PASSWORD)
+            for path in PAGES:
+                assert (await visitor.get(path)).contains("Mode démonstration : les appels aboutissent"), path
+        finally:
+            await visitor.close()
 
 
 # --- sessions, CSRF, throttling ---------------------------------------------------------------------

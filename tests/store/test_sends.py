@@ -14,15 +14,17 @@ import pytest
 
 from engine.domain.accounts import InsufficientCredits
 from engine.domain.callevents import CallResult, EndReason
+from engine.domain.contacts import NewContact
 from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy
 from engine.domain.sends import SendStatus
 from engine.errors import InvalidInput, NotFound
 from engine.services.dialing.results import ResultWriter
-from engine.services.sends import create_send, steer
+from engine.services.sends import Sends, create_send, steer
 from engine.settings import PROJECT_ROOT, Settings
 from engine.store import Database
 from engine.store import attempts as attempts_store
+from engine.store import contacts as contacts_store
 from engine.store import sends as sends_store
 from engine.store.accounts import create_account
 from engine.store.credits import balance
@@ -419,3 +421,53 @@ async def test_migration_0011_marks_outcomes_settled_before_0007_and_only_those(
     assert await sends_store.settle(db) == 2
     assert (await sends_store.get_send(db, recent.id)).credits_used == 2
     assert (await sends_store.get_send(db, old.id)).credits_used == 2
+
+
+async def test_a_contact_saved_with_its_send_is_kept_with_it_or_not_at_all(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    who = await customer(db, stack_settings, tmp_path, credits=1)
+    account_id = who.account.id
+    sends = Sends(db, stack_settings)
+    group = await contacts_store.create_group(db, account_id, "Clients")
+    known = await contacts_store.create_contact(
+        db, account_id, phone="0698765432", allow_international=False, societe="Boulangerie", nom="Dupont"
+    )
+    # A refused send keeps neither the new contact nor the changes to a known one.
+    with pytest.raises(InvalidInput) as err:
+        await sends.create_for_contact(
+            who.account, NewContact("0611223344", nom="Neuf"), group_id=group.id, message_ref=99, origin="web"
+        )
+    assert err.value.code == "message_not_found"
+    with pytest.raises(InvalidInput):
+        await sends.create_for_contact(
+            who.account,
+            NewContact("06 98 76 54 32", nom="Durand", prenom="Hélène"),
+            group_id=group.id,
+            message_ref=99,
+            origin="web",
+        )
+    assert await contacts_store.count_contacts(db, account_id) == 1
+    assert await contacts_store.get_contact(db, account_id, known.id) == known
+    assert (await contacts_store.get_group(db, account_id, group.id)).member_count == 0
+    # The number is already a contact: it keeps its contact, its names brought up to date (a blank société
+    # keeps the stored one), joins the group, and the send calls it as that contact.
+    send = await sends.create_for_contact(
+        who.account,
+        NewContact("06 98 76 54 32", nom="Durand", prenom="Hélène"),
+        group_id=group.id,
+        message_ref=who.message.ref,
+        origin="web",
+    )
+    saved = await contacts_store.get_contact(db, account_id, known.id)
+    assert (saved.societe, saved.nom, saved.prenom) == ("Boulangerie", "Durand", "Hélène")
+    assert [g.name for g in saved.groups] == ["Clients"]
+    rows = await db.fetch("SELECT e164, contact_id FROM send_recipients WHERE send_id = $1", send.id)
+    assert [(r["e164"], r["contact_id"]) for r in rows] == [("+33698765432", known.id)]
+    # No credit left: the new contact is not kept either.
+    with pytest.raises(InsufficientCredits):
+        await sends.create_for_contact(
+            who.account, NewContact("0611223344", nom="Neuf"), group_id=None, message_ref=who.message.ref,
+            origin="web",
+        )  # fmt: skip
+    assert await contacts_store.count_contacts(db, account_id) == 1

@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import structlog
@@ -21,7 +22,6 @@ import structlog
 from engine.domain.callevents import CallResult
 from engine.domain.callplan import CallPlan, DropMode
 from engine.domain.numbers import format_for_trunk, mask_number
-from engine.domain.pacing import TokenBucket, TrunkLoad, pick_trunk
 from engine.domain.retries import RetryPolicy
 from engine.domain.trunks import Trunk, usable_trunks
 from engine.errors import DatabaseUnavailable, TelephonyUnavailable
@@ -29,6 +29,7 @@ from engine.media.paths import prompt_uri, sound_uri
 from engine.metrics import Metrics
 from engine.services.dialing.adoption import Adoption
 from engine.services.dialing.results import ResultWriter
+from engine.services.dialing.trunkpool import TrunkPool
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import attempts as attempts_store
@@ -36,37 +37,15 @@ from engine.store import sends as sends_store
 from engine.store.attempts import Claim
 from engine.store.trunks import list_trunks
 from engine.telephony.ari import AriClient, AriError
-from engine.telephony.calls import CallerId, CallRequest, CallService, OriginateUncertain
+from engine.telephony.callrequest import CallerId, CallRequest, OriginateUncertain
+from engine.telephony.calls import CallService
 
 log = structlog.get_logger(__name__)
 
 TICK_S = 0.1  # the loop wakes at least this often when there is work; sooner on wake()
-BURST_S = 0.1  # how much unused pacing a trunk may save up, in seconds of its rate (at least 2 calls)
 IDLE_S = 0.25  # and this often when idle (deferred sends start within it)
 TRUNK_REFRESH_S = 5.0
-FAILING_TRUNK_S = 30.0  # a trunk that refused calls before ringing is avoided this long
 RECONCILE_EVERY_S = 15.0  # open attempts nobody follows (uncertain originates, results lost) are looked at
-
-
-@dataclass
-class TrunkState:
-    trunk: Trunk
-    bucket: TokenBucket
-    active: int = 0
-    failing_until: float = 0.0
-    answered: int = 0
-    ended: int = 0
-
-    def load(self, now: float) -> TrunkLoad:
-        t = self.trunk
-        return TrunkLoad(
-            t.name,
-            t.priority,
-            self.active,
-            t.max_channels,
-            self.bucket.available(now),
-            failing=now < self.failing_until,
-        )
 
 
 @dataclass(frozen=True)
@@ -83,7 +62,6 @@ class SendContext:
 
 @dataclass
 class DialerState:
-    trunks: dict[str, TrunkState] = field(default_factory=dict)
     blocked_reason: str = ""
 
 
@@ -98,8 +76,10 @@ class Dialer:
         self.metrics = metrics
         self.node = settings.node_name
         self.state = DialerState()
+        self.pool = TrunkPool(
+            max_channels=settings.max_channels, max_cps=settings.max_cps, now=time.monotonic()
+        )
         self._wake = asyncio.Event()
-        self._global_bucket = _bucket(settings.max_cps, time.monotonic()) if settings.max_cps > 0 else None
         self._contexts: dict[UUID, SendContext] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._trunks_at = 0.0
@@ -119,19 +99,10 @@ class Dialer:
 
     @property
     def active(self) -> int:
-        return sum(t.active for t in self.state.trunks.values())
+        return self.pool.active
 
     def trunk_stats(self) -> dict[str, dict[str, object]]:
-        return {
-            name: {
-                "active": t.active,
-                "max_channels": t.trunk.max_channels,
-                "max_cps": t.trunk.max_cps,
-                "failing": time.monotonic() < t.failing_until,
-                "answer_rate": round(t.answered / t.ended, 3) if t.ended else None,
-            }
-            for name, t in self.state.trunks.items()
-        }
+        return self.pool.stats(time.monotonic())
 
     async def run(self) -> None:
         """Forever: start due sends, claim work while trunks have room, complete finished sends."""
@@ -178,8 +149,7 @@ class Dialer:
             return
         if not self.adoption.done_after_connect.is_set():
             return
-        usable = list(self.state.trunks.values())
-        if not usable:
+        if not self.pool.trunks:
             self.state.blocked_reason = (
                 "no trunk: add one with `vocalcast trunk add`, or run in demo mode (VOCALCAST_DEMO=1)"
             )
@@ -203,32 +173,10 @@ class Dialer:
 
     async def _refresh_trunks(self) -> None:
         now = time.monotonic()
-        if now - self._trunks_at < TRUNK_REFRESH_S and self.state.trunks:
+        if now - self._trunks_at < TRUNK_REFRESH_S and self.pool.trunks:
             return
         self._trunks_at = now
-        trunks = usable_trunks(await list_trunks(self.db), demo=self.settings.demo)
-        current = self.state.trunks
-        fresh: dict[str, TrunkState] = {}
-        for trunk in trunks:
-            state = current.get(trunk.name)
-            if state is None:
-                state = TrunkState(trunk, _bucket(trunk.max_cps, now))
-            else:
-                state.trunk = trunk
-                if state.bucket.rate != trunk.max_cps:
-                    state.bucket = _bucket(trunk.max_cps, now)
-            fresh[trunk.name] = state
-        # A removed trunk keeps its state while calls still run on it (their counts must come back).
-        for name, state in current.items():
-            if name not in fresh and state.active:
-                fresh[name] = state
-        self.state.trunks = fresh
-
-    def _free_slots(self, now: float) -> int:
-        free = self.settings.max_channels - self.active
-        if self._global_bucket is not None:
-            free = min(free, self._global_bucket.available(now))
-        return max(0, free)
+        self.pool.refresh(usable_trunks(await list_trunks(self.db), demo=self.settings.demo), now)
 
     def _wait_s(self) -> float:
         """Until the next cycle: a tick while calls run, longer when idle, and exactly the next token's
@@ -240,16 +188,13 @@ class Dialer:
         return wait
 
     def _note_token_wait(self, now: float) -> None:
-        waits = [t.bucket.wait_s(now) for t in self.state.trunks.values() if t.active < t.trunk.max_channels]
-        if self._global_bucket is not None:
-            waits.append(self._global_bucket.wait_s(now))
-        positive = [w for w in waits if w > 0]
-        if positive:
-            self._token_due = now + min(positive)
+        wait = self.pool.token_wait_s(now)
+        if wait is not None:
+            self._token_due = now + wait
 
     async def _dispatch(self, now_dt: datetime) -> None:
         now = time.monotonic()
-        free = self._free_slots(now)
+        free = self.pool.free_slots(now)
         if free <= 0:
             if self.active < self.settings.max_channels:
                 self._note_token_wait(now)
@@ -259,59 +204,47 @@ class Dialer:
             return
         # Share the free slots between sends, one at a time, least served first, each slot on the
         # trunk pick_trunk chooses given what the previous slots took.
-        loads = {name: t.load(now) for name, t in self.state.trunks.items()}
+        trunks = self.pool.plan(free, now)
+        if len(trunks) < free:
+            self._note_token_wait(now)
         wanted: dict[UUID, list[str]] = {}
-        for i in range(free):
-            send = sends[i % len(sends)]
-            trunk = pick_trunk(list(loads.values()))
-            if trunk is None:
-                self._note_token_wait(now)
-                break
-            load = loads[trunk]
-            loads[trunk] = TrunkLoad(
-                load.name, load.priority, load.active + 1, load.max_channels, load.tokens - 1, load.failing
-            )
-            wanted.setdefault(send.id, []).append(trunk)
+        for i, trunk in enumerate(trunks):
+            wanted.setdefault(sends[i % len(sends)].id, []).append(trunk)
         for send_id, trunk_names in wanted.items():
             context = await self.send_context(send_id)
             claims = await attempts_store.claim(
                 self.db, send_id, trunk_names, node=self.node, app=self.ari.app, demo=context.demo, now=now_dt
             )
             for claim in claims:
-                state = self.state.trunks[claim.trunk]
-                state.bucket.take(now)
-                if self._global_bucket is not None:
-                    self._global_bucket.take(now)
-                state.active += 1
-                self._spawn(self._attempt(claim, context))
+                self.pool.take(claim.trunk, now)
+                self._spawn(self._attempt(claim, context), claim)
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], claim: Claim) -> None:
+        task = asyncio.create_task(coro, name=f"attempt-{claim.attempt_id}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._attempt_done)
+
+    def _attempt_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Its attempt stays open: reconciliation follows it to an outcome (never a second call).
+            log.error("call.attempt_failed", task=task.get_name(), exc_info=task.exception())
 
     async def send_context(self, send_id: UUID) -> SendContext:
         context = self._contexts.get(send_id)
         if context is not None:
             return context
-        row = await self.db.fetchrow(
-            "SELECT s.account_id, s.sender_e164, s.transfer_number, s.extra_attempts, s.retry_interval_s, "
-            "s.voicemail_drop, s.demo, m.audio_stem, g.audio_stem AS greeting_stem, m.duration_s "
-            "FROM sends s JOIN messages m ON m.id = s.message_id LEFT JOIN messages g ON g.id = "
-            "s.greeting_message_id "
-            "WHERE s.id = $1",
-            send_id,
-        )
+        row = await attempts_store.dial_context(self.db, send_id)
         if row is None:
             raise RuntimeError(f"send {send_id} vanished")
         media = self.settings.media_dir
-        message = sound_uri(self.settings, media / row["audio_stem"])
-        greeting = sound_uri(self.settings, media / row["greeting_stem"]) if row["greeting_stem"] else None
+        message = sound_uri(self.settings, media / row.audio_stem)
+        greeting = sound_uri(self.settings, media / row.greeting_stem) if row.greeting_stem else None
         plan = CallPlan(
             message=message,
             greeting=greeting,
-            transfer_number=row["transfer_number"],
-            drop_mode=DropMode.amd if row["voicemail_drop"] else DropMode.none,
+            transfer_number=row.transfer_number,
+            drop_mode=DropMode.amd if row.voicemail_drop else DropMode.none,
             transfer_wait_media=prompt_uri(self.settings, "transfer_wait"),
             transfer_apology_media=prompt_uri(self.settings, "transfer_failed"),
             star_wait_s=self.settings.star_wait_s,
@@ -319,18 +252,11 @@ class Dialer:
             transfer_max_s=self.settings.transfer_max_s,
             # Ringing, the message twice (greeting repeats, replay after a failed transfer), a transfer.
             max_call_s=self.settings.ring_timeout_s
-            + 4 * row["duration_s"]
+            + 4 * row.message_duration_s
             + 120
             + self.settings.transfer_max_s,
         )
-        context = SendContext(
-            send_id,
-            row["account_id"],
-            plan,
-            row["sender_e164"],
-            RetryPolicy(extra_attempts=row["extra_attempts"], interval_s=float(row["retry_interval_s"])),
-            row["demo"],
-        )
+        context = SendContext(send_id, row.account_id, plan, row.sender_e164, row.retry, row.demo)
         self._contexts[send_id] = context
         return context
 
@@ -383,19 +309,12 @@ class Dialer:
                 if result is None:
                     return  # uncertain: reconciled later, never resent
                 if result.may_fail_over:
-                    state = self.state.trunks.get(current.trunk)
-                    if state is not None:
-                        state.failing_until = time.monotonic() + FAILING_TRUNK_S
-                    now = time.monotonic()
-                    # Any trunk with a free channel will do; its pace is kept by waiting for its token.
-                    loads = [dataclasses.replace(t.load(now), tokens=1) for t in self.state.trunks.values()]
-                    other = pick_trunk(loads, exclude=frozenset(tried))
+                    self.pool.mark_failing(current.trunk, time.monotonic())
+                    other = self.pool.failover_target(frozenset(tried), time.monotonic())
                     if other is not None:
-                        target = self.state.trunks[other]
-                        target.active += 1
+                        self.pool.take_slot(other)
                         slot = other
-                        await asyncio.sleep(target.bucket.wait_s(time.monotonic()))
-                        target.bucket.take(time.monotonic())
+                        await self.pool.wait_for_token(other)
                         await self.record(current, result, context.policy, failed_over=True)
                         current = await attempts_store.failover_attempt(
                             self.db, current, other, node=self.node, app=self.ari.app, demo=context.demo
@@ -415,12 +334,10 @@ class Dialer:
                 self.wake()
 
     def release_slot(self, trunk: str) -> None:
-        state = self.state.trunks.get(trunk)
-        if state is not None and state.active > 0:
-            state.active -= 1
+        self.pool.release_slot(trunk)
 
     async def _call(self, claim: Claim, context: SendContext) -> CallResult | None:
-        trunk_state = self.state.trunks.get(claim.trunk)
+        trunk_state = self.pool.trunks.get(claim.trunk)
         if trunk_state is None:
             await attempts_store.requeue(self.db, claim)
             return None
@@ -454,7 +371,7 @@ class Dialer:
         self.metrics.outcomes.labels(trunk, result.outcome.value).inc()
         if result.sip_code:
             self.metrics.sip_codes.labels(trunk, str(result.sip_code)).inc()
-        state = self.state.trunks.get(trunk)
+        state = self.pool.trunks.get(trunk)
         if state is not None:
             state.ended += 1
             if result.answered_at is not None:
@@ -522,9 +439,7 @@ class Dialer:
         return (await self.send_context(send_id)).plan.message
 
     def take_slot(self, trunk: str) -> None:
-        state = self.state.trunks.get(trunk)
-        if state is not None:
-            state.active += 1
+        self.pool.take_slot(trunk)
 
     # --- what monitoring reads (engine.services.health.Telephony) -------------------------------------------
     @property
@@ -546,10 +461,3 @@ class Dialer:
         except AriError as exc:
             raise TelephonyUnavailable(f"ARI endpoints: {exc}") from exc
         return {str(e.get("resource")): str(e.get("state", "unknown")) for e in endpoints}
-
-
-def _bucket(rate: float, now: float) -> TokenBucket:
-    """A token bucket that saves up at most BURST_S worth of calls (at least two, so a cycle that comes a
-    little late loses no pace): in any second a trunk limited to N calls per second places at most
-    N + max(2, N x BURST_S) (a bucket of N allowed 2N)."""
-    return TokenBucket(rate, max(2.0, rate * BURST_S), now=now)

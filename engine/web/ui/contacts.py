@@ -7,10 +7,9 @@ from typing import Any, Final
 
 from aiohttp import BodyPartReader, web
 
-from engine.domain.contacts import check_phone, clean_field
+from engine.domain.contacts import ContactPage, NewContact, check_phone, clean_field
 from engine.errors import InvalidInput
-from engine.services.contacts_import import MAX_IMPORT_BYTES, import_contacts_csv
-from engine.store import contacts as store
+from engine.services.contacts_import import MAX_IMPORT_BYTES
 from engine.web import sessions
 from engine.web.ui.core import Page, page, phone_fr
 
@@ -31,7 +30,7 @@ def _ints(values: list[str]) -> list[int]:
 
 
 def _field_errors(p: Page, values: dict[str, str]) -> dict[str, str]:
-    """Each field checked by the contacts store's own rules, so each error shows beside its field."""
+    """Each field checked by the contacts' own rules, so each error shows beside its field."""
     errors = {}
     for name in ("societe", "nom", "prenom"):
         try:
@@ -52,12 +51,12 @@ async def _render_entry(
     after = p.request.query.get("apres") or None
     listing_error = ""
     try:
-        listing = await store.list_contacts(
-            p.db, p.account.id, search=search or None, after=after, limit=PAGE_SIZE
+        listing = await p.services.contacts.page(
+            p.account.id, search=search or None, after=after, limit=PAGE_SIZE
         )
     except InvalidInput as exc:
-        listing, listing_error = store.ContactPage((), None), exc.message_fr or "Recherche invalide."
-    groups = await store.list_groups(p.db, p.account.id)
+        listing, listing_error = ContactPage((), None), exc.message_fr or "Recherche invalide."
+    groups = await p.services.contacts.groups(p.account.id)
     return p.render(
         "contacts_entry.html",
         status=status,
@@ -83,14 +82,9 @@ async def entry(p: Page) -> web.StreamResponse:
         errors = _field_errors(p, values)
         if not errors:
             try:
-                contact = await store.create_contact(
-                    p.db,
-                    p.account.id,
-                    phone=values["phone"],
-                    allow_international=p.account.allow_international,
-                    societe=values["societe"],
-                    nom=values["nom"],
-                    prenom=values["prenom"],
+                contact = await p.services.contacts.create(
+                    p.account,
+                    NewContact(**values),
                     group_ids=_ints(p.texts("groups")),
                 )
             except InvalidInput as exc:
@@ -103,10 +97,10 @@ async def entry(p: Page) -> web.StreamResponse:
     if not chosen:
         return p.redirect("/contacts", "Cochez d'abord des contacts.")
     if action == "delete":
-        deleted = await store.delete_contacts(p.db, p.account.id, chosen)
+        deleted = await p.services.contacts.delete_many(p.account.id, chosen)
         return p.redirect("/contacts", f"{deleted} contact(s) supprimé(s).")
     if action == "to_group" and p.text("group_id").isdigit():
-        added = await store.add_members(p.db, p.account.id, int(p.text("group_id")), chosen)
+        added = await p.services.contacts.add_members(p.account.id, int(p.text("group_id")), chosen)
         return p.redirect("/contacts", f"{added} contact(s) ajouté(s) au groupe.")
     return p.redirect("/contacts", "Choisissez un groupe.")
 
@@ -114,8 +108,8 @@ async def entry(p: Page) -> web.StreamResponse:
 @page
 async def edit(p: Page) -> web.StreamResponse:
     contact_id = _id(p, "contact_id")
-    contact = await store.get_contact(p.db, p.account.id, contact_id)
-    groups = await store.list_groups(p.db, p.account.id)
+    contact = await p.services.contacts.get(p.account.id, contact_id)
+    groups = await p.services.contacts.groups(p.account.id)
     if p.request.method == "GET":
         values = {
             "societe": contact.societe,
@@ -127,18 +121,16 @@ async def edit(p: Page) -> web.StreamResponse:
         return p.render("contact_edit.html", tab="saisie", contact=contact, groups=groups, values=values,
                         chosen_groups=chosen, errors={})  # fmt: skip
     if p.text("action") == "delete":
-        await store.delete_contact(p.db, p.account.id, contact_id)
+        await p.services.contacts.delete(p.account.id, contact_id)
         return p.redirect("/contacts", "Contact supprimé.")
     values = {name: p.text(name) for name in CONTACT_FIELDS}
     chosen = _ints(p.texts("groups"))
     errors = _field_errors(p, values)
     if not errors:
         try:
-            await store.update_contact(
-                p.db,
-                p.account.id,
+            await p.services.contacts.update(
+                p.account,
                 contact_id,
-                allow_international=p.account.allow_international,
                 phone=values["phone"],
                 societe=values["societe"],
                 nom=values["nom"],
@@ -167,7 +159,7 @@ async def edit(p: Page) -> web.StreamResponse:
 async def _render_groups(
     p: Page, *, errors: dict[str, str] | None = None, status: int = 200, name: str = ""
 ) -> web.Response:
-    groups = await store.list_groups(p.db, p.account.id)
+    groups = await p.services.contacts.groups(p.account.id)
     return p.render("contacts_groups.html", status=status, tab="groupe", groups=groups, errors=errors or {},
                     name=name)  # fmt: skip
 
@@ -179,19 +171,19 @@ async def groups(p: Page) -> web.StreamResponse:
     action = p.text("action")
     if action == "create":
         try:
-            group = await store.create_group(p.db, p.account.id, p.text("name"))
+            group = await p.services.contacts.create_group(p.account.id, p.text("name"))
         except InvalidInput as exc:
             return await _render_groups(p, errors={"name": exc.message_fr}, status=400, name=p.text("name"))
         return p.redirect("/contacts/groupes", f"Groupe « {group.name} » créé.")
     group_id = int(p.text("group_id")) if p.text("group_id").isdigit() else 0
     if action == "rename":
         try:
-            group = await store.rename_group(p.db, p.account.id, group_id, p.text("name"))
+            group = await p.services.contacts.rename_group(p.account.id, group_id, p.text("name"))
         except InvalidInput as exc:
             return await _render_groups(p, errors={f"rename-{group_id}": exc.message_fr}, status=400)
         return p.redirect("/contacts/groupes", f"Groupe renommé en « {group.name} ».")
     if action == "delete":
-        await store.delete_group(p.db, p.account.id, group_id)
+        await p.services.contacts.delete_group(p.account.id, group_id)
         return p.redirect("/contacts/groupes", "Groupe supprimé (ses contacts sont conservés).")
     return p.redirect("/contacts/groupes")
 
@@ -199,12 +191,13 @@ async def groups(p: Page) -> web.StreamResponse:
 @page
 async def group_members(p: Page) -> web.StreamResponse:
     group_id = _id(p, "group_id")
-    group = await store.get_group(p.db, p.account.id, group_id)
+    contacts = p.services.contacts
+    group = await contacts.group(p.account.id, group_id)
     if p.request.method == "POST":
-        removed = await store.remove_members(p.db, p.account.id, group_id, _ints(p.texts("selected")))
+        removed = await contacts.remove_members(p.account.id, group_id, _ints(p.texts("selected")))
         return p.redirect(f"/contacts/groupes/{group_id}", f"{removed} contact(s) retiré(s) du groupe.")
     after = p.request.query.get("apres") or None
-    listing = await store.list_contacts(p.db, p.account.id, group_id=group_id, after=after, limit=PAGE_SIZE)
+    listing = await contacts.page(p.account.id, group_id=group_id, after=after, limit=PAGE_SIZE)
     return p.render("contacts_group.html", tab="groupe", group=group, listing=listing, after=after or "")
 
 
@@ -237,9 +230,7 @@ async def transfer(p: Page) -> web.StreamResponse:
         errors["file"] = "Choisissez un fichier CSV (séparateur : point-virgule)."
     else:
         try:
-            report = await import_contacts_csv(
-                p.db, p.account.id, bytes(data), allow_international=p.account.allow_international
-            )
+            report = await p.services.contacts.import_csv(p.account, bytes(data))
         except InvalidInput as exc:
             errors["file"] = exc.message_fr
     return p.render(

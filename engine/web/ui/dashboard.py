@@ -6,7 +6,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine.store import accounts as accounts_store
-from engine.store import webspace
 from engine.web.ui.core import Page, page
 
 LEDGER_SHOWN = 10
@@ -15,9 +14,10 @@ UNFINISHED_SHOWN = 20
 
 async def _render(p: Page, *, new_code: str = "") -> web.Response:
     account = p.account
-    ledger = await accounts_store.ledger(p.db, account.id, limit=LEDGER_SHOWN)
-    unfinished = await webspace.unfinished_sends(p.db, account.id, limit=UNFINISHED_SHOWN)
-    counters = {c.id: c for c in await webspace.send_counters(p.db, account.id, [s.id for s in unfinished])}
+    services = p.services
+    ledger = await services.accounts.ledger(account.id, limit=LEDGER_SHOWN)
+    unfinished = await services.sends.unfinished(account.id, limit=UNFINISHED_SHOWN)
+    counters = {c.id: c for c in await services.sends.counters(account.id, [s.id for s in unfinished])}
     return p.render(
         "dashboard.html",
         ledger=ledger,

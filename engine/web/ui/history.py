@@ -13,11 +13,8 @@ from uuid import UUID
 from aiohttp import web
 
 from engine.domain.outcomes import OUTCOMES, Outcome, TransferOutcome
-from engine.domain.sends import LABELS_FR, TRANSITIONS, SendStatus
+from engine.domain.sends import LABELS_FR, TRANSITIONS, UNFINISHED, Send, SendStatus
 from engine.errors import InvalidInput, NotFound
-from engine.store import messages as messages_store
-from engine.store import sends as sends_store
-from engine.store import webspace
 from engine.web.ui.core import SECURITY_HEADERS, Page, datetime_fr, page, phone_fr
 
 SENDS_PER_PAGE: Final = 50
@@ -36,6 +33,11 @@ def _send_id(p: Page) -> UUID:
         raise NotFound("not a send id") from exc
 
 
+async def _send(p: Page) -> Send:
+    """The send of the URL; another account's is NotFound."""
+    return await p.services.sends.get(_send_id(p), account_id=p.account.id)
+
+
 @page
 async def history(p: Page) -> web.StreamResponse:
     before: datetime | None = None
@@ -44,11 +46,11 @@ async def history(p: Page) -> web.StreamResponse:
             before = datetime.fromisoformat(p.text("avant"))
         except ValueError:
             before = None
-    sends = await sends_store.list_sends(p.db, p.account.id, limit=SENDS_PER_PAGE + 1, before=before)
+    sends = await p.services.sends.history(p.account.id, limit=SENDS_PER_PAGE + 1, before=before)
     more = len(sends) > SENDS_PER_PAGE
     sends = sends[:SENDS_PER_PAGE]
-    messages = {m.id: m for m in await messages_store.list_messages(p.db, p.account.id)}
-    counters = {c.id: c for c in await webspace.send_counters(p.db, p.account.id, [s.id for s in sends])}
+    messages = {m.id: m for m in await p.services.messages.list(p.account.id)}
+    counters = {c.id: c for c in await p.services.sends.counters(p.account.id, [s.id for s in sends])}
     return p.render(
         "history.html",
         sends=sends,
@@ -95,14 +97,14 @@ def _recipient_row(row: dict[str, Any]) -> dict[str, Any]:
 
 @page
 async def detail(p: Page) -> web.StreamResponse:
-    send = await sends_store.get_send(p.db, _send_id(p), account_id=p.account.id)
-    progress = await sends_store.progress(p.db, send.id)
+    send = await _send(p)
+    progress = await p.services.sends.progress(send)
     after = int(p.text("apres")) if p.text("apres").isdigit() else 0
-    rows = await sends_store.recipients(p.db, send.id, limit=RECIPIENTS_PER_PAGE + 1, after_id=after)
+    rows = await p.services.sends.recipients(send, limit=RECIPIENTS_PER_PAGE + 1, after_id=after)
     more = len(rows) > RECIPIENTS_PER_PAGE
     rows = rows[:RECIPIENTS_PER_PAGE]
     try:
-        message = await messages_store.get_message_by_id(p.db, p.account.id, send.message_id)
+        message = await p.services.messages.get_by_id(p.account.id, send.message_id)
         message_label = f"n° {message.ref} — {message.title}"
     except NotFound:
         message_label = "(message supprimé)"
@@ -117,7 +119,7 @@ async def detail(p: Page) -> web.StreamResponse:
         rows=[_recipient_row(dict(r)) for r in rows],
         next_after=rows[-1]["id"] if more and rows else 0,
         actions=actions,
-        live=send.status in webspace.UNFINISHED,
+        live=send.status in UNFINISHED,
     )
 
 
@@ -127,8 +129,8 @@ def _percent(status: SendStatus, done: int, total: int) -> int:
 
 @page
 async def progress_json(p: Page) -> web.StreamResponse:
-    send = await sends_store.get_send(p.db, _send_id(p), account_id=p.account.id)
-    progress = await sends_store.progress(p.db, send.id)
+    send = await _send(p)
+    progress = await p.services.sends.progress(send)
     done = progress.total - progress.remaining
     body = {
         "id": str(send.id),
@@ -141,7 +143,7 @@ async def progress_json(p: Page) -> web.StreamResponse:
         "outcomes": [
             {"code": b["code"], "label": b["label"], "count": b["count"]} for b in _chart(progress.outcomes)
         ],
-        "live": send.status in webspace.UNFINISHED,
+        "live": send.status in UNFINISHED,
     }
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
@@ -155,7 +157,7 @@ async def counters_json(p: Page) -> web.StreamResponse:
             ids.append(UUID(raw))
         except ValueError:
             continue
-    found = await webspace.send_counters(p.db, p.account.id, ids)
+    found = await p.services.sends.counters(p.account.id, ids)
     body = [
         {
             "id": str(c.id),
@@ -164,7 +166,7 @@ async def counters_json(p: Page) -> web.StreamResponse:
             "total": c.total,
             "done": c.done,
             "percent": c.percent,
-            "live": c.status in webspace.UNFINISHED,
+            "live": c.status in UNFINISHED,
         }
         for c in found
     ]
@@ -188,7 +190,7 @@ async def act(p: Page) -> web.StreamResponse:
 @page
 async def export_csv(p: Page) -> web.StreamResponse:
     """Every recipient's result, for Excel: semicolons, UTF-8 with a BOM, French headings."""
-    send = await sends_store.get_send(p.db, _send_id(p), account_id=p.account.id)
+    send = await _send(p)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/csv; charset=utf-8",
@@ -205,7 +207,7 @@ async def export_csv(p: Page) -> web.StreamResponse:
     )
     after = 0
     while True:
-        rows = await sends_store.recipients(p.db, send.id, limit=CSV_BATCH, after_id=after)
+        rows = await p.services.sends.recipients(send, limit=CSV_BATCH, after_id=after)
         for raw in rows:
             row = _recipient_row(dict(raw))
             writer.writerow(

@@ -8,7 +8,7 @@ SendDefaults, create_send); this module only maps their error codes to the form'
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -22,14 +22,11 @@ from engine.domain.accounts import (
     SenderNumber,
     check_transfer,
 )
+from engine.domain.contacts import NewContact
 from engine.domain.schedule import parse_deferred
-from engine.domain.sends import Target
+from engine.domain.sends import IdempotencyKeyUsed, Send, Target
 from engine.errors import InvalidInput
 from engine.services.sends import Sends
-from engine.store import accounts as accounts_store
-from engine.store import messages as messages_store
-from engine.store.accounts import Executor
-from engine.store.sends import Send
 from engine.web.ui.core import Page, count_fr, phone_fr
 
 OPTION_FIELDS: Final = (
@@ -83,8 +80,8 @@ class Library:
 
 
 async def library(p: Page) -> Library:
-    messages = await messages_store.list_messages(p.db, p.account.id)
-    senders = [s for s in await accounts_store.list_senders(p.db, p.account.id) if s.status == "verified"]
+    messages = await p.services.messages.list(p.account.id)
+    senders = await p.services.sends.senders(p.account.id)
     return Library(messages, [m for m in messages if m.is_greeting], senders)
 
 
@@ -191,31 +188,58 @@ async def attempt(
     *,
     dry_run: bool,
     idempotency_key: str | None = None,
-    executor: Executor | None = None,
 ) -> tuple[Send | None, dict[str, str]]:
     """The send for real, or tried inside a transaction that is rolled back (the review page): the send,
     or the errors by field. Credits are checked too, so the review never promises what confirming refuses.
-
-    ``executor``: a connection of the caller's own transaction (a contact saved with its send).
     """
-    errors: dict[str, str] = {}
-    try:
-        send = await sends.create(
+    return await _answer(
+        account,
+        len(targets),
+        sends.create(
             account,
             targets=targets,
             origin="web",
             idempotency_key=None if dry_run else idempotency_key,
             dry_run=dry_run,
-            executor=executor,
             **options,
-        )
-        return send, errors
+        ),
+    )
+
+
+async def attempt_for_contact(
+    sends: Sends,
+    account: Account,
+    options: dict[str, Any],
+    contact: NewContact,
+    *,
+    group_id: int | None,
+    idempotency_key: str,
+) -> tuple[Send | None, dict[str, str]]:
+    """Save the contact and create its send, both or neither: the send, or the errors by field."""
+    return await _answer(
+        account,
+        1,
+        sends.create_for_contact(
+            account, contact, group_id=group_id, origin="web", idempotency_key=idempotency_key, **options
+        ),
+    )
+
+
+async def _answer(
+    account: Account, credits: int, creating: Coroutine[Any, Any, Send]
+) -> tuple[Send | None, dict[str, str]]:
+    """What ``creating`` gives: its send, or its refusal as an error beside the field it is about."""
+    errors: dict[str, str] = {}
+    try:
+        return await creating, errors
+    except IdempotencyKeyUsed as exc:
+        return exc.send, errors  # a double click: the first click's send
     except InvalidInput as exc:
         errors[FIELD_OF.get(exc.code, "general")] = exc.message_fr
     except InsufficientCredits:
         errors["credits"] = (
-            f"Crédits insuffisants : cet envoi demande {count_fr(len(targets))} crédit"
-            f"{'s' if len(targets) > 1 else ''}, vous en avez {count_fr(account.balance)}. "
+            f"Crédits insuffisants : cet envoi demande {count_fr(credits)} crédit"
+            f"{'s' if credits > 1 else ''}, vous en avez {count_fr(account.balance)}. "
             "Vous devez créditer le compte."
         )
     return None, errors

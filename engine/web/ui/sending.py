@@ -13,13 +13,11 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from engine.domain.contacts import check_phone, clean_field
+from engine.domain.contacts import NewContact, check_phone, clean_field
 from engine.domain.numbers import Number, Refusal, normalize
 from engine.domain.recipients import PasteReport, parse_paste
 from engine.domain.sends import Target
 from engine.errors import InvalidInput, NotFound
-from engine.store import contacts as contacts_store
-from engine.store.contacts import Contact
 from engine.web.ui import sendform
 from engine.web.ui.core import Page, page, phone_fr
 
@@ -133,7 +131,7 @@ async def _prefill(p: Page, draft: Draft) -> None:
     """The first view; « Envoi à un groupe » reached from a group's page has that group ticked."""
     draft.extra["multi"] = {"groups": p.texts("groupe"), "members": []}
     if draft.kind in {"contact", "group"}:
-        draft.extra["groups"] = groups = await contacts_store.list_groups(p.db, p.account.id)
+        draft.extra["groups"] = groups = await p.services.contacts.groups(p.account.id)
         if not {str(g.id) for g in groups}.issuperset(draft.extra["multi"]["groups"]):
             raise NotFound("a group in the URL is not the account's")
     if draft.kind == "group":
@@ -160,7 +158,7 @@ async def _recipients(p: Page, draft: Draft, *, check: bool) -> None:
         if check and not draft.targets:
             draft.errors["numbers"] = "Aucun numéro valable dans la liste : voyez le détail ci-dessous."
     elif draft.kind == "contact":
-        draft.extra["groups"] = await contacts_store.list_groups(p.db, account.id)
+        draft.extra["groups"] = await p.services.contacts.groups(account.id)
         if not check:
             return
         for name in ("societe", "nom", "prenom"):
@@ -176,7 +174,7 @@ async def _recipients(p: Page, draft: Draft, *, check: bool) -> None:
             draft.targets = [Target(number)]
         if draft.values["group_id"]:
             try:
-                await contacts_store.get_group(p.db, account.id, int(draft.values["group_id"]))
+                await p.services.contacts.group(account.id, int(draft.values["group_id"]))
             except (ValueError, NotFound):
                 draft.errors["group_id"] = "Groupe introuvable."
     else:
@@ -185,7 +183,7 @@ async def _recipients(p: Page, draft: Draft, *, check: bool) -> None:
 
 async def _group_recipients(p: Page, draft: Draft, *, check: bool) -> None:
     account = p.account
-    draft.extra["groups"] = groups = await contacts_store.list_groups(p.db, account.id)
+    draft.extra["groups"] = groups = await p.services.contacts.groups(account.id)
     chosen = _ints(draft.extra["multi"]["groups"])
     members = _ints(draft.extra["multi"]["members"])
     known = {g.id for g in groups}
@@ -196,8 +194,8 @@ async def _group_recipients(p: Page, draft: Draft, *, check: bool) -> None:
         listing = []
         for group in groups:
             if group.id in chosen:
-                page_ = await contacts_store.list_contacts(
-                    p.db, account.id, group_id=group.id, limit=GROUP_MEMBERS_SHOWN
+                page_ = await p.services.contacts.page(
+                    account.id, group_id=group.id, limit=GROUP_MEMBERS_SHOWN
                 )
                 listing.append((group, page_.contacts))
         draft.extra["member_listing"] = listing
@@ -208,9 +206,7 @@ async def _group_recipients(p: Page, draft: Draft, *, check: bool) -> None:
         return
     subset = members if draft.values["scope"] == "part" else None
     try:
-        found = await contacts_store.numbers_for_targets(
-            p.db, account.id, group_ids=chosen, subset_contact_ids=subset
-        )
+        targets = await p.services.contacts.targets(account.id, group_ids=chosen, subset_contact_ids=subset)
     except InvalidInput as exc:
         field_name = "members" if exc.code == "no_recipients" else "groups"
         draft.errors[field_name] = exc.message_fr
@@ -218,11 +214,6 @@ async def _group_recipients(p: Page, draft: Draft, *, check: bool) -> None:
     if subset is not None and not subset:
         draft.errors["members"] = "Cochez les contacts à appeler, ou choisissez « tous les contacts »."
         return
-    targets = []
-    for target in found:
-        number = normalize(target.e164, allow_international=True)
-        if isinstance(number, Number):
-            targets.append(Target(number, target.contact_id))
     draft.targets = targets
 
 
@@ -267,66 +258,18 @@ async def _confirm_contact(
     p: Page, draft: Draft, options: dict[str, Any], key: str
 ) -> tuple[Any, dict[str, str]]:
     """Save the contact and create the send in one transaction: an error leaves neither."""
-    account = p.account
     values = draft.values
-    group_ids = [int(values["group_id"])] if values["group_id"] else []
-    errors: dict[str, str] = {}
-    try:
-        async with p.db.transaction() as conn:
-            contact = await _save_contact(conn, p, values, group_ids)
-            number = draft.targets[0].number
-            send, errors = await sendform.attempt(
-                p.services.sends,
-                account,
-                options,
-                [Target(number, contact.id)],
-                dry_run=False,
-                idempotency_key=key,
-                executor=conn,
-            )
-            if send is None:
-                raise _Abort
-            return send, errors
-    except _Abort:
-        return None, errors
-
-
-class _Abort(Exception):
-    """Rolls back the contact when the send is refused."""
-
-
-async def _save_contact(conn: Any, p: Page, values: dict[str, str], group_ids: list[int]) -> Contact:
-    account = p.account
-    try:
-        return await contacts_store.create_contact(
-            conn,
-            account.id,
-            phone=values["phone"],
-            allow_international=account.allow_international,
-            societe=values["societe"],
-            nom=values["nom"],
-            prenom=values["prenom"],
-            group_ids=group_ids,
-        )
-    except InvalidInput as exc:
-        if exc.code != "contact_exists":
-            raise
-    # The number is already a contact: bring its names up to date and add it to the group.
-    e164 = check_phone(values["phone"], allow_international=account.allow_international).e164
-    listing = await contacts_store.list_contacts(conn, account.id, search=e164, limit=5)
-    existing = next(c for c in listing.contacts if c.e164 == e164)
-    contact = await contacts_store.update_contact(
-        conn,
-        account.id,
-        existing.id,
-        allow_international=account.allow_international,
-        societe=values["societe"] or None,
-        nom=values["nom"] or None,
-        prenom=values["prenom"] or None,
+    contact = NewContact(
+        phone=values["phone"], societe=values["societe"], nom=values["nom"], prenom=values["prenom"]
     )
-    if group_ids:
-        await contacts_store.add_members(conn, account.id, group_ids[0], [contact.id])
-    return contact
+    return await sendform.attempt_for_contact(
+        p.services.sends,
+        p.account,
+        options,
+        contact,
+        group_id=int(values["group_id"]) if values["group_id"] else None,
+        idempotency_key=key,
+    )
 
 
 @page
