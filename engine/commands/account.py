@@ -7,35 +7,17 @@ only when it is made, since the database keeps only hashes of them.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from engine.commands.runner import run_with_services
 from engine.domain.accounts import Account, NewAccount, SenderNumber, check_sender
 from engine.errors import InvalidInput
 from engine.services import Services
 from engine.services.accounts import NamedDefaults
-from engine.settings import Settings
-from engine.store import Database
 
-T = TypeVar("T")
 LEDGER_TAIL = 10
-
-
-def run_with_db(fn: Callable[[Database, Settings], Awaitable[T]]) -> T:
-    """Transitional, for engine/commands/contacts.py only (the commands here run on the services, see
-    engine/commands/runner.py): open a small pool on the instance's database, run ``fn``, close the pool.
-    Remove it, and this module's engine.store import, once contacts.py runs on the services."""
-    settings = Settings.from_env()
-
-    async def run() -> T:
-        async with Database(settings.dsn, min_size=1, max_size=2) as db:
-            return await fn(db, settings)
-
-    return asyncio.run(run())
 
 
 def _on_off(raw: str) -> bool:

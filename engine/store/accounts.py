@@ -17,13 +17,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from engine.domain import accounts as domain
 from engine.domain.accounts import Account, NewAccount, SendDefaults, UnknownAccount
 from engine.errors import InvalidInput
-from engine.store.credits import ledger, record_movement
-from engine.store.db import Database, Executor, in_transaction, rows_affected
-from engine.store.senders import list_senders
-
-# Transitional re-exports: engine/services/sends.py, engine/web/ui/sendform.py and engine/web/ui/dashboard.py
-# still reach these through this module while another branch moves them to the services; drop them then.
-__all__ = ["Executor", "in_transaction", "ledger", "list_senders"]
+from engine.store.credits import record_movement
+from engine.store.db import Database, Executor, rows_affected
 
 # argon2id with the library's defaults (RFC 9106's second recommendation: 64 MiB, 3 passes): ≈ 0.1 s
 # of CPU per hash, which is why every hash and verification runs in a thread.
