@@ -131,7 +131,7 @@ def expect_error(answer: Answer, status: int, code: str | None = None) -> dict[s
 
 
 def _api_routes(engine: Engine) -> set[tuple[str, str]]:
-    app = routes.build(engine.services, engine.db)
+    app = routes.build(engine.services)
     found = set()
     for resource in app.router.resources():
         sub = getattr(resource, "_app", None)

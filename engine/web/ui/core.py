@@ -25,9 +25,8 @@ from engine.domain.sends import LABELS_FR, SendStatus
 from engine.errors import DatabaseUnavailable, NotFound
 from engine.services import Services
 from engine.settings import Settings
-from engine.store.db import Database
 from engine.web import sessions
-from engine.web.context import DB, services_of
+from engine.web.context import services_of
 
 log = structlog.get_logger(__name__)
 
@@ -172,10 +171,6 @@ class Page:
     @property
     def services(self) -> Services:
         return services_of(self.request)
-
-    @property
-    def db(self) -> Database:
-        return self.request.config_dict[DB]
 
     @property
     def settings(self) -> Settings:
