@@ -16,8 +16,7 @@ import asyncpg
 from engine.domain.callevents import CallResult
 from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy, next_attempt
-from engine.store.accounts import Executor, in_transaction
-from engine.store.db import Database
+from engine.store.db import Database, Executor, in_transaction
 
 # One statement, one round trip (it runs for every few calls): lock the send, take its due recipients,
 # mark them calling and insert their attempt rows, the n-th recipient with the n-th attempt id and

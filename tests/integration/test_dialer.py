@@ -22,7 +22,7 @@ from engine.stack import asterisk
 from engine.stack.root import read_info, root_path
 from engine.store import Database
 from engine.store import sends as sends_store
-from engine.store.accounts import balance
+from engine.store.credits import balance
 from tests.integration.conftest import add_trunk, wait_for
 from tests.integration.dialing import (
     SIPP_DIR,
