@@ -139,7 +139,7 @@ class Engine:
         await self._stack.aclose()
 
     async def _start_http(self) -> None:
-        app = routes.build(self.services, self.db)
+        app = routes.build(self.services)
         runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   postgresql-15 postgresql-client-15            # the project-owned database cluster
   mmdebstrap debian-archive-keyring ca-certificates  # builds the Asterisk 22 root from sid
   sip-tester                                    # SIPp: demo phone, test callees and trunks
+  tshark                                        # decodes our generated pcaps independently (tests/unit)
   ffmpeg sox espeak-ng                          # audio conversion; test audio
   iproute2 procps util-linux                    # ss, pkill, mountpoint/findmnt
   chromium chromium-driver fonts-dejavu-core    # browser tests of the private space (tests/e2e)
@@ -24,11 +25,15 @@ done
 if ((${#missing[@]})); then
   echo "bootstrap: installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # wireshark-common asks whether non-root users may capture: no (tests capture as root, in-process).
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq
   # Debian's postgresql-15 starts a system cluster; we never use it (policy-rc.d keeps it stopped).
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Without apt-utils debconf says it delays configuration: noise, the answers are preseeded above.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    2> >(grep -v "delaying package configuration" >&2)
 fi
 
 # Python environment, rebuilt when pyproject.toml changes.

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from engine.settings import Settings
+from tests.support import tools
 
 # Property tests are reproducible by default: a fixed example budget derived from the test itself (no
 # example database on disk, no deadline on a shared machine). HYPOTHESIS_PROFILE=explore draws new,
@@ -95,6 +96,15 @@ async def db(stack_settings: Settings):  # type: ignore[no-untyped-def]
             names = ", ".join(f'"{r["tablename"]}"' for r in tables)
             await database.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
         yield database
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A missing program or a run as another user than root fails the whole run here, never a skip."""
+    problems = tools.missing()
+    if problems:
+        pytest.exit(
+            "cannot run the tests:\n  " + "\n  ".join(problems), returncode=pytest.ExitCode.USAGE_ERROR
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:

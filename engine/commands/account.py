@@ -7,34 +7,17 @@ only when it is made, since the database keeps only hashes of them.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-from uuid import UUID
+from typing import Any
 
-from engine.domain.accounts import Account, SendDefaults, SenderNumber, check_sender, check_transfer
-from engine.errors import InvalidInput, NotFound
-from engine.settings import Settings
-from engine.store import Database
-from engine.store import accounts as store
-from engine.store import messages as messages_store
+from engine.commands.runner import run_with_services
+from engine.domain.accounts import Account, NewAccount, SenderNumber, check_sender
+from engine.errors import InvalidInput
+from engine.services import Services
+from engine.services.accounts import NamedDefaults
 
-T = TypeVar("T")
 LEDGER_TAIL = 10
-
-
-def run_with_db(fn: Callable[[Database, Settings], Awaitable[T]]) -> T:
-    """Open a small pool on the instance's database, run ``fn``, close the pool."""
-    settings = Settings.from_env()
-
-    async def run() -> T:
-        async with Database(settings.dsn, min_size=1, max_size=2) as db:
-            return await fn(db, settings)
-
-    return asyncio.run(run())
 
 
 def _on_off(raw: str) -> bool:
@@ -124,19 +107,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _create(args: argparse.Namespace) -> int:
     password = _read_password(args.password)
-    if args.credits < 0:
-        raise InvalidInput("credit_amount", f"initial credits must not be negative, got {args.credits}")
 
-    async def run(db: Database, settings: Settings) -> store.NewAccount:
-        return await store.create_account(
-            db,
-            args.email,
-            secret_key=settings.require("secret_key"),
-            password=password,
-            credits=args.credits,
-        )
+    async def run(services: Services) -> NewAccount:
+        return await services.accounts.create(args.email, password=password, credits=args.credits)
 
-    new = run_with_db(run)
+    new = run_with_services(run)
     if args.json:
         out = {
             "id": str(new.account.id),
@@ -155,11 +130,11 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _code(args: argparse.Namespace) -> int:
-    async def run(db: Database, settings: Settings) -> str:
-        account = await store.account_by_email(db, args.account)
-        return await store.regenerate_code(db, account.id, secret_key=settings.require("secret_key"))
+    async def run(services: Services) -> str:
+        account = await services.accounts.by_email(args.account)
+        return await services.accounts.new_code(account.id)
 
-    code = run_with_db(run)
+    code = run_with_services(run)
     print(f"new personal code of {args.account.strip().lower()}: {code}   (shown once; the old one is void)")
     return 0
 
@@ -167,11 +142,11 @@ def _code(args: argparse.Namespace) -> int:
 def _password(args: argparse.Namespace) -> int:
     password = _read_password(args.password)
 
-    async def run(db: Database, settings: Settings) -> str:
-        account = await store.account_by_email(db, args.account)
-        return await store.set_password(db, account.id, password)
+    async def run(services: Services) -> str:
+        account = await services.accounts.by_email(args.account)
+        return await services.logins.set_password(account.id, password)
 
-    new = run_with_db(run)
+    new = run_with_services(run)
     if password is None:
         print(f"new password of {args.account.strip().lower()}: {new}   (shown once)")
     else:
@@ -180,27 +155,26 @@ def _password(args: argparse.Namespace) -> int:
 
 
 def _credit(args: argparse.Namespace) -> int:
-    async def run(db: Database, settings: Settings) -> tuple[Account, int]:
-        account = await store.account_by_email(db, args.account)
-        after = await store.credit(db, account.id, args.amount, reason=args.reason)
+    async def run(services: Services) -> tuple[Account, int]:
+        account = await services.accounts.by_email(args.account)
+        after = await services.accounts.credit(account.id, args.amount, reason=args.reason)
         return account, after.available
 
-    account, available = run_with_db(run)
+    account, available = run_with_services(run)
     print(f"{account.email}: +{args.amount} credits, {available} available")
     return 0
 
 
 def _options(args: argparse.Namespace) -> int:
-    async def run(db: Database, settings: Settings) -> Account:
-        account = await store.account_by_email(db, args.account)
-        return await store.set_options(
-            db,
+    async def run(services: Services) -> Account:
+        account = await services.accounts.by_email(args.account)
+        return await services.accounts.set_options(
             account.id,
             allow_international=args.international,
             allow_voicemail_drop=args.voicemail_drop,
         )
 
-    account = run_with_db(run)
+    account = run_with_services(run)
     print(
         f"{account.email}: international {_word(account.allow_international)}, "
         f"voicemail drop {_word(account.allow_voicemail_drop)}"
@@ -232,17 +206,17 @@ def _sender(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
 
-    async def run(db: Database, settings: Settings) -> list[dict[str, Any]]:
-        account = await store.account_by_email(db, args.account)
+    async def run(services: Services) -> list[dict[str, Any]]:
+        account = await services.accounts.by_email(args.account)
         if args.add is not None:
-            number = await store.declare_sender(db, account.id, args.add)
+            number, _ = await services.accounts.declare_sender(account.id, args.add)
             print(f"declared {number.e164} ({number.status})")
         if to_verify is not None:
-            number = await store.verify_sender(db, account.id, to_verify)
+            number = await services.accounts.verify_sender(account.id, to_verify)
             print(f"verified {number.e164}")
-        return [_sender_json(s) for s in await store.list_senders(db, account.id)]
+        return [_sender_json(s) for s in await services.accounts.senders(account.id)]
 
-    senders = run_with_db(run)
+    senders = run_with_services(run)
     if args.add is None and to_verify is None:
         for s in senders:
             if args.json:
@@ -272,22 +246,13 @@ def _sender_json(s: SenderNumber) -> dict[str, Any]:
 # --- default send options -------------------------------------------------------------------------------
 
 
-async def _defaults_json(db: Database, account: Account) -> dict[str, Any]:
+def _defaults_json(d: NamedDefaults) -> dict[str, Any]:
     """Defaults as the customer knows them: the greeting by reference, the sender by number."""
-    d = account.defaults
-    greeting_ref = None
-    if d.greeting_message_id is not None:
-        greeting_ref = (await messages_store.get_message_by_id(db, account.id, d.greeting_message_id)).ref
-    sender = None
-    if d.sender_number_id is not None:
-        sender = next(
-            (s.e164 for s in await store.list_senders(db, account.id) if s.id == d.sender_number_id), None
-        )
     return {
         "greeting_enabled": d.greeting_enabled,
-        "greeting_ref": greeting_ref,
+        "greeting_ref": d.greeting_ref,
         "transfer_number": d.transfer_number,
-        "sender_number": sender,
+        "sender_number": d.sender_number,
         "retries": d.retries,
         "retry_interval_min": d.retry_interval_s // 60,
         "voicemail_drop": d.voicemail_drop,
@@ -300,46 +265,26 @@ def _parse_ref(raw: str) -> int:
     return int(raw)
 
 
-async def _sender_id(db: Database, account_id: UUID, raw: str) -> int:
-    e164 = check_sender(raw).e164
-    for s in await store.list_senders(db, account_id):
-        if s.e164 == e164:
-            return s.id
-    raise NotFound(f"{e164} is not a declared sender number of this account")
-
-
 def _defaults(args: argparse.Namespace) -> int:
-    async def run(db: Database, settings: Settings) -> dict[str, Any]:
-        account = await store.account_by_email(db, args.account)
-        changes: dict[str, Any] = {}
-        if args.greeting is not None:
-            if args.greeting == "off":
-                changes |= {"greeting_enabled": False, "greeting_message_id": None}
-            else:
-                message = await messages_store.get_message(db, account.id, _parse_ref(args.greeting))
-                changes |= {"greeting_enabled": True, "greeting_message_id": message.id}
-        if args.transfer is not None:
-            changes["transfer_number"] = (
-                None
-                if args.transfer == "off"
-                else check_transfer(args.transfer, allow_international=account.allow_international)
-            )
-        if args.sender is not None:
-            changes["sender_number_id"] = (
-                None if args.sender == "off" else await _sender_id(db, account.id, args.sender)
-            )
-        if args.retries is not None:
-            changes["retries"] = args.retries
-        if args.interval is not None:
-            changes["retry_interval_s"] = args.interval * 60
-        if args.drop is not None:
-            changes["voicemail_drop"] = args.drop
-        if changes:
-            new: SendDefaults = dataclasses.replace(account.defaults, **changes)
-            account = await store.set_defaults(db, account.id, new)
-        return await _defaults_json(db, account)
+    changes: dict[str, Any] = {}
+    if args.greeting is not None:
+        changes["greeting_ref"] = None if args.greeting == "off" else _parse_ref(args.greeting)
+    if args.transfer is not None:
+        changes["transfer_number"] = None if args.transfer == "off" else args.transfer
+    if args.sender is not None:
+        changes["sender_number"] = None if args.sender == "off" else args.sender
+    if args.retries is not None:
+        changes["retries"] = args.retries
+    if args.interval is not None:
+        changes["retry_interval_s"] = args.interval * 60
+    if args.drop is not None:
+        changes["voicemail_drop"] = args.drop
 
-    shown = run_with_db(run)
+    async def run(services: Services) -> NamedDefaults:
+        account = await services.accounts.by_email(args.account)
+        return await services.accounts.change_defaults(account.id, **changes)
+
+    shown = _defaults_json(run_with_services(run))
     if args.json:
         print(json.dumps(shown))
     else:
@@ -360,10 +305,10 @@ def _show_value(value: Any) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    async def run(db: Database, settings: Settings) -> dict[str, Any]:
-        account = await store.account_by_email(db, args.account)
-        entries = await store.ledger(db, account.id, limit=LEDGER_TAIL)
-        messages = await messages_store.list_messages(db, account.id)
+    async def run(services: Services) -> dict[str, Any]:
+        account = await services.accounts.by_email(args.account)
+        entries = await services.accounts.ledger(account.id, limit=LEDGER_TAIL)
+        messages = await services.messages.list(account.id)
         return {
             "id": str(account.id),
             "email": account.email,
@@ -385,12 +330,12 @@ def _show(args: argparse.Namespace) -> int:
                 }
                 for e in entries
             ],
-            "defaults": await _defaults_json(db, account),
-            "senders": [_sender_json(s) for s in await store.list_senders(db, account.id)],
+            "defaults": _defaults_json(await services.accounts.defaults(account)),
+            "senders": [_sender_json(s) for s in await services.accounts.senders(account.id)],
             "messages": len(messages),
         }
 
-    report = run_with_db(run)
+    report = run_with_services(run)
     if args.json:
         print(json.dumps(report))
         return 0

@@ -9,11 +9,9 @@ import argparse
 import json
 from typing import Any
 
-from engine.commands.account import run_with_db
-from engine.settings import Settings
-from engine.store import Database
-from engine.store import tokens as store
-from engine.store.accounts import account_by_email
+from engine.commands.runner import run_with_services
+from engine.domain.tokens import ApiToken, NewToken
+from engine.services import Services
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     revoke.set_defaults(func=_revoke)
 
 
-def token_json(token: store.ApiToken) -> dict[str, Any]:
+def token_json(token: ApiToken) -> dict[str, Any]:
     return {
         "id": token.id,
         "label": token.label,
@@ -48,11 +46,11 @@ def token_json(token: store.ApiToken) -> dict[str, Any]:
 
 
 def _create(args: argparse.Namespace) -> int:
-    async def run(db: Database, settings: Settings) -> store.NewToken:
-        account = await account_by_email(db, args.account)
-        return await store.create_token(db, account.id, label=args.label)
+    async def run(services: Services) -> NewToken:
+        account = await services.accounts.by_email(args.account)
+        return await services.accounts.create_token(account.id, label=args.label)
 
-    new = run_with_db(run)
+    new = run_with_services(run)
     if args.json:
         print(json.dumps({**token_json(new.token), "token": new.secret}, ensure_ascii=False))
     else:
@@ -62,11 +60,11 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    async def run(db: Database, settings: Settings) -> list[store.ApiToken]:
-        account = await account_by_email(db, args.account)
-        return await store.list_tokens(db, account.id)
+    async def run(services: Services) -> list[ApiToken]:
+        account = await services.accounts.by_email(args.account)
+        return await services.accounts.tokens(account.id)
 
-    for token in run_with_db(run):
+    for token in run_with_services(run):
         if args.json:
             print(json.dumps(token_json(token), ensure_ascii=False))
             continue
@@ -77,10 +75,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    async def run(db: Database, settings: Settings) -> store.ApiToken:
-        account = await account_by_email(db, args.account)
-        return await store.revoke_token(db, account.id, args.id)
+    async def run(services: Services) -> ApiToken:
+        account = await services.accounts.by_email(args.account)
+        return await services.accounts.revoke_token(account.id, args.id)
 
-    token = run_with_db(run)
+    token = run_with_services(run)
     print(f"API token {token.id} revoked")
     return 0

@@ -1,7 +1,8 @@
 """Account rules: e-mail logins, passwords, personal codes, sender numbers, default send options, credits
 and the entries of an account's message library.
 
-Pure: no I/O. Password hashing (argon2, CPU-heavy) and every query live in ``engine.store.accounts``.
+Pure: no I/O. Password hashing (argon2, CPU-heavy) and every query live in the store (engine/store/
+accounts.py, credits.py, senders.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from engine.domain.numbers import Refusal, normalize
 from engine.domain.retries import MAX_EXTRA_ATTEMPTS
-from engine.errors import InvalidInput, VocalcastError
+from engine.errors import InvalidInput, NotFound, VocalcastError
 
 PARIS: Final = ZoneInfo("Europe/Paris")
 
@@ -266,6 +267,21 @@ class Account:
     reserved: int  # credits held by sends not yet finished
     created_at: datetime
     defaults: SendDefaults = field(default_factory=SendDefaults)
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    """A created account with its password and personal code: the only time they are seen in clear."""
+
+    account: Account
+    password: str
+    code: str
+
+
+class UnknownAccount(NotFound):
+    """No account has this id (or e-mail)."""
+
+    message_fr = "Compte introuvable."
 
 
 # --- credits --------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def build(
     sends = Sends(db, settings, wake)
     return Services(
         settings=settings,
-        accounts=Accounts(db, settings),
+        accounts=Accounts(db, settings, messages),
         logins=logins,
         messages=messages,
         contacts=Contacts(db, settings),

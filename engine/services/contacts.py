@@ -22,8 +22,7 @@ from engine.errors import InvalidInput
 from engine.services.contacts_import import ImportReport, import_contacts_csv
 from engine.settings import Settings
 from engine.store import contacts as store
-from engine.store.accounts import Executor
-from engine.store.db import Database
+from engine.store.db import Database, Executor
 
 
 class Contacts:

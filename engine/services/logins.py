@@ -1,23 +1,42 @@
-"""Logins: checking a password or a token under the shared failed-login throttle.
+"""Logins: checking a password or a token under the shared failed-login throttle, the web sessions that
+a login opens, password changes and the one-time links of « mot de passe oublié ».
 
 Failed logins of every interface (http.php, e-mail, API tokens, the pages) count in one window, so a
 guesser gains nothing by switching interface: a failure counts for the account and for the client
 address; while either has reached ``VOCALCAST_LOGIN_MAX_FAILURES`` in ``VOCALCAST_LOGIN_WINDOW_S``,
 no password is even checked.
+
+Web sessions live in PostgreSQL (sql/0008) rather than in stateless signed tokens: logging out, a
+password change and a password reset end a session at once, everywhere. The cookie that names a
+session, and CSRF, are the web's (engine/web/sessions.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Final
+from uuid import UUID
 
-from engine.domain.accounts import Account
+import structlog
+
+from engine import mailer
+from engine.domain.accounts import Account, check_password, normalize_email
+from engine.errors import InvalidInput, NotFound
 from engine.settings import Settings
-from engine.store import rates
-from engine.store.accounts import authenticate
+from engine.store import accounts as accounts_store
+from engine.store import rates, webspace
 from engine.store.db import Database
 
+log = structlog.get_logger(__name__)
+
 LOGIN_FAILURES: Final = "login"
+RESET_REQUESTS: Final = "password_reset"
+RESET_REQUESTS_PER_HOUR: Final = 3
+_TOKEN_BYTES: Final = 32  # web session and reset-link tokens
+THROTTLED_FR: Final = "Trop de tentatives. Réessayez plus tard, ou utilisez « mot de passe oublié »."
 
 
 def login_keys(email: str, client: str) -> list[str]:
@@ -36,10 +55,36 @@ class LoginResult:
         return self.retry_after_s is not None
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordChange:
+    """A password changed (and how many other sessions that ended), or refused: ``refusals`` maps what
+    was refused — "current", "new" or "confirmation" — to its French reason, and nothing changed."""
+
+    refusals: Mapping[str, str] = field(default_factory=dict)
+    ended_sessions: int = 0
+
+    @property
+    def done(self) -> bool:
+        return not self.refusals
+
+
+def _new_password_refusals(new: str, confirmation: str) -> dict[str, str]:
+    try:
+        check_password(new)
+    except InvalidInput as exc:
+        return {"new": exc.message_fr}
+    if new != confirmation:
+        return {"confirmation": "Les deux mots de passe ne sont pas identiques."}
+    return {}
+
+
 class Logins:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
         self._settings = settings
+        self._mails: set[asyncio.Task[None]] = set()  # reset e-mails on their way
+
+    # --- the throttle -----------------------------------------------------------------------------------
 
     async def password(self, email: str, password: str, *, client: str) -> LoginResult:
         """The account whose e-mail and password these are, under the throttle of (account, client)."""
@@ -48,7 +93,7 @@ class Logins:
         if wait_s is not None:
             # No password check at all while throttled: a guesser learns nothing and costs us nothing.
             return LoginResult(retry_after_s=wait_s)
-        account = await authenticate(self._db, email.strip(), password)
+        account = await accounts_store.authenticate(self._db, email.strip(), password)
         if account is None:
             await rates.record(self._db, LOGIN_FAILURES, keys)
         return LoginResult(account=account)
@@ -67,3 +112,127 @@ class Logins:
     async def _blocked_for_s(self, keys: list[str]) -> float | None:
         limit, window_s = self._settings.login_max_failures, self._settings.login_window_s
         return await rates.blocked_for_s(self._db, LOGIN_FAILURES, keys, limit=limit, window_s=window_s)
+
+    # --- web sessions -----------------------------------------------------------------------------------
+
+    async def open_session(self, account_id: UUID, *, client: str) -> str:
+        """A new web session of the account (never an old one reused: no fixation); returns its token,
+        which only the customer's cookie keeps (the database has its SHA-256)."""
+        await webspace.prune(self._db)  # now and then, on a login: expired sessions and reset links
+        token = secrets.token_urlsafe(_TOKEN_BYTES)
+        await webspace.open_session(self._db, account_id, token, client=client)
+        return token
+
+    async def session_account(self, token: str) -> Account | None:
+        """The account of a live session (its idle expiry pushed back); None once it has ended."""
+        session = await webspace.find_session(self._db, token)
+        if session is None:
+            return None
+        try:
+            return await accounts_store.get_account(self._db, session.account_id)
+        except NotFound:
+            return None
+
+    async def close_session(self, token: str) -> None:
+        await webspace.close_session(self._db, token)
+
+    # --- passwords --------------------------------------------------------------------------------------
+
+    async def set_password(self, account_id: UUID, password: str | None = None) -> str:
+        """An operator sets the password (generated unless given); returns it, the only time it is seen."""
+        return await accounts_store.set_password(self._db, account_id, password)
+
+    async def change_password(
+        self,
+        account: Account,
+        *,
+        current: str,
+        new: str,
+        confirmation: str,
+        client: str,
+        keep_session: str | None,
+    ) -> PasswordChange:
+        """A logged-in customer changes their password: the current one is checked under the login
+        throttle, the new one typed twice; then every session but ``keep_session`` ends."""
+        refusals = _new_password_refusals(new, confirmation)
+        # A borrowed session must not become a way round the login throttle: same counters, same limit.
+        checked = await self.password(account.email, current, client=client)
+        if checked.throttled:
+            refusals["current"] = THROTTLED_FR
+        elif checked.account is None or checked.account.id != account.id:
+            refusals["current"] = "Mot de passe actuel incorrect."
+        if refusals:
+            return PasswordChange(refusals)
+        await accounts_store.set_password(self._db, account.id, new)
+        ended = await webspace.close_other_sessions(self._db, account.id, keep_token=keep_session)
+        return PasswordChange(ended_sessions=ended)
+
+    # --- « mot de passe oublié » ------------------------------------------------------------------------
+
+    async def request_reset(self, email: str, *, client: str, link: Callable[[str], str]) -> None:
+        """E-mail a one-time link (``link(token)``) to choose a new password, when ``email`` is a
+        customer's login; at most RESET_REQUESTS_PER_HOUR an hour per address and per client.
+
+        Says nothing of who is a customer: the caller answers the same in every case, and the e-mail
+        leaves in the background so that the answer takes as long either way. InvalidInput when
+        ``email`` is not an e-mail address.
+        """
+        login = normalize_email(email)
+        keys = [f"account:{login}", f"client:{client}"]
+        blocked = await rates.blocked_for_s(
+            self._db, RESET_REQUESTS, keys, limit=RESET_REQUESTS_PER_HOUR, window_s=3600
+        )
+        if blocked is not None:
+            log.info("logins.reset_rate_limited")
+            return
+        await rates.record(self._db, RESET_REQUESTS, keys)
+        try:
+            account = await accounts_store.account_by_email(self._db, login)
+        except NotFound:
+            log.info("logins.reset_unknown_email")
+            return
+        token = secrets.token_urlsafe(_TOKEN_BYTES)
+        await webspace.create_reset(self._db, account.id, token)
+        task = asyncio.create_task(self._mail_reset(account.email, link(token)))
+        self._mails.add(task)
+        task.add_done_callback(self._mails.discard)
+
+    async def _mail_reset(self, to: str, link: str) -> None:
+        minutes = int(webspace.RESET_VALIDITY.total_seconds() // 60)
+        message = mailer.compose(
+            self._settings,
+            to=to,
+            subject="Votre nouveau mot de passe",
+            body=(
+                "Bonjour,\n\n"
+                "Vous avez demandé à changer le mot de passe de votre espace privé. Ouvrez ce lien pour en "
+                f"choisir un nouveau (il est valable {minutes} minutes et ne sert qu'une fois) :"
+                f"\n\n{link}\n\n"
+                "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : votre mot de passe "
+                "actuel reste valable.\n"
+            ),
+        )
+        if await mailer.send(self._settings, message):
+            log.info("logins.reset_mail_sent")
+
+    async def reset_link_alive(self, token: str) -> bool:
+        """Whether a reset link still works (looking does not use it up)."""
+        return await webspace.reset_account(self._db, token) is not None
+
+    async def reset_password(self, token: str, *, new: str, confirmation: str) -> PasswordChange | None:
+        """Choose a new password through a reset link; None when the link is dead (used, expired,
+        unknown). The link works once; every session of the account ends, and its failed logins no
+        longer count (its owner proved they read the mailbox)."""
+        if not await self.reset_link_alive(token):
+            return None
+        refusals = _new_password_refusals(new, confirmation)
+        if refusals:
+            return PasswordChange(refusals)
+        account_id = await webspace.use_reset(self._db, token)
+        if account_id is None:
+            return None  # used by a concurrent request since we looked
+        await accounts_store.set_password(self._db, account_id, new)
+        owner = await accounts_store.get_account(self._db, account_id)
+        await self.forget_failures(owner.email)
+        log.info("logins.password_reset", account_id=str(account_id))
+        return PasswordChange()

@@ -28,11 +28,10 @@ from engine.domain.sends import (
 from engine.errors import InvalidInput, NotFound
 from engine.services.contacts import save_contact
 from engine.settings import Settings
-from engine.store import accounts as accounts_store
 from engine.store import messages as messages_store
+from engine.store import senders as senders_store
 from engine.store import sends as sends_store
-from engine.store.accounts import Executor
-from engine.store.db import Database
+from engine.store.db import Database, Executor
 
 
 class _Default:
@@ -159,7 +158,7 @@ class Sends:
 
     async def senders(self, account_id: UUID) -> list[SenderNumber]:
         """The numbers a send of the account may present: those declared AND verified."""
-        return [s for s in await accounts_store.list_senders(self._db, account_id) if s.status == "verified"]
+        return [s for s in await senders_store.list_senders(self._db, account_id) if s.status == "verified"]
 
     async def get(self, send_id: UUID, *, account_id: UUID | None) -> Send:
         """The account's send (another account's is NotFound); ``account_id`` None: the operator's CLI."""
@@ -297,7 +296,7 @@ async def _message(db: Executor, account_id: UUID, ref: int, code: str) -> Messa
 
 async def _sender(db: Executor, account: Account, sender: str | _Default | None) -> str | None:
     """Only a number declared AND verified for the account is ever presented."""
-    senders = await accounts_store.list_senders(db, account.id)
+    senders = await senders_store.list_senders(db, account.id)
     if isinstance(sender, _Default):
         chosen = [s for s in senders if s.id == account.defaults.sender_number_id and s.status == "verified"]
         return chosen[0].e164 if chosen else None

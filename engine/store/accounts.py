@@ -1,19 +1,13 @@
-"""Account rows: credentials, personal codes, options, default send options, sender numbers and credits.
+"""Account rows: creation, credentials (password, personal code), options and default send options.
 
-Every credit movement updates the account row and appends its ledger entry in one transaction: the
-row lock serialises movements of one account and the row's CHECKs forbid a negative balance.
-Movement functions accept the pool or a connection, so that the dialer can reserve inside its own
-transaction (a savepoint then keeps a refusal from aborting it).
+Credits and their ledger are in engine/store/credits.py, sender numbers in engine/store/senders.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Final
 from uuid import UUID
 
 import asyncpg
@@ -21,50 +15,21 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from engine.domain import accounts as domain
-from engine.domain.accounts import (
-    Account,
-    Balance,
-    InsufficientCredits,
-    LedgerEntry,
-    SendDefaults,
-    SenderNumber,
-)
-from engine.errors import InvalidInput, NotFound
-from engine.store.db import Database, rows_affected
+from engine.domain.accounts import Account, NewAccount, SendDefaults, UnknownAccount
+from engine.errors import InvalidInput
+from engine.store.credits import record_movement
+from engine.store.db import Database, Executor, rows_affected
 
 # argon2id with the library's defaults (RFC 9106's second recommendation: 64 MiB, 3 passes): ≈ 0.1 s
 # of CPU per hash, which is why every hash and verification runs in a thread.
 _HASHER: Final = PasswordHasher()
 _CODE_ATTEMPTS: Final = 8  # draws before giving up on a unique personal code (one collision is rare)
 
-Executor: TypeAlias = Database | asyncpg.Connection
-
 _ACCOUNT_COLUMNS: Final = (
     "id, email, allow_international, allow_voicemail_drop, balance, reserved, created_at, "
     "default_greeting_enabled, default_greeting_message_id, default_transfer_number, "
     "default_sender_number_id, default_retries, default_retry_interval_s, default_voicemail_drop"
 )
-_SENDER_COLUMNS: Final = "id, e164, status, is_mobile, declared_at, verified_at"
-
-
-@dataclass(frozen=True, slots=True)
-class NewAccount:
-    """A created account with its password and personal code: the only time they are seen in clear."""
-
-    account: Account
-    password: str
-    code: str
-
-
-@asynccontextmanager
-async def in_transaction(db: Executor) -> AsyncIterator[asyncpg.Connection]:
-    """A transaction on the pool, or a savepoint inside the caller's connection."""
-    if isinstance(db, Database):
-        async with db.transaction() as conn:
-            yield conn
-    else:
-        async with db.transaction():
-            yield db
 
 
 def _account(row: asyncpg.Record) -> Account:
@@ -88,19 +53,8 @@ def _account(row: asyncpg.Record) -> Account:
     )
 
 
-def _sender(row: asyncpg.Record) -> SenderNumber:
-    return SenderNumber(
-        id=row["id"],
-        e164=row["e164"],
-        status=row["status"],
-        is_mobile=row["is_mobile"],
-        declared_at=row["declared_at"],
-        verified_at=row["verified_at"],
-    )
-
-
-def _no_account(account_id: UUID | str) -> NotFound:
-    return NotFound(f"no account {account_id}", message_fr="Compte introuvable.")
+def _no_account(account_id: UUID | str) -> UnknownAccount:
+    return UnknownAccount(f"no account {account_id}")
 
 
 # --- passwords (CPU-heavy: always in a thread) ---------------------------------------------------------
@@ -156,7 +110,7 @@ async def create_account(
                     domain.code_digest(code, secret_key),
                 )
                 if credits:
-                    await _move(
+                    await record_movement(
                         conn, account_id, kind="credit", amount=credits, held=0, reason=reason, send_id=None
                     )
                 account = await _get(conn, account_id)
@@ -370,243 +324,3 @@ async def set_defaults(db: Database, account_id: UUID, defaults: SendDefaults) -
             defaults.voicemail_drop,
         )
         return await _get(conn, account_id)
-
-
-# --- sender numbers -------------------------------------------------------------------------------------
-
-
-async def declare_sender(db: Database, account_id: UUID, raw: str) -> SenderNumber:
-    """Declare a sender number (pending until verified); declaring it again returns the existing one."""
-    check = domain.check_sender(raw)
-    try:
-        row = await db.fetchrow(
-            f"INSERT INTO sender_numbers (account_id, e164, is_mobile) VALUES ($1, $2, $3) "  # noqa: S608 - constant columns
-            f"ON CONFLICT (account_id, e164) DO NOTHING RETURNING {_SENDER_COLUMNS}",
-            account_id,
-            check.e164,
-            check.is_mobile,
-        )
-    except asyncpg.ForeignKeyViolationError as exc:
-        raise _no_account(account_id) from exc
-    if row is None:
-        row = await db.fetchrow(
-            f"SELECT {_SENDER_COLUMNS} FROM sender_numbers WHERE account_id = $1 AND e164 = $2",  # noqa: S608 - constant columns
-            account_id,
-            check.e164,
-        )
-        if row is None:  # removed in between: cannot happen today, there is no removal
-            raise NotFound(f"sender number {check.e164} vanished")
-    return _sender(row)
-
-
-async def verify_sender(db: Database, account_id: UUID, raw: str) -> SenderNumber:
-    """An operator confirms a declared number belongs to the customer; mobiles are refused (ARCEP)."""
-    check = domain.check_sender(raw)
-    async with db.transaction() as conn:
-        row = await conn.fetchrow(
-            f"SELECT {_SENDER_COLUMNS} FROM sender_numbers WHERE account_id = $1 AND e164 = $2 FOR UPDATE",  # noqa: S608 - constant columns
-            account_id,
-            check.e164,
-        )
-        if row is None:
-            raise NotFound(
-                f"{check.e164} is not a declared sender number of {account_id}",
-                message_fr="Ce numéro émetteur n'a pas été déclaré.",
-            )
-        domain.check_verifiable(row["e164"], row["is_mobile"])
-        row = await conn.fetchrow(
-            "UPDATE sender_numbers SET status = 'verified', verified_at = coalesce(verified_at, now()) "  # noqa: S608 - constant columns
-            f"WHERE id = $1 RETURNING {_SENDER_COLUMNS}",
-            row["id"],
-        )
-    return _sender(row)
-
-
-async def list_senders(db: Executor, account_id: UUID) -> list[SenderNumber]:
-    rows = await db.fetch(
-        f"SELECT {_SENDER_COLUMNS} FROM sender_numbers WHERE account_id = $1 ORDER BY declared_at, id",  # noqa: S608 - constant columns
-        account_id,
-    )
-    return [_sender(r) for r in rows]
-
-
-# --- credits --------------------------------------------------------------------------------------------
-
-
-async def _move(
-    conn: asyncpg.Connection,
-    account_id: UUID,
-    *,
-    kind: domain.LedgerKind,
-    amount: int,
-    held: int,
-    reason: str,
-    send_id: UUID | None,
-) -> Balance:
-    """Apply one movement to the account row and record it; the caller holds the transaction."""
-    try:
-        row = await conn.fetchrow(
-            "UPDATE accounts SET balance = balance + $2, reserved = reserved + $3 WHERE id = $1 "
-            "RETURNING balance, reserved",
-            account_id,
-            amount,
-            held,
-        )
-    except asyncpg.CheckViolationError as exc:
-        raise InsufficientCredits(f"account {account_id}: movement {kind} {amount:+d} refused") from exc
-    if row is None:
-        raise _no_account(account_id)
-    await conn.execute(
-        "INSERT INTO credit_ledger (account_id, kind, amount, held, reason, send_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        account_id,
-        kind,
-        amount,
-        held,
-        reason,
-        send_id,
-    )
-    return Balance(available=row["balance"], reserved=row["reserved"])
-
-
-# The dialer moves a send's credits inside its own transactions (engine/store/sends.py).
-record_movement = _move
-
-
-async def credit(db: Executor, account_id: UUID, amount: int, *, reason: str = "crédit") -> Balance:
-    """An operator adds credits (a positive whole number)."""
-    domain.check_credit_amount(amount)
-    async with in_transaction(db) as conn:
-        return await _move(
-            conn, account_id, kind="credit", amount=amount, held=0, reason=reason, send_id=None
-        )
-
-
-async def balance(db: Executor, account_id: UUID) -> Balance:
-    row = await db.fetchrow("SELECT balance, reserved FROM accounts WHERE id = $1", account_id)
-    if row is None:
-        raise _no_account(account_id)
-    return Balance(available=row["balance"], reserved=row["reserved"])
-
-
-async def reserve(
-    db: Executor, account_id: UUID, send_id: UUID, amount: int, *, reason: str = "réservation"
-) -> Balance:
-    """Hold ``amount`` credits for a send, or raise InsufficientCredits and change nothing."""
-    domain.check_credit_amount(amount)
-    async with in_transaction(db) as conn:
-        # The row lock taken by this UPDATE serialises concurrent reservations; the WHERE clause is
-        # re-checked on the latest row version, so two of them cannot both spend the same credits.
-        row = await conn.fetchrow(
-            "UPDATE accounts SET balance = balance - $2, reserved = reserved + $2 "
-            "WHERE id = $1 AND balance >= $2 RETURNING balance, reserved",
-            account_id,
-            amount,
-        )
-        if row is None:
-            available = await conn.fetchval("SELECT balance FROM accounts WHERE id = $1", account_id)
-            if available is None:
-                raise _no_account(account_id)
-            raise InsufficientCredits(f"account {account_id}: {available} credits available, {amount} needed")
-        await conn.execute(
-            "INSERT INTO credit_ledger (account_id, kind, amount, held, reason, send_id) "
-            "VALUES ($1, 'reserve', $2, $3, $4, $5)",
-            account_id,
-            -amount,
-            amount,
-            reason,
-            send_id,
-        )
-        return Balance(available=row["balance"], reserved=row["reserved"])
-
-
-async def _held_for(conn: asyncpg.Connection, account_id: UUID, send_id: UUID) -> int:
-    """Credits a send still holds; takes the account row lock first so the sum cannot move meanwhile."""
-    locked = await conn.fetchval("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
-    if locked is None:
-        raise _no_account(account_id)
-    held: int = await conn.fetchval(
-        "SELECT coalesce(sum(held), 0) FROM credit_ledger WHERE account_id = $1 AND send_id = $2",
-        account_id,
-        send_id,
-    )
-    return held
-
-
-async def consume(
-    db: Executor, account_id: UUID, send_id: UUID, amount: int = 1, *, reason: str = "appel délivré"
-) -> Balance:
-    """Spend ``amount`` of the credits a send holds (a delivered call).
-
-    Raises ValueError when the send holds less: the dialer consumed what it never reserved.
-    """
-    domain.check_credit_amount(amount)
-    async with in_transaction(db) as conn:
-        held = await _held_for(conn, account_id, send_id)
-        if held < amount:
-            raise ValueError(f"send {send_id} holds {held} credits, cannot consume {amount}")
-        return await _move(
-            conn, account_id, kind="consume", amount=0, held=-amount, reason=reason, send_id=send_id
-        )
-
-
-async def release(
-    db: Executor,
-    account_id: UUID,
-    send_id: UUID,
-    amount: int | None = None,
-    *,
-    reason: str = "crédits non utilisés",
-) -> int:
-    """Give back ``amount`` (default: all) of what a send holds; returns how many were released.
-
-    Releasing a send that holds nothing is a no-op (no entry), so a finished send can be released twice.
-    """
-    if amount is not None:
-        domain.check_credit_amount(amount)
-    async with in_transaction(db) as conn:
-        held = await _held_for(conn, account_id, send_id)
-        count = held if amount is None else amount
-        if count > held:
-            raise ValueError(f"send {send_id} holds {held} credits, cannot release {amount}")
-        if count == 0:
-            return 0
-        await _move(
-            conn, account_id, kind="release", amount=count, held=-count, reason=reason, send_id=send_id
-        )
-        return count
-
-
-async def held_by_send(db: Executor, account_id: UUID, send_id: UUID) -> int:
-    """Credits a send still holds (reserved, neither consumed nor released)."""
-    value: int = await db.fetchval(
-        "SELECT coalesce(sum(held), 0) FROM credit_ledger WHERE account_id = $1 AND send_id = $2",
-        account_id,
-        send_id,
-    )
-    return value
-
-
-async def ledger(
-    db: Executor, account_id: UUID, *, limit: int = 50, before_id: int | None = None
-) -> list[LedgerEntry]:
-    """The account's movements, newest first; page with ``before_id`` (the last id of a page)."""
-    rows = await db.fetch(
-        "SELECT id, at, kind, amount, held, reason, send_id FROM credit_ledger "
-        "WHERE account_id = $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-        account_id,
-        before_id,
-        limit,
-    )
-    return [
-        LedgerEntry(
-            id=r["id"],
-            at=r["at"],
-            kind=r["kind"],
-            amount=r["amount"],
-            held=r["held"],
-            reason=r["reason"],
-            send_id=r["send_id"],
-        )
-        for r in rows
-    ]

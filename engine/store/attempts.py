@@ -16,8 +16,7 @@ import asyncpg
 from engine.domain.callevents import CallResult
 from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy, RetryTiming, decide
-from engine.store.accounts import Executor, in_transaction
-from engine.store.db import Database
+from engine.store.db import Database, Executor, in_transaction
 
 # One statement, one round trip (it runs for every few calls): lock the send, take its due recipients
 # class by class (a route class: the slots of trunks that carry the same numbers, and the regex of the

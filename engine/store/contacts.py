@@ -39,8 +39,7 @@ from engine.domain.contacts import (
 )
 from engine.domain.numbers import Number, normalize
 from engine.errors import InvalidInput, NotFound
-from engine.store.accounts import Executor, in_transaction
-from engine.store.db import rows_affected
+from engine.store.db import Executor, in_transaction, rows_affected
 
 
 class Target(NamedTuple):

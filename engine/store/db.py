@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import structlog
@@ -119,6 +119,21 @@ class Database:
     async def execute(self, query: str, *args: Any) -> str:
         async with self.connection() as conn:
             return str(await conn.execute(query, *args))
+
+
+# What a store function runs its queries on: the pool, or a connection whose transaction the caller holds.
+Executor: TypeAlias = Database | asyncpg.Connection
+
+
+@asynccontextmanager
+async def in_transaction(db: Executor) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on the pool, or a savepoint inside the caller's connection."""
+    if isinstance(db, Database):
+        async with db.transaction() as conn:
+            yield conn
+    else:
+        async with db.transaction():
+            yield db
 
 
 def rows_affected(status: str) -> int:

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from engine.store.accounts import Executor, in_transaction
-from engine.store.db import rows_affected
+from engine.store.db import Executor, in_transaction, rows_affected
 
 # First key of the two-key advisory locks taken here (the second is the caller's hash); the two-key
 # space never meets the one-key lock that serialises migrations.

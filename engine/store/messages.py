@@ -15,7 +15,7 @@ import asyncpg
 
 from engine.domain.accounts import Message, MessageInUse, Origin
 from engine.errors import NotFound
-from engine.store.accounts import Executor, in_transaction
+from engine.store.db import Executor, in_transaction
 
 _COLUMNS: Final = (
     "id, account_id, ref, title, origin, is_greeting, duration_s, audio_stem, original_file, "

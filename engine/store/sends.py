@@ -17,8 +17,8 @@ from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy
 from engine.domain.sends import Progress, Send, SendCounters, SendSpec, SendStatus, transition
 from engine.errors import NotFound
-from engine.store import accounts as accounts_store
-from engine.store.accounts import Executor, in_transaction
+from engine.store import credits
+from engine.store.db import Executor, in_transaction
 
 log = structlog.get_logger(__name__)
 
@@ -102,7 +102,7 @@ async def insert_send(db: Executor, spec: SendSpec, *, code: str | None = None) 
             if existing is None:
                 raise RuntimeError("idempotency conflict without an existing send")
             return existing
-        await accounts_store.reserve(
+        await credits.reserve(
             conn, spec.account_id, send_id, len(spec.targets), reason=f"envoi {str(send_id)[:8]}"
         )
         await conn.copy_records_to_table(
@@ -301,7 +301,7 @@ async def _release(
     )
     if held is None:
         raise RuntimeError(f"send {send_id} cannot release {count} credits")
-    await accounts_store.record_movement(
+    await credits.record_movement(
         conn, account_id, kind="release", amount=count, held=-count, reason=reason, send_id=send_id
     )
 
@@ -359,12 +359,12 @@ async def _settle_send(db: Executor, sid: UUID, consuming: list[str]) -> int:
             raise SettlementMismatch(f"send {sid} holds fewer credits than its {row['n']} final outcomes")
         if used:
             reason = "appel délivré" if used == 1 else f"{used} appels délivrés"
-            await accounts_store.record_movement(
+            await credits.record_movement(
                 conn, account_id, kind="consume", amount=0, held=-used, reason=reason, send_id=sid
             )
         if freed:
             reason = "appel non délivré" if freed == 1 else f"{freed} appels non délivrés"
-            await accounts_store.record_movement(
+            await credits.record_movement(
                 conn, account_id, kind="release", amount=freed, held=-freed, reason=reason, send_id=sid
             )
         return int(row["n"])

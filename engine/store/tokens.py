@@ -1,28 +1,24 @@
 """API tokens of an account: created (the token is seen once), looked up by their SHA-256, listed, revoked.
 
-A token is 32 random bytes, URL-safe, behind a ``vc_`` prefix (so a leaked one is recognisable in a
-scanner or a log). The database keeps only its SHA-256: a token has 256 bits of entropy, so a fast hash
-is enough, and a lookup by hash gives away nothing about the tokens it does not match.
+The database keeps only a token's SHA-256: a token has 256 bits of entropy, so a fast hash is enough,
+and a lookup by hash gives away nothing about the tokens it does not match.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import unicodedata
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Final
 from uuid import UUID
 
 import asyncpg
 
-from engine.errors import InvalidInput, NotFound
-from engine.store.accounts import Executor
+from engine.domain.accounts import UnknownAccount
+from engine.domain.tokens import PREFIX, ApiToken, NewToken, check_label
+from engine.errors import NotFound
+from engine.store.db import Executor
 
-PREFIX: Final = "vc_"
 TOKEN_BYTES: Final = 32
-LABEL_MAX_LENGTH: Final = 100  # the CHECK of sql/0006
 # Longest text that can be a token (prefix + 43 base64 characters); longer input is refused unhashed.
 TOKEN_MAX_LENGTH: Final = 64
 # last_used_at is a hint for the customer, not an audit log: written at most once a minute per token,
@@ -30,30 +26,6 @@ TOKEN_MAX_LENGTH: Final = 64
 LAST_USED_RESOLUTION_S: Final = 60
 
 _COLUMNS: Final = "id, account_id, label, created_at, last_used_at, revoked_at"
-
-
-@dataclass(frozen=True, slots=True)
-class ApiToken:
-    """A token as listed: never the token itself, which only its creator saw."""
-
-    id: int
-    account_id: UUID
-    label: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
-
-@dataclass(frozen=True, slots=True)
-class NewToken:
-    """A created token and its secret: the only time the secret is seen in clear."""
-
-    token: ApiToken
-    secret: str
 
 
 def _token(row: asyncpg.Record) -> ApiToken:
@@ -71,18 +43,6 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def check_label(raw: str) -> str:
-    """A label as stored: control characters dropped, spaces collapsed, at most LABEL_MAX_LENGTH."""
-    label = " ".join("".join(c for c in raw if not unicodedata.category(c).startswith("C")).split())
-    if len(label) > LABEL_MAX_LENGTH:
-        raise InvalidInput(
-            "label_too_long",
-            f"token label longer than {LABEL_MAX_LENGTH} characters",
-            message_fr=f"Le libellé du jeton ne doit pas dépasser {LABEL_MAX_LENGTH} caractères.",
-        )
-    return label
-
-
 async def create_token(db: Executor, account_id: UUID, *, label: str = "") -> NewToken:
     """A new token for the account; its secret is returned here and never again."""
     clean = check_label(label)
@@ -96,7 +56,7 @@ async def create_token(db: Executor, account_id: UUID, *, label: str = "") -> Ne
             clean,
         )
     except asyncpg.ForeignKeyViolationError as exc:
-        raise NotFound(f"no account {account_id}", message_fr="Compte introuvable.") from exc
+        raise UnknownAccount(f"no account {account_id}") from exc
     assert row is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
     return NewToken(_token(row), secret)
 

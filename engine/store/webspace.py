@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 from typing import Final
 from uuid import UUID
 
-from engine.store.accounts import Executor, in_transaction
-from engine.store.db import Database, rows_affected
+from engine.store.db import Database, Executor, in_transaction, rows_affected
 
 # A session lives until it has been idle this long, and never longer than the absolute limit.
 SESSION_IDLE: Final = timedelta(hours=12)

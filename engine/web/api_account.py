@@ -7,26 +7,14 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from engine.domain.accounts import (
-    Account,
-    LedgerEntry,
-    SendDefaults,
-    SenderNumber,
-    check_sender,
-)
-from engine.domain.numbers import Number, normalize
-from engine.errors import InvalidInput, NotFound
-from engine.store import accounts as accounts_store
-from engine.store import messages as messages_store
-from engine.store import tokens as tokens_store
-from engine.store.db import Database
+from engine.domain.accounts import Account, LedgerEntry, SenderNumber
+from engine.domain.tokens import ApiToken
+from engine.services.accounts import NamedDefaults
 from engine.web.api_common import (
     INT32_MAX,
     INT64_MAX,
     Field,
     account_of,
-    bad_request,
-    db_of,
     iso,
     json_body,
     json_response,
@@ -78,23 +66,12 @@ def sender_json(sender: SenderNumber) -> dict[str, Any]:
     }
 
 
-async def defaults_json(db: Database, account: Account) -> dict[str, Any]:
-    defaults = account.defaults
-    greeting_ref = None
-    if defaults.greeting_enabled and defaults.greeting_message_id is not None:
-        try:
-            greeting = await messages_store.get_message_by_id(db, account.id, defaults.greeting_message_id)
-            greeting_ref = greeting.ref
-        except NotFound:
-            greeting_ref = None  # deleted meanwhile: no greeting is played
-    sender = None
-    if defaults.sender_number_id is not None:
-        senders = await accounts_store.list_senders(db, account.id)
-        sender = next((s.e164 for s in senders if s.id == defaults.sender_number_id), None)
+def defaults_json(defaults: NamedDefaults) -> dict[str, Any]:
     return {
-        "greeting_ref": greeting_ref,
+        # A greeting that is not played is not shown.
+        "greeting_ref": defaults.greeting_ref if defaults.greeting_enabled else None,
         "transfer_number": defaults.transfer_number,
-        "sender_number": sender,
+        "sender_number": defaults.sender_number,
         "retries": defaults.retries,
         "retry_interval_s": defaults.retry_interval_s,
         "voicemail_drop": defaults.voicemail_drop,
@@ -109,8 +86,8 @@ async def get_ledger(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", default=50, lo=1, hi=LEDGER_PAGE_MAX)
     before_id = query_int(request, "before_id", default=None, lo=1, hi=INT64_MAX)
     assert limit is not None  # noqa: S101 - it has a default
-    entries = await accounts_store.ledger(
-        db_of(request), account_of(request).id, limit=limit + 1, before_id=before_id
+    entries = await services_of(request).accounts.ledger(
+        account_of(request).id, limit=limit + 1, before_id=before_id
     )
     more = len(entries) > limit
     entries = entries[:limit]
@@ -123,8 +100,8 @@ async def get_ledger(request: web.Request) -> web.Response:
 
 
 async def get_defaults(request: web.Request) -> web.Response:
-    account = account_of(request)
-    return json_response(await defaults_json(db_of(request), account))
+    defaults = await services_of(request).accounts.defaults(account_of(request))
+    return json_response(defaults_json(defaults))
 
 
 async def put_defaults(request: web.Request) -> web.Response:
@@ -139,53 +116,26 @@ async def put_defaults(request: web.Request) -> web.Response:
         Field("retry_interval_s").integer(body, lo=0, hi=10**9, required=True), "retry_interval_s"
     )
     drop = not_null(Field("voicemail_drop").boolean(body, required=True), "voicemail_drop")
-    greeting_id = None
-    if greeting_ref is not None:
-        try:
-            greeting_id = (await messages_store.get_message(db_of(request), account.id, greeting_ref)).id
-        except NotFound as exc:
-            raise bad_request(
-                "greeting_invalid", "Ce message n'est pas un message d'accueil de votre compte."
-            ) from exc
-    sender_id = None
-    if sender is not None and sender.strip():
-        sender_id = await _verified_sender_id(db_of(request), account, sender)
-    defaults = SendDefaults(
-        greeting_enabled=greeting_id is not None,
-        greeting_message_id=greeting_id,
-        transfer_number=(transfer.strip() or None) if transfer is not None else None,
-        sender_number_id=sender_id,
+    changed = await services_of(request).accounts.change_defaults(
+        account.id,
+        greeting_ref=greeting_ref,
+        transfer_number=transfer,
+        sender_number=sender,
         retries=retries,
         retry_interval_s=interval,
         voicemail_drop=drop,
     )
-    updated = await accounts_store.set_defaults(db_of(request), account.id, defaults)
-    return json_response(await defaults_json(db_of(request), updated))
-
-
-async def _verified_sender_id(db: Database, account: Account, raw: str) -> int:
-    number = normalize(raw)
-    e164 = number.e164 if isinstance(number, Number) else None
-    for sender in await accounts_store.list_senders(db, account.id):
-        if sender.e164 == e164 and sender.status == "verified":
-            return sender.id
-    raise InvalidInput(
-        "sender_not_verified",
-        f"sender number {raw!r} is not a verified number of the account",
-        message_fr="Ce numéro émetteur n'est pas déclaré et vérifié sur votre compte.",
-    )
+    return json_response(defaults_json(changed))
 
 
 async def reset_code(request: web.Request) -> web.Response:
     """A new personal code (the recording line's login); the old one stops working. Shown once."""
-    code = await accounts_store.regenerate_code(
-        db_of(request), account_of(request).id, secret_key=services_of(request).settings.require("secret_key")
-    )
+    code = await services_of(request).accounts.new_code(account_of(request).id)
     return json_response({"code": code})
 
 
 async def list_senders(request: web.Request) -> web.Response:
-    senders = await accounts_store.list_senders(db_of(request), account_of(request).id)
+    senders = await services_of(request).accounts.senders(account_of(request).id)
     return json_response({"senders": [sender_json(s) for s in senders]})
 
 
@@ -194,13 +144,11 @@ async def declare_sender(request: web.Request) -> web.Response:
     account = account_of(request)
     body = await json_body(request, frozenset({"number"}))
     raw = not_null(Field("number").text(body, required=True, max_length=40), "number")
-    e164 = check_sender(raw).e164
-    known = any(s.e164 == e164 for s in await accounts_store.list_senders(db_of(request), account.id))
-    sender = await accounts_store.declare_sender(db_of(request), account.id, raw)
-    return json_response(sender_json(sender), status=200 if known else 201)
+    sender, new = await services_of(request).accounts.declare_sender(account.id, raw)
+    return json_response(sender_json(sender), status=201 if new else 200)
 
 
-def token_json(token: tokens_store.ApiToken) -> dict[str, Any]:
+def token_json(token: ApiToken) -> dict[str, Any]:
     return {
         "id": token.id,
         "label": token.label,
@@ -211,13 +159,13 @@ def token_json(token: tokens_store.ApiToken) -> dict[str, Any]:
 
 
 async def list_tokens(request: web.Request) -> web.Response:
-    tokens = await tokens_store.list_tokens(db_of(request), account_of(request).id)
+    tokens = await services_of(request).accounts.tokens(account_of(request).id)
     return json_response({"tokens": [token_json(t) for t in tokens]})
 
 
 async def revoke_token(request: web.Request) -> web.Response:
     token_id = path_int(request, "token_id")
-    await tokens_store.revoke_token(db_of(request), account_of(request).id, token_id)
+    await services_of(request).accounts.revoke_token(account_of(request).id, token_id)
     return no_content()
 
 

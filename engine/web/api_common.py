@@ -26,8 +26,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from engine.domain.accounts import Account, InsufficientCredits, MessageInUse
 from engine.errors import DatabaseUnavailable, InvalidInput, NotFound
 from engine.services import Services
-from engine.store.db import Database
-from engine.web.context import DB, services_of
+from engine.web.context import services_of
 from engine.web.remote import client_address
 
 log = structlog.get_logger(__name__)
@@ -180,11 +179,6 @@ async def authenticate(services: Services, request: web.Request) -> Account:
     raise ApiError(
         401, "unauthorized", UNAUTHORIZED_FR, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
     )
-
-
-def db_of(request: web.Request) -> Database:
-    """Transitional: the pool, for API parts not yet moved to the services."""
-    return request.config_dict[DB]
 
 
 def account_of(request: web.Request) -> Account:

@@ -15,7 +15,7 @@ from engine.domain.accounts import (
     TITLE_MAX_LENGTH,
 )
 from engine.domain.sends import MAX_COMMENT
-from engine.store.tokens import LABEL_MAX_LENGTH
+from engine.domain.tokens import LABEL_MAX_LENGTH
 from engine.web.api_common import INT32_MAX, INT64_MAX
 
 Schema = dict[str, Any]

@@ -5,17 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine.services import Services
-from engine.store.db import Database
 from engine.web import api, health, httpphp, ui
-from engine.web.context import DB, SERVICES
+from engine.web.context import SERVICES
 
 MAX_REQUEST_BYTES = 25 * 1024 * 1024  # above the largest accepted upload
 
 
-def build(services: Services, db: Database) -> web.Application:
+def build(services: Services) -> web.Application:
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app[SERVICES] = services
-    app[DB] = db
     health.add_routes(app)
     httpphp.add_routes(app)
     api.add_routes(app)

@@ -1,9 +1,9 @@
 """Web sessions of the customer's space: a signed cookie naming a server-side session, and CSRF tokens.
 
-Why server-side sessions (PostgreSQL, sql/0008) rather than stateless signed tokens: logging out, a
-password change and a password reset must end a session at once, everywhere, even one whose cookie was
-copied. The cookie holds 32 random bytes and their HMAC with the server secret (a forged or truncated
-cookie is refused without a query); the database holds only their SHA-256.
+Why server-side sessions (kept by the logins service) rather than stateless signed tokens: logging out,
+a password change and a password reset must end a session at once, everywhere, even one whose cookie was
+copied. The cookie holds the session's 32 random bytes and their HMAC with the server secret (a forged
+or truncated cookie is refused without a query); the database holds only their SHA-256.
 
 CSRF: every POST carries a token that is the HMAC of the session token (logged in) or of a random
 "pre-session" cookie (login and password forms), so it cannot be made without reading our pages.
@@ -22,11 +22,8 @@ from typing import Final
 from aiohttp import web
 
 from engine.domain.accounts import Account
-from engine.errors import NotFound
+from engine.services import Services
 from engine.settings import Settings
-from engine.store import webspace
-from engine.store.accounts import get_account
-from engine.store.db import Database
 from engine.web.remote import client_address
 
 SESSION_COOKIE: Final = "vocalcast_session"
@@ -81,20 +78,15 @@ class Visitor:
 _VISITOR: Final = web.RequestKey("vocalcast.visitor", Visitor)
 
 
-async def visitor(request: web.Request, db: Database, settings: Settings) -> Visitor:
+async def visitor(request: web.Request, services: Services) -> Visitor:
     """The request's visitor, looked up once per request (one or two queries when logged in)."""
     if _VISITOR in request:
         return request[_VISITOR]
-    secret = settings.require("secret_key")
+    secret = services.settings.require("secret_key")
     token = unsign(secret, request.cookies.get(SESSION_COOKIE))
     account = None
     if token is not None:
-        session = await webspace.find_session(db, token)
-        if session is not None:
-            try:
-                account = await get_account(db, session.account_id)
-            except NotFound:
-                account = None
+        account = await services.logins.session_account(token)
         if account is None:
             token = None
     if account is not None and token is not None:
@@ -123,20 +115,19 @@ def finish(response: web.StreamResponse, found: Visitor, settings: Settings) -> 
 
 
 async def log_in(
-    request: web.Request, response: web.StreamResponse, db: Database, settings: Settings, account: Account
+    request: web.Request, response: web.StreamResponse, services: Services, account: Account
 ) -> None:
     """Open a new session (never reuse one: no fixation) and set its cookie on ``response``."""
-    token = new_token()
-    await webspace.open_session(db, account.id, token, client=client_address(request))
+    token = await services.logins.open_session(account.id, client=client_address(request))
     response.set_cookie(
         SESSION_COOKIE,
-        sign(settings.require("secret_key"), token),
-        **cookie_options(settings),  # type: ignore[arg-type]
+        sign(services.settings.require("secret_key"), token),
+        **cookie_options(services.settings),  # type: ignore[arg-type]
     )
     response.del_cookie(PRE_COOKIE, path="/")
 
 
-async def log_out(response: web.StreamResponse, db: Database, found: Visitor) -> None:
+async def log_out(response: web.StreamResponse, services: Services, found: Visitor) -> None:
     if found.session_token is not None:
-        await webspace.close_session(db, found.session_token)
+        await services.logins.close_session(found.session_token)
     response.del_cookie(SESSION_COOKIE, path="/")

@@ -25,7 +25,7 @@ from engine.app import Engine
 from engine.domain.schedule import format_deferred
 from engine.services.messages import Messages
 from engine.settings import Settings
-from engine.store import Database
+from engine.store import Database, credits, senders
 from engine.store import accounts as accounts_store
 from engine.store import sends as sends_store
 from engine.store import tokens as tokens_store
@@ -131,7 +131,7 @@ def expect_error(answer: Answer, status: int, code: str | None = None) -> dict[s
 
 
 def _api_routes(engine: Engine) -> set[tuple[str, str]]:
-    app = routes.build(engine.services, engine.db)
+    app = routes.build(engine.services)
     found = set()
     for resource in app.router.resources():
         sub = getattr(resource, "_app", None)
@@ -237,7 +237,7 @@ async def test_account_credits_and_ledger(engine: Engine, alice: Client, db: Dat
     assert answer.body["email"] == "alice@example.fr"
     assert answer.body["credits"] == {"available": 20, "reserved": 0}
     for amount in (1, 2, 3):
-        await accounts_store.credit(db, alice.account_id, amount, reason=f"crédit {amount}")
+        await credits.credit(db, alice.account_id, amount, reason=f"crédit {amount}")
     first = await alice.call("GET", "/account/ledger?limit=2")
     assert first.status == 200
     assert [e["reason"] for e in first.body["entries"]] == ["crédit 3", "crédit 2"]
@@ -261,8 +261,8 @@ async def test_default_send_options(engine: Engine, alice: Client, db: Database,
         "voicemail_drop": False,
     }
     greeting = await _greeting(db, engine.settings, alice, tmp_path)
-    await accounts_store.declare_sender(db, alice.account_id, "0162000000")
-    await accounts_store.verify_sender(db, alice.account_id, "0162000000")
+    await senders.declare_sender(db, alice.account_id, "0162000000")
+    await senders.verify_sender(db, alice.account_id, "0162000000")
     wanted = {
         "greeting_ref": greeting,
         "transfer_number": "01 45 67 89 03",
@@ -327,7 +327,7 @@ async def test_sender_numbers(engine: Engine, alice: Client, db: Database) -> No
     assert created.body["in_automated_range"] is True
     again = await alice.call("POST", "/account/senders", json_body={"number": "0162000000"})
     assert again.status == 200 and again.body["id"] == created.body["id"]
-    await accounts_store.verify_sender(db, alice.account_id, "0162000000")
+    await senders.verify_sender(db, alice.account_id, "0162000000")
     listed = (await alice.call("GET", "/account/senders")).body["senders"]
     assert [(s["number"], s["status"]) for s in listed] == [("+33162000000", "verified")]
     expect_error(await alice.call("POST", "/account/senders", json_body={"number": "abc"}), 400)
@@ -454,8 +454,8 @@ async def test_send_with_every_option_of_the_manual(
     engine: Engine, alice: Client, db: Database, tmp_path: Path
 ) -> None:
     greeting = await _greeting(db, engine.settings, alice, tmp_path)
-    await accounts_store.declare_sender(db, alice.account_id, "0162000000")
-    await accounts_store.verify_sender(db, alice.account_id, "0162000000")
+    await senders.declare_sender(db, alice.account_id, "0162000000")
+    await senders.verify_sender(db, alice.account_id, "0162000000")
     later = datetime.now(UTC) + timedelta(days=3)
     answer = await alice.call(
         "POST",
@@ -487,7 +487,7 @@ async def test_send_with_every_option_of_the_manual(
     assert send["refused"] == []
     stored = await sends_store.get_send(db, UUID(send["id"]))
     assert stored.origin == "api" and stored.voicemail_drop and stored.retry.extra_attempts == 3
-    assert (await accounts_store.balance(db, alice.account_id)).available == 16
+    assert (await credits.balance(db, alice.account_id)).available == 16
 
     # ISO 8601 time; options left out take the account's defaults, null switches one off.
     await accounts_store.set_defaults(
@@ -604,7 +604,7 @@ async def test_send_refusals(engine: Engine, alice: Client, bob: Client, db: Dat
     many = [f"06{i:08d}" for i in range(12000000, 12000021)]  # 21 numbers, 20 credits
     expect_error(await send(numbers=many), 402, "credits")
     assert await db.fetchval("SELECT count(*) FROM sends") == 0
-    assert (await accounts_store.balance(db, alice.account_id)).available == 20
+    assert (await credits.balance(db, alice.account_id)).available == 20
     # skip_refused: the callable numbers are sent, the others reported.
     skipped = await send(numbers=["0612345678", "0899123456"], skip_refused=True)
     assert skipped.status == 201 and skipped.body["recipients"] == 1
@@ -625,7 +625,7 @@ async def test_idempotency_key_never_creates_a_second_send(
     again = await alice.call("POST", "/sends", json_body=body, headers={"Idempotency-Key": "relance-42"})
     assert again.status == 200 and again.body["id"] == first.body["id"]
     assert await db.fetchval("SELECT count(*) FROM sends") == 1
-    assert (await accounts_store.balance(db, alice.account_id)).available == 18  # reserved once
+    assert (await credits.balance(db, alice.account_id)).available == 18  # reserved once
     # Retried together (a client timing out and retrying at once): still one send.
     answers = await asyncio.gather(
         *(
@@ -701,10 +701,10 @@ async def test_progress_recipients_and_steering(engine: Engine, alice: Client, d
     assert (await alice.call("POST", f"/sends/{send_id}/pause")).body["status"] == "paused"
     expect_error(await alice.call("POST", f"/sends/{send_id}/pause"), 409, "send_state")
     assert (await alice.call("POST", f"/sends/{send_id}/resume")).body["status"] == "running"
-    before = (await accounts_store.balance(db, alice.account_id)).available
+    before = (await credits.balance(db, alice.account_id)).available
     cancelled = await alice.call("POST", f"/sends/{send_id}/cancel")
     assert cancelled.body["status"] == "cancelled" and cancelled.body["progress"]["cancelled"] == 2
-    assert (await accounts_store.balance(db, alice.account_id)).available == before + 2
+    assert (await credits.balance(db, alice.account_id)).available == before + 2
     expect_error(await alice.call("POST", f"/sends/{send_id}/resume"), 409, "send_state")
     expect_error(await alice.call("GET", "/sends/not-a-uuid"), 404)
     expect_error(await alice.call("GET", f"/sends/{UUID(int=1)}"), 404)
@@ -1003,11 +1003,11 @@ async def test_send_and_sends_show_and_steer_commands(
     assert (shown["status"], shown["origin"], shown["comment"]) == ("scheduled", "cli", "Console")
     assert shown["progress"]["pending"] == 2
     assert sorted(r["e164"] for r in shown["recipients"]) == ["+33611111111", "+33622222222"]
-    assert (await accounts_store.balance(db, alice.who.account.id)).reserved == 2
+    assert (await credits.balance(db, alice.who.account.id)).reserved == 2
     rc, out = await _cli("sends", "cancel", send_id)
     assert (rc, out.strip().splitlines()[-1]) == (0, f"send {send_id}: cancelled")
     assert (await alice.call("GET", f"/sends/{send_id}")).body["status"] == "cancelled"
-    assert (await accounts_store.balance(db, alice.who.account.id)).reserved == 0
+    assert (await credits.balance(db, alice.who.account.id)).reserved == 0
 
 
 # --- schema-driven fuzzing ---------------------------------------------------------------------------------
@@ -1138,7 +1138,7 @@ async def test_fuzzing_against_the_published_openapi(
         await alice.call("POST", "/contacts", json_body={"phone": phone})
     group = (await alice.call("POST", "/groups", json_body={"name": "Fuzz"})).body["id"]
     await alice.call("POST", f"/groups/{group}/members", json_body={"contact_ids": [1, 2]})
-    await accounts_store.credit(db, alice.account_id, 500)
+    await credits.credit(db, alice.account_id, 500)
     send = await alice.call("POST", "/sends", json_body={"message_ref": 1, "numbers": ["0611111111"]})
     own = (await alice.call("GET", "/tokens")).body["tokens"][0]["id"]
     known = {"send_id": send.body["id"], "ref": "1", "group_id": str(group), "contact_id": "1"}

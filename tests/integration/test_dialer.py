@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from engine.stack import asterisk
 from engine.stack.root import read_info, root_path
 from engine.store import Database
 from engine.store import sends as sends_store
-from engine.store.accounts import balance
+from engine.store.credits import balance
 from tests.integration.conftest import add_trunk, wait_for
 from tests.integration.dialing import (
     SIPP_DIR,
@@ -249,7 +250,20 @@ async def test_deferred_start_cancel_pause_resume(
         await steer(db, steered.id, "pause")
         attempts_at_pause = (await sends_store.progress(db, steered.id)).attempts
         await wait_for(lambda: engine.calls.active == 0, timeout_s=20, what="calls in progress to finish")
-        # Paused: calls in progress finished, nothing new started.
+        # Paused: calls in progress finished, nothing new started. Proven once the dialer has placed and
+        # finished a whole other send of one call: it went through cycles with a free channel and, the
+        # call lasting longer than the trunk's 0.5 s between tokens, with a token too.
+        after_pause = await create_send(
+            db,
+            settings,
+            who.account,
+            message_ref=who.message.ref,
+            targets=targets(["0611000300"]),
+            origin="api",
+        )
+        engine.dialer.wake()
+        await _until_completed(db, after_pause.id)
+        assert (await sends_store.progress(db, after_pause.id)).attempts == 1
         assert (await sends_store.progress(db, steered.id)).attempts == attempts_at_pause
         assert (await sends_store.get_send(db, steered.id)).status is SendStatus.paused
         await steer(db, steered.id, "resume")
@@ -261,6 +275,7 @@ async def test_deferred_start_cancel_pause_resume(
     invites = invites_per_number(sipp)
     assert invites["0611000001"] == 1
     assert invites["0611000002"] == 0  # cancelled before start: no INVITE ever
+    assert invites["0611000300"] == 1
     assert (await sends_store.get_send(db, cancelled.id)).status is SendStatus.cancelled
 
 
@@ -410,6 +425,28 @@ async def test_two_engines_share_the_work_without_double_calls(
         assert invites["0" + row["e164"][3:]] == row["attempts"]
 
 
+async def cycles_without_asterisk(engine: Engine, count: int) -> None:
+    """Returns after `count` more dialer cycles found Asterisk away, each one able to place a call: when
+    it began, the trunk had a free channel and a token (only a claim takes a token; the engine's own limit,
+    50 calls/s in `fast`, is looser than the trunk's). Such a cycle says so in the state the health page
+    shows, then stops; the test clears that state, wakes the dialer, and waits for it to be set again."""
+
+    def could_call() -> bool:
+        now = time.monotonic()
+        loads = [t.load(now) for t in engine.dialer.pool.trunks.values()]
+        return bool(loads) and all(load.tokens >= 1 and load.active < load.max_channels for load in loads)
+
+    for _ in range(count):
+        await wait_for(could_call, interval_s=0.01, what="a free channel and a token")
+        engine.dialer.state.blocked_reason = ""
+        engine.dialer.wake()
+        await wait_for(
+            lambda: engine.dialer.state.blocked_reason == "asterisk unavailable",
+            interval_s=0.01,
+            what="a dialer cycle that finds Asterisk away",
+        )
+
+
 async def test_asterisk_restart_mid_send(
     stack_settings: Settings,
     db: Database,
@@ -443,9 +480,17 @@ async def test_asterisk_restart_mid_send(
         asterisk.stop(settings, root)
         try:
             await wait_for(lambda: not engine.ari.ready, what="the engine to notice")
-            attempts_while_down = (await sends_store.progress(db, send.id)).attempts
-            await asyncio.sleep(1.0)  # the dialer keeps running meanwhile: it must not claim anything
-            assert (await sends_store.progress(db, send.id)).attempts == attempts_while_down
+            # Cycles run one after another: once one has found Asterisk away, a cycle that began before
+            # (and may have been claiming) is over.
+            await cycles_without_asterisk(engine, 1)
+            down = await sends_store.progress(db, send.id)
+            assert down.pending > 0  # work left to claim
+            originates_while_down = engine.dialer.originates
+            # Two more whole cycles (the second begins after the first ended), each able to place a call:
+            # a cycle that claimed work without Asterisk would show here.
+            await cycles_without_asterisk(engine, 2)
+            assert (await sends_store.progress(db, send.id)).attempts == down.attempts
+            assert engine.dialer.originates == originates_while_down
         finally:
             info = read_info(root)
             assert info is not None

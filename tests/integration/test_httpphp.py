@@ -18,7 +18,9 @@ from engine.settings import Settings
 from engine.store import Database
 from engine.store import contacts as contacts_store
 from engine.store import sends as sends_store
-from engine.store.accounts import balance, create_account, declare_sender, set_password, verify_sender
+from engine.store.accounts import create_account, set_password
+from engine.store.credits import balance
+from engine.store.senders import declare_sender, verify_sender
 from tests.integration.dialing import Customer, customer
 
 pytestmark = pytest.mark.integration

@@ -3,9 +3,10 @@ idempotent start, status that tells crashed pieces apart."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
-import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -103,10 +104,23 @@ def test_root_cannot_be_deleted_through_a_live_mount(stack_settings: Settings) -
     with pytest.raises(StackError, match="still mounted"):
         safe_rmtree(path)
     assert (path / "usr/sbin/asterisk").exists()
-    media = path / instance_dir(stack_settings).relative_to("/") / "media"
-    # The media directory is mounted read-only for Asterisk.
-    probe = subprocess.run(["touch", str(media / "x")], capture_output=True, check=False)
-    assert probe.returncode != 0
+    inside = path / instance_dir(stack_settings).relative_to("/")
+    media = inside / "media"
+    probe = f"probe-{uuid.uuid4().hex}"
+    # The media directory is mounted read-only for Asterisk: a write fails as a read-only file system,
+    # not for another reason (no such directory, permission denied).
+    with pytest.raises(OSError) as refused:
+        (media / probe).touch()
+    assert refused.value.errno == errno.EROFS, refused.value
+    # The same write works on the writable mount beside it (the instance directory)...
+    (inside / probe).touch()
+    (inside / probe).unlink()
+    # ...and the read-only mount is the engine's media directory: a file written there shows through.
+    (stack_settings.media_dir / probe).touch()
+    try:
+        assert (media / probe).exists()
+    finally:
+        (stack_settings.media_dir / probe).unlink()
 
 
 def test_starting_twice_is_harmless(stack_settings: Settings) -> None:

@@ -10,7 +10,6 @@ import dataclasses
 import io
 import json
 import re
-import shutil
 import uuid
 from pathlib import Path
 from typing import TypeVar
@@ -160,7 +159,6 @@ def test_sender_numbers(stack_settings: Settings, capsys: pytest.CaptureFixture[
     ]
 
 
-@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg")
 def test_messages_and_default_send_options(
     stack_settings: Settings, capsys: pytest.CaptureFixture[str], email: str, tmp_path: Path
 ) -> None:

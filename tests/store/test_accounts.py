@@ -17,7 +17,7 @@ from engine.domain import accounts as domain
 from engine.domain.accounts import Balance, InsufficientCredits, SendDefaults
 from engine.errors import InvalidInput, NotFound
 from engine.settings import Settings
-from engine.store import Database
+from engine.store import Database, credits, senders
 from engine.store import accounts as store
 from engine.store import messages as messages_store
 
@@ -29,7 +29,7 @@ def key(stack_settings: Settings) -> str:
 
 async def _new(
     db: Database, key: str, email: str = "client@example.fr", **kwargs: object
-) -> store.NewAccount:
+) -> domain.NewAccount:
     return await store.create_account(db, email, secret_key=key, **kwargs)  # type: ignore[arg-type]
 
 
@@ -44,7 +44,7 @@ async def _ledger_sums(db: Database, account_id: UUID) -> tuple[int, int]:
 
 
 async def _assert_ledger_matches(db: Database, account_id: UUID) -> Balance:
-    current = await store.balance(db, account_id)
+    current = await credits.balance(db, account_id)
     assert await _ledger_sums(db, account_id) == (current.available, current.reserved)
     assert current.available >= 0
     assert current.reserved >= 0
@@ -196,14 +196,14 @@ async def test_codes_are_unique_between_accounts(
 async def test_initial_and_operator_credits_are_ledger_entries(db: Database, key: str) -> None:
     new = await _new(db, key, credits=100)
     assert new.account.balance == 100
-    assert await store.credit(db, new.account.id, 25, reason="virement") == Balance(125, 0)
+    assert await credits.credit(db, new.account.id, 25, reason="virement") == Balance(125, 0)
     for bad in (0, -5):
         with pytest.raises(InvalidInput) as info:
-            await store.credit(db, new.account.id, bad)
+            await credits.credit(db, new.account.id, bad)
         assert info.value.code == "credit_amount"
     with pytest.raises(NotFound):
-        await store.credit(db, uuid.uuid4(), 5)
-    entries = await store.ledger(db, new.account.id)
+        await credits.credit(db, uuid.uuid4(), 5)
+    entries = await credits.ledger(db, new.account.id)
     assert [(e.kind, e.amount, e.reason) for e in entries] == [
         ("credit", 25, "virement"),
         ("credit", 100, "crédit initial"),
@@ -214,18 +214,18 @@ async def test_initial_and_operator_credits_are_ledger_entries(db: Database, key
 async def test_reserve_consume_release(db: Database, key: str) -> None:
     account_id = (await _new(db, key, credits=100)).account.id
     send = uuid.uuid4()
-    assert await store.reserve(db, account_id, send, 10) == Balance(90, 10)
-    assert await store.consume(db, account_id, send, 3) == Balance(90, 7)
-    assert await store.held_by_send(db, account_id, send) == 7
+    assert await credits.reserve(db, account_id, send, 10) == Balance(90, 10)
+    assert await credits.consume(db, account_id, send, 3) == Balance(90, 7)
+    assert await credits.held_by_send(db, account_id, send) == 7
     with pytest.raises(ValueError, match="holds 7"):
-        await store.consume(db, account_id, send, 8)
+        await credits.consume(db, account_id, send, 8)
     with pytest.raises(ValueError, match="holds 0"):
-        await store.consume(db, account_id, uuid.uuid4(), 1)
-    assert await store.release(db, account_id, send, 2) == 2
-    assert await store.release(db, account_id, send) == 5
-    assert await store.release(db, account_id, send) == 0  # idempotent: nothing held, no entry
-    assert await store.balance(db, account_id) == Balance(97, 0)
-    entries = await store.ledger(db, account_id)
+        await credits.consume(db, account_id, uuid.uuid4(), 1)
+    assert await credits.release(db, account_id, send, 2) == 2
+    assert await credits.release(db, account_id, send) == 5
+    assert await credits.release(db, account_id, send) == 0  # idempotent: nothing held, no entry
+    assert await credits.balance(db, account_id) == Balance(97, 0)
+    entries = await credits.ledger(db, account_id)
     assert [(e.kind, e.amount, e.held) for e in reversed(entries)] == [
         ("credit", 100, 0),
         ("reserve", -10, 10),
@@ -240,13 +240,13 @@ async def test_reserve_consume_release(db: Database, key: str) -> None:
 async def test_a_reservation_the_balance_cannot_cover_changes_nothing(db: Database, key: str) -> None:
     account_id = (await _new(db, key, credits=5)).account.id
     with pytest.raises(InsufficientCredits) as info:
-        await store.reserve(db, account_id, uuid.uuid4(), 6)
+        await credits.reserve(db, account_id, uuid.uuid4(), 6)
     assert info.value.code == "credits"
     assert info.value.message_fr == "Vous devez créditer le compte"
-    assert await store.balance(db, account_id) == Balance(5, 0)
-    assert len(await store.ledger(db, account_id)) == 1
+    assert await credits.balance(db, account_id) == Balance(5, 0)
+    assert len(await credits.ledger(db, account_id)) == 1
     with pytest.raises(NotFound):
-        await store.reserve(db, uuid.uuid4(), uuid.uuid4(), 1)
+        await credits.reserve(db, uuid.uuid4(), uuid.uuid4(), 1)
     # The database refuses a negative balance even from a query that skips the store's checks.
     with pytest.raises(asyncpg.CheckViolationError):
         await db.execute("UPDATE accounts SET balance = balance - 6 WHERE id = $1", account_id)
@@ -258,16 +258,16 @@ async def test_reservations_inside_the_callers_transaction(db: Database, key: st
     account_id = (await _new(db, key, credits=10)).account.id
     with pytest.raises(RuntimeError, match="send creation failed"):
         async with db.transaction() as conn:
-            await store.reserve(conn, account_id, uuid.uuid4(), 4)
+            await credits.reserve(conn, account_id, uuid.uuid4(), 4)
             raise RuntimeError("send creation failed")
-    assert await store.balance(db, account_id) == Balance(10, 0)
+    assert await credits.balance(db, account_id) == Balance(10, 0)
 
     send = uuid.uuid4()
     async with db.transaction() as conn:
         with pytest.raises(InsufficientCredits):
-            await store.reserve(conn, account_id, uuid.uuid4(), 11)
-        await store.reserve(conn, account_id, send, 4)
-    assert await store.balance(db, account_id) == Balance(6, 4)
+            await credits.reserve(conn, account_id, uuid.uuid4(), 11)
+        await credits.reserve(conn, account_id, send, 4)
+    assert await credits.balance(db, account_id) == Balance(6, 4)
     await _assert_ledger_matches(db, account_id)
 
 
@@ -277,7 +277,7 @@ async def test_concurrent_reservations_never_overdraw(
     account_id = (await _new(db, key, credits=30)).account.id
     async with Database(stack_settings.dsn, min_size=10, max_size=20) as pool:
         results = await asyncio.gather(
-            *(store.reserve(pool, account_id, uuid.uuid4(), 1) for _ in range(50)), return_exceptions=True
+            *(credits.reserve(pool, account_id, uuid.uuid4(), 1) for _ in range(50)), return_exceptions=True
         )
     succeeded = [r for r in results if isinstance(r, Balance)]
     refused = [r for r in results if isinstance(r, InsufficientCredits)]
@@ -292,7 +292,7 @@ async def test_concurrent_mixed_movements_keep_the_ledger_equal_to_the_balance(
     account_id = (await _new(db, key, credits=20)).account.id
     earlier = [uuid.uuid4() for _ in range(10)]
     for send in earlier:
-        await store.reserve(db, account_id, send, 1)  # 10 available, 10 held
+        await credits.reserve(db, account_id, send, 1)  # 10 available, 10 held
     rng = random.Random(4)
     jobs = (
         [("reserve", uuid.uuid4()) for _ in range(25)]
@@ -305,13 +305,13 @@ async def test_concurrent_mixed_movements_keep_the_ledger_equal_to_the_balance(
     async def run(pool: Database, kind: str, send: UUID | None) -> object:
         if kind == "reserve":
             assert send is not None
-            return await store.reserve(pool, account_id, send, 2)
+            return await credits.reserve(pool, account_id, send, 2)
         if kind == "credit":
-            return await store.credit(pool, account_id, 3)
+            return await credits.credit(pool, account_id, 3)
         assert send is not None
         if kind == "consume":
-            return await store.consume(pool, account_id, send, 1)
-        return await store.release(pool, account_id, send)
+            return await credits.consume(pool, account_id, send, 1)
+        return await credits.release(pool, account_id, send)
 
     async with Database(stack_settings.dsn, min_size=10, max_size=20) as pool:
         results = await asyncio.gather(*(run(pool, k, s) for k, s in jobs), return_exceptions=True)
@@ -326,17 +326,17 @@ async def test_concurrent_mixed_movements_keep_the_ledger_equal_to_the_balance(
     # 10 available + 10 credits of 3 + 5 released - 2 per reservation that went through.
     assert final.available == 10 + 30 + 5 - 2 * reserved_ok
     assert final.reserved == 2 * reserved_ok
-    spent = -sum(e.held for e in await store.ledger(db, account_id, limit=500) if e.kind == "consume")
+    spent = -sum(e.held for e in await credits.ledger(db, account_id, limit=500) if e.kind == "consume")
     assert spent == 5
 
 
 async def test_ledger_pages_newest_first(db: Database, key: str) -> None:
     account_id = (await _new(db, key, credits=1)).account.id
     for n in range(2, 8):
-        await store.credit(db, account_id, n)
-    first = await store.ledger(db, account_id, limit=3)
+        await credits.credit(db, account_id, n)
+    first = await credits.ledger(db, account_id, limit=3)
     assert [e.amount for e in first] == [7, 6, 5]
-    second = await store.ledger(db, account_id, limit=3, before_id=first[-1].id)
+    second = await credits.ledger(db, account_id, limit=3, before_id=first[-1].id)
     assert [e.amount for e in second] == [4, 3, 2]
 
 
@@ -345,7 +345,7 @@ async def test_ledger_pages_newest_first(db: Database, key: str) -> None:
 
 async def test_sender_numbers_are_declared_then_verified(db: Database, key: str) -> None:
     account_id = (await _new(db, key)).account.id
-    fixed = await store.declare_sender(db, account_id, "01 62 12 34 56")
+    fixed = await senders.declare_sender(db, account_id, "01 62 12 34 56")
     assert (fixed.e164, fixed.status, fixed.is_mobile, fixed.verified_at) == (
         "+33162123456",
         "pending",
@@ -353,41 +353,41 @@ async def test_sender_numbers_are_declared_then_verified(db: Database, key: str)
         None,
     )
     assert fixed.in_automated_range
-    again = await store.declare_sender(db, account_id, "+33162123456")
+    again = await senders.declare_sender(db, account_id, "+33162123456")
     assert again.id == fixed.id
 
-    verified = await store.verify_sender(db, account_id, "0162123456")
+    verified = await senders.verify_sender(db, account_id, "0162123456")
     assert verified.status == "verified"
     assert verified.verified_at is not None
-    assert (await store.verify_sender(db, account_id, "0162123456")).verified_at == verified.verified_at
+    assert (await senders.verify_sender(db, account_id, "0162123456")).verified_at == verified.verified_at
 
-    mobile = await store.declare_sender(db, account_id, "06 12 34 56 78")
+    mobile = await senders.declare_sender(db, account_id, "06 12 34 56 78")
     assert (mobile.status, mobile.is_mobile, mobile.mobile_forbidden) == ("pending", True, True)
     with pytest.raises(InvalidInput) as info:
-        await store.verify_sender(db, account_id, "0612345678")
+        await senders.verify_sender(db, account_id, "0612345678")
     assert info.value.code == "sender_mobile"
     with pytest.raises(asyncpg.CheckViolationError):
         await db.execute(
             "UPDATE sender_numbers SET status = 'verified', verified_at = now() WHERE id = $1", mobile.id
         )
     with pytest.raises(NotFound):
-        await store.verify_sender(db, account_id, "0172360170")
+        await senders.verify_sender(db, account_id, "0172360170")
     with pytest.raises(InvalidInput) as info:
-        await store.declare_sender(db, account_id, "+44 20 7946 0000")
+        await senders.declare_sender(db, account_id, "+44 20 7946 0000")
     assert info.value.code == "sender_not_french"
     with pytest.raises(NotFound):
-        await store.declare_sender(db, uuid.uuid4(), "0172360170")
+        await senders.declare_sender(db, uuid.uuid4(), "0172360170")
 
-    listed = await store.list_senders(db, account_id)
+    listed = await senders.list_senders(db, account_id)
     assert [(s.e164, s.status) for s in listed] == [("+33162123456", "verified"), ("+33612345678", "pending")]
 
 
 async def test_another_account_may_declare_the_same_number(db: Database, key: str) -> None:
     a = (await _new(db, key, "a@example.fr")).account.id
     b = (await _new(db, key, "b@example.fr")).account.id
-    await store.declare_sender(db, a, "0172360170")
-    await store.verify_sender(db, a, "0172360170")
-    other = await store.declare_sender(db, b, "0172360170")
+    await senders.declare_sender(db, a, "0172360170")
+    await senders.verify_sender(db, a, "0172360170")
+    other = await senders.declare_sender(db, b, "0172360170")
     assert other.status == "pending"  # verifying it for A says nothing about B
 
 
@@ -398,8 +398,8 @@ async def test_default_send_options_round_trip(db: Database, key: str) -> None:
     account_id = (await _new(db, key)).account.id
     assert (await store.get_account(db, account_id)).defaults == SendDefaults()
     greeting = await _fake_message(db, account_id)
-    sender = await store.declare_sender(db, account_id, "0948123456")
-    await store.verify_sender(db, account_id, "0948123456")
+    sender = await senders.declare_sender(db, account_id, "0948123456")
+    await senders.verify_sender(db, account_id, "0948123456")
     wanted = SendDefaults(
         greeting_enabled=True,
         greeting_message_id=greeting.id,
@@ -435,9 +435,9 @@ async def test_defaults_must_use_the_accounts_own_greeting_and_verified_sender(
                 db, a, SendDefaults(greeting_enabled=True, greeting_message_id=message.id)
             )
         assert info.value.code == "greeting_invalid"
-    pending = await store.declare_sender(db, a, "0172360170")
-    b_sender = await store.declare_sender(db, b, "0162000000")
-    await store.verify_sender(db, b, "0162000000")
+    pending = await senders.declare_sender(db, a, "0172360170")
+    b_sender = await senders.declare_sender(db, b, "0162000000")
+    await senders.verify_sender(db, b, "0162000000")
     for sender_id in (pending.id, b_sender.id):
         with pytest.raises(InvalidInput) as info:
             await store.set_defaults(db, a, SendDefaults(sender_number_id=sender_id))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 import subprocess
 import uuid
 import wave
@@ -26,10 +25,6 @@ from engine.store import Database
 from engine.store import accounts as accounts_store
 from engine.store import messages as store
 from tests.support.tones import read_wav, silence, sine, tone_duration_s, write_wav
-
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe"
-)
 
 LEAD_S, TONE_S, TAIL_S = 0.5, 2.0, 0.5
 TRIMMED_S = TONE_S + 2 * audio.TRIM_PAD_S

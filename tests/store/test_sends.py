@@ -26,7 +26,8 @@ from engine.store import Database
 from engine.store import attempts as attempts_store
 from engine.store import contacts as contacts_store
 from engine.store import sends as sends_store
-from engine.store.accounts import balance, create_account
+from engine.store.accounts import create_account
+from engine.store.credits import balance
 from tests.integration.dialing import customer, targets
 
 

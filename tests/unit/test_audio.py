@@ -6,7 +6,6 @@ import array
 import asyncio
 import math
 import random
-import shutil
 import subprocess
 import wave
 from pathlib import Path
@@ -16,10 +15,6 @@ import pytest
 from engine.errors import InvalidInput
 from engine.media import audio
 from engine.media.audio import AudioLimits, convert, measure_loudness, probe_duration_s
-
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe"
-)
 
 # Tone files: LEAD_S of silence, TONE_S of sine, TAIL_S of silence. After trimming, TRIM_PAD_S of
 # silence is kept on each side.
@@ -72,14 +67,13 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     silence = d / "silence.wav"
     _ffmpeg("-f", "lavfi", "-i", "anullsrc=r=44100:cl=mono", "-t", "3", str(silence))
     files["silence"] = silence
-    if shutil.which("espeak-ng"):
-        speech_wav = d / "speech.wav"
-        subprocess.run(
-            ["espeak-ng", "-v", "fr", "-w", str(speech_wav), "Bonjour, ceci est un message de test."],
-            check=True,
-        )
-        files["speech_mp3"] = d / "speech.mp3"
-        _ffmpeg("-i", str(speech_wav), "-ar", "44100", "-ac", "2", *mp3, str(files["speech_mp3"]))
+    speech_wav = d / "speech.wav"
+    subprocess.run(
+        ["espeak-ng", "-v", "fr", "-w", str(speech_wav), "Bonjour, ceci est un message de test."],
+        check=True,
+    )
+    files["speech_mp3"] = d / "speech.mp3"
+    _ffmpeg("-i", str(speech_wav), "-ar", "44100", "-ac", "2", *mp3, str(files["speech_mp3"]))
 
     rng = random.Random(4)
     empty = d / "empty.wav"
@@ -186,8 +180,6 @@ async def test_g711_files_hold_the_same_audio(media: dict[str, Path], tmp_path: 
 
 
 async def test_speech_mp3_is_normalised(media: dict[str, Path], tmp_path: Path):
-    if "speech_mp3" not in media:
-        pytest.skip("needs espeak-ng")
     src = media["speech_mp3"]
     result = await convert(src, tmp_path, "speech", AudioLimits())
     source_s = await probe_duration_s(src)

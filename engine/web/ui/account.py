@@ -7,13 +7,11 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from engine.domain.accounts import SendDefaults, check_password
+from engine.domain.accounts import SendDefaults
 from engine.errors import InvalidInput
-from engine.store import accounts as accounts_store
-from engine.store import tokens as tokens_store
-from engine.store import webspace
 from engine.web.remote import client_address
 from engine.web.ui import sendform
+from engine.web.ui.auth import password_errors
 from engine.web.ui.core import Page, page, phone_fr
 
 # set_defaults' and SendDefaults' error codes → the field they belong beside.
@@ -30,11 +28,11 @@ DEFAULTS_FIELD_OF: Final = {
 
 async def _render(p: Page, *, status: int = 200, **overrides: Any) -> web.Response:
     account = p.account
-    lib = await sendform.library(p)
-    all_senders = await accounts_store.list_senders(p.db, account.id)
-    tokens = await tokens_store.list_tokens(p.db, account.id)
+    greetings = await p.services.messages.list(account.id, greetings_only=True)
+    all_senders = await p.services.accounts.senders(account.id)
+    tokens = await p.services.accounts.tokens(account.id)
     d = account.defaults
-    greeting = next((m for m in lib.greetings if m.id == d.greeting_message_id), None)
+    greeting = next((m for m in greetings if m.id == d.greeting_message_id), None)
     values = {
         "greeting": "on" if d.greeting_enabled else "",
         "greeting_ref": str(greeting.ref) if greeting else "",
@@ -45,7 +43,7 @@ async def _render(p: Page, *, status: int = 200, **overrides: Any) -> web.Respon
         "drop": "on" if d.voicemail_drop else "",
     }
     context: dict[str, Any] = {
-        "lib": lib,
+        "greetings": greetings,
         "senders": all_senders,
         "tokens": tokens,
         "values": values,
@@ -74,11 +72,11 @@ def _int(raw: str, default: int | None = None) -> int | None:
 
 @page
 async def save_defaults(p: Page) -> web.StreamResponse:
-    lib = await sendform.library(p)
+    greetings = await p.services.messages.list(p.account.id, greetings_only=True)
     values = {k: p.text(k).strip() for k in ("greeting", "greeting_ref", "transfer", "sender", "retries",
                                               "retry_minutes", "drop")}  # fmt: skip
     errors: dict[str, str] = {}
-    greeting = next((m for m in lib.greetings if str(m.ref) == values["greeting_ref"]), None)
+    greeting = next((m for m in greetings if str(m.ref) == values["greeting_ref"]), None)
     retries, minutes = _int(values["retries"]), _int(values["retry_minutes"])
     if retries is None:
         errors["retries"] = "Indiquez un nombre de renvois (0 : un seul appel)."
@@ -95,7 +93,7 @@ async def save_defaults(p: Page) -> web.StreamResponse:
                 retry_interval_s=(minutes or 0) * 60,
                 voicemail_drop=bool(values["drop"]),
             )
-            await accounts_store.set_defaults(p.db, p.account.id, defaults)
+            await p.services.accounts.set_defaults(p.account.id, defaults)
         except InvalidInput as exc:
             errors[DEFAULTS_FIELD_OF.get(exc.code, "general")] = exc.message_fr
     if errors:
@@ -107,7 +105,7 @@ async def save_defaults(p: Page) -> web.StreamResponse:
 async def declare_sender(p: Page) -> web.StreamResponse:
     raw = p.text("number")
     try:
-        sender = await accounts_store.declare_sender(p.db, p.account.id, raw)
+        sender, _ = await p.services.accounts.declare_sender(p.account.id, raw)
     except InvalidInput as exc:
         return await _render(p, status=400, errors={"number": exc.message_fr}, sender_value=raw)
     return p.redirect(
@@ -120,7 +118,7 @@ async def declare_sender(p: Page) -> web.StreamResponse:
 async def create_token(p: Page) -> web.StreamResponse:
     label = p.text("label")
     try:
-        new = await tokens_store.create_token(p.db, p.account.id, label=label)
+        new = await p.services.accounts.create_token(p.account.id, label=label)
     except InvalidInput as exc:
         return await _render(p, status=400, errors={"label": exc.message_fr}, token_label=label)
     # Rendered, not redirected: the secret must not travel in a cookie or a URL.
@@ -132,39 +130,30 @@ async def revoke_token(p: Page) -> web.StreamResponse:
     raw = p.request.match_info["token_id"]
     if not raw.isdigit():
         raise web.HTTPNotFound()
-    token = await tokens_store.revoke_token(p.db, p.account.id, int(raw))
+    token = await p.services.accounts.revoke_token(p.account.id, int(raw))
     return p.redirect("/parametres#jetons", f"Jeton « {token.label or token.id} » révoqué.")
 
 
 @page
 async def change_password(p: Page) -> web.StreamResponse:
-    current, new, again = p.text("current"), p.text("password"), p.text("password2")
-    errors: dict[str, str] = {}
-    try:
-        check_password(new)
-    except InvalidInput as exc:
-        errors["password"] = exc.message_fr
-    if not errors and new != again:
-        errors["password2"] = "Les deux mots de passe ne sont pas identiques."
-    # A borrowed session must not become a way round the login throttle: same counters, same limit.
-    checked = await p.services.logins.password(p.account.email, current, client=client_address(p.request))
-    if checked.throttled:
-        errors["current"] = "Trop de tentatives. Réessayez plus tard, ou utilisez « mot de passe oublié »."
-    elif checked.account is None or checked.account.id != p.account.id:
-        errors["current"] = "Mot de passe actuel incorrect."
-    if errors:
-        return await _render(p, status=400, errors=errors)
-    await accounts_store.set_password(p.db, p.account.id, new)
-    ended = await webspace.close_other_sessions(p.db, p.account.id, keep_token=p.visitor.session_token)
+    change = await p.services.logins.change_password(
+        p.account,
+        current=p.text("current"),
+        new=p.text("password"),
+        confirmation=p.text("password2"),
+        client=client_address(p.request),
+        keep_session=p.visitor.session_token,
+    )
+    if not change.done:
+        return await _render(p, status=400, errors=password_errors(change.refusals))
+    ended = change.ended_sessions
     note = f" {ended} autre(s) session(s) fermée(s)." if ended else ""
     return p.redirect("/parametres", "Mot de passe changé." + note)
 
 
 @page
 async def new_code(p: Page) -> web.StreamResponse:
-    code = await accounts_store.regenerate_code(
-        p.db, p.account.id, secret_key=p.settings.require("secret_key")
-    )
+    code = await p.services.accounts.new_code(p.account.id)
     return await _render(p, new_code=code)
 
 

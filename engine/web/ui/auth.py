@@ -6,26 +6,26 @@ guesser gains nothing by switching interface.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Mapping
 from typing import Final
 
 import structlog
 from aiohttp import web
 
-from engine import mailer
-from engine.domain.accounts import check_password, normalize_email
-from engine.errors import InvalidInput, NotFound
-from engine.store import rates, webspace
-from engine.store.accounts import account_by_email, get_account, set_password
+from engine.domain.accounts import normalize_email
+from engine.errors import InvalidInput
 from engine.web import sessions
 from engine.web.remote import client_address
 from engine.web.ui.core import Page, page, public_page, safe_next
 
 log = structlog.get_logger(__name__)
 
-RESET_REQUESTS: Final = "password_reset"
-RESET_REQUESTS_PER_HOUR: Final = 3
-_background: set[asyncio.Task[None]] = set()
+# What the logins service refuses → the field it belongs beside.
+PASSWORD_FIELD_OF: Final = {"current": "current", "new": "password", "confirmation": "password2"}
+
+
+def password_errors(refusals: Mapping[str, str]) -> dict[str, str]:
+    return {PASSWORD_FIELD_OF[part]: reason for part, reason in refusals.items()}
 
 
 async def home(request: web.Request) -> web.StreamResponse:
@@ -54,9 +54,8 @@ async def login(p: Page) -> web.StreamResponse:
         return p.render(
             "login.html", status=401, values=values, error="Adresse e-mail ou mot de passe incorrect."
         )
-    await webspace.prune(p.db)
     response = p.redirect(safe_next(values["suite"]))
-    await sessions.log_in(p.request, response, p.db, p.settings, account)
+    await sessions.log_in(p.request, response, p.services, account)
     log.info("ui.login", account_id=str(account.id))
     return response
 
@@ -64,7 +63,7 @@ async def login(p: Page) -> web.StreamResponse:
 @page
 async def logout(p: Page) -> web.StreamResponse:
     response = p.redirect("/connexion", "Vous êtes déconnecté.")
-    await sessions.log_out(response, p.db, p.visitor)
+    await sessions.log_out(response, p.services, p.visitor)
     return response
 
 
@@ -86,78 +85,31 @@ async def forgot(p: Page) -> web.StreamResponse:
         login_name = normalize_email(email)
     except InvalidInput as exc:
         return p.render("forgot.html", status=400, email=email, errors={"email": exc.message_fr}, sent=False)
-    keys = [f"account:{login_name}", f"client:{client_address(p.request)}"]
-    blocked = await rates.blocked_for_s(
-        p.db, RESET_REQUESTS, keys, limit=RESET_REQUESTS_PER_HOUR, window_s=3600
+    base = _public_base(p)
+    await p.services.logins.request_reset(
+        login_name, client=client_address(p.request), link=lambda token: f"{base}/mot-de-passe/{token}"
     )
-    if blocked is None:
-        await rates.record(p.db, RESET_REQUESTS, keys)
-        try:
-            account = await account_by_email(p.db, login_name)
-        except NotFound:
-            log.info("ui.reset_unknown_email")
-        else:
-            token = sessions.new_token()
-            await webspace.create_reset(p.db, account.id, token)
-            link = f"{_public_base(p)}/mot-de-passe/{token}"
-            # In the background: the answer must take as long whether the address is a customer's or not.
-            task = asyncio.create_task(_send_reset_mail(p, account.email, link))
-            _background.add(task)
-            task.add_done_callback(_background.discard)
-    else:
-        log.info("ui.reset_rate_limited")
     # The same answer in every case: this form does not tell who is a customer.
     return p.render("forgot.html", email=login_name, errors={}, sent=True)
-
-
-async def _send_reset_mail(p: Page, to: str, link: str) -> None:
-    minutes = int(webspace.RESET_VALIDITY.total_seconds() // 60)
-    message = mailer.compose(
-        p.settings,
-        to=to,
-        subject="Votre nouveau mot de passe",
-        body=(
-            "Bonjour,\n\n"
-            "Vous avez demandé à changer le mot de passe de votre espace privé. Ouvrez ce lien pour en "
-            f"choisir un nouveau (il est valable {minutes} minutes et ne sert qu'une fois) :\n\n{link}\n\n"
-            "Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : votre mot de passe "
-            "actuel reste valable.\n"
-        ),
-    )
-    if await mailer.send(p.settings, message):
-        log.info("ui.reset_mail_sent")
 
 
 @public_page
 async def reset(p: Page) -> web.StreamResponse:
     token = p.request.match_info["token"]
-    account_id = await webspace.reset_account(p.db, token)
-    if account_id is None:
+    if p.request.method == "GET":
+        alive = await p.services.logins.reset_link_alive(token)
+        response = p.render("reset.html", status=200 if alive else 410, alive=alive, errors={})
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+    change = await p.services.logins.reset_password(
+        token, new=p.text("password"), confirmation=p.text("password2")
+    )
+    if change is None:
         response = p.render("reset.html", status=410, alive=False, errors={})
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
-    if p.request.method == "GET":
-        response = p.render("reset.html", alive=True, errors={})
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
-    password, again = p.text("password"), p.text("password2")
-    errors = {}
-    try:
-        check_password(password)
-    except InvalidInput as exc:
-        errors["password"] = exc.message_fr
-    if not errors and password != again:
-        errors["password2"] = "Les deux mots de passe ne sont pas identiques."
-    if errors:
-        return p.render("reset.html", status=400, alive=True, errors=errors)
-    used_by = await webspace.use_reset(p.db, token)
-    if used_by is None:
-        return p.render("reset.html", status=410, alive=False, errors={})
-    await set_password(p.db, used_by, password)
-    owner = await get_account(p.db, used_by)
-    # The owner proved they read the mailbox: earlier failed guesses no longer lock them out.
-    await p.services.logins.forget_failures(owner.email)
-    log.info("ui.password_reset", account_id=str(used_by))
+    if not change.done:
+        return p.render("reset.html", status=400, alive=True, errors=password_errors(change.refusals))
     response = p.redirect("/connexion", "Votre mot de passe a été changé. Connectez-vous avec le nouveau.")
     response.del_cookie(sessions.SESSION_COOKIE, path="/")
     return response

@@ -25,9 +25,8 @@ from engine.domain.sends import LABELS_FR, SendStatus
 from engine.errors import DatabaseUnavailable, NotFound
 from engine.services import Services
 from engine.settings import Settings
-from engine.store.db import Database
 from engine.web import sessions
-from engine.web.context import DB, services_of
+from engine.web.context import services_of
 
 log = structlog.get_logger(__name__)
 
@@ -174,10 +173,6 @@ class Page:
         return services_of(self.request)
 
     @property
-    def db(self) -> Database:
-        return self.request.config_dict[DB]
-
-    @property
     def settings(self) -> Settings:
         return self.services.settings
 
@@ -294,7 +289,7 @@ def _forbidden(page: Page) -> web.Response:
 async def _visit(request: web.Request) -> Page | web.StreamResponse:
     """The request's visitor as a Page, or the 503 answer while the database is away."""
     try:
-        found = await sessions.visitor(request, request.config_dict[DB], services_of(request).settings)
+        found = await sessions.visitor(request, services_of(request))
     except DatabaseUnavailable:
         return web.Response(text="Service momentanément indisponible.", status=503, content_type="text/plain")
     return Page(request, found)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.store import accounts as accounts_store
 from engine.web.ui.core import Page, page
 
 LEDGER_SHOWN = 10
@@ -36,9 +35,7 @@ async def dashboard(p: Page) -> web.StreamResponse:
 async def new_code(p: Page) -> web.StreamResponse:
     """The code is kept only as a keyed hash (nobody can read it back): "showing" it means giving a new
     one, shown on this response only — never redirected through a cookie or a URL."""
-    code = await accounts_store.regenerate_code(
-        p.db, p.account.id, secret_key=p.settings.require("secret_key")
-    )
+    code = await p.services.accounts.new_code(p.account.id)
     return await _render(p, new_code=code)
 
 
