@@ -47,6 +47,8 @@ def test_environ() -> dict[str, str]:
         "VOCALCAST_MAX_CHANNELS": "100",
         "VOCALCAST_PG_FSYNC": "0",
         "VOCALCAST_RING_TIMEOUT_S": "5",
+        # A trunk added by a test is pinged within 2 s, and a dead one is seen as such as fast.
+        "VOCALCAST_QUALIFY_FREQUENCY_S": "2",
         "VOCALCAST_ARI_RECONNECT_MAX_S": "0.5",
         "VOCALCAST_LOG_FORMAT": "json",
         "VOCALCAST_LOG_LEVEL": "info",

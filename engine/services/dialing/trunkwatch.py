@@ -11,6 +11,7 @@ application of their own (vocalcast-<node>-trunks), so they never mix with the c
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -30,7 +31,6 @@ from engine.telephony.stasis import channel_of
 
 log = structlog.get_logger(__name__)
 
-INBOUND_CONTEXT = "vocalcast-inbound"
 WAITS_EVERY_S = 5.0  # recipients' waits are looked at this often
 
 
@@ -83,7 +83,10 @@ class TrunkWatch:
             for name, state in self._pool.trunks.items():
                 loaded = await trunkconf.loaded(self._ari, name)
                 was = state.loaded and state.reachable
-                self._pool.set_presence(name, loaded=loaded, reachable=endpoints.get(name) == "online")
+                # "offline": its OPTIONS pings go unanswered. "unknown" (not pinged yet, e.g. just added;
+                # Asterisk spreads the first pings over the qualify interval) is not held against it.
+                reachable = endpoints.get(name, "unknown") != "offline"
+                self._pool.set_presence(name, loaded=loaded, reachable=reachable)
                 if was and not (state.loaded and state.reachable):
                     log.warning("trunk.unusable", trunk=name, loaded=state.loaded, reachable=state.reachable)
             await self._subscribe()
@@ -115,12 +118,11 @@ class TrunkWatch:
             endpoint = event.get("endpoint") or {}
             if endpoint.get("technology") == "PJSIP":
                 name = str(endpoint.get("resource"))
-                online = endpoint.get("state") == "online"
-                self._pool.set_presence(name, reachable=online)
+                self._pool.set_presence(name, reachable=endpoint.get("state") != "offline")
                 log.info("trunk.reachability", trunk=name, state=endpoint.get("state"))
             return
         channel = channel_of(event)
-        if kind == "ChannelCreated" and (channel.get("dialplan") or {}).get("context") == INBOUND_CONTEXT:
+        if kind == "ChannelCreated" and _inbound(channel):
             trunk = _trunk_of(str(channel.get("name", "")))
             if trunk is not None:
                 self._pool.inbound_started(trunk, str(channel.get("id")))
@@ -185,6 +187,16 @@ class TrunkWatch:
         for name, state in self._pool.trunks.items():
             self._metrics.trunk_usable.labels(name).set(0 if state.unhealthy_reason(now) else 1)
             self._metrics.trunk_legs.labels(name).set(state.legs)
+
+
+def _inbound(channel: dict[str, object]) -> bool:
+    """A call coming in: Asterisk named it (our calls and transfer legs carry the UUIDs we gave them; all
+    of them start in the trunk's context, so that cannot tell)."""
+    try:
+        uuid.UUID(str(channel.get("id", "")))
+    except ValueError:
+        return True
+    return False
 
 
 def _trunk_of(channel_name: str) -> str | None:
