@@ -22,6 +22,7 @@ from engine.stack.root import read_info, root_path
 from engine.store import Database
 from engine.store import sends as sends_store
 from engine.store.accounts import balance
+from lab.sipp import SippProcess
 from tests.integration.conftest import add_trunk, wait_for
 from tests.integration.dialing import (
     SIPP_DIR,
@@ -32,7 +33,6 @@ from tests.integration.dialing import (
     invites_per_number,
     targets,
 )
-from tests.support.sipp import SippProcess
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from engine.stack.asterisk import instance_dir
 from engine.store import Database
 from engine.store import accounts as accounts_store
 from engine.store import messages as store
-from tests.support.tones import read_wav, silence, sine, tone_duration_s, write_wav
+from lab.tones import read_wav, silence, sine, tone_duration_s, write_wav
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe"
