@@ -12,6 +12,8 @@ APT_PACKAGES=(
   mmdebstrap debian-archive-keyring ca-certificates  # builds the Asterisk 22 root from sid
   sip-tester                                    # SIPp: demo phone, test callees and trunks
   ffmpeg sox espeak-ng                          # audio conversion; test audio
+  asterisk-core-sounds-fr-wav asterisk-core-sounds-en-wav asterisk-prompt-fr-armelle
+                                                # real voices of the AMD bench (bench/support/amd_corpus.py)
   iproute2 procps util-linux                    # ss, pkill, mountpoint/findmnt
   chromium chromium-driver fonts-dejavu-core    # browser tests of the private space (tests/e2e)
 )
