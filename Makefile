@@ -23,8 +23,8 @@ test: bootstrap lint
 	@$(VENV)/python -m pytest
 
 lint: bootstrap
-	@$(VENV)/ruff check engine ivr tests bench
-	@$(VENV)/ruff format --check engine ivr tests bench
+	@$(VENV)/ruff check engine ivr lab tests bench
+	@$(VENV)/ruff format --check engine ivr lab tests bench
 	@$(VENV)/mypy
 
 bench: bootstrap

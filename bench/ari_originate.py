@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from bench import stackutil
+from bench.support import checks, instance, measure, phones
 from engine.settings import Settings
 from engine.stack import procs
 from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event, events_task
@@ -46,7 +46,7 @@ class CallTiming:
     number: str
     posted_at: float = 0.0  # just before POST /channels
     started_at: float | None = None  # StasisStart received
-    played_at: float | None = None  # PlaybackFinished received (calls that play media)
+    played_at: float | None = None  # PlaybackFinished "done" received (calls that play media)
     ended_at: float | None = None  # DELETE /channels answered: the slot is free
     error: str | None = None
 
@@ -88,7 +88,12 @@ class BareAri:
             waiters = self._calls.get(target)
             future = waiters.played.get(str(playback.get("id"))) if waiters else None
             if future is not None and not future.done():
-                future.set_result(now)
+                # Only a playback that ran to its end is a completed play, as the engine counts it
+                # (PlaybackFinished also fires when the channel goes away or the media fails).
+                if playback.get("state") == "done":
+                    future.set_result(now)
+                else:
+                    future.set_exception(RuntimeError(f"playback {playback.get('state')}"))
         elif kind == "ChannelDestroyed":
             waiters = self._calls.get(str((event.get("channel") or {}).get("id")))
             if waiters is not None and not waiters.started.done():
@@ -125,8 +130,9 @@ class BareAri:
                 await _quiet_hangup(self.client, channel_id)
         finally:
             del self._calls[channel_id]
-            if waiters.started.done() and not waiters.started.cancelled():
-                waiters.started.exception()  # retrieved: no "exception never retrieved" warning
+            for future in (waiters.started, *waiters.played.values()):
+                if future.done() and not future.cancelled():
+                    future.exception()  # retrieved: no "exception never retrieved" warning
         return timing
 
 
@@ -136,7 +142,7 @@ async def _quiet_hangup(client: AriClient, channel_id: str) -> None:
 
 
 def endpoint_for(number: str) -> str:
-    return f"PJSIP/{number}@{stackutil.TRUNK}"
+    return f"PJSIP/{number}@{instance.TRUNK}"
 
 
 async def burst(bare: BareAri, numbers: Sequence[str], *, media: str | None = None) -> list[CallTiming]:
@@ -173,11 +179,11 @@ def summarize(calls: Sequence[CallTiming]) -> dict[str, Any]:
         "calls": len(calls),
         "answered": len(answered),
         "failures": len(calls) - len(answered),
-        "window_s": stackutil.rounded(window, 4),
-        "originates_per_s": stackutil.rounded(len(answered) / window if window else float("nan"), 1),
-        "originate_to_stasis_start_ms_p50": stackutil.rounded(stackutil.percentile(setup, 50), 1),
-        "originate_to_stasis_start_ms_p95": stackutil.rounded(stackutil.percentile(setup, 95), 1),
-        "originate_to_stasis_start_ms_max": stackutil.rounded(max(setup, default=float("nan")), 1),
+        "window_s": measure.rounded(window, 4),
+        "originates_per_s": measure.rounded(len(answered) / window if window else float("nan"), 1),
+        "originate_to_stasis_start_ms_p50": measure.rounded(measure.percentile(setup, 50), 1),
+        "originate_to_stasis_start_ms_p95": measure.rounded(measure.percentile(setup, 95), 1),
+        "originate_to_stasis_start_ms_max": measure.rounded(max(setup, default=float("nan")), 1),
         "errors": errors,
     }
 
@@ -185,7 +191,7 @@ def summarize(calls: Sequence[CallTiming]) -> dict[str, Any]:
 def medians(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     keys = ("originates_per_s", "originate_to_stasis_start_ms_p50", "originate_to_stasis_start_ms_p95")
     out: dict[str, Any] = {
-        f"{k}_median": stackutil.rounded(stackutil.median([r[k] for r in runs if r[k] is not None]), 1)
+        f"{k}_median": measure.rounded(measure.median([r[k] for r in runs if r[k] is not None]), 1)
         for k in keys
     }
     out["failures_total"] = sum(r["failures"] for r in runs)
@@ -193,29 +199,29 @@ def medians(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-async def measure(settings: Settings, workdir: Path) -> dict[str, Any]:
-    sipp = stackutil.uas(workdir)
+async def measure_all(settings: Settings, workdir: Path) -> dict[str, Any]:
+    sipp = phones.signalling_only(workdir)
     asterisk_pid = procs.read_pid(settings.state_dir, "asterisk")
     async with sipp:
-        await stackutil.set_trunk(settings, sipp.local_port, max_channels=1000, max_cps=1000)
-        client = stackutil.ari_client(settings, pool_size=POOL)
+        await instance.set_trunk(settings, sipp.local_port, max_channels=1000, max_cps=1000)
+        client = instance.ari_client(settings, pool_size=POOL)
         bare = BareAri(client)
         async with client, events_task(client, bare.handle):
             await client.wait_ready(10)
-            machine_at_start = stackutil.machine()
-            await concurrent(bare, stackutil.national_numbers(20, 19_000_000), 10)  # warm-up
-            await stackutil.wait_no_channels(client)
-            cpu_before = stackutil.cpu_s(asterisk_pid) if asterisk_pid else None
+            machine_at_start = measure.machine()
+            await concurrent(bare, instance.national_numbers(20, 19_000_000), 10)  # warm-up
+            await instance.wait_no_channels(client)
+            cpu_before = measure.cpu_s(asterisk_pid) if asterisk_pid else None
             burst_runs, conc_runs = [], []
             for run in range(RUNS):
-                numbers = stackutil.national_numbers(BURST_N, 11_000_000 + run * 1000)
+                numbers = instance.national_numbers(BURST_N, 11_000_000 + run * 1000)
                 burst_runs.append(summarize(await burst(bare, numbers)))
-                await stackutil.wait_no_channels(client)
+                await instance.wait_no_channels(client)
             for run in range(RUNS):
-                numbers = stackutil.national_numbers(BURST_N, 12_000_000 + run * 1000)
+                numbers = instance.national_numbers(BURST_N, 12_000_000 + run * 1000)
                 conc_runs.append(summarize(await concurrent(bare, numbers, CONCURRENCY)))
-                await stackutil.wait_no_channels(client)
-            cpu_after = stackutil.cpu_s(asterisk_pid) if asterisk_pid else None
+                await instance.wait_no_channels(client)
+            cpu_after = measure.cpu_s(asterisk_pid) if asterisk_pid else None
         invites = sum(1 for e in sipp.log_events() if e.get("event") == "INVITE")
     calls = 2 * RUNS * BURST_N
     return {
@@ -229,23 +235,29 @@ async def measure(settings: Settings, workdir: Path) -> dict[str, Any]:
         "concurrency_50_hold_0": {"calls_per_run": BURST_N, "concurrency": CONCURRENCY, **medians(conc_runs)},
         "sipp_invites_counted": invites,
         "sipp_invites_expected": calls + 20,
+        # The baseline itself must hold: every originate answered, every INVITE seen by the phone.
+        "checks": {
+            "burst_300_failures": checks.equal(sum(r["failures"] for r in burst_runs), 0),
+            "concurrency_50_failures": checks.equal(sum(r["failures"] for r in conc_runs), 0),
+            "sipp_invites": checks.equal(invites, calls + 20),
+        },
         "asterisk_cpu_ms_per_call": (
-            stackutil.rounded((cpu_after - cpu_before) * 1000 / calls, 2)
+            measure.rounded((cpu_after - cpu_before) * 1000 / calls, 2)
             if cpu_before is not None and cpu_after is not None
             else None
         ),
         "lab_reference": LAB,
         "machine_at_start": machine_at_start,
-        "machine_at_end": stackutil.machine(),
+        "machine_at_end": measure.machine(),
     }
 
 
 def run() -> dict[str, Any]:
     with (
-        stackutil.bench_stack() as settings,
+        instance.bench_stack() as settings,
         tempfile.TemporaryDirectory(prefix="vocalcast-bench-ari-") as tmp,
     ):
-        return asyncio.run(measure(settings, Path(tmp)))
+        return asyncio.run(measure_all(settings, Path(tmp)))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ APT_PACKAGES=(
   sip-tester                                    # SIPp: demo phone, test callees and trunks
   tshark                                        # decodes our generated pcaps independently (tests/unit)
   ffmpeg sox espeak-ng                          # audio conversion; test audio
+  asterisk-core-sounds-fr-wav asterisk-core-sounds-en-wav asterisk-prompt-fr-armelle
+                                                # real voices of the AMD bench (bench/support/amd_corpus.py)
   iproute2 procps util-linux                    # ss, pkill, mountpoint/findmnt
   chromium chromium-driver fonts-dejavu-core    # browser tests of the private space (tests/e2e)
 )

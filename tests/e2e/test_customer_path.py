@@ -20,9 +20,9 @@ from engine.domain.trunks import Trunk
 from engine.settings import Settings
 from engine.store import Database
 from engine.store.accounts import create_account
+from lab import tones
 from tests.e2e.webdriver import Browser
 from tests.integration.conftest import add_trunk
-from tests.support import tones
 from tests.support.callee import Behaviour, callee, marker_tone_pcap
 
 pytestmark = pytest.mark.integration

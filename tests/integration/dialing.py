@@ -19,8 +19,8 @@ from engine.services.messages import Messages
 from engine.settings import Settings
 from engine.store import Database
 from engine.store.accounts import create_account, get_account
-from tests.support import tones
-from tests.support.sipp import SippProcess
+from lab import tones
+from lab.sipp import SippProcess
 
 SIPP_DIR = Path(__file__).parent.parent / "sipp"
 

@@ -31,8 +31,8 @@ from engine.store import sends as sends_store
 from engine.store import tokens as tokens_store
 from engine.web import openapi, routes
 from engine.web.api_common import PREFIX
+from lab import tones
 from tests.integration.dialing import Customer, customer
-from tests.support import tones
 
 pytestmark = pytest.mark.integration
 OWN_TOKEN = "the client's own token"  # a marker: the Client's token is sent

@@ -35,8 +35,10 @@ from engine.telephony.callrequest import CallerId, CallRequest
 from engine.telephony.calls import CallService
 from engine.telephony.stasis import StasisRouter
 from engine.telephony.trunks import MIN_SESSION_EXPIRES_S, SESSION_EXPIRES_S, render_pjsip
+from lab import tones
+from lab.rtpcapture import RtpCapture, RtpStream, tone_packet_times
+from lab.sipp import SipMessage, SippProcess
 from tests.integration.conftest import Ari, add_trunk, wait_for
-from tests.support import tones
 from tests.support.callee import (
     Behaviour,
     asterisk_media_port,
@@ -48,8 +50,6 @@ from tests.support.callee import (
     marker_tone_pcap,
     speech,
 )
-from tests.support.rtpcapture import RtpCapture, RtpStream, tone_packet_times
-from tests.support.sipp import SipMessage, SippProcess
 
 pytestmark = pytest.mark.integration
 

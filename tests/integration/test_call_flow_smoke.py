@@ -16,10 +16,10 @@ from engine.media.paths import prompt_uri, sound_uri
 from engine.settings import Settings
 from engine.telephony.callrequest import CallerId, CallRequest
 from engine.telephony.calls import CallService
+from lab.dtmfpcap import write_rfc2833_pcap
+from lab.sipp import SippProcess
 from tests.integration.conftest import Ari, add_trunk, wait_for
 from tests.integration.test_first_call import marker_prompt
-from tests.support.dtmfpcap import write_rfc2833_pcap
-from tests.support.sipp import SippProcess
 
 pytestmark = pytest.mark.integration
 SIPP_DIR = Path(__file__).parent.parent / "sipp"

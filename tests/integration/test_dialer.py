@@ -23,6 +23,7 @@ from engine.stack.root import read_info, root_path
 from engine.store import Database
 from engine.store import sends as sends_store
 from engine.store.credits import balance
+from lab.sipp import SippProcess
 from tests.integration.conftest import add_trunk, wait_for
 from tests.integration.dialing import (
     SIPP_DIR,
@@ -33,7 +34,6 @@ from tests.integration.dialing import (
     invites_per_number,
     targets,
 )
-from tests.support.sipp import SippProcess
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,11 @@ from engine.domain.trunks import Trunk
 from engine.media.paths import sound_uri
 from engine.settings import Settings
 from engine.telephony.probe import probe_call
+from lab import tones
+from lab.dtmfpcap import write_rfc2833_pcap
+from lab.rtpcapture import RtpCapture, samples_to
+from lab.sipp import SippProcess
 from tests.integration.conftest import Ari, add_trunk
-from tests.support import tones
-from tests.support.dtmfpcap import write_rfc2833_pcap
-from tests.support.rtpcapture import RtpCapture, samples_to
-from tests.support.sipp import SippProcess
 
 pytestmark = pytest.mark.integration
 

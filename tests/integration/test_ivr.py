@@ -35,12 +35,13 @@ from engine.store import ivr as ivr_store
 from engine.store import messages as messages_store
 from ivr.fastagi import FastAGIServer
 from ivr.service import serve
+from lab import tones
+from lab.dtmfpcap import RtpPcapBuilder
+from lab.rtpcapture import RtpCapture, samples_to
+from lab.sipp import SippProcess
 from tests.integration.conftest import Ari, add_trunk, wait_for
-from tests.support import audiomatch, tones
+from tests.support import audiomatch
 from tests.support.audiomatch import Heard
-from tests.support.dtmfpcap import RtpPcapBuilder
-from tests.support.rtpcapture import RtpCapture, samples_to
-from tests.support.sipp import SippProcess
 
 pytestmark = pytest.mark.integration
 
@@ -223,7 +224,7 @@ def spool_files(spool: Path) -> list[str]:
 
 
 def test_audiomatch_tells_the_right_number_from_its_neighbours() -> None:
-    from tests.support import g711
+    from lab import g711
 
     heard = array("h", bytes(8000))
     for name in ("ivr_menu", "ivr_saved_prefix", "num_2", "num_100", "num_32", "ivr_goodbye"):

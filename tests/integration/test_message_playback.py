@@ -14,11 +14,11 @@ from engine.settings import Settings
 from engine.store import Database
 from engine.store.accounts import create_account
 from engine.telephony.probe import probe_call
+from lab import tones
+from lab.dtmfpcap import write_rfc2833_pcap
+from lab.rtpcapture import RtpCapture, samples_to
+from lab.sipp import SippProcess
 from tests.integration.conftest import Ari, add_trunk
-from tests.support import tones
-from tests.support.dtmfpcap import write_rfc2833_pcap
-from tests.support.rtpcapture import RtpCapture, samples_to
-from tests.support.sipp import SippProcess
 
 pytestmark = pytest.mark.integration
 SIPP_DIR = Path(__file__).parent.parent / "sipp"

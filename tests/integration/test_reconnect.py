@@ -17,9 +17,9 @@ from engine.settings import Settings
 from engine.stack import asterisk, postgres
 from engine.stack.root import read_info, root_path
 from engine.telephony.probe import probe_call
+from lab.dtmfpcap import write_rfc2833_pcap
+from lab.sipp import SippProcess
 from tests.integration.conftest import add_trunk, wait_for
-from tests.support.dtmfpcap import write_rfc2833_pcap
-from tests.support.sipp import SippProcess
 
 pytestmark = pytest.mark.integration
 

@@ -35,10 +35,10 @@ from engine.store import sends as sends_store
 from engine.store import tokens as tokens_store
 from engine.store.accounts import find_by_code, get_account, set_password
 from engine.store.credits import balance
+from lab import tones
 from tests.integration.conftest import wait_for
 from tests.integration.dialing import Customer, customer, targets
 from tests.integration.uiclient import UiClient, logged_queries
-from tests.support import tones
 
 pytestmark = pytest.mark.integration
 PASSWORD = "motdepasse-solide-42"

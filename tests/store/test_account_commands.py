@@ -20,8 +20,8 @@ from engine.cli import main
 from engine.domain.accounts import Account
 from engine.settings import Settings
 from engine.store import accounts as store
+from lab.tones import silence, sine, write_wav
 from tests.support.commands import run_command, with_db
-from tests.support.tones import silence, sine, write_wav
 
 T = TypeVar("T")
 

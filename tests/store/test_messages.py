@@ -24,7 +24,7 @@ from engine.settings import Settings
 from engine.store import Database
 from engine.store import accounts as accounts_store
 from engine.store import messages as store
-from tests.support.tones import read_wav, silence, sine, tone_duration_s, write_wav
+from lab.tones import read_wav, silence, sine, tone_duration_s, write_wav
 
 LEAD_S, TONE_S, TAIL_S = 0.5, 2.0, 0.5
 TRIMMED_S = TONE_S + 2 * audio.TRIM_PAD_S

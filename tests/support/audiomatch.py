@@ -19,7 +19,7 @@ from itertools import accumulate
 from operator import mul
 from pathlib import Path
 
-from tests.support import tones
+from lab import tones
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "sounds" / "fr"
 RATE_HZ = 8000

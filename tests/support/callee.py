@@ -15,9 +15,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from tests.support import tones
-from tests.support.dtmfpcap import RtpPcapBuilder
-from tests.support.sipp import SipMessage, SippProcess
+from lab import tones
+from lab.dtmfpcap import RtpPcapBuilder
+from lab.sipp import SipMessage, SippProcess
 
 SCENARIO = Path(__file__).parent.parent / "sipp" / "callee.xml"
 NUMBER_PREFIX = "0612"  # + a 4-digit line + the two digits of the behaviour: a French mobile number

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import dtmfpcap, g711, tones
-from tests.support.rtpcapture import (
+from lab import dtmfpcap, g711, tones
+from lab.rtpcapture import (
     RtpCapture,
     RtpPacket,
     TelephoneEvent,
@@ -27,7 +27,7 @@ from tests.support.rtpcapture import (
     samples_to,
     streams_from_datagrams,
 )
-from tests.support.sipp import (
+from lab.sipp import (
     SippError,
     SippProcess,
     count_events,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from tests.support import g711, tones
+from lab import g711, tones
 
 TELEPHONE_EVENT_PT = 101
 EVENT_DIGITS = "0123456789*#ABCD"  # RFC 4733 event codes 0-15

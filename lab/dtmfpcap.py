@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support import g711, tones
-from tests.support.rtpcapture import (
+from lab import g711, tones
+from lab.rtpcapture import (
     EVENT_DIGITS,
     TELEPHONE_EVENT_PT,
     RtpPacket,
