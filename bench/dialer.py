@@ -183,8 +183,9 @@ def watch(engine: Engine) -> Iterator[DialerRun]:
     run = DialerRun({}, {}, [], Timings())
     dialer = engine.dialer
     dialer.on_originate = lambda claim: run.originated.__setitem__(claim.attempt_id, time.time())
-    release = dialer.release_slot
-    record = dialer.record
+    pool, attempts = dialer.pool, dialer.attempts
+    release = pool.release_slot
+    record = attempts.record
 
     def released(trunk: str) -> None:
         run.released.append(time.time())
@@ -195,8 +196,8 @@ def watch(engine: Engine) -> Iterator[DialerRun]:
         await record(claim, result, *args, **kwargs)
         run.calls[claim.attempt_id] = (result.answered_at, result.ended_at, start, time.time())
 
-    dialer.release_slot = released  # type: ignore[method-assign]
-    dialer.record = recorded  # type: ignore[method-assign]
+    pool.release_slot = released  # type: ignore[method-assign]
+    attempts.record = recorded  # type: ignore[method-assign]
     store_calls = ["start_due", "runnable_sends", "complete_finished"]
     try:
         with (
@@ -208,8 +209,8 @@ def watch(engine: Engine) -> Iterator[DialerRun]:
             yield run
     finally:
         dialer.on_originate = None
-        del dialer.release_slot
-        del dialer.record
+        del pool.release_slot
+        del attempts.record
 
 
 class LoopLag:
