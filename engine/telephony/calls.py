@@ -17,6 +17,7 @@ from engine.domain.callevents import CallResult
 from engine.telephony.ari import AriClient, AriError, AriNotFound, AriUnavailable
 from engine.telephony.callrequest import CallRequest, OriginateUncertain
 from engine.telephony.outbound import OutboundCall
+from engine.telephony.sipwatch import ATTEMPT_HEADER
 from engine.telephony.stasis import StasisRouter
 
 log = structlog.get_logger(__name__)
@@ -56,6 +57,8 @@ class CallService:
             # Every leg of a trunk is counted in its group: the dialplan refuses an inbound call when the
             # trunk's channels are all taken (extensions.conf, [vocalcast-inbound-legs]).
             "GROUP(vc_trunk)": request.trunk,
+            # The attempt id in our INVITE: what the trunk answered is tied to the call (sipwatch).
+            f"PJSIP_HEADER(add,{ATTEMPT_HEADER})": request.attempt_id,
             **request.caller_id.variables(),
             **request.variables,
         }

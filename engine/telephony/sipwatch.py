@@ -1,6 +1,7 @@
 """What our trunks really answered, at the SIP level: Asterisk mirrors every SIP message it sends and
-receives to us over HEP (res_hep_pjsip, HEP version 3 over UDP on loopback), each tagged with the channel's
-unique id — our attempt id.
+receives to us over HEP (res_hep_pjsip, HEP version 3 over UDP on loopback). Our INVITEs carry the attempt
+id in an X-VC-Attempt header (engine.telephony.calls), which ties their Call-ID, and so every response,
+to the attempt.
 
 ARI tells how a call ended (a cause, the final SIP code) but not what a trunk's response said nor whether
 the trunk answered at all: the pause a carrier asks for (``Retry-After`` on a 503 or a 429) and a trunk
@@ -25,11 +26,13 @@ log = structlog.get_logger(__name__)
 _MAGIC: Final = b"HEP3"
 _CHUNK_AUTH: Final = 14
 _CHUNK_PAYLOAD: Final = 15
-_CHUNK_CORRELATION: Final = 17
 _STATUS_LINE: Final = re.compile(rb"^SIP/2\.0 (\d{3})")
 _REQUEST_LINE: Final = re.compile(rb"^([A-Z]+) ")
-_CSEQ: Final = re.compile(rb"^(?:CSeq|cseq|CSEQ)\s*:\s*\d+\s+([A-Z]+)", re.MULTILINE)
-_RETRY_AFTER: Final = re.compile(rb"^(?:Retry-After|retry-after|RETRY-AFTER)\s*:\s*(\d{1,7})", re.MULTILINE)
+_CSEQ: Final = re.compile(rb"^cseq\s*:\s*\d+\s+([A-Z]+)", re.MULTILINE | re.IGNORECASE)
+_RETRY_AFTER: Final = re.compile(rb"^retry-after\s*:\s*(\d{1,7})", re.MULTILINE | re.IGNORECASE)
+_CALL_ID: Final = re.compile(rb"^(?:call-id|i)\s*:\s*(\S+)", re.MULTILINE | re.IGNORECASE)
+_ATTEMPT: Final = re.compile(rb"^x-vc-attempt\s*:\s*([0-9a-f-]{36})\s*$", re.MULTILINE | re.IGNORECASE)
+ATTEMPT_HEADER: Final = "X-VC-Attempt"
 KEEP_S: Final = 600.0  # an observation outlives its call by this long at most
 MAX_KEPT: Final = 100_000
 
@@ -74,19 +77,23 @@ def parse_hep3(packet: bytes) -> dict[int, bytes] | None:
 
 
 class SipWatch(asyncio.DatagramProtocol):
-    """The HEP receiver: one observation per channel (attempt) id."""
+    """The HEP receiver: one observation per INVITE dialog (Call-ID), found by its attempt id."""
 
     def __init__(self, *, password: str = "") -> None:
         self._password = password.encode()
-        self._seen: OrderedDict[str, Observation] = OrderedDict()
+        self._seen: OrderedDict[str, Observation] = OrderedDict()  # by Call-ID
+        self._call_of: dict[str, str] = {}  # attempt id -> Call-ID
         self.packets = 0
         self.refused = 0
 
-    def observation(self, channel_id: str) -> Observation | None:
-        return self._seen.get(channel_id)
+    def observation(self, attempt_id: str) -> Observation | None:
+        call_id = self._call_of.get(attempt_id)
+        return self._seen.get(call_id) if call_id is not None else None
 
-    def forget(self, channel_id: str) -> None:
-        self._seen.pop(channel_id, None)
+    def forget(self, attempt_id: str) -> None:
+        call_id = self._call_of.pop(attempt_id, None)
+        if call_id is not None:
+            self._seen.pop(call_id, None)
 
     # --- asyncio.DatagramProtocol ----------------------------------------------------------------------
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
@@ -95,25 +102,28 @@ class SipWatch(asyncio.DatagramProtocol):
             self.refused += 1
             return
         self.packets += 1
-        correlation = chunks.get(_CHUNK_CORRELATION)
         payload = chunks.get(_CHUNK_PAYLOAD)
-        if not correlation or not payload:
-            return
-        self.feed(correlation.decode("ascii", "replace"), payload)
+        if payload:
+            self.feed(payload)
 
-    def feed(self, channel_id: str, sip: bytes) -> None:
-        """One SIP message of channel ``channel_id`` (only its INVITE transaction matters here)."""
+    def feed(self, sip: bytes) -> None:
+        """One SIP message (only INVITE transactions matter here)."""
         head = sip[:4096]
         cseq = _CSEQ.search(head)
-        if cseq is None or cseq.group(1) != b"INVITE":
+        call_id = _CALL_ID.search(head)
+        if cseq is None or cseq.group(1) != b"INVITE" or call_id is None:
             return
+        dialog = call_id.group(1).decode("ascii", "replace")
         status = _STATUS_LINE.match(head)
         if status is None:
             request = _REQUEST_LINE.match(head)
             if request is not None and request.group(1) == b"INVITE":
-                self._observe(channel_id).invites += 1
+                attempt = _ATTEMPT.search(head)
+                if attempt is not None:
+                    self._call_of[attempt.group(1).decode("ascii")] = dialog
+                self._observe(dialog).invites += 1
             return
-        observation = self._observe(channel_id)
+        observation = self._observe(dialog)
         code = int(status.group(1))
         observation.responses.append(code)
         if code in {429, 500, 503}:
@@ -135,3 +145,5 @@ class SipWatch(asyncio.DatagramProtocol):
             if oldest.first_seen >= horizon and len(self._seen) <= MAX_KEPT:
                 break
             self._seen.popitem(last=False)
+        if len(self._call_of) > 2 * MAX_KEPT:
+            self._call_of = {a: c for a, c in self._call_of.items() if c in self._seen}
