@@ -46,17 +46,16 @@ REFUSES = SIPP_DIR / "carrier_refuses.xml"
 
 def quick(settings: Settings, **more: Any) -> Settings:
     """Short timers: a breaker that would probe after 1 s, trunks looked at every 0.3 s."""
-    return dataclasses.replace(
-        settings,
-        ring_timeout_s=2.0,
-        max_cps=50.0,
-        trunk_retry_s=0.3,
-        trunk_wait_max_s=60.0,
-        trunk_check_s=0.3,
-        breaker_cooldown_s=1.0,
-        breaker_cooldown_max_s=4.0,
-        **more,
-    )
+    values: dict[str, Any] = {
+        "ring_timeout_s": 2.0,
+        "max_cps": 50.0,
+        "trunk_retry_s": 0.3,
+        "trunk_wait_max_s": 60.0,
+        "trunk_check_s": 0.3,
+        "breaker_cooldown_s": 1.0,
+        "breaker_cooldown_max_s": 4.0,
+    }
+    return dataclasses.replace(settings, **{**values, **more})
 
 
 async def carrier(  # type: ignore[no-untyped-def]
@@ -374,3 +373,125 @@ async def _trunk(db: Database, name: str) -> Trunk:
     from engine.store.trunks import list_trunks
 
     return next(t for t in await list_trunks(db) if t.name == name)
+
+
+def open_dialogs_at_most(*sipps: SippProcess) -> int:
+    """The most dialogs open at once in the carriers' view: each Call-ID from its first message to its
+    last, over every given SIPp's message trace (calls out, their transfer legs, calls in). A call the
+    carrier offered us and we refused at once (a final response >= 300 to its INVITE) held no channel."""
+    spans: dict[str, list[float]] = {}
+    refused: set[str] = set()
+    for sipp in sipps:
+        for message in sipp.messages():
+            call_id = message.call_id
+            cseq = message.header("CSeq") or ""
+            if not call_id or cseq.endswith("OPTIONS"):
+                continue
+            key = f"{sipp.name}:{call_id}"
+            if message.direction == "received" and (message.status or 0) >= 300 and cseq.endswith("INVITE"):
+                refused.add(key)
+            at = _seconds(message.time)
+            span = spans.setdefault(key, [at, at])
+            span[0], span[1] = min(span[0], at), max(span[1], at)
+    spans = {key: span for key, span in spans.items() if key not in refused}
+    events = sorted([(s, 1) for s, _ in spans.values()] + [(e, -1) for _, e in spans.values()])
+    most = current = 0
+    for _, step in events:  # an end at the same instant as a start is counted first: -1 sorts before 1
+        current += step
+        most = max(most, current)
+    return most
+
+
+def _seconds(stamp: str) -> float:
+    """SIPp's trace time ('2026-12-04 23:44:53.463066' or 'YYYY-MM-DD\tHH:MM:SS.us') as seconds."""
+    _day, _, clock = stamp.replace("\t", " ").strip().partition(" ")
+    hours, minutes, seconds = clock.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+async def test_transfer_and_inbound_legs_count_toward_the_trunks_channels(
+    stack_settings: Settings,
+    db: Database,
+    sipp_ports,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.support.callee import Behaviour, callee, marker_tone_pcap
+
+    settings = quick(stack_settings, ring_timeout_s=5.0)
+    sip_port, media_port = sipp_ports()
+    channels = 4
+    await add_trunk(
+        settings,
+        Trunk(
+            name="legs",
+            host="127.0.0.1",
+            port=sip_port,
+            number_format="national",
+            max_channels=channels,
+            max_cps=20,
+        ),
+    )
+    presses_9 = marker_tone_pcap(tmp_path / "transfer.pcap", 700.0, digits="*9", lead_s=0.5)
+    centre_says = marker_tone_pcap(tmp_path / "centre.pcap", 1500.0, lead_s=1.0)
+    phones = callee(
+        tmp_path,
+        sip_port=sip_port,
+        media_port=media_port,
+        name="phones",
+        transfer=presses_9,
+        centre=centre_says,
+    )
+    who = await customer(db, settings, tmp_path, credits=100, seconds=8.0)
+    # Three calls, two of them asking for a transfer: the first transfer leg takes the trunk's fourth and
+    # last channel, the second finds it full and is refused (the callee hears the apology).
+    inbound_port, _ = sipp_ports()
+    callers = SippProcess(
+        "uac",
+        local_port=inbound_port,
+        remote=f"127.0.0.1:{settings.sip_port}",
+        workdir=tmp_path,
+        service=settings.recording_number,
+        calls=2,
+        rate=2,
+        pause_ms=3000,
+        name="inbound",
+        executable="sipp",
+    )
+    callers.argv[callers.argv.index("-sf") : callers.argv.index("-sf") + 2] = ["-sn", "uac"]
+    async with phones, Engine(settings) as engine:
+        send = await create_send(
+            db,
+            settings,
+            who.account,
+            message_ref=who.message.ref,
+            targets=targets(
+                [Behaviour.transfer.dial(0), Behaviour.transfer.dial(1), Behaviour.silent.dial(2)]
+            ),
+            origin="api",
+            transfer=Behaviour.centre.number,
+            greeting_ref=None,
+        )
+        engine.dialer.wake()
+
+        def centre_calls() -> list[Any]:
+            return [
+                m
+                for m in phones.messages()
+                if m.method == "INVITE"
+                and m.direction == "received"
+                and Behaviour.centre.number in m.start_line
+            ]
+
+        await wait_for(lambda: len(centre_calls()) >= 1, timeout_s=20, what="a transfer leg")
+        await callers.start()  # calls to the recording number while the trunk's channels are all taken
+        await completed(db, send.id, timeout_s=120)
+        await callers.stop()
+    assert open_dialogs_at_most(phones, callers) <= channels
+    # Not a vacuous bound: the trunk carried one transfer leg, refused the other, and was full when the
+    # calls came in.
+    assert len(centre_calls()) == 1
+    rows = {r["e164"]: r for r in await sends_store.recipients(db, send.id, limit=10)}
+    transferred = [e164 for e164, r in rows.items() if r["outcome"] == "transferred"]
+    assert len(transferred) == 1, rows
+    inbound_finals = [m.status for m in callers.messages() if m.status and m.status >= 200]
+    assert inbound_finals and all(code == 486 for code in inbound_finals), inbound_finals
