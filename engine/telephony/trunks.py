@@ -81,8 +81,10 @@ def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int, qualify_fr
         lines.append(f"from_domain = {t.from_domain}")
     if t.auth != "ip":
         lines.append(f"outbound_auth = {t.name}-auth")
-    if t.outbound_proxy:
-        lines.append(f"outbound_proxy = {t.outbound_proxy}")
+    # `;` starts a comment in Asterisk's configuration: the URI's ;lr is written \;lr.
+    proxy = t.outbound_proxy.replace(";", "\\;") if t.outbound_proxy else None
+    if proxy:
+        lines.append(f"outbound_proxy = {proxy}")
     qualify = (
         f"{f'qualify_frequency = {qualify_frequency_s}':<35}; OPTIONS ping: no answer, no call through it"
         if t.qualify
@@ -96,8 +98,8 @@ def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int, qualify_fr
         qualify,
         "qualify_timeout = 3.0",
     ]
-    if t.outbound_proxy:
-        lines.append(f"outbound_proxy = {t.outbound_proxy}")
+    if proxy:
+        lines.append(f"outbound_proxy = {proxy}")
     lines += [
         "",
         f"[{t.name}]",
@@ -131,6 +133,6 @@ def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int, qualify_fr
         ]
         if t.registration_line:
             lines.append("line = yes                         ; inbound calls matched by our contact's line")
-        if t.outbound_proxy:
-            lines.append(f"outbound_proxy = {t.outbound_proxy}")
+        if proxy:
+            lines.append(f"outbound_proxy = {proxy}")
     return "\n".join(lines) + "\n"

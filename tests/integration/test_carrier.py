@@ -495,3 +495,89 @@ async def test_transfer_and_inbound_legs_count_toward_the_trunks_channels(
     assert len(transferred) == 1, rows
     inbound_finals = [m.status for m in callers.messages() if m.status and m.status >= 200]
     assert inbound_finals and all(code == 486 for code in inbound_finals), inbound_finals
+
+
+async def test_an_overloaded_asterisk_slows_the_pace_down_and_no_call_fails(
+    stack_settings: Settings,
+    db: Database,
+    sipp_ports,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.support.ariproxy import AriProxy
+
+    async with AriProxy(upstream_port=stack_settings.ari_port) as proxy:
+        settings = quick(stack_settings, ari_port=proxy.port, max_cps=20.0, max_channels=60)
+        phones = await carrier(settings, sipp_ports, tmp_path, "steady", max_channels=60, max_cps=100)
+        who = await customer(db, settings, tmp_path, credits=300, seconds=1.0)
+        numbers = [f"0625{i:06d}" for i in range(0, 1000, 10)][:40]  # ending 0: listeners
+        async with phones, Engine(settings) as engine:
+            pace = engine.dialer.pace
+            assert pace is not None
+            # Asterisk answers originates slowly, and refuses one in four as overloaded.
+            proxy.latency_s, proxy.refuse_every = 1.5, 4
+            send = await create_send(
+                db, settings, who.account, message_ref=who.message.ref, targets=targets(numbers), origin="api"
+            )
+            engine.dialer.wake()
+            lowest = settings.max_cps
+
+            async def slowed() -> bool:
+                nonlocal lowest
+                lowest = min(lowest, pace.current(time.monotonic()))
+                return proxy.refused >= 3 and lowest <= settings.max_cps / 4
+
+            await wait_for(slowed, timeout_s=30, interval_s=0.05, what="the pace cut down")
+            proxy.latency_s, proxy.refuse_every = 0.0, 0  # Asterisk recovers
+            await completed(db, send.id, timeout_s=120)
+            await wait_for(
+                lambda: pace.current(time.monotonic()) >= settings.max_cps,
+                timeout_s=30,
+                what="the pace back to the engine's limit",
+            )
+    rows = await sends_store.recipients(db, send.id, limit=200)
+    # The refused originates cost nobody anything: every recipient listened, on its one attempt.
+    assert all((r["state"], r["outcome"], r["attempts"]) == ("done", "listened", 1) for r in rows), rows
+    invites = invites_per_number(phones)
+    assert all(invites["0" + r["e164"][3:]] == 1 for r in rows)
+    assert proxy.refused >= 3
+
+
+async def test_removing_the_last_trunk_pauses_the_sends_and_fails_nobody(
+    stack_settings: Settings,
+    db: Database,
+    sipp_ports,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    from engine.services.trunks import Trunks
+
+    settings = quick(stack_settings)
+    only = await carrier(settings, sipp_ports, tmp_path, "only", max_channels=5, max_cps=5)
+    who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
+    numbers = [f"0626{i:06d}" for i in range(0, 300, 10)]
+    async with only, Engine(settings) as engine:
+        send = await create_send(
+            db, settings, who.account, message_ref=who.message.ref, targets=targets(numbers), origin="api"
+        )
+        engine.dialer.wake()
+
+        async def some_done() -> bool:
+            return (await sends_store.progress(db, send.id)).done >= 5
+
+        await wait_for(some_done, timeout_s=30, what="the first calls")
+        kept = next(t for t in await Trunks(db, settings).all() if t.name == "only")
+        await Trunks(db, settings).remove("only")
+
+        async def paused() -> bool:
+            found = await sends_store.get_send(db, send.id)
+            return found.status is SendStatus.paused
+
+        await wait_for(paused, timeout_s=15, what="the send paused for want of a trunk")
+        reason = await db.fetchval("SELECT pause_reason FROM sends WHERE id = $1", send.id)
+        assert reason == "no_trunk"
+        await wait_for(lambda: engine.calls.active == 0, timeout_s=20, what="calls in progress to end")
+        progress = await sends_store.progress(db, send.id)
+        assert progress.pending > 0 and "congestion" not in progress.outcomes  # nobody failed meanwhile
+        await Trunks(db, settings).save(kept)  # the operator adds it back
+        await completed(db, send.id)
+    rows = await sends_store.recipients(db, send.id, limit=100)
+    assert all((r["state"], r["outcome"], r["attempts"]) == ("done", "listened", 1) for r in rows), rows

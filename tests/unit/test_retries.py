@@ -1,4 +1,5 @@
-"""Retry policy: only the outcome table decides retryability; attempts and interval bound the rest."""
+"""The retry table: only the outcome table decides retryability; attempts and interval bound the rest;
+legal caps, then abuse limits, then the send's policy, then timing by cause."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.domain.outcomes import OUTCOMES, Outcome
-from engine.domain.retries import MAX_EXTRA_ATTEMPTS, RetryPolicy, is_final, next_attempt
+from engine.domain.retries import MAX_EXTRA_ATTEMPTS, RetryPolicy, RetryTiming, decide, is_final, next_attempt
 from engine.errors import InvalidInput
 
 
@@ -90,3 +91,52 @@ def test_bad_policies_are_refused(kwargs: dict[str, object]) -> None:
 def test_attempts_made_starts_at_one() -> None:
     with pytest.raises(ValueError, match="attempts_made"):
         next_attempt(Outcome.busy, 0, RetryPolicy(extra_attempts=1, interval_s=1.0), 0.0)
+
+
+# --- the retry table (decide): its rows and their precedence -----------------------------------------
+
+
+def test_timing_by_cause_busy_sooner_than_no_answer() -> None:
+    policy = RetryPolicy(extra_attempts=2, interval_s=600.0)
+    timing = RetryTiming(busy=0.5, no_answer=1.0)
+    assert decide(Outcome.busy, 1, policy, 0.0, timing=timing).at == 300.0
+    assert decide(Outcome.no_answer, 1, policy, 0.0, timing=timing).at == 600.0
+    assert decide(Outcome.busy, 1, policy, 0.0, timing=timing).rule == "cause_timing"
+
+
+def test_an_unconfirmed_listener_is_tried_again_at_most_once() -> None:
+    policy = RetryPolicy(extra_attempts=5, interval_s=60.0)
+    assert decide(Outcome.not_confirmed, 1, policy, 0.0).at == 60.0
+    refused = decide(Outcome.not_confirmed, 2, policy, 0.0, not_confirmed_before=1)
+    assert (refused.at, refused.rule) == (None, "abuse_limit")
+
+
+def test_legal_caps_come_first() -> None:
+    policy = RetryPolicy(extra_attempts=5, interval_s=60.0)
+    forbidden = decide(Outcome.busy, 1, policy, 0.0, legal=lambda outcome, at: None)
+    assert (forbidden.at, forbidden.rule) == (None, "legal_cap")
+    # The law forbids even what the abuse limit would also forbid: its row decides.
+    both = decide(Outcome.not_confirmed, 2, policy, 0.0, not_confirmed_before=1, legal=lambda o, at: None)
+    assert both.rule == "legal_cap"
+    later = decide(Outcome.busy, 1, policy, 0.0, legal=lambda outcome, at: at + 3600.0)
+    assert (later.at, later.rule) == (3630.0, "legal_cap")
+    # The law never makes a call the send's policy would not make.
+    assert decide(Outcome.listened, 1, policy, 0.0, legal=lambda o, at: at).at is None
+
+
+@given(
+    st.sampled_from(list(Outcome)),
+    st.integers(1, 12),
+    st.integers(0, MAX_EXTRA_ATTEMPTS),
+    st.integers(0, 3),
+    st.sampled_from([None, "forbid", "delay"]),
+)
+def test_the_table_never_adds_a_call_to_what_the_send_allows(
+    outcome: Outcome, made: int, extra: int, not_confirmed: int, law: str | None
+) -> None:
+    policy = RetryPolicy(extra_attempts=extra, interval_s=100.0)
+    legal = {None: None, "forbid": (lambda o, at: None), "delay": (lambda o, at: at + 50.0)}[law]
+    decision = decide(outcome, made, policy, 0.0, not_confirmed_before=not_confirmed, legal=legal)
+    if decision.at is not None:
+        assert next_attempt(outcome, made, policy, 0.0) is not None  # the send's policy allows it
+        assert decision.at >= 50.0  # never sooner than the cause's share of the interval

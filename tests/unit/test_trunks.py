@@ -19,6 +19,21 @@ from engine.telephony.trunks import render_pjsip
         (Trunk(name="ok", host="192.0.2.1", auth="digest", username="u", password="p;x"), "trunk_value"),
         (Trunk(name="ok", host="192.0.2.1", codecs=("gsm",)), "trunk_codecs"),
         (Trunk(name="ok", host="192.0.2.1", max_cps=0), "trunk_limits"),
+        # A value that ends with a line break matched `^...$` (re.match); every field is matched whole.
+        (Trunk(name="ok\n", host="192.0.2.1"), "trunk_name"),
+        (Trunk(name="ok", host="sip.example.fr\n"), "trunk_host"),
+        (Trunk(name="ok", host="192.0.2.1", auth="digest", username="u\n", password="p"), "trunk_value"),
+        (Trunk(name="ok", host="192.0.2.1", pai_number="0162000000\n[x]"), "trunk_value"),
+        (Trunk(name="ok", host="192.0.2.1", deposit_prefix="999\n"), "trunk_deposit"),
+        (Trunk(name="ok", host="192.0.2.1", deposit_header="X-A: 1\n[b]"), "trunk_deposit"),
+        (Trunk(name="ok", host="192.0.2.1", codecs=("g722",)), "trunk_codecs"),  # no translator for it
+        (Trunk(name="ok", host="192.0.2.1", routes=("mobiles",)), "trunk_route"),
+        (Trunk(name="ok", host="192.0.2.1", routes=("+336;x",)), "trunk_route"),
+        (Trunk(name="ok", host="192.0.2.1", identify=("10.0.0.0/8", "a b")), "trunk_identify"),
+        (Trunk(name="ok", host="192.0.2.1", identify=("[evil]",)), "trunk_identify"),
+        (Trunk(name="ok", host="192.0.2.1", outbound_proxy="sip:proxy;x=[1]"), "trunk_proxy"),
+        (Trunk(name="ok", host="192.0.2.1", outbound_proxy="proxy.example.fr"), "trunk_proxy"),
+        (Trunk(name="ok", host="192.0.2.1", registration_line=True), "trunk_line"),
     ],
 )
 def test_invalid_trunks_are_refused(trunk: Trunk, code: str) -> None:
@@ -68,3 +83,22 @@ def test_session_timers_are_on_and_never_below_the_rfc_floor() -> None:
     assert "timers_sess_expires = 90\n" in render_pjsip([trunk], session_expires_s=90)
     with pytest.raises(ValueError, match="90 s at the least"):
         render_pjsip([trunk], session_expires_s=89)
+
+
+def test_a_trunk_renders_its_routing_options() -> None:
+    trunk = Trunk(
+        name="opb",
+        host="192.0.2.20",
+        identify=("192.0.2.21", "198.51.100.0/24"),
+        outbound_proxy="sip:sbc.example.fr:5070;lr",
+        qualify=False,
+        max_channels=12,
+    )
+    text = render_pjsip([trunk.validate()], qualify_frequency_s=7)
+    assert "match = 192.0.2.20\nmatch = 192.0.2.21\nmatch = 198.51.100.0/24\n" in text
+    # `;` would start a comment in Asterisk's config: escaped.
+    assert text.count("outbound_proxy = sip:sbc.example.fr:5070\\;lr\n") == 2  # endpoint and aor
+    assert "qualify_frequency = 0 " in text
+    assert "device_state_busy_at = 12 " in text  # the dialplan refuses inbound calls beyond it
+    pinged = render_pjsip([Trunk(name="opc", host="192.0.2.30")], qualify_frequency_s=7)
+    assert "qualify_frequency = 7 " in pinged
