@@ -33,7 +33,7 @@ BASE = {"engine", "engine.errors", "engine.settings", "engine.logs"}
 ALLOWED = {
     "engine.domain": {"engine.errors"},
     "engine.store": BASE | {"engine.domain"},
-    "engine.telephony": BASE | {"engine.domain"},
+    "engine.telephony": BASE | {"engine.domain", "engine.media"},  # where Asterisk reads its files
     "engine.media": BASE | {"engine.domain"},
     "engine.mailer": BASE,
     "engine.services": BASE
