@@ -10,7 +10,9 @@ from enum import StrEnum
 from typing import Final, Literal
 from uuid import UUID
 
+from engine.domain.accounts import PARIS
 from engine.domain.numbers import Number
+from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy
 from engine.errors import InvalidInput, VocalcastError
 
@@ -212,3 +214,38 @@ class SendCounters:
     @property
     def percent(self) -> int:
         return 100 if self.status is SendStatus.completed else (100 * self.done) // max(self.total, 1)
+
+
+WAIT_REASONS_FR: Final = {
+    "no_route": "aucune ligne ne peut appeler ce numéro pour l'instant",
+    "trunk_failure": "incident chez l'opérateur, l'appel sera repassé par une autre ligne",
+}
+
+
+def recipient_note_fr(
+    *,
+    state: str,
+    outcome: str | None,
+    attempts: int,
+    wait_reason: str | None,
+    next_attempt_at: datetime | None,
+    last_outcome: str | None,
+    now: datetime,
+) -> str:
+    """Why a recipient is where it is, in the customer's words: what it waits for and until when, or why
+    it ended without being called (an incident, not the callee)."""
+
+    def when(at: datetime) -> str:
+        local = at.astimezone(PARIS)
+        return f"{local:%H}h{local:%M}" if at.date() == now.date() else f"{local:%d/%m à %H}h{local:%M}"
+
+    waiting = WAIT_REASONS_FR.get(wait_reason or "")
+    if state == "pending" and waiting:
+        return f"En attente : {waiting}."
+    if state == "pending" and attempts > 0 and next_attempt_at is not None and next_attempt_at > now:
+        known = last_outcome is not None and last_outcome in Outcome.__members__
+        cause = Outcome(last_outcome).label_fr.lower() if known and last_outcome else "non joint"
+        return f"Nouvel essai prévu à {when(next_attempt_at)} ({cause})."
+    if state == "done" and waiting and outcome == Outcome.congestion.value and attempts == 0:
+        return "Non appelé : " + waiting.split(",")[0] + " pendant trop longtemps."
+    return ""

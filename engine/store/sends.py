@@ -215,7 +215,7 @@ async def recipients(
 ) -> list[dict[str, Any]]:
     """Per recipient: its final outcome and every attempt (keyset pages by recipient id)."""
     rows = await db.fetch(
-        "SELECT r.id, r.e164, r.state, r.outcome, r.attempts, r.final_at, "
+        "SELECT r.id, r.e164, r.state, r.outcome, r.attempts, r.final_at, r.wait_reason, r.next_attempt_at, "
         "coalesce(json_agg(json_build_object('id', a.id, 'attempt_no', a.attempt_no, 'trunk', a.trunk, "
         "'outcome', a.outcome, 'cause', a.cause, 'sip_code', a.sip_code, 'created_at', a.created_at, "
         "'ended_at', a.ended_at, 'ring_s', a.ring_s, 'talk_s', a.talk_s, 'transfer_outcome', "

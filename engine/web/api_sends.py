@@ -26,6 +26,7 @@ from engine.domain.sends import (
     IdempotencyKeyUsed,
     Send,
     Target,
+    recipient_note_fr,
     unique_targets,
 )
 from engine.errors import InvalidInput
@@ -406,6 +407,19 @@ def recipient_json(row: dict[str, Any]) -> dict[str, Any]:
         "outcome_label": _label(row["outcome"]),
         "attempts": row["attempts"],
         "final_at": iso(row["final_at"]),
+        "waiting": row["wait_reason"],
+        "next_attempt_at": iso(row["next_attempt_at"])
+        if row["state"] == "pending" and row["attempts"]
+        else None,
+        "note": recipient_note_fr(
+            state=row["state"],
+            outcome=row["outcome"],
+            attempts=row["attempts"],
+            wait_reason=row["wait_reason"],
+            next_attempt_at=row["next_attempt_at"],
+            last_outcome=attempts[-1].get("outcome") if attempts else None,
+            now=datetime.now(UTC),
+        ),
         "calls": [{name: a.get(name) for name in _ATTEMPT_FIELDS} for a in attempts],
     }
 

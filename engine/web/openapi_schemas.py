@@ -272,6 +272,11 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "outcome_label": nullable(STRING),
             "attempts": INTEGER,
             "final_at": nullable(DATETIME),
+            # Waiting for a trunk (no_route: no healthy trunk may carry the number; trunk_failure: the
+            # trunk failed the call, which will go through another), never counted as an attempt.
+            "waiting": {"type": ["string", "null"], "enum": ["no_route", "trunk_failure", None]},
+            "next_attempt_at": nullable(DATETIME),
+            "note": STRING,
             "calls": array(ref("Call")),
         }
     ),

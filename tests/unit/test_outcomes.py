@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from engine.domain.outcomes import (
@@ -12,6 +14,7 @@ from engine.domain.outcomes import (
     classify_failed_dial,
     classify_transfer_failure,
 )
+from engine.domain.sends import recipient_note_fr
 
 
 def test_table_covers_every_outcome_exactly() -> None:
@@ -187,3 +190,34 @@ def test_no_failover_on_callee_answers(
     dialstatus: str | None, cause: int | None, sip_code: int | None
 ) -> None:
     assert not allows_failover(dialstatus, cause, sip_code, rang=False)
+
+
+# --- what a recipient waits for, in the customer's words ------------------------------------------------
+
+
+NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+
+
+def note(**kw: object) -> str:
+    values: dict[str, object] = {
+        "state": "pending",
+        "outcome": None,
+        "attempts": 0,
+        "wait_reason": None,
+        "next_attempt_at": None,
+        "last_outcome": None,
+        "now": NOW,
+    }
+    return recipient_note_fr(**{**values, **kw})  # type: ignore[arg-type]
+
+
+def test_recipients_waiting_for_a_trunk_and_retries_are_explained() -> None:
+    assert (
+        note(wait_reason="no_route") == "En attente : aucune ligne ne peut appeler ce numéro pour l'instant."
+    )
+    assert "incident chez l'opérateur" in note(wait_reason="trunk_failure", attempts=1)
+    retry = note(attempts=1, next_attempt_at=NOW + timedelta(minutes=5), last_outcome="busy")
+    assert retry == "Nouvel essai prévu à 10h05 (occupé)."  # Paris time
+    ended = note(state="done", outcome="congestion", wait_reason="no_route", attempts=0)
+    assert ended.startswith("Non appelé : aucune ligne")
+    assert note(state="done", outcome="listened", attempts=1) == ""

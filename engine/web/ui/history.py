@@ -6,14 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
 from aiohttp import web
 
 from engine.domain.outcomes import OUTCOMES, Outcome, TransferOutcome
-from engine.domain.sends import LABELS_FR, TRANSITIONS, UNFINISHED, Send, SendStatus
+from engine.domain.sends import LABELS_FR, TRANSITIONS, UNFINISHED, Send, SendStatus, recipient_note_fr
 from engine.errors import InvalidInput, NotFound
 from engine.web.ui.core import SECURITY_HEADERS, Page, datetime_fr, page, phone_fr
 
@@ -92,6 +92,15 @@ def _recipient_row(row: dict[str, Any]) -> dict[str, Any]:
         "final_at": datetime_fr(row["final_at"]),
         "talk_s": last.get("talk_s"),
         "transfer": TransferOutcome(transfer).label_fr if transfer else "",
+        "note": recipient_note_fr(
+            state=row["state"],
+            outcome=row["outcome"],
+            attempts=row["attempts"],
+            wait_reason=row["wait_reason"],
+            next_attempt_at=row["next_attempt_at"],
+            last_outcome=last.get("outcome"),
+            now=datetime.now(UTC),
+        ),
     }
 
 
