@@ -8,6 +8,7 @@ settings, engine.settings), reloads PJSIP live, and reads back which trunks Aste
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from engine.domain.trunks import Trunk, usable_trunks
@@ -35,6 +36,17 @@ class Trunks:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
         self._settings = settings
+        self._real: tuple[float, tuple[str, ...]] = (float("-inf"), ())
+
+    async def real_in_demo(self, max_age_s: float = 10.0) -> tuple[str, ...]:
+        """In demo mode, the usable trunks that call real numbers (read again at most every max_age_s:
+        every page shows them)."""
+        at, names = self._real
+        if time.monotonic() - at > max_age_s:
+            trunks = usable_trunks(await store.list_trunks(self._db), demo=self._settings.demo)
+            names = tuple(t.name for t in trunks if not t.demo) if self._settings.demo else ()
+            self._real = (time.monotonic(), names)
+        return names
 
     async def all(self) -> list[Trunk]:
         return await store.list_trunks(self._db)

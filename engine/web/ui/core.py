@@ -167,6 +167,7 @@ class Page:
     request: web.Request
     visitor: sessions.Visitor
     form: Form = field(default_factory=dict)
+    real_trunks: tuple[str, ...] = ()  # in demo mode, trunks that call real numbers all the same
 
     @property
     def services(self) -> Services:
@@ -197,6 +198,7 @@ class Page:
         notice = _read_notice(self.request)
         body = ENV.get_template(template).render(
             demo=self.settings.demo,
+            real_trunks=self.real_trunks,
             account=self.visitor.account,
             csrf=self.visitor.csrf,
             path=self.request.path,
@@ -288,11 +290,13 @@ def _forbidden(page: Page) -> web.Response:
 
 async def _visit(request: web.Request) -> Page | web.StreamResponse:
     """The request's visitor as a Page, or the 503 answer while the database is away."""
+    services = services_of(request)
     try:
-        found = await sessions.visitor(request, services_of(request))
+        found = await sessions.visitor(request, services)
+        real = await services.trunks.real_in_demo() if services.settings.demo else ()
     except DatabaseUnavailable:
         return web.Response(text="Service momentanément indisponible.", status=503, content_type="text/plain")
-    return Page(request, found)
+    return Page(request, found, real_trunks=real)
 
 
 def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

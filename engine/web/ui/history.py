@@ -92,6 +92,10 @@ def _recipient_row(row: dict[str, Any]) -> dict[str, Any]:
         "final_at": datetime_fr(row["final_at"]),
         "talk_s": last.get("talk_s"),
         "transfer": TransferOutcome(transfer).label_fr if transfer else "",
+        # Which line carried the last call: the demo phone, or a real carrier (say it when it was real).
+        "line": ("téléphone de test" if last.get("demo") else f"réelle ({last.get('trunk')})")
+        if last
+        else "",
         "note": recipient_note_fr(
             state=row["state"],
             outcome=row["outcome"],
