@@ -11,21 +11,15 @@ import sys
 import time
 from pathlib import Path
 
-from engine.services.contacts_prepare import ImportPreparer, write_frame
+from engine.domain.contacts_import import ImportPreparer, chunk_frame
 
 
 def main() -> int:
     preparer = ImportPreparer(sys.stdin.buffer.read(), allow_international=False, rows_per_chunk=1)
     chunk = preparer.next_chunk()
     assert chunk is not None  # the tests give it a file with rows
-    header = {
-        "kind": "chunk",
-        "contacts": len(chunk.contacts_csv),
-        "memberships": len(chunk.memberships_csv),
-        "new_groups": chunk.new_groups,
-        "repeats": chunk.repeats,
-    }
-    write_frame(sys.stdout.buffer, header, chunk.contacts_csv, chunk.memberships_csv)
+    sys.stdout.buffer.write(chunk_frame(chunk))
+    sys.stdout.buffer.flush()
     if os.environ.get("CONTACTS_WORKER_STUB") == "hang":
         Path(os.environ["CONTACTS_WORKER_STUB_PID"]).write_text(str(os.getpid()))
         time.sleep(600)

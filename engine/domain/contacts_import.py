@@ -1,26 +1,17 @@
-"""Preparing a contacts CSV for the import: the file read, normalised and merged into COPY data, chunk
-by chunk — CPU-bound work done in a process of its own (``python -m engine.services.contacts_prepare``).
-
-Run in the server's process, even in a worker thread, it would hold the interpreter (the GIL) while the
-event loop waits to drive PostgreSQL: every answer from the database waited up to a switch interval
-(5 ms) and the loop stalled up to 0.17 s behind the csv module's long calls; a 100,000-row import took
-0.5 s longer. The process reads the file on stdin and writes frames on stdout (FrameReader): a JSON
-header, then the chunk's COPY data as is. Only the standard library and the domain are imported here,
-so the process starts in ~50 ms.
+"""A contacts CSV made ready for the import: the file read, normalised and merged, chunk by chunk, into
+COPY data for the store (engine.store.contacts_import), and the frames that carry it from the worker
+process that does this CPU-bound work (engine.contacts_worker) to the importing one.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import struct
-import sys
-import traceback
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Final
+from typing import Any, Final
 
 from engine.domain.contacts import clean_field, clean_group_name, search_key
 from engine.domain.contacts_csv import ContactsReader, RefusedRow
@@ -167,7 +158,7 @@ def chunk_sizes(rows_per_chunk: int) -> Iterator[int]:
 
 
 def prepare_import(data: bytes, *, allow_international: bool) -> list[ImportChunk]:
-    """The whole file's chunks at once, in this process (an import has its worker process do it)."""
+    """The whole file's chunks at once, in this process (an import has a worker process do it)."""
     preparer = ImportPreparer(data, allow_international=allow_international)
     return list(iter(preparer.next_chunk, None))
 
@@ -187,7 +178,7 @@ class Prepared:
     refused: tuple[RefusedRow, ...]  # by row
 
 
-# --- the worker process ----------------------------------------------------------------------------------
+# --- frames: the worker process's output --------------------------------------------------------------
 # A frame: the length of a JSON header (4 bytes, big-endian), the header, then the blobs it announces.
 #   {"kind": "chunk", "contacts": n, "memberships": m, "new_groups": {...}, "repeats": bool} + n + m bytes
 #   {"kind": "end", "numbers": ..., "duplicates": ..., "refused": [[row, code, message_fr, input], ...]}
@@ -196,40 +187,37 @@ class Prepared:
 FRAME_HEADER: Final = struct.Struct(">I")
 
 
-def write_frame(out: BinaryIO, header: dict[str, Any], *blobs: bytes) -> None:
+def frame(header: dict[str, Any], *blobs: bytes) -> bytes:
     encoded = json.dumps(header, ensure_ascii=False).encode()
-    out.write(FRAME_HEADER.pack(len(encoded)))
-    out.write(encoded)
-    for blob in blobs:
-        out.write(blob)
-    out.flush()
+    return b"".join((FRAME_HEADER.pack(len(encoded)), encoded, *blobs))
 
 
-def serve(source: BinaryIO, out: BinaryIO, *, allow_international: bool, rows_per_chunk: int) -> int:
-    """The worker's job: the whole file from ``source``, its chunks then the counts as frames on ``out``."""
-    try:
-        preparer = ImportPreparer(
-            source.read(), allow_international=allow_international, rows_per_chunk=rows_per_chunk
-        )
-        while (chunk := preparer.next_chunk()) is not None:
-            header = {
-                "kind": "chunk",
-                "contacts": len(chunk.contacts_csv),
-                "memberships": len(chunk.memberships_csv),
-                "new_groups": chunk.new_groups,
-                "repeats": chunk.repeats,
-            }
-            write_frame(out, header, chunk.contacts_csv, chunk.memberships_csv)
-        refused = [[r.row, r.code, r.message_fr, r.input] for r in preparer.refused]
-        counts = {"numbers": preparer.numbers, "duplicates": preparer.duplicates, "refused": refused}
-        write_frame(out, {"kind": "end", **counts})
-    except InvalidInput as exc:
-        refusal = {"code": exc.code, "detail": str(exc), "message_fr": exc.message_fr}
-        write_frame(out, {"kind": "invalid", **refusal})
-    except Exception:  # noqa: BLE001 - the importing process raises it; this process only reports it
-        write_frame(out, {"kind": "error", "detail": traceback.format_exc()})
-        return 1
-    return 0
+def chunk_frame(chunk: ImportChunk) -> bytes:
+    header = {
+        "kind": "chunk",
+        "contacts": len(chunk.contacts_csv),
+        "memberships": len(chunk.memberships_csv),
+        "new_groups": chunk.new_groups,
+        "repeats": chunk.repeats,
+    }
+    return frame(header, chunk.contacts_csv, chunk.memberships_csv)
+
+
+def end_frame(preparer: ImportPreparer) -> bytes:
+    refused = [[r.row, r.code, r.message_fr, r.input] for r in preparer.refused]
+    return frame(
+        {"kind": "end", "numbers": preparer.numbers, "duplicates": preparer.duplicates, "refused": refused}
+    )
+
+
+def refusal_frame(refusal: InvalidInput) -> bytes:
+    return frame(
+        {"kind": "invalid", "code": refusal.code, "detail": str(refusal), "message_fr": refusal.message_fr}
+    )
+
+
+def error_frame(detail: str) -> bytes:
+    return frame({"kind": "error", "detail": detail})
 
 
 def chunk_from(header: dict[str, Any], contacts_csv: bytes, memberships_csv: bytes) -> ImportChunk:
@@ -251,20 +239,3 @@ def prepared_from(header: dict[str, Any]) -> Prepared:
 
 def refusal_from(header: dict[str, Any]) -> InvalidInput:
     return InvalidInput(header["code"], header["detail"], message_fr=header["message_fr"])
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Prepare a contacts CSV (stdin) for the import (stdout).")
-    parser.add_argument("--rows-per-chunk", type=int, default=ROWS_PER_CHUNK)
-    parser.add_argument("--international", action="store_true", help="the account may call abroad")
-    args = parser.parse_args(argv)
-    return serve(
-        sys.stdin.buffer,
-        sys.stdout.buffer,
-        allow_international=args.international,
-        rows_per_chunk=args.rows_per_chunk,
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

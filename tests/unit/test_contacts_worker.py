@@ -1,5 +1,5 @@
-"""The contacts import's worker process (engine.services.contacts_prepare): what it writes on stdout is
-exactly what preparing the file in-process gives — the chunks, the counts, the refusal of a bad file —
+"""The contacts import's worker process (engine.contacts_worker): what it writes on stdout is exactly
+what preparing the file in-process gives — the chunks, the counts, the refusal of a bad file —
 and a bug in it reaches the importing process instead of passing for the end of the file.
 """
 
@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-from engine.errors import InvalidInput
-from engine.services import contacts_prepare
-from engine.services.contacts_prepare import (
+from engine import contacts_worker
+from engine.contacts_worker import serve
+from engine.domain.contacts_import import (
     FRAME_HEADER,
     ImportChunk,
     ImportPreparer,
     chunk_from,
     prepared_from,
     refusal_from,
-    serve,
 )
+from engine.errors import InvalidInput
 from tests.unit.test_contacts_csv import excel_export
 
 EXPORT = excel_export(
@@ -94,7 +94,7 @@ def test_a_bug_in_the_worker_is_reported_not_taken_for_the_end(monkeypatch: pyte
     def broken(self: ImportPreparer) -> ImportChunk | None:
         raise KeyError("boom")
 
-    monkeypatch.setattr(contacts_prepare.ImportPreparer, "next_chunk", broken)
+    monkeypatch.setattr(contacts_worker.ImportPreparer, "next_chunk", broken)
     code, written = served(EXPORT, 1000)
 
     assert code == 1
@@ -104,7 +104,7 @@ def test_a_bug_in_the_worker_is_reported_not_taken_for_the_end(monkeypatch: pyte
 
 def test_the_worker_runs_as_a_module_on_stdin_and_stdout() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "engine.services.contacts_prepare", "--rows-per-chunk", "2"],
+        [sys.executable, "-m", "engine.contacts_worker", "--rows-per-chunk", "2"],
         input=EXPORT,
         capture_output=True,
         timeout=60,
@@ -112,3 +112,4 @@ def test_the_worker_runs_as_a_module_on_stdin_and_stdout() -> None:
     )
     _, in_memory = served(EXPORT, 2)
     assert frames(result.stdout) == in_memory
+    assert result.stderr == b""  # nothing for the server's log (no warning, no second import of a module)
