@@ -30,6 +30,7 @@ from engine.domain.contacts_import import (
     refusal_from,
 )
 from engine.errors import InvalidInput
+from engine.settings import PROJECT_ROOT
 from engine.store.contacts_import import NumberTakenMeanwhile, import_writer
 from engine.store.db import Database
 
@@ -160,6 +161,9 @@ class _Preparation:
             *options,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            # python -m puts the working directory first on the path: the worker imports this very
+            # engine package, wherever the server was started and whatever is installed.
+            cwd=PROJECT_ROOT,
         )
         preparation = cls(process)
         try:
