@@ -1,12 +1,10 @@
-"""Contacts' and memberships' integrity on the real PostgreSQL (sql/0012, sql/0013): the rules of a foreign
-key — a contact's account exists, a membership's contact and group exist in its account, deleting a parent
-deletes what hangs from it — also under concurrent writers.
+"""group_members' integrity on the real PostgreSQL (sql/0012): the rules of a foreign key — parents exist
+in the membership's account, deleting a parent deletes its memberships — also under concurrent writers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from uuid import UUID
@@ -14,7 +12,6 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from engine.errors import NotFound
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import contacts as store
@@ -222,91 +219,3 @@ async def test_memberships_are_checked_on_their_own_rows_even_on_stale_statistic
     ]  # 1,003 then 4,003
     assert scans["seq_scan"] == 0
     assert scans["idx_tup_fetch"] <= sum(alice_contacts_at_each_statement)
-
-
-# --- a contact's account (sql/0013) ----------------------------------------------------------------------
-
-_NEW_CONTACT = (
-    "INSERT INTO contacts (account_id, e164, number_type, is_mobile) VALUES ($1, $2, 'mobile', true)"
-)
-
-
-async def _contacts_without_account(db: Database) -> int:
-    return int(
-        await db.fetchval(
-            "SELECT count(*) FROM contacts c "
-            "WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = c.account_id)"
-        )
-    )
-
-
-async def test_a_contact_needs_an_existing_account(db: Database, alice: Parents) -> None:
-    nobody = uuid.uuid4()
-    with pytest.raises(asyncpg.ForeignKeyViolationError):
-        await db.execute(_NEW_CONTACT, nobody, "+33612349999")
-    with pytest.raises(asyncpg.ForeignKeyViolationError):  # one bad row fails the whole statement
-        await db.execute(
-            "INSERT INTO contacts (account_id, e164, number_type, is_mobile) "
-            "SELECT unnest($1::uuid[]), unnest($2::text[]), 'mobile', true",
-            [alice.account, nobody],
-            ["+33612349998", "+33612349999"],
-        )
-    with pytest.raises(NotFound):
-        await store.create_contact(db, nobody, phone="0612349999", allow_international=False)
-    assert await store.count_contacts(db, alice.account) == 3
-    assert await _contacts_without_account(db) == 0
-
-
-async def test_deleting_an_account_deletes_its_contacts_and_their_memberships(
-    db: Database, alice: Parents, bob: Parents
-) -> None:
-    for who in (alice, bob):
-        await db.execute(_ADD, who.account, who.group, list(who.contacts))
-    await db.execute("DELETE FROM accounts WHERE id = $1", alice.account)
-    assert await db.fetchval("SELECT count(*) FROM contacts WHERE account_id = $1", alice.account) == 0
-    assert await _members(db) == {(bob.group, c) for c in bob.contacts}
-    assert await store.count_contacts(db, bob.account) == 3
-    await db.execute("TRUNCATE accounts CASCADE")
-    assert await db.fetchval("SELECT count(*) FROM contacts") == 0
-    assert await _members(db) == set()
-
-
-async def test_an_account_keeps_its_id(db: Database, alice: Parents) -> None:
-    with pytest.raises(asyncpg.ForeignKeyViolationError):
-        await db.execute("UPDATE accounts SET id = $1 WHERE id = $2", uuid.uuid4(), alice.account)
-    assert await store.count_contacts(db, alice.account) == 3
-
-
-async def test_an_account_deleted_while_a_contact_is_added_leaves_no_contact(
-    db: Database, second: asyncpg.Connection, stack_settings: Settings
-) -> None:
-    key = stack_settings.require("secret_key")
-    # The contact's transaction locks the account first: the deletion waits, then deletes the contact.
-    first = (await create_account(db, "first@example.fr", secret_key=key)).account.id
-    async with second.transaction():
-        await second.execute(_NEW_CONTACT, first, "+33612340001")
-        deleting = asyncio.ensure_future(db.execute("DELETE FROM accounts WHERE id = $1", first))
-        await asyncio.sleep(0.3)  # the deletion runs now, or waits for this transaction
-    await asyncio.wait_for(deleting, 10)
-    # The deletion comes first: the contact waits for it, then finds no account.
-    then = (await create_account(db, "then@example.fr", secret_key=key)).account.id
-    async with second.transaction():
-        await second.execute("DELETE FROM accounts WHERE id = $1", then)
-        adding = asyncio.ensure_future(db.execute(_NEW_CONTACT, then, "+33612340002"))
-        await asyncio.sleep(0.3)
-    with pytest.raises(asyncpg.ForeignKeyViolationError):
-        await asyncio.wait_for(adding, 10)
-    assert await _contacts_without_account(db) == 0
-    assert await db.fetchval("SELECT count(*) FROM contacts") == 0
-
-
-async def test_deleting_an_account_outside_read_committed_is_refused(
-    db: Database, second: asyncpg.Connection, stack_settings: Settings
-) -> None:
-    # Even without a contact in sight: one committed after the snapshot would be left behind.
-    key = stack_settings.require("secret_key")
-    account = (await create_account(db, "empty@example.fr", secret_key=key)).account.id
-    with pytest.raises(asyncpg.FeatureNotSupportedError):
-        async with second.transaction(isolation="repeatable_read"):
-            await second.execute("DELETE FROM accounts WHERE id = $1", account)
-    assert await db.fetchval("SELECT count(*) FROM accounts WHERE id = $1", account) == 1
