@@ -124,14 +124,17 @@ class TrunkPool:
                 fresh[name] = state
         self.trunks = fresh
 
-    def set_presence(self, name: str, *, loaded: bool | None = None, reachable: bool | None = None) -> None:
+    def set_presence(self, name: str, *, loaded: bool | None = None, reachable: bool | None = None) -> bool:
+        """What Asterisk says of the trunk now; True when it changes what the pool knew."""
         state = self.trunks.get(name)
         if state is None:
-            return
+            return False
+        before = (state.loaded, state.reachable)
         if loaded is not None:
             state.loaded = loaded
         if reachable is not None:
             state.reachable = reachable or not state.trunk.qualify
+        return (state.loaded, state.reachable) != before
 
     # --- routing -------------------------------------------------------------------------------------------
     def loads(self, now: float) -> list[TrunkLoad]:
