@@ -22,6 +22,8 @@ from engine.errors import InvalidInput
 from engine.services.contacts_import import ImportReport, import_contacts_csv
 from engine.settings import Settings
 from engine.store import contacts as store
+from engine.store import groups as groups_store
+from engine.store import targets as targets_store
 from engine.store.db import Database, Executor
 
 
@@ -97,31 +99,31 @@ class Contacts:
     # --- groups -----------------------------------------------------------------------------------------
 
     async def groups(self, account_id: UUID) -> list[Group]:
-        return await store.list_groups(self._db, account_id)
+        return await groups_store.list_groups(self._db, account_id)
 
     async def group(self, account_id: UUID, group_id: int) -> Group:
-        return await store.get_group(self._db, account_id, group_id)
+        return await groups_store.get_group(self._db, account_id, group_id)
 
     async def group_by_name(self, account_id: UUID, name: str) -> Group:
-        return await store.group_by_name(self._db, account_id, name)
+        return await groups_store.group_by_name(self._db, account_id, name)
 
     async def create_group(self, account_id: UUID, name: str) -> Group:
-        return await store.create_group(self._db, account_id, name)
+        return await groups_store.create_group(self._db, account_id, name)
 
     async def rename_group(self, account_id: UUID, group_id: int, name: str) -> Group:
-        return await store.rename_group(self._db, account_id, group_id, name)
+        return await groups_store.rename_group(self._db, account_id, group_id, name)
 
     async def delete_group(self, account_id: UUID, group_id: int) -> None:
         """The group goes; its contacts stay."""
-        await store.delete_group(self._db, account_id, group_id)
+        await groups_store.delete_group(self._db, account_id, group_id)
 
     async def add_members(self, account_id: UUID, group_id: int, contact_ids: Collection[int]) -> int:
         """How many of the contacts were not in the group yet."""
-        return await store.add_members(self._db, account_id, group_id, contact_ids)
+        return await groups_store.add_members(self._db, account_id, group_id, contact_ids)
 
     async def remove_members(self, account_id: UUID, group_id: int, contact_ids: Collection[int]) -> int:
         """How many of the contacts were in the group (they stay contacts)."""
-        return await store.remove_members(self._db, account_id, group_id, contact_ids)
+        return await groups_store.remove_members(self._db, account_id, group_id, contact_ids)
 
     # --- what a send reaches ----------------------------------------------------------------------------
 
@@ -138,7 +140,7 @@ class Contacts:
         ``subset_contact_ids``: only those members of the groups ("part of a group"). Error codes:
         NotFound, and InvalidInput ``no_targets``, ``group_empty``, ``no_recipients``.
         """
-        found = await store.numbers_for_targets(
+        found = await targets_store.numbers_for_targets(
             self._db,
             account_id,
             contact_ids=contact_ids,
@@ -157,7 +159,7 @@ class Contacts:
         )
 
 
-def _as_targets(found: Sequence[store.Target]) -> list[Target]:
+def _as_targets(found: Sequence[targets_store.Target]) -> list[Target]:
     targets = []
     for target in found:
         # Stored contacts were checked when saved; the account's options then allowed them.
@@ -207,5 +209,5 @@ async def save_contact(
         prenom=contact.prenom or None,
     )
     if group_id is not None:
-        await store.add_members(db, account.id, group_id, [saved.id])
+        await groups_store.add_members(db, account.id, group_id, [saved.id])
     return saved

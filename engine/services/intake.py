@@ -27,9 +27,10 @@ from engine.mailer import send as send_mail
 from engine.services.logins import Logins
 from engine.services.sends import DEFAULT, Sends
 from engine.settings import Settings
-from engine.store import contacts as contacts_store
+from engine.store import groups as groups_store
 from engine.store import messages as messages_store
 from engine.store import rates
+from engine.store import targets as targets_store
 from engine.store.db import Database
 from engine.store.refusals import record_refusal
 from engine.store.sends import scheduled_matching
@@ -278,9 +279,9 @@ class Intake:
         """`numero` names one of the account's contact groups, or is one number or a comma-separated list."""
         db = self._db
         with contextlib.suppress(NotFound):
-            group = await contacts_store.group_by_name(db, account.id, numero)
+            group = await groups_store.group_by_name(db, account.id, numero)
             try:
-                targets = await contacts_store.numbers_for_targets(db, account.id, group_ids=[group.id])
+                targets = await targets_store.numbers_for_targets(db, account.id, group_ids=[group.id])
             except InvalidInput as exc:
                 raise _Refused("86", "group empty") from exc
             return [

@@ -1,4 +1,5 @@
-"""Contacts, contact groups and memberships of one account, and the numbers a send to them calls.
+"""Contacts of one account: one by one, and listed by pages (groups: engine.store.groups; a send's
+numbers: engine.store.targets).
 
 Every function takes the account and never reads, counts or changes another account's rows: another
 account's contact or group is NotFound, as if it did not exist. Names are searched and sorted by keys
@@ -12,42 +13,30 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import asynccontextmanager
-from typing import Final, NamedTuple
+from collections.abc import Collection, Sequence
+from typing import Final
 from uuid import UUID
 
 import asyncpg
 
 from engine.domain.contacts import (
     DEFAULT_PAGE_SIZE,
-    MAX_GROUPS,
     MAX_PAGE_SIZE,
     MAX_SEARCH_WORDS,
     SEARCH_MAX_LENGTH,
     Contact,
     ContactOrder,
     ContactPage,
-    Group,
     GroupRef,
     check_phone,
     clean_field,
-    clean_group_name,
     search_key,
     tidy,
-    too_many_groups,
 )
 from engine.domain.numbers import Number, normalize
 from engine.errors import InvalidInput, NotFound
+from engine.store.contact_checks import check_group, hash_joins, no_contact, no_group
 from engine.store.db import Executor, in_transaction, rows_affected
-
-
-class Target(NamedTuple):
-    """One number a send calls, and the contact it comes from."""
-
-    contact_id: int
-    e164: str
-
 
 # --- SQL building blocks (constant text: values always travel as $n parameters) ----------------------
 
@@ -93,46 +82,12 @@ def _contact(row: asyncpg.Record) -> Contact:
     )
 
 
-def _group(row: asyncpg.Record) -> Group:
-    return Group(id=row["id"], name=row["name"], member_count=row["members"], created_at=row["created_at"])
-
-
-def _no_contact(account_id: UUID, what: object) -> NotFound:
-    return NotFound(f"account {account_id} has no contact {what}", message_fr="Contact introuvable.")
-
-
-def _no_group(account_id: UUID, what: object) -> NotFound:
-    return NotFound(f"account {account_id} has no contact group {what}", message_fr="Groupe introuvable.")
-
-
 def _contact_exists(e164: str) -> InvalidInput:
     return InvalidInput(
         "contact_exists",
         f"a contact already has the number ending in {e164[-4:]}",
         message_fr="Ce numéro figure déjà dans vos contacts.",
     )
-
-
-def _group_exists(name: str) -> InvalidInput:
-    return InvalidInput(
-        "group_exists",
-        f"a contact group named {name!r} already exists",
-        message_fr="Un groupe porte déjà ce nom.",
-    )
-
-
-@asynccontextmanager
-async def _hash_joins(conn: asyncpg.Connection) -> AsyncIterator[None]:
-    """Joins of id lists with an account's contacts or members, planned without nested loops.
-
-    Right after a bulk change the statistics can still say a table is empty; a nested loop the planner
-    then picks rescans one side per row of the other (measured: > 30 s for 100,000 members). Hash
-    joins stay linear whatever the statistics, at the cost of reading the account's rows once.
-    """
-    previous = await conn.fetchval("SHOW enable_nestloop")
-    await conn.execute("SET LOCAL enable_nestloop = off")
-    yield
-    await conn.execute("SELECT set_config('enable_nestloop', $1, true)", previous)
 
 
 # --- contacts -------------------------------------------------------------------------------------------
@@ -147,7 +102,7 @@ async def get_contact(db: Executor, account_id: UUID, contact_id: int) -> Contac
         contact_id,
     )
     if row is None:
-        raise _no_contact(account_id, contact_id)
+        raise no_contact(account_id, contact_id)
     return _contact(row)
 
 
@@ -237,7 +192,7 @@ async def update_contact(
                 raise
             raise _contact_exists(number.e164) from exc
         if found is None:
-            raise _no_contact(account_id, contact_id)
+            raise no_contact(account_id, contact_id)
         if group_ids is not None:
             await conn.execute(
                 "DELETE FROM group_members WHERE account_id = $1 AND contact_id = $2", account_id, contact_id
@@ -262,7 +217,7 @@ async def _set_groups(
     )
     if len(added) != len(wanted):
         missing = set(wanted) - {r["group_id"] for r in added}
-        raise _no_group(account_id, sorted(missing))
+        raise no_group(account_id, sorted(missing))
 
 
 async def delete_contact(db: Executor, account_id: UUID, contact_id: int) -> None:
@@ -271,12 +226,12 @@ async def delete_contact(db: Executor, account_id: UUID, contact_id: int) -> Non
         "DELETE FROM contacts WHERE account_id = $1 AND id = $2", account_id, contact_id
     )
     if rows_affected(status) == 0:
-        raise _no_contact(account_id, contact_id)
+        raise no_contact(account_id, contact_id)
 
 
 async def delete_contacts(db: Executor, account_id: UUID, contact_ids: Collection[int]) -> int:
     """Delete those of ``contact_ids`` that are the account's; returns how many were deleted."""
-    async with in_transaction(db) as conn, _hash_joins(conn):
+    async with in_transaction(db) as conn, hash_joins(conn):
         status = await conn.execute(
             "DELETE FROM contacts c USING unnest($2::bigint[]) AS gone (id) "
             "WHERE c.account_id = $1 AND c.id = gone.id",
@@ -378,7 +333,7 @@ async def list_contacts(
     keys = _ORDER_KEYS[order]
     async with in_transaction(db) as conn:
         if group_id is not None:
-            await _check_group(conn, account_id, group_id)
+            await check_group(conn, account_id, group_id)
         conditions, params = _filters(account_id, group_id, search)
         if after is not None:
             values = _decode_cursor(after, order, len(keys))
@@ -412,7 +367,7 @@ async def count_contacts(
     """How many contacts ``list_contacts`` would show with the same filters."""
     async with in_transaction(db) as conn:
         if group_id is not None:
-            await _check_group(conn, account_id, group_id)
+            await check_group(conn, account_id, group_id)
         conditions, params = _filters(account_id, group_id, search)
         count: int = await conn.fetchval(
             f"SELECT count(*) FROM contacts c WHERE {' AND '.join(conditions)}",  # noqa: S608 - constant SQL
@@ -447,215 +402,3 @@ def _cursor_value_ok(value: object, sql_type: str) -> bool:
     if sql_type == "bigint":
         return type(value) is int and -(2**63) <= value < 2**63
     return isinstance(value, str) and "\x00" not in value
-
-
-# --- groups ---------------------------------------------------------------------------------------------
-
-_GROUP_SELECT: Final = (
-    "SELECT g.id, g.name, g.created_at, "
-    "(SELECT count(*) FROM group_members m WHERE m.group_id = g.id) AS members FROM contact_groups g "
-)
-
-
-async def _check_group(conn: Executor, account_id: UUID, group_id: int) -> None:
-    """NotFound unless the group is the account's (without counting its members)."""
-    found = await conn.fetchval(
-        "SELECT 1 FROM contact_groups WHERE account_id = $1 AND id = $2", account_id, group_id
-    )
-    if found is None:
-        raise _no_group(account_id, group_id)
-
-
-async def _group_row(conn: Executor, account_id: UUID, group_id: int) -> Group:
-    row = await conn.fetchrow(_GROUP_SELECT + "WHERE g.account_id = $1 AND g.id = $2", account_id, group_id)
-    if row is None:
-        raise _no_group(account_id, group_id)
-    return _group(row)
-
-
-async def get_group(db: Executor, account_id: UUID, group_id: int) -> Group:
-    """The account's group with its member count; NotFound otherwise."""
-    return await _group_row(db, account_id, group_id)
-
-
-async def group_by_name(db: Executor, account_id: UUID, name: str) -> Group:
-    """The account's group of that name (any case, any accents), with its member count; else NotFound."""
-    row = await db.fetchrow(
-        _GROUP_SELECT + "WHERE g.account_id = $1 AND g.name_key = $2",
-        account_id,
-        search_key(tidy(name)),
-    )
-    if row is None:
-        raise _no_group(account_id, repr(name))
-    return _group(row)
-
-
-async def list_groups(db: Executor, account_id: UUID) -> list[Group]:
-    """The account's groups (at most MAX_GROUPS) by name, with their member counts."""
-    rows = await db.fetch(_GROUP_SELECT + "WHERE g.account_id = $1 ORDER BY g.name_key", account_id)
-    return [_group(r) for r in rows]
-
-
-async def create_group(db: Executor, account_id: UUID, name: str) -> Group:
-    """A new, empty group; InvalidInput ``group_exists`` or ``too_many_groups``."""
-    clean = clean_group_name(name)
-    async with in_transaction(db) as conn:
-        count = await conn.fetchval("SELECT count(*) FROM contact_groups WHERE account_id = $1", account_id)
-        if count >= MAX_GROUPS:
-            raise too_many_groups()
-        try:
-            row = await conn.fetchrow(
-                "INSERT INTO contact_groups (account_id, name, name_key) VALUES ($1, $2, $3) "
-                "ON CONFLICT (account_id, name_key) DO NOTHING RETURNING id, name, created_at, 0 AS members",
-                account_id,
-                clean,
-                search_key(clean),
-            )
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise NotFound(f"no account {account_id}", message_fr="Compte introuvable.") from exc
-    if row is None:
-        raise _group_exists(clean)
-    return _group(row)
-
-
-async def rename_group(db: Executor, account_id: UUID, group_id: int, name: str) -> Group:
-    """Rename the account's group; InvalidInput ``group_exists`` if another group has that name."""
-    clean = clean_group_name(name)
-    async with in_transaction(db) as conn:
-        try:
-            found = await conn.fetchval(
-                "UPDATE contact_groups SET name = $3, name_key = $4 "
-                "WHERE account_id = $1 AND id = $2 RETURNING id",
-                account_id,
-                group_id,
-                clean,
-                search_key(clean),
-            )
-        except asyncpg.UniqueViolationError as exc:
-            raise _group_exists(clean) from exc
-        if found is None:
-            raise _no_group(account_id, group_id)
-        return await _group_row(conn, account_id, group_id)
-
-
-async def delete_group(db: Executor, account_id: UUID, group_id: int) -> None:
-    """Delete the account's group and its memberships; its contacts stay."""
-    status = await db.execute(
-        "DELETE FROM contact_groups WHERE account_id = $1 AND id = $2", account_id, group_id
-    )
-    if rows_affected(status) == 0:
-        raise _no_group(account_id, group_id)
-
-
-async def add_members(db: Executor, account_id: UUID, group_id: int, contact_ids: Collection[int]) -> int:
-    """Put contacts in the group; returns how many were not in it yet. NotFound for a foreign id."""
-    wanted = sorted(set(contact_ids))
-    async with in_transaction(db) as conn, _hash_joins(conn):
-        await _check_group(conn, account_id, group_id)
-        if len(await _numbers_of(conn, account_id, wanted)) != len(wanted):
-            raise _no_contact(account_id, "among the given ids")
-        status = await conn.execute(
-            "INSERT INTO group_members (account_id, group_id, contact_id) "
-            "SELECT $1, $2, unnest($3::bigint[]) ON CONFLICT DO NOTHING",
-            account_id,
-            group_id,
-            wanted,
-        )
-    return rows_affected(status)
-
-
-async def remove_members(db: Executor, account_id: UUID, group_id: int, contact_ids: Collection[int]) -> int:
-    """Take contacts out of the group (they stay contacts); returns how many were in it."""
-    async with in_transaction(db) as conn, _hash_joins(conn):
-        await _check_group(conn, account_id, group_id)
-        status = await conn.execute(
-            "DELETE FROM group_members m USING unnest($3::bigint[]) AS gone (id) "
-            "WHERE m.account_id = $1 AND m.group_id = $2 AND m.contact_id = gone.id",
-            account_id,
-            group_id,
-            sorted(set(contact_ids)),
-        )
-    return rows_affected(status)
-
-
-# --- a send's targets -----------------------------------------------------------------------------------
-
-
-async def numbers_for_targets(
-    db: Executor,
-    account_id: UUID,
-    *,
-    contact_ids: Collection[int] = (),
-    group_ids: Collection[int] = (),
-    subset_contact_ids: Collection[int] | None = None,
-) -> list[Target]:
-    """The numbers a send calls, once each, by contact id.
-
-    ``contact_ids`` are called; so are the members of ``group_ids``, or only those of them listed in
-    ``subset_contact_ids`` ("part of the groups"; subset ids outside the chosen groups are not called).
-    Raises NotFound when an id is not the account's, InvalidInput ``no_targets`` when nothing is chosen,
-    ``group_empty`` when the only chosen groups are empty (http.php's 86), ``no_recipients`` when the
-    subset keeps none of their members.
-    """
-    contacts = sorted(set(contact_ids))
-    groups = sorted(set(group_ids))
-    subset = None if subset_contact_ids is None else sorted(set(subset_contact_ids))
-    if not contacts and not groups:
-        raise InvalidInput(
-            "no_targets",
-            "a send needs a contact or a group",
-            message_fr="Choisissez un contact ou un groupe.",
-        )
-    async with in_transaction(db) as conn, _hash_joins(conn):
-        mentioned = sorted(set(contacts) | set(subset or ()))
-        numbers = await _numbers_of(conn, account_id, mentioned)
-        if len(numbers) != len(mentioned):
-            raise _no_contact(account_id, "among the chosen ids")
-        counts = await conn.fetch(
-            "SELECT g.id, (SELECT count(*) FROM group_members m WHERE m.group_id = g.id) AS members "
-            "FROM contact_groups g WHERE g.account_id = $1 AND g.id = ANY($2::bigint[])",
-            account_id,
-            groups,
-        )
-        if len(counts) != len(groups):
-            raise _no_group(account_id, "among the chosen ids")
-        if not contacts and all(r["members"] == 0 for r in counts):
-            raise InvalidInput(
-                "group_empty",
-                "the chosen contact groups are empty",
-                message_fr="Le groupe de contacts est vide.",
-            )
-        members: dict[int, str] = {}
-        if groups:
-            rows = await conn.fetch(
-                "SELECT c.id, c.e164 FROM contacts c WHERE c.account_id = $1 AND EXISTS "
-                "(SELECT 1 FROM group_members m WHERE m.account_id = $1 AND m.contact_id = c.id "
-                "AND m.group_id = ANY($2::bigint[]))",
-                account_id,
-                groups,
-            )
-            members = {r["id"]: r["e164"] for r in rows}
-    # Set operations here, not in SQL: linear whatever the sizes and whatever the planner's statistics
-    # (a 50,000-id subset as "= ANY(array)" filter over 100,000 members is quadratic).
-    chosen = {cid: members[cid] for cid in (members if subset is None else subset) if cid in members}
-    chosen.update((cid, numbers[cid]) for cid in contacts)
-    if not chosen:
-        raise InvalidInput(
-            "no_recipients",
-            "the chosen part of the groups holds none of their members",
-            message_fr="Aucun des contacts choisis n'appartient aux groupes sélectionnés.",
-        )
-    return [Target(cid, chosen[cid]) for cid in sorted(chosen)]
-
-
-async def _numbers_of(conn: asyncpg.Connection, account_id: UUID, contact_ids: list[int]) -> dict[int, str]:
-    """The numbers of those of ``contact_ids`` that are the account's contacts."""
-    if not contact_ids:
-        return {}
-    rows = await conn.fetch(
-        "SELECT c.id, c.e164 FROM unnest($2::bigint[]) AS chosen (id) "
-        "JOIN contacts c ON c.account_id = $1 AND c.id = chosen.id",
-        account_id,
-        contact_ids,
-    )
-    return {r["id"]: r["e164"] for r in rows}

@@ -258,9 +258,9 @@ async def test_another_accounts_pages_are_refused_in_the_browser(
     secret = stack_settings.require("secret_key")
     await create_account(db, "un@client.fr", secret_key=secret, password=PASSWORD, credits=5)
     other = await create_account(db, "autre@client.fr", secret_key=secret, password=PASSWORD, credits=5)
-    from engine.store import contacts as contacts_store
+    from engine.store import groups as groups_store
 
-    group = await contacts_store.create_group(db, other.account.id, "Secret")
+    group = await groups_store.create_group(db, other.account.id, "Secret")
     async with Browser.start(site.url, site.tmp) as browser:
         await browser.go("/connexion")
         await browser.fill({"#f-email": "un@client.fr", "#f-password": PASSWORD})

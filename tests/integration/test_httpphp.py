@@ -17,6 +17,7 @@ from engine.domain.schedule import format_deferred
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import contacts as contacts_store
+from engine.store import groups as groups_store
 from engine.store import sends as sends_store
 from engine.store.accounts import create_account, set_password
 from engine.store.credits import balance
@@ -119,12 +120,12 @@ async def test_numbers_reference_group_transfer(
     other = await create_account(db, "autre@example.fr", secret_key=stack_settings.require("secret_key"))
     del other  # a reference of another account is just as invalid
     assert (await call(engine, base(client, ref="2")))[1] == "91"
-    group = await contacts_store.create_group(db, client.account.id, "Clients Lyon")
+    group = await groups_store.create_group(db, client.account.id, "Clients Lyon")
     assert (await call(engine, base(client, numero="Clients Lyon")))[1] == "86"
     contact = await contacts_store.create_contact(
         db, client.account.id, phone="0611111111", allow_international=False
     )
-    await contacts_store.add_members(db, client.account.id, group.id, [contact.id])
+    await groups_store.add_members(db, client.account.id, group.id, [contact.id])
     assert (await call(engine, base(client, numero="clients lyon")))[1] == "80"
     assert (await call(engine, base(client, numero="612345678, 06.12.34.56.79")))[1] == "80"
     assert await db.fetchval("SELECT count(*) FROM sends") == 2

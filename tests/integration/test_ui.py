@@ -30,6 +30,7 @@ from engine.services.sends import create_send
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import contacts as contacts_store
+from engine.store import groups as groups_store
 from engine.store import messages as messages_store
 from engine.store import sends as sends_store
 from engine.store import tokens as tokens_store
@@ -270,7 +271,7 @@ async def test_another_accounts_urls_are_refused(
         at=later,
     )
     contact = await contacts_store.create_contact(db, bob_id, phone="0611111111", allow_international=False)
-    group = await contacts_store.create_group(db, bob_id, "Clients de Bob")
+    group = await groups_store.create_group(db, bob_id, "Clients de Bob")
     token = await tokens_store.create_token(db, bob_id, label="bob")
     await browser.login(alice.account.email, PASSWORD)
     for path in (
@@ -308,7 +309,7 @@ async def test_another_accounts_urls_are_refused(
     assert (await sends_store.get_send(db, send.id)).status.value == "scheduled"
     assert (await messages_store.get_message(db, bob_id, 2)).title == "Second"
     assert (await contacts_store.get_contact(db, bob_id, contact.id)).id == contact.id
-    assert (await contacts_store.get_group(db, bob_id, group.id)).name == "Clients de Bob"
+    assert (await groups_store.get_group(db, bob_id, group.id)).name == "Clients de Bob"
     assert (await tokens_store.list_tokens(db, bob_id))[0].active
     # And none of it shows on alice's pages.
     for path in (
@@ -423,7 +424,7 @@ async def test_send_to_a_contact_saves_it_with_the_send_or_not_at_all(
     await browser.login(alice.account.email, PASSWORD)
     await browser.get("/contacts/groupes")
     await browser.post("/contacts/groupes", {"action": "create", "name": "Clients"})
-    group = await contacts_store.group_by_name(db, alice.account.id, "Clients")
+    group = await groups_store.group_by_name(db, alice.account.id, "Clients")
     form = {"societe": "Boulangerie Dupont", "nom": "Dupont", "prenom": "Hélène", "phone": "06 98 76 54 32",
             "group_id": str(group.id), "message": "1", "mode": "now", "retries": "0",
             "retry_minutes": "30"}  # fmt: skip
@@ -455,8 +456,8 @@ async def test_send_to_a_contact_saves_it_with_the_send_or_not_at_all(
 
 async def test_send_to_part_of_a_group(browser: UiClient, alice: Customer, db: Database) -> None:
     account_id = alice.account.id
-    group = await contacts_store.create_group(db, account_id, "Équipe")
-    other = await contacts_store.create_group(db, account_id, "Vide")
+    group = await groups_store.create_group(db, account_id, "Équipe")
+    other = await groups_store.create_group(db, account_id, "Vide")
     ids = []
     for i, phone in enumerate(("0611000001", "0611000002", "0611000003")):
         contact = await contacts_store.create_contact(
@@ -562,7 +563,7 @@ async def test_contacts_entry_groups_and_cp1252_import(
     )
     search = await browser.get("/contacts?q=lefevre")
     assert search.contains("Anaïs") and search.contains("Café Noël") and search.contains("Clients été")
-    group = await contacts_store.group_by_name(db, alice.account.id, "Clients été")
+    group = await groups_store.group_by_name(db, alice.account.id, "Clients été")
     await browser.get("/contacts/groupes")
     renamed = await browser.post(
         "/contacts/groupes", {"action": "rename", "group_id": str(group.id), "name": ""}
@@ -681,7 +682,7 @@ async def _populate(db: Database, settings: Settings, who: Customer, other: Cust
         big.id,
     )
     await db.execute("ANALYZE")
-    group = await contacts_store.group_by_name(db, who.account.id, "Grand")
+    group = await groups_store.group_by_name(db, who.account.id, "Grand")
     return big.id, group.id
 
 

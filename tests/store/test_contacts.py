@@ -12,6 +12,8 @@ from engine.errors import InvalidInput, NotFound
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import contacts as store
+from engine.store import groups as groups_store
+from engine.store import targets as targets_store
 from engine.store.accounts import create_account
 
 
@@ -105,8 +107,8 @@ async def test_too_long_field_is_refused(db: Database, alice: UUID) -> None:
 
 
 async def test_update_changes_only_the_given_fields(db: Database, alice: UUID) -> None:
-    clients = await store.create_group(db, alice, "Clients")
-    elus = await store.create_group(db, alice, "Élus")
+    clients = await groups_store.create_group(db, alice, "Clients")
+    elus = await groups_store.create_group(db, alice, "Élus")
     contact_id = await _add(db, alice, "0612345678", "Martin", "Jean", group_ids=[clients.id])
     other_id = await _add(db, alice, "0698765432", "Durand")
 
@@ -120,7 +122,7 @@ async def test_update_changes_only_the_given_fields(db: Database, alice: UUID) -
     )
     assert (updated.e164, updated.number_type, updated.is_mobile) == ("+33172360170", "fixed", False)
     assert [g.name for g in updated.groups] == ["Élus"]
-    assert (await store.get_group(db, alice, clients.id)).member_count == 0
+    assert (await groups_store.get_group(db, alice, clients.id)).member_count == 0
 
     with pytest.raises(InvalidInput) as caught:
         await store.update_contact(db, alice, other_id, phone="0172360170", allow_international=False)
@@ -129,63 +131,63 @@ async def test_update_changes_only_the_given_fields(db: Database, alice: UUID) -
 
 
 async def test_delete_contact_removes_its_memberships_not_its_groups(db: Database, alice: UUID) -> None:
-    group = await store.create_group(db, alice, "Clients")
+    group = await groups_store.create_group(db, alice, "Clients")
     contact_id = await _add(db, alice, "0612345678", group_ids=[group.id])
     await store.delete_contact(db, alice, contact_id)
     with pytest.raises(NotFound):
         await store.get_contact(db, alice, contact_id)
     with pytest.raises(NotFound):
         await store.delete_contact(db, alice, contact_id)
-    assert (await store.get_group(db, alice, group.id)).member_count == 0
+    assert (await groups_store.get_group(db, alice, group.id)).member_count == 0
 
 
 # --- groups ---------------------------------------------------------------------------------------------
 
 
 async def test_group_names_are_unique_whatever_case_and_accents(db: Database, alice: UUID) -> None:
-    group = await store.create_group(db, alice, "  Élus   municipaux ")
+    group = await groups_store.create_group(db, alice, "  Élus   municipaux ")
     assert group.name == "Élus municipaux"
     for name in ("élus municipaux", "ELUS MUNICIPAUX"):
         with pytest.raises(InvalidInput) as caught:
-            await store.create_group(db, alice, name)
+            await groups_store.create_group(db, alice, name)
         assert caught.value.code == "group_exists"
-    assert (await store.group_by_name(db, alice, "elus  MUNICIPAUX")).id == group.id
+    assert (await groups_store.group_by_name(db, alice, "elus  MUNICIPAUX")).id == group.id
     with pytest.raises(InvalidInput) as caught:
-        await store.create_group(db, alice, "   ")
+        await groups_store.create_group(db, alice, "   ")
     assert caught.value.code == "group_name_invalid"
 
 
 async def test_rename_and_delete_group_keep_the_contacts(db: Database, alice: UUID) -> None:
-    clients = await store.create_group(db, alice, "Clients")
-    await store.create_group(db, alice, "Fournisseurs")
+    clients = await groups_store.create_group(db, alice, "Clients")
+    await groups_store.create_group(db, alice, "Fournisseurs")
     ids = [await _add(db, alice, f"06123456{i:02d}") for i in range(3)]
-    assert await store.add_members(db, alice, clients.id, ids) == 3
-    assert await store.add_members(db, alice, clients.id, ids[:1]) == 0  # already in
+    assert await groups_store.add_members(db, alice, clients.id, ids) == 3
+    assert await groups_store.add_members(db, alice, clients.id, ids[:1]) == 0  # already in
 
-    renamed = await store.rename_group(db, alice, clients.id, "Clients VIP")
+    renamed = await groups_store.rename_group(db, alice, clients.id, "Clients VIP")
     assert (renamed.name, renamed.member_count) == ("Clients VIP", 3)
     with pytest.raises(InvalidInput) as caught:
-        await store.rename_group(db, alice, clients.id, "fournisseurs")
+        await groups_store.rename_group(db, alice, clients.id, "fournisseurs")
     assert caught.value.code == "group_exists"
 
-    await store.delete_group(db, alice, clients.id)
+    await groups_store.delete_group(db, alice, clients.id)
     assert await store.count_contacts(db, alice) == 3
-    assert [g.name for g in await store.list_groups(db, alice)] == ["Fournisseurs"]
+    assert [g.name for g in await groups_store.list_groups(db, alice)] == ["Fournisseurs"]
     with pytest.raises(NotFound):
-        await store.get_group(db, alice, clients.id)
+        await groups_store.get_group(db, alice, clients.id)
 
 
 async def test_list_groups_counts_members(db: Database, alice: UUID) -> None:
-    a = await store.create_group(db, alice, "b-groupe")
-    b = await store.create_group(db, alice, "A-groupe")
-    empty = await store.create_group(db, alice, "Vide")
+    a = await groups_store.create_group(db, alice, "b-groupe")
+    b = await groups_store.create_group(db, alice, "A-groupe")
+    empty = await groups_store.create_group(db, alice, "Vide")
     ids = [await _add(db, alice, f"06123456{i:02d}") for i in range(5)]
-    await store.add_members(db, alice, a.id, ids)
-    await store.add_members(db, alice, b.id, ids[:2])
-    assert await store.remove_members(db, alice, a.id, ids[:1]) == 1
-    groups = await store.list_groups(db, alice)
+    await groups_store.add_members(db, alice, a.id, ids)
+    await groups_store.add_members(db, alice, b.id, ids[:2])
+    assert await groups_store.remove_members(db, alice, a.id, ids[:1]) == 1
+    groups = await groups_store.list_groups(db, alice)
     assert [(g.name, g.member_count) for g in groups] == [("A-groupe", 2), ("b-groupe", 4), ("Vide", 0)]
-    assert (await store.group_by_name(db, alice, "vide")).member_count == 0
+    assert (await groups_store.group_by_name(db, alice, "vide")).member_count == 0
     assert empty.member_count == 0
 
 
@@ -279,8 +281,8 @@ async def test_search(db: Database, alice: UUID, search: str, expected: set[str]
 
 async def test_listing_a_group(db: Database, alice: UUID) -> None:
     ids = await _people(db, alice)
-    group = await store.create_group(db, alice, "Mairies")
-    await store.add_members(db, alice, group.id, [ids["Dupont"], ids["Émile"]])
+    group = await groups_store.create_group(db, alice, "Mairies")
+    await groups_store.add_members(db, alice, group.id, [ids["Dupont"], ids["Émile"]])
     page = await store.list_contacts(db, alice, group_id=group.id)
     assert [c.nom for c in page.contacts] == ["Dupont", "Émile"]
     assert all(c.groups == (store.GroupRef(group.id, "Mairies"),) for c in page.contacts)
@@ -309,61 +311,63 @@ async def test_listing_refuses_bad_pages(db: Database, alice: UUID) -> None:
 
 async def test_targets_of_one_contact_and_of_groups(db: Database, alice: UUID) -> None:
     ids = [await _add(db, alice, f"06123456{i:02d}") for i in range(6)]
-    g1 = await store.create_group(db, alice, "Un")
-    g2 = await store.create_group(db, alice, "Deux")
-    await store.add_members(db, alice, g1.id, ids[0:3])
-    await store.add_members(db, alice, g2.id, ids[2:5])  # ids[2] is in both groups
+    g1 = await groups_store.create_group(db, alice, "Un")
+    g2 = await groups_store.create_group(db, alice, "Deux")
+    await groups_store.add_members(db, alice, g1.id, ids[0:3])
+    await groups_store.add_members(db, alice, g2.id, ids[2:5])  # ids[2] is in both groups
 
-    one = await store.numbers_for_targets(db, alice, contact_ids=[ids[5]])
+    one = await targets_store.numbers_for_targets(db, alice, contact_ids=[ids[5]])
     assert one == [(ids[5], "+33612345605")]
 
-    both = await store.numbers_for_targets(db, alice, group_ids=[g1.id, g2.id])
+    both = await targets_store.numbers_for_targets(db, alice, group_ids=[g1.id, g2.id])
     assert [t.contact_id for t in both] == ids[0:5]  # ids[2] once
     assert len({t.e164 for t in both}) == 5
 
-    mixed = await store.numbers_for_targets(db, alice, contact_ids=[ids[5], ids[0]], group_ids=[g2.id])
+    mixed = await targets_store.numbers_for_targets(
+        db, alice, contact_ids=[ids[5], ids[0]], group_ids=[g2.id]
+    )
     assert [t.contact_id for t in mixed] == [ids[0], ids[2], ids[3], ids[4], ids[5]]
 
 
 async def test_targets_of_part_of_groups(db: Database, alice: UUID) -> None:
     ids = [await _add(db, alice, f"06123456{i:02d}") for i in range(6)]
-    g1 = await store.create_group(db, alice, "Un")
-    g2 = await store.create_group(db, alice, "Deux")
-    await store.add_members(db, alice, g1.id, ids[0:3])
-    await store.add_members(db, alice, g2.id, ids[2:5])
+    g1 = await groups_store.create_group(db, alice, "Un")
+    g2 = await groups_store.create_group(db, alice, "Deux")
+    await groups_store.add_members(db, alice, g1.id, ids[0:3])
+    await groups_store.add_members(db, alice, g2.id, ids[2:5])
 
-    part = await store.numbers_for_targets(
+    part = await targets_store.numbers_for_targets(
         db, alice, group_ids=[g1.id, g2.id], subset_contact_ids=[ids[1], ids[2], ids[4], ids[5]]
     )
     # ids[5] is the account's contact but in neither group: a subset only narrows the groups.
     assert [t.contact_id for t in part] == [ids[1], ids[2], ids[4]]
 
     with pytest.raises(InvalidInput) as caught:
-        await store.numbers_for_targets(db, alice, group_ids=[g1.id], subset_contact_ids=[ids[5]])
+        await targets_store.numbers_for_targets(db, alice, group_ids=[g1.id], subset_contact_ids=[ids[5]])
     assert caught.value.code == "no_recipients"
     with pytest.raises(InvalidInput) as caught:
-        await store.numbers_for_targets(db, alice, group_ids=[g1.id], subset_contact_ids=[])
+        await targets_store.numbers_for_targets(db, alice, group_ids=[g1.id], subset_contact_ids=[])
     assert caught.value.code == "no_recipients"
 
 
 async def test_empty_group_and_no_target_are_reported_distinctly(db: Database, alice: UUID) -> None:
-    empty = await store.create_group(db, alice, "Vide")
-    full = await store.create_group(db, alice, "Plein")
+    empty = await groups_store.create_group(db, alice, "Vide")
+    full = await groups_store.create_group(db, alice, "Plein")
     contact_id = await _add(db, alice, "0612345678")
-    await store.add_members(db, alice, full.id, [contact_id])
+    await groups_store.add_members(db, alice, full.id, [contact_id])
 
     with pytest.raises(InvalidInput) as caught:
-        await store.numbers_for_targets(db, alice, group_ids=[empty.id])
+        await targets_store.numbers_for_targets(db, alice, group_ids=[empty.id])
     assert caught.value.code == "group_empty"
     assert caught.value.message_fr == "Le groupe de contacts est vide."
-    assert (await store.group_by_name(db, alice, "VIDE")).member_count == 0
+    assert (await groups_store.group_by_name(db, alice, "VIDE")).member_count == 0
 
     # An empty group beside a non-empty one is no error: its members are simply none.
-    assert await store.numbers_for_targets(db, alice, group_ids=[empty.id, full.id]) == [
+    assert await targets_store.numbers_for_targets(db, alice, group_ids=[empty.id, full.id]) == [
         (contact_id, "+33612345678")
     ]
     with pytest.raises(InvalidInput) as caught:
-        await store.numbers_for_targets(db, alice)
+        await targets_store.numbers_for_targets(db, alice)
     assert caught.value.code == "no_targets"
 
 
@@ -373,9 +377,9 @@ async def test_empty_group_and_no_target_are_reported_distinctly(db: Database, a
 async def test_one_account_never_sees_another_accounts_contacts(db: Database, alice: UUID, bob: UUID) -> None:
     alice_ids = await _people(db, alice)
     bob_contact = await _add(db, bob, "0612345601", "Dupont", "Bob")  # the same number as one of Alice's
-    bob_group = await store.create_group(db, bob, "Mairies")
-    await store.add_members(db, bob, bob_group.id, [bob_contact])
-    alice_group = await store.create_group(db, alice, "Mairies")  # same name: another group
+    bob_group = await groups_store.create_group(db, bob, "Mairies")
+    await groups_store.add_members(db, bob, bob_group.id, [bob_contact])
+    alice_group = await groups_store.create_group(db, alice, "Mairies")  # same name: another group
 
     assert alice_group.id != bob_group.id
     assert await store.count_contacts(db, bob) == 1
@@ -383,8 +387,8 @@ async def test_one_account_never_sees_another_accounts_contacts(db: Database, al
     page = await store.list_contacts(db, bob, search="dupont")
     assert [c.id for c in page.contacts] == [bob_contact]
     assert bob_contact not in {c.id for c in (await store.list_contacts(db, alice, limit=50)).contacts}
-    assert [g.id for g in await store.list_groups(db, alice)] == [alice_group.id]
-    assert (await store.group_by_name(db, alice, "mairies")).member_count == 0
+    assert [g.id for g in await groups_store.list_groups(db, alice)] == [alice_group.id]
+    assert (await groups_store.group_by_name(db, alice, "mairies")).member_count == 0
 
     # Alice using Bob's ids: everything is NotFound, nothing of Bob's changes.
     with pytest.raises(NotFound):
@@ -395,17 +399,17 @@ async def test_one_account_never_sees_another_accounts_contacts(db: Database, al
         await store.delete_contact(db, alice, bob_contact)
     assert await store.delete_contacts(db, alice, [bob_contact]) == 0
     with pytest.raises(NotFound):
-        await store.get_group(db, alice, bob_group.id)
+        await groups_store.get_group(db, alice, bob_group.id)
     with pytest.raises(NotFound):
-        await store.rename_group(db, alice, bob_group.id, "Pirates")
+        await groups_store.rename_group(db, alice, bob_group.id, "Pirates")
     with pytest.raises(NotFound):
-        await store.delete_group(db, alice, bob_group.id)
+        await groups_store.delete_group(db, alice, bob_group.id)
     with pytest.raises(NotFound):
-        await store.add_members(db, alice, bob_group.id, [alice_ids["Dupont"]])
+        await groups_store.add_members(db, alice, bob_group.id, [alice_ids["Dupont"]])
     with pytest.raises(NotFound):
-        await store.add_members(db, alice, alice_group.id, [bob_contact])
+        await groups_store.add_members(db, alice, alice_group.id, [bob_contact])
     with pytest.raises(NotFound):
-        await store.remove_members(db, alice, bob_group.id, [bob_contact])
+        await groups_store.remove_members(db, alice, bob_group.id, [bob_contact])
     with pytest.raises(NotFound):
         await store.list_contacts(db, alice, group_id=bob_group.id)
     with pytest.raises(NotFound):
@@ -418,17 +422,17 @@ async def test_one_account_never_sees_another_accounts_contacts(db: Database, al
 
     # ... and no send of Alice's can reach Bob's contacts or groups.
     with pytest.raises(NotFound):
-        await store.numbers_for_targets(db, alice, contact_ids=[bob_contact])
+        await targets_store.numbers_for_targets(db, alice, contact_ids=[bob_contact])
     with pytest.raises(NotFound):
-        await store.numbers_for_targets(db, alice, group_ids=[bob_group.id])
+        await targets_store.numbers_for_targets(db, alice, group_ids=[bob_group.id])
     with pytest.raises(NotFound):
-        await store.numbers_for_targets(
+        await targets_store.numbers_for_targets(
             db, alice, group_ids=[alice_group.id], subset_contact_ids=[bob_contact]
         )
 
     bob_after = await store.get_contact(db, bob, bob_contact)
     assert (bob_after.nom, bob_after.prenom) == ("Dupont", "Bob")
-    assert (await store.get_group(db, bob, bob_group.id)).member_count == 1
-    assert await store.numbers_for_targets(db, bob, group_ids=[bob_group.id]) == [
+    assert (await groups_store.get_group(db, bob, bob_group.id)).member_count == 1
+    assert await targets_store.numbers_for_targets(db, bob, group_ids=[bob_group.id]) == [
         (bob_contact, "+33612345601")
     ]

@@ -26,6 +26,8 @@ from engine.services.contacts_import import ImportReport, import_contacts_csv, p
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import contacts as store
+from engine.store import groups as groups_store
+from engine.store import targets as targets_store
 from engine.store.accounts import create_account
 from tests.support.commands import run_command, with_db
 
@@ -117,7 +119,7 @@ async def test_cp1252_crlf_export_with_quotes_accents_and_groups(db: Database, a
         ("+33698765432", "", "Dupont", "", ["Clients"]),
     ]
     # "Clients" and "clients" are one group, spelled as first written.
-    assert [(g.name, g.member_count) for g in await store.list_groups(db, alice)] == [
+    assert [(g.name, g.member_count) for g in await groups_store.list_groups(db, alice)] == [
         ("Clients", 2),
         ("Élus", 1),
     ]
@@ -287,7 +289,7 @@ async def test_refused_rows_come_with_their_row_number_and_french_reason(db: Dat
     assert "Nom" in messages["field_too_long"]
     assert report.refused[1].input == "08 99 12 34 56"
     assert [c.nom for c in await _all(db, alice)] == ["Valide"]
-    assert await store.list_groups(db, alice) == []
+    assert await groups_store.list_groups(db, alice) == []
 
     # The account option lets the foreign number in.
     report = await _import(db, alice, data, international=True)
@@ -317,7 +319,7 @@ async def test_a_file_that_is_not_a_contacts_csv_imports_nothing(
     assert caught.value.code == code
     assert caught.value.message_fr
     assert await store.count_contacts(db, alice) == 0
-    assert await store.list_groups(db, alice) == []
+    assert await groups_store.list_groups(db, alice) == []
 
 
 async def test_a_failure_late_in_the_import_leaves_nothing_behind(db: Database, alice: UUID) -> None:
@@ -329,7 +331,7 @@ async def test_a_failure_late_in_the_import_leaves_nothing_behind(db: Database, 
         await _import(db, alice, excel_export(rows))
     assert caught.value.code == "too_many_groups"
     assert await store.count_contacts(db, alice) == 0
-    assert await store.list_groups(db, alice) == []
+    assert await groups_store.list_groups(db, alice) == []
 
 
 async def test_a_csv_error_in_a_later_chunk_leaves_nothing_behind(db: Database, alice: UUID) -> None:
@@ -341,7 +343,7 @@ async def test_a_csv_error_in_a_later_chunk_leaves_nothing_behind(db: Database, 
         await _import(db, alice, data, rows_per_chunk=10)
     assert caught.value.code == "not_csv"
     assert await store.count_contacts(db, alice) == 0
-    assert await store.list_groups(db, alice) == []
+    assert await groups_store.list_groups(db, alice) == []
 
 
 async def test_a_worker_that_dies_midway_leaves_nothing_behind(
@@ -354,7 +356,7 @@ async def test_a_worker_that_dies_midway_leaves_nothing_behind(
     with pytest.raises(RuntimeError, match=r"ended early \(exit 3\)"):
         await _import(db, alice, excel_export(rows))
     assert await store.count_contacts(db, alice) == 0
-    assert await store.list_groups(db, alice) == []
+    assert await groups_store.list_groups(db, alice) == []
 
 
 async def test_a_cancelled_import_stops_its_worker_and_leaves_nothing_behind(
@@ -382,7 +384,7 @@ async def test_imports_of_two_accounts_never_meet(db: Database, alice: UUID, bob
     data = excel_export([HEADER, ["Mairie", "Lefèvre", "Hélène", "0612345678", "Élus"]])
     await _import(db, alice, data)
     assert await store.count_contacts(db, bob) == 0
-    assert await store.list_groups(db, bob) == []
+    assert await groups_store.list_groups(db, bob) == []
 
     # The same number in Bob's file is a new contact of Bob's, not an update of Alice's.
     report = await _import(db, bob, excel_export([HEADER, ["", "Bob", "", "06 12 34 56 78", "élus"]]))
@@ -391,11 +393,11 @@ async def test_imports_of_two_accounts_never_meet(db: Database, alice: UUID, bob
         ("+33612345678", "Mairie", "Lefèvre", "Hélène", ["Élus"])
     ]
     assert [_row(c) for c in await _all(db, bob)] == [("+33612345678", "", "Bob", "", ["élus"])]
-    alice_group = await store.group_by_name(db, alice, "élus")
-    bob_group = await store.group_by_name(db, bob, "élus")
+    alice_group = await groups_store.group_by_name(db, alice, "élus")
+    bob_group = await groups_store.group_by_name(db, bob, "élus")
     assert alice_group.id != bob_group.id
     assert (alice_group.member_count, bob_group.member_count) == (1, 1)
-    alice_targets = await store.numbers_for_targets(db, alice, group_ids=[alice_group.id])
+    alice_targets = await targets_store.numbers_for_targets(db, alice, group_ids=[alice_group.id])
     assert [t.contact_id for t in alice_targets] == [(await _all(db, alice))[0].id]
 
 
@@ -455,15 +457,15 @@ async def test_100k_rows_import_correctly_and_list_without_scanning(
     assert {r.code for r in report.refused} == {"letters"}
     assert report.memberships_added == distinct + BIG_DUPLICATES
     assert await store.count_contacts(db, alice) == distinct
-    groups = await store.list_groups(db, alice)
+    groups = await groups_store.list_groups(db, alice)
     assert len(groups) == BIG_GROUPS
     assert sum(g.member_count for g in groups) == distinct + BIG_DUPLICATES
     assert await store.count_contacts(db, bob) == 1
-    assert (await store.group_by_name(db, bob, "groupe 1")).member_count == 1
+    assert (await groups_store.group_by_name(db, bob, "groupe 1")).member_count == 1
 
     contact = (await store.list_contacts(db, alice, search="+33 6 12 00 00 07")).contacts[0]
     assert _row(contact) == ("+33612000007", "Société n°7", "Lefèvre7", "Hélène7", ["Groupe 7", "Groupe 8"])
-    targets = await store.numbers_for_targets(db, alice, group_ids=[groups[0].id, groups[1].id])
+    targets = await targets_store.numbers_for_targets(db, alice, group_ids=[groups[0].id, groups[1].id])
     assert [g.name for g in groups[:2]] == ["Groupe 0", "Groupe 1"]
     chosen = {i for i in range(distinct) if i % 20 in (0, 1)} | {
         i * 7 for i in range(BIG_DUPLICATES) if (i * 7 + 1) % 20 in (0, 1)

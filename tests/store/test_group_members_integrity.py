@@ -15,6 +15,7 @@ import pytest
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import contacts as store
+from engine.store import groups as groups_store
 from engine.store.accounts import create_account
 
 
@@ -31,7 +32,7 @@ async def _parents(db: Database, settings: Settings, email: str) -> Parents:
     for i in range(3):
         contact = await store.create_contact(db, account, phone=f"06123456{i:02d}", allow_international=False)
         contacts.append(contact.id)
-    group = await store.create_group(db, account, "Élus")
+    group = await groups_store.create_group(db, account, "Élus")
     return Parents(account, tuple(contacts), group.id)
 
 
@@ -106,14 +107,14 @@ async def test_deleting_a_contact_a_group_or_the_account_deletes_their_membershi
 ) -> None:
     for who in (alice, bob):
         await db.execute(_ADD, who.account, who.group, list(who.contacts))
-    extra = await store.create_group(db, alice.account, "Presse")
+    extra = await groups_store.create_group(db, alice.account, "Presse")
     await db.execute(_ADD, alice.account, extra.id, list(alice.contacts[:2]))
 
     await store.delete_contacts(db, alice.account, alice.contacts[:1])
     assert await _members(db) == {(alice.group, c) for c in alice.contacts[1:]} | {
         (extra.id, alice.contacts[1])
     } | {(bob.group, c) for c in bob.contacts}
-    await store.delete_group(db, alice.account, alice.group)
+    await groups_store.delete_group(db, alice.account, alice.group)
     assert await _members(db) == {(extra.id, alice.contacts[1])} | {(bob.group, c) for c in bob.contacts}
     await db.execute("DELETE FROM accounts WHERE id = $1", alice.account)
     assert await _members(db) == {(bob.group, c) for c in bob.contacts}
@@ -125,7 +126,7 @@ async def test_truncating_contacts_or_groups_empties_the_memberships(db: Databas
     await db.execute("TRUNCATE contact_groups CASCADE")
     assert await _members(db) == set()
 
-    group = await store.create_group(db, alice.account, "Presse")
+    group = await groups_store.create_group(db, alice.account, "Presse")
     await db.execute(_ADD, alice.account, group.id, list(alice.contacts))
     await db.execute("TRUNCATE contacts CASCADE")
     assert await _members(db) == set()

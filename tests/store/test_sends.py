@@ -26,6 +26,7 @@ from engine.settings import PROJECT_ROOT, Settings
 from engine.store import Database
 from engine.store import attempts as attempts_store
 from engine.store import contacts as contacts_store
+from engine.store import groups as groups_store
 from engine.store import sends as sends_store
 from engine.store.accounts import create_account
 from engine.store.credits import balance
@@ -449,7 +450,7 @@ async def test_a_contact_saved_with_its_send_is_kept_with_it_or_not_at_all(
     who = await customer(db, stack_settings, tmp_path, credits=1)
     account_id = who.account.id
     sends = Sends(db, stack_settings)
-    group = await contacts_store.create_group(db, account_id, "Clients")
+    group = await groups_store.create_group(db, account_id, "Clients")
     known = await contacts_store.create_contact(
         db, account_id, phone="0698765432", allow_international=False, societe="Boulangerie", nom="Dupont"
     )
@@ -469,7 +470,7 @@ async def test_a_contact_saved_with_its_send_is_kept_with_it_or_not_at_all(
         )
     assert await contacts_store.count_contacts(db, account_id) == 1
     assert await contacts_store.get_contact(db, account_id, known.id) == known
-    assert (await contacts_store.get_group(db, account_id, group.id)).member_count == 0
+    assert (await groups_store.get_group(db, account_id, group.id)).member_count == 0
     # The number is already a contact: it keeps its contact, its names brought up to date (a blank société
     # keeps the stored one), joins the group, and the send calls it as that contact.
     send = await sends.create_for_contact(
