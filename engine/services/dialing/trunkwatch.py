@@ -10,6 +10,7 @@ application of their own (vocalcast-<node>-trunks), so they never mix with the c
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -26,7 +27,7 @@ from engine.store import sends as sends_store
 from engine.store import trunks as trunks_store
 from engine.store.db import Database
 from engine.telephony import trunkconf
-from engine.telephony.ari import AriClient, AriError, Event
+from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event
 from engine.telephony.stasis import channel_of
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,7 @@ class TrunkWatch:
         self._subscribed: set[str] = set()
         self._waits_at = 0.0
         self._paused_for_no_trunk = False
+        self._lookups: set[asyncio.Task[None]] = set()
         self.checked_at: float | None = None
 
     # --- the periodic check ---------------------------------------------------------------------------
@@ -119,8 +121,13 @@ class TrunkWatch:
             if endpoint.get("technology") == "PJSIP":
                 name = str(endpoint.get("resource"))
                 # Asterisk tells every channel's coming and going too: only a change is worth a line.
-                if self._pool.set_presence(name, reachable=endpoint.get("state") != "offline"):
+                offline = endpoint.get("state") == "offline"
+                if self._pool.set_presence(name, reachable=not offline):
                     log.info("trunk.reachability", trunk=name, state=endpoint.get("state"))
+                    if offline:  # unreachable, or gone from the configuration: which one, now
+                        task = asyncio.get_running_loop().create_task(self._look_up_loaded(name))
+                        self._lookups.add(task)
+                        task.add_done_callback(self._lookups.discard)
             return
         channel = channel_of(event)
         if kind == "ChannelCreated" and _inbound(channel):
@@ -129,6 +136,15 @@ class TrunkWatch:
                 self._pool.inbound_started(trunk, str(channel.get("id")))
         elif kind == "ChannelDestroyed":
             self._pool.inbound_ended(str(channel.get("id")))
+
+    async def _look_up_loaded(self, name: str) -> None:
+        try:
+            loaded = await trunkconf.loaded(self._ari, name)
+        except (AriError, AriUnavailable) as exc:  # the periodic check will tell
+            log.warning("trunk.check_failed", trunk=name, error=str(exc))
+            return
+        if self._pool.set_presence(name, loaded=loaded) and not loaded:
+            log.warning("trunk.unusable", trunk=name, loaded=False, reachable=False)
 
     # --- consequences --------------------------------------------------------------------------------------
     async def _record_health(self, now: float) -> None:
