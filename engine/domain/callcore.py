@@ -82,6 +82,7 @@ class FlowCore:
         self._bridged = False
         self._pre_answer_hangup: HangupRequested | None = None
         self._announced: StageSnapshot | None = None
+        self._deadline_at: float | None = None
         self._stage_entered_at = now
         # Record
         self._originated_at = now
@@ -162,9 +163,7 @@ class FlowCore:
         new_stage = last is None or self.stage is not last.stage
         if new_stage:
             self._stage_entered_at = now
-            self._cancel_timer(Timer.deadline, out)
-            if self._state is not CallState.ended:
-                self._arm_deadline(now, out)
+            self._arm_deadline(now, out)
         snapshot = self.snapshot()
         # The id counter alone moving (a timer started) changes nothing a restarted engine needs: every
         # playback id it handed out is in an announced snapshot.
@@ -174,7 +173,12 @@ class FlowCore:
         out.append(StageChanged(snapshot.stage, now, snapshot.detail, snapshot))
 
     def _arm_deadline(self, now: float, out: list[Action]) -> None:
-        deadline = stage_deadline_at(self._plan, self.snapshot())
+        """The deadline of the stage just entered (the one running is kept when it is the same)."""
+        deadline = None if self._state is CallState.ended else stage_deadline_at(self._plan, self.snapshot())
+        if deadline is not None and deadline == self._deadline_at and Timer.deadline in self._timers:
+            return  # dialing, then ringing: both end by the ring timeout
+        self._cancel_timer(Timer.deadline, out)
+        self._deadline_at = deadline
         if deadline is not None:
             self._resume_timer(Timer.deadline, deadline, now, out)
 
