@@ -1,5 +1,6 @@
-"""The benches' SIPp phones: a signalling-only phone that answers at once (the dialer and ARI benches), and
-a phone that answers and plays a recording (the AMD bench). Both wait for our BYE and log each INVITE.
+"""The benches' SIPp phones: a signalling-only phone that answers at once (the dialer, ARI and carrier
+benches), and a phone that answers and plays a recording (the AMD bench). Both wait for our BYE and log each
+INVITE. And a carrier that refuses every call (the carrier bench).
 """
 
 from __future__ import annotations
@@ -126,6 +127,38 @@ PLAYS_RECORDING = (
 )
 
 
+# A carrier that takes no call: every INVITE answered 503 with a Retry-After of -key retry_after seconds
+# (what tests/sipp/carrier_refuses.xml does), and logged with its Call-ID and SIPp's clock. OPTIONS are
+# answered by -aa: the trunk stays reachable, only the refusals tell the engine to stay away.
+REFUSES = (
+    _HEAD
+    + """<scenario name="vocalcast bench refusing carrier">
+  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="^INVITE sip:([^@;> ]*)" search_in="msg" check_it="false" assign_to="all,num"/>
+      <log message="event=INVITE number=[$num] ruri=[$all] tick_ms=[clock_tick] call_id=[call_id]"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+
+      SIP/2.0 503 Service Unavailable
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Retry-After: [retry_after]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"""
+)
+
+
 def _write(workdir: Path, name: str, scenario: str) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"{name}.xml"
@@ -156,6 +189,21 @@ def playing(workdir: Path, index: int, recording: Path, *, name: str) -> SippPro
         media_port=media,
         workdir=workdir,
         keys={"recording": str(recording)},
+        trace_messages=False,
+        extra_args=["-aa"],
+        name=name,
+    )
+
+
+def refusing(workdir: Path, index: int, *, retry_after_s: int, name: str) -> SippProcess:
+    """A carrier answering every INVITE 503 with Retry-After: retry_after_s, not started."""
+    sip, media = sipp_ports(index)
+    return SippProcess(
+        _write(workdir, "bench-refusing-carrier", REFUSES),
+        local_port=sip,
+        media_port=media,
+        workdir=workdir,
+        keys={"retry_after": str(retry_after_s)},
         trace_messages=False,
         extra_args=["-aa"],
         name=name,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import re
 import sys
 import unicodedata
@@ -84,7 +85,7 @@ def parse_contacts_csv(data: bytes, *, allow_international: bool = False) -> Con
     reader = ContactsReader(data, allow_international=allow_international)
     rows: list[ContactRow] = []
     refused: list[RefusedRow] = []
-    for chunk in reader.chunks(sys.maxsize):
+    for chunk in reader.chunks(itertools.repeat(sys.maxsize)):
         rows.extend(chunk.rows)
         refused.extend(chunk.refused)
     return ContactsFile(tuple(rows), tuple(refused), reader.has_header)
@@ -140,11 +141,15 @@ class ContactsReader:
         self._columns = columns
         self._allow_international = allow_international
 
-    def chunks(self, rows_per_chunk: int, *, first_chunk_rows: int | None = None) -> Iterator[ContactsChunk]:
-        """The rows in file order, normalised rows_per_chunk at a time (the first chunk may be smaller)."""
+    def chunks(self, sizes: Iterable[int]) -> Iterator[ContactsChunk]:
+        """The rows in file order, normalised in chunks of the given sizes (at least one row each).
+
+        The file ends the chunks: ``sizes`` must not run out first (itertools.repeat is the usual end).
+        """
         start = self._start
-        size = rows_per_chunk if first_chunk_rows is None else first_chunk_rows
-        while self._read_to(start + 1):
+        for size in sizes:
+            if not self._read_to(start + 1):
+                return
             stop = start + max(size, 1)
             self._read_to(stop)
             stop = min(stop, len(self._records))
@@ -154,20 +159,18 @@ class ContactsReader:
                 self._columns,
                 allow_international=self._allow_international,
             )
-            start, size = stop, rows_per_chunk
+            start = stop
+        raise ValueError("the chunk sizes ran out before the file")
 
     def _read_to(self, count: int) -> bool:
         """Read records until there are count of them; False when the file ends before."""
         records = self._records
-        try:
-            while len(records) < count:
-                cells = next(self._reader, None)
-                if cells is None:
-                    return False
-                records.append(cells)
-        except csv.Error as exc:
-            raise _not_csv(f"CSV syntax error: {exc}") from exc
-        return True
+        if len(records) < count:
+            try:
+                records.extend(itertools.islice(self._reader, count - len(records)))
+            except csv.Error as exc:
+                raise _not_csv(f"CSV syntax error: {exc}") from exc
+        return len(records) >= count
 
     def _records_from(self, start: int) -> Iterator[tuple[int, list[str]]]:
         """(index, cells) from record start on, reading the file as far as the caller goes."""

@@ -297,6 +297,11 @@ def trunk_failure_reason(
         if sip_code is not None:
             return f"SIP {sip_code}"
         return f"cause {cause}" if cause else "refused before ringing"
-    if trunk_answered_at_all is False:
+    # Nothing came back (HEP saw no response at all) and Asterisk ended the call as unanswered (18/19, or no
+    # cause): a busy or rejected end (17, 21...) proves an answer came, however late its HEP copy arrives.
+    if trunk_answered_at_all is False and cause in NO_RESPONSE_CAUSES:
         return "no response to the INVITE"
     return None
+
+
+NO_RESPONSE_CAUSES = frozenset({None, 18, 19})  # no user responding, no answer (Q.850)

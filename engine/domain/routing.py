@@ -121,7 +121,13 @@ def plan(trunks: Sequence[TrunkLoad]) -> list[RouteClass]:
     taken: list[tuple[str, ...]] = []  # prefixes of earlier classes (() = everything)
     # Regular trunks first, then the failover-only ones; each by priority.
     ordered = sorted(groups.items(), key=lambda group: (group[0][1], group[0][0]))
-    for (priority, failover_only, prefixes), members in ordered:
+    pooled: set[tuple[int, bool, tuple[str, ...]]] = set()
+    for key, members in ordered:
+        priority, failover_only, prefixes = key
+        if key in pooled:
+            continue
+        overflow = [] if failover_only else _overflow(key, [k for k, _ in ordered])
+        pooled.update(overflow)
         excluded = list(taken)
         if failover_only:
             # Not for numbers a healthy higher-priority trunk carries, even when it is full.
@@ -130,11 +136,31 @@ def plan(trunks: Sequence[TrunkLoad]) -> list[RouteClass]:
             ]
         if any(not p for p in excluded):
             continue  # an earlier class takes every number
-        classes.append(RouteClass(_pattern(prefixes, [p for e in excluded for p in e]), _slots(members)))
+        slots = _slots(members) + tuple(t for k in overflow for t in _slots(groups[k]))
+        classes.append(RouteClass(_pattern(prefixes, [p for e in excluded for p in e]), slots))
         taken.append(prefixes)
         if not prefixes:
             break  # this class takes every number left: nothing below it gets one
     return classes
+
+
+def _overflow(
+    key: tuple[int, bool, tuple[str, ...]], ordered: list[tuple[int, bool, tuple[str, ...]]]
+) -> list[tuple[int, bool, tuple[str, ...]]]:
+    """The regular groups of lower priority with the same routes as ``key``, up to the first one with
+    other routes (which must keep its rank): their slots follow this class's own. The n-th claimed
+    number takes the n-th slot, so the preferred trunks fill first, and a cycle where they have one
+    token left still gives the next level its own (one cycle never waits on the slowest trunk)."""
+    priority, _, prefixes = key
+    overflow = []
+    for other in ordered:
+        lower, failover_only, routes = other
+        if failover_only or lower <= priority:
+            continue
+        if routes != prefixes:
+            break
+        overflow.append(other)
+    return overflow
 
 
 def _slots(members: list[TrunkLoad]) -> tuple[str, ...]:

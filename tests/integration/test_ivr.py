@@ -493,7 +493,7 @@ async def test_other_numbers_are_unallocated_and_never_dialled_out(
         assert "INVITE" not in received, received
     # Only the inbound channels ever existed, and each one's CDR shows no second leg.
     assert all(name.startswith(f"PJSIP/{TRUNK}-") for name in seen_channels), seen_channels
-    assert most_at_once <= len(numbers)
+    assert most_at_once <= len(numbers), (most_at_once, seen_channels)
     rows = await wait_for(
         lambda: _cdrs(db, len(numbers)), timeout_s=10, what=f"{len(numbers)} CDRs from Asterisk"
     )

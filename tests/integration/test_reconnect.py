@@ -69,7 +69,7 @@ async def call_works(engine: Engine, settings: Settings, sip_port: int, media_po
 
 async def test_asterisk_restart(stack_settings: Settings, engine: Engine, sipp_ports, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sip_port, media_port = sipp_ports()
-    await add_trunk(stack_settings, Trunk(name="callee", host="127.0.0.1", port=sip_port))
+    await add_trunk(stack_settings, Trunk(name="callee", host="127.0.0.1", port=sip_port, qualify=False))
     status, body = await health(engine)
     assert status == 200 and body["asterisk"] == "up" and body["database"] == "up"
     assert body["mode"] == "live"
@@ -98,11 +98,11 @@ async def test_postgresql_restart(
     stack_settings: Settings, engine: Engine, sipp_ports, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     sip_port, media_port = sipp_ports()
-    await add_trunk(stack_settings, Trunk(name="callee", host="127.0.0.1", port=sip_port))
+    # No OPTIONS probe: the SIPp callee of call_works() is the trunk, and it is not running yet.
+    await add_trunk(stack_settings, Trunk(name="callee", host="127.0.0.1", port=sip_port, qualify=False))
     status, body = await health(engine)
     trunks = {t["name"]: t for t in body["trunks"]}
     assert status == 200 and "callee" in trunks
-    assert trunks["callee"]["state"] in {"offline", "unknown"}  # nothing answers its OPTIONS yet
     postgres.stop(stack_settings)
     try:
         status, body = await health(engine)

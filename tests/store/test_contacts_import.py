@@ -16,10 +16,12 @@ from uuid import UUID
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from engine.domain import contacts as rules
 from engine.errors import InvalidInput
 from engine.logs import configure
+from engine.services import contacts_import
 from engine.services.contacts_import import ImportReport, import_contacts_csv, prepare_import
 from engine.settings import Settings
 from engine.store import Database
@@ -193,6 +195,44 @@ async def test_second_import_updates_and_never_doubles(db: Database, alice: UUID
     assert await store.count_contacts(db, alice) == 3
 
 
+async def test_a_number_created_by_hand_during_a_first_import_is_updated_like_any_other(
+    db: Database, alice: UUID, stack_settings: Settings
+) -> None:
+    # The account has no contact when the import starts, so it inserts without looking for existing
+    # ones; meanwhile the number of the file's first row becomes a contact, by hand.
+    data = excel_export(
+        [
+            HEADER,
+            ["Mairie", "Lefèvre", "Hélène", "06 12 34 56 78", "Élus"],
+            ["", "Martin", "", "0698765432", ""],
+        ]
+    )
+    by_hand = await asyncpg.connect(stack_settings.dsn)
+    try:
+        with capture_logs() as logs:
+            async with by_hand.transaction():
+                await by_hand.execute(
+                    "INSERT INTO contacts (account_id, nom, nom_key, e164, number_type, is_mobile) "
+                    "VALUES ($1, 'Manuel', 'manuel', '+33612345678', 'mobile', true)",
+                    alice,
+                )
+                importing = asyncio.ensure_future(_import(db, alice, data))
+                await asyncio.sleep(0.5)  # the import waits for this transaction on that number
+            report = await asyncio.wait_for(importing, 60)
+    finally:
+        await by_hand.close()
+
+    assert (report.imported, report.updated, report.groups_created) == (1, 1, 1)
+    assert [_row(c) for c in await _all(db, alice)] == [
+        ("+33612345678", "Mairie", "Lefèvre", "Hélène", ["Élus"]),
+        ("+33698765432", "", "Martin", "", []),
+    ]
+    assert [e["event"] for e in logs if e["event"].startswith("contacts.")] == [
+        "contacts.import_restarted",
+        "contacts.imported",
+    ]
+
+
 # The file is written in chunks: a number repeated in a later chunk merges exactly as within one chunk.
 @pytest.mark.parametrize("rows_per_chunk", [None, 1, 2])
 async def test_duplicate_numbers_in_the_file_make_one_contact_in_every_group(
@@ -302,6 +342,40 @@ async def test_a_csv_error_in_a_later_chunk_leaves_nothing_behind(db: Database, 
     assert caught.value.code == "not_csv"
     assert await store.count_contacts(db, alice) == 0
     assert await store.list_groups(db, alice) == []
+
+
+async def test_a_worker_that_dies_midway_leaves_nothing_behind(
+    db: Database, alice: UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stub worker writes the first chunk (written to the database), then exits without a word.
+    monkeypatch.setattr(contacts_import, "_WORKER_MODULE", "tests.support.contacts_worker_stub")
+    monkeypatch.setenv("CONTACTS_WORKER_STUB", "die")
+    rows = [HEADER] + [["", f"Nom{i}", "", f"0612{i:06d}", "Élus"] for i in range(5)]
+    with pytest.raises(RuntimeError, match=r"ended early \(exit 3\)"):
+        await _import(db, alice, excel_export(rows))
+    assert await store.count_contacts(db, alice) == 0
+    assert await store.list_groups(db, alice) == []
+
+
+async def test_a_cancelled_import_stops_its_worker_and_leaves_nothing_behind(
+    db: Database, alice: UUID, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The stub worker writes the first chunk, then hangs: the import waits for the second one.
+    pid_file = tmp_path / "worker.pid"
+    monkeypatch.setattr(contacts_import, "_WORKER_MODULE", "tests.support.contacts_worker_stub")
+    monkeypatch.setenv("CONTACTS_WORKER_STUB", "hang")
+    monkeypatch.setenv("CONTACTS_WORKER_STUB_PID", str(pid_file))
+    rows = [HEADER] + [["", f"Nom{i}", "", f"0612{i:06d}", "Élus"] for i in range(5)]
+    importing = asyncio.ensure_future(_import(db, alice, excel_export(rows)))
+    async with asyncio.timeout(30):
+        while not pid_file.exists():  # noqa: ASYNC110 - polls a file another process writes, with a deadline
+            await asyncio.sleep(0.05)
+    worker = int(pid_file.read_text())
+    importing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await importing
+    assert not Path(f"/proc/{worker}").exists()  # noqa: ASYNC240 - killed and reaped (no zombie)
+    assert await store.count_contacts(db, alice) == 0
 
 
 async def test_imports_of_two_accounts_never_meet(db: Database, alice: UUID, bob: UUID) -> None:

@@ -9,6 +9,7 @@ import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -205,7 +206,16 @@ async def test_concurrent_claims_never_share_a_recipient(
     now = datetime.now(UTC)
     batches = await asyncio.gather(
         *(
-            attempts_store.claim(db, send.id, ["t"] * 7, node=f"n{i}", app=f"a{i}", demo=False, now=now)
+            attempts_store.claim(
+                db,
+                send.id,
+                [("", 7)],
+                [attempts_store.Slot("t", 1, demo=False)] * 7,
+                limit=7,
+                node=f"n{i}",
+                app=f"a{i}",
+                now=now,
+            )
             for i in range(10)
         )
     )
@@ -274,7 +284,14 @@ async def test_results_written_in_batches_each_move_their_own_recipient(
     )
     trunks = ["a", "b", "a", "b", "a", "b", "a"]
     claims = await attempts_store.claim(
-        db, send.id, trunks, node="n", app="x", demo=False, now=datetime.now(UTC)
+        db,
+        send.id,
+        [("", len(trunks))],
+        [attempts_store.Slot(t, 1, demo=False) for t in trunks],
+        limit=len(trunks),
+        node="n",
+        app="x",
+        now=datetime.now(UTC),
     )
     assert [c.trunk for c in claims] == trunks
     assert [c.attempt_no for c in claims] == [1] * 7
@@ -283,9 +300,11 @@ async def test_results_written_in_batches_each_move_their_own_recipient(
     statements: list[int] = []
     record_results = attempts_store.record_results
 
-    async def counted(db_: Database, results: list[attempts_store.Result]) -> list[attempts_store.Recorded]:
+    async def counted(
+        db_: Database, results: list[attempts_store.Result], **kwargs: Any
+    ) -> list[attempts_store.Recorded]:
         statements.append(len(results))
-        return await record_results(db_, results)
+        return await record_results(db_, results, **kwargs)
 
     monkeypatch.setattr(attempts_store, "record_results", counted)
     writer = ResultWriter(db)
@@ -324,7 +343,8 @@ async def test_results_written_in_batches_each_move_their_own_recipient(
     rows = {
         r["id"]: r
         for r in await db.fetch(
-            "SELECT id, state, outcome, next_attempt_at > now() + interval '9 minutes' AS later "
+            # Busy: retried after half the send's interval (RetryTiming.busy), 5 of its 10 minutes.
+            "SELECT id, state, outcome, next_attempt_at > now() + interval '4 minutes' AS later "
             "FROM send_recipients WHERE send_id = $1",
             send.id,
         )

@@ -13,6 +13,7 @@ from engine.domain.outcomes import (
     allows_failover,
     classify_failed_dial,
     classify_transfer_failure,
+    trunk_failure_reason,
 )
 from engine.domain.sends import recipient_note_fr
 
@@ -221,3 +222,30 @@ def test_recipients_waiting_for_a_trunk_and_retries_are_explained() -> None:
     ended = note(state="done", outcome="congestion", wait_reason="no_route", attempts=0)
     assert ended.startswith("Non appelé : aucune ligne")
     assert note(state="done", outcome="listened", attempts=1) == ""
+
+
+def _trunk_reason(**given: object) -> str | None:
+    call: dict[str, object] = {
+        "may_fail_over": False,
+        "answered": False,
+        "rang": False,
+        "sip_code": None,
+        "cause": None,
+        "trunk_answered_at_all": None,
+    }
+    return trunk_failure_reason(**(call | given))  # type: ignore[arg-type]
+
+
+def test_trunk_failure_reasons_tell_the_trunk_from_the_callee() -> None:
+    # Refused before ringing, another trunk may take it: the trunk's fault.
+    assert _trunk_reason(may_fail_over=True, sip_code=503, cause=34) == "SIP 503"
+    assert _trunk_reason(may_fail_over=True, cause=38) == "cause 38"
+    # An INVITE nobody answered at all (not even 100 Trying), ended by the ring timeout.
+    assert _trunk_reason(trunk_answered_at_all=False, cause=19, sip_code=480) == "no response to the INVITE"
+    assert _trunk_reason(trunk_answered_at_all=False) == "no response to the INVITE"
+    # The callee's doing, even when the HEP copy of the answer came too late to be seen.
+    assert _trunk_reason(trunk_answered_at_all=False, cause=17, sip_code=486) is None
+    assert _trunk_reason(trunk_answered_at_all=False, cause=21, sip_code=603) is None
+    assert _trunk_reason(trunk_answered_at_all=True, cause=19) is None
+    assert _trunk_reason(rang=True, trunk_answered_at_all=False, cause=19) is None
+    assert _trunk_reason(answered=True, may_fail_over=True, sip_code=503) is None

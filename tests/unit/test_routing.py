@@ -88,6 +88,19 @@ def test_plan_classes_pool_and_exclude() -> None:
     assert first_class(pooled, MOBILE) == pooled[0]
 
 
+def test_plan_overflows_to_the_next_level_with_the_same_routes_within_a_cycle() -> None:
+    # The preferred trunk has one token left this cycle: the next level's slots follow it in the same
+    # class, so one cycle never waits on the slowest trunk (and the preferred one still fills first).
+    preferred, backup = trunk("pref", 10, tokens=1), trunk("backup", 20, tokens=3)
+    [cls] = plan([backup, preferred])
+    assert cls.trunks == ("pref", "backup", "backup", "backup")
+    # A level with other routes in between keeps its rank: mobiles go pref, then all, then mob2.
+    mob, mob2 = trunk("mob", 10, prefixes=("+336",), tokens=1), trunk("mob2", 30, prefixes=("+336",))
+    classes = plan([mob, trunk("all", 20, tokens=2), mob2])
+    assert [c.trunks for c in classes] == [("mob",), ("all", "all")]
+    assert first_class(classes, MOBILE) == classes[0]
+
+
 def test_plan_shares_equal_priority_by_load() -> None:
     [cls] = plan([trunk("a", 10, active=6, tokens=3), trunk("b", 10, active=0, tokens=3)])
     assert cls.trunks[:3] == ("b", "b", "b") or cls.trunks.count("b") == 3
@@ -146,5 +159,12 @@ def test_plan_and_pick_agree_and_never_use_an_unhealthy_trunk(trunks: list[Trunk
                 )
         assert picked is not None
         assert by_name[picked].priority <= min(by_name[n].priority for n in matching[0].trunks)
+        # Slots in priority order, and no trunk that may take the number now is ranked below a worse one.
+        ranks = [by_name[n].priority for n in matching[0].trunks]
+        assert ranks == sorted(ranks)
+        for t in trunks:
+            may_take = t.room > 0 and t.carries(e164) and t.healthy and not t.failover_only
+            if may_take and t.name not in matching[0].trunks:
+                assert t.priority >= max(ranks), (t, matching[0])
     if picked is not None:
         assert by_name[picked].healthy and by_name[picked].room > 0 and by_name[picked].carries(e164)

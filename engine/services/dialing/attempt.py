@@ -155,12 +155,12 @@ class Attempts:
     async def _trunk_failure(self, claim: Claim, result: CallResult) -> tuple[str | None, float | None]:
         """(why the trunk failed this call, the pause its carrier asked for), or (None, None)."""
         observation = self.sipwatch.observation(str(claim.attempt_id)) if self.sipwatch else None
-        if (
-            self.sipwatch is not None
-            and result.sip_code in {429, 503, 500}
-            and (observation is None or observation.final_code is None)
-        ):
-            await asyncio.sleep(RETRY_AFTER_WAIT_S)  # the response's HEP copy is on its way
+        final_seen = observation is not None and observation.final_code is not None
+        refused = result.sip_code in {429, 503, 500} and not final_seen
+        unanswered = observation is not None and bool(observation.invites) and not observation.answered_at_all
+        if self.sipwatch is not None and (refused or unanswered):
+            # The HEP copy of a response may trail the ARI event that ended the call: wait for it once.
+            await asyncio.sleep(RETRY_AFTER_WAIT_S)
             observation = self.sipwatch.observation(str(claim.attempt_id))
         reason = trunk_failure_reason(
             may_fail_over=result.may_fail_over,

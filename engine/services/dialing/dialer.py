@@ -294,11 +294,17 @@ class Dialer:
                     if claim.trunk in room:
                         room.remove(claim.trunk)
                         break
-                self.pool.take(claim.trunk, now)
-                self._spawn(self.attempts.run(claim, context), claim)
+                if self.pool.take(claim.trunk, time.monotonic()):
+                    self._spawn(self.attempts.run(claim, context), claim)
+                else:  # a failover took its token while it was being claimed: it keeps the pace
+                    self._spawn(self._run_when_paced(claim, context), claim)
             free -= len(claims)
         if free > 0:
             self._note_token_wait(now)
+
+    async def _run_when_paced(self, claim: Claim, context: SendContext) -> None:
+        await self.pool.wait_for_token(claim.trunk)
+        await self.attempts.run(claim, context)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], claim: Claim) -> None:
         task = asyncio.create_task(coro, name=f"attempt-{claim.attempt_id}")

@@ -124,14 +124,17 @@ class TrunkPool:
                 fresh[name] = state
         self.trunks = fresh
 
-    def set_presence(self, name: str, *, loaded: bool | None = None, reachable: bool | None = None) -> None:
+    def set_presence(self, name: str, *, loaded: bool | None = None, reachable: bool | None = None) -> bool:
+        """What Asterisk says of the trunk now; True when it changes what the pool knew."""
         state = self.trunks.get(name)
         if state is None:
-            return
+            return False
+        before = (state.loaded, state.reachable)
         if loaded is not None:
             state.loaded = loaded
         if reachable is not None:
             state.reachable = reachable or not state.trunk.qualify
+        return (state.loaded, state.reachable) != before
 
     # --- routing -------------------------------------------------------------------------------------------
     def loads(self, now: float) -> list[TrunkLoad]:
@@ -190,14 +193,15 @@ class TrunkPool:
         return min(positive) if positive else None
 
     # --- legs ----------------------------------------------------------------------------------------------
-    def take(self, name: str, now: float) -> None:
-        """A call placed on ``name``: a channel and a token of it (and of the engine)."""
+    def take(self, name: str, now: float) -> bool:
+        """A call claimed for ``name``: its channel, and its tokens (the trunk's and the engine's) when both
+        are there. False: a failover took them since the plan; the call waits for them (wait_for_token)."""
         state = self.trunks[name]
-        state.bucket.take(now)
-        if self._global is not None:
-            self._global.take(now)
-        state.breaker.on_call(now)
         state.active += 1
+        if self._token_wait_s(state, now) > 0:
+            return False
+        self._take_tokens(state, now)
+        return True
 
     def take_slot(self, name: str) -> None:
         """A call already in progress on ``name`` (adopted after a restart): its channel only."""
@@ -229,11 +233,23 @@ class TrunkPool:
             state.inbound.discard(channel_id)
 
     async def wait_for_token(self, name: str) -> None:
-        """Wait until ``name`` may place a call, then take its token (a failover keeps the trunk's pace)."""
+        """Wait until ``name`` may place a call, then take its tokens: a failover (or a call whose tokens a
+        failover took) keeps the trunk's pace and the engine's."""
         state = self.trunks[name]
-        await asyncio.sleep(state.bucket.wait_s(time.monotonic()))
-        now = time.monotonic()
+        # Tokens come back with time, not with an event: sleep until the next one (at least a millisecond,
+        # so a wait rounded down to nothing never spins).
+        while (wait_s := self._token_wait_s(state, time.monotonic())) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(max(wait_s, 0.001))
+        self._take_tokens(state, time.monotonic())
+
+    def _token_wait_s(self, state: TrunkState, now: float) -> float:
+        engine_wait_s = self._global.wait_s(now) if self._global is not None else 0.0
+        return max(state.bucket.wait_s(now), engine_wait_s)
+
+    def _take_tokens(self, state: TrunkState, now: float) -> None:
         state.bucket.take(now)
+        if self._global is not None:
+            self._global.take(now)
         state.breaker.on_call(now)
 
     # --- results -------------------------------------------------------------------------------------------

@@ -118,8 +118,9 @@ class TrunkWatch:
             endpoint = event.get("endpoint") or {}
             if endpoint.get("technology") == "PJSIP":
                 name = str(endpoint.get("resource"))
-                self._pool.set_presence(name, reachable=endpoint.get("state") != "offline")
-                log.info("trunk.reachability", trunk=name, state=endpoint.get("state"))
+                # Asterisk tells every channel's coming and going too: only a change is worth a line.
+                if self._pool.set_presence(name, reachable=endpoint.get("state") != "offline"):
+                    log.info("trunk.reachability", trunk=name, state=endpoint.get("state"))
             return
         channel = channel_of(event)
         if kind == "ChannelCreated" and _inbound(channel):
