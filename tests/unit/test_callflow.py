@@ -54,7 +54,6 @@ from engine.domain.callflow import (
     CallFlow,
     CallState,
 )
-from engine.domain.callstage import Stage
 from engine.domain.callplan import (
     RINGBACK_MEDIA,
     TRANSFER_APOLOGY_MEDIA,
@@ -62,6 +61,7 @@ from engine.domain.callplan import (
     CallPlan,
     DropMode,
 )
+from engine.domain.callstage import Stage
 from engine.domain.outcomes import Outcome, TransferOutcome
 
 MESSAGE = "sound:/var/lib/vocalcast/messages/42"
