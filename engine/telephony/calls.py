@@ -71,7 +71,7 @@ class CallService:
             **request.caller_id.variables(),
             **request.variables,
         }
-        call.originate_sent_at = sent = time.monotonic()
+        sent = time.monotonic()
         try:
             await self.ari.originate(
                 endpoint=request.endpoint,

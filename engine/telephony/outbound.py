@@ -20,14 +20,11 @@ import structlog
 from engine.domain import callevents as ce
 from engine.domain.callevents import CallResult, StageChanged
 from engine.domain.callflow import CallFlow
-from engine.domain.callplan import originate_timeout_s
 from engine.domain.numbers import mask_number
 from engine.telephony import callids
 from engine.telephony.ari import AriClient, AriError, AriNotFound, AriUnavailable, AriUnprocessable, Event
 from engine.telephony.callrequest import CallerId, CallRequest
 from engine.telephony.stasis import Queued, Route, Signal, StasisRouter
-
-__all__ = ["AMD_CONTEXT", "LINGER_S", "OutboundCall", "originate_timeout_s"]
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +98,6 @@ class OutboundCall:
         self._transfer_slot_held = False
         self._linger: asyncio.TimerHandle | None = None
         self._soft_hangup = False
-        self.originate_sent_at: float | None = None  # monotonic, just before POST /channels
         self.originated = False  # POST /channels succeeded: the channel exists until it is destroyed
         self.transfer_originated = False  # the same for the transfer leg
         self._log = log.bind(
