@@ -65,12 +65,14 @@ class DialContext:
     audio_stem: str
     greeting_stem: str | None
     message_duration_s: float
+    greeting_duration_s: float | None = None
 
 
 async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
     row = await db.fetchrow(
         "SELECT s.account_id, s.sender_e164, s.transfer_number, s.extra_attempts, s.retry_interval_s, "
-        "s.voicemail_drop, s.demo, m.audio_stem, g.audio_stem AS greeting_stem, m.duration_s "
+        "s.voicemail_drop, s.demo, m.audio_stem, g.audio_stem AS greeting_stem, m.duration_s, "
+        "g.duration_s AS greeting_duration_s "
         "FROM sends s JOIN messages m ON m.id = s.message_id "
         "LEFT JOIN messages g ON g.id = s.greeting_message_id WHERE s.id = $1",
         send_id,
@@ -87,6 +89,7 @@ async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
         audio_stem=row["audio_stem"],
         greeting_stem=row["greeting_stem"],
         message_duration_s=float(row["duration_s"]),
+        greeting_duration_s=None if row["greeting_duration_s"] is None else float(row["greeting_duration_s"]),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 from uuid import UUID
@@ -23,11 +24,16 @@ from engine.store import attempts as attempts_store
 from engine.store.attempts import Claim, OpenAttempt
 from engine.store.db import Database
 from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event
-from engine.telephony.stasis import Route, StasisRouter
+from engine.telephony.stasis import Queued, Route, Signal, StasisRouter
 
 log = structlog.get_logger(__name__)
 
 RECONCILE_GRACE_S: Final = 15.0  # an attempt with neither channel nor CDR is lost only after this
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptLimit(Signal):
+    """An adopted call had the time its message needs: hang it up."""
 
 
 class AdoptionHost(Protocol):
@@ -123,11 +129,9 @@ class Adoption:
             elapsed = (datetime.now(UTC) - created).total_seconds() if created else 0.0
             # Ringing took part of `elapsed`: hanging up later than needed is harmless, earlier is not.
             left = max(0.0, open_.message_duration_s + 2.0 - elapsed + ring_timeout_s)
-            loop.call_later(left, route.put, {"type": "_AdoptLimit"})
+            loop.call_later(left, route.put, AdoptLimit())
         else:
-            loop.call_later(
-                ring_timeout_s + open_.message_duration_s * 2 + 30, route.put, {"type": "_AdoptLimit"}
-            )
+            loop.call_later(ring_timeout_s + open_.message_duration_s * 2 + 30, route.put, AdoptLimit())
         log.info("call.adopted", attempt_id=attempt_id, channel_state=channel.get("state"))
 
 
@@ -141,15 +145,21 @@ class AdoptedCall:
         self.open = open_
         self.route: Route | None = None
 
-    async def on_event(self, event: Event) -> None:
-        kind = event.get("type")
+    async def on_event(self, event: Queued) -> None:
         attempt_id = str(self.open.claim.attempt_id)
+        if isinstance(event, AdoptLimit):
+            with contextlib.suppress(AriError, AriUnavailable):
+                await self.ari.hangup(attempt_id)
+            return
+        if not isinstance(event, dict):
+            return  # nothing else is queued for an adopted call
+        kind = event.get("type")
         if kind == "StasisStart":
             # Answered after the restart: play the message from the start, then hang up.
             message = await self.host.message_uri(self.open.claim.send_id)
             with contextlib.suppress(AriError, AriUnavailable):
                 await self.ari.play(attempt_id, str(uuid.uuid4()), message)
-        elif kind in {"PlaybackFinished", "_AdoptLimit"}:
+        elif kind == "PlaybackFinished":
             with contextlib.suppress(AriError, AriUnavailable):
                 await self.ari.hangup(attempt_id)
         elif kind == "ChannelDestroyed" and (event.get("channel") or {}).get("id") == attempt_id:

@@ -337,11 +337,11 @@ class Dialer:
             star_wait_s=self.settings.star_wait_s,
             transfer_ring_timeout_s=self.settings.transfer_ring_timeout_s,
             transfer_max_s=self.settings.transfer_max_s,
-            # Ringing, the message twice (greeting repeats, replay after a failed transfer), a transfer.
-            max_call_s=self.settings.ring_timeout_s
-            + 4 * row.message_duration_s
-            + 120
-            + self.settings.transfer_max_s,
+            # A lost event is caught by the deadline of the stage it left the call in (ringing: the ring
+            # timeout; a playback: its medium's length; plus a margin), rather than by a cap on the call.
+            ring_timeout_s=self.settings.ring_timeout_s,
+            message_s=row.message_duration_s or None,
+            greeting_s=row.greeting_duration_s or None,
         )
         context = SendContext(send_id, row.account_id, plan, row.sender_e164, row.retry, row.demo)
         self._contexts[send_id] = context
