@@ -278,6 +278,8 @@ class FlowCore:
         dialstatus: str | None = None,
         may_fail_over: bool = False,
         abort_reason: str | None = None,
+        cut: str | None = None,
+        free_retry: bool = False,
     ) -> None:
         for timer in list(self._timers):
             self._cancel_timer(timer, out)
@@ -317,5 +319,7 @@ class FlowCore:
             transfer_answered_at=self._transfer_answered_at,
             transfer_ended_at=self._transfer_ended_at,
             abort_reason=abort_reason,
+            cut=cut,
+            free_retry=free_retry,
         )
         out.append(Finished(self._result))
