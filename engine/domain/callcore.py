@@ -280,6 +280,7 @@ class FlowCore:
         abort_reason: str | None = None,
         cut: str | None = None,
         free_retry: bool = False,
+        ended_at: float | None = None,
     ) -> None:
         for timer in list(self._timers):
             self._cancel_timer(timer, out)
@@ -309,7 +310,7 @@ class FlowCore:
             originated_at=self._originated_at,
             ringing_at=self._ringing_at,
             answered_at=self._answered_at,
-            ended_at=now,
+            ended_at=now if ended_at is None else ended_at,
             message_started_at=self._message_started_at,
             greeting_plays=self._greeting_plays,
             amd_status=self._amd_status,

@@ -153,7 +153,7 @@ class CallFlow(TransferSteps, BeepWaitSteps):
                     message_s=self._plan.message_s,
                 )
                 self._finish(
-                    ended_at if ended_at is not None else now,
+                    now,
                     out,
                     end_reason=EndReason.aborted,
                     outcome=unseen.outcome,
@@ -161,6 +161,7 @@ class CallFlow(TransferSteps, BeepWaitSteps):
                     abort_reason=reason,
                     cut=cut,
                     free_retry=unseen.free_retry,
+                    ended_at=min(ended_at, now) if ended_at is not None else None,
                 )
             case Abort(reason=reason, channel_gone=gone):
                 self._finish(
