@@ -61,6 +61,12 @@ class TransferVanished(Signal):
 
 
 @dataclass(frozen=True, slots=True)
+class Recheck(Signal):
+    """After a gap in the events (a websocket cut, a resume by another engine): the end of the playback
+    the call waits on may have been lost; look at Asterisk's playback by its id."""
+
+
+@dataclass(frozen=True, slots=True)
 class Resumed(Signal):
     """A resumed call's first actions (CallFlow.resume), run in the call's queue before its events."""
 
@@ -153,8 +159,31 @@ class OutboundCall:
             case Resumed(actions=actions):
                 for action in actions:
                     await self._execute(action)
+                await self._recheck_playback()
+            case Recheck():
+                await self._recheck_playback()
             case _:
                 self._log.warning("call.unknown_signal", signal=type(signal).__name__)
+
+    async def _recheck_playback(self) -> None:
+        """The playback the call waits on is gone from Asterisk while the channel is up: it ended during
+        the gap, by itself (nobody stopped it): its end is fed as the lost PlaybackFinished."""
+        if self.flow.finished or self._callee_gone:
+            return
+        snapshot = self.flow.snapshot()
+        if snapshot.playback_id is None or snapshot.playback_stopped_at is not None:
+            return
+        try:
+            await self.service.ari.request(
+                "GET", f"/playbacks/{callids.playback_id(self.channel_id, snapshot.playback_id)}"
+            )
+        except AriNotFound:
+            if await self.service.ari.get_variable(self.channel_id, "CHANNEL(state)") is None:
+                return  # the channel went too: its ChannelDestroyed (or the sweep) ends the call
+            self._log.info("call.playback_ended_in_gap", playback=snapshot.playback_id)
+            await self._feed(ce.PlaybackFinished(snapshot.playback_id, completed=True))
+        except (AriError, AriUnavailable) as exc:
+            self._log.warning("call.recheck_failed", error=str(exc))
 
     async def _on_machine_event(self, event: ce.Event) -> None:
         """An event the call queued for itself: its timers, the originate's reply."""
