@@ -34,6 +34,10 @@ AMD_CONTEXT = "vocalcast-amd"
 _PROGRESS_DIALSTATUSES = frozenset({"", "RINGING", "PROGRESS", "PROCEEDING"})
 # How long a finished call's route stays open for its last events (ChannelDestroyed of both legs).
 LINGER_S = 10.0
+# Soft-hangup flags (a soft ChannelHangupRequest's "cause"): Asterisk shutting down, or the Stasis
+# application's module unloading — a cut of ours, never the callee's (lab: `core stop now` gives 4).
+_SOFTHANGUP_SHUTDOWN = 1 << 2
+_SOFTHANGUP_APPUNLOAD = 1 << 4
 
 StageHook = Callable[[CallRequest, StageChanged], Awaitable[None] | None]
 
@@ -108,6 +112,7 @@ class OutboundCall:
         self._transfer_slot_held = False
         self._linger: asyncio.TimerHandle | None = None
         self._soft_hangup = False
+        self._asterisk_stopping = False  # Asterisk said it hangs the call up because it shuts down
         self.originated = False  # POST /channels succeeded: the channel exists until it is destroyed
         self.transfer_originated = False  # the same for the transfer leg
         self._log = log.bind(
@@ -254,6 +259,8 @@ class OutboundCall:
             # flags, not a Q.850 cause (lab: cause 1 for an RTP timeout, then ChannelDestroyed 44).
             # ChannelDestroyed follows at once with the real cause; until then, nothing counts.
             self._soft_hangup = True
+            if (_int(event.get("cause")) or 0) & (_SOFTHANGUP_SHUTDOWN | _SOFTHANGUP_APPUNLOAD):
+                self._asterisk_stopping = True
         elif kind == "ChannelHangupRequest":
             # A BYE without a Reason header comes without a cause; ChannelDestroyed then says 0
             # (unknown), and so do we, rather than None ("not reported yet").
@@ -261,7 +268,10 @@ class OutboundCall:
             await self._feed(ce.HangupRequested(0 if cause is None else cause, _sip_code(event)))
         elif kind == "ChannelDestroyed":
             self._callee_gone = True
-            await self._feed(ce.Hangup(_int(event.get("cause")), _sip_code(event), self._dialstatus))
+            if self._asterisk_stopping:  # Asterisk hung it up on its way down: the unobserved rule
+                await self._feed(ce.Abort("asterisk stopped", channel_gone=True, cut="ours"))
+            else:
+                await self._feed(ce.Hangup(_int(event.get("cause")), _sip_code(event), self._dialstatus))
 
     async def _execute_detection(self, variable: str, value: str = "") -> None:
         """Set up, adjust or remove a detector. A channel that just went away is not an error (its hang-up

@@ -28,7 +28,8 @@ from engine.domain.outcomes import Outcome, TransferOutcome
 from engine.domain.trunks import Trunk, usable_trunks
 from engine.media.paths import host_dir, prompt_uri, sound_uri
 from engine.settings import Settings
-from engine.stack import apply_trunks
+from engine.stack import apply_trunks, asterisk
+from engine.stack.root import read_info, root_path
 from engine.store import Database
 from engine.store.trunks import list_trunks, remove_trunk
 from engine.telephony.ari import AriClient, AriNotFound, events_task
@@ -807,3 +808,36 @@ async def test_a_message_that_ended_while_no_engine_followed_is_listened_not_cut
         EndReason.message_completed,
         snapshot.message_started_at,
     ), result
+
+
+async def test_calls_cut_by_an_asterisk_stop_are_ours_not_the_callees(
+    phones: PhonesFactory, stack_settings: Settings
+) -> None:
+    """Asterisk stops (`core stop now`) under a call waiting for `*` and a call playing the message: it
+    hangs them up itself (a soft hang-up flagged shutdown, then ChannelDestroyed cause 0, just like a
+    callee's BYE without Reason). Both are cuts of ours: not charged, and free_retry (the recipient is
+    called again without using one of its attempts) — not `not_confirmed` and `partial` on the callee."""
+    stages: dict[str, Stage] = {}
+    async with phones() as p:
+        p.service.on_stage = lambda r, c: stages.__setitem__(r.attempt_id, c.stage)
+        plan = replace(p.plan, star_wait_s=30.0, message_s=MESSAGE_S)
+        waiting = p.request(Behaviour.silent.number, plan=plan)
+        listening = p.request(Behaviour.star.dial(1), plan=plan)
+        calls = [await p.service.start(waiting)]
+        await wait_for(lambda: stages.get(waiting.attempt_id) is Stage.star_wait, 20, what="the `*` wait")
+        calls.append(await p.service.start(listening))
+        await wait_for(lambda: stages.get(listening.attempt_id) is Stage.message, 20, what="the message")
+        root = root_path(stack_settings)
+        asterisk.stop(stack_settings, root)
+        try:
+            waited, listened = await asyncio.wait_for(asyncio.gather(*(c.done for c in calls)), 20)
+        finally:
+            info = read_info(root)
+            assert info is not None
+            asterisk.start(stack_settings, info)
+        await wait_for(lambda: p.service.ari.ready, timeout_s=20, what="ARI back")
+    for result in (waited, listened):
+        assert (result.outcome, result.cut, result.free_retry) == (Outcome.not_confirmed, "ours", True), (
+            result
+        )
+        assert not result.outcome.consumes_credit
