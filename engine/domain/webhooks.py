@@ -160,17 +160,15 @@ def refusal_reason(raw: str, *, allow_private: bool) -> str | None:
         return "unspecified address"
     if address.is_multicast:
         return "multicast address"
+    if address.is_loopback:  # before reserved: ::1 is in the reserved ::/8
+        return None if allow_private else "loopback address"
+    if address.is_link_local:
+        return None if allow_private else "link-local address"
     if address.is_reserved:
         return "reserved address"
     if address.is_global:
         return None
-    if allow_private:
-        return None
-    if address.is_loopback:
-        return "loopback address"
-    if address.is_link_local:
-        return "link-local address"
-    return "private address"
+    return None if allow_private else "private address"
 
 
 # --- answers and retries ----------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ async def _send_with_claims(db: Database, settings: Settings, who: Customer):  #
 
 async def test_no_webhook_no_event(stack_settings: Settings, db: Database, tmp_path: Path) -> None:
     who = await customer(db, stack_settings, tmp_path)
-    send, claims = await _send_with_claims(db, stack_settings, who)
+    _send, claims = await _send_with_claims(db, stack_settings, who)
     policy = RetryPolicy(extra_attempts=0, interval_s=60)
     await attempts_store.record_results(db, [attempts_store.Result(c, _listened(), policy) for c in claims])
     assert await _events(db) == []
