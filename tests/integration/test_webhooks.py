@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -16,18 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from engine.app import Engine
 from engine.domain.sends import SendStatus
-from engine.domain.webhooks import verify
+from engine.domain.webhooks import EVENT_TYPES, verify
 from engine.errors import InvalidInput
 from engine.services.sends import create_send
 from engine.services.webhooks import Webhooks
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import sends as sends_store
+from engine.store import tokens as tokens_store
 from engine.store import webhooks as webhooks_store
 from tests.integration.conftest import wait_for
 from tests.integration.dialing import Customer, customer, targets
@@ -331,3 +336,101 @@ async def test_a_private_address_is_refused_when_the_setting_is_off(
     assert found.last_error is not None and "loopback" in found.last_error
     assert len(tries) == 1  # never retried
     assert receiver.got == []  # nothing reached the receiver
+
+
+async def _cli(*argv: str) -> tuple[int, str]:
+    """`vocalcast …` as a separate process on this test instance (loopback endpoints allowed)."""
+    env = {**os.environ, "VOCALCAST_WEBHOOK_ALLOW_PRIVATE": "1"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "engine.cli", *argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_api_and_cli_manage_the_webhook(stack_settings: Settings, db: Database, tmp_path: Path) -> None:
+    settings = settings_for(stack_settings)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    alice = await customer(db, settings, tmp_path / "a", credits=10, email="alice@example.fr")
+    bob = await customer(db, settings, tmp_path / "b", credits=10, email="bob@example.fr")
+    token = (await tokens_store.create_token(db, alice.account.id)).secret
+    bob_send = await create_send(
+        db, settings, bob.account, message_ref=bob.message.ref, targets=targets(NUMBERS[:1]), origin="api"
+    )
+    receiver = Receiver()
+    async with receiving(receiver), Engine(settings) as engine, aiohttp.ClientSession() as http:
+        base = f"http://127.0.0.1:{engine.http_port}/api/v1"
+        auth = {"Authorization": f"Bearer {token}"}
+
+        async def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+            async with http.request(method, base + path, json=body, headers=auth) as resp:
+                return resp.status, (await resp.json() if resp.status != 204 else None)
+
+        assert await call("GET", "/webhook") == (
+            200,
+            {
+                "url": None,
+                "events": list(EVENT_TYPES),
+                "enabled": False,
+                "disabled_at": None,
+                "disabled_reason": None,
+                "updated_at": None,
+            },
+        )
+        assert (await call("POST", "/webhook/test"))[0] == 409  # nowhere to send it
+        status, saved = await call("PUT", "/webhook", {"url": receiver.url, "events": ["recipient.final"]})
+        assert status == 200 and saved["enabled"] and saved["events"] == ["recipient.final"]
+        secret = saved["secret"]
+        assert secret.startswith("whsec_")
+        status, again = await call("PUT", "/webhook", {"url": receiver.url})
+        assert again["secret"] is None and again["events"] == list(EVENT_TYPES)  # shown once only
+        assert "secret" not in (await call("GET", "/webhook"))[1]
+        status, bad = await call("PUT", "/webhook", {"url": "ftp://example.fr/"})
+        assert status == 400 and bad["code"] == "webhook_url"
+        status, rotated = await call("POST", "/webhook/secret")
+        assert status == 200 and rotated["secret"] != secret
+        # Another account's send is not found; the own account's sends accept an override.
+        assert (await call("PUT", f"/sends/{bob_send.id}/webhook", {"url": receiver.url}))[0] == 404
+        status, queued = await call("POST", "/webhook/test")
+        assert status == 202 and queued["type"] == "webhook.test" and queued["status"] == "pending"
+        await wait_for(lambda: len(receiver.got) == 1, timeout_s=10, what="the test event")
+        got = receiver.got[0]
+        assert verify(rotated["secret"], got.timestamp, got.body, got.signature, at=time.time())
+        status, detail = await call("GET", f"/webhook/deliveries/{queued['id']}")
+        assert (
+            status == 200
+            and detail["status"] == "delivered"
+            and [a["status"] for a in detail["attempts"]] == [200]
+        )
+        status, replayed = await call("POST", f"/webhook/deliveries/{queued['id']}/replay")
+        assert status == 202 and replayed["id"] == queued["id"]
+        await wait_for(lambda: len(receiver.got) == 2, timeout_s=10, what="the replay")
+        assert (
+            receiver.got[1].event_id == receiver.got[0].event_id
+            and receiver.got[1].body == receiver.got[0].body
+        )
+        status, page = await call("GET", "/webhook/deliveries?limit=10")
+        assert status == 200 and [d["id"] for d in page["deliveries"]] == [queued["id"]]
+
+        # The same from the command line.
+        rc, out = await _cli(
+            "webhook", "set", "--account", "alice@example.fr", "--url", receiver.url + "&cli=1"
+        )
+        assert rc == 0 and "secret" not in out  # the secret was shown the first time already
+        rc, out = await _cli("webhook", "show", "--account", "alice@example.fr", "--json")
+        assert json.loads(out)["url"] == receiver.url + "&cli=1" and json.loads(out)["enabled"]
+        rc, out = await _cli("webhook", "rotate", "--account", "alice@example.fr")
+        cli_secret = out.strip().splitlines()[-1]
+        assert rc == 0 and cli_secret.startswith("whsec_") and cli_secret != rotated["secret"]
+        rc, out = await _cli("webhook", "test", "--account", "alice@example.fr")
+        assert rc == 0
+        await wait_for(lambda: len(receiver.got) == 3, timeout_s=10, what="the CLI's test event")
+        got = receiver.got[2]
+        assert verify(cli_secret, got.timestamp, got.body, got.signature, at=time.time())
+        rc, out = await _cli("webhook", "log", "--account", "alice@example.fr", "--json")
+        assert rc == 0 and len(out.splitlines()) == 2
+        rc, out = await _cli("webhook", "replay", "--account", "alice@example.fr", receiver.got[2].event_id)
+        assert rc == 0
+        await wait_for(lambda: len(receiver.got) == 4, timeout_s=10, what="the CLI's replay")
