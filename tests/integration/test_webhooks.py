@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -16,12 +17,16 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from aiosmtpd.smtp import SMTP
 
 from engine.app import Engine
 from engine.domain.sends import SendStatus
@@ -34,9 +39,11 @@ from engine.store import Database
 from engine.store import sends as sends_store
 from engine.store import tokens as tokens_store
 from engine.store import webhooks as webhooks_store
+from engine.store.accounts import set_password
 from tests.integration.conftest import wait_for
 from tests.integration.dialing import Customer, customer, targets
 from tests.integration.test_dialer import callees, fast
+from tests.integration.uiclient import UiClient
 
 pytestmark = pytest.mark.integration
 
@@ -434,3 +441,67 @@ async def test_api_and_cli_manage_the_webhook(stack_settings: Settings, db: Data
         rc, out = await _cli("webhook", "replay", "--account", "alice@example.fr", receiver.got[2].event_id)
         assert rc == 0
         await wait_for(lambda: len(receiver.got) == 4, timeout_s=10, what="the CLI's replay")
+
+
+class Sink:
+    """An SMTP relay in the test: the e-mails vocalcast sends."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.messages.append(BytesParser(policy=policy.default).parsebytes(envelope.content))  # type: ignore[arg-type]
+        return "250 OK"
+
+
+async def test_parametres_page_sets_the_webhook_and_tells_when_410_disabled_it(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    sink = Sink()
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(sink), "127.0.0.1", 0)
+    relay = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    settings = dataclasses.replace(
+        settings_for(stack_settings), smtp_relay=relay, mail_from="espace@vocal.test"
+    )
+    who = await customer(db, settings, tmp_path, credits=10, email="alice@example.fr")
+    await set_password(db, who.account.id, "motdepasse-solide-42")
+    receiver = Receiver(lambda n: (410, {}))
+    async with receiving(receiver), Engine(settings) as engine:
+        browser = UiClient(engine)
+        try:
+            await browser.login("alice@example.fr", "motdepasse-solide-42")
+            page = await browser.get("/parametres")
+            assert page.status == 200 and page.contains("Webhooks") and page.contains("Événements envoyés")
+            bad = await browser.post("/parametres/webhook", {"url": "ftp://exemple.fr/"})
+            assert bad.status == 400 and bad.contains("doit commencer par http:// ou https://")
+            saved = await browser.post(
+                "/parametres/webhook",
+                [("url", receiver.url), ("events", "recipient.final"), ("events", "send.started")],
+            )
+            assert saved.status == 200 and saved.contains("Votre secret de signature")
+            secret = re.search(r'id="webhook-secret">([^<]+)<', saved.text)
+            assert secret is not None and secret.group(1).startswith("whsec_")
+            shown = await hooks_show(db, who)
+            assert shown.url == receiver.url and shown.events == ("send.started", "recipient.final")
+            again = await browser.get("/parametres")
+            assert secret.group(1) not in again.text  # shown once
+            tested = await browser.post("/parametres/webhook/test", {})
+            assert tested.status == 200 and tested.contains("Événement de test envoyé")
+            await wait_for(lambda: len(receiver.got) == 1, timeout_s=10, what="the test event")
+            await wait_for(lambda: sink.messages, timeout_s=10, what="the e-mail")
+            page = await browser.get("/parametres")
+            assert page.contains("Webhook désactivé le") and page.contains("410 Gone")
+            assert page.contains("Échec") and page.contains("HTTP 410")
+        finally:
+            await browser.close()
+    server.close()
+    await server.wait_closed()
+    (mail,) = sink.messages
+    assert mail["To"] == "alice@example.fr" and "désactivé" in str(mail["Subject"])
+    assert "410" in mail.get_content()
+
+
+async def hooks_show(db: Database, who: Customer) -> Any:
+    found = await webhooks_store.get_settings(db, who.account.id)
+    assert found is not None
+    return found
