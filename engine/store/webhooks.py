@@ -122,14 +122,39 @@ async def get_send_webhook(db: Executor, send_id: UUID) -> SendWebhook | None:
 
 
 async def set_send_webhook(db: Executor, send_id: UUID, *, url: str, events: tuple[str, ...]) -> SendWebhook:
-    await db.execute(
-        "INSERT INTO send_webhooks (send_id, url, events) VALUES ($1, $2, $3) ON CONFLICT (send_id) "
-        "DO UPDATE SET url = EXCLUDED.url, events = EXCLUDED.events, disabled_at = NULL, "
-        "disabled_reason = NULL",
-        send_id,
-        url,
-        list(events),
-    )
+    """The send's own endpoint from now on. Its events not tried yet (send.started of a send created a
+    moment ago) go there instead, or are dropped when it does not want them; a send already started
+    whose send.started nobody wanted gets one now. An event being tried is left to its try (it is leased:
+    next_at is in the future), so no event is ever sent to both endpoints nor lost."""
+    async with in_transaction(db) as conn:
+        await conn.execute(
+            "INSERT INTO send_webhooks (send_id, url, events) VALUES ($1, $2, $3) ON CONFLICT (send_id) "
+            "DO UPDATE SET url = EXCLUDED.url, events = EXCLUDED.events, disabled_at = NULL, "
+            "disabled_reason = NULL",
+            send_id,
+            url,
+            list(events),
+        )
+        await conn.execute(
+            "WITH untried AS (SELECT id FROM webhook_events WHERE send_id = $1 AND status = 'pending' "
+            "AND tries = 0 AND next_at <= clock_timestamp() FOR UPDATE SKIP LOCKED) "
+            "UPDATE webhook_events e SET url = $2, target = 'send', "
+            "status = CASE WHEN e.type = ANY ($3::text[]) THEN 'pending' ELSE 'dropped' END, "
+            "last_error = CASE WHEN e.type = ANY ($3::text[]) THEN NULL "
+            "ELSE 'not wanted by the send''s own webhook' END "
+            "FROM untried WHERE e.id = untried.id",
+            send_id,
+            url,
+            list(events),
+        )
+        await conn.execute(
+            "SELECT webhook_enqueue(s.account_id, s.id, 'send.started', webhook_send_object(s)) FROM sends s "
+            "WHERE s.id = $1 AND s.started_at IS NOT NULL AND 'send.started' = ANY ($2::text[]) "
+            "AND NOT EXISTS (SELECT 1 FROM webhook_events e WHERE e.send_id = s.id "
+            "AND e.type = 'send.started')",
+            send_id,
+            list(events),
+        )
     return SendWebhook(send_id, url, events, None, None)
 
 

@@ -3,12 +3,14 @@ send's own endpoint, the delivery log, a test event and replays. Deliveries: eng
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
 
 from engine.domain.webhooks import EVENT_TYPES, URL_MAX_LENGTH, Delivery, SendWebhook, WebhookSettings
 from engine.errors import InvalidInput
+from engine.services import Services
 from engine.web.api_common import (
     MISSING,
     ApiError,
@@ -75,6 +77,29 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
         "last_latency_ms": d.last_latency_ms,
         "delivered_at": iso(d.delivered_at),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A send's own webhook, given with its creation (POST /sends, field ``webhook``)."""
+
+    url: str
+    events: tuple[str, ...]
+
+
+def read_override(services: Services, body: dict[str, Any]) -> Override | None:
+    """The ``webhook`` field of a send's creation, checked before anything is created (absent or null:
+    the account's webhook)."""
+    value = Field("webhook").raw(body)
+    if value is MISSING or value is None:
+        return None
+    if not isinstance(value, dict) or not set(value) <= WEBHOOK_FIELDS:
+        raise ApiError(400, "field_invalid", "Le champ « webhook » doit être un objet {url, events}.")
+    url = Field("url").text(value, required=True, max_length=URL_MAX_LENGTH)
+    if not isinstance(url, str):
+        raise ApiError(400, "field_invalid", "Le champ « webhook.url » doit être un texte.")
+    clean, events = services.webhooks.check_override(url, _events(value))
+    return Override(clean, events)
 
 
 def _events(body: dict[str, Any]) -> list[str] | None:

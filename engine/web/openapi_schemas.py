@@ -257,6 +257,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "deferred": {"type": "string", "pattern": "^[0-9]{12}$"},
             "comment": text(MAX_COMMENT),
             "skip_refused": BOOLEAN,
+            "webhook": nullable(ref("SendWebhookInput")),
         },
     ),
     "Progress": obj(

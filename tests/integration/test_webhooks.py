@@ -22,6 +22,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import aiohttp
 import pytest
@@ -421,6 +422,40 @@ async def test_api_and_cli_manage_the_webhook(stack_settings: Settings, db: Data
         status, page = await call("GET", "/webhook/deliveries?limit=10")
         assert status == 200 and [d["id"] for d in page["deliveries"]] == [queued["id"]]
 
+        # A send's own webhook given with its creation: checked first (nothing created when refused), and
+        # its send.started (queued at the send's commit for the account's endpoint) goes there instead.
+        status, refused = await call(
+            "POST",
+            "/sends",
+            {"message_ref": 1, "numbers": [NUMBERS[0]], "webhook": {"url": "http://169.254.169.254/"}},
+        )
+        assert status == 400 and refused["code"] == "webhook_address"
+        assert await db.fetchval("SELECT count(*) FROM sends WHERE account_id = $1", alice.account.id) == 0
+        own = receiver.url + "&send=1"
+        status, created = await call(
+            "POST",
+            "/sends",
+            {"message_ref": 1, "numbers": [NUMBERS[0]], "webhook": {"url": own, "events": ["send.started"]}},
+        )
+        assert status == 201
+        status, hook = await call("GET", f"/sends/{created['id']}/webhook")
+        assert hook["url"] == own and hook["events"] == ["send.started"]
+        rows = await db.fetch(
+            "SELECT type, url, target FROM webhook_events WHERE send_id = $1", UUID(created["id"])
+        )
+        assert [tuple(r) for r in rows] == [("send.started", own, "send")]
+        await wait_for(lambda: len(receiver.got) == 3, timeout_s=10, what="the send's own send.started")
+        assert (
+            receiver.got[2].json["type"] == "send.started"
+            and receiver.got[2].json["send_id"] == created["id"]
+        )
+        assert (await call("DELETE", f"/sends/{created['id']}/webhook"))[0] == 204
+        assert (await call("POST", f"/sends/{created['id']}/cancel"))[0] == 200
+        rows = await db.fetch("SELECT url FROM webhook_events WHERE send_id = $1 AND type = 'send.completed'",
+                              UUID(created["id"]))  # fmt: skip
+        assert [r["url"] for r in rows] == [receiver.url]  # the account's endpoint again
+        await wait_for(lambda: len(receiver.got) == 4, timeout_s=10, what="send.completed")
+
         # The same from the command line.
         rc, out = await _cli(
             "webhook", "set", "--account", "alice@example.fr", "--url", receiver.url + "&cli=1"
@@ -433,14 +468,15 @@ async def test_api_and_cli_manage_the_webhook(stack_settings: Settings, db: Data
         assert rc == 0 and cli_secret.startswith("whsec_") and cli_secret != rotated["secret"]
         rc, out = await _cli("webhook", "test", "--account", "alice@example.fr")
         assert rc == 0
-        await wait_for(lambda: len(receiver.got) == 3, timeout_s=10, what="the CLI's test event")
-        got = receiver.got[2]
+        await wait_for(lambda: len(receiver.got) == 5, timeout_s=10, what="the CLI's test event")
+        got = receiver.got[4]
         assert verify(cli_secret, got.timestamp, got.body, got.signature, at=time.time())
         rc, out = await _cli("webhook", "log", "--account", "alice@example.fr", "--json")
-        assert rc == 0 and len(out.splitlines()) == 2
-        rc, out = await _cli("webhook", "replay", "--account", "alice@example.fr", receiver.got[2].event_id)
+        assert rc == 0 and len(out.splitlines()) == 4
+        rc, out = await _cli("webhook", "replay", "--account", "alice@example.fr", receiver.got[4].event_id)
         assert rc == 0
-        await wait_for(lambda: len(receiver.got) == 4, timeout_s=10, what="the CLI's replay")
+        await wait_for(lambda: len(receiver.got) == 6, timeout_s=10, what="the CLI's replay")
+        assert receiver.got[5].event_id == receiver.got[4].event_id
 
 
 class Sink:

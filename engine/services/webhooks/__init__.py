@@ -53,6 +53,12 @@ class Webhooks:
             )
         return url
 
+    def check_override(
+        self, url: str, events: list[str] | tuple[str, ...] | None
+    ) -> tuple[str, tuple[str, ...]]:
+        """A send's own webhook, checked before the send is created."""
+        return self._check(url), EVENT_TYPES if events is None else check_events(events)
+
     async def show(self, account_id: UUID) -> WebhookSettings | None:
         return await store.get_settings(self.db, account_id)
 
