@@ -70,6 +70,19 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id, at);
 
+-- Whether anybody wants an event: the triggers ask first, so that an outcome nobody listens to costs
+-- one or two primary-key lookups and never the building of its object.
+CREATE FUNCTION webhook_wanted(p_account uuid, p_send uuid, p_type text)
+RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM send_webhooks WHERE send_id = p_send)
+        THEN EXISTS (SELECT 1 FROM send_webhooks WHERE send_id = p_send AND disabled_at IS NULL
+                     AND p_type = ANY (events))
+        ELSE EXISTS (SELECT 1 FROM webhook_settings WHERE account_id = p_account AND url IS NOT NULL
+                     AND disabled_at IS NULL AND p_type = ANY (events))
+    END
+$$;
+
 -- Queue one event for the endpoint that wants it: the send's own when it has one, else the account's.
 -- Returns the event id, NULL when nobody wants it. Usable by any later event source (opt-outs).
 CREATE FUNCTION webhook_enqueue(p_account uuid, p_send uuid, p_type text, p_object jsonb)
@@ -132,6 +145,9 @@ BEGIN
     ELSE
         RETURN NULL;
     END IF;
+    IF NOT webhook_wanted(NEW.account_id, NEW.id, v_type) THEN
+        RETURN NULL;
+    END IF;
     -- The row as it is at commit (counters settled since), with the status of this event.
     SELECT * INTO v_now FROM sends WHERE id = NEW.id;
     IF v_now.id IS NULL THEN
@@ -147,9 +163,14 @@ CREATE CONSTRAINT TRIGGER webhook_send_events AFTER INSERT OR UPDATE OF status O
 
 -- recipient.final: a recipient reaching its final outcome (state 'done'), with its calls.
 CREATE FUNCTION webhook_on_recipient() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_account uuid := (SELECT account_id FROM sends WHERE id = NEW.send_id);
 BEGIN
+    IF NOT webhook_wanted(v_account, NEW.send_id, 'recipient.final') THEN
+        RETURN NULL;
+    END IF;
     PERFORM webhook_enqueue(
-        (SELECT account_id FROM sends WHERE id = NEW.send_id),
+        v_account,
         NEW.send_id,
         'recipient.final',
         to_jsonb(NEW) || jsonb_build_object('attempts_detail', (
@@ -168,9 +189,14 @@ CREATE TRIGGER webhook_recipient_events AFTER UPDATE OF state ON send_recipients
 
 -- attempt.final: a call's outcome (state 'ended'), with its recipient's id and number.
 CREATE FUNCTION webhook_on_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    v_account uuid := (SELECT account_id FROM sends WHERE id = NEW.send_id);
 BEGIN
+    IF NOT webhook_wanted(v_account, NEW.send_id, 'attempt.final') THEN
+        RETURN NULL;
+    END IF;
     PERFORM webhook_enqueue(
-        (SELECT account_id FROM sends WHERE id = NEW.send_id),
+        v_account,
         NEW.send_id,
         'attempt.final',
         to_jsonb(NEW) || jsonb_build_object(
