@@ -210,3 +210,29 @@ CREATE TRIGGER webhook_attempt_ended AFTER UPDATE OF state ON attempts
 CREATE TRIGGER webhook_attempt_inserted_ended AFTER INSERT ON attempts
     FOR EACH ROW WHEN (NEW.state = 'ended')
     EXECUTE FUNCTION webhook_on_attempt();
+
+-- optout.added: a number added to an account's stop list (table account_stop_list, issue 18). That table
+-- comes with another migration: webhook_watch_optouts() hooks it when it exists (here, and again from
+-- any later migration that creates it), and says whether it did.
+CREATE FUNCTION webhook_on_optout() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT webhook_wanted(NEW.account_id, NULL, 'optout.added') THEN
+        RETURN NULL;
+    END IF;
+    PERFORM webhook_enqueue(NEW.account_id, NULL, 'optout.added', jsonb_build_object(
+        'number', NEW.e164, 'number_hash', NEW.number_hash, 'source', NEW.source, 'added_at', NEW.added_at));
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION webhook_watch_optouts() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF to_regclass('account_stop_list') IS NULL THEN
+        RETURN false;
+    END IF;
+    DROP TRIGGER IF EXISTS webhook_optout_events ON account_stop_list;
+    CREATE TRIGGER webhook_optout_events AFTER INSERT ON account_stop_list
+        FOR EACH ROW EXECUTE FUNCTION webhook_on_optout();
+    RETURN true;
+END $$;
+
+SELECT webhook_watch_optouts();

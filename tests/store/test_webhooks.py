@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,38 @@ async def test_claim_leases_record_and_replay(stack_settings: Settings, db: Data
     assert [t.status for t in tries] == [503, 200]
     again = await hooks.replay(who.account.id, queued.id)
     assert again.id == queued.id and again.status == "pending"
+
+
+async def test_a_number_added_to_the_stop_list_is_an_optout_event(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """The stop list comes with issue 18's migration: its shape is created here when it is not there yet
+    (in a transaction rolled back), hooked by webhook_watch_optouts() as a later migration would."""
+    who = await customer(db, stack_settings, tmp_path)
+    await Webhooks(db, stack_settings).configure(
+        who.account.id, url="https://a.example.fr/", events=["optout.added"]
+    )
+    async with db.connection() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS account_stop_list (account_id uuid NOT NULL, "
+            "number_hash text NOT NULL, e164 text, added_at timestamptz NOT NULL DEFAULT now(), source text NOT NULL, "
+            "PRIMARY KEY (account_id, number_hash))"
+        )
+        assert await conn.fetchval("SELECT webhook_watch_optouts()") is True
+        await conn.execute(
+            "INSERT INTO account_stop_list (account_id, number_hash, e164, source) "
+            "VALUES ($1, $2, $3, 'dtmf')",
+            who.account.id,
+            "a" * 64,
+            "+33612000001",
+        )
+        rows = await conn.fetch("SELECT type, send_id, object FROM webhook_events")
+        await tx.rollback()
+    assert [(r["type"], r["send_id"]) for r in rows] == [("optout.added", None)]
+    data = render(
+        Event(uuid.uuid4(), "optout.added", None, 1, datetime.now(UTC), json.loads(rows[0]["object"]))
+    )
+    assert data["data"]["number"] == "+33612000001" and data["data"]["source"] == "dtmf"
+    assert data["data"]["number_hash"] == "a" * 64 and data["send_id"] is None
