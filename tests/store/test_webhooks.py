@@ -242,7 +242,8 @@ async def test_a_number_added_to_the_stop_list_is_an_optout_event(
         await tx.start()
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS account_stop_list (account_id uuid NOT NULL, "
-            "number_hash text NOT NULL, e164 text, added_at timestamptz NOT NULL DEFAULT now(), source text NOT NULL, "
+            "number_hash text NOT NULL, e164 text, added_at timestamptz NOT NULL DEFAULT now(), "
+            "source text NOT NULL, "
             "PRIMARY KEY (account_id, number_hash))"
         )
         assert await conn.fetchval("SELECT webhook_watch_optouts()") is True
