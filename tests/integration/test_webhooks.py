@@ -541,3 +541,45 @@ async def hooks_show(db: Database, who: Customer) -> Any:
     found = await webhooks_store.get_settings(db, who.account.id)
     assert found is not None
     return found
+
+
+async def test_a_hanging_endpoint_holds_back_no_other_and_is_retried_after_its_timeout(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    settings = settings_for(stack_settings, webhook_timeout_s=3.0)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    slow = await customer(db, settings, tmp_path / "a", credits=1, email="slow@example.fr")
+    quick = await customer(db, settings, tmp_path / "b", credits=1, email="quick@example.fr")
+    release = asyncio.Event()
+
+    class Hanging(Receiver):
+        async def handle(self, request: web.Request) -> web.Response:
+            self.got.append(Received(request.headers["X-Vocalcast-Event-Id"], 0, "", b"", 0))
+            await release.wait()  # never answers in time
+            return web.Response(text="late")
+
+    hanging, receiver = Hanging(), Receiver()
+    hooks = Webhooks(db, settings)
+    async with receiving(hanging), receiving(receiver), Engine(settings):
+        try:
+            await hooks.configure(slow.account.id, url=hanging.url)
+            await hooks.configure(quick.account.id, url=receiver.url)
+            stuck = [await hooks.test(slow.account.id) for _ in range(5)]
+            await wait_for(lambda: len(hanging.got) == 5, timeout_s=10, what="the hanging endpoint's events")
+            sent = await hooks.test(quick.account.id)
+            await wait_for(lambda: len(receiver.got) == 1, timeout_s=10, what="the other account's event")
+            # Delivered while the five tries to the hanging endpoint were still open (timeout: 3 s).
+            assert receiver.got[0].event_id == str(sent.id)
+            assert [(await hooks.delivery(slow.account.id, e.id))[0].tries for e in stuck] == [0] * 5
+
+            async def timed_out() -> bool:
+                tried = [(await hooks.delivery(slow.account.id, e.id))[1] for e in stuck]
+                return all(len(t) >= 1 for t in tried)
+
+            await wait_for(timed_out, timeout_s=15, what="the timeouts recorded")
+            found, tries = await hooks.delivery(slow.account.id, stuck[0].id)
+            assert found.status == "pending" and tries[0].status is None  # retried later, not given up
+            assert tries[0].error == "timeout after 3 s"
+        finally:
+            release.set()
