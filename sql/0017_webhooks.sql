@@ -70,6 +70,22 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id, at);
 
+-- The completion e-mail (optional, per account): the send's summary and a link to its report, queued
+-- with the send's end like its webhook events, sent by the same worker through the mail relay.
+CREATE TABLE account_notifications (
+    account_id       uuid PRIMARY KEY REFERENCES accounts (id) ON DELETE CASCADE,
+    completion_email boolean NOT NULL DEFAULT false
+);
+CREATE TABLE completion_emails (
+    send_id     uuid PRIMARY KEY REFERENCES sends (id) ON DELETE CASCADE,
+    account_id  uuid NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    status      text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    tries       integer NOT NULL DEFAULT 0,
+    next_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    sent_at     timestamptz
+);
+CREATE INDEX completion_emails_due ON completion_emails (next_at) WHERE status = 'pending';
+
 -- Whether anybody wants an event: the triggers ask first, so that an outcome nobody listens to costs
 -- one or two primary-key lookups and never the building of its object.
 CREATE FUNCTION webhook_wanted(p_account uuid, p_send uuid, p_type text)
@@ -144,6 +160,11 @@ BEGIN
         v_type := 'send.completed';
     ELSE
         RETURN NULL;
+    END IF;
+    IF v_type = 'send.completed' AND EXISTS (SELECT 1 FROM account_notifications
+                                             WHERE account_id = NEW.account_id AND completion_email) THEN
+        INSERT INTO completion_emails (send_id, account_id) VALUES (NEW.id, NEW.account_id)
+        ON CONFLICT (send_id) DO NOTHING;
     END IF;
     IF NOT webhook_wanted(NEW.account_id, NEW.id, v_type) THEN
         RETURN NULL;

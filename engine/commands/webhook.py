@@ -1,5 +1,6 @@
-"""`vocalcast webhook set|show|rotate|test|log|replay`: an account's webhook — its endpoint and events (or
-one send's own), its signing secret (printed once), a test event, the delivery log and replays."""
+"""`vocalcast webhook set|show|rotate|test|log|replay|completion-email`: an account's webhook — its
+endpoint and events (or one send's own), its signing secret (printed once), a test event, the delivery log
+and replays — and the e-mail it may get when each send ends."""
 
 from __future__ import annotations
 
@@ -48,6 +49,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     log.add_argument("--limit", type=int, default=20)
     log.add_argument("--json", action="store_true", help="one JSON object per event")
     log.set_defaults(func=_log)
+
+    mail = actions.add_parser("completion-email", help="an e-mail when each send ends: on or off")
+    mail.add_argument("--account", required=True, metavar="EMAIL")
+    mail.add_argument("state", choices=["on", "off"])
+    mail.set_defaults(func=_completion_email)
 
     replay = actions.add_parser("replay", help="deliver an event again (same id, same body)")
     replay.add_argument("--account", required=True, metavar="EMAIL")
@@ -151,6 +157,16 @@ def _log(args: argparse.Namespace) -> int:
             continue
         answer = d.last_status if d.last_status is not None else (d.last_error or "-")
         print(f"{d.id}  {d.type:<16} {d.status:<9} tries={d.tries:<3} last={answer}")
+    return 0
+
+
+def _completion_email(args: argparse.Namespace) -> int:
+    async def run(services: Services) -> None:
+        account = await services.accounts.by_email(args.account)
+        await services.webhooks.set_completion_email(account.id, args.state == "on")
+
+    run_with_services(run)
+    print(f"completion e-mail of {args.account.strip().lower()}: {args.state}")
     return 0
 
 

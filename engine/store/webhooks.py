@@ -358,3 +358,51 @@ async def disable_endpoint(db: Executor, event: DueEvent, reason: str) -> str | 
             return None
         email: str | None = await conn.fetchval("SELECT email FROM accounts WHERE id = $1", event.account_id)
         return email
+
+
+# --- the completion e-mail ----------------------------------------------------------------------------------
+async def completion_email(db: Executor, account_id: UUID) -> bool:
+    value = await db.fetchval(
+        "SELECT completion_email FROM account_notifications WHERE account_id = $1", account_id
+    )
+    return bool(value)
+
+
+async def set_completion_email(db: Executor, account_id: UUID, on: bool) -> None:
+    await db.execute(
+        "INSERT INTO account_notifications (account_id, completion_email) VALUES ($1, $2) "
+        "ON CONFLICT (account_id) DO UPDATE SET completion_email = EXCLUDED.completion_email",
+        account_id,
+        on,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DueMail:
+    send_id: UUID
+    account_id: UUID
+    tries: int
+
+
+async def claim_completion_emails(db: Executor, *, limit: int, lease_s: float) -> list[DueMail]:
+    rows = await db.fetch(
+        "WITH due AS (SELECT send_id FROM completion_emails WHERE status = 'pending' "
+        "AND next_at <= clock_timestamp() ORDER BY next_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
+        "UPDATE completion_emails c SET next_at = clock_timestamp() + make_interval(secs => $2) FROM due "
+        "WHERE c.send_id = due.send_id RETURNING c.send_id, c.account_id, c.tries",
+        limit,
+        lease_s,
+    )
+    return [DueMail(r["send_id"], r["account_id"], r["tries"]) for r in rows]
+
+
+async def record_completion_email(db: Executor, send_id: UUID, *, status: str, retry_in_s: float = 0) -> None:
+    """``status``: sent, failed (given up), or pending (again in ``retry_in_s``)."""
+    await db.execute(
+        "UPDATE completion_emails SET status = $2, tries = tries + 1, "
+        "sent_at = CASE WHEN $2 = 'sent' THEN clock_timestamp() END, "
+        "next_at = clock_timestamp() + make_interval(secs => $3) WHERE send_id = $1",
+        send_id,
+        status,
+        retry_in_s,
+    )

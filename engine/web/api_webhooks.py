@@ -196,7 +196,24 @@ async def delete_send_webhook(request: web.Request) -> web.Response:
     return no_content()
 
 
+async def get_notifications(request: web.Request) -> web.Response:
+    on = await services_of(request).webhooks.completion_email(account_of(request).id)
+    return json_response({"completion_email": on})
+
+
+async def put_notifications(request: web.Request) -> web.Response:
+    """Whether an e-mail (summary, link to the report) is sent when each send ends."""
+    body = await json_body(request, frozenset({"completion_email"}))
+    on = Field("completion_email").boolean(body, required=True)
+    if not isinstance(on, bool):
+        raise ApiError(400, "field_invalid", "Le champ « completion_email » doit être un booléen.")
+    await services_of(request).webhooks.set_completion_email(account_of(request).id, on)
+    return json_response({"completion_email": on})
+
+
 def add_routes(api: web.Application) -> None:
+    api.router.add_get("/account/notifications", get_notifications, allow_head=False)
+    api.router.add_put("/account/notifications", put_notifications)
     api.router.add_get("/webhook", get_webhook, allow_head=False)
     api.router.add_put("/webhook", put_webhook)
     api.router.add_post("/webhook/secret", rotate_secret)

@@ -517,6 +517,21 @@ PATHS: Final[dict[str, dict[str, dict[str, Any]]]] = {
             params=(GROUP_ID, CONTACT_ID),
         )
     },
+    "/account/notifications": {
+        "get": op(
+            "getNotifications",
+            "Compte",
+            "Les notifications par e-mail du compte (un e-mail à la fin de chaque envoi).",
+            {200: _json(ref("Notifications"), "Les notifications.")},
+        ),
+        "put": op(
+            "putNotifications",
+            "Compte",
+            "Recevoir ou non un e-mail (résumé, lien vers le rapport) à la fin de chaque envoi.",
+            {200: _json(ref("Notifications"), "Les notifications.")},
+            body=ref("Notifications"),
+        ),
+    },
     "/webhook": {
         "get": op(
             "getWebhook",

@@ -362,6 +362,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
         }
     ),
     # --- webhooks ---
+    "Notifications": obj({"completion_email": BOOLEAN}),
     "WebhookSettings": obj(_WEBHOOK),
     "WebhookSaved": obj({**_WEBHOOK, "secret": nullable(STRING)}),
     "WebhookInput": obj(

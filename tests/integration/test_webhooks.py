@@ -583,3 +583,42 @@ async def test_a_hanging_endpoint_holds_back_no_other_and_is_retried_after_its_t
             assert tries[0].error == "timeout after 3 s"
         finally:
             release.set()
+
+
+async def test_completion_email_with_the_summary_and_the_report_link(
+    stack_settings: Settings,
+    db: Database,
+    sipp_ports,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    sink = Sink()
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(sink), "127.0.0.1", 0)
+    relay = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    settings = dataclasses.replace(
+        settings_for(stack_settings), smtp_relay=relay, public_url="https://vocal.example.fr/"
+    )
+    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=10, max_cps=20)
+    who = await customer(db, settings, tmp_path, credits=100, email="alice@example.fr")
+    token = (await tokens_store.create_token(db, who.account.id)).secret
+    async with sipp, Engine(settings) as engine, aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{engine.http_port}/api/v1/account/notifications"
+        auth = {"Authorization": f"Bearer {token}"}
+        async with http.get(url, headers=auth) as resp:
+            assert await resp.json() == {"completion_email": False}
+        quiet = await _run_send(db, settings, who, engine)  # not asked for yet: no e-mail
+        async with http.put(url, json={"completion_email": True}, headers=auth) as resp:
+            assert resp.status == 200 and await resp.json() == {"completion_email": True}
+        send = await _run_send(db, settings, who, engine)
+        await wait_for(lambda: sink.messages, timeout_s=15, what="the completion e-mail")
+        await asyncio.sleep(0.5)  # nothing more may come
+    server.close()
+    await server.wait_closed()
+    (mail,) = sink.messages
+    assert mail["To"] == "alice@example.fr" and "terminé" in str(mail["Subject"])
+    text = mail.get_content().replace("\r\n", "\n")
+    assert "Numéros : 4" in text
+    assert "  Message écouté : 2\n" in text and "  Occupé : 1\n" in text and "  Appel refusé : 1\n" in text
+    assert "Crédits utilisés : 2" in text
+    assert f"https://vocal.example.fr/historique/{send.id}" in text
+    assert str(quiet.id) not in text
+    assert await db.fetchval("SELECT count(*) FROM completion_emails WHERE status = 'sent'") == 1

@@ -265,3 +265,29 @@ def test_events_are_known_and_ordered() -> None:
     )
     with pytest.raises(InvalidInput):
         check_events(["send.exploded"])
+
+
+def test_completion_summary_of_a_cancelled_send() -> None:
+    from uuid import uuid4
+
+    from engine.domain.retries import RetryPolicy
+    from engine.domain.sends import Progress, Send, SendStatus
+    from engine.services.webhooks.completion import summary
+
+    at = datetime(2026, 7, 14, 8, 30, tzinfo=UTC)
+    send = Send(
+        id=uuid4(), account_id=uuid4(), message_id=uuid4(), greeting_message_id=None, transfer_number=None,
+        sender_e164=None, comment="Relance", origin="api", status=SendStatus.cancelled, start_at=at,
+        deferred=False, retry=RetryPolicy(extra_attempts=0, interval_s=60), voicemail_drop=False, demo=False,
+        recipients_total=5, credits_held=0, credits_used=1, code=None, created_at=at, started_at=at,
+        ended_at=at,
+    )  # fmt: skip
+    progress = Progress(
+        total=5, done=2, calling=0, pending=0, cancelled=3, attempts=2, credits_used=1,
+        outcomes={"busy": 1, "listened": 1},
+    )  # fmt: skip
+    subject, text = summary(send, progress, "https://vocal.example.fr/historique/x")
+    assert subject == "vocalcast : envoi « Relance » annulé"
+    assert "Votre envoi « Relance » du 14/07/2026 à 10:30 est annulé." in text  # Paris time
+    assert "  Occupé : 1\n  Message écouté : 1\n  Non appelés (envoi annulé) : 3\n" in text
+    assert "Crédits utilisés : 1" in text and text.rstrip().endswith("https://vocal.example.fr/historique/x")

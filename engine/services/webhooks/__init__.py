@@ -3,6 +3,7 @@ endpoint, the delivery log, test events and replays; ``run`` is the delivery wor
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from engine.domain.webhooks import (
     refusal_reason,
 )
 from engine.errors import InvalidInput
+from engine.services.webhooks.completion import CompletionMails
 from engine.services.webhooks.urls import check_url
 from engine.services.webhooks.worker import Deliveries, Render
 from engine.settings import Settings
@@ -112,6 +114,15 @@ class Webhooks:
     async def replay(self, account_id: UUID, event_id: UUID) -> Delivery:
         return await store.replay(self.db, account_id, event_id)
 
+    async def completion_email(self, account_id: UUID) -> bool:
+        return await store.completion_email(self.db, account_id)
+
+    async def set_completion_email(self, account_id: UUID, on: bool) -> None:
+        """Whether the account gets an e-mail when each of its sends ends."""
+        await store.set_completion_email(self.db, account_id, on)
+
     async def run(self, render: Render) -> None:
-        """The delivery worker (engine process only)."""
-        await Deliveries(self.db, self.settings, render).run()
+        """The delivery worker and the completion e-mails (engine process only)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(Deliveries(self.db, self.settings, render).run())
+            group.create_task(CompletionMails(self.db, self.settings).run())

@@ -34,6 +34,7 @@ async def panel(p: Page) -> dict[str, Any]:
         "webhook_events": list(settings.events if settings else EVENT_TYPES),
         "webhook_deliveries": await hooks.deliveries(p.account.id, limit=SHOWN_DELIVERIES),
         "webhook_secret": None,
+        "completion_email": await hooks.completion_email(p.account.id),
         "event_labels": EVENT_LABELS_FR,
         "event_types": EVENT_TYPES,
         "delivery_labels": STATUS_LABELS_FR,

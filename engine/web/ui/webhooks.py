@@ -54,7 +54,18 @@ async def replay(p: Page) -> web.StreamResponse:
     return p.redirect("/parametres#webhook", "Événement renvoyé.")
 
 
+@page
+async def notifications(p: Page) -> web.StreamResponse:
+    on = bool(p.text("completion_email"))
+    await p.services.webhooks.set_completion_email(p.account.id, on)
+    return p.redirect(
+        "/parametres#fin-envoi",
+        "Vous recevrez un e-mail à la fin de chaque envoi." if on else "Plus d'e-mail à la fin des envois.",
+    )
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/parametres/notifications", notifications)
     app.router.add_post("/parametres/webhook", save)
     app.router.add_post("/parametres/webhook/secret", rotate)
     app.router.add_post("/parametres/webhook/test", test)
