@@ -432,6 +432,12 @@ class Settings:
     webhook_concurrency: int = _setting(
         "VOCALCAST_WEBHOOK_CONCURRENCY", _positive_int, "20", "Webhook deliveries in flight at once, at most."
     )
+    webhook_log_days: int = _setting(
+        "VOCALCAST_WEBHOOK_LOG_DAYS",
+        _positive_int,
+        "30",
+        "Days a finished webhook event (it holds phone numbers) and its tries are kept in the delivery log.",
+    )
     webhook_poll_s: float = _setting(
         "VOCALCAST_WEBHOOK_POLL_S", _non_negative_float, "1", "How often the outbox is read for due events."
     )

@@ -406,3 +406,20 @@ async def record_completion_email(db: Executor, send_id: UUID, *, status: str, r
         status,
         retry_in_s,
     )
+
+
+async def purge(db: Executor, *, older_than_days: int) -> int:
+    """Forget finished events (delivered, failed, dropped: their tries go with them) and sent completion
+    e-mails older than that; pending events stay whatever their age. Returns how many events went."""
+    async with in_transaction(db) as conn:
+        status = await conn.execute(
+            "DELETE FROM webhook_events WHERE status <> 'pending' "
+            "AND occurred_at < clock_timestamp() - make_interval(days => $1)",
+            older_than_days,
+        )
+        await conn.execute(
+            "DELETE FROM completion_emails WHERE status <> 'pending' "
+            "AND next_at < clock_timestamp() - make_interval(days => $1)",
+            older_than_days,
+        )
+    return int(status.rsplit(" ", 1)[1])

@@ -262,3 +262,22 @@ async def test_a_number_added_to_the_stop_list_is_an_optout_event(
     )
     assert data["data"]["number"] == "+33612000001" and data["data"]["source"] == "dtmf"
     assert data["data"]["number_hash"] == "a" * 64 and data["send_id"] is None
+
+
+async def test_the_delivery_log_forgets_finished_events_after_the_setting(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    who = await customer(db, stack_settings, tmp_path)
+    hooks = Webhooks(db, stack_settings)
+    await hooks.configure(who.account.id, url="https://a.example.fr/")
+    old_done, old_pending, recent_done = [await hooks.test(who.account.id) for _ in range(3)]
+    for event in (old_done, recent_done):
+        await store.record_try(db, event.id, status=200, error=None, latency_ms=5, outcome="delivered")
+    await db.execute(
+        "UPDATE webhook_events SET occurred_at = now() - interval '31 days' WHERE id = ANY($1::uuid[])",
+        [old_done.id, old_pending.id],
+    )
+    assert await store.purge(db, older_than_days=30) == 1
+    left = {r["id"] for r in await db.fetch("SELECT id FROM webhook_events")}
+    assert left == {old_pending.id, recent_done.id}  # a pending event is never forgotten
+    assert await db.fetchval("SELECT count(*) FROM webhook_deliveries WHERE event_id = $1", old_done.id) == 0

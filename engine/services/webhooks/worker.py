@@ -39,6 +39,7 @@ from engine.store.db import Database
 
 log = structlog.get_logger(__name__)
 
+PURGE_EVERY_S: Final = 3600.0
 RESPONSE_BODY_LIMIT: Final = 4096  # what is read of an answer; the rest is never downloaded
 ERROR_MAX_LENGTH: Final = 300
 USER_AGENT: Final = "vocalcast-webhooks/1"
@@ -76,8 +77,12 @@ class Deliveries:
         async with aiohttp.ClientSession(
             connector=connector, timeout=timeout, trust_env=False, headers={"User-Agent": USER_AGENT}
         ) as http:
+            next_purge = 0.0
             try:
                 while True:
+                    if time.monotonic() >= next_purge:
+                        next_purge = time.monotonic() + PURGE_EVERY_S
+                        await self._purge()
                     free = self.concurrency - len(tasks)
                     claimed = 0
                     if free > 0:
@@ -97,6 +102,15 @@ class Deliveries:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _purge(self) -> None:
+        try:
+            gone = await store.purge(self.db, older_than_days=self.settings.webhook_log_days)
+        except DatabaseUnavailable as exc:
+            log.warning("webhooks.database_unavailable", error=str(exc))
+            return
+        if gone:
+            log.info("webhooks.log_purged", events=gone, older_than_days=self.settings.webhook_log_days)
 
     async def _deliver(self, http: aiohttp.ClientSession, event: store.DueEvent) -> None:
         try:
@@ -140,7 +154,8 @@ class Deliveries:
         except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}"
         latency_ms = round((time.monotonic() - started) * 1000)
-        error = None if error is None else error[:ERROR_MAX_LENGTH]
+        # The URL's path and query may hold the customer's own tokens: only its host goes to logs.
+        error = None if error is None else error.replace(event.url, host_of(event.url))[:ERROR_MAX_LENGTH]
         await self._record(event, status, error, latency_ms, wait)
 
     async def _record(
