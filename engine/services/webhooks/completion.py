@@ -73,7 +73,10 @@ class CompletionMails:
                 log.warning("completion_mail.database_unavailable", error=str(exc))
                 due = []
             for mail in due:
-                await self._send(mail)
+                try:
+                    await self._send(mail)
+                except DatabaseUnavailable as exc:  # its lease ends, and it is taken again
+                    log.warning("completion_mail.database_unavailable", error=str(exc))
             await asyncio.sleep(self.settings.webhook_poll_s)
 
     async def _send(self, mail: store.DueMail) -> None:
