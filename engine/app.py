@@ -26,7 +26,7 @@ from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event, eve
 from engine.telephony.calls import CallService
 from engine.telephony.sipwatch import SipWatch
 from engine.telephony.stasis import StasisRouter
-from engine.web import routes
+from engine.web import routes, webhook_payloads
 from ivr import service as ivr_service
 
 log = structlog.get_logger(__name__)
@@ -127,6 +127,9 @@ class Engine:
             self.supervisor.keep_running("loop-lag", self._watch_loop_lag)
             if self.run_dialer:
                 self.supervisor.keep_running("dialer", self.dialer.run)
+                self.supervisor.keep_running(
+                    "webhooks", lambda: self.services.webhooks.run(webhook_payloads.render)
+                )
             # Lost BYEs and events never hold a slot forever: compare /channels with open calls.
             self.supervisor.keep_running("call-sweep", self.calls.run_sweeps)
             # Each call's stage into PostgreSQL, in batches (engine/services/dialing/stages.py).

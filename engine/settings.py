@@ -401,6 +401,47 @@ class Settings:
         "The service's public address, for links in e-mails (default: local).",
     )
 
+    # --- webhooks -----------------------------------------------------------------------------------
+    webhook_allow_private: bool = _setting(
+        "VOCALCAST_WEBHOOK_ALLOW_PRIVATE",
+        _bool,
+        "0",
+        "Let webhooks reach loopback, private and link-local addresses (never metadata nor multicast).",
+    )
+    webhook_timeout_s: float = _setting(
+        "VOCALCAST_WEBHOOK_TIMEOUT_S", _non_negative_float, "5", "Longest wait for one webhook delivery."
+    )
+    webhook_retry_base_s: float = _setting(
+        "VOCALCAST_WEBHOOK_RETRY_BASE_S",
+        _non_negative_float,
+        "5",
+        "First wait before a failed webhook is tried again; doubles at each try.",
+    )
+    webhook_retry_max_s: float = _setting(
+        "VOCALCAST_WEBHOOK_RETRY_MAX_S",
+        _non_negative_float,
+        "3600",
+        "Longest wait between two webhook tries.",
+    )
+    webhook_retry_window_s: float = _setting(
+        "VOCALCAST_WEBHOOK_RETRY_WINDOW_S",
+        _non_negative_float,
+        "86400",
+        "How long a webhook event is retried before it is given up.",
+    )
+    webhook_concurrency: int = _setting(
+        "VOCALCAST_WEBHOOK_CONCURRENCY", _positive_int, "20", "Webhook deliveries in flight at once, at most."
+    )
+    webhook_log_days: int = _setting(
+        "VOCALCAST_WEBHOOK_LOG_DAYS",
+        _positive_int,
+        "30",
+        "Days a finished webhook event (it holds phone numbers) and its tries are kept in the delivery log.",
+    )
+    webhook_poll_s: float = _setting(
+        "VOCALCAST_WEBHOOK_POLL_S", _non_negative_float, "1", "How often the outbox is read for due events."
+    )
+
     # --- recording IVR ------------------------------------------------------------------------------
     ivr_code_tries: int = _setting(
         "VOCALCAST_IVR_CODE_TRIES", _positive_int, "3", "Wrong personal codes in one call before goodbye."
@@ -566,6 +607,14 @@ class Settings:
             raise SettingsError(
                 "VOCALCAST_BREAKER_COOLDOWN_S: must be positive and at most VOCALCAST_BREAKER_COOLDOWN_MAX_S"
             )
+        if not 0 < self.webhook_timeout_s <= 60:
+            raise SettingsError("VOCALCAST_WEBHOOK_TIMEOUT_S: expected seconds in (0, 60]")
+        if not 0 < self.webhook_retry_base_s <= self.webhook_retry_max_s:
+            raise SettingsError(
+                "VOCALCAST_WEBHOOK_RETRY_BASE_S: must be positive and at most VOCALCAST_WEBHOOK_RETRY_MAX_S"
+            )
+        if self.webhook_poll_s <= 0:
+            raise SettingsError("VOCALCAST_WEBHOOK_POLL_S: must be positive")
         if self.retry_busy_factor <= 0 or self.retry_no_answer_factor <= 0:
             raise SettingsError("VOCALCAST_RETRY_BUSY_FACTOR and _NO_ANSWER_FACTOR must be positive")
         node = self.node_name

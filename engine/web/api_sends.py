@@ -32,6 +32,7 @@ from engine.domain.sends import (
 from engine.errors import InvalidInput
 from engine.services import Services
 from engine.services.sends import DEFAULT
+from engine.web import api_webhooks
 from engine.web.api_common import (
     INT32_MAX,
     INT64_MAX,
@@ -69,6 +70,7 @@ SEND_FIELDS: Final = TARGET_FIELDS | frozenset(
         "deferred",
         "comment",
         "skip_refused",
+        "webhook",
     }
 )
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
@@ -255,6 +257,7 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
     )
     at = _start_at(body)
     services = services_of(request)
+    webhook = api_webhooks.read_override(services, body)
     targets = await read_targets(services, account, body)
     refused = paste_json(targets.paste)["refused"]
     if refused and skip_refused is not True:
@@ -287,6 +290,8 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
     except IdempotencyKeyUsed as exc:
         # A twin request with the same key committed between our look-up and our insert: its send is ours.
         return await _send_answer(services, account, exc.send, status=200)
+    if webhook is not None:
+        await services.webhooks.set_for_send(account.id, send.id, url=webhook.url, events=webhook.events)
     return await _send_answer(services, account, send, status=201, refused=refused)
 
 

@@ -16,6 +16,7 @@ from engine.domain.accounts import (
 )
 from engine.domain.sends import MAX_COMMENT
 from engine.domain.tokens import LABEL_MAX_LENGTH
+from engine.domain.webhooks import EVENT_TYPES, TEST_EVENT, URL_MAX_LENGTH
 from engine.web.api_common import INT32_MAX, INT64_MAX
 
 Schema = dict[str, Any]
@@ -98,6 +99,31 @@ _TARGETS: Final[dict[str, Schema]] = {
     "contact_ids": array(integer(1, INT64_MAX), maxItems=100_000),
     "group_ids": array(integer(1, INT64_MAX), maxItems=contact_rules.MAX_GROUPS),
     "subset_contact_ids": nullable(array(integer(1, INT64_MAX), maxItems=100_000)),
+}
+
+_EVENT_TYPE: Final[Schema] = {"type": "string", "enum": list(EVENT_TYPES)}
+_WEBHOOK: Final[dict[str, Schema]] = {
+    "url": nullable(STRING),
+    "events": array(_EVENT_TYPE),
+    "enabled": BOOLEAN,
+    "disabled_at": nullable(DATETIME),
+    "disabled_reason": nullable(STRING),
+    "updated_at": nullable(DATETIME),
+}
+_DELIVERY: Final[dict[str, Schema]] = {
+    "id": UUID_,
+    "type": {"type": "string", "enum": [*EVENT_TYPES, TEST_EVENT]},
+    "send_id": nullable(UUID_),
+    "sequence": INTEGER,
+    "occurred_at": DATETIME,
+    "url": STRING,
+    "status": {"type": "string", "enum": ["pending", "delivered", "failed", "dropped"]},
+    "tries": INTEGER,
+    "next_try_at": nullable(DATETIME),
+    "last_status": nullable(INTEGER),
+    "last_error": nullable(STRING),
+    "last_latency_ms": nullable(INTEGER),
+    "delivered_at": nullable(DATETIME),
 }
 
 SCHEMAS: Final[dict[str, Schema]] = {
@@ -231,6 +257,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "deferred": {"type": "string", "pattern": "^[0-9]{12}$"},
             "comment": text(MAX_COMMENT),
             "skip_refused": BOOLEAN,
+            "webhook": nullable(ref("SendWebhookInput")),
         },
     ),
     "Progress": obj(
@@ -334,6 +361,46 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "memberships_added": INTEGER,
         }
     ),
+    # --- webhooks ---
+    "Notifications": obj({"completion_email": BOOLEAN}),
+    "WebhookSettings": obj(_WEBHOOK),
+    "WebhookSaved": obj({**_WEBHOOK, "secret": nullable(STRING)}),
+    "WebhookInput": obj(
+        {"url": nullable(text(URL_MAX_LENGTH, pattern="^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$"))},
+        {"events": array({"type": "string", "enum": list(EVENT_TYPES)}, maxItems=len(EVENT_TYPES))},
+    ),
+    "WebhookSecret": obj({"secret": STRING}),
+    "SendWebhook": obj(
+        {
+            "url": nullable(STRING),
+            "events": nullable(array(_EVENT_TYPE)),
+            "disabled_at": nullable(DATETIME),
+            "disabled_reason": nullable(STRING),
+        }
+    ),
+    "SendWebhookInput": obj(
+        {"url": text(URL_MAX_LENGTH, pattern="^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$")},
+        {"events": array(_EVENT_TYPE, maxItems=len(EVENT_TYPES))},
+    ),
+    "WebhookDelivery": obj(_DELIVERY),
+    "WebhookDeliveryDetail": obj(
+        {
+            **_DELIVERY,
+            "attempts": array(
+                obj(
+                    {
+                        "at": DATETIME,
+                        "status": nullable(INTEGER),
+                        "error": nullable(STRING),
+                        "latency_ms": INTEGER,
+                    }
+                )
+            ),
+        }
+    ),
+    "WebhookDeliveryPage": obj(
+        {"deliveries": array(ref("WebhookDelivery")), "next_before": nullable(DATETIME)}
+    ),
 }
 
 # Request examples: shown in the documentation, and sent as they are by schemathesis' explicit phase.
@@ -361,4 +428,5 @@ EXAMPLES: Final[dict[str, Any]] = {
     "ContactUpdate": {"prenom": "Jeanne"},
     "GroupInput": {"name": "Clients Lyon"},
     "MembersInput": {"contact_ids": [1, 2]},
+    "WebhookInput": {"url": "https://exemple.fr/vocalcast/evenements", "events": ["recipient.final"]},
 }

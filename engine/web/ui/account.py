@@ -10,7 +10,7 @@ from aiohttp import web
 from engine.domain.accounts import SendDefaults
 from engine.errors import InvalidInput
 from engine.web.remote import client_address
-from engine.web.ui import sendform
+from engine.web.ui import sendform, webhook_panel
 from engine.web.ui.auth import password_errors
 from engine.web.ui.core import Page, page, phone_fr
 
@@ -54,6 +54,7 @@ async def _render(p: Page, *, status: int = 200, **overrides: Any) -> web.Respon
         "token_label": "",
         "drop_mode": sendform.DROP_MODE_FR,
     }
+    context.update(await webhook_panel.panel(p))
     context.update(overrides)
     return p.render("settings.html", status=status, **context)
 
