@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -51,6 +52,11 @@ def _non_negative_float(raw: str) -> float:
     if value < 0:
         raise ValueError(f"expected a non-negative number, got {value}")
     return value
+
+
+def _addresses(raw: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses, each checked and written in its canonical form."""
+    return tuple(str(ipaddress.ip_address(part.strip())) for part in raw.split(",") if part.strip())
 
 
 def _path(raw: str) -> Path:
@@ -366,13 +372,37 @@ class Settings:
         "VOCALCAST_LOGIN_MAX_FAILURES",
         _positive_int,
         "5",
-        "Failed logins (http.php, e-mail, API, web) per account or client address before throttling.",
+        "Failed logins (http.php, e-mail, web) per account and client address before that pair waits.",
+    )
+    login_account_max_failures: int = _setting(
+        "VOCALCAST_LOGIN_ACCOUNT_MAX_FAILURES",
+        _positive_int,
+        "10",
+        "Failed logins per account, all addresses together (addresses it logged in from lately excepted).",
+    )
+    login_client_max_failures: int = _setting(
+        "VOCALCAST_LOGIN_CLIENT_MAX_FAILURES",
+        _positive_int,
+        "20",
+        "Failed logins (and API tokens) per client address, all accounts together.",
     )
     login_window_s: float = _setting(
         "VOCALCAST_LOGIN_WINDOW_S",
         _non_negative_float,
         "900",
-        "Window counting failed logins; throttled that long.",
+        "Window counting failed logins; each window that ends exhausted doubles the next (up to 32x).",
+    )
+    login_trusted_days: float = _setting(
+        "VOCALCAST_LOGIN_TRUSTED_DAYS",
+        _non_negative_float,
+        "30",
+        "An address that logged in to an account this recently keeps its own budget for that account.",
+    )
+    password_workers: int = _setting(
+        "VOCALCAST_PASSWORD_WORKERS",
+        _positive_int,
+        "2",
+        "Threads hashing and checking passwords (argon2) at once, off the event loop.",
     )
     smtp_host: str = _setting("VOCALCAST_SMTP_HOST", _str, "127.0.0.1", "E-mail intake bind address.")
     smtp_port: int = _setting("VOCALCAST_SMTP_PORT", _port, "2525", "E-mail intake port.")
@@ -390,6 +420,12 @@ class Settings:
     )
     mail_from: str = _setting(
         "VOCALCAST_MAIL_FROM", _str, "message@localhost", "From address of the replies vocalcast sends."
+    )
+    mail_trusted_relays: tuple[str, ...] = _setting(
+        "VOCALCAST_MAIL_TRUSTED_RELAYS",
+        _addresses,
+        "",
+        "Relay addresses (comma-separated) whose Received header names the real client of a mail.",
     )
     mail_replies_per_hour: int = _setting(
         "VOCALCAST_MAIL_REPLIES_PER_HOUR", _positive_int, "20", "Replies to one sender per hour, at most."
@@ -601,7 +637,12 @@ def instance_record(settings: Settings) -> str:
         if meta["secret"] or meta["env"] == "VOCALCAST_STATE_DIR":
             continue
         value = getattr(settings, f.name)
-        text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        if isinstance(value, bool):
+            text = "1" if value else "0"
+        elif isinstance(value, tuple):
+            text = ",".join(value)
+        else:
+            text = str(value)
         if "\n" in text:
             raise SettingsError(f"{meta['env']}: a value may not hold a line break")
         lines.append(f"{meta['env']}={text}")

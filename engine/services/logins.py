@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -23,11 +24,12 @@ from uuid import UUID
 import structlog
 
 from engine import mailer
-from engine.domain.accounts import Account, check_password, normalize_email
+from engine.domain.accounts import EMAIL_MAX_LENGTH, Account, check_password, normalize_email
+from engine.domain.throttle import Budget
 from engine.errors import InvalidInput, NotFound
 from engine.settings import Settings
 from engine.store import accounts as accounts_store
-from engine.store import rates, webspace
+from engine.store import rates, throttle, webspace
 from engine.store.db import Database
 
 log = structlog.get_logger(__name__)
@@ -39,8 +41,28 @@ _TOKEN_BYTES: Final = 32  # web session and reset-link tokens
 THROTTLED_FR: Final = "Trop de tentatives. Réessayez plus tard, ou utilisez « mot de passe oublié »."
 
 
-def login_keys(email: str, client: str) -> list[str]:
-    return [f"account:{email.strip().lower()}", f"client:{client}"]
+def login_name(email: str) -> str:
+    """The login an e-mail field names, spelled as the accounts table compares it (NFKC, trimmed,
+    lower-cased: ``normalize_email``), even when it is no valid address: every spelling of one login
+    shares its throttle counters."""
+    try:
+        return normalize_email(email)
+    except InvalidInput:
+        return unicodedata.normalize("NFKC", email).strip().lower().replace("\x00", "")[:EMAIL_MAX_LENGTH]
+
+
+def login_budgets(settings: Settings, login: str, client: str, *, trusted: bool) -> list[Budget]:
+    """What one login attempt counts against: always its (login, address) pair; unless that pair logged
+    in successfully lately, also the login across addresses and the address across logins."""
+    window, client = settings.login_window_s, client[:100]
+    pair = Budget(f"pair:{login}|{client}", settings.login_max_failures, window)
+    if trusted:
+        return [pair]
+    return [
+        pair,
+        Budget(f"account:{login}", settings.login_account_max_failures, window),
+        Budget(f"client:{client}", settings.login_client_max_failures, window),
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +109,26 @@ class Logins:
     # --- the throttle -----------------------------------------------------------------------------------
 
     async def password(self, email: str, password: str, *, client: str) -> LoginResult:
-        """The account whose e-mail and password these are, under the throttle of (account, client)."""
-        keys = login_keys(email, client)
-        wait_s = await self._blocked_for_s(keys)
+        """The account whose e-mail and password these are, under the throttle.
+
+        The attempt takes its slot in every budget it counts against *before* the password is checked
+        (under a row lock): parallel guesses cannot all pass, at most the budget is ever checked. A
+        success gives the slot back and makes the (account, address) pair trusted, so that a stranger's
+        guesses from elsewhere never lock the customer out of their usual address.
+        """
+        login = login_name(email)
+        days = self._settings.login_trusted_days
+        trusted = await throttle.trusted(self._db, login, client, days=days)
+        budgets = login_budgets(self._settings, login, client, trusted=trusted)
+        wait_s = await throttle.take(self._db, budgets)
         if wait_s is not None:
             # No password check at all while throttled: a guesser learns nothing and costs us nothing.
             return LoginResult(retry_after_s=wait_s)
         account = await accounts_store.authenticate(self._db, email.strip(), password)
         if account is None:
-            await rates.record(self._db, LOGIN_FAILURES, keys)
+            return LoginResult()  # the slot stays taken: a failure
+        await throttle.give_back(self._db, [b.key for b in budgets])
+        await throttle.trust(self._db, account.id, client)
         return LoginResult(account=account)
 
     async def client_blocked_for_s(self, client: str) -> float | None:
@@ -106,11 +139,12 @@ class Logins:
         await rates.record(self._db, LOGIN_FAILURES, [f"client:{client}"])
 
     async def forget_failures(self, email: str) -> None:
-        """After a password reset, the account's own failures no longer count."""
-        await rates.clear(self._db, LOGIN_FAILURES, login_keys(email, "")[:1])
+        """After a password reset, the account's own failures no longer count (on any address)."""
+        login = login_name(email)
+        await throttle.clear(self._db, [f"account:{login}"], [f"pair:{login}|"])
 
     async def _blocked_for_s(self, keys: list[str]) -> float | None:
-        limit, window_s = self._settings.login_max_failures, self._settings.login_window_s
+        limit, window_s = self._settings.login_client_max_failures, self._settings.login_window_s
         return await rates.blocked_for_s(self._db, LOGIN_FAILURES, keys, limit=limit, window_s=window_s)
 
     # --- web sessions -----------------------------------------------------------------------------------

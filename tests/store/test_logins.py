@@ -21,7 +21,10 @@ NEW_PASSWORD = "tout-nouveau-mot-de-passe"
 @pytest.fixture
 def services(stack_settings: Settings, db: Database) -> Services:
     # No relay: reset e-mails are composed and dropped (logged); the links are caught by the tests.
-    return build(dataclasses.replace(stack_settings, smtp_relay="", login_max_failures=3), db)
+    settings = dataclasses.replace(
+        stack_settings, smtp_relay="", login_max_failures=3, login_account_max_failures=3
+    )
+    return build(settings, db)
 
 
 async def _account(db: Database, settings: Settings, email: str = "client@example.fr") -> Account:
@@ -89,7 +92,7 @@ async def test_password_change_checks_the_current_one_and_ends_the_other_session
 
 async def test_password_change_counts_in_the_login_throttle(services: Services, db: Database) -> None:
     account = await _account(db, services.settings)
-    for _ in range(services.settings.login_max_failures):
+    for _ in range(services.settings.login_account_max_failures):
         await _change(services, account, "faux", NEW_PASSWORD, client="10.0.0.3")
     # Even the right password is not checked now: a borrowed session is no way round the throttle.
     blocked = await _change(services, account, PASSWORD, NEW_PASSWORD, client="10.0.0.4")
@@ -110,7 +113,7 @@ async def test_a_reset_link_works_once_ends_every_session_and_clears_the_failure
     [token] = links
     assert await logins.reset_link_alive(token)
     session = await logins.open_session(account.id, client="10.0.0.5")
-    for _ in range(services.settings.login_max_failures):
+    for _ in range(services.settings.login_account_max_failures):
         await logins.password(account.email, "faux", client="10.0.0.6")
     assert (await logins.password(account.email, PASSWORD, client="10.0.0.7")).throttled
 
