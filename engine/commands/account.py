@@ -66,7 +66,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     code.set_defaults(func=_code)
 
-    password = actions.add_parser("password", help="set a new password (generated unless given)")
+    password = actions.add_parser(
+        "password",
+        help="set a new password (generated unless given); ends its web sessions, revokes its API tokens",
+    )
     password.add_argument("--account", required=True, metavar="EMAIL")
     password.add_argument("--password", help="default: generated; '-' reads it from standard input")
     password.set_defaults(func=_password)
@@ -144,7 +147,9 @@ def _password(args: argparse.Namespace) -> int:
 
     async def run(services: Services) -> str:
         account = await services.accounts.by_email(args.account)
-        return await services.logins.set_password(account.id, password)
+        new = await services.logins.set_password(account.id, password)
+        await services.logins.settled()  # the customer's e-mail leaves before the command ends
+        return new
 
     new = run_with_services(run)
     if password is None:

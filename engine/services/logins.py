@@ -14,9 +14,10 @@ session, and CSRF, are the web's (engine/web/sessions.py).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 from uuid import UUID
@@ -30,6 +31,7 @@ from engine.errors import InvalidInput, NotFound
 from engine.settings import Settings
 from engine.store import accounts as accounts_store
 from engine.store import rates, throttle, webspace
+from engine.store import tokens as tokens_store
 from engine.store.db import Database
 
 log = structlog.get_logger(__name__)
@@ -79,11 +81,14 @@ class LoginResult:
 
 @dataclass(frozen=True, slots=True)
 class PasswordChange:
-    """A password changed (and how many other sessions that ended), or refused: ``refusals`` maps what
-    was refused — "current", "new" or "confirmation" — to its French reason, and nothing changed."""
+    """A password changed — every web session ended, every API token revoked, counted here — or refused:
+    ``refusals`` maps what was refused — "current", "new" or "confirmation" — to its French reason, and
+    nothing changed."""
 
     refusals: Mapping[str, str] = field(default_factory=dict)
     ended_sessions: int = 0
+    revoked_tokens: int = 0
+    session: str | None = None  # the changer's new session (every old one ended)
 
     @property
     def done(self) -> bool:
@@ -104,7 +109,9 @@ class Logins:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
         self._settings = settings
-        self._mails: set[asyncio.Task[None]] = set()  # reset e-mails on their way
+        self._mails: set[asyncio.Task[None]] = set()  # reset work and e-mails on their way
+        self._resets = asyncio.Lock()
+        accounts_store.set_password_workers(settings.password_workers)
 
     # --- the throttle -----------------------------------------------------------------------------------
 
@@ -173,8 +180,24 @@ class Logins:
     # --- passwords --------------------------------------------------------------------------------------
 
     async def set_password(self, account_id: UUID, password: str | None = None) -> str:
-        """An operator sets the password (generated unless given); returns it, the only time it is seen."""
-        return await accounts_store.set_password(self._db, account_id, password)
+        """An operator sets the password (generated unless given); returns it, the only time it is seen.
+        Like every password change, it ends the web sessions and revokes the API tokens."""
+        password, _ = await self._new_password(account_id, password)
+        return password
+
+    async def _new_password(self, account_id: UUID, password: str | None) -> tuple[str, PasswordChange]:
+        """Store a new password and, in the same transaction, end every web session and revoke every API
+        token of the account: whoever held the old password or anything it opened holds nothing now.
+        The owner is told by e-mail (in the background)."""
+        password, password_hash = await accounts_store.hash_password(password)
+        async with self._db.transaction() as conn:
+            await accounts_store.store_password_hash(conn, account_id, password_hash)
+            ended = await webspace.close_other_sessions(conn, account_id)
+            revoked = await tokens_store.revoke_all(conn, account_id)
+        owner = await accounts_store.get_account(self._db, account_id)
+        log.info("logins.password_changed", account_id=str(account_id), sessions=ended, tokens=revoked)
+        self._background(self._mail_password_changed(owner.email, revoked))
+        return password, PasswordChange(ended_sessions=ended, revoked_tokens=revoked)
 
     async def change_password(
         self,
@@ -184,10 +207,10 @@ class Logins:
         new: str,
         confirmation: str,
         client: str,
-        keep_session: str | None,
     ) -> PasswordChange:
         """A logged-in customer changes their password: the current one is checked under the login
-        throttle, the new one typed twice; then every session but ``keep_session`` ends."""
+        throttle, the new one typed twice; then every session ends (the changer gets a new one, in
+        ``session``) and every API token is revoked."""
         refusals = _new_password_refusals(new, confirmation)
         # A borrowed session must not become a way round the login throttle: same counters, same limit.
         checked = await self.password(account.email, current, client=client)
@@ -197,9 +220,45 @@ class Logins:
             refusals["current"] = "Mot de passe actuel incorrect."
         if refusals:
             return PasswordChange(refusals)
-        await accounts_store.set_password(self._db, account.id, new)
-        ended = await webspace.close_other_sessions(self._db, account.id, keep_token=keep_session)
-        return PasswordChange(ended_sessions=ended)
+        _, change = await self._new_password(account.id, new)
+        session = await self.open_session(account.id, client=client)
+        return dataclasses.replace(change, session=session)
+
+    def _background(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(work)
+        self._mails.add(task)
+        task.add_done_callback(self._mails.discard)
+
+    async def settled(self) -> None:
+        """Wait for the background work (reset links, e-mails) started so far."""
+        while self._mails:
+            await asyncio.gather(*self._mails, return_exceptions=True)
+
+    async def _mail_password_changed(self, to: str, revoked_tokens: int) -> None:
+        tokens = ""
+        renew = (
+            "les scripts qui s'en servaient doivent recevoir un nouveau jeton, à créer dans « Paramètres »."
+        )
+        if revoked_tokens == 1:
+            tokens = f" Votre jeton d'API a été révoqué : {renew}"
+        elif revoked_tokens > 1:
+            tokens = f" Vos {revoked_tokens} jetons d'API ont été révoqués : {renew}"
+        message = mailer.compose(
+            self._settings,
+            to=to,
+            subject="Votre mot de passe a été changé",
+            body=(
+                "Bonjour,\n\n"
+                f"Le mot de passe de votre compte ({to}) vient d'être changé.\n\n"
+                "Par sécurité, toutes les sessions ouvertes sur votre espace privé ont été fermées."
+                f"{tokens} Les envois par http.php et par e-mail se font désormais avec le nouveau mot de "
+                "passe.\n\n"
+                "Si vous n'êtes pas à l'origine de ce changement, utilisez tout de suite « mot de passe "
+                "oublié » sur la page de connexion, puis contactez-nous.\n"
+            ),
+        )
+        if await mailer.send(self._settings, message):
+            log.info("logins.password_changed_mail_sent")
 
     # --- « mot de passe oublié » ------------------------------------------------------------------------
 
@@ -207,9 +266,9 @@ class Logins:
         """E-mail a one-time link (``link(token)``) to choose a new password, when ``email`` is a
         customer's login; at most RESET_REQUESTS_PER_HOUR an hour per address and per client.
 
-        Says nothing of who is a customer: the caller answers the same in every case, and the e-mail
-        leaves in the background so that the answer takes as long either way. InvalidInput when
-        ``email`` is not an e-mail address.
+        Says nothing of who is a customer, not even by its timing: the request does the same work for
+        every address (the rate limit), and the lookup, the link and the e-mail happen in the
+        background. InvalidInput when ``email`` is not an e-mail address.
         """
         login = normalize_email(email)
         keys = [f"account:{login}", f"client:{client}"]
@@ -220,16 +279,19 @@ class Logins:
             log.info("logins.reset_rate_limited")
             return
         await rates.record(self._db, RESET_REQUESTS, keys)
-        try:
-            account = await accounts_store.account_by_email(self._db, login)
-        except NotFound:
-            log.info("logins.reset_unknown_email")
-            return
-        token = secrets.token_urlsafe(_TOKEN_BYTES)
-        await webspace.create_reset(self._db, account.id, token)
-        task = asyncio.create_task(self._mail_reset(account.email, link(token)))
-        self._mails.add(task)
-        task.add_done_callback(self._mails.discard)
+        self._background(self._send_reset(login, link))
+
+    async def _send_reset(self, login: str, link: Callable[[str], str]) -> None:
+        async with self._resets:  # in the order they were asked: the latest link is the one that works
+            try:
+                account = await accounts_store.account_by_email(self._db, login)
+            except NotFound:
+                log.info("logins.reset_unknown_email")
+                return
+            token = secrets.token_urlsafe(_TOKEN_BYTES)
+            await webspace.create_reset(self._db, account.id, token)
+            mail = self._mail_reset(account.email, link(token))
+        await mail
 
     async def _mail_reset(self, to: str, link: str) -> None:
         minutes = int(webspace.RESET_VALIDITY.total_seconds() // 60)
@@ -255,8 +317,8 @@ class Logins:
 
     async def reset_password(self, token: str, *, new: str, confirmation: str) -> PasswordChange | None:
         """Choose a new password through a reset link; None when the link is dead (used, expired,
-        unknown). The link works once; every session of the account ends, and its failed logins no
-        longer count (its owner proved they read the mailbox)."""
+        unknown). The link works once; every session of the account ends, every API token is revoked,
+        and its failed logins no longer count (its owner proved they read the mailbox)."""
         if not await self.reset_link_alive(token):
             return None
         refusals = _new_password_refusals(new, confirmation)
@@ -265,8 +327,8 @@ class Logins:
         account_id = await webspace.use_reset(self._db, token)
         if account_id is None:
             return None  # used by a concurrent request since we looked
-        await accounts_store.set_password(self._db, account_id, new)
+        _, change = await self._new_password(account_id, new)
         owner = await accounts_store.get_account(self._db, account_id)
         await self.forget_failures(owner.email)
         log.info("logins.password_reset", account_id=str(account_id))
-        return PasswordChange()
+        return change

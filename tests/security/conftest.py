@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from aiosmtpd.smtp import SMTP
 
 from engine.app import Engine
 from engine.settings import Settings
@@ -55,3 +61,36 @@ def password_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Checks]:
 
     monkeypatch.setattr(accounts_store, "_verify", counting)
     yield checks
+
+
+class Sink:
+    """The company's relay, standing in: every e-mail the engine sends."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.messages.append(BytesParser(policy=policy.default).parsebytes(envelope.content))  # type: ignore[arg-type]
+        return "250 OK"
+
+    def to(self, address: str, subject: str) -> list[EmailMessage]:
+        return [m for m in self.messages if m["To"] == address and m["Subject"] == subject]
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[tuple[Sink, int]]:
+    handler = Sink()
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(handler), "127.0.0.1", 0)
+    yield handler, server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.fixture
+async def relayed(stack_settings: Settings, db: Database, sink: tuple[Sink, int]) -> AsyncIterator[Engine]:
+    """An engine whose e-mails reach the sink."""
+    settings = dataclasses.replace(stack_settings, smtp_relay=f"127.0.0.1:{sink[1]}")
+    running = Engine(settings)
+    running.run_dialer = False
+    async with running:
+        yield running
