@@ -363,6 +363,18 @@ class Settings:
         "300",
         "Longest message, after trimming silence.",
     )
+    form_max_bytes: int = _setting(
+        "VOCALCAST_FORM_MAX_BYTES",
+        _positive_int,
+        str(2 * 1024 * 1024),
+        "Largest form a logged-in page takes (uploads excepted); above it the answer is 413.",
+    )
+    paste_max_lines: int = _setting(
+        "VOCALCAST_PASTE_MAX_LINES",
+        _positive_int,
+        "20000",
+        "Most lines in a pasted list of numbers (pages and API); more is refused before parsing.",
+    )
     audio_timeout_s: float = _setting(
         "VOCALCAST_AUDIO_TIMEOUT_S", _non_negative_float, "60", "Longest time one ffmpeg run may take."
     )

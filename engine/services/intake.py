@@ -57,6 +57,7 @@ CODES: Final[dict[str, str]] = {
     "95": "Le dépôt sur messagerie n'est possible que vers des mobiles, et doit être activé sur votre compte",
     "96": "Trop de numéros pour un seul envoi",
     "97": "Le service est momentanément indisponible, réessayez plus tard",
+    "98": "La requête est trop volumineuse",
 }
 REPLIES: Final = "mail_reply"
 _DATE: Final = re.compile(r"\d{12}s?")

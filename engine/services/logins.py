@@ -1,10 +1,11 @@
 """Logins: checking a password or a token under the shared failed-login throttle, the web sessions that
 a login opens, password changes and the one-time links of « mot de passe oublié ».
 
-Failed logins of every interface (http.php, e-mail, API tokens, the pages) count in one window, so a
-guesser gains nothing by switching interface: a failure counts for the account and for the client
-address; while either has reached ``VOCALCAST_LOGIN_MAX_FAILURES`` in ``VOCALCAST_LOGIN_WINDOW_S``,
-no password is even checked.
+Failed logins of every interface (http.php, e-mail, the pages; API tokens for the address) count in
+one throttle (engine/domain/throttle.py, sql/0015): an attempt takes its slot before the password is
+checked, so parallel guesses get no more than the budget; it counts for its (login, address) pair, and —
+unless that pair logged in successfully lately — for the login across addresses and for the address
+across logins. While one of those budgets is spent, no password is even checked.
 
 Web sessions live in PostgreSQL (sql/0008) rather than in stateless signed tokens: logging out, a
 password change and a password reset end a session at once, everywhere. The cookie that names a
@@ -36,7 +37,6 @@ from engine.store.db import Database
 
 log = structlog.get_logger(__name__)
 
-LOGIN_FAILURES: Final = "login"
 RESET_REQUESTS: Final = "password_reset"
 RESET_REQUESTS_PER_HOUR: Final = 3
 _TOKEN_BYTES: Final = 32  # web session and reset-link tokens
@@ -138,21 +138,17 @@ class Logins:
         await throttle.trust(self._db, account.id, client)
         return LoginResult(account=account)
 
-    async def client_blocked_for_s(self, client: str) -> float | None:
-        """Seconds a client address must wait (failed tokens count against the address only)."""
-        return await self._blocked_for_s([f"client:{client}"])
-
-    async def record_client_failure(self, client: str) -> None:
-        await rates.record(self._db, LOGIN_FAILURES, [f"client:{client}"])
+    async def token_failure(self, client: str) -> float | None:
+        """A request with an unknown API token: counted against the client address (the same counter as
+        its failed passwords); the seconds to wait once that budget is spent, else None."""
+        settings = self._settings
+        budget = Budget(f"client:{client[:100]}", settings.login_client_max_failures, settings.login_window_s)
+        return await throttle.take(self._db, [budget])
 
     async def forget_failures(self, email: str) -> None:
         """After a password reset, the account's own failures no longer count (on any address)."""
         login = login_name(email)
         await throttle.clear(self._db, [f"account:{login}"], [f"pair:{login}|"])
-
-    async def _blocked_for_s(self, keys: list[str]) -> float | None:
-        limit, window_s = self._settings.login_client_max_failures, self._settings.login_window_s
-        return await rates.blocked_for_s(self._db, LOGIN_FAILURES, keys, limit=limit, window_s=window_s)
 
     # --- web sessions -----------------------------------------------------------------------------------
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from engine.services import Services
-from engine.web import api, health, httpphp, ui
+from engine.web import api, health, httpphp, limits, ui
 from engine.web.context import SERVICES
 
 MAX_REQUEST_BYTES = 25 * 1024 * 1024  # above the largest accepted upload
 
 
 def build(services: Services) -> web.Application:
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[limits.limit_bodies])
     app[SERVICES] = services
     health.add_routes(app)
     httpphp.add_routes(app)
