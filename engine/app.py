@@ -125,6 +125,8 @@ class Engine:
             if self.run_mail:
                 await self._stack.enter_async_context(mail.serve(self.settings, self.services.intake))
             self.supervisor.keep_running("loop-lag", self._watch_loop_lag)
+            # Rows left by unauthenticated traffic (rate events, refusals, throttle counters) do not pile up.
+            self.supervisor.keep_running("login-housekeeping", self.services.logins.housekeeping)
             if self.run_dialer:
                 self.supervisor.keep_running("dialer", self.dialer.run)
             # Lost BYEs and events never hold a slot forever: compare /channels with open calls.

@@ -410,6 +410,18 @@ class Settings:
         "30",
         "An address that logged in to an account this recently keeps its own budget for that account.",
     )
+    refusals_keep_days: float = _setting(
+        "VOCALCAST_REFUSALS_KEEP_DAYS",
+        _non_negative_float,
+        "90",
+        "Days refused http.php and e-mail requests are kept (then purged, with old throttle rows).",
+    )
+    refusals_per_client_per_min: int = _setting(
+        "VOCALCAST_REFUSALS_PER_CLIENT_PER_MIN",
+        _positive_int,
+        "10",
+        "Refusals recorded per minute for one client before it logged in (more are only counted in logs).",
+    )
     password_workers: int = _setting(
         "VOCALCAST_PASSWORD_WORKERS",
         _positive_int,

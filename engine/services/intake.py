@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
@@ -60,6 +62,9 @@ CODES: Final[dict[str, str]] = {
     "98": "La requête est trop volumineuse",
 }
 REPLIES: Final = "mail_reply"
+# Refusals of clients that did not log in: a row costs them nothing, so their rows are rationed — per
+# client per minute (VOCALCAST_REFUSALS_PER_CLIENT_PER_MIN), and this many a minute in all.
+ANONYMOUS_REFUSALS_PER_MIN: Final = 600
 _DATE: Final = re.compile(r"\d{12}s?")
 
 Channel = Literal["http", "email"]
@@ -118,6 +123,28 @@ def parse_subject(subject: str) -> CompatRequest | None:
     return CompatRequest(password=password, numero=numero, ref=ref, com=comment, diff=diff)
 
 
+class RefusalRation:
+    """Whether one more refusal of a client that did not log in may be written this minute: at most
+    ``per_client`` per client and ``total`` in all (this process; the log line is written regardless)."""
+
+    def __init__(self, per_client: int, total: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._per_client, self._total, self._clock = per_client, total, clock
+        self._minute = -1
+        self._counts: dict[str, int] = {}
+        self._written = 0
+
+    def allow(self, client: str) -> bool:
+        minute = int(self._clock() // 60)
+        if minute != self._minute:
+            self._minute, self._counts, self._written = minute, {}, 0
+        count = self._counts.get(client, 0)
+        if count >= self._per_client or self._written >= self._total:
+            return False
+        self._counts[client] = count + 1
+        self._written += 1
+        return True
+
+
 class Intake:
     """http.php requests and intake e-mails → their code (and the send, when one was created)."""
 
@@ -126,6 +153,7 @@ class Intake:
         self._settings = settings
         self._logins = logins
         self._sends = sends
+        self._ration = RefusalRation(settings.refusals_per_client_per_min, ANONYMOUS_REFUSALS_PER_MIN)
 
     async def http(self, request: CompatRequest, *, client: str) -> CompatAnswer:
         """One http.php request (GET or POST form, already decoded) → its code."""
@@ -138,6 +166,8 @@ class Intake:
         parsed = parse_subject(subject)
         if parsed is None:
             log.info("mail.refused", reason="subject is not password:number:reference[:comment][:date]")
+            if not self._ration.allow(client):
+                return None
             with contextlib.suppress(DatabaseUnavailable):
                 await record_refusal(
                     self._db, origin="email", code="subject", client=client, detail="malformed subject"
@@ -327,7 +357,11 @@ class Intake:
         req: CompatRequest,
         detail: str,
     ) -> None:
-        """Refused requests are kept (never the password; numbers masked) so a customer can be helped."""
+        """Refused requests are kept (never the password; numbers masked) so a customer can be helped —
+        those of clients that did not log in as far as their ration allows."""
+        log.info("compat.refused", channel=channel, code=code, reason=detail)
+        if account is None and not self._ration.allow(client):
+            return
         numero = ",".join(mask_number(n.strip()) for n in req.numero.split(",") if n.strip())[:200]
         with contextlib.suppress(DatabaseUnavailable):
             await record_refusal(
@@ -338,7 +372,6 @@ class Intake:
                 client=client,
                 detail=f"{detail}; ref={req.ref[:20]!r} numero={numero}",
             )
-        log.info("compat.refused", channel=channel, code=code, reason=detail)
 
 
 class _Throttled(Exception):

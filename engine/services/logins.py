@@ -27,11 +27,12 @@ import structlog
 
 from engine import mailer
 from engine.domain.accounts import EMAIL_MAX_LENGTH, Account, check_password, normalize_email
-from engine.domain.throttle import Budget
-from engine.errors import InvalidInput, NotFound
+from engine.domain.throttle import MAX_STRIKES, Budget, span_s
+from engine.errors import InvalidInput, NotFound, VocalcastError
 from engine.settings import Settings
 from engine.store import accounts as accounts_store
 from engine.store import rates, throttle, webspace
+from engine.store import refusals as refusals_store
 from engine.store import tokens as tokens_store
 from engine.store.db import Database
 
@@ -39,6 +40,7 @@ log = structlog.get_logger(__name__)
 
 RESET_REQUESTS: Final = "password_reset"
 RESET_REQUESTS_PER_HOUR: Final = 3
+PURGE_EVERY_S: Final = 3600.0
 _TOKEN_BYTES: Final = 32  # web session and reset-link tokens
 THROTTLED_FR: Final = "Trop de tentatives. Réessayez plus tard, ou utilisez « mot de passe oublié »."
 
@@ -149,6 +151,35 @@ class Logins:
         """After a password reset, the account's own failures no longer count (on any address)."""
         login = login_name(email)
         await throttle.clear(self._db, [f"account:{login}"], [f"pair:{login}|"])
+
+    # --- housekeeping -----------------------------------------------------------------------------------
+
+    async def purge(self) -> dict[str, int]:
+        """Delete what unauthenticated traffic left behind and no rule needs any more: rate events older
+        than a day (the longest window is an hour), throttle counters whose longest window is over,
+        trusted pairs gone quiet, refusals older than VOCALCAST_REFUSALS_KEEP_DAYS."""
+        settings = self._settings
+        longest_window_s = span_s(Budget("", 1, settings.login_window_s), MAX_STRIKES) * 2
+        return {
+            "rate_events": await rates.prune(self._db, 86400.0),
+            "throttle": await throttle.prune(
+                self._db,
+                counters_older_than_s=longest_window_s,
+                trusted_older_than_s=settings.login_trusted_days * 86400.0,
+            ),
+            "refusals": await refusals_store.prune(self._db, settings.refusals_keep_days * 86400.0),
+        }
+
+    async def housekeeping(self) -> None:
+        """Purge now and every PURGE_EVERY_S, for as long as the engine runs."""
+        while True:
+            try:
+                purged = await self.purge()
+                if any(purged.values()):
+                    log.info("logins.purged", **purged)
+            except VocalcastError as exc:
+                log.warning("logins.purge_failed", error=str(exc))
+            await asyncio.sleep(PURGE_EVERY_S)
 
     # --- web sessions -----------------------------------------------------------------------------------
 
