@@ -154,6 +154,14 @@ class Engine:
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
         log.info("http.listening", host=self.settings.http_host, port=self.http_port)
+        if self.settings.health_port:
+            # Health and metrics never reach the proxy that faces the internet: loopback only.
+            health_runner = web.AppRunner(routes.build_health(self.services), handle_signals=False)
+            await health_runner.setup()
+            self._stack.push_async_callback(health_runner.cleanup)
+            health_site = web.TCPSite(health_runner, "127.0.0.1", self.settings.health_port, reuse_port=True)
+            await health_site.start()
+            log.info("http.health_listening", host="127.0.0.1", port=self.settings.health_port)
 
     async def _listen_hep(self) -> None:
         """Asterisk's SIP mirror (HEP) on loopback; without it (the port taken by another engine process

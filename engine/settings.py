@@ -40,6 +40,10 @@ def _port(raw: str) -> int:
     return value
 
 
+def _port_or_zero(raw: str) -> int:
+    return 0 if int(raw) == 0 else _port(raw)
+
+
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value < 1:
@@ -145,6 +149,12 @@ class Settings:
     # --- engine HTTP -----------------------------------------------------------------------------
     http_host: str = _setting("VOCALCAST_HTTP_HOST", _str, "127.0.0.1", "Engine HTTP bind address.")
     http_port: int = _setting("VOCALCAST_HTTP_PORT", _port, "8080", "Engine HTTP port (UI, API, /healthz).")
+    health_port: int = _setting(
+        "VOCALCAST_HEALTH_PORT",
+        _port_or_zero,
+        "0",
+        "When set, /healthz and /metrics are served only on 127.0.0.1:<this port>, not on the HTTP port.",
+    )
 
     # --- Asterisk ----------------------------------------------------------------------------------
     ari_port: int = _setting("VOCALCAST_ARI_PORT", _port, "18088", "Asterisk HTTP/ARI port (127.0.0.1).")
@@ -520,6 +530,13 @@ class Settings:
     @property
     def node_name(self) -> str:
         return self.node or _default_node()
+
+    @property
+    def health_url(self) -> str:
+        """Where /healthz answers: its own loopback listener when VOCALCAST_HEALTH_PORT is set."""
+        if self.health_port:
+            return f"http://127.0.0.1:{self.health_port}/healthz"
+        return f"http://{self.http_host}:{self.http_port}/healthz"
 
     @property
     def app_name(self) -> str:
