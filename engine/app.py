@@ -6,8 +6,10 @@ background loops run under a supervisor that logs and restarts them."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from contextlib import AsyncExitStack
+from typing import Final
 
 import structlog
 from aiohttp import web
@@ -26,20 +28,25 @@ from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event, eve
 from engine.telephony.calls import CallService
 from engine.telephony.sipwatch import SipWatch
 from engine.telephony.stasis import StasisRouter
-from engine.web import routes
+from engine.web import httpphp, routes
 from ivr import service as ivr_service
 
 log = structlog.get_logger(__name__)
 
 
+# Paths that carry a secret: a password-reset link's token is replaced in the access log.
+_SECRET_PATH: Final = re.compile(r"^(/mot-de-passe/)[^/]+")
+
+
 class AccessLogger(AbstractAccessLogger):
-    """Method, path, status and duration; never the query string (http.php carries passwords)."""
+    """Method, path, status and duration; never the query string (http.php carries passwords), nor the
+    token of a reset link."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         structlog.get_logger("access").info(
             "http",
             method=request.method,
-            path=request.path,
+            path=_SECRET_PATH.sub(r"\1…", request.path),
             status=response.status,
             duration_ms=round(time * 1000, 1),
             remote=request.remote,
@@ -142,7 +149,13 @@ class Engine:
 
     async def _start_http(self) -> None:
         app = routes.build(self.services)
-        runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+        runner = web.AppRunner(
+            app,
+            access_log_class=AccessLogger,
+            handle_signals=False,
+            # http.php GETs carry long comma-separated number lists: up to its own limit, then its code 98.
+            max_line_size=httpphp.MAX_BODY + 8192,
+        )
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
         # reuse_port: several engine processes on one host can serve the same HTTP port.

@@ -2,11 +2,13 @@
 --
 -- login_throttle: one row per key ("pair:<login>|<address>", "account:<login>", "client:<address>"),
 -- locked while a login takes its slot, so parallel guesses cannot all pass the check before any failure
--- is recorded. `attempts` counts failures and logins still being checked in the current window (a
--- success gives its slot back); `strikes` makes the next window longer each time one ended exhausted.
+-- is recorded. `failures` counts the window's failed logins, `pending` the logins being checked now
+-- (each holds a slot: a failure keeps it, a success gives it back); `strikes` makes the next window
+-- longer each time one ended exhausted.
 CREATE TABLE login_throttle (
     key             text PRIMARY KEY CHECK (length(key) <= 400),
-    attempts        integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    failures        integer NOT NULL DEFAULT 0 CHECK (failures >= 0),
+    pending         integer NOT NULL DEFAULT 0 CHECK (pending >= 0),
     window_start    timestamptz NOT NULL DEFAULT now(),
     strikes         integer NOT NULL DEFAULT 0 CHECK (strikes >= 0)
 );

@@ -15,7 +15,9 @@ session, and CSRF, are the web's (engine/web/sessions.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import random
 import secrets
 import unicodedata
 from collections.abc import Callable, Coroutine, Mapping
@@ -27,7 +29,7 @@ import structlog
 
 from engine import mailer
 from engine.domain.accounts import EMAIL_MAX_LENGTH, Account, check_password, normalize_email
-from engine.domain.throttle import MAX_STRIKES, Budget, span_s
+from engine.domain.throttle import BUSY, MAX_STRIKES, Budget, span_s
 from engine.errors import InvalidInput, NotFound, VocalcastError
 from engine.settings import Settings
 from engine.store import accounts as accounts_store
@@ -41,6 +43,11 @@ log = structlog.get_logger(__name__)
 RESET_REQUESTS: Final = "password_reset"
 RESET_REQUESTS_PER_HOUR: Final = 3
 PURGE_EVERY_S: Final = 3600.0
+# Waiting for checks that hold a budget's slots: polled at a random pace in this range, at most this long
+# (then answered as throttled, to retry in BUSY_RETRY_AFTER_S).
+BUSY_POLL_S: Final = (0.02, 0.08)
+BUSY_WAIT_S: Final = 10.0
+BUSY_RETRY_AFTER_S: Final = 5.0
 _TOKEN_BYTES: Final = 32  # web session and reset-link tokens
 THROTTLED_FR: Final = "Trop de tentatives. Réessayez plus tard, ou utilisez « mot de passe oublié »."
 
@@ -129,23 +136,46 @@ class Logins:
         days = self._settings.login_trusted_days
         trusted = await throttle.trusted(self._db, login, client, days=days)
         budgets = login_budgets(self._settings, login, client, trusted=trusted)
-        wait_s = await throttle.take(self._db, budgets)
+        wait_s = await self._take(budgets)
         if wait_s is not None:
             # No password check at all while throttled: a guesser learns nothing and costs us nothing.
             return LoginResult(retry_after_s=wait_s)
-        account = await accounts_store.authenticate(self._db, email.strip(), password)
+        keys = [b.key for b in budgets]
+        try:
+            account = await accounts_store.authenticate(self._db, email.strip(), password)
+        except BaseException:
+            with contextlib.suppress(Exception):  # a check that never ended gives its slots back
+                await throttle.settle(self._db, keys, failed=False)
+            raise
+        # A failure keeps its slots; a success gives them back.
+        await throttle.settle(self._db, keys, failed=account is None)
         if account is None:
-            return LoginResult()  # the slot stays taken: a failure
-        await throttle.give_back(self._db, [b.key for b in budgets])
+            return LoginResult()
         await throttle.trust(self._db, account.id, client)
         return LoginResult(account=account)
+
+    async def _take(self, budgets: list[Budget]) -> float | None:
+        """Slots in ``budgets`` (None), or the seconds to wait. While checks still running hold the
+        slots, wait for them — they may succeed and give their slots back — up to BUSY_WAIT_S."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_WAIT_S
+        while True:
+            verdict = await throttle.take(self._db, budgets)
+            if verdict != BUSY:
+                return None if verdict is None else float(verdict)
+            if loop.time() >= deadline:
+                return BUSY_RETRY_AFTER_S
+            await asyncio.sleep(random.uniform(*BUSY_POLL_S))  # noqa: S311 - spreading retries, no secret
 
     async def token_failure(self, client: str) -> float | None:
         """A request with an unknown API token: counted against the client address (the same counter as
         its failed passwords); the seconds to wait once that budget is spent, else None."""
         settings = self._settings
         budget = Budget(f"client:{client[:100]}", settings.login_client_max_failures, settings.login_window_s)
-        return await throttle.take(self._db, [budget])
+        wait_s = await self._take([budget])
+        if wait_s is None:
+            await throttle.settle(self._db, [budget.key], failed=True)
+        return wait_s
 
     async def forget_failures(self, email: str) -> None:
         """After a password reset, the account's own failures no longer count (on any address)."""

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from engine.domain.throttle import Budget, Counter, take_all
+from engine.domain.throttle import Budget, Counter, Verdict, take_all
 from engine.store.db import Database, Executor, rows_affected
 
 
-async def take(db: Database, budgets: list[Budget]) -> float | None:
-    """Count one attempt against every budget, or none: None when the attempt may go ahead (its slot
-    is then taken until ``give_back``), else the seconds to wait.
+async def take(db: Database, budgets: list[Budget]) -> Verdict:
+    """Take a slot in every budget, or none: None when the attempt may go ahead (its slots are then
+    pending until ``settle``), else the seconds to wait, or BUSY while checks still running hold the
+    slots (ask again shortly).
 
     The rows are created if missing and locked in key order (no deadlock between two logins), so
-    two parallel attempts see each other's count: at most ``limit`` pass, whatever the parallelism.
+    parallel attempts see each other's slots: at most ``limit`` are checked, whatever the parallelism.
     """
     keys = sorted({b.key for b in budgets})
     async with db.transaction() as conn:
@@ -24,38 +25,39 @@ async def take(db: Database, budgets: list[Budget]) -> float | None:
             keys,
         )
         rows = await conn.fetch(
-            "SELECT key, attempts, window_start, strikes FROM login_throttle WHERE key = ANY($1::text[]) "
-            "ORDER BY key FOR UPDATE",
+            "SELECT key, failures, pending, window_start, strikes FROM login_throttle "
+            "WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE",
             keys,
         )
         now = await conn.fetchval("SELECT clock_timestamp()")
-        counters = {r["key"]: Counter(r["attempts"], r["window_start"], r["strikes"]) for r in rows}
-        updated, wait = take_all(counters, budgets, now)
-        if wait is not None:
-            return wait
+        counters = {
+            r["key"]: Counter(r["failures"], r["window_start"], r["strikes"], r["pending"]) for r in rows
+        }
+        updated, verdict = take_all(counters, budgets, now)
+        if verdict is not None:
+            return verdict
         await conn.execute(
-            "UPDATE login_throttle AS t SET attempts = u.attempts, window_start = u.window_start, "
-            "strikes = u.strikes "
-            "FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::int[]) "
-            "AS u (key, attempts, window_start, strikes) WHERE t.key = u.key",
+            "UPDATE login_throttle AS t SET failures = u.failures, pending = u.pending, "
+            "window_start = u.window_start, strikes = u.strikes "
+            "FROM unnest($1::text[], $2::int[], $3::int[], $4::timestamptz[], $5::int[]) "
+            "AS u (key, failures, pending, window_start, strikes) WHERE t.key = u.key",
             list(updated),
-            [c.attempts for c in updated.values()],
+            [c.failures for c in updated.values()],
+            [c.pending for c in updated.values()],
             [c.window_start for c in updated.values()],
             [c.strikes for c in updated.values()],
         )
     return None
 
 
-async def give_back(db: Executor, keys: list[str]) -> None:
-    """A login that succeeded gives its slots back (only failures stay counted)."""
+async def settle(db: Executor, keys: list[str], *, failed: bool) -> None:
+    """A checked attempt's slots: kept as failures, or given back after a success."""
     await db.execute(
-        "UPDATE login_throttle SET attempts = greatest(attempts - 1, 0) WHERE key = ANY($1::text[])", keys
+        "UPDATE login_throttle SET pending = greatest(pending - 1, 0), failures = failures + $2 "
+        "WHERE key = ANY($1::text[])",
+        keys,
+        1 if failed else 0,
     )
-
-
-async def counted(db: Executor, key: str) -> int:
-    """Attempts counted for ``key`` in its current window (0 when it has none)."""
-    return int(await db.fetchval("SELECT coalesce(max(attempts), 0) FROM login_throttle WHERE key = $1", key))
 
 
 async def clear(db: Executor, keys: list[str], prefixes: list[str]) -> None:

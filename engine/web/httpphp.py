@@ -2,7 +2,7 @@
 
 GET or POST form, always HTTP 200 with the two-digit code alone as a text/plain body (no newline).
 Values may come percent-encoded as UTF-8 (modern clients) or Latin-1/cp1252 (old PHP): each is
-decoded as UTF-8 first, cp1252 otherwise. A POST body over MAX_BODY gets code 98 (never a 413).
+decoded as UTF-8 first, cp1252 otherwise. A query or POST body over MAX_BODY gets code 98 (never a 413).
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ def _answer(code: str, retry_after_s: float | None = None) -> web.Response:
 
 async def http_php(request: web.Request) -> web.Response:
     raw = request.rel_url.raw_query_string
+    if len(raw) > MAX_BODY:
+        log.info("httpphp.too_large", query=len(raw))
+        return _answer(TOO_LARGE)
     if request.method == "POST":
         # Past MAX_BODY: our own code, still HTTP 200 (the contract), and the body is read no further.
         if (request.content_length or 0) > MAX_BODY:

@@ -46,6 +46,8 @@ class Checks:
     """Every argon2 verification the engine ran (real passwords and the dummy one of unknown e-mails)."""
 
     count: int = 0
+    running: int = 0
+    most_at_once: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -57,7 +59,13 @@ def password_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Checks]:
     def counting(password_hash: str, password: str) -> bool:
         with checks.lock:  # verifications run in worker threads
             checks.count += 1
-        return real(password_hash, password)
+            checks.running += 1
+            checks.most_at_once = max(checks.most_at_once, checks.running)
+        try:
+            return real(password_hash, password)
+        finally:
+            with checks.lock:
+                checks.running -= 1
 
     monkeypatch.setattr(accounts_store, "_verify", counting)
     yield checks

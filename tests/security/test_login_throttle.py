@@ -118,6 +118,16 @@ async def test_a_stranger_cannot_lock_a_customer_out_of_its_usual_address(
     assert await db.fetchval("SELECT count(*) FROM sends") == 2
 
 
+async def test_password_checks_run_in_a_bounded_pool(
+    engine: Engine, client: Customer, stack_settings: Settings, password_checks: Checks
+) -> None:
+    # Right passwords from 30 addresses at once: every one is checked, never more at once than the pool.
+    logins = [http_php(engine, client, password=PASSWORD, address=f"198.51.100.{i}") for i in range(30)]
+    assert {a[:2] for a in await asyncio.gather(*logins)} == {(200, "80")}
+    assert password_checks.count == 30
+    assert password_checks.most_at_once <= stack_settings.password_workers
+
+
 async def test_the_login_page_counts_before_it_checks(
     engine: Engine, client: Customer, stack_settings: Settings, password_checks: Checks
 ) -> None:

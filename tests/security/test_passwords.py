@@ -106,7 +106,11 @@ async def test_a_password_change_ends_every_session_and_revokes_every_token(
 
 
 async def test_a_password_reset_ends_every_session_and_revokes_every_token(
-    relayed: Engine, client: Customer, db: Database, sink: tuple[Sink, int]
+    relayed: Engine,
+    client: Customer,
+    db: Database,
+    sink: tuple[Sink, int],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     holder = Holder(relayed, client, db)
     fresh = UiClient(relayed)
@@ -121,6 +125,8 @@ async def test_a_password_reset_ends_every_session_and_revokes_every_token(
         await fresh.get(path)
         done = await fresh.post(path, {"password": NEW, "password2": NEW})
         assert done.contains("Votre mot de passe a été changé")
+        logged = capsys.readouterr().err
+        assert "/mot-de-passe/…" in logged and found.group(1) not in logged  # the link's token never logged
         await holder.all_ended()
         await wait_for(lambda: sink[0].to(client.account.email, CHANGED), what="the e-mail")
         told(sink[0], client, tokens=2)

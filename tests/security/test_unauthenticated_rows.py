@@ -56,7 +56,7 @@ async def test_the_purge_job_clears_old_rows_and_keeps_recent_ones(
         "('http', '82', now() - interval '1 day')"
     )
     await db.execute(
-        "INSERT INTO login_throttle (key, attempts, window_start, strikes) VALUES "
+        "INSERT INTO login_throttle (key, failures, window_start, strikes) VALUES "
         "('pair:old', 5, now() - interval '60 days', 5), ('pair:new', 5, now(), 0)"
     )
     await db.execute(
