@@ -9,6 +9,7 @@ this module only orders the checks and maps errors to codes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -62,6 +63,7 @@ CODES: Final[dict[str, str]] = {
     "98": "La requête est trop volumineuse",
 }
 REPLIES: Final = "mail_reply"
+_MAX_REF: Final = 2**31 - 1  # message references are PostgreSQL integers
 # Refusals of clients that did not log in: a row costs them nothing, so their rows are rationed — per
 # client per minute (VOCALCAST_REFUSALS_PER_CLIENT_PER_MIN), and this many a minute in all.
 ANONYMOUS_REFUSALS_PER_MIN: Final = 600
@@ -214,6 +216,10 @@ class Intake:
         await send_mail(settings, reply)
 
     async def _submit(self, request: CompatRequest, *, channel: Channel, client: str) -> CompatAnswer:
+        # NUL cannot be stored in PostgreSQL text, and no field of the manual means one: dropped here.
+        request = CompatRequest(
+            **{f.name: getattr(request, f.name).replace("\x00", "") for f in dataclasses.fields(request)}
+        )
         account: Account | None = None
         try:
             account = await self._check_login(request, client)
@@ -249,7 +255,7 @@ class Intake:
     async def _create(self, req: CompatRequest, account: Account, channel: Channel) -> CompatAnswer:
         db = self._db
         ref = req.ref.strip()
-        if not ref.isdigit():
+        if not (ref.isascii() and ref.isdigit()) or int(ref) > _MAX_REF:
             raise _Refused("91", "reference not a number")
         try:
             await messages_store.get_message(db, account.id, int(ref))

@@ -16,8 +16,8 @@ async def record_refusal(
         origin,
         code,
         account_id,
-        client[:100],
-        detail[:500],
+        client.replace("\x00", "")[:100],
+        detail.replace("\x00", "")[:500],
     )
 
 
