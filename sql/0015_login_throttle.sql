@@ -27,3 +27,11 @@ CREATE INDEX login_trusted_last ON login_trusted (last_success_at);
 -- Unauthenticated refusals are recorded at most a few a minute per client (see the intake service);
 -- the purge job deletes old rows of the tables that grow from unauthenticated traffic.
 CREATE INDEX rate_events_at ON rate_events (at);
+
+-- Addresses an account's machine interfaces (http.php, the API) are limited to, when it has any: its
+-- own servers. No row: from anywhere, as before. The pages stay open to the customer's browser.
+CREATE TABLE account_clients (
+    account_id      uuid NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
+    network         cidr NOT NULL,
+    PRIMARY KEY (account_id, network)
+);

@@ -223,6 +223,10 @@ class Intake:
         account: Account | None = None
         try:
             account = await self._check_login(request, client)
+            if channel == "http" and not await self._logins.client_allowed(account.id, client):
+                # The account's own servers only (vocalcast account clients): the same 82 as a wrong
+                # password, so the address learns nothing; the refusal, kept, tells the customer why.
+                raise _Refused("82", "client address not allowed for this account")
             answer = await self._create(request, account, channel)
         except _Refused as refused:
             answer = CompatAnswer(refused.code, account=account)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import random
 import secrets
 import unicodedata
@@ -33,6 +34,7 @@ from engine.domain.throttle import BUSY, MAX_STRIKES, Budget, span_s
 from engine.errors import InvalidInput, NotFound, VocalcastError
 from engine.settings import Settings
 from engine.store import accounts as accounts_store
+from engine.store import clients as clients_store
 from engine.store import rates, throttle, webspace
 from engine.store import refusals as refusals_store
 from engine.store import tokens as tokens_store
@@ -176,6 +178,39 @@ class Logins:
         if wait_s is None:
             await throttle.settle(self._db, [budget.key], failed=True)
         return wait_s
+
+    # --- the addresses of the machine interfaces ---------------------------------------------------------
+
+    async def client_allowed(self, account_id: UUID, client: str) -> bool:
+        """Whether ``client`` may use http.php and the API for the account: always when the account has
+        no list of networks; else only from one of them."""
+        networks = await clients_store.allowed_networks(self._db, account_id)
+        if not networks:
+            return True
+        try:
+            address = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        return any(address in network for network in networks)
+
+    async def allowed_networks(self, account_id: UUID) -> list[str]:
+        return [str(n) for n in await clients_store.allowed_networks(self._db, account_id)]
+
+    async def set_allowed_networks(self, account_id: UUID, networks: list[str]) -> list[str]:
+        """Limit http.php and the API of the account to ``networks`` (addresses or CIDR blocks; none:
+        from anywhere). InvalidInput names the first that is not one."""
+        parsed = []
+        for raw in networks:
+            try:
+                parsed.append(ipaddress.ip_network(raw.strip(), strict=False))
+            except ValueError as exc:
+                raise InvalidInput(
+                    "network_invalid",
+                    f"not an address or network: {raw!r}",
+                    message_fr=f"« {raw.strip()[:50]} » n'est ni une adresse ni un réseau IP.",
+                ) from exc
+        await clients_store.set_allowed_networks(self._db, account_id, sorted(set(parsed), key=str))
+        return await self.allowed_networks(account_id)
 
     async def forget_failures(self, email: str) -> None:
         """After a password reset, the account's own failures no longer count (on any address)."""

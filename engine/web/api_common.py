@@ -171,6 +171,8 @@ async def authenticate(services: Services, request: web.Request) -> Account:
         raise ApiError(401, "unauthorized", UNAUTHORIZED_FR, headers={"WWW-Authenticate": "Bearer"})
     account = await services.accounts.by_token(secret)
     if account is not None:
+        if not await services.logins.client_allowed(account.id, client_address(request)):
+            raise ApiError(403, "client_not_allowed", CLIENT_NOT_ALLOWED_FR)
         return account
     wait_s = await services.logins.token_failure(client_address(request))
     if wait_s is not None:
@@ -208,6 +210,9 @@ def _cleaned(value: Any) -> Any:
     return value
 
 
+CLIENT_NOT_ALLOWED_FR: Final = (
+    "Ce compte n'accepte les requêtes que depuis ses propres serveurs : cette adresse n'en fait pas partie."
+)
 BAD_JSON_FR: Final = "Le corps de la requête doit être un objet JSON."
 
 
