@@ -60,7 +60,7 @@ CODES: Final[dict[str, str]] = {
     "95": "Le dépôt sur messagerie n'est possible que vers des mobiles, et doit être activé sur votre compte",
     "96": "Trop de numéros pour un seul envoi",
     "97": "Le service est momentanément indisponible, réessayez plus tard",
-    "98": "La requête est trop volumineuse",
+    "100": "La requête est trop volumineuse",
 }
 REPLIES: Final = "mail_reply"
 _MAX_REF: Final = 2**31 - 1  # message references are PostgreSQL integers

@@ -2,7 +2,7 @@
 
 GET or POST form, always HTTP 200 with the two-digit code alone as a text/plain body (no newline).
 Values may come percent-encoded as UTF-8 (modern clients) or Latin-1/cp1252 (old PHP): each is
-decoded as UTF-8 first, cp1252 otherwise. A query or POST body over MAX_BODY gets code 98 (never a 413).
+decoded as UTF-8 first, cp1252 otherwise. A query or POST body over MAX_BODY gets code 100 (never a 413).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def decode_form(raw: str) -> dict[str, str]:
     return out
 
 
-TOO_LARGE: Final = "98"
+TOO_LARGE: Final = "100"
 
 
 def _answer(code: str, retry_after_s: float | None = None) -> web.Response:

@@ -1,5 +1,5 @@
 """Request sizes: each route refuses a body over its limit before reading it all (413; http.php its own
-code 98, still HTTP 200), and a long pasted list neither passes its line limit nor holds the event loop.
+code 100, still HTTP 200), and a long pasted list neither passes its line limit nor holds the event loop.
 On the real engine over HTTP."""
 
 from __future__ import annotations
@@ -52,14 +52,14 @@ async def test_http_php_answers_its_own_code_for_an_oversized_request(
     engine: Engine, client: Customer, db: Database
 ) -> None:
     big = form(client, com="x" * 100_000)
-    assert await raw_post(engine, "/http.php", data=io.BytesIO(big), headers=FORM) == (200, "98")
-    assert await raw_post(engine, "/http.php", data=chunked(big), headers=FORM) == (200, "98")
+    assert await raw_post(engine, "/http.php", data=io.BytesIO(big), headers=FORM) == (200, "100")
+    assert await raw_post(engine, "/http.php", data=chunked(big), headers=FORM) == (200, "100")
     # Nothing was sent, and a request within the limit still works.
     assert await db.fetchval("SELECT count(*) FROM sends") == 0
     assert await raw_post(engine, "/http.php", data=form(client, com="essai"), headers=FORM) == (200, "80")
 
 
-async def test_http_php_takes_long_queries_up_to_its_limit_then_answers_98(
+async def test_http_php_takes_long_queries_up_to_its_limit_then_answers_100(
     engine: Engine, client: Customer
 ) -> None:
     url = f"http://127.0.0.1:{engine.http_port}/http.php?"
@@ -69,7 +69,7 @@ async def test_http_php_takes_long_queries_up_to_its_limit_then_answers_98(
         async with http.get(url + query) as resp:
             assert (resp.status, await resp.text()) == (200, "83")  # 1,000 credits needed, 100 held
         async with http.get(url + query + "&com=" + "x" * 55_000) as resp:  # 66 kB: past 64 kB
-            assert (resp.status, await resp.text()) == (200, "98")
+            assert (resp.status, await resp.text()) == (200, "100")
 
 
 async def test_pages_refuse_oversized_bodies_with_413(engine: Engine, client: Customer) -> None:
