@@ -153,7 +153,7 @@ class Engine:
             app,
             access_log_class=AccessLogger,
             handle_signals=False,
-            # http.php GETs carry long comma-separated number lists: up to its own limit, then its code 100 (98 and 99 belong to commercial sends).
+            # http.php GETs carry long comma-separated number lists: up to its own limit, then its code 100.
             max_line_size=httpphp.MAX_BODY + 8192,
         )
         await runner.setup()
