@@ -6,8 +6,10 @@ background loops run under a supervisor that logs and restarts them."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from contextlib import AsyncExitStack
+from typing import Final
 
 import structlog
 from aiohttp import web
@@ -26,20 +28,25 @@ from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event, eve
 from engine.telephony.calls import CallService
 from engine.telephony.sipwatch import SipWatch
 from engine.telephony.stasis import StasisRouter
-from engine.web import routes, webhook_payloads
+from engine.web import httpphp, routes, webhook_payloads
 from ivr import service as ivr_service
 
 log = structlog.get_logger(__name__)
 
 
+# Paths that carry a secret: a password-reset link's token is replaced in the access log.
+_SECRET_PATH: Final = re.compile(r"^(/mot-de-passe/)[^/]+")
+
+
 class AccessLogger(AbstractAccessLogger):
-    """Method, path, status and duration; never the query string (http.php carries passwords)."""
+    """Method, path, status and duration; never the query string (http.php carries passwords), nor the
+    token of a reset link."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         structlog.get_logger("access").info(
             "http",
             method=request.method,
-            path=request.path,
+            path=_SECRET_PATH.sub(r"\1…", request.path),
             status=response.status,
             duration_ms=round(time * 1000, 1),
             remote=request.remote,
@@ -125,6 +132,8 @@ class Engine:
             if self.run_mail:
                 await self._stack.enter_async_context(mail.serve(self.settings, self.services.intake))
             self.supervisor.keep_running("loop-lag", self._watch_loop_lag)
+            # Rows left by unauthenticated traffic (rate events, refusals, throttle counters) do not pile up.
+            self.supervisor.keep_running("login-housekeeping", self.services.logins.housekeeping)
             if self.run_dialer:
                 self.supervisor.keep_running("dialer", self.dialer.run)
                 self.supervisor.keep_running(
@@ -145,7 +154,13 @@ class Engine:
 
     async def _start_http(self) -> None:
         app = routes.build(self.services)
-        runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+        runner = web.AppRunner(
+            app,
+            access_log_class=AccessLogger,
+            handle_signals=False,
+            # http.php GETs carry long comma-separated number lists: up to its own limit, then its code 100.
+            max_line_size=httpphp.MAX_BODY + 8192,
+        )
         await runner.setup()
         self._stack.push_async_callback(runner.cleanup)
         # reuse_port: several engine processes on one host can serve the same HTTP port.
@@ -157,6 +172,14 @@ class Engine:
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
         log.info("http.listening", host=self.settings.http_host, port=self.http_port)
+        if self.settings.health_port:
+            # Health and metrics never reach the proxy that faces the internet: loopback only.
+            health_runner = web.AppRunner(routes.build_health(self.services), handle_signals=False)
+            await health_runner.setup()
+            self._stack.push_async_callback(health_runner.cleanup)
+            health_site = web.TCPSite(health_runner, "127.0.0.1", self.settings.health_port, reuse_port=True)
+            await health_site.start()
+            log.info("http.health_listening", host="127.0.0.1", port=self.settings.health_port)
 
     async def _listen_hep(self) -> None:
         """Asterisk's SIP mirror (HEP) on loopback; without it (the port taken by another engine process

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
 from email.utils import parseaddr
+from typing import Final
 
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -22,6 +25,30 @@ from engine.services.intake import Intake
 from engine.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+
+# Postfix's "from HELO (RDNS [192.0.2.7])" or "(unknown [IPv6:2001:db8::7])": the address the relay saw,
+# inside the parentheses the relay writes (the HELO before them is the client's word, one token).
+_RECEIVED_FROM: Final = re.compile(r"^\s*from\s+\S+\s+\((?:\S+\s+)?\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]\)")
+
+
+def real_client(peer: str, received: list[object], settings: Settings) -> str:
+    """Who sent the mail: the SMTP peer, unless it is one of VOCALCAST_MAIL_TRUSTED_RELAYS — then the
+    address its own Received header (the topmost) names. Behind a relay every mail comes from the
+    relay's address: without this one stranger's wrong passwords would throttle every customer."""
+    try:
+        peer_ip = str(ipaddress.ip_address(peer))
+    except ValueError:
+        return peer
+    if peer_ip not in settings.mail_trusted_relays or not received:
+        return peer_ip
+    found = _RECEIVED_FROM.match(str(received[0]))
+    if found is None:
+        return peer_ip
+    try:
+        return str(ipaddress.ip_address(found.group(1)))
+    except ValueError:
+        return peer_ip
 
 
 @dataclass
@@ -45,7 +72,8 @@ class IntakeHandler:
         message = BytesParser(policy=policy.default).parsebytes(data, headersonly=True)
         sender = parseaddr(str(message.get("From", "")))[1].strip()
         subject = str(message.get("Subject", ""))  # policy.default decodes =?UTF-8?B?...?= words
-        client = f"smtp:{session.peer[0] if isinstance(session.peer, tuple) else session.peer}"
+        peer = str(session.peer[0] if isinstance(session.peer, tuple) else session.peer)
+        client = f"smtp:{real_client(peer, message.get_all('Received') or [], self.settings)}"
         try:
             await self.intake.mail(sender, subject, client=client)
         except Exception:  # the boundary of one mail: the sender is told to retry, the error is logged

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -39,6 +40,10 @@ def _port(raw: str) -> int:
     return value
 
 
+def _port_or_zero(raw: str) -> int:
+    return 0 if int(raw) == 0 else _port(raw)
+
+
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value < 1:
@@ -51,6 +56,11 @@ def _non_negative_float(raw: str) -> float:
     if value < 0:
         raise ValueError(f"expected a non-negative number, got {value}")
     return value
+
+
+def _addresses(raw: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses, each checked and written in its canonical form."""
+    return tuple(str(ipaddress.ip_address(part.strip())) for part in raw.split(",") if part.strip())
 
 
 def _path(raw: str) -> Path:
@@ -139,6 +149,12 @@ class Settings:
     # --- engine HTTP -----------------------------------------------------------------------------
     http_host: str = _setting("VOCALCAST_HTTP_HOST", _str, "127.0.0.1", "Engine HTTP bind address.")
     http_port: int = _setting("VOCALCAST_HTTP_PORT", _port, "8080", "Engine HTTP port (UI, API, /healthz).")
+    health_port: int = _setting(
+        "VOCALCAST_HEALTH_PORT",
+        _port_or_zero,
+        "0",
+        "When set, /healthz and /metrics are served only on 127.0.0.1:<this port>, not on the HTTP port.",
+    )
 
     # --- Asterisk ----------------------------------------------------------------------------------
     ari_port: int = _setting("VOCALCAST_ARI_PORT", _port, "18088", "Asterisk HTTP/ARI port (127.0.0.1).")
@@ -357,6 +373,18 @@ class Settings:
         "300",
         "Longest message, after trimming silence.",
     )
+    form_max_bytes: int = _setting(
+        "VOCALCAST_FORM_MAX_BYTES",
+        _positive_int,
+        str(2 * 1024 * 1024),
+        "Largest form a logged-in page takes (uploads excepted); above it the answer is 413.",
+    )
+    paste_max_lines: int = _setting(
+        "VOCALCAST_PASTE_MAX_LINES",
+        _positive_int,
+        "20000",
+        "Most lines in a pasted list of numbers (pages and API); more is refused before parsing.",
+    )
     audio_timeout_s: float = _setting(
         "VOCALCAST_AUDIO_TIMEOUT_S", _non_negative_float, "60", "Longest time one ffmpeg run may take."
     )
@@ -366,13 +394,49 @@ class Settings:
         "VOCALCAST_LOGIN_MAX_FAILURES",
         _positive_int,
         "5",
-        "Failed logins (http.php, e-mail, API, web) per account or client address before throttling.",
+        "Failed logins (http.php, e-mail, web) per account and client address before that pair waits.",
+    )
+    login_account_max_failures: int = _setting(
+        "VOCALCAST_LOGIN_ACCOUNT_MAX_FAILURES",
+        _positive_int,
+        "10",
+        "Failed logins per account, all addresses together (addresses it logged in from lately excepted).",
+    )
+    login_client_max_failures: int = _setting(
+        "VOCALCAST_LOGIN_CLIENT_MAX_FAILURES",
+        _positive_int,
+        "20",
+        "Failed logins (and API tokens) per client address, all accounts together.",
     )
     login_window_s: float = _setting(
         "VOCALCAST_LOGIN_WINDOW_S",
         _non_negative_float,
         "900",
-        "Window counting failed logins; throttled that long.",
+        "Window counting failed logins; each window that ends exhausted doubles the next (up to 32x).",
+    )
+    login_trusted_days: float = _setting(
+        "VOCALCAST_LOGIN_TRUSTED_DAYS",
+        _non_negative_float,
+        "30",
+        "An address that logged in to an account this recently keeps its own budget for that account.",
+    )
+    refusals_keep_days: float = _setting(
+        "VOCALCAST_REFUSALS_KEEP_DAYS",
+        _non_negative_float,
+        "90",
+        "Days refused http.php and e-mail requests are kept (then purged, with old throttle rows).",
+    )
+    refusals_per_client_per_min: int = _setting(
+        "VOCALCAST_REFUSALS_PER_CLIENT_PER_MIN",
+        _positive_int,
+        "10",
+        "Refusals recorded per minute for one client before it logged in (more are only counted in logs).",
+    )
+    password_workers: int = _setting(
+        "VOCALCAST_PASSWORD_WORKERS",
+        _positive_int,
+        "2",
+        "Threads hashing and checking passwords (argon2) at once, off the event loop.",
     )
     smtp_host: str = _setting("VOCALCAST_SMTP_HOST", _str, "127.0.0.1", "E-mail intake bind address.")
     smtp_port: int = _setting("VOCALCAST_SMTP_PORT", _port, "2525", "E-mail intake port.")
@@ -390,6 +454,12 @@ class Settings:
     )
     mail_from: str = _setting(
         "VOCALCAST_MAIL_FROM", _str, "message@localhost", "From address of the replies vocalcast sends."
+    )
+    mail_trusted_relays: tuple[str, ...] = _setting(
+        "VOCALCAST_MAIL_TRUSTED_RELAYS",
+        _addresses,
+        "",
+        "Relay addresses (comma-separated) whose Received header names the real client of a mail.",
     )
     mail_replies_per_hour: int = _setting(
         "VOCALCAST_MAIL_REPLIES_PER_HOUR", _positive_int, "20", "Replies to one sender per hour, at most."
@@ -501,6 +571,13 @@ class Settings:
     @property
     def node_name(self) -> str:
         return self.node or _default_node()
+
+    @property
+    def health_url(self) -> str:
+        """Where /healthz answers: its own loopback listener when VOCALCAST_HEALTH_PORT is set."""
+        if self.health_port:
+            return f"http://127.0.0.1:{self.health_port}/healthz"
+        return f"http://{self.http_host}:{self.http_port}/healthz"
 
     @property
     def app_name(self) -> str:
@@ -650,7 +727,12 @@ def instance_record(settings: Settings) -> str:
         if meta["secret"] or meta["env"] == "VOCALCAST_STATE_DIR":
             continue
         value = getattr(settings, f.name)
-        text = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        if isinstance(value, bool):
+            text = "1" if value else "0"
+        elif isinstance(value, tuple):
+            text = ",".join(value)
+        else:
+            text = str(value)
         if "\n" in text:
             raise SettingsError(f"{meta['env']}: a value may not hold a line break")
         lines.append(f"{meta['env']}={text}")

@@ -66,10 +66,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     code.set_defaults(func=_code)
 
-    password = actions.add_parser("password", help="set a new password (generated unless given)")
+    password = actions.add_parser(
+        "password",
+        help="set a new password (generated unless given); ends its web sessions, revokes its API tokens",
+    )
     password.add_argument("--account", required=True, metavar="EMAIL")
     password.add_argument("--password", help="default: generated; '-' reads it from standard input")
     password.set_defaults(func=_password)
+
+    clients = actions.add_parser(
+        "clients", help="limit http.php and the API to the account's own servers (addresses, networks)"
+    )
+    clients.add_argument("--account", required=True, metavar="EMAIL")
+    choice = clients.add_mutually_exclusive_group()
+    choice.add_argument("--allow", nargs="+", metavar="NETWORK", help="e.g. 203.0.113.7 198.51.100.0/24")
+    choice.add_argument("--anywhere", action="store_true", help="no limit any more (the default)")
+    clients.set_defaults(func=_clients)
 
     sender = actions.add_parser("sender", help="declare, verify and list sender numbers (caller IDs)")
     sender.add_argument("--account", required=True, metavar="EMAIL")
@@ -144,13 +156,28 @@ def _password(args: argparse.Namespace) -> int:
 
     async def run(services: Services) -> str:
         account = await services.accounts.by_email(args.account)
-        return await services.logins.set_password(account.id, password)
+        new = await services.logins.set_password(account.id, password)
+        await services.logins.settled()  # the customer's e-mail leaves before the command ends
+        return new
 
     new = run_with_services(run)
     if password is None:
         print(f"new password of {args.account.strip().lower()}: {new}   (shown once)")
     else:
         print(f"password of {args.account.strip().lower()} changed")
+    return 0
+
+
+def _clients(args: argparse.Namespace) -> int:
+    async def run(services: Services) -> list[str]:
+        account = await services.accounts.by_email(args.account)
+        if args.allow or args.anywhere:
+            return await services.logins.set_allowed_networks(account.id, args.allow or [])
+        return await services.logins.allowed_networks(account.id)
+
+    networks = run_with_services(run)
+    where = ", ".join(networks) if networks else "anywhere"
+    print(f"http.php and the API of {args.account.strip().lower()}: from {where}")
     return 0
 
 

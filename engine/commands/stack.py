@@ -34,7 +34,7 @@ def _up(args: argparse.Namespace) -> int:
         f"{', '.join(result.started) or 'nothing, it was already running'}"
     )
     print(f"  web:       http://{s.http_host}:{s.http_port}/")
-    print(f"  health:    http://{s.http_host}:{s.http_port}/healthz")
+    print(f"  health:    {s.health_url}")
     print(
         f"  asterisk:  {result.root.asterisk_version} "
         f"(SIP {s.sip_bind}:{s.sip_port}, ARI 127.0.0.1:{s.ari_port})"

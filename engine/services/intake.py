@@ -9,7 +9,10 @@ this module only orders the checks and maps errors to codes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
@@ -57,8 +60,13 @@ CODES: Final[dict[str, str]] = {
     "95": "Le dépôt sur messagerie n'est possible que vers des mobiles, et doit être activé sur votre compte",
     "96": "Trop de numéros pour un seul envoi",
     "97": "Le service est momentanément indisponible, réessayez plus tard",
+    "100": "La requête est trop volumineuse",
 }
 REPLIES: Final = "mail_reply"
+_MAX_REF: Final = 2**31 - 1  # message references are PostgreSQL integers
+# Refusals of clients that did not log in: a row costs them nothing, so their rows are rationed — per
+# client per minute (VOCALCAST_REFUSALS_PER_CLIENT_PER_MIN), and this many a minute in all.
+ANONYMOUS_REFUSALS_PER_MIN: Final = 600
 _DATE: Final = re.compile(r"\d{12}s?")
 
 Channel = Literal["http", "email"]
@@ -117,6 +125,28 @@ def parse_subject(subject: str) -> CompatRequest | None:
     return CompatRequest(password=password, numero=numero, ref=ref, com=comment, diff=diff)
 
 
+class RefusalRation:
+    """Whether one more refusal of a client that did not log in may be written this minute: at most
+    ``per_client`` per client and ``total`` in all (this process; the log line is written regardless)."""
+
+    def __init__(self, per_client: int, total: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._per_client, self._total, self._clock = per_client, total, clock
+        self._minute = -1
+        self._counts: dict[str, int] = {}
+        self._written = 0
+
+    def allow(self, client: str) -> bool:
+        minute = int(self._clock() // 60)
+        if minute != self._minute:
+            self._minute, self._counts, self._written = minute, {}, 0
+        count = self._counts.get(client, 0)
+        if count >= self._per_client or self._written >= self._total:
+            return False
+        self._counts[client] = count + 1
+        self._written += 1
+        return True
+
+
 class Intake:
     """http.php requests and intake e-mails → their code (and the send, when one was created)."""
 
@@ -125,6 +155,7 @@ class Intake:
         self._settings = settings
         self._logins = logins
         self._sends = sends
+        self._ration = RefusalRation(settings.refusals_per_client_per_min, ANONYMOUS_REFUSALS_PER_MIN)
 
     async def http(self, request: CompatRequest, *, client: str) -> CompatAnswer:
         """One http.php request (GET or POST form, already decoded) → its code."""
@@ -137,6 +168,8 @@ class Intake:
         parsed = parse_subject(subject)
         if parsed is None:
             log.info("mail.refused", reason="subject is not password:number:reference[:comment][:date]")
+            if not self._ration.allow(client):
+                return None
             with contextlib.suppress(DatabaseUnavailable):
                 await record_refusal(
                     self._db, origin="email", code="subject", client=client, detail="malformed subject"
@@ -183,9 +216,17 @@ class Intake:
         await send_mail(settings, reply)
 
     async def _submit(self, request: CompatRequest, *, channel: Channel, client: str) -> CompatAnswer:
+        # NUL cannot be stored in PostgreSQL text, and no field of the manual means one: dropped here.
+        request = CompatRequest(
+            **{f.name: getattr(request, f.name).replace("\x00", "") for f in dataclasses.fields(request)}
+        )
         account: Account | None = None
         try:
             account = await self._check_login(request, client)
+            if channel == "http" and not await self._logins.client_allowed(account.id, client):
+                # The account's own servers only (vocalcast account clients): the same 82 as a wrong
+                # password, so the address learns nothing; the refusal, kept, tells the customer why.
+                raise _Refused("82", "client address not allowed for this account")
             answer = await self._create(request, account, channel)
         except _Refused as refused:
             answer = CompatAnswer(refused.code, account=account)
@@ -218,7 +259,7 @@ class Intake:
     async def _create(self, req: CompatRequest, account: Account, channel: Channel) -> CompatAnswer:
         db = self._db
         ref = req.ref.strip()
-        if not ref.isdigit():
+        if not (ref.isascii() and ref.isdigit()) or int(ref) > _MAX_REF:
             raise _Refused("91", "reference not a number")
         try:
             await messages_store.get_message(db, account.id, int(ref))
@@ -326,7 +367,11 @@ class Intake:
         req: CompatRequest,
         detail: str,
     ) -> None:
-        """Refused requests are kept (never the password; numbers masked) so a customer can be helped."""
+        """Refused requests are kept (never the password; numbers masked) so a customer can be helped —
+        those of clients that did not log in as far as their ration allows."""
+        log.info("compat.refused", channel=channel, code=code, reason=detail)
+        if account is None and not self._ration.allow(client):
+            return
         numero = ",".join(mask_number(n.strip()) for n in req.numero.split(",") if n.strip())[:200]
         with contextlib.suppress(DatabaseUnavailable):
             await record_refusal(
@@ -337,7 +382,6 @@ class Intake:
                 client=client,
                 detail=f"{detail}; ref={req.ref[:20]!r} numero={numero}",
             )
-        log.info("compat.refused", channel=channel, code=code, reason=detail)
 
 
 class _Throttled(Exception):

@@ -168,7 +168,7 @@ def start_engine(settings: Settings) -> int:
         env=env,
         cwd=PROJECT_ROOT,
     )
-    url = f"http://{settings.http_host}:{settings.http_port}/healthz"
+    url = settings.health_url
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if not procs.alive(pid):

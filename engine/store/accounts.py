@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Final
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Final, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -57,7 +59,29 @@ def _no_account(account_id: UUID | str) -> UnknownAccount:
     return UnknownAccount(f"no account {account_id}")
 
 
-# --- passwords (CPU-heavy: always in a thread) ---------------------------------------------------------
+# --- passwords (CPU-heavy: always in the bounded pool) --------------------------------------------------
+
+_T = TypeVar("_T")
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pool_size = [2]
+
+
+def set_password_workers(workers: int) -> None:
+    """At most ``workers`` argon2 hashes or checks at once (VOCALCAST_PASSWORD_WORKERS): a burst of logins
+    queues here instead of taking every core and the default executor's threads."""
+    _pool_size[0] = workers
+
+
+def _pool() -> ThreadPoolExecutor:
+    workers = _pool_size[0]
+    if workers not in _pools:
+        _pools[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+    return _pools[workers]
+
+
+async def _in_pool(fn: Callable[..., _T], *args: object) -> _T:
+    """Run ``fn`` off the event loop in the password pool."""
+    return await asyncio.get_running_loop().run_in_executor(_pool(), functools.partial(fn, *args))
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -97,7 +121,7 @@ async def create_account(
         domain.check_password(password)
     if credits:
         domain.check_credit_amount(credits)
-    password_hash = await asyncio.to_thread(_HASHER.hash, password)
+    password_hash = await _in_pool(_HASHER.hash, password)
     for _ in range(_CODE_ATTEMPTS):
         code = domain.generate_code()
         try:
@@ -165,13 +189,13 @@ async def authenticate(db: Database, email: str, password: str) -> Account | Non
             "SELECT id, password_hash FROM accounts WHERE lower(email) = lower($1)", login
         )
     if row is None:
-        await asyncio.to_thread(_verify_dummy, password)
+        await _in_pool(_verify_dummy, password)
         return None
-    if not await asyncio.to_thread(_verify, row["password_hash"], password):
+    if not await _in_pool(_verify, row["password_hash"], password):
         return None
     if _HASHER.check_needs_rehash(row["password_hash"]):
         # Parameters were raised since this hash was made: upgrade it while we hold the password.
-        new_hash = await asyncio.to_thread(_HASHER.hash, password)
+        new_hash = await _in_pool(_HASHER.hash, password)
         await db.execute(
             "UPDATE accounts SET password_hash = $2 WHERE id = $1 AND password_hash = $3",
             row["id"],
@@ -181,18 +205,28 @@ async def authenticate(db: Database, email: str, password: str) -> Account | Non
     return await _get(db, row["id"])
 
 
-async def set_password(db: Database, account_id: UUID, password: str | None = None) -> str:
-    """Replace the password (generated unless given); returns it, the only time it is seen."""
+async def hash_password(password: str | None = None) -> tuple[str, str]:
+    """A new password (generated unless given, else checked) and its argon2 hash: (password, hash)."""
     if password is None:
         password = domain.generate_password()
     else:
         domain.check_password(password)
-    password_hash = await asyncio.to_thread(_HASHER.hash, password)
+    return password, await _in_pool(_HASHER.hash, password)
+
+
+async def store_password_hash(db: Executor, account_id: UUID, password_hash: str) -> None:
     status = await db.execute(
         "UPDATE accounts SET password_hash = $2 WHERE id = $1", account_id, password_hash
     )
     if rows_affected(status) == 0:
         raise _no_account(account_id)
+
+
+async def set_password(db: Database, account_id: UUID, password: str | None = None) -> str:
+    """Replace the password (generated unless given); returns it, the only time it is seen. Only the
+    hash changes: the logins service also ends the sessions and revokes the tokens."""
+    password, password_hash = await hash_password(password)
+    await store_password_hash(db, account_id, password_hash)
     return password
 
 

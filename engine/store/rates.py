@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.store.db import Database
+from engine.store.db import Database, rows_affected
 
 
 async def record(db: Database, kind: str, keys: list[str]) -> None:
@@ -38,5 +38,8 @@ async def clear(db: Database, kind: str, keys: list[str]) -> None:
     await db.execute("DELETE FROM rate_events WHERE kind = $1 AND key = ANY($2::text[])", kind, keys)
 
 
-async def prune(db: Database, older_than_s: float) -> None:
-    await db.execute("DELETE FROM rate_events WHERE at < now() - make_interval(secs => $1)", older_than_s)
+async def prune(db: Database, older_than_s: float) -> int:
+    status = await db.execute(
+        "DELETE FROM rate_events WHERE at < now() - make_interval(secs => $1)", older_than_s
+    )
+    return rows_affected(status)

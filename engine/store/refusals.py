@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from engine.store.db import Database
+from engine.store.db import Database, rows_affected
 
 
 async def record_refusal(
@@ -16,6 +16,14 @@ async def record_refusal(
         origin,
         code,
         account_id,
-        client[:100],
-        detail[:500],
+        client.replace("\x00", "")[:100],
+        detail.replace("\x00", "")[:500],
     )
+
+
+async def prune(db: Database, older_than_s: float) -> int:
+    """Forget refusals older than ``older_than_s``; returns how many."""
+    status = await db.execute(
+        "DELETE FROM refused_requests WHERE at < now() - make_interval(secs => $1)", older_than_s
+    )
+    return rows_affected(status)

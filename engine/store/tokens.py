@@ -16,7 +16,7 @@ import asyncpg
 from engine.domain.accounts import UnknownAccount
 from engine.domain.tokens import PREFIX, ApiToken, NewToken, check_label
 from engine.errors import NotFound
-from engine.store.db import Executor
+from engine.store.db import Executor, rows_affected
 
 TOKEN_BYTES: Final = 32
 # Longest text that can be a token (prefix + 43 base64 characters); longer input is refused unhashed.
@@ -103,3 +103,11 @@ async def revoke_token(db: Executor, account_id: UUID, token_id: int) -> ApiToke
     if row is None:
         raise NotFound(f"account {account_id} has no API token {token_id}", message_fr="Jeton introuvable.")
     return _token(row)
+
+
+async def revoke_all(db: Executor, account_id: UUID) -> int:
+    """Revoke every live token of the account (its password changed); returns how many."""
+    status = await db.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE account_id = $1 AND revoked_at IS NULL", account_id
+    )
+    return rows_affected(status)

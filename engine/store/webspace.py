@@ -101,6 +101,8 @@ async def prune(db: Executor) -> None:
 async def create_reset(db: Executor, account_id: UUID, token: str) -> None:
     """A new one-time link; the account's earlier links stop working (only the latest e-mail counts)."""
     async with in_transaction(db) as conn:
+        # The account's row lock orders two requests at once: each sees the other's link and voids it.
+        await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
         await conn.execute(
             "UPDATE password_resets SET used_at = now() WHERE account_id = $1 AND used_at IS NULL",
             account_id,

@@ -27,6 +27,7 @@ from engine.domain.accounts import Account, InsufficientCredits, MessageInUse
 from engine.errors import DatabaseUnavailable, InvalidInput, NotFound
 from engine.services import Services
 from engine.web.context import services_of
+from engine.web.limits import read_at_most
 from engine.web.remote import client_address
 
 log = structlog.get_logger(__name__)
@@ -170,12 +171,12 @@ async def authenticate(services: Services, request: web.Request) -> Account:
         raise ApiError(401, "unauthorized", UNAUTHORIZED_FR, headers={"WWW-Authenticate": "Bearer"})
     account = await services.accounts.by_token(secret)
     if account is not None:
+        if not await services.logins.client_allowed(account.id, client_address(request)):
+            raise ApiError(403, "client_not_allowed", CLIENT_NOT_ALLOWED_FR)
         return account
-    client = client_address(request)
-    wait_s = await services.logins.client_blocked_for_s(client)
+    wait_s = await services.logins.token_failure(client_address(request))
     if wait_s is not None:
         raise ApiError(429, "throttled", THROTTLED_FR, headers={"Retry-After": str(math.ceil(wait_s))})
-    await services.logins.record_client_failure(client)
     raise ApiError(
         401, "unauthorized", UNAUTHORIZED_FR, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
     )
@@ -209,13 +210,16 @@ def _cleaned(value: Any) -> Any:
     return value
 
 
+CLIENT_NOT_ALLOWED_FR: Final = (
+    "Ce compte n'accepte les requêtes que depuis ses propres serveurs : cette adresse n'en fait pas partie."
+)
 BAD_JSON_FR: Final = "Le corps de la requête doit être un objet JSON."
 
 
 async def json_body(request: web.Request, fields: frozenset[str]) -> dict[str, Any]:
     """The request's JSON object; 400 when it is not one or has a field not in ``fields``, 413 too big."""
-    raw = await request.content.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
+    raw = await read_at_most(request, MAX_JSON_BYTES)
+    if raw is None:
         raise ApiError(
             413, "too_large", f"Requête trop volumineuse ({MAX_JSON_BYTES // 1024 // 1024} Mo au plus)."
         )

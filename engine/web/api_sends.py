@@ -17,7 +17,7 @@ from aiohttp import web
 from engine.domain.accounts import Account, SendDefaults
 from engine.domain.contacts import MAX_GROUPS
 from engine.domain.outcomes import Outcome
-from engine.domain.recipients import PasteReport, parse_paste
+from engine.domain.recipients import PasteReport
 from engine.domain.schedule import parse_deferred
 from engine.domain.sends import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
@@ -51,6 +51,7 @@ from engine.web.api_common import (
     query_int,
 )
 from engine.web.context import services_of
+from engine.web.paste import parse_pasted
 
 SENDS_PAGE_MAX: Final = 100
 RECIPIENTS_PAGE_MAX: Final = 1000
@@ -103,11 +104,7 @@ async def read_targets(services: Services, account: Account, body: dict[str, Any
         raise bad_request(
             "no_targets", "Indiquez des numéros (numbers ou text), des contacts ou des groupes à appeler."
         )
-    paste = parse_paste(
-        pasted,
-        max_numbers=services.settings.max_recipients,
-        allow_international=account.allow_international,
-    )
+    paste = await parse_pasted(pasted, services.settings, allow_international=account.allow_international)
     from_contacts: list[Target] = []
     if contact_ids or group_ids:
         from_contacts = await services.contacts.targets(

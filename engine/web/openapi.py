@@ -48,6 +48,7 @@ ERRORS: Final[dict[int, tuple[str, dict[str, Any]]]] = {
         {"WWW-Authenticate": {"schema": STRING, "required": True}},
     ),
     402: ("Crédits insuffisants : le compte doit être crédité.", {}),
+    403: ("Jeton valable, mais le compte n'accepte pas de requêtes depuis cette adresse.", {}),
     404: ("Introuvable (y compris un élément d'un autre compte).", {}),
     409: ("Conflit avec l'état actuel (envoi déjà terminé, doublon, message utilisé…).", {}),
     413: ("Requête ou fichier trop volumineux.", {}),
@@ -56,14 +57,14 @@ ERRORS: Final[dict[int, tuple[str, dict[str, Any]]]] = {
     429: ("Trop d'échecs d'identification depuis cette adresse.", _RETRY_AFTER),
     503: ("Base de données momentanément indisponible.", _RETRY_AFTER),
 }
-SECURED_ERRORS: Final = (401, 429, 503)
+SECURED_ERRORS: Final = (401, 403, 429, 503)
 
 
 def _error_response(status: int) -> dict[str, Any]:
     description, headers = ERRORS[status]
     content: dict[str, Any] = {"application/json": {"schema": ref("Error")}}
     if status == 400:
-        # A request line or header over 8 KiB is refused by the HTTP server itself, in plain text.
+        # A request line over 72 KiB or a header over 8 KiB is refused by the HTTP server, in plain text.
         content["text/plain"] = {"schema": STRING}
     out: dict[str, Any] = {"description": description, "content": content}
     if headers:

@@ -119,10 +119,15 @@ async def log_in(
 ) -> None:
     """Open a new session (never reuse one: no fixation) and set its cookie on ``response``."""
     token = await services.logins.open_session(account.id, client=client_address(request))
+    set_session(response, services.settings, token)
+
+
+def set_session(response: web.StreamResponse, settings: Settings, token: str) -> None:
+    """The browser's session is now ``token``'s (a login, or the new session after a password change)."""
     response.set_cookie(
         SESSION_COOKIE,
-        sign(services.settings.require("secret_key"), token),
-        **cookie_options(services.settings),  # type: ignore[arg-type]
+        sign(settings.require("secret_key"), token),
+        **cookie_options(settings),  # type: ignore[arg-type]
     )
     response.del_cookie(PRE_COOKIE, path="/")
 

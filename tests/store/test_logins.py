@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
 import pytest
@@ -21,7 +20,10 @@ NEW_PASSWORD = "tout-nouveau-mot-de-passe"
 @pytest.fixture
 def services(stack_settings: Settings, db: Database) -> Services:
     # No relay: reset e-mails are composed and dropped (logged); the links are caught by the tests.
-    return build(dataclasses.replace(stack_settings, smtp_relay="", login_max_failures=3), db)
+    settings = dataclasses.replace(
+        stack_settings, smtp_relay="", login_max_failures=3, login_account_max_failures=3
+    )
+    return build(settings, db)
 
 
 async def _account(db: Database, settings: Settings, email: str = "client@example.fr") -> Account:
@@ -39,18 +41,11 @@ async def _change(
     confirmation: str | None = None,
     *,
     client: str = "10.0.0.1",
-    keep: str | None = None,
 ) -> PasswordChange:
     confirmed = new if confirmation is None else confirmation
     return await services.logins.change_password(
-        account, current=current, new=new, confirmation=confirmed, client=client, keep_session=keep
+        account, current=current, new=new, confirmation=confirmed, client=client
     )
-
-
-async def _mails_sent() -> None:
-    """Let the background reset e-mails run (without a relay they end at their first step)."""
-    for _ in range(3):
-        await asyncio.sleep(0)
 
 
 async def test_a_session_names_its_account_until_it_is_closed(services: Services, db: Database) -> None:
@@ -65,31 +60,36 @@ async def test_a_session_names_its_account_until_it_is_closed(services: Services
     assert await services.logins.session_account("not-a-session") is None
 
 
-async def test_password_change_checks_the_current_one_and_ends_the_other_sessions(
+async def test_password_change_checks_the_current_one_ends_every_session_and_revokes_every_token(
     services: Services, db: Database
 ) -> None:
     logins = services.logins
     account = await _account(db, services.settings)
-    kept, *others = [await logins.open_session(account.id, client="10.0.0.1") for _ in range(3)]
+    sessions = [await logins.open_session(account.id, client="10.0.0.1") for _ in range(3)]
+    for label in ("cron", "crm"):
+        await services.accounts.create_token(account.id, label=label)
 
-    refused = await _change(services, account, "faux", "court", keep=kept)
+    refused = await _change(services, account, "faux", "court")
     assert not refused.done and set(refused.refusals) == {"current", "new"}
-    refused = await _change(services, account, PASSWORD, NEW_PASSWORD, "autre", keep=kept)
+    refused = await _change(services, account, PASSWORD, NEW_PASSWORD, "autre")
     assert set(refused.refusals) == {"confirmation"}
-    # Nothing changed: the old password works, every session lives.
+    # Nothing changed: the old password works, every session and token lives.
     assert (await logins.password(account.email, PASSWORD, client="10.0.0.2")).account == account
-    assert all([await logins.session_account(t) for t in (kept, *others)])
+    assert all([await logins.session_account(t) for t in sessions])
+    assert await db.fetchval("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL") == 2
 
-    done = await _change(services, account, PASSWORD, NEW_PASSWORD, keep=kept)
-    assert done.done and done.ended_sessions == 2
-    assert (await logins.session_account(kept)) == account
-    assert [await logins.session_account(t) for t in others] == [None, None]
+    done = await _change(services, account, PASSWORD, NEW_PASSWORD)
+    assert done.done and (done.ended_sessions, done.revoked_tokens) == (3, 2)
+    assert [await logins.session_account(t) for t in sessions] == [None, None, None]
+    assert await db.fetchval("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL") == 0
+    # The changer's browser gets a new session.
+    assert done.session is not None and (await logins.session_account(done.session)) == account
     assert (await logins.password(account.email, NEW_PASSWORD, client="10.0.0.2")).account == account
 
 
 async def test_password_change_counts_in_the_login_throttle(services: Services, db: Database) -> None:
     account = await _account(db, services.settings)
-    for _ in range(services.settings.login_max_failures):
+    for _ in range(services.settings.login_account_max_failures):
         await _change(services, account, "faux", NEW_PASSWORD, client="10.0.0.3")
     # Even the right password is not checked now: a borrowed session is no way round the throttle.
     blocked = await _change(services, account, PASSWORD, NEW_PASSWORD, client="10.0.0.4")
@@ -106,11 +106,11 @@ async def test_a_reset_link_works_once_ends_every_session_and_clears_the_failure
     await logins.request_reset(
         account.email.upper(), client="10.0.0.5", link=lambda t: links.append(t) or f"https://x/{t}"
     )
-    await _mails_sent()
+    await logins.settled()  # the reset links are made in the background
     [token] = links
     assert await logins.reset_link_alive(token)
     session = await logins.open_session(account.id, client="10.0.0.5")
-    for _ in range(services.settings.login_max_failures):
+    for _ in range(services.settings.login_account_max_failures):
         await logins.password(account.email, "faux", client="10.0.0.6")
     assert (await logins.password(account.email, PASSWORD, client="10.0.0.7")).throttled
 
@@ -143,7 +143,7 @@ async def test_reset_requests_tell_nothing_and_are_throttled(services: Services,
     for _ in range(3):
         await logins.request_reset(account.email, client="10.0.0.9", link=link)
     await logins.request_reset(account.email, client="10.0.0.10", link=link)  # the account's own limit
-    await _mails_sent()
+    await logins.settled()  # the reset links are made in the background
     assert len(links) == 3
     # Only the latest e-mail counts.
     assert [await logins.reset_link_alive(t) for t in links] == [False, False, True]

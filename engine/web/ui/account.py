@@ -9,6 +9,7 @@ from aiohttp import web
 
 from engine.domain.accounts import SendDefaults
 from engine.errors import InvalidInput
+from engine.web import sessions
 from engine.web.remote import client_address
 from engine.web.ui import sendform, webhook_panel
 from engine.web.ui.auth import password_errors
@@ -143,13 +144,18 @@ async def change_password(p: Page) -> web.StreamResponse:
         new=p.text("password"),
         confirmation=p.text("password2"),
         client=client_address(p.request),
-        keep_session=p.visitor.session_token,
     )
     if not change.done:
         return await _render(p, status=400, errors=password_errors(change.refusals))
-    ended = change.ended_sessions
-    note = f" {ended} autre(s) session(s) fermée(s)." if ended else ""
-    return p.redirect("/parametres", "Mot de passe changé." + note)
+    # Every session ended, this one too: the browser that made the change gets a new one.
+    others = max(0, change.ended_sessions - 1)
+    note = f" {others} autre(s) session(s) fermée(s)." if others else ""
+    if change.revoked_tokens:
+        note += f" {change.revoked_tokens} jeton(s) d'API révoqué(s) : créez-en un nouveau pour vos scripts."
+    response = p.redirect("/parametres", "Mot de passe changé." + note)
+    if change.session is not None:
+        sessions.set_session(response, p.settings, change.session)
+    return response
 
 
 @page

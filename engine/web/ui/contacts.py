@@ -11,7 +11,7 @@ from engine.domain.contacts import ContactPage, NewContact, check_phone, clean_f
 from engine.errors import InvalidInput
 from engine.services.contacts_import import MAX_IMPORT_BYTES
 from engine.web import sessions
-from engine.web.ui.core import Page, page, phone_fr
+from engine.web.ui.core import Page, page, phone_fr, upload_page
 
 PAGE_SIZE: Final = 50
 REFUSED_SHOWN: Final = 500
@@ -204,7 +204,7 @@ async def group_members(p: Page) -> web.StreamResponse:
 # --- CSV import ------------------------------------------------------------------------------------------
 
 
-@page
+@upload_page
 async def transfer(p: Page) -> web.StreamResponse:
     if p.request.method == "GET":
         return p.render("contacts_import.html", tab="transfert", report=None, errors={})

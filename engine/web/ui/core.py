@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -264,12 +265,13 @@ async def _run(page: Page, handler: Handler) -> web.StreamResponse:
         )
 
 
-async def _checked_form(request: web.Request, found: sessions.Visitor) -> Form | None:
-    """The POSTed form when its CSRF token is right; None otherwise. Multipart bodies are left to the
-    handler (uploads are streamed) and checked there with ``csrf_ok``."""
+async def _checked_form(request: web.Request, found: sessions.Visitor, *, upload: bool) -> Form | None:
+    """The POSTed form when its CSRF token is right; None otherwise, whatever the body's encoding
+    (url-encoded, multipart, or anything else: no token, no action). Only upload pages stream their
+    multipart body: they check the token themselves with ``csrf_ok``, before any file part."""
     if request.method != "POST":
         return dict(request.query)
-    if request.content_type == "multipart/form-data":
+    if upload and request.content_type == "multipart/form-data":
         return {}
     form = await request.post()
     token = form.get("csrf")
@@ -301,7 +303,16 @@ async def _visit(request: web.Request) -> Page | web.StreamResponse:
 
 def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """A page for logged-in customers: anonymous visitors are sent to « Connexion »."""
+    return _logged_in(handler, upload=False)
 
+
+def upload_page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A page for logged-in customers whose POST is a streamed multipart upload (CSRF checked by the
+    handler before the first file part)."""
+    return _logged_in(handler, upload=True)
+
+
+def _logged_in(handler: Handler, *, upload: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         ctx = await _visit(request)
@@ -317,7 +328,7 @@ def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamRespon
                 if request.path.endswith(".json")
                 else ctx.redirect("/connexion")
             )
-        form = await _checked_form(request, found)
+        form = await _checked_form(request, found, upload=upload)
         if form is None:
             return _forbidden(ctx)
         ctx.form = form
@@ -335,7 +346,7 @@ def public_page(handler: Handler) -> Callable[[web.Request], Awaitable[web.Strea
         if isinstance(ctx, web.StreamResponse):
             return ctx
         found = ctx.visitor
-        form = await _checked_form(request, found)
+        form = await _checked_form(request, found, upload=False)
         if form is None:
             return _forbidden(ctx)
         ctx.form = form
@@ -344,8 +355,16 @@ def public_page(handler: Handler) -> Callable[[web.Request], Awaitable[web.Strea
     return wrapped
 
 
+# A path of this site, in the characters a URL path and query may hold unencoded (RFC 3986): no control
+# character or space (browsers drop tabs and newlines, so "/\t/evil" would become "//evil"), no
+# backslash (read as "/"), and no second "/" at the start (a scheme-relative "//host").
+_OWN_PATH: Final = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/?#]*")
+# The same characters percent-encoded, for whatever decodes the target once more on its way.
+_ENCODED_TRAPS: Final = re.compile(r"%(?:[01][0-9A-Fa-f]|7[Ff]|5[Cc])|^/%2[Ff]")
+
+
 def safe_next(target: str | None) -> str:
-    """Where to go after logging in: only a path of this site (never //host or a scheme)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Where to go after logging in: only a path of this site, else the dashboard."""
+    if target and len(target) <= 2000 and _OWN_PATH.fullmatch(target) and not _ENCODED_TRAPS.search(target):
         return target
     return "/tableau-de-bord"

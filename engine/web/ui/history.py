@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
@@ -200,6 +201,20 @@ async def act(p: Page) -> web.StreamResponse:
     return p.redirect(f"/historique/{send.id}", done)
 
 
+# What a spreadsheet reads as the start of a formula (OWASP's list): such a cell gets a leading apostrophe,
+# so Excel or LibreOffice shows the text instead of running it. Our own numbers (+ and digits) are data.
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+_E164: Final = re.compile(r"\+[0-9]{1,15}")
+
+
+def csv_cell(value: object) -> str:
+    """A value as a CSV cell that no spreadsheet runs as a formula."""
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_STARTS) and not _E164.fullmatch(text):
+        return "'" + text
+    return text
+
+
 @page
 async def export_csv(p: Page) -> web.StreamResponse:
     """Every recipient's result, for Excel: semicolons, UTF-8 with a BOM, French headings."""
@@ -223,18 +238,17 @@ async def export_csv(p: Page) -> web.StreamResponse:
         rows = await p.services.sends.recipients(send, limit=CSV_BATCH, after_id=after)
         for raw in rows:
             row = _recipient_row(dict(raw))
-            writer.writerow(
-                [
-                    row["number"],
-                    row["result"],
-                    raw["outcome"] or raw["state"],
-                    row["attempts"],
-                    row["final_at"],
-                    "" if row["talk_s"] is None else f"{row['talk_s']:.1f}".replace(".", ","),
-                    row["transfer"],
-                    send.comment,
-                ]
-            )
+            cells = [
+                row["number"],
+                row["result"],
+                raw["outcome"] or raw["state"],
+                row["attempts"],
+                row["final_at"],
+                "" if row["talk_s"] is None else f"{row['talk_s']:.1f}".replace(".", ","),
+                row["transfer"],
+                send.comment,
+            ]
+            writer.writerow([csv_cell(c) for c in cells])
         await response.write(out.getvalue().encode())
         out.seek(0)
         out.truncate()

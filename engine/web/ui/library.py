@@ -16,7 +16,7 @@ from aiohttp import BodyPartReader, web
 from engine.domain.accounts import MessageInUse
 from engine.errors import InvalidInput
 from engine.web import sessions
-from engine.web.ui.core import Page, page
+from engine.web.ui.core import Page, page, upload_page
 
 _CHUNK_BYTES: Final = 1024 * 1024
 _FIELD_MAX_BYTES: Final = 4096  # title, csrf, the greeting box: anything longer is not ours
@@ -96,7 +96,7 @@ async def _save_part(part: BodyPartReader, target: Path, max_bytes: int) -> None
             await asyncio.to_thread(out.write, bytes(buffer))
 
 
-@page
+@upload_page
 async def upload(p: Page) -> web.StreamResponse:
     if p.request.method == "GET":
         return p.render("message_new.html", values={"title": "", "greeting": ""}, errors={})

@@ -15,9 +15,10 @@ from aiohttp import web
 
 from engine.domain.contacts import NewContact, check_phone, clean_field
 from engine.domain.numbers import Number, Refusal, normalize
-from engine.domain.recipients import PasteReport, parse_paste
+from engine.domain.recipients import PasteReport
 from engine.domain.sends import Target
 from engine.errors import InvalidInput, NotFound
+from engine.web.paste import parse_pasted
 from engine.web.ui import sendform
 from engine.web.ui.core import Page, page, phone_fr
 
@@ -148,8 +149,8 @@ async def _recipients(p: Page, draft: Draft, *, check: bool) -> None:
                 draft.errors["numbers"] = "Indiquez au moins un numéro à appeler."
             return
         try:
-            draft.report = parse_paste(
-                text, max_numbers=p.settings.max_recipients, allow_international=account.allow_international
+            draft.report = await parse_pasted(
+                text, p.settings, allow_international=account.allow_international
             )
         except InvalidInput as exc:
             draft.errors["numbers"] = exc.message_fr
