@@ -93,6 +93,7 @@ async def test_every_state_changing_page_refuses_a_forged_request_in_every_encod
             "ref": str(client.message.ref),
             "token_id": str(token.token.id),
             "send_id": str(uuid.uuid4()),
+            "event_id": str(uuid.uuid4()),
             "group_id": "1",
             "contact_id": "1",
             "token": "x" * 43,
