@@ -28,6 +28,7 @@ from uuid import UUID
 
 import structlog
 
+from engine.domain import callevents as ce
 from engine.domain.callevents import CallResult, EndReason
 from engine.domain.callstage import Stage, StageSnapshot
 from engine.domain.outcomes import Outcome
@@ -39,10 +40,10 @@ from engine.store import attempts as attempts_store
 from engine.store.attempts import Claim, OpenAttempt
 from engine.store.db import Database
 from engine.telephony import callids
-from engine.telephony.ari import AriClient, AriError, AriUnavailable
+from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event
 from engine.telephony.callrequest import CallRequest
 from engine.telephony.calls import CallService
-from engine.telephony.outbound import ChannelVanished, Recheck, TransferVanished
+from engine.telephony.outbound import AMD_CONTEXT, ChannelVanished, Recheck, TransferVanished
 
 log = structlog.get_logger(__name__)
 
@@ -138,7 +139,7 @@ class Adoption:
             if self._host.follows(open_.claim.attempt_id):
                 continue  # still followed by this process (the call service's sweep ends lost ones)
             if attempt_id in channels:
-                await self._resume(open_)
+                await self._resume(open_, channels[attempt_id])
                 continue
             await self._end_transfer_of_gone_call(attempt_id, set(channels))
             cdr = await self._cdr(open_.claim.attempt_id)
@@ -148,6 +149,14 @@ class Adoption:
             ):
                 continue  # may still be being created, or its CDR not yet written: next time
             kept = _decode(await stage_in_asterisk(self._ari, attempt_id))
+            last = kept or _decode(open_.snapshot)
+            answered_unseen = (
+                cdr is not None and cdr.disposition == "ANSWERED" and not (last and last.answered)
+            )
+            if cut is Cut.callee and answered_unseen:
+                # Answered while no engine was connected: Asterisk hangs up at once a call that enters
+                # an application nobody serves. Nobody could have heard anything: the cut is ours.
+                cut = Cut.ours
             result = ended_unobserved(open_, cdr, cut, kept)
             await self._host.record(
                 open_.claim, result, open_.policy, reconciled="cdr" if cdr is not None else "lost"
@@ -179,8 +188,9 @@ class Adoption:
         return Cut.callee if cdr is not None else Cut.unknown
 
     # --- calls still up ------------------------------------------------------------------------------
-    async def _resume(self, open_: OpenAttempt) -> None:
-        """A call of this node outlived the engine that followed it: carry it on from its last stage."""
+    async def _resume(self, open_: OpenAttempt, channel: Event) -> None:
+        """A call of this node outlived the engine that followed it: carry it on from its last stage,
+        and from what its channel says happened since (it rang, or it was answered, meanwhile)."""
         attempt_id = str(open_.claim.attempt_id)
         if self._calls.router.owns(attempt_id):
             return
@@ -190,11 +200,12 @@ class Adoption:
             started = open_.created_at.timestamp()
             snapshot = StageSnapshot(stage=Stage.dialing, entered_at=started, originated_at=started)
         request = await self._host.call_request(open_.claim)
-        if request is None:  # its trunk is gone: end the call, its CDR gives the outcome next time
-            with contextlib.suppress(AriError, AriUnavailable):
-                await self._ari.hangup(attempt_id)
+        if request is None:  # its trunk is not known (yet): the call goes on in Asterisk, next time
+            log.warning("call.resume_postponed", attempt_id=attempt_id, trunk=open_.claim.trunk)
             return
         call = self._calls.resume(request, snapshot)
+        for event in _caught_up(snapshot, channel):
+            call.route_put(event)
         self._host.take_slot(open_.claim.trunk)
         log.info("call.resumed", attempt_id=attempt_id, stage=snapshot.stage.value, detail=snapshot.detail)
         task = asyncio.get_running_loop().create_task(self._follow(open_, call.done))
@@ -255,6 +266,21 @@ class Adoption:
             answered_at=min(answers).timestamp() if answers else None,
             ended_at=max(ends).timestamp() if ends else None,
         )
+
+
+def _caught_up(snapshot: StageSnapshot, channel: Event) -> list[ce.Event]:
+    """What the channel did after the last stage recorded before the answer: it rang, or it was answered
+    (and sits in our application, not in the answering-machine detection of the dialplan)."""
+    if snapshot.stage not in (Stage.dialing, Stage.ringing):
+        return []
+    state = str(channel.get("state", ""))
+    in_amd = str((channel.get("dialplan") or {}).get("context", "")) == AMD_CONTEXT
+    events: list[ce.Event] = []
+    if state in {"Ringing", "Up"} and snapshot.stage is Stage.dialing:
+        events.append(ce.Ringing())
+    if state == "Up" and not in_amd:
+        events.append(ce.Answered())
+    return events
 
 
 def ended_unobserved(

@@ -381,6 +381,8 @@ class Dialer:
         return str(attempt_id) in self.calls.calls or attempt_id in self.attempts.recording
 
     async def call_request(self, claim: Claim) -> CallRequest | None:
+        if not self.pool.trunks:  # just started: the trunks are read on the first cycle, or now
+            await self.watch.check()
         trunk = self.pool.trunks.get(claim.trunk)
         if trunk is None:
             return None
