@@ -278,6 +278,9 @@ class FlowCore:
         dialstatus: str | None = None,
         may_fail_over: bool = False,
         abort_reason: str | None = None,
+        cut: str | None = None,
+        free_retry: bool = False,
+        ended_at: float | None = None,
     ) -> None:
         for timer in list(self._timers):
             self._cancel_timer(timer, out)
@@ -307,7 +310,7 @@ class FlowCore:
             originated_at=self._originated_at,
             ringing_at=self._ringing_at,
             answered_at=self._answered_at,
-            ended_at=now,
+            ended_at=now if ended_at is None else ended_at,
             message_started_at=self._message_started_at,
             greeting_plays=self._greeting_plays,
             amd_status=self._amd_status,
@@ -317,5 +320,7 @@ class FlowCore:
             transfer_answered_at=self._transfer_answered_at,
             transfer_ended_at=self._transfer_ended_at,
             abort_reason=abort_reason,
+            cut=cut,
+            free_retry=free_retry,
         )
         out.append(Finished(self._result))

@@ -128,11 +128,15 @@ class Abort:
     """End the call now (an ARI error on this channel, the sweep, engine shutdown).
 
     `channel_gone`: the callee's channel no longer exists (the sweep found it missing, its events were
-    lost): nothing to hang up, and no cause is known.
+    lost): nothing to hang up, and no cause is known. `cut` (a Cut of engine/domain/unobserved.py), when
+    known, says who ended the call meanwhile and `ended_at` when: the outcome is then the unobserved
+    rule's, from the call's last stage.
     """
 
     reason: str
     channel_gone: bool = False
+    cut: str | None = None
+    ended_at: float | None = None
 
 
 Event = (
@@ -286,6 +290,10 @@ class CallResult:
     transfer_answered_at: float | None
     transfer_ended_at: float | None
     abort_reason: str | None = None
+    # A call that ended while no engine followed it (engine/domain/unobserved.py): who cut it ("ours",
+    # "callee", "unknown"), and whether its recipient is called again without using one of its attempts.
+    cut: str | None = None
+    free_retry: bool = False
 
     @property
     def ring_s(self) -> float | None:

@@ -41,6 +41,7 @@ from engine.domain.callplan import CallPlan, DropMode, originate_timeout_s
 from engine.domain.callstage import Media, Stage, StageSnapshot
 from engine.domain.calltransfer import TRANSFER_ORIGINATE_MARGIN_S, TransferSteps
 from engine.domain.outcomes import Outcome, allows_failover, classify_failed_dial
+from engine.domain.unobserved import Cut, unobserved_outcome
 
 __all__ = ["NORMAL_CLEARING", "TRANSFER_ORIGINATE_MARGIN_S", "CallFlow", "CallState"]
 
@@ -142,6 +143,26 @@ class CallFlow(TransferSteps, BeepWaitSteps):
                 self._on_hangup_requested(event, now, out)
             case Hangup():
                 self._on_hangup(event, now, out)
+            case Abort(reason=reason, channel_gone=True, cut=str(cut), ended_at=ended_at):
+                # Ended while nobody followed it (a websocket gap, an Asterisk restart): the unobserved
+                # rule, from the stage the call was in, says what it was and whether it is ours.
+                unseen = unobserved_outcome(
+                    self.snapshot(),
+                    cut=Cut(cut),
+                    ended_at=ended_at if ended_at is not None else now,
+                    message_s=self._plan.message_s,
+                )
+                self._finish(
+                    now,
+                    out,
+                    end_reason=EndReason.aborted,
+                    outcome=unseen.outcome,
+                    callee_gone=True,
+                    abort_reason=reason,
+                    cut=cut,
+                    free_retry=unseen.free_retry,
+                    ended_at=min(ended_at, now) if ended_at is not None else None,
+                )
             case Abort(reason=reason, channel_gone=gone):
                 self._finish(
                     now,

@@ -48,7 +48,11 @@ class Linger(Signal):
 
 @dataclass(frozen=True, slots=True)
 class ChannelVanished(Signal):
-    """The sweep saw the callee's channel gone twice, and no ChannelDestroyed came: its events were lost."""
+    """The sweep saw the callee's channel gone twice, and no ChannelDestroyed came: its events were lost.
+    After a reconnection, adoption may say who ended it meanwhile (`cut`, a Cut value) and when."""
+
+    cut: str | None = None
+    ended_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +135,15 @@ class OutboundCall:
         match signal:
             case Linger():
                 self._close()
-            case ChannelVanished():
+            case ChannelVanished(cut=cut, ended_at=ended_at):
                 self._callee_gone = True
                 if not self.flow.finished:
-                    self._log.warning("call.channel_vanished")
-                    await self._feed(ce.Abort("channel vanished without events", channel_gone=True))
+                    self._log.warning("call.channel_vanished", cut=cut)
+                    await self._feed(
+                        ce.Abort(
+                            "channel vanished without events", channel_gone=True, cut=cut, ended_at=ended_at
+                        )
+                    )
             case TransferVanished():
                 if not self._transfer_gone:
                     self._log.warning("call.transfer_vanished")

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.domain.callevents import (
+    Abort,
     AmdResult,
     Answered,
     BridgeWithTransfer,
@@ -655,3 +656,35 @@ def test_resumed_at_any_point_the_call_ends_as_if_never_interrupted(
     assert second.finished == 1
     note_event(f"resumed at {snapshot.stage}")
     assert summary(second.flow.result) == summary(whole.flow.result)
+
+
+# --- a call followed here whose channel vanished in a gap: the unobserved rule, in the machine -------------
+
+
+def test_a_vanished_call_cut_on_our_side_during_the_message_is_given_back_not_charged() -> None:
+    call = answered_call(greeting=GREETING, message_s=30.0)
+    call.feed(Dtmf("*"), T0 + 7.0)
+    call.feed(PlaybackStarted(call.playing("message")), T0 + 7.1)
+    actions = call.feed(Abort("asterisk restarted", channel_gone=True, cut="ours"), T0 + 20.0)
+    assert not any(isinstance(a, HangupCallee) for a in actions)  # nothing left to hang up
+    result = call.result
+    assert (result.outcome, result.cut, result.free_retry) == (Outcome.not_confirmed, "ours", True)
+    assert not result.outcome.consumes_credit
+    assert_finished_once(call)
+
+
+def test_a_vanished_call_the_callee_ended_takes_the_played_time_up_to_its_cdr_end() -> None:
+    heard = answered_call(greeting=GREETING, message_s=30.0)
+    heard.feed(Dtmf("*"), T0 + 7.0)
+    heard.feed(PlaybackStarted(heard.playing("message")), T0 + 7.1)
+    heard.feed(Abort("websocket gap", channel_gone=True, cut="callee", ended_at=T0 + 37.5), T0 + 60.0)
+    assert (heard.result.outcome, heard.result.ended_at, heard.result.free_retry) == (
+        Outcome.listened,
+        T0 + 37.5,
+        False,
+    )
+    early = answered_call(greeting=GREETING, message_s=30.0)
+    early.feed(Dtmf("*"), T0 + 7.0)
+    early.feed(PlaybackStarted(early.playing("message")), T0 + 7.1)
+    early.feed(Abort("websocket gap", channel_gone=True, cut="callee", ended_at=T0 + 12.0), T0 + 60.0)
+    assert (early.result.outcome, early.result.cut) == (Outcome.partial, "callee")
