@@ -275,6 +275,21 @@ async def in_flight(db: Database, sends: list[UUID]) -> dict[str, str]:
     return {national(r["e164"]): r["stage"] for r in rows}
 
 
+async def cut_ours(db: Database, sends: list[UUID]) -> Counter[str]:
+    """Per number, its attempts recorded as cut on our side (none before the `cut` column exists)."""
+    if not await db.fetchval(
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_name = 'attempts' AND column_name = 'cut'"
+    ):
+        return Counter()
+    rows = await db.fetch(
+        "SELECT r.e164, count(*) AS n FROM attempts a JOIN send_recipients r ON r.id = a.recipient_id "
+        "WHERE a.send_id = ANY($1) AND a.cut = 'ours' GROUP BY r.e164",
+        sends,
+    )
+    return Counter({national(r["e164"]): r["n"] for r in rows})
+
+
 async def db_now(db: Database) -> object:
     return await db.fetchval("SELECT now()")
 
@@ -389,9 +404,10 @@ async def check_run(
     problems: list[str] = []
     got = await results(the_rig.db, sends)
     invites = invites_per_number(the_rig.sipp)
+    ours = await cut_ours(the_rig.db, sends)
     cuts_of: Counter[str] = Counter()
     for cut in the_rig.cuts:
-        cuts_of.update(cut.in_flight)
+        cuts_of.update(cut.in_flight.keys())
     charged = 0
     for number, behaviour in sorted(numbers.items()):
         want, g = expected[behaviour], got[number]
@@ -409,11 +425,14 @@ async def check_run(
             problems.append(f"{where}: transfer {g.transfer_outcome}, reference {want.transfer_outcome}")
         if want.transfer_s is not None and (g.transfer_s is None or abs(g.transfer_s - want.transfer_s) > 3):
             problems.append(f"{where}: transfer lasted {g.transfer_s} s, reference {want.transfer_s} s")
-        allowed = want.invites + cuts_of[number]
+        # One re-dial for each call cut on our side: recorded so (attempts.cut = 'ours') by a cut that
+        # really had the call in flight.
+        redials = min(cuts_of[number], ours[number])
+        allowed = want.invites + redials
         if not 1 <= invites[number] <= allowed:
             problems.append(
-                f"{where}: {invites[number]} INVITEs, at most {allowed} allowed "
-                f"(reference {want.invites} + {cuts_of[number]} re-dial(s) for cuts)"
+                f"{where}: {invites[number]} INVITEs, at most {allowed} allowed (reference {want.invites} "
+                f"+ {redials} re-dial(s) for calls cut on our side; {ours[number]} attempt(s) cut ours)"
             )
         charged += want.charged
     used = 0
