@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -158,9 +159,14 @@ class Rig:
         """kill -9, then note the calls in flight."""
         self.engine.kill()
         await self.engine.stop()
+        return await self.note_cut(f"{label} ({self.engine.log_path.name})", sends)
+
+    async def note_cut(self, label: str, sends: list[UUID]) -> Cut:
+        """A cut happened now: the calls in flight (those the invariants allow one re-dial)."""
+        at = datetime.now(UTC).strftime("%H:%M:%S.%f")
         cut = Cut(label, await in_flight(self.db, sends))
         self.cuts.append(cut)
-        self.notes.append(f"{label}: in flight {sorted(cut.in_flight.items())}")
+        self.notes.append(f"{label} at {at} UTC: in flight {sorted(cut.in_flight.items())}")
         return cut
 
     async def stop_engines(self) -> None:
@@ -306,6 +312,25 @@ async def reached(db: Database, sends: list[UUID], stage: str, since: object) ->
     return [national(r["e164"]) for r in rows]
 
 
+async def attempts_of(db: Database, sends: list[UUID], number: str) -> list[str]:
+    """How each attempt of a number ended, for failure reports (the id is the engine logs' attempt_id)."""
+    rows = await db.fetch(
+        "SELECT a.id, a.attempt_no, a.created_at, a.ended_at, a.outcome, a.end_reason, a.transfer_outcome, "
+        "a.reconciled, a.stage, a.cut FROM attempts a JOIN send_recipients r ON r.id = a.recipient_id "
+        "WHERE a.send_id = ANY($1) AND r.e164 = $2 ORDER BY a.created_at",
+        sends,
+        "+33" + number[1:],
+    )
+    return [
+        " ".join(
+            f"{k}={v:%H:%M:%S.%f}" if hasattr(v, "hour") else f"{k}={v}"
+            for k, v in r.items()
+            if v is not None
+        )
+        for r in rows
+    ]
+
+
 async def until_completed(db: Database, sends: list[UUID], timeout_s: float) -> None:
     async def done() -> bool:
         for send_id in sends:
@@ -410,6 +435,7 @@ async def check_run(
         cuts_of.update(cut.in_flight.keys())
     charged = 0
     for number, behaviour in sorted(numbers.items()):
+        before = len(problems)
         want, g = expected[behaviour], got[number]
         where = f"{number} ({behaviour.name}; in flight at {cuts_of[number]} cut(s): " + ", ".join(
             f"{c.label}@{c.in_flight[number]}" for c in the_rig.cuts if number in c.in_flight
@@ -434,6 +460,8 @@ async def check_run(
                 f"{where}: {invites[number]} INVITEs, at most {allowed} allowed (reference {want.invites} "
                 f"+ {redials} re-dial(s) for calls cut on our side; {ours[number]} attempt(s) cut ours)"
             )
+        if len(problems) > before:
+            problems.append(f"    its attempts: {await attempts_of(the_rig.db, sends, number)}")
         charged += want.charged
     used = 0
     for send_id in sends:
@@ -604,9 +632,7 @@ async def test_asterisk_restart_mid_send_keeps_every_outcome(
         assert info is not None
         asterisk.stop(stack_settings, root)
         try:
-            cut = Cut("Asterisk restart", await in_flight(db, sends))
-            the_rig.cuts.append(cut)
-            the_rig.notes.append(f"{cut.label}: in flight {sorted(cut.in_flight.items())}")
+            await the_rig.note_cut("Asterisk stopped", sends)
         finally:
             asterisk.start(stack_settings, info)
         await until_completed(db, sends, timeout_s=150)
@@ -627,9 +653,7 @@ async def test_events_websocket_cut_for_5_s_keeps_every_outcome(
                 await the_rig.start_engine()
             sends, numbers = await the_rig.send((40, 41))
             await _when_talking(db, sends)
-            cut = Cut("websocket cut 5 s", await in_flight(db, sends))
-            the_rig.cuts.append(cut)
-            the_rig.notes.append(f"{cut.label}: in flight {sorted(cut.in_flight.items())}")
+            await the_rig.note_cut("websocket cut for 5 s", sends)
             await proxy.cut_events(5.0)
             await until_completed(db, sends, timeout_s=150)
             problems = await check_run(the_rig, expected, sends, numbers)
