@@ -34,6 +34,10 @@ AMD_CONTEXT = "vocalcast-amd"
 _PROGRESS_DIALSTATUSES = frozenset({"", "RINGING", "PROGRESS", "PROCEEDING"})
 # How long a finished call's route stays open for its last events (ChannelDestroyed of both legs).
 LINGER_S = 10.0
+# Soft-hangup flags (a soft ChannelHangupRequest's "cause"): Asterisk shutting down, or the Stasis
+# application's module unloading — a cut of ours, never the callee's (lab: `core stop now` gives 4).
+_SOFTHANGUP_SHUTDOWN = 1 << 2
+_SOFTHANGUP_APPUNLOAD = 1 << 4
 
 StageHook = Callable[[CallRequest, StageChanged], Awaitable[None] | None]
 
@@ -58,6 +62,12 @@ class ChannelVanished(Signal):
 @dataclass(frozen=True, slots=True)
 class TransferVanished(Signal):
     """The sweep saw the transfer leg gone, and no ChannelDestroyed came for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recheck(Signal):
+    """After a gap in the events (a websocket cut, a resume by another engine): the end of the playback
+    the call waits on may have been lost; look at Asterisk's playback by its id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +112,7 @@ class OutboundCall:
         self._transfer_slot_held = False
         self._linger: asyncio.TimerHandle | None = None
         self._soft_hangup = False
+        self._asterisk_stopping = False  # Asterisk said it hangs the call up because it shuts down
         self.originated = False  # POST /channels succeeded: the channel exists until it is destroyed
         self.transfer_originated = False  # the same for the transfer leg
         self._log = log.bind(
@@ -153,8 +164,31 @@ class OutboundCall:
             case Resumed(actions=actions):
                 for action in actions:
                     await self._execute(action)
+                await self._recheck_playback()
+            case Recheck():
+                await self._recheck_playback()
             case _:
                 self._log.warning("call.unknown_signal", signal=type(signal).__name__)
+
+    async def _recheck_playback(self) -> None:
+        """The playback the call waits on is gone from Asterisk while the channel is up: it ended during
+        the gap, by itself (nobody stopped it): its end is fed as the lost PlaybackFinished."""
+        if self.flow.finished or self._callee_gone:
+            return
+        snapshot = self.flow.snapshot()
+        if snapshot.playback_id is None or snapshot.playback_stopped_at is not None:
+            return
+        try:
+            await self.service.ari.request(
+                "GET", f"/playbacks/{callids.playback_id(self.channel_id, snapshot.playback_id)}"
+            )
+        except AriNotFound:
+            if await self.service.ari.get_variable(self.channel_id, "CHANNEL(state)") is None:
+                return  # the channel went too: its ChannelDestroyed (or the sweep) ends the call
+            self._log.info("call.playback_ended_in_gap", playback=snapshot.playback_id)
+            await self._feed(ce.PlaybackFinished(snapshot.playback_id, completed=True))
+        except (AriError, AriUnavailable) as exc:
+            self._log.warning("call.recheck_failed", error=str(exc))
 
     async def _on_machine_event(self, event: ce.Event) -> None:
         """An event the call queued for itself: its timers, the originate's reply."""
@@ -225,6 +259,8 @@ class OutboundCall:
             # flags, not a Q.850 cause (lab: cause 1 for an RTP timeout, then ChannelDestroyed 44).
             # ChannelDestroyed follows at once with the real cause; until then, nothing counts.
             self._soft_hangup = True
+            if (_int(event.get("cause")) or 0) & (_SOFTHANGUP_SHUTDOWN | _SOFTHANGUP_APPUNLOAD):
+                self._asterisk_stopping = True
         elif kind == "ChannelHangupRequest":
             # A BYE without a Reason header comes without a cause; ChannelDestroyed then says 0
             # (unknown), and so do we, rather than None ("not reported yet").
@@ -232,7 +268,10 @@ class OutboundCall:
             await self._feed(ce.HangupRequested(0 if cause is None else cause, _sip_code(event)))
         elif kind == "ChannelDestroyed":
             self._callee_gone = True
-            await self._feed(ce.Hangup(_int(event.get("cause")), _sip_code(event), self._dialstatus))
+            if self._asterisk_stopping:  # Asterisk hung it up on its way down: the unobserved rule
+                await self._feed(ce.Abort("asterisk stopped", channel_gone=True, cut="ours"))
+            else:
+                await self._feed(ce.Hangup(_int(event.get("cause")), _sip_code(event), self._dialstatus))
 
     async def _execute_detection(self, variable: str, value: str = "") -> None:
         """Set up, adjust or remove a detector. A channel that just went away is not an error (its hang-up

@@ -28,10 +28,11 @@ from engine.domain.outcomes import Outcome, TransferOutcome
 from engine.domain.trunks import Trunk, usable_trunks
 from engine.media.paths import host_dir, prompt_uri, sound_uri
 from engine.settings import Settings
-from engine.stack import apply_trunks
+from engine.stack import apply_trunks, asterisk
+from engine.stack.root import read_info, root_path
 from engine.store import Database
 from engine.store.trunks import list_trunks, remove_trunk
-from engine.telephony.ari import AriClient, events_task
+from engine.telephony.ari import AriClient, AriNotFound, events_task
 from engine.telephony.callrequest import CallerId, CallRequest
 from engine.telephony.calls import CallService
 from engine.telephony.stasis import StasisRouter
@@ -755,3 +756,88 @@ async def test_another_engine_carries_calls_on_from_their_last_stage(
     assert listened.message_started_at == first_snapshot.message_started_at
     segments = tones.tone_segments(heard(capture, p, Behaviour.star.number), MESSAGE_HZ)
     assert len(segments) == 1 and within(segments[0][1] - segments[0][0], MESSAGE_TONE_S), segments
+
+
+async def test_a_message_that_ended_while_no_engine_followed_is_listened_not_cut(
+    phones: PhonesFactory, stack_settings: Settings
+) -> None:
+    """The engine following a call goes away while the message plays; the message ends before a second
+    engine resumes the call. Its PlaybackFinished was lost with the first engine: the second finds the
+    playback gone (GET /playbacks/{id}, its id derived from the attempt id) with the channel still up,
+    and records the message as heard to its end (`listened`), not `partial` by the stage's deadline."""
+    app = f"vocalcast-r{uuid.uuid4().hex[:8]}"
+
+    def engine() -> AriClient:
+        return AriClient(
+            host="127.0.0.1",
+            port=stack_settings.ari_port,
+            user=stack_settings.ari_user,
+            password=stack_settings.require("ari_password"),
+            app=app,
+        )
+
+    stages: list[StageChanged] = []
+    async with phones() as p:
+        first_router = StasisRouter()
+        async with engine() as first, events_task(first, first_router.dispatch):
+            await first.wait_ready(10)
+            first_service = CallService(first, first_router, on_stage=lambda r, c: stages.append(c))
+            listening = replace(p, service=first_service).request(Behaviour.star.number)
+            call = await first_service.start(listening)
+            await wait_for(lambda: bool(stages) and stages[-1].stage is Stage.message, 20, what="the message")
+            assert call.route is not None
+            call.route.task.cancel()  # the first engine dies: no timer, no event, no action
+        snapshot = stages[-1].snapshot
+        assert snapshot.playback_id is not None
+        second_router = StasisRouter()
+        async with engine() as second, events_task(second, second_router.dispatch):
+            await second.wait_ready(10)
+
+            async def message_over() -> bool:
+                try:
+                    await second.request("GET", f"/playbacks/{listening.attempt_id}-{snapshot.playback_id}")
+                except AriNotFound:
+                    return True
+                return False
+
+            await wait_for(message_over, MESSAGE_S + 10, interval_s=0.2, what="the message to end")
+            resumed = CallService(second, second_router).resume(listening, snapshot)
+            result = await asyncio.wait_for(resumed.done, 20)
+    assert (result.outcome, result.end_reason, result.message_started_at) == (
+        Outcome.listened,
+        EndReason.message_completed,
+        snapshot.message_started_at,
+    ), result
+
+
+async def test_calls_cut_by_an_asterisk_stop_are_ours_not_the_callees(
+    phones: PhonesFactory, stack_settings: Settings
+) -> None:
+    """Asterisk stops (`core stop now`) under a call waiting for `*` and a call playing the message: it
+    hangs them up itself (a soft hang-up flagged shutdown, then ChannelDestroyed cause 0, just like a
+    callee's BYE without Reason). Both are cuts of ours: not charged, and free_retry (the recipient is
+    called again without using one of its attempts) — not `not_confirmed` and `partial` on the callee."""
+    stages: dict[str, Stage] = {}
+    async with phones() as p:
+        p.service.on_stage = lambda r, c: stages.__setitem__(r.attempt_id, c.stage)
+        plan = replace(p.plan, star_wait_s=30.0, message_s=MESSAGE_S)
+        waiting = p.request(Behaviour.silent.number, plan=plan)
+        listening = p.request(Behaviour.star.dial(1), plan=plan)
+        calls = [await p.service.start(waiting)]
+        await wait_for(lambda: stages.get(waiting.attempt_id) is Stage.star_wait, 20, what="the `*` wait")
+        calls.append(await p.service.start(listening))
+        await wait_for(lambda: stages.get(listening.attempt_id) is Stage.message, 20, what="the message")
+        root = root_path(stack_settings)
+        asterisk.stop(stack_settings, root)
+        try:
+            waited, listened = await asyncio.wait_for(asyncio.gather(*(c.done for c in calls)), 20)
+        finally:
+            info = read_info(root)
+            assert info is not None
+            asterisk.start(stack_settings, info)
+        await wait_for(lambda: p.service.ari.ready, timeout_s=20, what="ARI back")
+    for result in (waited, listened):
+        assert (result.outcome, result.cut, result.free_retry) == (Outcome.not_confirmed, "ours", True), (
+            result
+        )
+        assert not result.outcome.consumes_credit

@@ -42,7 +42,7 @@ from engine.telephony import callids
 from engine.telephony.ari import AriClient, AriError, AriUnavailable
 from engine.telephony.callrequest import CallRequest
 from engine.telephony.calls import CallService
-from engine.telephony.outbound import ChannelVanished
+from engine.telephony.outbound import ChannelVanished, Recheck, TransferVanished
 
 log = structlog.get_logger(__name__)
 
@@ -218,7 +218,15 @@ class Adoption:
     # --- calls followed here whose channel went away in the gap -------------------------------------
     async def _vanished_while_followed(self, channels: set[str]) -> None:
         for call in list(self._calls.calls.values()):
-            if not call.originated or call.flow.finished or call.channel_id in channels:
+            if not call.originated or call.flow.finished:
+                continue
+            if call.channel_id in channels:
+                # Still up: the end of its playback, or its transfer leg's, may have been lost.
+                leg = call.transfer_leg_id
+                legs_gone = call.transfer_originated and not call.transfer_leg_gone and leg not in channels
+                if leg is not None and legs_gone:
+                    call.route_put(TransferVanished())
+                call.route_put(Recheck())
                 continue
             placed = datetime.fromtimestamp(call.flow.snapshot().originated_at, UTC)
             cdr = await self._cdr(UUID(call.channel_id))

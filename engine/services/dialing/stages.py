@@ -33,6 +33,22 @@ log = structlog.get_logger(__name__)
 
 # The channel variable holding the snapshot: the CDR's userfield (255 characters, cdr_pgsql stores it).
 STAGE_VARIABLE: Final = "CDR(userfield)"
+# The stages written onto the channel: those whose loss would change a call's outcome or how it is
+# carried on. Not dialing or ringing (the channel's own state says so), not amd (the CDR says answered:
+# not_confirmed either way), not message_done (the message's start and the CDR's end tell it was heard
+# to its end), not ended. Each write is one ARI request: the dialer's rate depends on how few there are.
+ON_CHANNEL: Final = frozenset(
+    {
+        Stage.beep_wait,
+        Stage.greeting,
+        Stage.star_wait,
+        Stage.message,
+        Stage.transfer_dialing,
+        Stage.bridged,
+        Stage.apology,
+        Stage.replay,
+    }
+)
 FLUSH_S: Final = 0.25  # how often the stages that moved are written to PostgreSQL
 
 
@@ -44,19 +60,24 @@ class StageRecorder:
         self._ari = ari
         self._flush_s = flush_s
         self._pending: dict[str, attempts_store.StageRow] = {}
+        self._on_channel: dict[str, Stage] = {}  # the last stage written on each live call's channel
         self.written = 0  # rows written (tests, metrics)
 
     async def on_stage(self, request: CallRequest, change: StageChanged) -> None:
         attempt_id = request.attempt_id
         if change.stage is Stage.ended:
             self._pending.pop(attempt_id, None)  # its result closes the attempt
+            self._on_channel.pop(attempt_id, None)
             return
         encoded = change.snapshot.encode()
         self._pending[attempt_id] = attempts_store.StageRow(
             UUID(attempt_id), change.stage.value, change.snapshot.entered_at, encoded
         )
-        if change.stage is Stage.dialing:
-            return  # no channel yet: the attempt's row says as much
+        if change.stage not in ON_CHANNEL:
+            return
+        if change.stage is not Stage.greeting and self._on_channel.get(attempt_id) is change.stage:
+            return  # the same stage, a detail moved (the greeting's play number is worth the request)
+        self._on_channel[attempt_id] = change.stage
         try:
             await self._ari.set_variable(attempt_id, STAGE_VARIABLE, encoded)
         except (AriError, AriUnavailable) as exc:  # the channel just went away, or Asterisk did
