@@ -41,6 +41,7 @@ from engine.store import sends as sends_store
 from engine.store.credits import balance
 from engine.telephony.ari import AriClient
 from lab import tones
+from lab.dtmfpcap import RtpPcapBuilder
 from lab.rtpcapture import RtpCapture, tone_packet_times
 from lab.sipp import SipMessage, SippProcess
 from tests.integration.conftest import add_trunk, wait_for
@@ -205,6 +206,14 @@ class Rig:
         return [first.id, second.id], numbers
 
 
+def transfer_pcap(path: Path) -> Path:
+    """The transferred callee: `*` during the greeting, `9` 1.2 s later (well inside the 3 s message,
+    whatever the load), then its marker tone for 16 s (bridged after the centre's 2 s of ringing)."""
+    builder = RtpPcapBuilder().silence(0.1).digits("*").silence(1.2).digits("9").silence(1.5)
+    builder.audio(tones.sine(CALLEE_HZ, 16.0, 0.3)).silence(0.2).write(path)
+    return path
+
+
 @asynccontextmanager
 async def rig(
     settings: Settings,
@@ -231,10 +240,7 @@ async def rig(
     )
     machine_says = await speech(MACHINE_GREETING_FR, tmp_path)
     pcaps = {
-        # `*` during the greeting, `9` during the message, then (bridged by then) its marker tone.
-        "transfer": marker_tone_pcap(
-            tmp_path / "transfer.pcap", CALLEE_HZ, digits="*9", lead_s=2.5, tone_s=16
-        ),
+        "transfer": transfer_pcap(tmp_path / "transfer.pcap"),
         "centre": marker_tone_pcap(tmp_path / "centre.pcap", CENTRE_HZ, lead_s=0.5, tone_s=13),
         "machine": audio_pcap(
             tmp_path / "machine.pcap",
@@ -578,6 +584,7 @@ async def test_kill_9_at_each_stage_keeps_every_outcome(
             problems += bridge_survived(capture, the_rig, bridged, bridged_ready + 1.0)
         if missed:
             problems.append(f"stages never reached under a running engine (no kill there): {missed}")
+    print(report(the_rig, problems, header="kill -9 at each stage"))
     assert not problems, report(the_rig, problems, header="kill -9 at each stage")
 
 
@@ -600,6 +607,7 @@ async def test_kill_9_at_random_points_keeps_every_outcome(
             await the_rig.start_engine()
         await until_completed(db, sends, timeout_s=150)
         problems = await check_run(the_rig, expected, sends, numbers)
+    print(report(the_rig, problems, header=f"random kills, VOCALCAST_CRASH_SEED={seed}"))
     assert not problems, report(the_rig, problems, header=f"random kills, VOCALCAST_CRASH_SEED={seed}")
 
 
@@ -636,6 +644,7 @@ async def test_asterisk_restart_mid_send_keeps_every_outcome(
         asterisk.start(stack_settings, info)
         await until_completed(db, sends, timeout_s=150)
         problems = await check_run(the_rig, expected, sends, numbers)
+    print(report(the_rig, problems, header="Asterisk restarted mid-send"))
     assert not problems, report(the_rig, problems, header="Asterisk restarted mid-send")
 
 
@@ -657,4 +666,5 @@ async def test_events_websocket_cut_for_5_s_keeps_every_outcome(
             await until_completed(db, sends, timeout_s=150)
             problems = await check_run(the_rig, expected, sends, numbers)
         assert proxy.events_cut == 1
+    print(report(the_rig, problems, header="ARI websocket cut for 5 s"))
     assert not problems, report(the_rig, problems, header="ARI websocket cut for 5 s")
