@@ -89,6 +89,7 @@ BEEP_HZ = 1000.0
 MACHINE_GREETING_FR = "Bonjour, vous êtes sur la messagerie de Paul. Laissez votre message après le bip."
 
 REFERENCE_LINES = (0, 1)
+ADOPTION_S = 0.5  # after a restarted engine's /healthz answered, the time it may take to adopt calls
 STAGES = ("ringing", "greeting", "star_wait", "message", "transfer_dialing", "bridged")
 
 ENV = {
@@ -142,8 +143,13 @@ class Rig:
     env: dict[str, str]
     tmp: Path
     engines: list[EngineProcess] = field(default_factory=list)
+    capture: RtpCapture | None = None  # the callees' RTP, for the whole test
     cuts: list[Cut] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # (from, to, what): epoch times when no engine listened to the calls' events (a key pressed then is
+    # lost to any engine: the report says so beside the mismatch it causes)
+    gaps: list[tuple[float, float, str]] = field(default_factory=list)
+    _down_since: float | None = None
 
     @property
     def engine(self) -> EngineProcess:
@@ -154,10 +160,16 @@ class Rig:
         engine = EngineProcess(self.env, self.tmp / f"engine-{len(self.engines) + 1}.log")
         self.engines.append(engine)
         await engine.start(timeout_s=30)
-        return time.time()
+        ready = time.time()
+        if self._down_since is not None:
+            # Until it has adopted the calls (a few tens of ms after /healthz answers).
+            self.gaps.append((self._down_since, ready + ADOPTION_S, f"{engine.log_path.name} starting"))
+            self._down_since = None
+        return ready
 
     async def kill_engine(self, label: str, sends: list[UUID]) -> Cut:
         """kill -9, then note the calls in flight."""
+        self._down_since = time.time()
         self.engine.kill()
         await self.engine.stop()
         return await self.note_cut(f"{label} ({self.engine.log_path.name})", sends)
@@ -252,7 +264,8 @@ async def rig(
     greeting = await customer_greeting(db, settings, who, tmp_path)
     engine = engine_env({**ENV, "VOCALCAST_MAX_CPS": str(max_cps), **(env or {})})
     the_rig = Rig(settings, db, sipp, who, greeting, engine, tmp_path)
-    async with sipp:
+    async with sipp, RtpCapture([media_port]) as capture:
+        the_rig.capture = capture
         try:
             yield the_rig
         finally:
@@ -468,6 +481,9 @@ async def check_run(
             )
         if len(problems) > before:
             problems.append(f"    its attempts: {await attempts_of(the_rig.db, sends, number)}")
+            lost = keys_in_gaps(the_rig, number)
+            if lost:
+                problems.append(f"    its keys pressed while no engine listened: {lost}")
         charged += want.charged
     used = 0
     for send_id in sends:
@@ -483,6 +499,25 @@ async def check_run(
     if channels or bridges:
         problems.append(f"left in Asterisk: channels {channels}, bridges {bridges}")
     return problems
+
+
+def keys_in_gaps(the_rig: Rig, number: str) -> list[str]:
+    """The number's key presses (RFC 2833, as captured on their way to Asterisk) that ended while no
+    engine listened: no engine could see them."""
+    if the_rig.capture is None or not the_rig.gaps:
+        return []
+    messages = the_rig.sipp.messages()
+    ports = {asterisk_media_port(m) for m in _invites(messages, number)}
+    out = []
+    for stream in the_rig.capture.streams:
+        if stream.key.src_port != the_rig.sipp.media_port or stream.key.dst_port not in ports:
+            continue
+        for event in stream.dtmf_events():
+            for start, end, what in the_rig.gaps:
+                if start <= event.last_time_s <= end:
+                    at = datetime.fromtimestamp(event.last_time_s, UTC).strftime("%H:%M:%S.%f")
+                    out.append(f"{event.digit} at {at} UTC ({what})")
+    return out
 
 
 def report(the_rig: Rig, problems: list[str], *, header: str = "") -> str:
@@ -554,34 +589,32 @@ async def test_kill_9_at_each_stage_keeps_every_outcome(
         if not the_rig.engines:
             await the_rig.start_engine()
         assert await has_stages(db), "attempts.stage/stage_at missing: merge the 'stage persistence' work"
-        media_port = the_rig.sipp.media_port
-        assert media_port is not None
         missed: list[str] = []
         bridged: list[str] = []
         bridged_ready = 0.0
-        async with RtpCapture([media_port]) as capture:
-            sends, numbers = await the_rig.send((10, 11, 12, 13))
-            for stage in STAGES:
-                since = await db_now(db)
+        sends, numbers = await the_rig.send((10, 11, 12, 13))
+        for stage in STAGES:
+            since = await db_now(db)
 
-                async def entered(stage: str = stage, since: object = since) -> list[str]:
-                    return await reached(db, sends, stage, since)
+            async def entered(stage: str = stage, since: object = since) -> list[str]:
+                return await reached(db, sends, stage, since)
 
-                try:
-                    first = await wait_for(entered, timeout_s=45, interval_s=0.05, what=f"a call at {stage}")
-                except AssertionError:
-                    missed.append(stage)
-                    continue
-                cut = await the_rig.kill_engine(f"kill at {stage} ({first[0]})", sends)
-                if stage == "bridged":
-                    bridged = [n for n, s in cut.in_flight.items() if s == "bridged"]
-                ready = await the_rig.start_engine()
-                if stage == "bridged":
-                    bridged_ready = ready
-            await until_completed(db, sends, timeout_s=150)
+            try:
+                first = await wait_for(entered, timeout_s=45, interval_s=0.05, what=f"a call at {stage}")
+            except AssertionError:
+                missed.append(stage)
+                continue
+            cut = await the_rig.kill_engine(f"kill at {stage} ({first[0]})", sends)
+            if stage == "bridged":
+                bridged = [n for n, s in cut.in_flight.items() if s == "bridged"]
+            ready = await the_rig.start_engine()
+            if stage == "bridged":
+                bridged_ready = ready
+        await until_completed(db, sends, timeout_s=150)
         problems = await check_run(the_rig, expected, sends, numbers)
         if bridged:
-            problems += bridge_survived(capture, the_rig, bridged, bridged_ready + 1.0)
+            assert the_rig.capture is not None
+            problems += bridge_survived(the_rig.capture, the_rig, bridged, bridged_ready + 1.0)
         if missed:
             problems.append(f"stages never reached under a running engine (no kill there): {missed}")
     print(report(the_rig, problems, header="kill -9 at each stage"))
@@ -662,7 +695,10 @@ async def test_events_websocket_cut_for_5_s_keeps_every_outcome(
             sends, numbers = await the_rig.send((40, 41))
             await _when_talking(db, sends)
             await the_rig.note_cut("websocket cut for 5 s", sends)
+            cut_at = time.time()
             await proxy.cut_events(5.0)
+            # The engine reconnects within its ARI_RECONNECT_MAX_S (0.5 s in tests) of the refusals' end.
+            the_rig.gaps.append((cut_at, cut_at + 5.0 + 0.5 + ADOPTION_S, "websocket cut"))
             await until_completed(db, sends, timeout_s=150)
             problems = await check_run(the_rig, expected, sends, numbers)
         assert proxy.events_cut == 1
