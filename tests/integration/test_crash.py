@@ -501,22 +501,32 @@ async def check_run(
     return problems
 
 
+def _epoch(sipp_time: str) -> float:
+    """A SIPp trace time (the host's clock, UTC here) as epoch seconds."""
+    return datetime.strptime(sipp_time, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC).timestamp()
+
+
 def keys_in_gaps(the_rig: Rig, number: str) -> list[str]:
-    """The number's key presses (RFC 2833, as captured on their way to Asterisk) that ended while no
-    engine listened: no engine could see them."""
+    """The number's key presses (RFC 2833, as captured on their way to Asterisk, within each of its
+    calls: Asterisk reuses RTP ports) that ended while no engine listened: no engine could see them."""
     if the_rig.capture is None or not the_rig.gaps:
         return []
     messages = the_rig.sipp.messages()
-    ports = {asterisk_media_port(m) for m in _invites(messages, number)}
     out = []
-    for stream in the_rig.capture.streams:
-        if stream.key.src_port != the_rig.sipp.media_port or stream.key.dst_port not in ports:
-            continue
-        for event in stream.dtmf_events():
-            for start, end, what in the_rig.gaps:
-                if start <= event.last_time_s <= end:
-                    at = datetime.fromtimestamp(event.last_time_s, UTC).strftime("%H:%M:%S.%f")
-                    out.append(f"{event.digit} at {at} UTC ({what})")
+    for invite in _invites(messages, number):
+        dialog = [m for m in messages if m.call_id == invite.call_id]
+        begin, end = _epoch(invite.time), _epoch(dialog[-1].time)
+        port = asterisk_media_port(invite)
+        for stream in the_rig.capture.streams:
+            if stream.key.src_port != the_rig.sipp.media_port or stream.key.dst_port != port:
+                continue
+            for event in stream.dtmf_events():
+                if not begin <= event.last_time_s <= end:
+                    continue
+                for start, stop, what in the_rig.gaps:
+                    if start <= event.last_time_s <= stop:
+                        at = datetime.fromtimestamp(event.last_time_s, UTC).strftime("%H:%M:%S.%f")
+                        out.append(f"{event.digit} at {at} UTC ({what})")
     return out
 
 
