@@ -101,6 +101,8 @@ ENV = {
     "VOCALCAST_TRUNK_CHECK_S": "0.5",
     # Not these tests' subject: a trunk breaker opened by a crash's lost calls.
     "VOCALCAST_BREAKER_MIN_FAILURES": "1000",
+    # Every stage and event of every call in tmp_path/engine-*.log, for the failure's post-mortem.
+    "VOCALCAST_LOG_LEVEL": "debug",
 }
 
 
@@ -270,6 +272,7 @@ async def rig(
             yield the_rig
         finally:
             await the_rig.stop_engines()
+            capture.save_pcap(tmp_path / "callees-rtp.pcap")  # what the callees said and heard
 
 
 # --- reading the database ---------------------------------------------------------------------------------
