@@ -3,12 +3,19 @@ without the crash, whatever stops under it — the engine (kill -9, at each stag
 random points), Asterisk (restarted mid-send) or the ARI events websocket (cut for 5 s).
 
 Every test first runs (once per session) an uninterrupted reference send to SIPp callees of every
-behaviour (tests/sipp/callee.xml), then the same behaviours on other lines through the crash. For every
+behaviour (tests/sipp/callee.xml: answer and `*`, silent, busy, ring out, decline, `*` then `9` with the
+transfer answered by a call centre, hang-up during the greeting, answering machine with its beep in a
+voicemail-drop send), then the same behaviours on other lines through the interruptions. For every
 recipient: the outcome, attempts and charge equal the reference's for its behaviour; SIPp's log shows no
-more INVITEs than the reference's plus one re-dial where the call was in flight at a cut; no channel or
-bridge is left in Asterisk; and (kill at `bridged`) a bridged transfer stays connected across the crash,
-both marker tones crossing the bridge after the restart. The engine runs as a real process
-(EngineProcess); its logs are tmp_path/engine-*.log.
+more INVITEs than the reference's, plus one re-dial for each of its calls recorded as cut on our side
+(attempts.cut = 'ours') by an interruption that had it in flight; no channel or bridge is left in
+Asterisk; and (kill at `bridged`) a bridged transfer stays connected across the crash, both marker tones
+crossing the bridge after the restart.
+
+A failure lists, per recipient, what differs, its attempts (ids as in the engine logs), the stage it
+was at each interruption, and its key presses that reached Asterisk while no engine listened. The engine
+runs as a real process (EngineProcess) logging at debug level: tmp_path/engine-*.log; the callees' RTP is
+saved as tmp_path/callees-rtp.pcap, SIPp's trace as tmp_path/callees.messages.log.
 """
 
 from __future__ import annotations
@@ -131,6 +138,7 @@ class Cut:
 
     label: str
     in_flight: dict[str, str]
+    at: float = 0.0  # epoch seconds
 
 
 @dataclass
@@ -178,8 +186,9 @@ class Rig:
 
     async def note_cut(self, label: str, sends: list[UUID]) -> Cut:
         """A cut happened now: the calls in flight (those the invariants allow one re-dial)."""
-        at = datetime.now(UTC).strftime("%H:%M:%S.%f")
-        cut = Cut(label, await in_flight(self.db, sends))
+        now = time.time()
+        at = datetime.fromtimestamp(now, UTC).strftime("%H:%M:%S.%f")
+        cut = Cut(label, await in_flight(self.db, sends), now)
         self.cuts.append(cut)
         self.notes.append(f"{label} at {at} UTC: in flight {sorted(cut.in_flight.items())}")
         return cut
@@ -561,14 +570,30 @@ def tones_after(
     return 0.02 * sum(1 for t in tone_packet_times(streams, freq_hz) if t > after)
 
 
-def bridge_survived(capture: RtpCapture, the_rig: Rig, bridged: list[str], after: float) -> list[str]:
-    """For each callee bridged at the kill: it heard the call centre, and the centre heard it, through
-    the bridge after `after` (the restarted engine up): at least a second of each marker tone."""
+def up_at(messages: list[SipMessage], number: str, when: float) -> bool:
+    """A call to `number` was up at `when` (SIPp's trace: invited before, no BYE yet)."""
+    for invite in _invites(messages, number):
+        if _epoch(invite.time) > when:
+            continue
+        byes = [m for m in messages if m.call_id == invite.call_id and m.method == "BYE"]
+        if not byes or _epoch(byes[0].time) > when:
+            return True
+    return False
+
+
+def bridge_survived(capture: RtpCapture, the_rig: Rig, cut: Cut, after: float) -> list[str]:
+    """For each callee bridged at the kill `cut` (its stage, and its call up in SIPp's trace): it heard
+    the call centre, and the centre heard it, through the bridge after `after` (the restarted engine up):
+    at least a second of each marker tone."""
     problems: list[str] = []
     messages = the_rig.sipp.messages()
     media_port = the_rig.sipp.media_port
     assert media_port is not None
     centre_invites = _invites(messages, CENTRE)
+    bridged = [n for n, stage in cut.in_flight.items() if stage == "bridged" and up_at(messages, n, cut.at)]
+    if not bridged:
+        gone = [n for n, stage in cut.in_flight.items() if stage == "bridged"]
+        return [f"{cut.label}: no bridged transfer was up at the kill (recorded bridged, call gone: {gone})"]
     for number in bridged:
         callee_ports = {asterisk_media_port(m) for m in _invites(messages, number)}
         # The centre's leg presents the callee's number (From).
@@ -603,7 +628,7 @@ async def test_kill_9_at_each_stage_keeps_every_outcome(
             await the_rig.start_engine()
         assert await has_stages(db), "attempts.stage/stage_at missing: merge the 'stage persistence' work"
         missed: list[str] = []
-        bridged: list[str] = []
+        bridged_cut: Cut | None = None
         bridged_ready = 0.0
         sends, numbers = await the_rig.send((10, 11, 12, 13))
         for stage in STAGES:
@@ -619,15 +644,15 @@ async def test_kill_9_at_each_stage_keeps_every_outcome(
                 continue
             cut = await the_rig.kill_engine(f"kill at {stage} ({first[0]})", sends)
             if stage == "bridged":
-                bridged = [n for n, s in cut.in_flight.items() if s == "bridged"]
+                bridged_cut = cut
             ready = await the_rig.start_engine()
             if stage == "bridged":
                 bridged_ready = ready
         await until_completed(db, sends, timeout_s=150)
         problems = await check_run(the_rig, expected, sends, numbers)
-        if bridged:
+        if bridged_cut is not None:
             assert the_rig.capture is not None
-            problems += bridge_survived(the_rig.capture, the_rig, bridged, bridged_ready + 1.0)
+            problems += bridge_survived(the_rig.capture, the_rig, bridged_cut, bridged_ready + 1.0)
         if missed:
             problems.append(f"stages never reached under a running engine (no kill there): {missed}")
     print(report(the_rig, problems, header="kill -9 at each stage"))
