@@ -1,9 +1,8 @@
 -- 0014_call_stages.sql — where each call is, so that a restarted engine carries it on (issue 16).
 --
 -- The call flow announces every stage it enters (engine/domain/callstage.py). The engine keeps the last
--- one in three places: on the channel (CDR(userfield), readable through ARI while the call lasts), in
--- Asterisk's CDR (cdr_pgsql writes the userfield into asterisk_cdr at hang-up: it survives a kill -9 of
--- the engine) and here, written in batches (it survives the channel).
+-- one in two places: in Asterisk (a global variable per attempt: it survives a kill -9 of the engine and
+-- the call's end, as long as Asterisk runs) and here, written in batches (it survives Asterisk).
 ALTER TABLE attempts
     ADD COLUMN stage    text,         -- the last stage announced (a Stage value)
     ADD COLUMN stage_at timestamptz,  -- when the call entered it

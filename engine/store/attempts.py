@@ -365,7 +365,7 @@ async def cdrs_for(db: Executor, attempt_id: UUID) -> list[asyncpg.Record]:
     """Asterisk's records of the attempt's channel (uniqueid = the channel id we chose), oldest first: a
     channel that enters a bridge gets a record per part of its life."""
     return await db.fetch(
-        'SELECT disposition, duration, billsec, start, answer, "end", userfield FROM asterisk_cdr '
+        'SELECT disposition, duration, billsec, start, answer, "end" FROM asterisk_cdr '
         "WHERE uniqueid = $1 ORDER BY id",
         str(attempt_id),
     )

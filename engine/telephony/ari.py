@@ -240,6 +240,19 @@ class AriClient:
             return None
         return None if result is None else str(result.get("value", ""))
 
+    async def set_global(self, name: str, value: str | None) -> None:
+        """A global variable of Asterisk (None: deleted). Not a channel command: unlike a channel
+        variable, it does not wait in the channel's queue behind a playback."""
+        params = {"variable": name} if value is None else {"variable": name, "value": value}
+        await self.request("POST", "/asterisk/variable", params=params)
+
+    async def get_global(self, name: str) -> str | None:
+        try:
+            result = await self.request("GET", "/asterisk/variable", params={"variable": name})
+        except AriNotFound:
+            return None
+        return None if result is None else str(result.get("value", "")) or None
+
     async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> Event:
         result: Event = await self.request("POST", f"/bridges/{bridge_id}", params={"type": bridge_type})
         return result

@@ -23,10 +23,11 @@ import pytest
 from engine.domain.callevents import CallResult, EndReason, StageChanged
 from engine.domain.callflow import CallState
 from engine.domain.callplan import CallPlan, DropMode
-from engine.domain.callstage import Stage
+from engine.domain.callstage import Stage, StageSnapshot
 from engine.domain.outcomes import Outcome, TransferOutcome
 from engine.domain.trunks import Trunk, usable_trunks
 from engine.media.paths import host_dir, prompt_uri, sound_uri
+from engine.services.dialing.stages import StageRecorder, stage_variable
 from engine.settings import Settings
 from engine.stack import apply_trunks, asterisk
 from engine.stack.root import read_info, root_path
@@ -841,3 +842,46 @@ async def test_calls_cut_by_an_asterisk_stop_are_ours_not_the_callees(
             result
         )
         assert not result.outcome.consumes_credit
+
+
+async def test_stages_kept_in_asterisk_never_hold_a_call_back(
+    phones: PhonesFactory, stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """The stage recorder writes each stage into Asterisk while the call goes on: during the message the
+    global variable of the attempt holds the `message` snapshot, the callee's `9` during the message is
+    acted on at once (a write queued behind the playback would hold it until the message's end: the call
+    would end `listened`), and once the call is over its variable is gone."""
+    seen_in_asterisk: list[str | None] = []
+    transfer = marker_tone_pcap(tmp_path / "transfer.pcap", CALLEE_MARKER_HZ, digits="*9", lead_s=1.5)
+    centre_says = marker_tone_pcap(tmp_path / "centre.pcap", CENTRE_MARKER_HZ, lead_s=1.0)
+    async with phones("callee", transfer=transfer) as p, phones("centre", centre=centre_says) as c:
+        recorder = StageRecorder(db, p.service.ari)
+        number = Behaviour.transfer.dial(7)
+        request = p.request(
+            number,
+            plan=replace(
+                p.plan,
+                transfer_number=Behaviour.centre.number,
+                transfer_ring_timeout_s=2.0,
+                transfer_max_s=60,
+                message_s=30.0,
+            ),
+            transfer_to=c,
+        )
+
+        async def hook(r: CallRequest, change: StageChanged) -> None:
+            await recorder.on_stage(r, change)
+            if change.stage is Stage.message:
+                seen_in_asterisk.append(await p.service.ari.get_global(stage_variable(r.attempt_id)))
+
+        p.service.on_stage = hook
+        result = await p.service.place(request)
+        left = await p.service.ari.get_global(stage_variable(request.attempt_id))
+    got = (result.outcome, result.transfer_outcome)
+    assert got == (Outcome.transferred, TransferOutcome.answered), result
+    # The `9` came during the message: the transfer began before the message could have ended.
+    assert result.message_started_at is not None and result.transfer_started_at is not None
+    assert result.transfer_started_at < result.message_started_at + MESSAGE_S, result
+    assert seen_in_asterisk and all(seen is not None for seen in seen_in_asterisk), seen_in_asterisk
+    assert {StageSnapshot.decode(str(seen)).stage for seen in seen_in_asterisk} == {Stage.message}
+    assert left is None

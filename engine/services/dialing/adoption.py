@@ -2,12 +2,12 @@
 kill -9, a websocket gap, another engine of the node taking over, an Asterisk restart) — issue 16.
 
 - A call whose channel is still up is carried on from the last stage its call flow announced (the
-  snapshot on the channel, else the one in PostgreSQL; engine/services/dialing/stages.py): a `*` wait
+  snapshot Asterisk keeps, else the one in PostgreSQL; engine/services/dialing/stages.py): a `*` wait
   keeps waiting for what is left of it, a message playing is left to finish, a bridged transfer stays
   bridged (CallService.resume, CallFlow.resume).
 - A transfer leg whose callee is gone is hung up at once, and its bridge destroyed.
 - A call that ended meanwhile gets the outcome of the unobserved rule (engine/domain/unobserved.py) from
-  its last stage (the CDR's userfield, written by Asterisk at hang-up, else PostgreSQL's) and its CDR.
+  its last stage (the one Asterisk keeps, else PostgreSQL's) and its CDR.
   Who cut it: Asterisk restarted since it was placed → ours (not charged, called again without using one
   of its attempts unless the message was heard to its end); a CDR without a restart → the callee;
   neither, after a grace period → unknown (nothing charged, retried only under the send's policy).
@@ -33,7 +33,7 @@ from engine.domain.callstage import Stage, StageSnapshot
 from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy
 from engine.domain.unobserved import Cut, unobserved_outcome
-from engine.services.dialing.stages import stage_on_channel
+from engine.services.dialing.stages import forget_stage, stage_in_asterisk
 from engine.settings import Settings
 from engine.store import attempts as attempts_store
 from engine.store.attempts import Claim, OpenAttempt
@@ -80,7 +80,6 @@ class Cdr:
     disposition: str
     answered_at: float | None
     ended_at: float | None
-    snapshot: StageSnapshot | None
 
     @property
     def dial_outcome(self) -> Outcome | None:
@@ -115,7 +114,7 @@ class Adoption:
         outcome (see the module's docstring); then new calls may be placed."""
         try:
             await self._note_asterisk_start()
-            await self.reconcile()
+            await self.reconcile(after_gap=True)
         finally:
             self.done_after_connect.set()
             self._host.wake()
@@ -128,9 +127,11 @@ class Adoption:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, *, after_gap: bool = False) -> None:
+        """`after_gap`: events may have been lost (a reconnection): the calls followed here are checked
+        against what Asterisk has (their playback, their transfer leg)."""
         channels = {str(c.get("id")): c for c in await self._ari.channels()}
-        await self._vanished_while_followed(set(channels))
+        await self._vanished_while_followed(set(channels), recheck=after_gap)
         now = datetime.now(UTC)
         for open_ in await attempts_store.open_attempts(self._db, self._node):
             attempt_id = str(open_.claim.attempt_id)
@@ -146,10 +147,13 @@ class Adoption:
                 seconds=self._settings.ring_timeout_s + RECONCILE_GRACE_S
             ):
                 continue  # may still be being created, or its CDR not yet written: next time
-            result = ended_unobserved(open_, cdr, cut)
+            kept = _decode(await stage_in_asterisk(self._ari, attempt_id))
+            result = ended_unobserved(open_, cdr, cut, kept)
             await self._host.record(
                 open_.claim, result, open_.policy, reconciled="cdr" if cdr is not None else "lost"
             )
+            if kept is not None:
+                await forget_stage(self._ari, attempt_id)
 
     # --- Asterisk restarts ---------------------------------------------------------------------------
     async def _note_asterisk_start(self) -> None:
@@ -180,7 +184,7 @@ class Adoption:
         attempt_id = str(open_.claim.attempt_id)
         if self._calls.router.owns(attempt_id):
             return
-        snapshot = _decode(await stage_on_channel(self._ari, attempt_id)) or _decode(open_.snapshot)
+        snapshot = _decode(await stage_in_asterisk(self._ari, attempt_id)) or _decode(open_.snapshot)
         if snapshot is None or snapshot.stage is Stage.ended:
             # Placed, nothing heard of it yet (no stage on the channel): it is still dialling.
             started = open_.created_at.timestamp()
@@ -204,6 +208,7 @@ class Adoption:
             self._host.release_slot(open_.claim.trunk)
             self._host.wake()
         await self._host.record(open_.claim, result, open_.policy, reconciled="resumed")
+        await forget_stage(self._ari, str(open_.claim.attempt_id))
 
     async def _end_transfer_of_gone_call(self, attempt_id: str, channels: set[str]) -> None:
         """The callee is gone: its transfer leg (and bridge), if any is left, go at once."""
@@ -216,11 +221,13 @@ class Adoption:
             await self._ari.destroy_bridge(callids.bridge_id(attempt_id))
 
     # --- calls followed here whose channel went away in the gap -------------------------------------
-    async def _vanished_while_followed(self, channels: set[str]) -> None:
+    async def _vanished_while_followed(self, channels: set[str], *, recheck: bool) -> None:
         for call in list(self._calls.calls.values()):
             if not call.originated or call.flow.finished:
                 continue
             if call.channel_id in channels:
+                if not recheck:
+                    continue
                 # Still up: the end of its playback, or its transfer leg's, may have been lost.
                 leg = call.transfer_leg_id
                 legs_gone = call.transfer_originated and not call.transfer_leg_gone and leg not in channels
@@ -242,20 +249,20 @@ class Adoption:
             return None
         answers = [r["answer"] for r in rows if r["answer"] is not None]
         ends = [r["end"] for r in rows if r["end"] is not None]
-        stages = [r["userfield"] for r in rows if r["userfield"]]
         dispositions = [str(r["disposition"] or "") for r in rows]
         return Cdr(
             disposition="ANSWERED" if "ANSWERED" in dispositions else dispositions[0],
             answered_at=min(answers).timestamp() if answers else None,
             ended_at=max(ends).timestamp() if ends else None,
-            snapshot=_decode(stages[-1]) if stages else None,
         )
 
 
-def ended_unobserved(open_: OpenAttempt, cdr: Cdr | None, cut: Cut) -> CallResult:
+def ended_unobserved(
+    open_: OpenAttempt, cdr: Cdr | None, cut: Cut, kept: StageSnapshot | None = None
+) -> CallResult:
     """The result of an attempt that ended while nobody followed it: the unobserved rule applied to its
-    last stage (the CDR's, written at hang-up, else PostgreSQL's) and its CDR."""
-    snapshot = (cdr.snapshot if cdr is not None else None) or _decode(open_.snapshot)
+    last stage (the one Asterisk kept, else PostgreSQL's) and its CDR."""
+    snapshot = kept or _decode(open_.snapshot)
     ended_at = cdr.ended_at if cdr is not None and cdr.ended_at is not None else None
     answered = cdr is not None and cdr.disposition == "ANSWERED"
     unseen = unobserved_outcome(

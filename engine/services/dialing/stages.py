@@ -1,15 +1,17 @@
 """Where each call is, kept where a restarted engine finds it (issue 16).
 
 At every stage the call flow announces (engine/domain/callstage.py), the stage snapshot goes:
-- onto the channel, as its CDR userfield (`CDR(userfield)` set through ARI): readable while the call
-  lasts (adoption reads it back), and written by cdr_pgsql into asterisk_cdr when the channel hangs up —
-  so it outlives both the channel and a kill -9 of the engine;
+- into Asterisk, as a global variable named after the attempt (`VC_STAGE_<attempt id>`), set through
+  ARI: it lives as long as Asterisk does, so it outlives a kill -9 of the engine and the call itself, and
+  adoption reads it back (engine/services/dialing/adoption.py), then deletes it. Not a channel variable:
+  ARI runs a channel's variable writes in the channel's command queue, behind the playback in progress
+  (measured: a write during the message waited for its end, and the call's `9` with it);
 - into PostgreSQL (attempts.stage, stage_at, snapshot), in batches: one statement per flush for every
-  call that moved, so the dialer's throughput holds. A batch not yet written is lost on kill -9; the
-  channel and its CDR still have the stage.
+  call that moved, so the dialer's throughput holds. A batch not yet written is lost on kill -9; Asterisk
+  still has the stage.
 
-Setting the channel's userfield is awaited in the call's own queue (the call's next action waits for
-it): the stage on the channel is never behind what the call did.
+The write into Asterisk is awaited in the call's own queue (the call's next action waits for it): the
+stage Asterisk holds is never behind what the call did.
 """
 
 from __future__ import annotations
@@ -31,13 +33,12 @@ from engine.telephony.callrequest import CallRequest
 
 log = structlog.get_logger(__name__)
 
-# The channel variable holding the snapshot: the CDR's userfield (255 characters, cdr_pgsql stores it).
-STAGE_VARIABLE: Final = "CDR(userfield)"
-# The stages written onto the channel: those whose loss would change a call's outcome or how it is
-# carried on. Not dialing or ringing (the channel's own state says so), not amd (the CDR says answered:
-# not_confirmed either way), not message_done (the message's start and the CDR's end tell it was heard
-# to its end), not ended. Each write is one ARI request: the dialer's rate depends on how few there are.
-ON_CHANNEL: Final = frozenset(
+FLUSH_S: Final = 0.25  # how often the stages that moved are written to PostgreSQL
+# The stages written into Asterisk: those whose loss would change a call's outcome or how it is carried
+# on. Not dialing or ringing (the channel's own state says so), not amd (answered, the message not
+# started: not_confirmed either way), not message_done (the message's start and the call's end tell it
+# was heard to its end). Each write is one ARI request: the dialer's rate depends on how few there are.
+IN_ASTERISK: Final = frozenset(
     {
         Stage.beep_wait,
         Stage.greeting,
@@ -49,7 +50,11 @@ ON_CHANNEL: Final = frozenset(
         Stage.replay,
     }
 )
-FLUSH_S: Final = 0.25  # how often the stages that moved are written to PostgreSQL
+
+
+def stage_variable(attempt_id: str) -> str:
+    """The name of the global variable holding an attempt's stage."""
+    return "VC_STAGE_" + attempt_id.replace("-", "")
 
 
 class StageRecorder:
@@ -60,28 +65,29 @@ class StageRecorder:
         self._ari = ari
         self._flush_s = flush_s
         self._pending: dict[str, attempts_store.StageRow] = {}
-        self._on_channel: dict[str, Stage] = {}  # the last stage written on each live call's channel
+        self._in_asterisk: dict[str, Stage] = {}  # the last stage written into Asterisk, per live call
         self.written = 0  # rows written (tests, metrics)
 
     async def on_stage(self, request: CallRequest, change: StageChanged) -> None:
         attempt_id = request.attempt_id
         if change.stage is Stage.ended:
             self._pending.pop(attempt_id, None)  # its result closes the attempt
-            self._on_channel.pop(attempt_id, None)
+            if self._in_asterisk.pop(attempt_id, None) is not None:
+                await forget_stage(self._ari, attempt_id)
             return
         encoded = change.snapshot.encode()
         self._pending[attempt_id] = attempts_store.StageRow(
             UUID(attempt_id), change.stage.value, change.snapshot.entered_at, encoded
         )
-        if change.stage not in ON_CHANNEL:
+        if change.stage not in IN_ASTERISK:
             return
-        if change.stage is not Stage.greeting and self._on_channel.get(attempt_id) is change.stage:
+        if change.stage is not Stage.greeting and self._in_asterisk.get(attempt_id) is change.stage:
             return  # the same stage, a detail moved (the greeting's play number is worth the request)
-        self._on_channel[attempt_id] = change.stage
+        self._in_asterisk[attempt_id] = change.stage
         try:
-            await self._ari.set_variable(attempt_id, STAGE_VARIABLE, encoded)
-        except (AriError, AriUnavailable) as exc:  # the channel just went away, or Asterisk did
-            log.debug("call.stage_not_on_channel", attempt_id=attempt_id, error=str(exc))
+            await self._ari.set_global(stage_variable(attempt_id), encoded)
+        except (AriError, AriUnavailable) as exc:  # Asterisk is away: PostgreSQL's copy will do
+            log.debug("call.stage_not_in_asterisk", attempt_id=attempt_id, error=str(exc))
 
     async def run(self) -> None:
         """Forever: write the stages that moved since the last flush (a task of the engine)."""
@@ -108,10 +114,17 @@ class StageRecorder:
             await self.flush()
 
 
-async def stage_on_channel(ari: AriClient, attempt_id: str) -> str | None:
-    """The snapshot a live channel carries (None: no channel, or no stage set on it yet)."""
+async def stage_in_asterisk(ari: AriClient, attempt_id: str) -> str | None:
+    """The snapshot Asterisk keeps for an attempt (None: none, or Asterisk cannot say)."""
     try:
-        value = await ari.get_variable(attempt_id, STAGE_VARIABLE)
-    except AriError:
+        return await ari.get_global(stage_variable(attempt_id))
+    except (AriError, AriUnavailable):
         return None
-    return value or None
+
+
+async def forget_stage(ari: AriClient, attempt_id: str) -> None:
+    """The attempt has its outcome: Asterisk need not keep its stage any longer."""
+    try:
+        await ari.set_global(stage_variable(attempt_id), None)
+    except (AriError, AriUnavailable) as exc:
+        log.debug("call.stage_not_forgotten", attempt_id=attempt_id, error=str(exc))
