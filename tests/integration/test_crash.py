@@ -39,6 +39,7 @@ import pytest
 from engine.domain.outcomes import Outcome
 from engine.domain.sends import SendStatus
 from engine.domain.trunks import Trunk
+from engine.services.dialing.stages import stage_variable
 from engine.services.sends import create_send
 from engine.settings import Settings
 from engine.stack import asterisk
@@ -453,6 +454,21 @@ async def leftovers(settings: Settings, timeout_s: float = 15.0) -> tuple[list[s
             await asyncio.sleep(0.2)
 
 
+async def stages_left(settings: Settings, db: Database, sends: list[UUID]) -> list[str]:
+    """Attempts (all ended) whose stage Asterisk still keeps: a global variable per attempt that nothing
+    deletes would pile up for as long as Asterisk runs."""
+    ids = [str(r["id"]) for r in await db.fetch("SELECT id FROM attempts WHERE send_id = ANY($1)", sends)]
+    client = AriClient(
+        host="127.0.0.1",
+        port=settings.ari_port,
+        user=settings.ari_user,
+        password=settings.require("ari_password"),
+        app="vocalcast-crashcheck",
+    )
+    async with client:
+        return [i for i in ids if await client.get_global(stage_variable(i)) is not None]
+
+
 async def check_run(
     the_rig: Rig, expected: dict[Behaviour, Expected], sends: list[UUID], numbers: dict[str, Behaviour]
 ) -> list[str]:
@@ -510,6 +526,9 @@ async def check_run(
     channels, bridges = await leftovers(the_rig.settings)
     if channels or bridges:
         problems.append(f"left in Asterisk: channels {channels}, bridges {bridges}")
+    kept = await stages_left(the_rig.settings, the_rig.db, sends)
+    if kept:
+        problems.append(f"stages still kept in Asterisk for ended attempts: {kept}")
     return problems
 
 
