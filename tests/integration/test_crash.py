@@ -502,6 +502,11 @@ async def check_run(
         # really had the call in flight.
         redials = min(cuts_of[number], ours[number])
         allowed = want.invites + redials
+        if invites[number] > want.invites:
+            the_rig.notes.append(
+                f"{number} ({behaviour.name}): {invites[number]} INVITEs (reference {want.invites}), "
+                f"{ours[number]} attempt(s) recorded cut on our side"
+            )
         if not 1 <= invites[number] <= allowed:
             problems.append(
                 f"{where}: {invites[number]} INVITEs, at most {allowed} allowed (reference {want.invites} "
