@@ -568,7 +568,15 @@ def keys_in_gaps(the_rig: Rig, number: str) -> list[str]:
 
 def report(the_rig: Rig, problems: list[str], *, header: str = "") -> str:
     logs = ", ".join(str(e.log_path) for e in the_rig.engines)
-    return "\n".join([header, *problems, "-- cuts:", *the_rig.notes, f"-- engine logs: {logs}"])
+    return "\n".join(
+        [
+            header,
+            *problems,
+            "-- interruptions (calls in flight, stage as persisted) and re-dials:",
+            *the_rig.notes,
+            f"-- engine logs: {logs}",
+        ]
+    )
 
 
 # --- the bridged transfer across the crash ------------------------------------------------------------------
