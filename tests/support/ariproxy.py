@@ -1,5 +1,6 @@
 """A small ARI proxy for tests: between the engine and Asterisk, it can slow down the originate requests
-and answer some of them 503, as an overloaded Asterisk would (two cores cannot overload it for real)."""
+and answer some of them 503, as an overloaded Asterisk would (two cores cannot overload it for real), and
+cut the events websocket for a while (a network gap: the calls go on in Asterisk, their events are lost)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ class AriProxy:
     originates: int = 0
     refused: int = 0
     port: int = 0
+    events_cut: int = 0  # cut_events() calls
+    _refuse_events_until: float = 0.0  # loop time until which a websocket is refused (503)
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
     _sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    _upstreams: set[aiohttp.ClientWebSocketResponse] = field(default_factory=set)
 
     async def __aenter__(self) -> AriProxy:
         self._session = aiohttp.ClientSession()
@@ -41,6 +45,15 @@ class AriProxy:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+
+    async def cut_events(self, seconds: float) -> None:
+        """Close every events websocket (both sides) and refuse new ones for `seconds`; returns at once."""
+        self.events_cut += 1
+        self._refuse_events_until = asyncio.get_running_loop().time() + seconds
+        for up in list(self._upstreams):
+            await up.close()
+        for ws in list(self._sockets):
+            await ws.close()
 
     def _upstream(self, request: web.Request) -> str:
         return f"http://127.0.0.1:{self.upstream_port}{request.rel_url}"
@@ -68,11 +81,14 @@ class AriProxy:
 
     async def _websocket(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
         assert self._session is not None
+        if asyncio.get_running_loop().time() < self._refuse_events_until:
+            return web.json_response({"message": "events cut (test proxy)"}, status=503)
         down = web.WebSocketResponse()
         await down.prepare(request)
         self._sockets.add(down)
         try:
             async with self._session.ws_connect(self._upstream(request), headers=headers) as up:
+                self._upstreams.add(up)
 
                 async def pump_up() -> None:
                     async for message in down:
@@ -85,6 +101,7 @@ class AriProxy:
                         if message.type == aiohttp.WSMsgType.TEXT:
                             await down.send_str(message.data)
                 finally:
+                    self._upstreams.discard(up)
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task

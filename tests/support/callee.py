@@ -33,6 +33,7 @@ class Behaviour(StrEnum):
     centre = "05"
     human = "06"
     machine = "07"
+    long_centre = "08"
     busy = "10"
     ring_until_cancel = "11"
     decline = "12"
@@ -41,6 +42,7 @@ class Behaviour(StrEnum):
     not_found = "15"
     star_then_bye_with_reason = "20"
     star_then_bye_without_reason = "21"
+    hangup_in_greeting = "22"
     star_as_info = "30"
     star_inband = "31"
 
