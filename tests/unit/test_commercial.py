@@ -4,6 +4,7 @@ simulated dialer that obeys the verdicts never breaks the law over months."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -293,3 +294,35 @@ def test_numbers_map_to_their_area_for_the_verdict() -> None:
     assert late is not None
     assert late.until == next_allowed(reunion, utc(2026, 3, 2, 16, 30)) == utc(2026, 3, 3, 6)
     assert commercial(area_of("+33612345678"), utc(2026, 3, 2, 16, 30), History()) is None
+
+
+def test_only_what_happened_by_the_instant_counts() -> None:
+    # Four attempts on 2 March 2026 from 14:00: at 11:00 that day none had happened yet.
+    attempts = [at_local(METROPOLE, date(2026, 3, 2), time(14, m)) for m in range(4)]
+    refusals = attempts[-1:]
+    morning = at_local(METROPOLE, date(2026, 3, 2), time(11))
+    assert commercial(METROPOLE, morning, History(attempts=attempts, refusals=refusals)) is None
+    assert cap_until(METROPOLE, attempts, morning) is None
+    assert cooldown_until(METROPOLE, refusals, morning) is None
+
+
+# --- Numbers spread over several zones: every zone's calendar days must agree ---------------------------
+
+AUSTRALIA = area_of("+61412345678")
+
+
+def spec_in_every_zone(
+    rule: Callable[[Area, list[datetime], datetime], bool], area: Area, instants: list[datetime], at: datetime
+) -> bool:
+    return all(rule(Area(area.key, (zone,), area.calendars), instants, at) for zone in area.zones)
+
+
+@PROPERTY
+@given(anchors, history_offsets)
+def test_cap_and_cooldown_hold_in_every_zone_of_a_spread_number(at: datetime, offsets: list[int]) -> None:
+    instants = [at - timedelta(seconds=s) for s in offsets]
+    for until_of, rule in ((cap_until, spec_cap_ok), (cooldown_until, spec_cooldown_ok)):
+        until = until_of(AUSTRALIA, instants, at)
+        assert (until is None) == spec_in_every_zone(rule, AUSTRALIA, instants, at)
+        if until is not None:
+            assert spec_in_every_zone(rule, AUSTRALIA, instants, until)
