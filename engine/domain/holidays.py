@@ -8,6 +8,7 @@ proves rules and table agree on every year of the table.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -115,10 +116,13 @@ def _index(holidays: Iterable[Holiday]) -> dict[date, dict[Calendar, str]]:
 _TABLE: Final = MappingProxyType(_index(table_holidays()))
 
 
-def _day_index(year: int) -> dict[date, dict[Calendar, str]] | MappingProxyType[date, dict[Calendar, str]]:
-    if year in TABLE_YEARS:
-        return _TABLE
-    return _index(computed_holidays(year))
+@functools.lru_cache(maxsize=32)
+def _computed_index(year: int) -> MappingProxyType[date, dict[Calendar, str]]:
+    return MappingProxyType(_index(computed_holidays(year)))
+
+
+def _day_index(year: int) -> MappingProxyType[date, dict[Calendar, str]]:
+    return _TABLE if year in TABLE_YEARS else _computed_index(year)
 
 
 def holiday_name(day: date, calendars: Iterable[Calendar]) -> str | None:

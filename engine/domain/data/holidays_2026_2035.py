@@ -11,9 +11,10 @@ Sources:
 - Abolition of slavery — loi n° 83-550 du 30 juin 1983, Code du travail article L3422-2, dates set by
   décret n° 83-1003 du 23 novembre 1983 as amended by décret n° 2012-553 du 23 avril 2012:
   Guadeloupe 27 May, Guyane 10 June, Martinique 22 May, La Réunion 20 December, Mayotte 27 April,
-  Saint-Barthélemy 9 October, Saint-Martin 28 May (28 May since 2018: loi n° 2017-256 du 28 février 2017
-  and the prefect's circular of 4 May 2018; 27 May before). The same dates are in Etalab's
-  jours-feries-france (github.com/etalab/jours-feries-france, compute.py).
+  Saint-Barthélemy 9 October, Saint-Martin 27 May in that decree, observed on 28 May since 2018 (loi
+  n° 2017-256 du 28 février 2017; circular of 4 May 2018 of the Comité national pour la mémoire et
+  l'histoire de l'esclavage) — the table says 28 May, and +590 numbers get Guadeloupe's 27 May anyway.
+  The same dates are in Etalab's jours-feries-france (github.com/etalab/jours-feries-france, compute.py).
 - Local days kept by custom or local texts, listed by Etalab's jours-feries-france and by
   python-holidays (github.com/vacanza/holidays, holidays/countries/france.py): Fête de Victor Schœlcher
   (21 July) in Guadeloupe and Martinique; Good Friday in Guadeloupe and Martinique; Mi-Carême
