@@ -129,6 +129,8 @@ class Engine:
                 self.supervisor.keep_running("dialer", self.dialer.run)
             # Lost BYEs and events never hold a slot forever: compare /channels with open calls.
             self.supervisor.keep_running("call-sweep", self.calls.run_sweeps)
+            # Each call's stage into PostgreSQL, in batches (engine/services/dialing/stages.py).
+            self.supervisor.keep_running("call-stages", self.dialer.stages.run)
             await self._start_http()
         except BaseException:
             await self._stack.aclose()

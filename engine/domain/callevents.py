@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from engine.domain.callstage import Stage, StageSnapshot
 from engine.domain.outcomes import Outcome, TransferOutcome
 
 # --- Events: what the adapter observed -------------------------------------------------------------------
@@ -50,8 +51,18 @@ class AmdResult:
 
 
 @dataclass(frozen=True, slots=True)
-class BeepDetected:
-    """The beep, or the silence that follows a voicemail greeting, was heard."""
+class ToneDetected:
+    """The tone detector heard the voicemail beep (ChannelToneDetected)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TalkingStarted:
+    """The talk detector heard sound from the callee (ChannelTalkingStarted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TalkingFinished:
+    """The talk detector heard the callee's sound stop for its silence length (ChannelTalkingFinished)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +85,8 @@ class Dtmf:
 
 @dataclass(frozen=True, slots=True)
 class TimerFired:
+    """A StartTimer ran out (queued by the adapter's own timer, behind the events already received)."""
+
     name: str
 
 
@@ -101,17 +114,13 @@ class HangupRequested:
 
 @dataclass(frozen=True, slots=True)
 class Hangup:
-    """ChannelDestroyed on the callee's channel, with the last final dial status the adapter saw.
-
-    `ring_timeout`: the channel went away unanswered when the originate's own ring timeout expired.
-    Asterisk then reports cause 19 with a SIP code it derived from that cause (480), whether the phone
-    rang or the trunk never answered the INVITE at all (lab, issue 6).
-    """
+    """ChannelDestroyed on the callee's channel, with the last final dial status the adapter saw (None:
+    none came, as when the originate's own ring timeout ended the call: the machine tells that case by
+    the time, see CallPlan.ring_timeout_s)."""
 
     cause: int | None = None
     sip_code: int | None = None
     dialstatus: str | None = None
-    ring_timeout: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +128,15 @@ class Abort:
     """End the call now (an ARI error on this channel, the sweep, engine shutdown).
 
     `channel_gone`: the callee's channel no longer exists (the sweep found it missing, its events were
-    lost): nothing to hang up, and no cause is known.
+    lost): nothing to hang up, and no cause is known. `cut` (a Cut of engine/domain/unobserved.py), when
+    known, says who ended the call meanwhile and `ended_at` when: the outcome is then the unobserved
+    rule's, from the call's last stage.
     """
 
     reason: str
     channel_gone: bool = False
+    cut: str | None = None
+    ended_at: float | None = None
 
 
 Event = (
@@ -133,7 +146,9 @@ Event = (
     | Progress
     | Answered
     | AmdResult
-    | BeepDetected
+    | ToneDetected
+    | TalkingStarted
+    | TalkingFinished
     | PlaybackStarted
     | PlaybackFinished
     | Dtmf
@@ -182,13 +197,27 @@ class RunAmd:
 
 
 @dataclass(frozen=True, slots=True)
-class StartBeepDetection:
-    """Report BeepDetected when the beep (or the silence after the greeting) is heard."""
+class SetTalkDetection:
+    """Start, or retune, the talk detector on what the callee sends (TALK_DETECT(set)): report
+    TalkingStarted, and TalkingFinished after `silence_ms` of silence; `threshold` is the energy level
+    between silence and sound. A failure only costs time (the stage's timers still end it)."""
+
+    silence_ms: int
+    threshold: int
 
 
 @dataclass(frozen=True, slots=True)
-class StopBeepDetection:
-    pass
+class SetToneDetection:
+    """Start the tone detector on what the callee sends (TONE_DETECT, read direction): report
+    ToneDetected when a tone of `hz` lasts `min_ms`. Asterisk watches one frequency per channel."""
+
+    hz: int
+    min_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopDetection:
+    """Remove the talk and tone detectors from the callee's channel."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +256,7 @@ class EndReason(StrEnum):
     playback_failed = "playback_failed"
     amd_timeout = "amd_timeout"
     call_limit = "call_limit"
+    stage_deadline = "stage_deadline"  # the stage lasted past its deadline: an event was lost
     aborted = "aborted"
 
 
@@ -260,6 +290,10 @@ class CallResult:
     transfer_answered_at: float | None
     transfer_ended_at: float | None
     abort_reason: str | None = None
+    # A call that ended while no engine followed it (engine/domain/unobserved.py): who cut it ("ours",
+    # "callee", "unknown"), and whether its recipient is called again without using one of its attempts.
+    cut: str | None = None
+    free_retry: bool = False
 
     @property
     def ring_s(self) -> float | None:
@@ -285,6 +319,19 @@ class CallResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StageChanged:
+    """The call entered `stage` at `at`, or what must survive within the stage changed (the greeting's
+    play, the playback, the beep heard...). `snapshot` is what to keep where a restarted engine finds it
+    (CallFlow.resume takes it back). Announced after the actions it describes, so that a crash between
+    the two leaves the call at the earlier stage: never further than it really got."""
+
+    stage: Stage
+    at: float
+    detail: str
+    snapshot: StageSnapshot
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """The call is over: record `result`. Always the last action, exactly once per call."""
 
@@ -297,12 +344,14 @@ Action = (
     | StartTimer
     | CancelTimer
     | RunAmd
-    | StartBeepDetection
-    | StopBeepDetection
+    | SetTalkDetection
+    | SetToneDetection
+    | StopDetection
     | OriginateTransfer
     | BridgeWithTransfer
     | HangupTransfer
     | DestroyBridge
     | HangupCallee
+    | StageChanged
     | Finished
 )

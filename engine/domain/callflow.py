@@ -1,173 +1,78 @@
 """What happens on one outbound call: a pure state machine fed with events, returning actions.
 
-The ARI adapter (engine/telephony/calls.py) turns each ARI event of the call into one event of
+The ARI adapter (engine/telephony/outbound.py) turns each ARI event of the call into one event of
 engine/domain/callevents.py, calls `CallFlow.handle(event, now)` and executes the returned actions in
-order; it makes no decision itself.
+order; it makes no decision itself. The steps live beside this module: the state and its primitives in
+callcore.py, the voicemail drop's AMD and beep wait in beepwait.py, the transfer in calltransfer.py, the
+stages and their deadlines in callstage.py.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import assert_never
+from typing import Final, assert_never
 
+from engine.domain.beepwait import BeepWaitSteps
+from engine.domain.callcore import NORMAL_CLEARING, CallState, Timer
 from engine.domain.callevents import (
     Abort,
     Action,
     AmdResult,
     Answered,
-    BeepDetected,
-    BridgeWithTransfer,
-    CallResult,
-    CancelTimer,
-    DestroyBridge,
     Dtmf,
     EndReason,
     Event,
-    Finished,
     Hangup,
-    HangupCallee,
     HangupRequested,
-    HangupTransfer,
     Originated,
     OriginateFailed,
-    OriginateTransfer,
-    Play,
     PlaybackFinished,
     PlaybackStarted,
     Progress,
     Ringing,
     RunAmd,
-    StartBeepDetection,
-    StartTimer,
-    StopBeepDetection,
-    StopPlayback,
+    TalkingFinished,
+    TalkingStarted,
     TimerFired,
+    ToneDetected,
     TransferAnswered,
     TransferEnded,
 )
-from engine.domain.callplan import CallPlan, DropMode
-from engine.domain.outcomes import (
-    Outcome,
-    TransferOutcome,
-    allows_failover,
-    classify_failed_dial,
-    classify_transfer_failure,
-)
+from engine.domain.callplan import CallPlan, DropMode, originate_timeout_s
+from engine.domain.callstage import Media, Stage, StageSnapshot
+from engine.domain.calltransfer import TRANSFER_ORIGINATE_MARGIN_S, TransferSteps
+from engine.domain.outcomes import Outcome, allows_failover, classify_failed_dial
+from engine.domain.unobserved import Cut, unobserved_outcome
+
+__all__ = ["NORMAL_CLEARING", "TRANSFER_ORIGINATE_MARGIN_S", "CallFlow", "CallState"]
 
 # How the adapter feeds the machine (one ARI event -> at most one event here, `now` on every call):
 #   POST /channels error reply (nothing dialled) -> OriginateFailed; success -> Originated (optional)
 #   Dial dialstatus RINGING, or ChannelStateChange to Ringing -> Ringing; Dial PROGRESS -> Progress
-#   (remember the last Dial dialstatus of the channel: Hangup carries it)
+#   (remember the last final Dial dialstatus of the channel: Hangup carries it)
 #   first StasisStart -> Answered; StasisStart with args ("amd", AMDSTATUS, AMDCAUSE) -> AmdResult
 #   ChannelDtmfReceived -> Dtmf; PlaybackStarted -> PlaybackStarted;
 #   PlaybackFinished -> PlaybackFinished(completed=playback.state == "done"); ids are the machine's ids
+#   ChannelToneDetected -> ToneDetected; ChannelTalkingStarted/Finished -> TalkingStarted/Finished
 #   ChannelHangupRequest -> HangupRequested(cause, tech_cause); ChannelDestroyed -> Hangup(cause,
-#   tech_cause, last final dialstatus, ring_timeout=unanswered when the originate timeout expired);
-#   StasisEnd -> nothing (it also happens around AMD)
+#   tech_cause, last final dialstatus); StasisEnd -> nothing (it also happens around AMD)
 #   second leg: StasisStart -> TransferAnswered; ChannelDestroyed or a refused originate -> TransferEnded
 #   an ARI error on an action, shutdown -> Abort; the sweep finding the channel gone -> Abort(channel_gone)
 # Actions are executed in order, one call at a time (a HangupTransfer may follow an OriginateTransfer
 # whose POST is still in flight). A 404/422 on a Play/Stop/Hangup of a channel that just went away is
-# expected: its Hangup event follows.
+# expected: its Hangup event follows. StageChanged is for persistence: it never feeds anything back.
 
-# The machine's own transfer ring timer decides "no answer"; Asterisk's originate timeout is only a
-# backstop behind it, so that the outcome does not depend on which of the two fires first.
-TRANSFER_ORIGINATE_MARGIN_S = 5.0
-
-# What Asterisk reports when we hang up with DELETE /channels/{id}?reason=normal.
-NORMAL_CLEARING = 16
+# A channel destroyed unanswered, without a final dial status, this close to the originate's timeout was
+# ended by that timeout.
+RING_TIMEOUT_MARGIN_S: Final = 0.5
 
 
-class CallState(StrEnum):
-    dialing = "dialing"
-    amd = "amd"  # in the AMD dialplan context, waiting for its result
-    beep_wait = "beep_wait"  # a machine answered: waiting for its beep before the message
-    greeting = "greeting"
-    star_wait = "star_wait"  # greeting over, waiting for `*`
-    message = "message"
-    transfer_dialing = "transfer_dialing"  # "please wait" prompt then ringback while the call centre rings
-    bridged = "bridged"
-    apology = "apology"  # the transfer failed: apologising before replaying the message
-    replay = "replay"  # the message, once more, after a failed transfer; then hang up
-    ended = "ended"
-
-
-class _Timer(StrEnum):
-    star_wait = "star_wait"
-    amd_wait = "amd_wait"
-    beep_wait = "beep_wait"
-    transfer_ring = "transfer_ring"
-    transfer_max = "transfer_max"
-    playback_grace = "playback_grace"
-    call_limit = "call_limit"
-
-
-class _Media(StrEnum):
-    greeting = "greeting"
-    message = "message"
-    transfer_wait = "transfer_wait"
-    ringback = "ringback"
-    apology = "apology"
-
-
-# States where `9` starts a transfer (issue 6: "at any time during the greeting or the message").
-_TRANSFER_STATES = frozenset({CallState.greeting, CallState.star_wait, CallState.message})
-
-
-class CallFlow:
-    """One outbound call, from origination to its single Finished action.
+class CallFlow(TransferSteps, BeepWaitSteps):
+    """One outbound call, from origination (or from a stage it is resumed at) to its single Finished.
 
     Every event is accepted in every state: what does not apply is ignored, never an error. After
-    Finished, every event returns no action.
+    Finished, every event returns no action. Each change of stage is announced (StageChanged), and each
+    stage has a deadline (engine/domain/callstage.py) that ends the call if an event is lost.
     """
-
-    def __init__(self, plan: CallPlan, now: float) -> None:
-        self._plan = plan
-        self._state = CallState.dialing
-        self._result: CallResult | None = None
-        self._seq = 0
-        self._timers: dict[_Timer, str] = {}
-        self._limit_armed = False
-        self._playback: str | None = None  # the playback whose end matters; stopped ones are forgotten
-        self._playback_media: _Media | None = None
-        self._beep_detection = False
-        self._transfer_leg = False  # a second leg exists that we have not hung up and has not ended
-        self._bridged = False
-        self._pre_answer_hangup: HangupRequested | None = None
-        # Record
-        self._originated_at = now
-        self._ringing_at: float | None = None
-        self._answered_at: float | None = None
-        self._message_started_at: float | None = None
-        self._message_completed = False
-        self._on_machine = False
-        self._greeting_plays = 0
-        self._amd_status: str | None = None
-        self._amd_cause: str | None = None
-        self._transfer_outcome: TransferOutcome | None = None
-        self._transfer_started_at: float | None = None
-        self._transfer_answered_at: float | None = None
-        self._transfer_ended_at: float | None = None
-
-    @property
-    def plan(self) -> CallPlan:
-        return self._plan
-
-    @property
-    def state(self) -> CallState:
-        return self._state
-
-    @property
-    def result(self) -> CallResult | None:
-        return self._result
-
-    @property
-    def finished(self) -> bool:
-        return self._result is not None
-
-    @property
-    def active_timers(self) -> frozenset[str]:
-        return frozenset(self._timers.values())
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Apply one event; return the actions to execute, in order."""
@@ -175,11 +80,26 @@ class CallFlow:
             return []
         out: list[Action] = []
         self._dispatch(event, now, out)
-        if self._result is None and not self._limit_armed:
-            # Armed by the first event rather than in __init__, which cannot return actions.
-            self._limit_armed = True
-            self._start_timer(_Timer.call_limit, self._plan.max_call_s, out)
+        if self._result is None:
+            if not self._started:
+                # Armed by the first event rather than in __init__, which cannot return actions.
+                self._started = True
+                if self._plan.max_call_s is not None:
+                    self._start_timer(Timer.call_limit, self._plan.max_call_s, out)
+            self._announce(now, out)
         return out
+
+    @classmethod
+    def resume(cls, plan: CallPlan, snapshot: StageSnapshot, now: float) -> tuple[CallFlow, list[Action]]:
+        """A machine carrying on a call from `snapshot` (announced by a machine of an earlier engine), and
+        the actions to execute first: the timers of its stage for what is left of them (at once when
+        that time has passed), the stage's deadline, the detectors of a beep wait. Playbacks in progress
+        are not played again: their PlaybackFinished (the snapshot's playback id) moves the call on.
+        A snapshot at `ended`, or any stage the machine cannot carry on from, raises ValueError."""
+        flow = cls(plan, snapshot.originated_at)
+        out: list[Action] = []
+        flow._restore(snapshot, now, out)
+        return flow, out
 
     # --- dispatch ----------------------------------------------------------------------------------------
 
@@ -196,13 +116,16 @@ class CallFlow:
                 self._on_answered(now, out)
             case AmdResult(status=status, cause=cause):
                 self._on_amd_result(status, cause, now, out)
-            case BeepDetected():
-                if self._state is CallState.beep_wait:
-                    self._end_beep_wait(now, out)
+            case ToneDetected():
+                self._on_tone(now, out)
+            case TalkingStarted():
+                self._on_talking_started(out)
+            case TalkingFinished():
+                self._on_talking_finished(now, out)
             case PlaybackStarted(playback_id=playback_id):
                 if (
                     playback_id == self._playback
-                    and self._playback_media is _Media.message
+                    and self._playback_media is Media.message
                     and self._state is CallState.message
                 ):
                     self._message_started_at = now  # more precise than the time we asked for it
@@ -220,6 +143,26 @@ class CallFlow:
                 self._on_hangup_requested(event, now, out)
             case Hangup():
                 self._on_hangup(event, now, out)
+            case Abort(reason=reason, channel_gone=True, cut=str(cut), ended_at=ended_at):
+                # Ended while nobody followed it (a websocket gap, an Asterisk restart): the unobserved
+                # rule, from the stage the call was in, says what it was and whether it is ours.
+                unseen = unobserved_outcome(
+                    self.snapshot(),
+                    cut=Cut(cut),
+                    ended_at=ended_at if ended_at is not None else now,
+                    message_s=self._plan.message_s,
+                )
+                self._finish(
+                    now,
+                    out,
+                    end_reason=EndReason.aborted,
+                    outcome=unseen.outcome,
+                    callee_gone=True,
+                    abort_reason=reason,
+                    cut=cut,
+                    free_retry=unseen.free_retry,
+                    ended_at=min(ended_at, now) if ended_at is not None else None,
+                )
             case Abort(reason=reason, channel_gone=gone):
                 self._finish(
                     now,
@@ -256,7 +199,7 @@ class CallFlow:
         if self._plan.drop_mode is DropMode.amd:
             self._state = CallState.amd
             out.append(RunAmd())
-            self._start_timer(_Timer.amd_wait, self._plan.amd_wait_max_s, out)
+            self._start_timer(Timer.amd_wait, self._plan.amd_wait_max_s, out)
         elif self._plan.drop_mode is DropMode.direct:
             # A mailbox cannot press `*`: no greeting.
             self._on_machine = True
@@ -264,79 +207,23 @@ class CallFlow:
         else:
             self._start_normal_flow(now, out)
 
-    def _on_amd_result(self, status: str, cause: str | None, now: float, out: list[Action]) -> None:
-        if self._state is not CallState.amd:
-            return
-        self._cancel_timer(_Timer.amd_wait, out)
-        self._amd_status = status
-        self._amd_cause = cause
-        if status.strip().upper() == "MACHINE":
-            self._on_machine = True
-            self._state = CallState.beep_wait
-            self._beep_detection = True
-            out.append(StartBeepDetection())
-            self._start_timer(_Timer.beep_wait, self._plan.beep_wait_max_s, out)
-        else:
-            # HUMAN, and also NOTSURE: a person must never wait in silence for a beep; the greeting's `*`
-            # (when the send has one) still keeps a machine from getting the message.
-            self._start_normal_flow(now, out)
-
-    def _end_beep_wait(self, now: float, out: list[Action]) -> None:
-        self._cancel_timer(_Timer.beep_wait, out)
-        if self._beep_detection:
-            self._beep_detection = False
-            out.append(StopBeepDetection())
-        # A machine cannot press `*`: the greeting is skipped.
-        self._play_message(now, out, replay=False)
-
-    def _start_normal_flow(self, now: float, out: list[Action]) -> None:
-        if self._plan.greeting:
-            self._play_greeting(self._plan.greeting, out)
-        else:
-            self._play_message(now, out, replay=False)
-
     # --- playbacks ---------------------------------------------------------------------------------------
-
-    def _play(self, media: _Media, uri: str, out: list[Action]) -> None:
-        self._seq += 1
-        playback_id = f"p{self._seq:02d}-{media}"
-        self._playback = playback_id
-        self._playback_media = media
-        out.append(Play(playback_id, uri))
-
-    def _stop_playback(self, out: list[Action]) -> None:
-        if self._playback is not None:
-            out.append(StopPlayback(self._playback))
-        # Its PlaybackFinished will carry an id we no longer watch, so it is ignored.
-        self._playback = None
-        self._playback_media = None
-
-    def _play_greeting(self, greeting: str, out: list[Action]) -> None:
-        self._greeting_plays += 1
-        self._state = CallState.greeting
-        self._play(_Media.greeting, greeting, out)
-
-    def _play_message(self, now: float, out: list[Action], *, replay: bool) -> None:
-        self._state = CallState.replay if replay else CallState.message
-        if self._message_started_at is None:
-            self._message_started_at = now
-        self._play(_Media.message, self._plan.message, out)
 
     def _on_playback_finished(self, playback_id: str, completed: bool, now: float, out: list[Action]) -> None:
         if playback_id != self._playback:
             return  # a playback we stopped, or one from an earlier step
         media = self._playback_media
-        self._playback = None
-        self._playback_media = None
+        self._forget_playback()
         state = self._state
-        if state is CallState.greeting and media is _Media.greeting:
+        if state is CallState.greeting and media is Media.greeting:
             # Even a greeting cut short (failed media) leads to the `*` wait: a hang-up, if that is what
             # stopped it, ends the call meanwhile.
             self._state = CallState.star_wait
-            self._start_timer(_Timer.star_wait, self._plan.star_wait_s, out)
-        elif state in (CallState.message, CallState.replay) and media is _Media.message:
+            self._start_timer(Timer.star_wait, self._plan.star_wait_s, out)
+        elif state in (CallState.message, CallState.replay) and media is Media.message:
             if completed:
                 self._message_completed = True
+                self._announce(now, out)  # message_done, before the hang-up
                 self._finish(
                     now,
                     out,
@@ -347,13 +234,11 @@ class CallFlow:
             else:
                 # Stopped without our asking: normally the callee's hang-up, whose event follows. If none
                 # comes, the media failed to play.
-                self._start_timer(_Timer.playback_grace, self._plan.playback_grace_s, out)
-        elif state is CallState.transfer_dialing and media is _Media.transfer_wait:
-            self._play(_Media.ringback, self._plan.ringback_media, out)
-        elif state is CallState.transfer_dialing and media is _Media.ringback:
-            if completed:  # a finite tone ran out while the call centre still rings: keep ringing
-                self._play(_Media.ringback, self._plan.ringback_media, out)
-        elif state is CallState.apology and media is _Media.apology:
+                self._playback_stopped_at = now
+                self._start_timer(Timer.playback_grace, self._plan.playback_grace_s, out)
+        elif state is CallState.transfer_dialing:
+            self._on_transfer_media_finished(media, completed, out)
+        elif state is CallState.apology and media is Media.apology:
             self._play_message(now, out, replay=True)
 
     # --- keys --------------------------------------------------------------------------------------------
@@ -365,128 +250,51 @@ class CallFlow:
                 self._stop_playback(out)
                 self._play_message(now, out, replay=False)
             elif state is CallState.star_wait:
-                self._cancel_timer(_Timer.star_wait, out)
+                self._cancel_timer(Timer.star_wait, out)
                 self._play_message(now, out, replay=False)
-        elif digit == "9" and state in _TRANSFER_STATES and self._plan.can_transfer and not self._on_machine:
-            self._start_transfer(str(self._plan.transfer_number).strip(), now, out)
+        elif digit == "9" and self._may_transfer():
+            self._start_transfer(now, out)
         # Any other key, and keys in other states (including `9` during the replay after a failed
         # transfer: the call centre could not take the call, the replay happens once, then we hang up),
         # are ignored.
 
-    # --- transfer ----------------------------------------------------------------------------------------
-
-    def _start_transfer(self, number: str, now: float, out: list[Action]) -> None:
-        self._stop_playback(out)
-        self._cancel_timer(_Timer.star_wait, out)
-        self._cancel_timer(_Timer.playback_grace, out)
-        self._state = CallState.transfer_dialing
-        self._transfer_started_at = now
-        self._transfer_leg = True
-        self._play(_Media.transfer_wait, self._plan.transfer_wait_media, out)
-        out.append(
-            OriginateTransfer(
-                number,
-                self._plan.transfer_ring_timeout_s + TRANSFER_ORIGINATE_MARGIN_S,
-            )
-        )
-        self._start_timer(_Timer.transfer_ring, self._plan.transfer_ring_timeout_s, out)
-
-    def _on_transfer_answered(self, now: float, out: list[Action]) -> None:
-        if self._state is not CallState.transfer_dialing or not self._transfer_leg:
-            return  # too late: we already gave up on that leg and asked for its hang-up
-        self._cancel_timer(_Timer.transfer_ring, out)
-        self._stop_playback(out)
-        out.append(BridgeWithTransfer())
-        self._bridged = True
-        self._state = CallState.bridged
-        self._transfer_answered_at = now
-        self._transfer_outcome = TransferOutcome.answered
-        self._start_timer(_Timer.transfer_max, self._plan.transfer_max_s, out)
-
-    def _on_transfer_ended(self, event: TransferEnded, now: float, out: list[Action]) -> None:
-        if not self._transfer_leg:
-            return  # the leg we hung up ourselves (ring timeout), or no leg at all
-        self._transfer_leg = False
-        self._transfer_ended_at = now
-        if self._state is CallState.transfer_dialing:
-            self._transfer_outcome = classify_transfer_failure(event.dialstatus, event.cause, event.sip_code)
-            self._transfer_failed(out)
-        elif self._state is CallState.bridged:
-            self._finish(
-                now,
-                out,
-                end_reason=EndReason.transfer_hangup,
-                outcome=Outcome.transferred,
-                callee_gone=False,
-            )
-
-    def _transfer_failed(self, out: list[Action]) -> None:
-        self._cancel_timer(_Timer.transfer_ring, out)
-        self._stop_playback(out)
-        self._state = CallState.apology
-        self._play(_Media.apology, self._plan.transfer_apology_media, out)
-
     # --- timers ------------------------------------------------------------------------------------------
 
-    def _start_timer(self, timer: _Timer, seconds: float, out: list[Action]) -> None:
-        self._cancel_timer(timer, out)
-        self._seq += 1
-        name = f"t{self._seq:02d}-{timer}"
-        self._timers[timer] = name
-        out.append(StartTimer(name, seconds))
-
-    def _cancel_timer(self, timer: _Timer, out: list[Action]) -> None:
-        name = self._timers.pop(timer, None)
-        if name is not None:
-            out.append(CancelTimer(name))
-
     def _on_timer(self, name: str, now: float, out: list[Action]) -> None:
-        timer = next((kind for kind, active in self._timers.items() if active == name), None)
+        timer = self._timer_kind(name)
         if timer is None:
             return  # cancelled, or fired late after its state ended
-        del self._timers[timer]
         state = self._state
-        if timer is _Timer.call_limit:
-            self._finish(
-                now,
-                out,
-                end_reason=EndReason.call_limit,
-                outcome=self._outcome_if_ended_now(),
-                callee_gone=False,
-            )
-        elif timer is _Timer.star_wait and state is CallState.star_wait:
-            if self._plan.greeting and self._greeting_plays < self._plan.greeting_max_plays:
-                self._play_greeting(self._plan.greeting, out)
-            else:
+        match timer:
+            case Timer.call_limit:
+                self._end_here(now, out, EndReason.call_limit)
+            case Timer.deadline:
+                self._end_here(now, out, EndReason.stage_deadline)
+            case Timer.star_wait if state is CallState.star_wait:
+                if self._plan.greeting and self._greeting_plays < self._plan.greeting_max_plays:
+                    self._play_greeting(self._plan.greeting, out)
+                else:
+                    self._finish(
+                        now,
+                        out,
+                        end_reason=EndReason.no_star,
+                        outcome=Outcome.not_confirmed,
+                        callee_gone=False,
+                    )
+            case Timer.amd_wait if state is CallState.amd:
+                self._end_here(now, out, EndReason.amd_timeout)
+            case Timer.beep_wait | Timer.no_sound | Timer.after_beep:
+                self._on_beep_timer(timer, now, out)
+            case Timer.transfer_ring:
+                self._on_transfer_ring_timeout(now, out)
+            case Timer.transfer_max:
+                self._on_transfer_max(now, out)
+            case Timer.playback_grace if state in (CallState.message, CallState.replay):
+                # The message stopped by itself and the callee is still there: the media could not be
+                # played. Not charged, and retryable: the callee did not hear the message through our fault.
                 self._finish(
-                    now, out, end_reason=EndReason.no_star, outcome=Outcome.not_confirmed, callee_gone=False
+                    now, out, end_reason=EndReason.playback_failed, outcome=Outcome.failed, callee_gone=False
                 )
-        elif timer is _Timer.amd_wait and state is CallState.amd:
-            self._finish(
-                now,
-                out,
-                end_reason=EndReason.amd_timeout,
-                outcome=self._outcome_if_ended_now(),
-                callee_gone=False,
-            )
-        elif timer is _Timer.beep_wait and state is CallState.beep_wait:
-            self._end_beep_wait(now, out)
-        elif timer is _Timer.transfer_ring and state is CallState.transfer_dialing:
-            self._transfer_outcome = TransferOutcome.no_answer
-            self._transfer_ended_at = now
-            self._transfer_leg = False
-            out.append(HangupTransfer())
-            self._transfer_failed(out)
-        elif timer is _Timer.transfer_max and state is CallState.bridged:
-            self._finish(
-                now, out, end_reason=EndReason.transfer_max, outcome=Outcome.transferred, callee_gone=False
-            )
-        elif timer is _Timer.playback_grace and state in (CallState.message, CallState.replay):
-            # The message stopped by itself and the callee is still there: the media could not be played.
-            # Not charged, and retryable: the callee did not hear the message through our fault.
-            self._finish(
-                now, out, end_reason=EndReason.playback_failed, outcome=Outcome.failed, callee_gone=False
-            )
 
     # --- hang-ups ----------------------------------------------------------------------------------------
 
@@ -531,10 +339,12 @@ class CallFlow:
             if sip_code is None:
                 sip_code = hint.sip_code
         rang = self._ringing_at is not None
-        if event.ring_timeout:
-            # Our own ring timeout: the SIP code is Asterisk's translation of cause 19, not a response.
-            # Nothing heard from the phone (no 180/183) within the whole ring time means the trunk did not
-            # route the call: a trunk failure another trunk may not have, not a callee who did not answer.
+        if dialstatus is None and self._ring_timed_out(now):
+            # Our own ring timeout: Asterisk reports cause 19 with a SIP code it derived from that cause
+            # (480), whether the phone rang or the trunk never answered the INVITE at all (lab, issue 6):
+            # that code is not a response. Nothing heard from the phone (no 180/183) within the whole ring
+            # time means the trunk did not route the call: a trunk failure another trunk may not have,
+            # not a callee who did not answer.
             sip_code = None
             outcome = Outcome.no_answer if rang else Outcome.failed
             may_fail_over = not rang
@@ -553,73 +363,77 @@ class CallFlow:
             may_fail_over=may_fail_over,
         )
 
-    # --- the end -----------------------------------------------------------------------------------------
+    def _ring_timed_out(self, now: float) -> bool:
+        """Unanswered when the originate's timeout had run out (it ends the call with no final status)."""
+        timeout_s = originate_timeout_s(self._plan.ring_timeout_s)
+        return now - self._originated_at >= timeout_s - RING_TIMEOUT_MARGIN_S
 
-    def _outcome_if_ended_now(self, *, answered: bool = False) -> Outcome:
-        """The outcome of an answered call ending now, from how far it got; `failed` if never answered."""
-        if self._state is CallState.dialing and not answered:
-            return Outcome.failed
-        if self._bridged:
-            return Outcome.transferred
-        if self._message_completed:
-            return Outcome.voicemail if self._on_machine else Outcome.listened
-        if self._message_started_at is not None:
-            return Outcome.partial
-        # Answered, but the message never started: hang-up during the greeting or the `*` wait, during
-        # AMD or before the beep, or after `9` pressed during the greeting. Retryable and not charged.
-        return Outcome.not_confirmed
+    # --- resuming ----------------------------------------------------------------------------------------
 
-    def _finish(
-        self,
-        now: float,
-        out: list[Action],
-        *,
-        end_reason: EndReason,
-        outcome: Outcome,
-        callee_gone: bool,
-        cause: int | None = None,
-        sip_code: int | None = None,
-        dialstatus: str | None = None,
-        may_fail_over: bool = False,
-        abort_reason: str | None = None,
-    ) -> None:
-        for timer in list(self._timers):
-            self._cancel_timer(timer, out)
-        if self._beep_detection and not callee_gone:
-            out.append(StopBeepDetection())
-        self._beep_detection = False
-        if self._transfer_leg:
-            self._transfer_leg = False
-            out.append(HangupTransfer())
-        if self._transfer_started_at is not None and self._transfer_ended_at is None:
-            self._transfer_ended_at = now
-        if not callee_gone:
-            out.append(HangupCallee(end_reason))
-            cause = NORMAL_CLEARING
-        if self._bridged:
-            out.append(DestroyBridge())
-        self._playback = None
-        self._playback_media = None
-        self._state = CallState.ended
-        self._result = CallResult(
-            outcome=outcome,
-            end_reason=end_reason,
-            cause=cause,
-            sip_code=sip_code,
-            dialstatus=dialstatus,
-            may_fail_over=may_fail_over,
-            originated_at=self._originated_at,
-            ringing_at=self._ringing_at,
-            answered_at=self._answered_at,
-            ended_at=now,
-            message_started_at=self._message_started_at,
-            greeting_plays=self._greeting_plays,
-            amd_status=self._amd_status,
-            amd_cause=self._amd_cause,
-            transfer_outcome=self._transfer_outcome,
-            transfer_started_at=self._transfer_started_at,
-            transfer_answered_at=self._transfer_answered_at,
-            transfer_ended_at=self._transfer_ended_at,
-            abort_reason=abort_reason,
-        )
-        out.append(Finished(self._result))
+    def _restore(self, snapshot: StageSnapshot, now: float, out: list[Action]) -> None:
+        stage = snapshot.stage
+        if stage is Stage.ended:
+            raise ValueError("an ended call cannot be resumed: engine/domain/unobserved.py gives its outcome")
+        if stage in (Stage.dialing, Stage.ringing):
+            self._state = CallState.dialing
+        elif stage is Stage.message_done:
+            self._state = CallState.message
+            self._message_completed = True
+        else:
+            self._state = CallState(stage.value)
+        self._seq = snapshot.seq
+        self._stage_entered_at = snapshot.entered_at
+        self._ringing_at = snapshot.ringing_at
+        self._answered_at = snapshot.answered_at
+        self._amd_status = snapshot.amd_status
+        self._amd_cause = snapshot.amd_cause
+        self._on_machine = snapshot.on_machine
+        self._beep_heard_at = snapshot.beep_heard_at
+        self._sound_heard = snapshot.sound_heard
+        self._greeting_plays = snapshot.greeting_plays
+        self._message_started_at = snapshot.message_started_at
+        self._playback = snapshot.playback_id
+        self._playback_media = snapshot.playback_media
+        self._playback_stopped_at = snapshot.playback_stopped_at
+        self._transfer_leg = snapshot.transfer_leg
+        self._transfer_outcome = snapshot.transfer_outcome
+        self._transfer_started_at = snapshot.transfer_started_at
+        self._transfer_answered_at = snapshot.transfer_answered_at
+        self._transfer_ended_at = snapshot.transfer_ended_at
+        self._bridged = stage is Stage.bridged
+        self._announced = snapshot
+        self._started = True
+        if self._plan.max_call_s is not None:
+            self._resume_timer(Timer.call_limit, snapshot.originated_at + self._plan.max_call_s, now, out)
+        if stage is Stage.message_done:
+            # Heard to its end; only the hang-up was left to do.
+            self._finish(
+                now,
+                out,
+                end_reason=EndReason.message_completed,
+                outcome=self._outcome_if_ended_now(),
+                callee_gone=False,
+            )
+            return
+        self._arm_deadline(now, out)
+        self._resume_stage(snapshot, now, out)
+        self._announce(now, out)  # only if resuming moved the call on
+
+    def _resume_stage(self, snapshot: StageSnapshot, now: float, out: list[Action]) -> None:
+        entered = snapshot.entered_at
+        match self._state:
+            case CallState.amd:
+                self._resume_timer(Timer.amd_wait, entered + self._plan.amd_wait_max_s, now, out)
+            case CallState.beep_wait:
+                self._resume_beep_wait(now, out)
+            case CallState.star_wait:
+                self._resume_timer(Timer.star_wait, entered + self._plan.star_wait_s, now, out)
+            case CallState.message | CallState.replay if snapshot.playback_stopped_at is not None:
+                grace_until = snapshot.playback_stopped_at + self._plan.playback_grace_s
+                self._resume_timer(Timer.playback_grace, grace_until, now, out)
+            case CallState.transfer_dialing | CallState.bridged:
+                self._resume_transfer(now, out)
+            case _:
+                # dialing, ringing: Asterisk's ring timeout (and the deadline) end the wait. greeting,
+                # message, replay, apology: the playback's end moves the call on (and the deadline).
+                pass

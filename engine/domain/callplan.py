@@ -34,6 +34,9 @@ class CallPlan:
     greeting: str | None = None
     transfer_number: str | None = None
     drop_mode: DropMode = DropMode.none
+    # The originate's ring timeout (the telephony adapter passes the request's own): a channel destroyed
+    # unanswered once it ran out was ended by it, not by the callee.
+    ring_timeout_s: float = 30.0
     star_wait_s: float = 6.0  # after the greeting ends, how long we wait for `*`
     greeting_max_plays: int = 2
     transfer_ring_timeout_s: float = 30.0
@@ -42,8 +45,13 @@ class CallPlan:
     beep_wait_max_s: float = 20.0  # French voicemail greetings last 5-20 s; we play anyway at the cap
     # A message playback that stopped by itself without a hang-up in this delay failed (missing media).
     playback_grace_s: float = 2.0
-    # Absolute backstop for lost events; the dialer should set it above ring + message + transfer time.
-    max_call_s: float = 3600.0
+    # How long each medium plays (None: unknown): each stage that plays one ends by its deadline, its
+    # length plus a margin, when the end of the playback is never reported (engine/domain/callstage.py).
+    greeting_s: float | None = None
+    message_s: float | None = None
+    apology_s: float | None = None
+    # An optional cap on the whole call (tests). Lost events are caught by each stage's own deadline.
+    max_call_s: float | None = None
     transfer_wait_media: str = TRANSFER_WAIT_MEDIA
     transfer_apology_media: str = TRANSFER_APOLOGY_MEDIA
     ringback_media: str = RINGBACK_MEDIA
@@ -54,18 +62,30 @@ class CallPlan:
         if self.greeting_max_plays < 1:
             raise ValueError("greeting_max_plays must be >= 1")
         for name in (
+            "ring_timeout_s",
             "star_wait_s",
             "transfer_ring_timeout_s",
             "transfer_max_s",
             "amd_wait_max_s",
             "beep_wait_max_s",
             "playback_grace_s",
-            "max_call_s",
         ):
+            _check_seconds(name, getattr(self, name))
+        for name in ("greeting_s", "message_s", "apology_s", "max_call_s"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+            if value is not None:
+                _check_seconds(name, value)
 
     @property
     def can_transfer(self) -> bool:
         return bool(self.transfer_number and self.transfer_number.strip())
+
+
+def _check_seconds(name: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def originate_timeout_s(ring_timeout_s: float) -> int:
+    """The originate timeout ARI applies: whole seconds, at least 1 (see AriClient.originate)."""
+    return max(1, round(ring_timeout_s))

@@ -1,7 +1,8 @@
 """How an outbound call ended: the one outcome enum and the one table of rules attached to it.
 
 Also the mapping from what Asterisk reports for an unanswered call (dial status, Q.850 cause, SIP code)
-to an outcome, and the rule deciding whether a refused call may move to the next trunk.
+to an outcome, and the rule deciding whether a refused call may move to the next trunk. Calls that ended
+while no engine followed them get theirs from their last stage: engine/domain/unobserved.py.
 """
 
 from __future__ import annotations

@@ -4,11 +4,14 @@ place every retry rule lives, in one stated order of precedence.
 The rows, first that decides wins:
 1. **Legal caps** (commercial sends: calling hours, attempts per number per 30 days, cooldown after a
    refusal): a call the law forbids is never placed, whatever the send asked for.
-2. **Abuse limits**: an answered call whose listener never confirmed (``not_confirmed``: free for the
+2. **Our cut**: a call cut on our side (Asterisk, the engine's host or our media failed, not the callee;
+   engine/domain/unobserved.py says which) is called again at once without using one of the
+   recipient's attempts — unless its message had been heard to its end (then it is not a cut of ours).
+3. **Abuse limits**: an answered call whose listener never confirmed (``not_confirmed``: free for the
    customer) is tried again at most once, so a greeting cannot broadcast for free.
-3. **The send's policy**: only outcomes the outcome table calls retryable (engine.domain.outcomes), and
+4. **The send's policy**: only outcomes the outcome table calls retryable (engine.domain.outcomes), and
    at most ``1 + extra_attempts`` attempts (the manual's default: none).
-4. **Timing by cause**: the send's interval, shortened or lengthened per cause by operator settings
+5. **Timing by cause**: the send's interval, shortened or lengthened per cause by operator settings
    (a busy line is tried again sooner than an unanswered one).
 
 A trunk's failure is not in this table: it never uses one of the recipient's attempts (the dialer moves
@@ -89,7 +92,7 @@ LegalCap = Callable[[Outcome, float], float | None]
 @dataclass(frozen=True, slots=True)
 class RetryDecision:
     at: float | None  # when to call again (same clock as ended_at); None: this outcome is final
-    rule: str  # the row that decided: legal_cap, abuse_limit, send_policy, cause_timing
+    rule: str  # the row that decided: legal_cap, our_cut, abuse_limit, send_policy, cause_timing
 
     @property
     def final(self) -> bool:
@@ -105,14 +108,21 @@ def decide(
     timing: RetryTiming | None = None,
     not_confirmed_before: int = 0,
     legal: LegalCap | None = None,
+    cut_on_our_side: bool = False,
 ) -> RetryDecision:
     """The retry table, applied to an attempt that just ended.
 
     `attempts_made` counts the attempts that reached the callee's side so far, this one included (>= 1);
-    `not_confirmed_before` the recipient's earlier attempts that ended `not_confirmed`.
+    `not_confirmed_before` the recipient's earlier attempts that ended `not_confirmed`;
+    `cut_on_our_side`: the unobserved rule's free retry (the attempt is given back: rule ``our_cut``).
     """
     if attempts_made < 1:
         raise ValueError(f"attempts_made must be >= 1, got {attempts_made}")
+    if cut_on_our_side:
+        allowed_now = legal(outcome, ended_at) if legal is not None else ended_at
+        if allowed_now is None:
+            return RetryDecision(None, "legal_cap")
+        return RetryDecision(allowed_now, "our_cut")
     send_retries = OUTCOMES[outcome].retryable and attempts_made < policy.max_attempts
     wanted = (
         ended_at + policy.interval_s * (timing or RetryTiming()).factor(outcome) if send_retries else None

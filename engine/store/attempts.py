@@ -65,12 +65,14 @@ class DialContext:
     audio_stem: str
     greeting_stem: str | None
     message_duration_s: float
+    greeting_duration_s: float | None = None
 
 
 async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
     row = await db.fetchrow(
         "SELECT s.account_id, s.sender_e164, s.transfer_number, s.extra_attempts, s.retry_interval_s, "
-        "s.voicemail_drop, s.demo, m.audio_stem, g.audio_stem AS greeting_stem, m.duration_s "
+        "s.voicemail_drop, s.demo, m.audio_stem, g.audio_stem AS greeting_stem, m.duration_s, "
+        "g.duration_s AS greeting_duration_s "
         "FROM sends s JOIN messages m ON m.id = s.message_id "
         "LEFT JOIN messages g ON g.id = s.greeting_message_id WHERE s.id = $1",
         send_id,
@@ -87,6 +89,7 @@ async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
         audio_stem=row["audio_stem"],
         greeting_stem=row["greeting_stem"],
         message_duration_s=float(row["duration_s"]),
+        greeting_duration_s=None if row["greeting_duration_s"] is None else float(row["greeting_duration_s"]),
     )
 
 
@@ -181,22 +184,25 @@ async def failover_attempt(
 # state: 'done' with this outcome when no attempt follows (next_at NULL) or the send was cancelled
 # meanwhile, else back to 'pending' at next_at. A failover's previous attempt (move false) leaves its
 # recipient alone. An attempt the trunk failed (trunk_failure) gives its recipient back its attempt: it
-# waits for a trunk, and ends as congestion only once it has waited longer than wait_max seconds.
+# waits for a trunk, and ends as congestion only once it has waited longer than wait_max seconds. So does
+# an attempt we cut (our_cut: Asterisk or our host failed, see engine/domain/unobserved.py), called again
+# at once.
 # FOR UPDATE OF r, in id order: a concurrent change of a recipient is waited for and its new state checked.
 _RECORD: Final = (
     "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], "
     "$7::timestamptz[], $8::timestamptz[], $9::float8[], $10::float8[], $11::text[], $12::float8[], "
-    "$13::text[], $14::bigint[], $15::boolean[], $16::timestamptz[], $17::boolean[], $18::float8[]) "
+    "$13::text[], $14::bigint[], $15::boolean[], $16::timestamptz[], $17::boolean[], $18::float8[], "
+    "$19::boolean[], $20::text[]) "
     "AS v(attempt_id, outcome, end_reason, cause, sip_code, dialstatus, answered_at, ended_at, ring_s, "
     "talk_s, transfer_outcome, transfer_s, reconciled, recipient_id, move, next_at, trunk_failure, "
-    "wait_max)), "
+    "wait_max, our_cut, cut)), "
     "ended AS (UPDATE attempts a SET state = 'ended', outcome = v.outcome, end_reason = v.end_reason, "
     "cause = v.cause, sip_code = v.sip_code, dialstatus = v.dialstatus, answered_at = v.answered_at, "
     "ended_at = v.ended_at, ring_s = v.ring_s, talk_s = v.talk_s, transfer_outcome = v.transfer_outcome, "
-    "transfer_s = v.transfer_s, reconciled = v.reconciled, trunk_failure = v.trunk_failure "
+    "transfer_s = v.transfer_s, reconciled = v.reconciled, trunk_failure = v.trunk_failure, cut = v.cut "
     "FROM v WHERE a.id = v.attempt_id AND a.state <> 'ended' "
-    "RETURNING a.id, v.recipient_id, v.move, v.outcome, v.next_at, v.trunk_failure, v.wait_max), "
-    "recipient AS (SELECT r.id, e.outcome, e.next_at, e.trunk_failure, "
+    "RETURNING a.id, v.recipient_id, v.move, v.outcome, v.next_at, v.trunk_failure, v.wait_max, v.our_cut), "
+    "recipient AS (SELECT r.id, e.outcome, e.next_at, e.trunk_failure, e.our_cut, "
     "e.next_at IS NULL OR s.status = 'cancelled' OR (e.trunk_failure AND "
     "coalesce(r.trunk_wait_since, now()) + make_interval(secs => e.wait_max) <= now()) AS final "
     "FROM send_recipients r JOIN ended e ON e.recipient_id = r.id AND e.move "
@@ -207,8 +213,9 @@ _RECORD: Final = (
     "outcome = CASE WHEN NOT n.final THEN NULL WHEN n.trunk_failure THEN 'congestion' ELSE n.outcome END, "
     "final_at = CASE WHEN n.final THEN now() END, "
     "settled = CASE WHEN n.final THEN false ELSE r.settled END, "
-    "attempts = CASE WHEN n.trunk_failure THEN r.attempts - 1 ELSE r.attempts END, "
-    "wait_reason = CASE WHEN n.trunk_failure THEN 'trunk_failure' END, "
+    "attempts = CASE WHEN n.trunk_failure OR n.our_cut THEN r.attempts - 1 ELSE r.attempts END, "
+    "wait_reason = CASE WHEN n.trunk_failure THEN 'trunk_failure' WHEN n.our_cut AND NOT n.final "
+    "THEN 'our_cut' END, "
     "trunk_wait_since = CASE WHEN n.trunk_failure THEN coalesce(r.trunk_wait_since, now()) END, "
     "next_attempt_at = CASE WHEN n.final THEN r.next_attempt_at ELSE n.next_at END "
     "FROM recipient n WHERE r.id = n.id RETURNING r.id, r.state) "
@@ -253,14 +260,23 @@ async def record_results(
     if len(set(attempt_ids)) != len(attempt_ids):
         raise ValueError("one result per attempt in a batch")
     now = time.time()
-    columns: list[list[Any]] = [[] for _ in range(18)]
+    columns: list[list[Any]] = [[] for _ in range(20)]
     for item in results:
         result = item.result
+        our_cut = False
         if item.trunk_failure:
             next_at: float | None = item.retry_at if item.retry_at is not None else now
         else:
             # The attempt being recorded is its recipient's current one (one open attempt per recipient).
-            next_at = decide(result.outcome, item.claim.attempt_no, item.policy, now, timing=timing).at
+            decision = decide(
+                result.outcome,
+                item.claim.attempt_no,
+                item.policy,
+                now,
+                timing=timing,
+                cut_on_our_side=result.free_retry,
+            )
+            next_at, our_cut = decision.at, decision.rule == "our_cut"
         row = (
             item.claim.attempt_id,
             result.outcome.value,
@@ -280,6 +296,8 @@ async def record_results(
             _ts(next_at),
             item.trunk_failure,
             item.wait_max_s,
+            our_cut,
+            result.cut,
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
@@ -317,13 +335,14 @@ class OpenAttempt:
     created_at: datetime
     policy: RetryPolicy
     message_duration_s: float
+    snapshot: str | None = None  # the last stage snapshot written (sql/0014_call_stages.sql)
 
 
 async def open_attempts(db: Executor, node: str) -> list[OpenAttempt]:
     """This node's attempts that have no outcome yet (after a crash, or a websocket gap)."""
     rows = await db.fetch(
         "SELECT a.id, a.send_id, a.recipient_id, a.attempt_no, a.trunk, a.state, a.created_at, r.e164, "
-        "s.extra_attempts, s.retry_interval_s, m.duration_s FROM attempts a "
+        "s.extra_attempts, s.retry_interval_s, m.duration_s, a.snapshot FROM attempts a "
         "JOIN send_recipients r ON r.id = a.recipient_id JOIN sends s ON s.id = a.send_id "
         "JOIN messages m ON m.id = s.message_id WHERE a.node = $1 AND a.state <> 'ended' ORDER BY "
         "a.created_at",
@@ -336,15 +355,44 @@ async def open_attempts(db: Executor, node: str) -> list[OpenAttempt]:
             r["created_at"],
             RetryPolicy(extra_attempts=r["extra_attempts"], interval_s=float(r["retry_interval_s"])),
             r["duration_s"],
+            r["snapshot"],
         )
         for r in rows
     ]
 
 
-async def cdr_for(db: Executor, attempt_id: UUID) -> asyncpg.Record | None:
-    """Asterisk's record of the attempt's channel (uniqueid = the channel id we chose)."""
-    return await db.fetchrow(
-        'SELECT disposition, duration, billsec, start, answer, "end" FROM asterisk_cdr WHERE uniqueid = $1 '
-        "ORDER BY id LIMIT 1",
+async def cdrs_for(db: Executor, attempt_id: UUID) -> list[asyncpg.Record]:
+    """Asterisk's records of the attempt's channel (uniqueid = the channel id we chose), oldest first: a
+    channel that enters a bridge gets a record per part of its life."""
+    return await db.fetch(
+        'SELECT disposition, duration, billsec, start, answer, "end", userfield FROM asterisk_cdr '
+        "WHERE uniqueid = $1 ORDER BY id",
         str(attempt_id),
+    )
+
+
+# --- where each call is (engine/domain/callstage.py; sql/0014_call_stages.sql) ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StageRow:
+    attempt_id: UUID
+    stage: str
+    entered_at: float
+    snapshot: str
+
+
+async def record_stages(db: Executor, rows: Sequence[StageRow]) -> None:
+    """The last stage of each call, in one statement (an attempt already ended keeps its last one)."""
+    if not rows:
+        return
+    await db.execute(
+        "UPDATE attempts a SET stage = v.stage, stage_at = v.stage_at, snapshot = v.snapshot "
+        "FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[]) "
+        "AS v(id, stage, stage_at, snapshot) "
+        "WHERE a.id = v.id AND a.state <> 'ended'",
+        [r.attempt_id for r in rows],
+        [r.stage for r in rows],
+        [_ts(r.entered_at) for r in rows],
+        [r.snapshot for r in rows],
     )

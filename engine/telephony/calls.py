@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,10 +14,13 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 
+from engine.domain import callevents as ce
 from engine.domain.callevents import CallResult
+from engine.domain.callflow import CallFlow
+from engine.domain.callstage import Stage, StageSnapshot
 from engine.telephony.ari import AriClient, AriError, AriNotFound, AriUnavailable
 from engine.telephony.callrequest import CallRequest, OriginateUncertain
-from engine.telephony.outbound import OutboundCall
+from engine.telephony.outbound import ChannelVanished, OutboundCall, Resumed, StageHook, TransferVanished
 from engine.telephony.sipwatch import ATTEMPT_HEADER
 from engine.telephony.stasis import StasisRouter
 
@@ -32,12 +36,17 @@ class CallService:
         router: StasisRouter,
         on_result: Callable[[CallRequest, CallResult], None] | None = None,
         on_originate: Callable[[float, bool], None] | None = None,
+        on_stage: StageHook | None = None,
     ) -> None:
         self.ari = ari
         self.router = router
         self._on_result = on_result
         # (seconds the originate request took, whether Asterisk refused it as overloaded): the dialer's pace
         self.on_originate = on_originate
+        # Each StageChanged of each call (the stage to persist); awaited in the call's order when it
+        # returns an awaitable. Its snapshot names the machine's playback: callids.playback_id gives
+        # Asterisk's, and callids.transfer_leg_id / bridge_id the transfer's channel and bridge.
+        self.on_stage = on_stage
         self.calls: dict[str, OutboundCall] = {}
         self._unknown_since: dict[str, float] = {}  # channel id -> monotonic time first seen unknown
 
@@ -62,7 +71,7 @@ class CallService:
             **request.caller_id.variables(),
             **request.variables,
         }
-        call.originate_sent_at = sent = time.monotonic()
+        sent = time.monotonic()
         try:
             await self.ari.originate(
                 endpoint=request.endpoint,
@@ -79,18 +88,35 @@ class CallService:
             overloaded = _overloaded(exc)
             self._originated(sent, overloaded=overloaded)
             reason = f"{'overloaded' if overloaded else 'refused'}: {exc}"
-            call.route.put({"type": "_OriginateError", "reason": reason})
+            call.route.put(ce.OriginateFailed(reason))
             return call
         except AriUnavailable as exc:
             if _surely_unsent(exc):
-                call.route.put({"type": "_OriginateError", "reason": str(exc)})
+                call.route.put(ce.OriginateFailed(str(exc)))
                 return call
             self.calls.pop(request.attempt_id, None)
             call.route.close()
             raise OriginateUncertain(str(exc)) from exc
         self._originated(sent, overloaded=False)
         call.originated = True
-        call.route.put({"type": "_Originated"})
+        call.route.put(ce.Originated())
+        return call
+
+    def resume(self, request: CallRequest, snapshot: StageSnapshot) -> OutboundCall:
+        """Follow a call placed by an earlier engine (or before a websocket gap) from its last stage
+        snapshot: its channel, transfer leg and bridge get their events routed to it, and the resumed
+        machine's first actions run in its queue (CallFlow.resume: timers for what is left of them, no
+        playback started again). ValueError for a snapshot at `ended`, which has nothing to resume.
+        The transfer leg of a resumed call is not counted in the trunk's slots (the caller's to do)."""
+        plan = request.plan
+        if plan.ring_timeout_s != request.ring_timeout_s:
+            plan = dataclasses.replace(plan, ring_timeout_s=request.ring_timeout_s)
+        flow, actions = CallFlow.resume(plan, snapshot, time.time())
+        call = OutboundCall(self, request, flow)
+        call.route = self.router.attach(request.attempt_id, call)
+        self.calls[request.attempt_id] = call
+        call.adopt_legs(transfer_leg=snapshot.transfer_leg, bridged=snapshot.stage is Stage.bridged)
+        call.route.put(Resumed(tuple(actions)))
         return call
 
     def _originated(self, sent: float, *, overloaded: bool) -> None:
@@ -123,9 +149,9 @@ class CallService:
             present = await self._channel_ids()
             lost, lost_legs = self._missing(present)
         for call in lost:
-            call.route_put({"type": "_Vanished"})
+            call.route_put(ChannelVanished())
         for call in lost_legs:
-            call.route_put({"type": "_TransferVanished"})
+            call.route_put(TransferVanished())
         hung_up = await self._hang_up_unknown(unknown_grace_s)
         if lost or lost_legs or hung_up:
             log.warning(

@@ -9,46 +9,68 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
-import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 
 from engine.domain import callevents as ce
-from engine.domain.callevents import CallResult
+from engine.domain.callevents import CallResult, StageChanged
 from engine.domain.callflow import CallFlow
 from engine.domain.numbers import mask_number
+from engine.telephony import callids
 from engine.telephony.ari import AriClient, AriError, AriNotFound, AriUnavailable, AriUnprocessable, Event
 from engine.telephony.callrequest import CallerId, CallRequest
-from engine.telephony.stasis import Route, StasisRouter
+from engine.telephony.stasis import Queued, Route, Signal, StasisRouter
 
 log = structlog.get_logger(__name__)
 
 AMD_CONTEXT = "vocalcast-amd"
-# The beep wait of the answering-machine mode. AMD said MACHINE while the greeting still plays; the
-# machine records after the greeting's beep, so the message starts when the beep ends. Two detectors
-# run on what the callee sends: TONE_DETECT for the beep itself, and TALK_DETECT, whose "talking
-# finished" marks the end of sound. Before a beep is heard, only a long silence ends the wait (a
-# greeting without a beep, or with a beep at another frequency: pauses between sentences are shorter);
-# once the beep is heard, a short silence does.
-BEEP_HZ = 1000  # the usual voicemail beep (bench/amd.py measures the detection)
-BEEP_MIN_MS = 150  # shorter than voicemail beeps; speech does not hold a pure tone that long
-GREETING_END_SILENCE_MS = 1500
-AFTER_BEEP_SILENCE_MS = 200
-TALK_THRESHOLD = 256  # Asterisk's default energy threshold between silence and sound
-# A beep is over within this long after it was detected, even when line noise hides the silence after it.
-AFTER_BEEP_MAX_S = 1.0
-# No sound at all this long after the wait began: the greeting is already over (AMD heard it out, or
-# heard only silence); nothing is left to wait for.
-NO_SOUND_S = 2.0
-# A channel destroyed unanswered this close to the originate timeout was ended by that timeout.
-RING_TIMEOUT_MARGIN_S = 0.5
 # Dial statuses that say how the dial is going, not how it ended: the result keeps the last final one
 # (a ring timeout has none: the originate gives up without a final Dial event).
 _PROGRESS_DIALSTATUSES = frozenset({"", "RINGING", "PROGRESS", "PROCEEDING"})
 # How long a finished call's route stays open for its last events (ChannelDestroyed of both legs).
 LINGER_S = 10.0
+
+StageHook = Callable[[CallRequest, StageChanged], Awaitable[None] | None]
+
+
+# --- what the telephony side queues for a call besides ARI events (the machine's own: callevents) ------
+
+
+@dataclass(frozen=True, slots=True)
+class Linger(Signal):
+    """The finished call's last events had their time: let go of its route."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelVanished(Signal):
+    """The sweep saw the callee's channel gone twice, and no ChannelDestroyed came: its events were lost.
+    After a reconnection, adoption may say who ended it meanwhile (`cut`, a Cut value) and when."""
+
+    cut: str | None = None
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferVanished(Signal):
+    """The sweep saw the transfer leg gone, and no ChannelDestroyed came for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recheck(Signal):
+    """After a gap in the events (a websocket cut, a resume by another engine): the end of the playback
+    the call waits on may have been lost; look at Asterisk's playback by its id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed(Signal):
+    """A resumed call's first actions (CallFlow.resume), run in the call's queue before its events."""
+
+    actions: tuple[ce.Action, ...]
 
 
 class CallOwner(Protocol):
@@ -56,30 +78,27 @@ class CallOwner(Protocol):
 
     ari: AriClient
     router: StasisRouter
+    on_stage: StageHook | None
 
     def on_finished(self, request: CallRequest, result: CallResult) -> None: ...
-
-
-class _Timer:
-    def __init__(self, route: Route, name: str, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        self.handle = loop.call_later(seconds, route.put, {"type": "_TimerFired", "name": name})
 
 
 class OutboundCall:
     """The CallHandler of one attempt."""
 
-    def __init__(self, service: CallOwner, request: CallRequest) -> None:
+    def __init__(self, service: CallOwner, request: CallRequest, flow: CallFlow | None = None) -> None:
         self.service = service
         self.ari = service.ari
         self.request = request
         self.channel_id = request.attempt_id
-        self.flow = CallFlow(request.plan, time.time())
+        # The machine follows the originate's own ring timeout: it tells a ring timeout by the time.
+        plan = request.plan
+        if plan.ring_timeout_s != request.ring_timeout_s:
+            plan = dataclasses.replace(plan, ring_timeout_s=request.ring_timeout_s)
+        self.flow = flow if flow is not None else CallFlow(plan, time.time())
         self.done: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
         self.route: Route | None = None
-        self._timers: dict[str, _Timer] = {}
-        self._playbacks: dict[str, str] = {}  # ARI playback id -> machine playback id
-        self._machine_playbacks: dict[str, str] = {}  # machine id -> ARI id
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._dialstatus: str | None = None
         self._transfer_id: str | None = None
         self._transfer_dialstatus: str | None = None
@@ -87,66 +106,101 @@ class OutboundCall:
         self._callee_gone = False
         self._transfer_gone = True
         self._transfer_slot_held = False
-        self._beep_detection = False
-        self._beep_heard = False
-        self._sound_heard = False
-        self._detect_timers: dict[str, asyncio.TimerHandle] = {}
         self._linger: asyncio.TimerHandle | None = None
-        self._answered = False
         self._soft_hangup = False
-        self.originate_sent_at: float | None = None  # monotonic, just before POST /channels
         self.originated = False  # POST /channels succeeded: the channel exists until it is destroyed
         self.transfer_originated = False  # the same for the transfer leg
         self._log = log.bind(
             attempt_id=self.channel_id, trunk=request.trunk, number=mask_number(request.callee_number)
         )
 
+    def adopt_legs(self, *, transfer_leg: bool, bridged: bool) -> None:
+        """A resumed call: its channel exists, and so may its transfer leg and bridge (their ids derive
+        from the attempt id); their events come to this call."""
+        self.originated = True
+        if transfer_leg:
+            self._transfer_id = callids.transfer_leg_id(self.channel_id)
+            self._transfer_gone = False
+            self.transfer_originated = True
+            self.service.router.alias(self._route(), self._transfer_id)
+        if bridged:
+            self._bridge_id = callids.bridge_id(self.channel_id)
+            self.service.router.alias(self._route(), "bridge:" + self._bridge_id)
+
     # --- events in -------------------------------------------------------------------------------
-    async def on_event(self, event: Event) -> None:
+    async def on_event(self, event: Queued) -> None:
+        if isinstance(event, Signal):
+            await self._on_signal(event)
+        elif isinstance(event, dict):
+            await self._on_ari_event(event)
+        else:
+            await self._on_machine_event(event)
+        self._maybe_close()
+
+    async def _on_signal(self, signal: Signal) -> None:
+        match signal:
+            case Linger():
+                self._close()
+            case ChannelVanished(cut=cut, ended_at=ended_at):
+                self._callee_gone = True
+                if not self.flow.finished:
+                    self._log.warning("call.channel_vanished", cut=cut)
+                    await self._feed(
+                        ce.Abort(
+                            "channel vanished without events", channel_gone=True, cut=cut, ended_at=ended_at
+                        )
+                    )
+            case TransferVanished():
+                if not self._transfer_gone:
+                    self._log.warning("call.transfer_vanished")
+                    self._transfer_gone = True
+                    self._release_transfer_slot()
+                    await self._feed(ce.TransferEnded())
+            case Resumed(actions=actions):
+                for action in actions:
+                    await self._execute(action)
+                await self._recheck_playback()
+            case Recheck():
+                await self._recheck_playback()
+            case _:
+                self._log.warning("call.unknown_signal", signal=type(signal).__name__)
+
+    async def _recheck_playback(self) -> None:
+        """The playback the call waits on is gone from Asterisk while the channel is up: it ended during
+        the gap, by itself (nobody stopped it): its end is fed as the lost PlaybackFinished."""
+        if self.flow.finished or self._callee_gone:
+            return
+        snapshot = self.flow.snapshot()
+        if snapshot.playback_id is None or snapshot.playback_stopped_at is not None:
+            return
+        try:
+            await self.service.ari.request(
+                "GET", f"/playbacks/{callids.playback_id(self.channel_id, snapshot.playback_id)}"
+            )
+        except AriNotFound:
+            if await self.service.ari.get_variable(self.channel_id, "CHANNEL(state)") is None:
+                return  # the channel went too: its ChannelDestroyed (or the sweep) ends the call
+            self._log.info("call.playback_ended_in_gap", playback=snapshot.playback_id)
+            await self._feed(ce.PlaybackFinished(snapshot.playback_id, completed=True))
+        except (AriError, AriUnavailable) as exc:
+            self._log.warning("call.recheck_failed", error=str(exc))
+
+    async def _on_machine_event(self, event: ce.Event) -> None:
+        """An event the call queued for itself: its timers, the originate's reply."""
+        match event:
+            case ce.TimerFired(name=name):
+                if self._soft_hangup:
+                    return  # the channel is going away: its ChannelDestroyed ends the call
+                if self._timers.pop(name, None) is not None:
+                    await self._feed(event)
+            case ce.OriginateFailed():
+                await self._feed(event)
+                self._callee_gone = True  # no channel was created
+            case _:
+                await self._feed(event)
+
+    async def _on_ari_event(self, event: Event) -> None:
         kind = event.get("type")
-        if kind == "_TimerFired":
-            if self._soft_hangup:
-                return  # the channel is going away: its ChannelDestroyed ends the call
-            name = str(event["name"])
-            if self._timers.pop(name, None) is not None:
-                await self._feed(ce.TimerFired(name))
-            return
-        if kind == "_Linger":
-            self._close()
-            return
-        if kind == "_Originated":
-            await self._feed(ce.Originated())
-            return
-        if kind in {"_BeepOver", "_NoSound"}:
-            self._detect_timers.pop(kind, None)
-            if (
-                self._beep_detection
-                and not self._soft_hangup
-                and (kind == "_BeepOver" or not self._sound_heard)
-            ):
-                await self._feed(ce.BeepDetected())
-            return
-        if kind == "_Vanished":
-            # The sweep saw the channel gone twice, and no ChannelDestroyed came: its events were lost.
-            self._callee_gone = True
-            if not self.flow.finished:
-                self._log.warning("call.channel_vanished")
-                await self._feed(ce.Abort("channel vanished without events", channel_gone=True))
-            self._maybe_close()
-            return
-        if kind == "_TransferVanished":
-            if not self._transfer_gone:
-                self._log.warning("call.transfer_vanished")
-                self._transfer_gone = True
-                self._release_transfer_slot()
-                await self._feed(ce.TransferEnded())
-            self._maybe_close()
-            return
-        if kind == "_OriginateError":
-            await self._feed(ce.OriginateFailed(str(event.get("reason", ""))))
-            self._callee_gone = True  # no channel was created
-            self._maybe_close()
-            return
         channel = event.get("channel") or {}
         cid = channel.get("id")
         is_transfer = self._transfer_id is not None and (
@@ -156,7 +210,6 @@ class OutboundCall:
             await self._on_transfer_event(kind, event)
         else:
             await self._on_callee_event(kind, event)
-        self._maybe_close()
 
     async def _on_callee_event(self, kind: Any, event: Event) -> None:
         channel = event.get("channel") or {}
@@ -173,7 +226,6 @@ class OutboundCall:
         elif kind == "ChannelStateChange" and channel.get("state") == "Ringing":
             await self._feed(ce.Ringing())
         elif kind == "StasisStart":
-            self._answered = True
             args = [str(a) for a in event.get("args") or []]
             if args and args[0] == "amd":
                 status = args[1] if len(args) > 1 else "NOTSURE"
@@ -184,24 +236,19 @@ class OutboundCall:
             await self._feed(ce.Dtmf(str(event.get("digit", ""))))
         elif kind in {"PlaybackStarted", "PlaybackFinished"}:
             playback = event.get("playback") or {}
-            machine_id = self._playbacks.get(str(playback.get("id")))
+            machine_id = callids.machine_playback_id(self.channel_id, str(playback.get("id")))
             if machine_id is None:
                 return
             if kind == "PlaybackStarted":
                 await self._feed(ce.PlaybackStarted(machine_id))
             else:
                 await self._feed(ce.PlaybackFinished(machine_id, completed=playback.get("state") == "done"))
-        elif kind == "ChannelToneDetected" and self._beep_detection and not self._beep_heard:
-            # The beep: from now on, the first short silence means it ended.
-            self._beep_heard = True
-            self._log.debug("call.beep_heard")
-            self._detection_timer("_BeepOver", AFTER_BEEP_MAX_S)
-            await self._execute_detection(_talk_detect(AFTER_BEEP_SILENCE_MS))
-        elif kind == "ChannelTalkingStarted" and self._beep_detection:
-            self._sound_heard = True
-        elif kind == "ChannelTalkingFinished" and self._beep_detection:
-            # The greeting (and its beep) ended and silence followed: the machine is recording.
-            await self._feed(ce.BeepDetected())
+        elif kind == "ChannelToneDetected":
+            await self._feed(ce.ToneDetected())
+        elif kind == "ChannelTalkingStarted":
+            await self._feed(ce.TalkingStarted())
+        elif kind == "ChannelTalkingFinished":
+            await self._feed(ce.TalkingFinished())
         elif kind == "ChannelHangupRequest" and event.get("soft"):
             # Asterisk itself hangs up (RTP timeout, session timer...): "cause" then holds soft-hangup
             # flags, not a Q.850 cause (lab: cause 1 for an RTP timeout, then ChannelDestroyed 44).
@@ -214,44 +261,17 @@ class OutboundCall:
             await self._feed(ce.HangupRequested(0 if cause is None else cause, _sip_code(event)))
         elif kind == "ChannelDestroyed":
             self._callee_gone = True
-            await self._feed(
-                ce.Hangup(
-                    _int(event.get("cause")),
-                    _sip_code(event),
-                    self._dialstatus,
-                    ring_timeout=self._ring_timed_out(),
-                )
-            )
+            await self._feed(ce.Hangup(_int(event.get("cause")), _sip_code(event), self._dialstatus))
 
-    def _detection_timer(self, kind: str, seconds: float) -> None:
-        previous = self._detect_timers.pop(kind, None)
-        if previous is not None:
-            previous.cancel()
-        self._detect_timers[kind] = asyncio.get_running_loop().call_later(
-            seconds, self._route().put, {"type": kind}
-        )
-
-    def _cancel_detection_timers(self) -> None:
-        for handle in self._detect_timers.values():
-            handle.cancel()
-        self._detect_timers.clear()
-
-    async def _execute_detection(self, variable: tuple[str, str]) -> None:
+    async def _execute_detection(self, variable: str, value: str = "") -> None:
         """Set up, adjust or remove a detector. A channel that just went away is not an error (its hang-up
         follows), and a failure only costs time: the beep wait's cap still ends the wait."""
         try:
-            await self.ari.set_variable(self.channel_id, *variable)
+            await self.ari.set_variable(self.channel_id, variable, value)
         except (AriNotFound, AriUnprocessable):
             pass
         except (AriError, AriUnavailable) as exc:
-            self._log.warning("call.beep_detection_failed", error=str(exc))
-
-    def _ring_timed_out(self) -> bool:
-        """Unanswered, with no final dial status, when the originate's timeout had run out."""
-        if self._answered or self._dialstatus is not None or self.originate_sent_at is None:
-            return False
-        timeout_s = originate_timeout_s(self.request.ring_timeout_s)
-        return time.monotonic() - self.originate_sent_at >= timeout_s - RING_TIMEOUT_MARGIN_S
+            self._log.warning("call.detection_failed", variable=variable, error=str(exc))
 
     async def _on_transfer_event(self, kind: Any, event: Event) -> None:
         if kind == "Dial":
@@ -295,44 +315,35 @@ class OutboundCall:
     async def _run(self, action: ce.Action) -> None:
         match action:
             case ce.Play(playback_id=machine_id, media=media):
-                ari_id = str(uuid.uuid4())
-                self._playbacks[ari_id] = machine_id
-                self._machine_playbacks[machine_id] = ari_id
-                await self.ari.play(self.channel_id, ari_id, media)
-            case ce.StopPlayback(playback_id=stopped):
-                playing = self._machine_playbacks.get(stopped)
-                if playing is not None:
-                    await self.ari.stop_playback(playing)
+                await self.ari.play(self.channel_id, callids.playback_id(self.channel_id, machine_id), media)
+            case ce.StopPlayback(playback_id=machine_id):
+                await self.ari.stop_playback(callids.playback_id(self.channel_id, machine_id))
             case ce.StartTimer(name=name, seconds=seconds):
-                self._timers[name] = _Timer(self._route(), name, seconds)
+                loop = asyncio.get_running_loop()
+                self._timers[name] = loop.call_later(seconds, self._route().put, ce.TimerFired(name))
             case ce.CancelTimer(name=name):
-                timer = self._timers.pop(name, None)
-                if timer is not None:
-                    timer.handle.cancel()
+                handle = self._timers.pop(name, None)
+                if handle is not None:
+                    handle.cancel()
             case ce.RunAmd():
                 await self.ari.request(
                     "POST",
                     f"/channels/{self.channel_id}/continue",
                     params={"context": AMD_CONTEXT, "extension": "s", "priority": 1},
                 )
-            case ce.StartBeepDetection():
-                self._beep_detection = True
-                self._beep_heard = False
-                self._sound_heard = False
-                self._detection_timer("_NoSound", NO_SOUND_S)
-                await self._execute_detection(_talk_detect(GREETING_END_SILENCE_MS))
-                await self._execute_detection((f"TONE_DETECT({BEEP_HZ},{BEEP_MIN_MS},r)", ""))
-            case ce.StopBeepDetection():
-                self._beep_detection = False
-                self._cancel_detection_timers()
-                await self._execute_detection(("TALK_DETECT(remove)", ""))
-                await self._execute_detection(("TONE_DETECT(0,,x)", ""))
+            case ce.SetTalkDetection(silence_ms=silence_ms, threshold=threshold):
+                await self._execute_detection("TALK_DETECT(set)", f"{silence_ms},{threshold}")
+            case ce.SetToneDetection(hz=hz, min_ms=min_ms):
+                await self._execute_detection(f"TONE_DETECT({hz},{min_ms},r)")
+            case ce.StopDetection():
+                await self._execute_detection("TALK_DETECT(remove)")
+                await self._execute_detection("TONE_DETECT(0,,x)")
             case ce.OriginateTransfer(number=number, timeout_s=timeout_s):
                 await self._originate_transfer(number, timeout_s)
             case ce.BridgeWithTransfer():
                 if self._transfer_id is None:
                     raise RuntimeError("BridgeWithTransfer without a transfer leg")
-                self._bridge_id = str(uuid.uuid4())
+                self._bridge_id = callids.bridge_id(self.channel_id)
                 self.service.router.alias(self._route(), "bridge:" + self._bridge_id)
                 await self.ari.create_bridge(self._bridge_id, "mixing")
                 await self.ari.add_to_bridge(self._bridge_id, [self.channel_id, self._transfer_id])
@@ -344,8 +355,26 @@ class OutboundCall:
                     await self.ari.destroy_bridge(self._bridge_id)
             case ce.HangupCallee():
                 await self.ari.hangup(self.channel_id)
+            case ce.StageChanged():
+                await self._stage_changed(action)
             case ce.Finished(result=result):
                 self._finish(result)
+
+    async def _stage_changed(self, change: StageChanged) -> None:
+        """Hand the stage to the owner's hook (persistence), awaited when it returns an awaitable, so that
+        what it writes is in order with the call's actions."""
+        self._log.debug("call.stage", stage=change.stage.value, detail=change.detail)
+        hook = self.service.on_stage
+        if hook is None:
+            return
+        try:
+            pending = hook(self.request, change)
+            if pending is not None:
+                await pending
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the owner's code: a failed record of a stage must not end the call
+            self._log.exception("call.stage_hook_failed", stage=change.stage.value)
 
     async def _originate_transfer(self, number: str, timeout_s: float) -> None:
         request = self.request
@@ -360,7 +389,7 @@ class OutboundCall:
             await self._feed(ce.TransferEnded())
             return
         self._transfer_slot_held = slots is not None
-        self._transfer_id = str(uuid.uuid4())
+        self._transfer_id = callids.transfer_leg_id(self.channel_id)
         self._transfer_gone = False
         self.service.router.alias(self._route(), self._transfer_id)
         caller = request.transfer_caller_id or CallerId(None, hidden=True)
@@ -388,11 +417,9 @@ class OutboundCall:
             self.request.transfer_slots.release()
 
     def _finish(self, result: CallResult) -> None:
-        for timer in self._timers.values():
-            timer.handle.cancel()
+        for handle in self._timers.values():
+            handle.cancel()
         self._timers.clear()
-        self._cancel_detection_timers()
-        self._beep_detection = False
         if not self.done.done():
             self.done.set_result(result)
         self.service.on_finished(self.request, result)
@@ -406,11 +433,9 @@ class OutboundCall:
         # Stay subscribed a little for the last ChannelDestroyed events, then let go (_close cancels
         # this when they came: the timer would otherwise keep the whole call in memory for LINGER_S).
         if self.route is not None:
-            self._linger = asyncio.get_running_loop().call_later(
-                LINGER_S, self.route.put, {"type": "_Linger"}
-            )
+            self._linger = asyncio.get_running_loop().call_later(LINGER_S, self.route.put, Linger())
 
-    def route_put(self, event: Event) -> None:
+    def route_put(self, event: Queued) -> None:
         """Queue an event behind the ones already received (the sweep's findings)."""
         if self.route is not None:
             self.route.put(event)
@@ -439,16 +464,6 @@ class OutboundCall:
             self._linger = None
         if self.route is not None:
             self.route.close()
-
-
-def _talk_detect(silence_ms: int) -> tuple[str, str]:
-    """The channel variable that (re)configures TALK_DETECT: silence that ends talking, energy threshold."""
-    return "TALK_DETECT(set)", f"{silence_ms},{TALK_THRESHOLD}"
-
-
-def originate_timeout_s(ring_timeout_s: float) -> int:
-    """The originate timeout ARI applies: whole seconds, at least 1 (see AriClient.originate)."""
-    return max(1, round(ring_timeout_s))
 
 
 def _int(value: Any) -> int | None:

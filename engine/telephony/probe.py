@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import structlog
 
 from engine.domain.trunks import DEFAULT_CODECS
-from engine.telephony.ari import AriClient, AriError, Event
-from engine.telephony.stasis import StasisRouter
+from engine.telephony.ari import AriClient, AriError
+from engine.telephony.stasis import Queued, StasisRouter
 
 log = structlog.get_logger(__name__)
 
@@ -43,7 +43,9 @@ class _ProbeCall:
         self.playback_id = str(uuid.uuid4())
         self.started_at = time.monotonic()
 
-    async def on_event(self, event: Event) -> None:
+    async def on_event(self, event: Queued) -> None:
+        if not isinstance(event, dict):
+            return  # nothing queues typed events for a probe
         kind = str(event.get("type"))
         self.result.events.append(kind)
         cid = self.result.channel_id

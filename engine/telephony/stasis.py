@@ -2,7 +2,9 @@
 
 A call is registered under its channel id *before* the originate request (events can arrive
 before the reply); a call may add more keys (its transfer leg, its bridge) so that every event
-of the call goes through the same queue and is handled in arrival order.
+of the call goes through the same queue and is handled in arrival order. The queue also carries the
+call's own typed events (its timers, the originate's reply, the sweep's findings) behind the ARI events
+already received.
 """
 
 from __future__ import annotations
@@ -14,13 +16,31 @@ from typing import Any, Protocol
 
 import structlog
 
+from engine.domain import callevents
 from engine.telephony.ari import Event
 
 log = structlog.get_logger(__name__)
 
 
+class Signal:
+    """A typed event the telephony side queues for a call (a linger timer, the sweep's finding...), never
+    from ARI. Subclasses are frozen dataclasses; handlers dispatch on the type."""
+
+    __slots__ = ()
+
+
+# What a call's queue carries: an ARI event (a dict), an event of the call-flow machine queued by the
+# call itself (a timer, the originate's reply), or a Signal.
+Queued = Event | callevents.Event | Signal
+
+
+def kind_of(item: Queued) -> str:
+    """The ARI event type, or the name of the typed event (logs)."""
+    return str(item.get("type")) if isinstance(item, dict) else type(item).__name__
+
+
 class CallHandler(Protocol):
-    async def on_event(self, event: Event) -> None:
+    async def on_event(self, event: Queued) -> None:
         """Handle one event of this call; exceptions end the call's consumer task."""
 
     async def on_failure(self, exc: Exception) -> None:
@@ -34,10 +54,10 @@ class Route:
         self.router = router
         self.handler = handler
         self.keys: set[str] = {key}
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[Queued | None] = asyncio.Queue()
         self.task = asyncio.create_task(self._consume(), name=f"call-{key}")
 
-    def put(self, event: Event) -> None:
+    def put(self, event: Queued) -> None:
         self.queue.put_nowait(event)
 
     def close(self) -> None:
@@ -55,9 +75,7 @@ class Route:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.exception(
-                        "stasis.handler_failed", keys=sorted(self.keys), event_type=event.get("type")
-                    )
+                    log.exception("stasis.handler_failed", keys=sorted(self.keys), event_type=kind_of(event))
                     with contextlib.suppress(Exception):
                         await self.handler.on_failure(exc)
                     return

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.domain.callevents import CallResult, EndReason
+from engine.domain.callevents import CallResult, EndReason, StageChanged
 from engine.domain.callflow import CallState
 from engine.domain.callplan import CallPlan, DropMode
+from engine.domain.callstage import Stage
 from engine.domain.outcomes import Outcome, TransferOutcome
 from engine.domain.trunks import Trunk, usable_trunks
 from engine.media.paths import host_dir, prompt_uri, sound_uri
@@ -30,7 +31,7 @@ from engine.settings import Settings
 from engine.stack import apply_trunks
 from engine.store import Database
 from engine.store.trunks import list_trunks, remove_trunk
-from engine.telephony.ari import AriClient
+from engine.telephony.ari import AriClient, AriNotFound, events_task
 from engine.telephony.callrequest import CallerId, CallRequest
 from engine.telephony.calls import CallService
 from engine.telephony.stasis import StasisRouter
@@ -681,3 +682,128 @@ async def test_the_sweep_ends_calls_whose_events_were_lost(
 
 async def _gone(client: AriClient, channel_id: str) -> bool:
     return channel_id not in {c["id"] for c in await client.channels()}
+
+
+# --- another engine carries calls on from their stage (issue 16) ----------------------------------------
+
+
+async def test_another_engine_carries_calls_on_from_their_last_stage(
+    phones: PhonesFactory, stack_settings: Settings
+) -> None:
+    """The engine following two calls goes away (its websocket closed, its call state dropped) while one
+    waits for `*` and the other plays the message. A second engine resumes each from the last stage the
+    first announced: the message playing is left to finish (its PlaybackFinished, found by the playback
+    id derived from the attempt id, ends the call as listened; the message is heard once, whole); the
+    `*` wait goes on for what is left of it, then the greeting plays again, by the second engine."""
+    app = f"vocalcast-r{uuid.uuid4().hex[:8]}"
+
+    def engine() -> AriClient:
+        return AriClient(
+            host="127.0.0.1",
+            port=stack_settings.ari_port,
+            user=stack_settings.ari_user,
+            password=stack_settings.require("ari_password"),
+            app=app,
+        )
+
+    stages: dict[str, list[StageChanged]] = {}
+
+    def stage_of(request: CallRequest) -> Stage | None:
+        seen = stages.get(request.attempt_id)
+        return seen[-1].stage if seen else None
+
+    async with phones() as p, RtpCapture([p.media_port]) as capture:
+        plan = replace(p.plan, star_wait_s=8.0, greeting_max_plays=2)
+        first_router = StasisRouter()
+        async with engine() as first, events_task(first, first_router.dispatch):
+            await first.wait_ready(10)
+            first_service = CallService(
+                first, first_router, on_stage=lambda r, c: stages.setdefault(r.attempt_id, []).append(c)
+            )
+            on_first = replace(p, service=first_service)
+            waiting = on_first.request(Behaviour.silent.number, plan=plan)
+            listening = on_first.request(Behaviour.star.number, plan=plan)
+            calls = [await first_service.start(waiting)]
+            await wait_for(lambda: stage_of(waiting) is Stage.star_wait, 20, what="the `*` wait")
+            calls.append(await first_service.start(listening))
+            await wait_for(lambda: stage_of(listening) is Stage.message, 10, what="the message")
+            for call in calls:  # the first engine's calls die with it: no timer, no event, no action
+                assert call.route is not None
+                call.route.task.cancel()
+        second_router = StasisRouter()
+        async with engine() as second, events_task(second, second_router.dispatch):
+            await second.wait_ready(10)
+            second_service = CallService(second, second_router)
+            resumed = [
+                second_service.resume(r, stages[r.attempt_id][-1].snapshot) for r in (waiting, listening)
+            ]
+            waited, listened = await asyncio.wait_for(asyncio.gather(*(c.done for c in resumed)), 40)
+
+    assert (waited.outcome, waited.end_reason, waited.greeting_plays, waited.cause) == (
+        Outcome.not_confirmed,
+        EndReason.no_star,
+        2,
+        16,
+    ), waited
+    assert p.flow(Behaviour.silent.number)[-2:] == [("received", "BYE"), ("sent", 200)]
+    assert (listened.outcome, listened.end_reason, listened.cause) == (
+        Outcome.listened,
+        EndReason.message_completed,
+        16,
+    ), listened
+    first_snapshot = stages[listening.attempt_id][-1].snapshot
+    assert listened.message_started_at == first_snapshot.message_started_at
+    segments = tones.tone_segments(heard(capture, p, Behaviour.star.number), MESSAGE_HZ)
+    assert len(segments) == 1 and within(segments[0][1] - segments[0][0], MESSAGE_TONE_S), segments
+
+
+async def test_a_message_that_ended_while_no_engine_followed_is_listened_not_cut(
+    phones: PhonesFactory, stack_settings: Settings
+) -> None:
+    """The engine following a call goes away while the message plays; the message ends before a second
+    engine resumes the call. Its PlaybackFinished was lost with the first engine: the second finds the
+    playback gone (GET /playbacks/{id}, its id derived from the attempt id) with the channel still up,
+    and records the message as heard to its end (`listened`), not `partial` by the stage's deadline."""
+    app = f"vocalcast-r{uuid.uuid4().hex[:8]}"
+
+    def engine() -> AriClient:
+        return AriClient(
+            host="127.0.0.1",
+            port=stack_settings.ari_port,
+            user=stack_settings.ari_user,
+            password=stack_settings.require("ari_password"),
+            app=app,
+        )
+
+    stages: list[StageChanged] = []
+    async with phones() as p:
+        first_router = StasisRouter()
+        async with engine() as first, events_task(first, first_router.dispatch):
+            await first.wait_ready(10)
+            first_service = CallService(first, first_router, on_stage=lambda r, c: stages.append(c))
+            listening = replace(p, service=first_service).request(Behaviour.star.number)
+            call = await first_service.start(listening)
+            await wait_for(lambda: bool(stages) and stages[-1].stage is Stage.message, 20, what="the message")
+            assert call.route is not None
+            call.route.task.cancel()  # the first engine dies: no timer, no event, no action
+        snapshot = stages[-1].snapshot
+        assert snapshot.playback_id is not None
+        second_router = StasisRouter()
+        async with engine() as second, events_task(second, second_router.dispatch):
+            await second.wait_ready(10)
+
+            async def message_over() -> bool:
+                try:
+                    await second.request("GET", f"/playbacks/{listening.attempt_id}-{snapshot.playback_id}")
+                except AriNotFound:
+                    return True
+                return False
+
+            await wait_for(message_over, MESSAGE_S + 10, interval_s=0.2, what="the message to end")
+            resumed = CallService(second, second_router).resume(listening, snapshot)
+            result = await asyncio.wait_for(resumed.done, 20)
+    assert (result.outcome, result.end_reason, result.message_started_at) == (
+        Outcome.listened,
+        EndReason.message_completed,
+        snapshot.message_started_at,
+    ), result

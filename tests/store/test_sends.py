@@ -492,3 +492,81 @@ async def test_a_contact_saved_with_its_send_is_kept_with_it_or_not_at_all(
             origin="web",
         )  # fmt: skip
     assert await contacts_store.count_contacts(db, account_id) == 1
+
+
+async def test_a_cut_of_ours_gives_the_attempt_back_and_stages_are_kept_until_the_end(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Issue 16. A call cut on our side (free_retry: the unobserved rule) is not the recipient's: it is
+    pending again at once with its attempt given back, even under the manual's default of no retry; a
+    cut of the callee's uses the attempt. The last stage written in a batch is kept on the attempt, and
+    an ended attempt's stage is never overwritten by a late batch."""
+    who = await customer(db, stack_settings, tmp_path, credits=10)
+    send = await create_send(
+        db,
+        stack_settings,
+        who.account,
+        message_ref=who.message.ref,
+        targets=targets(["0612000001", "0612000002"]),
+        origin="api",
+    )
+    ours, callee = await attempts_store.claim(
+        db,
+        send.id,
+        [("", 2)],
+        [attempts_store.Slot("t", 1, demo=False)] * 2,
+        limit=2,
+        node="n",
+        app="x",
+        now=datetime.now(UTC),
+    )
+    at = time.time()
+    await attempts_store.record_stages(
+        db,
+        [
+            attempts_store.StageRow(ours.attempt_id, "message", at - 1, "v1;stage=message;o=1.000"),
+            attempts_store.StageRow(callee.attempt_id, "star_wait", at - 2, "v1;stage=star_wait;o=1.000"),
+        ],
+    )
+    no_retry = RetryPolicy()
+    cut = dataclasses.replace(_result(Outcome.not_confirmed), cut="ours", free_retry=True)
+    hung_up = dataclasses.replace(_result(Outcome.not_confirmed), cut="callee")
+    recorded = await attempts_store.record_results(
+        db,
+        [
+            attempts_store.Result(ours, cut, no_retry, reconciled="cdr"),
+            attempts_store.Result(callee, hung_up, no_retry, reconciled="cdr"),
+        ],
+    )
+    assert [r.final for r in recorded] == [False, True]
+    # A late batch (written after the results) changes nothing.
+    await attempts_store.record_stages(
+        db, [attempts_store.StageRow(ours.attempt_id, "ringing", at, "v1;stage=ringing;o=1.000")]
+    )
+    rows = {
+        r["id"]: r
+        for r in await db.fetch(
+            "SELECT id, state, outcome, attempts, wait_reason, next_attempt_at <= now() AS due "
+            "FROM send_recipients WHERE send_id = $1",
+            send.id,
+        )
+    }
+    assert dict(rows[ours.recipient_id]) | {"id": None} == {
+        "id": None,
+        "state": "pending",
+        "outcome": None,
+        "attempts": 0,
+        "wait_reason": "our_cut",
+        "due": True,
+    }
+    assert (rows[callee.recipient_id]["state"], rows[callee.recipient_id]["outcome"]) == (
+        "done",
+        "not_confirmed",
+    )
+    assert rows[callee.recipient_id]["attempts"] == 1
+    stages = {
+        r["id"]: (r["stage"], r["cut"], r["snapshot"])
+        for r in await db.fetch("SELECT id, stage, cut, snapshot FROM attempts WHERE send_id = $1", send.id)
+    }
+    assert stages[ours.attempt_id] == ("message", "ours", "v1;stage=message;o=1.000")
+    assert stages[callee.attempt_id] == ("star_wait", "callee", "v1;stage=star_wait;o=1.000")

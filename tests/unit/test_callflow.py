@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import pytest
@@ -14,7 +15,6 @@ from engine.domain.callevents import (
     Action,
     AmdResult,
     Answered,
-    BeepDetected,
     BridgeWithTransfer,
     CallResult,
     CancelTimer,
@@ -36,11 +36,16 @@ from engine.domain.callevents import (
     Progress,
     Ringing,
     RunAmd,
-    StartBeepDetection,
+    SetTalkDetection,
+    SetToneDetection,
+    StageChanged,
     StartTimer,
-    StopBeepDetection,
+    StopDetection,
     StopPlayback,
+    TalkingFinished,
+    TalkingStarted,
     TimerFired,
+    ToneDetected,
     TransferAnswered,
     TransferEnded,
 )
@@ -56,6 +61,7 @@ from engine.domain.callplan import (
     CallPlan,
     DropMode,
 )
+from engine.domain.callstage import Stage
 from engine.domain.outcomes import Outcome, TransferOutcome
 
 MESSAGE = "sound:/var/lib/vocalcast/messages/42"
@@ -74,6 +80,7 @@ class Call:
     flow: CallFlow = field(init=False)
     log: list[Action] = field(default_factory=list)
     timers: dict[str, float] = field(default_factory=dict)  # active name -> seconds
+    stages: list[StageChanged] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.flow = CallFlow(self.plan, self.now)
@@ -82,7 +89,11 @@ class Call:
         if at is not None:
             assert at >= self.now
             self.now = at
-        actions = self.flow.handle(event, self.now)
+        return self.track(self.flow.handle(event, self.now))
+
+    def track(self, actions: list[Action]) -> list[Action]:
+        """Keep the timers and the announced stages; return the actions but the stage announcements
+        (checked here: each one is the machine's snapshot, stamped with the time of the event)."""
         for action in actions:
             if isinstance(action, StartTimer):
                 assert action.name not in self.timers
@@ -90,8 +101,14 @@ class Call:
             elif isinstance(action, CancelTimer):
                 assert action.name in self.timers
                 del self.timers[action.name]
+            elif isinstance(action, StageChanged):
+                assert action.at == self.now and action.stage is action.snapshot.stage
+                self.stages.append(action)
+        if actions and self.stages:
+            last = self.stages[-1].snapshot
+            assert dataclasses.replace(last, seq=0) == dataclasses.replace(self.flow.snapshot(), seq=0)
         self.log.extend(actions)
-        return actions
+        return [a for a in actions if not isinstance(a, StageChanged)]
 
     def timer(self, kind: str) -> str:
         names = [name for name in self.timers if name.endswith(f"-{kind}")]
@@ -125,6 +142,13 @@ def non_timer(actions: list[Action]) -> list[Action]:
     return [a for a in actions if not isinstance(a, StartTimer | CancelTimer)]
 
 
+def no_deadline(actions: list[Action]) -> list[Action]:
+    """The actions but the stage deadlines' timers (each stage that plays a medium arms its own)."""
+    return [
+        a for a in actions if not (isinstance(a, StartTimer | CancelTimer) and a.name.endswith("-deadline"))
+    ]
+
+
 def plan(**kwargs: object) -> CallPlan:
     return CallPlan(message=MESSAGE, **kwargs)  # type: ignore[arg-type]
 
@@ -150,9 +174,8 @@ def assert_finished_once(call: Call) -> None:
 def test_answers_presses_star_and_listens_to_the_end() -> None:
     call = answered_call(greeting=GREETING)
     assert [a for a in call.log if isinstance(a, Play)] == [Play(call.playing("greeting"), GREETING)]
-    actions = call.end_playback("greeting", at=T0 + 9.0)
-    assert [type(a) for a in actions] == [StartTimer]
-    assert actions[0] == StartTimer(call.timer("star_wait"), 6.0)
+    actions = no_deadline(call.end_playback("greeting", at=T0 + 9.0))
+    assert actions == [StartTimer(call.timer("star_wait"), 6.0)]
     actions = call.feed(Dtmf("*"), T0 + 10.0)
     assert non_timer(actions) == [Play(call.playing("message"), MESSAGE)]
     call.feed(PlaybackStarted(call.playing("message")), T0 + 10.1)
@@ -206,7 +229,7 @@ def test_star_during_the_greeting_stops_it_and_starts_the_message() -> None:
     call = answered_call(greeting=GREETING)
     greeting = call.playing("greeting")
     actions = call.feed(Dtmf("*"), T0 + 6.0)
-    assert actions == [StopPlayback(greeting), Play(call.playing("message"), MESSAGE)]
+    assert no_deadline(actions) == [StopPlayback(greeting), Play(call.playing("message"), MESSAGE)]
     # The stopped greeting's PlaybackFinished is not mistaken for anything.
     assert call.feed(PlaybackFinished(greeting, False)) == []
     assert call.flow.state is CallState.message
@@ -434,7 +457,7 @@ def test_call_centre_busy_or_failed_apology_then_message_once(
     assert call.flow.state is CallState.apology
     assert call.feed(Dtmf("9")) == []
     actions = call.end_playback("apology", at=T0 + 15.0)
-    assert actions == [Play(call.playing("message"), MESSAGE)]
+    assert no_deadline(actions) == [Play(call.playing("message"), MESSAGE)]
     assert call.flow.state is CallState.replay
     assert call.feed(Dtmf("9")) == []  # no second transfer after a failed one
     actions = call.end_playback("message", at=T0 + 45.0)
@@ -563,7 +586,7 @@ def test_ring_timeout_after_ringing_is_no_answer_without_the_made_up_sip_code() 
     # sent (it answered our CANCEL with 487), and no final dial status.
     call = Call(plan())
     call.feed(Ringing(), T0 + 0.1)
-    call.feed(Hangup(cause=19, sip_code=480, ring_timeout=True), T0 + 30.0)
+    call.feed(Hangup(cause=19, sip_code=480), T0 + 30.0)
     result = call.result
     assert (result.outcome, result.cause, result.sip_code, result.may_fail_over) == (
         Outcome.no_answer,
@@ -578,7 +601,7 @@ def test_ring_timeout_without_any_provisional_is_a_trunk_failure_that_may_fail_o
     # Nothing from the trunk for the whole ring time (not even 180/183): the phone never rang.
     call = Call(plan())
     call.feed(Originated(), T0 + 0.01)
-    call.feed(Hangup(cause=19, sip_code=480, ring_timeout=True), T0 + 30.0)
+    call.feed(Hangup(cause=19, sip_code=480), T0 + 30.0)
     result = call.result
     assert (result.outcome, result.cause, result.sip_code, result.may_fail_over) == (
         Outcome.failed,
@@ -644,7 +667,7 @@ def test_events_before_the_answer_are_ignored() -> None:
         PlaybackFinished("p01-message", True),
         PlaybackStarted("p01-message"),
         AmdResult("MACHINE"),
-        BeepDetected(),
+        TalkingFinished(),
         TransferAnswered(),
         TransferEnded(),
         TimerFired("t99-star_wait"),
@@ -665,12 +688,17 @@ def test_amd_machine_waits_for_the_beep_then_leaves_the_message() -> None:
     assert StartTimer(call.timer("amd_wait"), 10.0) in actions
     assert call.count(Play) == 0
     actions = call.feed(AmdResult("MACHINE", "LONGGREETING-2000-1500"), T0 + 7.0)
-    assert non_timer(actions) == [StartBeepDetection()]
+    # Both detectors on what the callee sends: a long silence, or the 1000 Hz beep, ends the greeting.
+    assert non_timer(actions) == [SetTalkDetection(1500, 256), SetToneDetection(1000, 150)]
     assert StartTimer(call.timer("beep_wait"), 20.0) in actions
+    assert StartTimer(call.timer("no_sound"), 2.0) in actions
+    assert call.flow.stage is Stage.beep_wait
     assert call.feed(Dtmf("*")) == []
-    actions = call.feed(BeepDetected(), T0 + 15.0)
+    call.feed(TalkingStarted(), T0 + 7.5)  # the machine's greeting
+    assert "no_sound" not in str(call.timers)
+    actions = call.feed(TalkingFinished(), T0 + 15.0)
     # The greeting is skipped: a machine cannot press `*`.
-    assert non_timer(actions) == [StopBeepDetection(), Play(call.playing("message"), MESSAGE)]
+    assert non_timer(actions) == [StopDetection(), Play(call.playing("message"), MESSAGE)]
     call.end_playback("message", at=T0 + 45.0)
     result = call.result
     assert result.outcome is Outcome.voicemail
@@ -686,8 +714,9 @@ def test_amd_machine_beep_never_heard_plays_at_the_cap() -> None:
     call.feed(Answered())
     call.feed(AmdResult("MACHINE", "MAXWORDLENGTH"))
     assert call.flow.plan.beep_wait_max_s == 12.0
+    call.feed(TalkingStarted())  # a greeting that never ends with a silence long enough
     actions = call.fire("beep_wait")
-    assert non_timer(actions) == [StopBeepDetection(), Play(call.playing("message"), MESSAGE)]
+    assert non_timer(actions) == [StopDetection(), Play(call.playing("message"), MESSAGE)]
     call.end_playback("message")
     assert call.result.outcome is Outcome.voicemail
 
@@ -706,7 +735,7 @@ def test_amd_machine_cuts_the_message() -> None:
     call = Call(plan(drop_mode=DropMode.amd))
     call.feed(Answered())
     call.feed(AmdResult("MACHINE"))
-    call.feed(BeepDetected())
+    call.feed(TalkingFinished())
     call.feed(HangupRequested(cause=16))
     assert call.result.outcome is Outcome.partial
 
@@ -717,7 +746,7 @@ def test_amd_human_or_unsure_gets_the_normal_flow(status: str) -> None:
     call.feed(Answered())
     amd_timer = call.timer("amd_wait")
     actions = call.feed(AmdResult(status, "INITIALSILENCE"))
-    assert actions == [CancelTimer(amd_timer), Play(call.playing("greeting"), GREETING)]
+    assert no_deadline(actions) == [CancelTimer(amd_timer), Play(call.playing("greeting"), GREETING)]
     call.feed(Dtmf("*"))
     call.end_playback("message")
     assert call.result.outcome is Outcome.listened
@@ -742,9 +771,65 @@ def test_amd_result_lost() -> None:
 
 def test_amd_events_ignored_without_drop_mode() -> None:
     call = answered_call(greeting=GREETING)
-    assert call.feed(AmdResult("MACHINE")) == []
-    assert call.feed(BeepDetected()) == []
+    for event in (AmdResult("MACHINE"), ToneDetected(), TalkingStarted(), TalkingFinished()):
+        assert call.feed(event) == []
     assert call.flow.state is CallState.greeting
+
+
+def machine_on_the_line(**kwargs: object) -> Call:
+    call = Call(plan(drop_mode=DropMode.amd, **kwargs))
+    call.feed(Answered(), T0 + 1.0)
+    call.feed(AmdResult("MACHINE", "LONGGREETING"), T0 + 4.0)
+    return call
+
+
+def test_beep_heard_then_a_short_silence_ends_the_wait() -> None:
+    call = machine_on_the_line()
+    call.feed(TalkingStarted(), T0 + 4.2)
+    actions = call.feed(ToneDetected(), T0 + 9.0)
+    # Once the beep is heard, a short silence means it ended (and AFTER_BEEP_MAX_S at the latest).
+    assert non_timer(actions) == [SetTalkDetection(200, 256)]
+    assert StartTimer(call.timer("after_beep"), 1.0) in actions
+    assert call.flow.snapshot().beep_heard_at == T0 + 9.0
+    assert call.feed(ToneDetected(), T0 + 9.1) == []  # the same beep, still sounding
+    actions = call.feed(TalkingFinished(), T0 + 9.7)
+    assert non_timer(actions) == [StopDetection(), Play(call.playing("message"), MESSAGE)]
+    assert not any(name.endswith(("after_beep", "beep_wait", "no_sound")) for name in call.timers)
+    call.end_playback("message", at=T0 + 40.0)
+    assert call.result.outcome is Outcome.voicemail
+    assert call.result.message_started_at == T0 + 9.7
+
+
+def test_beep_heard_but_line_noise_hides_the_silence_after_it() -> None:
+    call = machine_on_the_line()
+    call.feed(TalkingStarted(), T0 + 4.2)
+    call.feed(ToneDetected(), T0 + 9.0)
+    actions = call.fire("after_beep", at=T0 + 10.0)
+    assert non_timer(actions) == [StopDetection(), Play(call.playing("message"), MESSAGE)]
+
+
+def test_no_sound_at_all_means_the_greeting_is_already_over() -> None:
+    call = machine_on_the_line()
+    actions = call.fire("no_sound", at=T0 + 6.0)
+    assert non_timer(actions) == [StopDetection(), Play(call.playing("message"), MESSAGE)]
+    assert call.flow.state is CallState.message
+
+
+def test_a_long_silence_before_any_beep_ends_the_wait() -> None:
+    # A greeting with a beep at another frequency (TONE_DETECT watches 1000 Hz only): its closing
+    # silence (1.5 s, longer than the pauses between sentences) ends the wait.
+    call = machine_on_the_line()
+    call.feed(TalkingStarted(), T0 + 4.1)
+    actions = call.feed(TalkingFinished(), T0 + 12.0)
+    assert non_timer(actions) == [StopDetection(), Play(call.playing("message"), MESSAGE)]
+
+
+def test_the_callee_gone_during_the_beep_wait_needs_no_detector_removed() -> None:
+    call = machine_on_the_line()
+    actions = call.feed(Hangup(cause=16), T0 + 5.0)
+    assert StopDetection() not in actions
+    actions = machine_on_the_line().fire("beep_wait")
+    assert StopDetection() in actions
 
 
 # --- Guards -----------------------------------------------------------------------------------------------
@@ -753,7 +838,7 @@ def test_amd_events_ignored_without_drop_mode() -> None:
 def test_call_limit_is_armed_by_the_first_event_and_ends_the_call() -> None:
     call = Call(plan(max_call_s=600.0))
     actions = call.feed(Originated())
-    assert actions == [StartTimer(call.timer("call_limit"), 600.0)]
+    assert no_deadline(actions) == [StartTimer(call.timer("call_limit"), 600.0)]
     call.feed(Ringing())
     call.feed(Answered())
     actions = call.fire("call_limit")
@@ -763,11 +848,11 @@ def test_call_limit_is_armed_by_the_first_event_and_ends_the_call() -> None:
 
 
 def test_call_limit_before_answer_cancels_the_call() -> None:
-    call = Call(plan())
+    call = Call(plan(max_call_s=600.0))
     call.feed(Ringing())
     call.fire("call_limit")
     assert call.result.outcome is Outcome.failed
-    assert isinstance(call.log[-2], HangupCallee)
+    assert HangupCallee(EndReason.call_limit) in call.log
 
 
 def test_abort_mid_message() -> None:
@@ -892,6 +977,9 @@ PLANS = st.builds(
     transfer_number=st.sampled_from([None, CENTRE]),
     drop_mode=st.sampled_from(list(DropMode)),
     greeting_max_plays=st.integers(min_value=1, max_value=3),
+    max_call_s=st.sampled_from([None, 3600.0]),
+    message_s=st.sampled_from([None, 30.0]),
+    greeting_s=st.sampled_from([None, 8.0]),
 )
 
 # Events that keep the call going, and events that usually end it (drawn rarely, so that random sequences
@@ -904,7 +992,9 @@ ONGOING_EVENTS: list[Event] = [
     AmdResult("HUMAN"),
     AmdResult("MACHINE"),
     AmdResult("NOTSURE"),
-    BeepDetected(),
+    ToneDetected(),
+    TalkingStarted(),
+    TalkingFinished(),
     Dtmf("*"),
     Dtmf("9"),
     Dtmf("1"),
@@ -924,7 +1014,7 @@ ENDING_EVENTS: list[Event] = [
     Hangup(cause=21, dialstatus="NOANSWER"),
     Hangup(cause=34, sip_code=503, dialstatus="CONGESTION"),
     Hangup(cause=16, dialstatus="ANSWER"),
-    Hangup(cause=19, sip_code=480, ring_timeout=True),
+    Hangup(cause=19, sip_code=480),
     Abort("test"),
     Abort("vanished", channel_gone=True),
 ]
@@ -933,7 +1023,7 @@ ALL_EVENTS = ONGOING_EVENTS + ENDING_EVENTS
 GUIDES: dict[CallState, list[Event]] = {
     CallState.dialing: [Answered()],
     CallState.amd: [AmdResult("HUMAN"), AmdResult("MACHINE"), AmdResult("NOTSURE")],
-    CallState.beep_wait: [BeepDetected()],
+    CallState.beep_wait: [TalkingFinished(), ToneDetected(), TalkingStarted()],
     CallState.greeting: [Dtmf("*"), Dtmf("9")],
     CallState.star_wait: [Dtmf("*"), Dtmf("9")],
     CallState.message: [Dtmf("9")],
@@ -958,7 +1048,9 @@ class Invariants:
     transfer_legs_open: int = 0
     bridges: int = 0
     callee_hangups: int = 0
-    beep_detection: bool = False
+    detecting: bool = False
+    tone: bool = False
+    stages: list[StageChanged] = field(default_factory=list)
 
     def check(self, flow: CallFlow, actions: list[Action], *, was_finished: bool) -> None:
         if was_finished:
@@ -996,12 +1088,19 @@ class Invariants:
                 case HangupCallee():
                     self.callee_hangups += 1
                     assert self.callee_hangups == 1
-                case StartBeepDetection():
-                    assert not self.beep_detection
-                    self.beep_detection = True
-                case StopBeepDetection():
-                    assert self.beep_detection
-                    self.beep_detection = False
+                case SetToneDetection():
+                    assert not self.tone
+                    self.tone = self.detecting = True
+                case SetTalkDetection():
+                    self.detecting = True
+                case StopDetection():
+                    assert self.detecting
+                    self.tone = self.detecting = False
+                case StageChanged(stage=stage, snapshot=snapshot):
+                    assert stage is snapshot.stage
+                    assert not self.stages or self.stages[-1].snapshot != snapshot, "announced twice"
+                    assert stage is not Stage.ended or index == len(actions) - 2, "ended, then Finished"
+                    self.stages.append(action)
                 case Finished(result=result):
                     assert index == len(actions) - 1, "Finished must be the last action"
                     self.finished += 1
@@ -1012,6 +1111,7 @@ class Invariants:
                     assert not self.timers, f"timers left running at the end: {self.timers}"
                     assert self.transfer_legs_open == 0, "transfer leg left behind"
                     assert self.bridges == 0, "bridge left behind"
+                    assert self.stages[-1].stage is Stage.ended
                 case RunAmd():
                     pass
                 case _:

@@ -140,3 +140,18 @@ def test_the_table_never_adds_a_call_to_what_the_send_allows(
     if decision.at is not None:
         assert next_attempt(outcome, made, policy, 0.0) is not None  # the send's policy allows it
         assert decision.at >= 50.0  # never sooner than the cause's share of the interval
+
+
+def test_a_cut_of_ours_is_called_again_at_once_without_using_an_attempt() -> None:
+    """Row 2: whatever the outcome and the send's policy (the manual's default: no retry), a call cut on
+    our side comes back at once; only the law's caps come before it."""
+    for outcome in (Outcome.not_confirmed, Outcome.failed):
+        decision = decide(outcome, 1, RetryPolicy(), 100.0, cut_on_our_side=True)
+        assert (decision.at, decision.rule) == (100.0, "our_cut")
+    # Even past the abuse limit on unconfirmed listeners: the cut was not theirs.
+    again = decide(Outcome.not_confirmed, 2, RetryPolicy(), 0.0, not_confirmed_before=1, cut_on_our_side=True)
+    assert again.rule == "our_cut"
+    forbidden = decide(Outcome.failed, 1, RetryPolicy(), 0.0, cut_on_our_side=True, legal=lambda o, at: None)
+    assert (forbidden.at, forbidden.rule) == (None, "legal_cap")
+    postponed = decide(Outcome.failed, 1, RetryPolicy(), 0.0, cut_on_our_side=True, legal=lambda o, at: 50.0)
+    assert (postponed.at, postponed.rule) == (50.0, "our_cut")

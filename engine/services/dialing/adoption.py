@@ -1,5 +1,18 @@
-"""Adoption: calls that ended, or survived, while this engine was not following them — re-adopted
-channels and outcomes read from Asterisk's CDRs (reconciliation after a crash or an ARI gap).
+"""Adoption: calls that outlived the engine that followed them, or ended while nobody followed them (a
+kill -9, a websocket gap, another engine of the node taking over, an Asterisk restart) — issue 16.
+
+- A call whose channel is still up is carried on from the last stage its call flow announced (the
+  snapshot on the channel, else the one in PostgreSQL; engine/services/dialing/stages.py): a `*` wait
+  keeps waiting for what is left of it, a message playing is left to finish, a bridged transfer stays
+  bridged (CallService.resume, CallFlow.resume).
+- A transfer leg whose callee is gone is hung up at once, and its bridge destroyed.
+- A call that ended meanwhile gets the outcome of the unobserved rule (engine/domain/unobserved.py) from
+  its last stage (the CDR's userfield, written by Asterisk at hang-up, else PostgreSQL's) and its CDR.
+  Who cut it: Asterisk restarted since it was placed → ours (not charged, called again without using one
+  of its attempts unless the message was heard to its end); a CDR without a restart → the callee;
+  neither, after a grace period → unknown (nothing charged, retried only under the send's policy).
+- Calls this process still follows whose channel vanished in the gap get the same rule (the call's own
+  machine applies it: ChannelVanished with the cut).
 
 The dialer hands its open attempts over through ``AdoptionHost``; this module never imports the dialer.
 """
@@ -8,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 from uuid import UUID
@@ -16,18 +29,26 @@ from uuid import UUID
 import structlog
 
 from engine.domain.callevents import CallResult, EndReason
+from engine.domain.callstage import Stage, StageSnapshot
 from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy
+from engine.domain.unobserved import Cut, unobserved_outcome
+from engine.services.dialing.stages import stage_on_channel
 from engine.settings import Settings
 from engine.store import attempts as attempts_store
 from engine.store.attempts import Claim, OpenAttempt
 from engine.store.db import Database
-from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event
-from engine.telephony.stasis import Route, StasisRouter
+from engine.telephony import callids
+from engine.telephony.ari import AriClient, AriError, AriUnavailable
+from engine.telephony.callrequest import CallRequest
+from engine.telephony.calls import CallService
+from engine.telephony.outbound import ChannelVanished, Recheck, TransferVanished
 
 log = structlog.get_logger(__name__)
 
 RECONCILE_GRACE_S: Final = 15.0  # an attempt with neither channel nor CDR is lost only after this
+# A CDR that ended this long before Asterisk's start ended before the restart: not a cut of the restart.
+RESTART_SLACK_S: Final = 2.0
 
 
 class AdoptionHost(Protocol):
@@ -37,7 +58,9 @@ class AdoptionHost(Protocol):
         """True while this process still follows the attempt (its call, or its result being written)."""
         ...
 
-    async def message_uri(self, send_id: UUID) -> str: ...
+    async def call_request(self, claim: Claim) -> CallRequest | None:
+        """The request the attempt's call was placed with (None: its trunk is gone)."""
+        ...
 
     async def record(
         self, claim: Claim, result: CallResult, policy: RetryPolicy, *, reconciled: str | None = None
@@ -50,6 +73,20 @@ class AdoptionHost(Protocol):
     def wake(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Cdr:
+    """What Asterisk's CDR of an attempt's channel says (asterisk_cdr)."""
+
+    disposition: str
+    answered_at: float | None
+    ended_at: float | None
+    snapshot: StageSnapshot | None
+
+    @property
+    def dial_outcome(self) -> Outcome | None:
+        return _CDR_OUTCOMES.get(self.disposition)
+
+
 class Adoption:
     """Follows this node's open attempts to an outcome after a (re)connection, and every so often."""
 
@@ -58,7 +95,7 @@ class Adoption:
         settings: Settings,
         db: Database,
         ari: AriClient,
-        router: StasisRouter,
+        calls: CallService,
         host: AdoptionHost,
         *,
         node: str,
@@ -66,17 +103,18 @@ class Adoption:
         self._settings = settings
         self._db = db
         self._ari = ari
-        self._router = router
+        self._calls = calls
         self._host = host
         self._node = node
+        self._asterisk_started: datetime | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.done_after_connect = asyncio.Event()  # no new call is placed before this is set
 
     async def after_connect(self) -> None:
-        """After a (re)connection: channels still up are re-adopted; attempts without a channel get their
-        outcome from Asterisk's CDR (a short busy call that ended during the gap is still `busy`); without
-        either, after a grace period, the attempt is `failed` (and retried only under the send's policy).
-        """
+        """After a (re)connection: calls still up are carried on, calls that ended meanwhile get their
+        outcome (see the module's docstring); then new calls may be placed."""
         try:
+            await self._note_asterisk_start()
             await self.reconcile()
         finally:
             self.done_after_connect.set()
@@ -85,90 +123,192 @@ class Adoption:
     def connection_lost(self) -> None:
         self.done_after_connect.clear()
 
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def reconcile(self) -> None:
         channels = {str(c.get("id")): c for c in await self._ari.channels()}
+        await self._vanished_while_followed(set(channels))
         now = datetime.now(UTC)
         for open_ in await attempts_store.open_attempts(self._db, self._node):
             attempt_id = str(open_.claim.attempt_id)
             if self._host.follows(open_.claim.attempt_id):
                 continue  # still followed by this process (the call service's sweep ends lost ones)
             if attempt_id in channels:
-                self._adopt(open_, channels[attempt_id])
+                await self._resume(open_)
                 continue
-            cdr = await attempts_store.cdr_for(self._db, open_.claim.attempt_id)
-            if cdr is None and now - open_.created_at < timedelta(
+            await self._end_transfer_of_gone_call(attempt_id, set(channels))
+            cdr = await self._cdr(open_.claim.attempt_id)
+            cut = self._cut(open_.created_at, cdr)
+            if cut is Cut.unknown and now - open_.created_at < timedelta(
                 seconds=self._settings.ring_timeout_s + RECONCILE_GRACE_S
             ):
                 continue  # may still be being created, or its CDR not yet written: next time
-            result = result_from_cdr(cdr, open_.message_duration_s, open_.created_at)
-            await self._host.record(open_.claim, result, open_.policy, reconciled="cdr" if cdr else "lost")
+            result = ended_unobserved(open_, cdr, cut)
+            await self._host.record(
+                open_.claim, result, open_.policy, reconciled="cdr" if cdr is not None else "lost"
+            )
 
-    def _adopt(self, open_: OpenAttempt, channel: Event) -> None:
-        """A call of this node survived our restart: follow it to its end without restarting its flow.
-
-        Up: its message was playing; it is hung up once the message has had time to end. Still ringing:
-        if it is answered, the message plays from the start. Either way its CDR gives the outcome.
-        """
-        attempt_id = str(open_.claim.attempt_id)
-        if self._router.owns(attempt_id):
+    # --- Asterisk restarts ---------------------------------------------------------------------------
+    async def _note_asterisk_start(self) -> None:
+        try:
+            info = await self._ari.info()
+        except (AriError, AriUnavailable) as exc:
+            log.warning("asterisk.info_failed", error=str(exc))
             return
-        adopted = AdoptedCall(self._db, self._ari, self._host, open_)
-        route = self._router.attach(attempt_id, adopted)
-        adopted.route = route
+        started = _parse_ari_time(str((info.get("status") or {}).get("startup_time", "")))
+        if started is None:
+            return
+        if self._asterisk_started is not None and started != self._asterisk_started:
+            log.warning("asterisk.restarted", started_at=started.isoformat())
+        self._asterisk_started = started
+
+    def _cut(self, placed_at: datetime, cdr: Cdr | None) -> Cut:
+        """Who ended a call placed at `placed_at` that nobody followed to its end."""
+        started = self._asterisk_started
+        if started is not None and placed_at < started:
+            ended = cdr.ended_at if cdr is not None else None
+            if ended is None or ended >= started.timestamp() - RESTART_SLACK_S:
+                return Cut.ours  # its channel died with the Asterisk that carried it
+        return Cut.callee if cdr is not None else Cut.unknown
+
+    # --- calls still up ------------------------------------------------------------------------------
+    async def _resume(self, open_: OpenAttempt) -> None:
+        """A call of this node outlived the engine that followed it: carry it on from its last stage."""
+        attempt_id = str(open_.claim.attempt_id)
+        if self._calls.router.owns(attempt_id):
+            return
+        snapshot = _decode(await stage_on_channel(self._ari, attempt_id)) or _decode(open_.snapshot)
+        if snapshot is None or snapshot.stage is Stage.ended:
+            # Placed, nothing heard of it yet (no stage on the channel): it is still dialling.
+            started = open_.created_at.timestamp()
+            snapshot = StageSnapshot(stage=Stage.dialing, entered_at=started, originated_at=started)
+        request = await self._host.call_request(open_.claim)
+        if request is None:  # its trunk is gone: end the call, its CDR gives the outcome next time
+            with contextlib.suppress(AriError, AriUnavailable):
+                await self._ari.hangup(attempt_id)
+            return
+        call = self._calls.resume(request, snapshot)
         self._host.take_slot(open_.claim.trunk)
-        ring_timeout_s = self._settings.ring_timeout_s
-        loop = asyncio.get_running_loop()
-        if channel.get("state") == "Up":
-            created = parse_ari_time(str(channel.get("creationtime", "")))
-            elapsed = (datetime.now(UTC) - created).total_seconds() if created else 0.0
-            # Ringing took part of `elapsed`: hanging up later than needed is harmless, earlier is not.
-            left = max(0.0, open_.message_duration_s + 2.0 - elapsed + ring_timeout_s)
-            loop.call_later(left, route.put, {"type": "_AdoptLimit"})
-        else:
-            loop.call_later(
-                ring_timeout_s + open_.message_duration_s * 2 + 30, route.put, {"type": "_AdoptLimit"}
-            )
-        log.info("call.adopted", attempt_id=attempt_id, channel_state=channel.get("state"))
+        log.info("call.resumed", attempt_id=attempt_id, stage=snapshot.stage.value, detail=snapshot.detail)
+        task = asyncio.get_running_loop().create_task(self._follow(open_, call.done))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
+    async def _follow(self, open_: OpenAttempt, done: asyncio.Future[CallResult]) -> None:
+        try:
+            result = await done
+        finally:
+            self._host.release_slot(open_.claim.trunk)
+            self._host.wake()
+        await self._host.record(open_.claim, result, open_.policy, reconciled="resumed")
 
-class AdoptedCall:
-    """Follows a re-adopted channel, then records its outcome from Asterisk's CDR."""
-
-    def __init__(self, db: Database, ari: AriClient, host: AdoptionHost, open_: OpenAttempt) -> None:
-        self.db = db
-        self.ari = ari
-        self.host = host
-        self.open = open_
-        self.route: Route | None = None
-
-    async def on_event(self, event: Event) -> None:
-        kind = event.get("type")
-        attempt_id = str(self.open.claim.attempt_id)
-        if kind == "StasisStart":
-            # Answered after the restart: play the message from the start, then hang up.
-            message = await self.host.message_uri(self.open.claim.send_id)
+    async def _end_transfer_of_gone_call(self, attempt_id: str, channels: set[str]) -> None:
+        """The callee is gone: its transfer leg (and bridge), if any is left, go at once."""
+        leg = callids.transfer_leg_id(attempt_id)
+        if leg in channels:
             with contextlib.suppress(AriError, AriUnavailable):
-                await self.ari.play(attempt_id, str(uuid.uuid4()), message)
-        elif kind in {"PlaybackFinished", "_AdoptLimit"}:
-            with contextlib.suppress(AriError, AriUnavailable):
-                await self.ari.hangup(attempt_id)
-        elif kind == "ChannelDestroyed" and (event.get("channel") or {}).get("id") == attempt_id:
-            await asyncio.sleep(0.2)  # let Asterisk write the CDR first
-            cdr = await attempts_store.cdr_for(self.db, self.open.claim.attempt_id)
-            result = result_from_cdr(
-                cdr, self.open.message_duration_s, self.open.created_at, cause=_int(event.get("cause"))
-            )
-            await self.host.record(self.open.claim, result, self.open.policy, reconciled="adopted")
-            self.host.release_slot(self.open.claim.trunk)
-            self.host.wake()
-            if self.route is not None:
-                self.route.close()
+                await self._ari.hangup(leg)
+            log.info("call.transfer_leg_hung_up", attempt_id=attempt_id)
+        with contextlib.suppress(AriError, AriUnavailable):
+            await self._ari.destroy_bridge(callids.bridge_id(attempt_id))
 
-    async def on_failure(self, exc: Exception) -> None:
-        log.error("call.adopted_failed", attempt_id=str(self.open.claim.attempt_id), error=str(exc))
+    # --- calls followed here whose channel went away in the gap -------------------------------------
+    async def _vanished_while_followed(self, channels: set[str]) -> None:
+        for call in list(self._calls.calls.values()):
+            if not call.originated or call.flow.finished:
+                continue
+            if call.channel_id in channels:
+                # Still up: the end of its playback, or its transfer leg's, may have been lost.
+                leg = call.transfer_leg_id
+                legs_gone = call.transfer_originated and not call.transfer_leg_gone and leg not in channels
+                if leg is not None and legs_gone:
+                    call.route_put(TransferVanished())
+                call.route_put(Recheck())
+                continue
+            placed = datetime.fromtimestamp(call.flow.snapshot().originated_at, UTC)
+            cdr = await self._cdr(UUID(call.channel_id))
+            cut = self._cut(placed, cdr)
+            if cut is Cut.unknown:
+                continue  # no trace yet: the sweep ends it if it stays gone
+            ended_at = cdr.ended_at if cdr is not None and cut is Cut.callee else None
+            call.route_put(ChannelVanished(cut=cut.value, ended_at=ended_at))
+
+    async def _cdr(self, attempt_id: UUID) -> Cdr | None:
+        rows = await attempts_store.cdrs_for(self._db, attempt_id)
+        if not rows:
+            return None
+        answers = [r["answer"] for r in rows if r["answer"] is not None]
+        ends = [r["end"] for r in rows if r["end"] is not None]
+        stages = [r["userfield"] for r in rows if r["userfield"]]
+        dispositions = [str(r["disposition"] or "") for r in rows]
+        return Cdr(
+            disposition="ANSWERED" if "ANSWERED" in dispositions else dispositions[0],
+            answered_at=min(answers).timestamp() if answers else None,
+            ended_at=max(ends).timestamp() if ends else None,
+            snapshot=_decode(stages[-1]) if stages else None,
+        )
 
 
-def parse_ari_time(text: str) -> datetime | None:
+def ended_unobserved(open_: OpenAttempt, cdr: Cdr | None, cut: Cut) -> CallResult:
+    """The result of an attempt that ended while nobody followed it: the unobserved rule applied to its
+    last stage (the CDR's, written at hang-up, else PostgreSQL's) and its CDR."""
+    snapshot = (cdr.snapshot if cdr is not None else None) or _decode(open_.snapshot)
+    ended_at = cdr.ended_at if cdr is not None and cdr.ended_at is not None else None
+    answered = cdr is not None and cdr.disposition == "ANSWERED"
+    unseen = unobserved_outcome(
+        snapshot,
+        cut=cut,
+        ended_at=ended_at,
+        message_s=open_.message_duration_s or None,
+        answered=answered if cdr is not None else None,
+        dial_outcome=cdr.dial_outcome if cdr is not None else None,
+    )
+    placed = open_.created_at.timestamp()
+    end = ended_at if ended_at is not None else datetime.now(UTC).timestamp()
+    answered_at = (snapshot.answered_at if snapshot else None) or (cdr.answered_at if cdr else None)
+    transfer_answered = snapshot.transfer_answered_at if snapshot else None
+    transfer_ended = (snapshot.transfer_ended_at if snapshot else None) or (
+        end if transfer_answered is not None else None
+    )
+    return CallResult(
+        outcome=unseen.outcome,
+        end_reason=EndReason.aborted,
+        cause=None,
+        sip_code=None,
+        dialstatus=None,
+        may_fail_over=False,
+        originated_at=snapshot.originated_at if snapshot else placed,
+        ringing_at=snapshot.ringing_at if snapshot else None,
+        answered_at=answered_at,
+        ended_at=max(end, answered_at or end),
+        message_started_at=snapshot.message_started_at if snapshot else None,
+        greeting_plays=snapshot.greeting_plays if snapshot else 0,
+        amd_status=snapshot.amd_status if snapshot else None,
+        amd_cause=snapshot.amd_cause if snapshot else None,
+        transfer_outcome=snapshot.transfer_outcome if snapshot else None,
+        transfer_started_at=snapshot.transfer_started_at if snapshot else None,
+        transfer_answered_at=transfer_answered,
+        transfer_ended_at=transfer_ended,
+        abort_reason="reconciled",
+        cut=cut.value,
+        free_retry=unseen.free_retry,
+    )
+
+
+def _decode(text: str | None) -> StageSnapshot | None:
+    if not text:
+        return None
+    try:
+        return StageSnapshot.decode(text)
+    except ValueError:
+        log.warning("call.bad_stage_snapshot", text=text[:60])
+        return None
+
+
+def _parse_ari_time(text: str) -> datetime | None:
     """ARI's times look like 2026-11-25T14:28:32.798+0000."""
     try:
         return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
@@ -182,55 +322,3 @@ _CDR_OUTCOMES = {
     "CONGESTION": Outcome.congestion,
     "FAILED": Outcome.failed,
 }
-
-
-def result_from_cdr(
-    cdr: object, message_duration_s: float, created_at: datetime, *, cause: int | None = None
-) -> CallResult:
-    """The outcome of an attempt nobody followed, from its CDR (None: no trace of it at all)."""
-    started = created_at.timestamp()
-    if cdr is None:
-        return _result(Outcome.failed, started, started, None, cause)
-    disposition = str(cdr["disposition"] or "")  # type: ignore[index]
-    answered = cdr["answer"]  # type: ignore[index]
-    ended = cdr["end"] or datetime.now(UTC)  # type: ignore[index]
-    if disposition == "ANSWERED":
-        billsec = cdr["billsec"] or 0  # type: ignore[index]
-        # Answered, and on the line for the whole message: it was heard (we cannot know more).
-        outcome = Outcome.listened if billsec + 1 >= message_duration_s else Outcome.partial
-    else:
-        outcome = _CDR_OUTCOMES.get(disposition, Outcome.failed)
-    return _result(outcome, started, ended.timestamp(), answered.timestamp() if answered else None, cause)
-
-
-def _result(
-    outcome: Outcome, started: float, ended: float, answered: float | None, cause: int | None
-) -> CallResult:
-    return CallResult(
-        outcome=outcome,
-        end_reason=EndReason.aborted,
-        cause=cause,
-        sip_code=None,
-        dialstatus=None,
-        may_fail_over=False,
-        originated_at=started,
-        ringing_at=None,
-        answered_at=answered,
-        ended_at=ended,
-        message_started_at=None,
-        greeting_plays=0,
-        amd_status=None,
-        amd_cause=None,
-        transfer_outcome=None,
-        transfer_started_at=None,
-        transfer_answered_at=None,
-        transfer_ended_at=None,
-        abort_reason="reconciled",
-    )
-
-
-def _int(value: object) -> int | None:
-    try:
-        return int(value)  # type: ignore[call-overload, no-any-return]
-    except (TypeError, ValueError):
-        return None

@@ -104,6 +104,11 @@ class Attempts:
                 if result is None:
                     return  # uncertain: reconciled later, never resent
                 now = time.monotonic()
+                if result.cut == "ours":
+                    # Asterisk restarted under the call (adoption said so): neither the trunk's fault nor
+                    # the callee's; the retry table gives the recipient its attempt back.
+                    await self.record(current, result, context.policy)
+                    return
                 if _overloaded(result):
                     # Asterisk could not take the call now: neither the trunk's fault nor the callee's.
                     await self.record(current, result, context.policy, trunk_failure=True)

@@ -34,6 +34,7 @@ from engine.metrics import Metrics
 from engine.services.dialing.adoption import Adoption
 from engine.services.dialing.attempt import Attempts, SendContext
 from engine.services.dialing.results import ResultWriter
+from engine.services.dialing.stages import StageRecorder
 from engine.services.dialing.trunkpool import TrunkPool
 from engine.services.dialing.trunkwatch import TrunkWatch
 from engine.settings import Settings
@@ -42,6 +43,7 @@ from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
 from engine.store.attempts import Claim, Slot
 from engine.telephony.ari import AriClient, AriError, Event
+from engine.telephony.callrequest import CallRequest
 from engine.telephony.calls import CallService
 from engine.telephony.sipwatch import SipWatch
 
@@ -121,7 +123,10 @@ class Dialer:
         self._started_due_at = float("-inf")
         self._token_due: float | None = None
         self._reconciled_at = time.monotonic()
-        self.adoption = Adoption(settings, db, ari, calls.router, self, node=self.node)
+        self.adoption = Adoption(settings, db, ari, calls, self, node=self.node)
+        # Each call's stage, kept where a restarted engine finds it (run by the engine: stages.run).
+        self.stages = StageRecorder(db, ari)
+        calls.on_stage = self.stages.on_stage
 
     # --- public --------------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -176,7 +181,9 @@ class Dialer:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.adoption.close()
         await self._results.close()
+        await self.stages.close()
 
     # --- one cycle -------------------------------------------------------------------------------------
     async def _cycle(self) -> None:
@@ -337,11 +344,11 @@ class Dialer:
             star_wait_s=self.settings.star_wait_s,
             transfer_ring_timeout_s=self.settings.transfer_ring_timeout_s,
             transfer_max_s=self.settings.transfer_max_s,
-            # Ringing, the message twice (greeting repeats, replay after a failed transfer), a transfer.
-            max_call_s=self.settings.ring_timeout_s
-            + 4 * row.message_duration_s
-            + 120
-            + self.settings.transfer_max_s,
+            # A lost event is caught by the deadline of the stage it left the call in (ringing: the ring
+            # timeout; a playback: its medium's length; plus a margin), rather than by a cap on the call.
+            ring_timeout_s=self.settings.ring_timeout_s,
+            message_s=row.message_duration_s or None,
+            greeting_s=row.greeting_duration_s or None,
         )
         context = SendContext(send_id, row.account_id, plan, row.sender_e164, row.retry, row.demo)
         self._contexts[send_id] = context
@@ -373,8 +380,11 @@ class Dialer:
     def follows(self, attempt_id: UUID) -> bool:
         return str(attempt_id) in self.calls.calls or attempt_id in self.attempts.recording
 
-    async def message_uri(self, send_id: UUID) -> str:
-        return (await self.send_context(send_id)).plan.message
+    async def call_request(self, claim: Claim) -> CallRequest | None:
+        trunk = self.pool.trunks.get(claim.trunk)
+        if trunk is None:
+            return None
+        return self.attempts.request(claim, await self.send_context(claim.send_id), trunk.trunk)
 
     def take_slot(self, trunk: str) -> None:
         self.pool.take_slot(trunk)
