@@ -19,6 +19,7 @@ from typing import Final, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from engine.domain.commercial import Purpose
 from engine.domain.numbers import Refusal, normalize
 from engine.domain.retries import MAX_EXTRA_ATTEMPTS
 from engine.errors import InvalidInput, NotFound, VocalcastError
@@ -267,6 +268,8 @@ class Account:
     reserved: int  # credits held by sends not yet finished
     created_at: datetime
     defaults: SendDefaults = field(default_factory=SendDefaults)
+    # The purpose of the account's http.php and e-mail sends (engine/domain/commercial.py).
+    default_purpose: Purpose = "information"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import Final, Literal
 from uuid import UUID
 
 from engine.domain.accounts import PARIS
+from engine.domain.commercial import Purpose
 from engine.domain.numbers import Number
 from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy
@@ -86,6 +87,8 @@ class SendSpec:
     voicemail_drop: bool = False
     idempotency_key: str | None = None
     demo: bool = False
+    purpose: Purpose = "information"
+    stop_listed_skipped: int = 0  # numbers of the request left out: on a stop list
 
     def __post_init__(self) -> None:
         if not self.targets:
@@ -181,6 +184,8 @@ class Send:
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    purpose: Purpose = "information"
+    stop_listed_skipped: int = 0  # numbers of the request left out: on a stop list ("liste d'opposition")
 
 
 class IdempotencyKeyUsed(VocalcastError):

@@ -18,6 +18,7 @@ from uuid import UUID
 import structlog
 
 from engine.domain.accounts import Account, InsufficientCredits, check_transfer
+from engine.domain.intake import COMMERCIAL_CODES_FR
 from engine.domain.numbers import Number, Refusal, mask_number, normalize
 from engine.domain.schedule import parse_deferred
 from engine.domain.sends import Target
@@ -57,6 +58,7 @@ CODES: Final[dict[str, str]] = {
     "95": "Le dépôt sur messagerie n'est possible que vers des mobiles, et doit être activé sur votre compte",
     "96": "Trop de numéros pour un seul envoi",
     "97": "Le service est momentanément indisponible, réessayez plus tard",
+    **COMMERCIAL_CODES_FR,  # 98, 99: commercial sends (engine/domain/intake.py)
 }
 REPLIES: Final = "mail_reply"
 _DATE: Final = re.compile(r"\d{12}s?")
@@ -357,6 +359,9 @@ _CODE_OF: Final = {
     "message_not_found": "91",
     "greeting_not_found": "91",
     "no_recipient": "89",
+    "all_stop_listed": "84",
+    "commercial_no_sender": "98",
+    "commercial_no_consent": "99",
 }
 
 

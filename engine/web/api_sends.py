@@ -69,6 +69,7 @@ SEND_FIELDS: Final = TARGET_FIELDS | frozenset(
         "deferred",
         "comment",
         "skip_refused",
+        "purpose",
     }
 )
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
@@ -246,6 +247,7 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
     drop = Field("voicemail_drop").boolean(body)
     comment = not_null(Field("comment").text(body, max_length=MAX_COMMENT), "comment")
     skip_refused = not_null(Field("skip_refused").boolean(body), "skip_refused")
+    purpose = Field("purpose").text(body, max_length=20)
     for name, value in (("retries", retries), ("retry_interval_s", interval), ("voicemail_drop", drop)):
         not_null(value, name)
     # The same bounds as the account's default options (retries, and calling back no sooner than a minute).
@@ -272,6 +274,7 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
         "retries": _option(retries),
         "retry_interval_s": _option(interval),
         "voicemail_drop": _option(drop),
+        "purpose": _option(purpose),
     }
     try:
         send = await services.sends.create(
@@ -331,6 +334,8 @@ def send_json(send: Send, refs: dict[UUID, int]) -> dict[str, Any]:
         "created_at": iso(send.created_at),
         "started_at": iso(send.started_at),
         "ended_at": iso(send.ended_at),
+        "purpose": send.purpose,
+        "stop_listed_skipped": send.stop_listed_skipped,
     }
 
 

@@ -89,6 +89,8 @@ _SEND_FIELDS: Final[dict[str, Schema]] = {
     "created_at": DATETIME,
     "started_at": nullable(DATETIME),
     "ended_at": nullable(DATETIME),
+    "purpose": {"type": "string", "enum": ["information", "commercial"]},
+    "stop_listed_skipped": INTEGER,
 }
 _OUTCOME_COUNTS: Final[Schema] = {"type": "object", "additionalProperties": INTEGER}
 
@@ -231,6 +233,8 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "deferred": {"type": "string", "pattern": "^[0-9]{12}$"},
             "comment": text(MAX_COMMENT),
             "skip_refused": BOOLEAN,
+            # Absent: the account's default purpose. Commercial: refused unless lawful (issue 18).
+            "purpose": {"type": "string", "enum": ["information", "commercial"]},
         },
     ),
     "Progress": obj(

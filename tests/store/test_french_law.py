@@ -1,0 +1,249 @@
+"""French law in the real PostgreSQL (issue 18, sql/0016_french_law.sql): stop lists (clear and hashed
+numbers meet; account and operator lists), consent, the history of an account's commercial attempts and
+refusals across its sends, and send creation that refuses an unlawful commercial send whole."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.errors import InvalidInput
+from engine.services.sends import create_send
+from engine.settings import Settings
+from engine.store import Database, stoplists
+from engine.store import commercial as commercial_store
+from engine.store import consent as consent_store
+from engine.store.accounts import create_account, get_account, set_default_purpose
+from engine.store.contacts import create_contact
+from engine.store.credits import balance
+from engine.store.senders import declare_sender, verify_sender
+from engine.store.stoplists import Entry
+from tests.integration.dialing import customer, targets
+
+A, B, C = "+33611000001", "+33611000002", "+33611000003"
+AUTOMATED_SENDER = "01 62 00 00 01"  # ARCEP's block for automated calls
+
+
+async def test_existing_and_new_accounts_default_to_information(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    who = await customer(db, stack_settings, tmp_path)
+    assert who.account.default_purpose == "information"
+    made = await create_account(
+        db, "pro@example.fr", secret_key=stack_settings.require("secret_key"), default_purpose="commercial"
+    )
+    assert made.account.default_purpose == "commercial"
+    await set_default_purpose(db, who.account.id, "commercial")
+    assert (await get_account(db, who.account.id)).default_purpose == "commercial"
+
+
+async def test_a_hashed_entry_and_a_clear_number_are_the_same_number(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    one = await customer(db, stack_settings, tmp_path)
+    other = await customer(db, stack_settings, tmp_path, email="autre@example.fr")
+    hashed = hashlib.sha256(A.encode()).hexdigest()
+    assert await stoplists.add(db, one.account.id, [Entry(hashed)], source="import") == 1
+    assert await stoplists.add(db, one.account.id, [Entry.of(A)], source="dtmf") == 0  # already there
+    assert await stoplists.stopped(db, one.account.id, [A, B]) == {A}
+    assert await stoplists.stopped(db, other.account.id, [A, B]) == set()  # an account's own list
+    row = await db.fetchrow("SELECT e164, source FROM account_stop_list")
+    assert row is not None
+    assert (row["e164"], row["source"]) == (A, "import")  # the clear number learnt, the first source kept
+    assert await stoplists.add_operator(db, [Entry.of(B)]) == 1
+    assert await stoplists.stopped(db, other.account.id, [A, B, C]) == {B}  # the operator's: every account
+    assert await stoplists.remove(db, one.account.id, A)
+    assert await stoplists.stopped(db, one.account.id, [A]) == set()
+
+
+async def test_consent_recorded_withdrawn_and_read(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    who = await customer(db, stack_settings, tmp_path)
+    await create_contact(db, who.account.id, phone=A, allow_international=False)
+    given = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    assert not await consent_store.record(db, who.account.id, B, given_at=given, source="web")  # no contact
+    assert await consent_store.record(
+        db, who.account.id, A, given_at=given, source="formulaire", proof="case"
+    )
+    consents = await consent_store.consents(db, who.account.id, [A, B])
+    assert set(consents) == {A} and consents[A].valid_at(given + timedelta(days=1))
+    assert await consent_store.withdraw(db, who.account.id, A, at=given + timedelta(days=2))
+    assert not (await consent_store.consents(db, who.account.id, [A]))[A].valid_at(given + timedelta(days=3))
+    with pytest.raises(Exception, match="contacts_consent_given"):
+        await db.execute("UPDATE contacts SET consent_at = NULL")  # a withdrawal without a consent
+
+
+async def _commercial_customer(settings: Settings, db: Database, tmp: Path, email: str = "client@example.fr"):  # type: ignore[no-untyped-def]
+    who = await customer(db, settings, tmp, email=email)
+    await declare_sender(db, who.account.id, AUTOMATED_SENDER)
+    await verify_sender(db, who.account.id, AUTOMATED_SENDER)
+    given = datetime.now(UTC) - timedelta(days=1)
+    for number in (A, B):
+        await create_contact(db, who.account.id, phone=number, allow_international=False)
+        await consent_store.record(db, who.account.id, number, given_at=given, source="formulaire")
+    await create_contact(db, who.account.id, phone=C, allow_international=False)  # no consent
+    return who
+
+
+async def _nothing_created(db: Database, who) -> None:  # type: ignore[no-untyped-def]
+    assert await db.fetchval("SELECT count(*) FROM sends") == 0
+    assert await db.fetchval("SELECT count(*) FROM send_recipients") == 0
+    assert (await balance(db, who.account.id)).reserved == 0
+
+
+async def test_commercial_send_refused_whole_98_then_99(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    who = await _commercial_customer(stack_settings, db, tmp_path)
+    base = {"message_ref": who.message.ref, "origin": "api", "purpose": "commercial"}
+    # 98: hidden caller ID (no presented number) — even with a recipient without consent (98 comes first).
+    with pytest.raises(InvalidInput) as refused:
+        await create_send(
+            db, stack_settings, who.account, targets=targets(["0611000003"]), sender=None, **base
+        )
+    assert refused.value.code == "commercial_no_sender"
+    await _nothing_created(db, who)
+    # 99: a contact without consent among consented ones.
+    with pytest.raises(InvalidInput) as refused:
+        await create_send(
+            db, stack_settings, who.account, targets=targets(["0611000001", "0611000003"]),
+            sender=AUTOMATED_SENDER, **base,
+        )  # fmt: skip
+    assert refused.value.code == "commercial_no_consent"
+    # 99: a pasted number that is no contact at all.
+    with pytest.raises(InvalidInput) as refused:
+        await create_send(
+            db,
+            stack_settings,
+            who.account,
+            targets=targets(["0611000009"]),
+            sender=AUTOMATED_SENDER,
+            **base,
+        )
+    assert refused.value.code == "commercial_no_consent"
+    # 99: consented but stop-listed.
+    await stoplists.add(db, who.account.id, [Entry.of(B)], source="dtmf")
+    with pytest.raises(InvalidInput) as refused:
+        await create_send(
+            db,
+            stack_settings,
+            who.account,
+            targets=targets(["0611000002"]),
+            sender=AUTOMATED_SENDER,
+            **base,
+        )
+    assert refused.value.code == "commercial_no_consent"
+    await _nothing_created(db, who)
+    # Lawful: consented, not stop-listed, a number of the automated-call blocks presented.
+    send = await create_send(
+        db,
+        stack_settings,
+        who.account,
+        targets=targets(["0611000001"]),
+        sender=AUTOMATED_SENDER,
+        **base,
+    )
+    assert send.purpose == "commercial" and send.recipients_total == 1
+
+
+async def test_information_send_leaves_stop_listed_numbers_out(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    who = await customer(db, stack_settings, tmp_path)
+    await stoplists.add(db, who.account.id, [Entry.of(A)], source="dtmf")
+    await stoplists.add_operator(db, [Entry.of(B)])
+    send = await create_send(
+        db,
+        stack_settings,
+        who.account,
+        message_ref=who.message.ref,
+        targets=targets(["0611000001", "0611000002", "0611000003"]),
+        origin="http",
+    )
+    assert send.purpose == "information" and send.stop_listed_skipped == 2
+    numbers = await db.fetch("SELECT e164 FROM send_recipients WHERE send_id = $1", send.id)
+    assert [r["e164"] for r in numbers] == [C]
+    assert (await balance(db, who.account.id)).reserved == 1  # no credit held for the skipped numbers
+    with pytest.raises(InvalidInput) as refused:
+        await create_send(
+            db, stack_settings, who.account, message_ref=who.message.ref, targets=targets(["0611000001"]),
+            origin="http",
+        )  # fmt: skip
+    assert refused.value.code == "all_stop_listed"
+
+
+async def _attempt(db: Database, send_id, number: str, at: datetime, *, sip_code: int | None = None) -> None:  # type: ignore[no-untyped-def]
+    recipient = await db.fetchval(
+        "SELECT id FROM send_recipients WHERE send_id = $1 AND e164 = $2", send_id, number
+    )
+    await db.execute(
+        "INSERT INTO attempts (id, send_id, recipient_id, attempt_no, node, app, trunk, state, created_at, "
+        "ended_at, outcome, sip_code) VALUES (gen_random_uuid(), $1, $2, 1, 'n', 'a', 't', 'ended', $3, $3, "
+        "'rejected', $4)",
+        send_id,
+        recipient,
+        at,
+        sip_code,
+    )
+
+
+async def test_history_counts_the_accounts_commercial_attempts_only(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    who = await _commercial_customer(stack_settings, db, tmp_path)
+    other = await _commercial_customer(stack_settings, db, tmp_path, email="autre@example.fr")
+    now = datetime.now(UTC)
+
+    async def send(account, purpose: str):  # type: ignore[no-untyped-def]
+        return await create_send(
+            db, stack_settings, account, message_ref=(who if account is who.account else other).message.ref,
+            targets=targets(["0611000001"]), origin="api", purpose=purpose, sender=AUTOMATED_SENDER,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    first, second = await send(who.account, "commercial"), await send(who.account, "commercial")
+    info = await send(who.account, "information")
+    elsewhere = await send(other.account, "commercial")
+    await _attempt(db, first.id, A, now - timedelta(days=3))
+    await _attempt(db, second.id, A, now - timedelta(days=1), sip_code=603)
+    await _attempt(db, info.id, A, now - timedelta(hours=1))  # information: the cap does not count it
+    await _attempt(db, elsewhere.id, A, now - timedelta(hours=2))  # another advertiser
+    await _attempt(db, first.id, A, now - timedelta(days=70))  # older than any rule looks
+    history = (await commercial_store.histories(db, who.account.id, [A, B], now))[A]
+    assert sorted(history.attempts) == [now - timedelta(days=3), now - timedelta(days=1)]
+    assert list(history.refusals) == [now - timedelta(days=1)]
+    assert B not in await commercial_store.histories(db, who.account.id, [A, B], now)
+
+
+async def test_hold_postpones_or_leaves_out_pending_recipients_only(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    who = await _commercial_customer(stack_settings, db, tmp_path)
+    send = await create_send(
+        db, stack_settings, who.account, message_ref=who.message.ref,
+        targets=targets(["0611000001", "0611000002"]), origin="api", purpose="commercial",
+        sender=AUTOMATED_SENDER,
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    due = await commercial_store.due(db, send.id, now, limit=10)
+    assert [d.e164 for d in due] == [A, B]
+    later = now + timedelta(hours=1)
+    await commercial_store.hold(
+        db,
+        [commercial_store.Wait(due[0].recipient_id, "outside_hours", later),
+         commercial_store.Wait(due[1].recipient_id, "stop_listed", None)],
+    )  # fmt: skip
+    rows = {
+        r["e164"]: r
+        for r in await db.fetch("SELECT e164, state, wait_reason, next_attempt_at FROM send_recipients")
+    }
+    assert (rows[A]["state"], rows[A]["wait_reason"], rows[A]["next_attempt_at"]) == (
+        "pending",
+        "outside_hours",
+        later,
+    )
+    assert (rows[B]["state"], rows[B]["wait_reason"]) == ("cancelled", "stop_listed")
+    assert await commercial_store.due(db, send.id, now, limit=10) == []
