@@ -396,19 +396,24 @@ class RunnableSend:
     id: UUID
     in_flight: int
     last_claim_at: datetime | None
+    account_id: UUID | None = None
+    commercial: bool = False  # its claims go through the law's gate (engine/services/dialing/lawgate.py)
 
 
 async def runnable_sends(db: Executor, now: datetime) -> list[RunnableSend]:
     """Running sends with a recipient due now, the least served first (fairness between sends)."""
     rows = await db.fetch(
-        "SELECT s.id, s.last_claim_at, "
+        "SELECT s.id, s.last_claim_at, s.account_id, s.purpose = 'commercial' AS commercial, "
         "(SELECT count(*) FROM send_recipients c WHERE c.send_id = s.id AND c.state = 'calling') AS "
         "in_flight "
         "FROM sends s WHERE s.status = 'running' AND EXISTS (SELECT 1 FROM send_recipients r "
         "WHERE r.send_id = s.id AND r.state = 'pending' AND r.next_attempt_at <= $1)",
         now,
     )
-    sends = [RunnableSend(r["id"], r["in_flight"], r["last_claim_at"]) for r in rows]
+    sends = [
+        RunnableSend(r["id"], r["in_flight"], r["last_claim_at"], r["account_id"], r["commercial"])
+        for r in rows
+    ]
     epoch = datetime.min.replace(tzinfo=UTC)
     return sorted(sends, key=lambda s: (s.in_flight, s.last_claim_at or epoch))
 
