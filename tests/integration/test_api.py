@@ -1152,3 +1152,19 @@ async def test_fuzzing_against_the_published_openapi(
     assert report.cases >= operations * POSITIVE_EXAMPLES // 2
     succeeded = [label for label, statuses in report.statuses.items() if any(s < 300 for s in statuses)]
     assert len(succeeded) >= operations // 2, report.statuses  # not only refusals: the fuzz reached the logic
+
+
+async def test_commercial_send_refused_whole_through_the_api(alice: Client, db: Database) -> None:
+    body = {"message_ref": alice.who.message.ref, "numbers": ["0612345678"], "purpose": "commercial"}
+    expect_error(await alice.call("POST", "/sends", json_body=body), 400, "commercial_no_sender")
+    await senders.declare_sender(db, alice.account_id, "0162000000")
+    await senders.verify_sender(db, alice.account_id, "0162000000")
+    body["sender_number"] = "0162000000"
+    refused = expect_error(await alice.call("POST", "/sends", json_body=body), 400, "commercial_no_consent")
+    assert "consentement" in refused["message"]
+    assert await db.fetchval("SELECT count(*) FROM sends") == 0
+    expect_error(await alice.call("POST", "/sends", json_body={**body, "purpose": "pub"}), 400, "bad_purpose")
+    # The same numbers as information: created, and said so.
+    created = await alice.call("POST", "/sends", json_body={**body, "purpose": "information"})
+    assert created.status == 201, created.body
+    assert created.body["purpose"] == "information" and created.body["stop_listed_skipped"] == 0
