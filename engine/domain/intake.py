@@ -15,7 +15,7 @@ code answered is the first of CODE_PRECEDENCE that applies (issue 18).
     83               not enough credits
 
 97 (service unavailable) is not a refusal of the request and is not ranked. The http.php handler
-(engine/services/intake.py) still decides in its own order; this table is what it is to follow.
+(engine/services/intake.py) checks in this order; 98 and 99 are decided by engine/services/sends.py.
 """
 
 from __future__ import annotations
