@@ -247,3 +247,54 @@ async def test_hold_postpones_or_leaves_out_pending_recipients_only(
     )
     assert (rows[B]["state"], rows[B]["wait_reason"]) == ("cancelled", "stop_listed")
     assert await commercial_store.due(db, send.id, now, limit=10) == []
+
+
+async def test_retries_of_a_commercial_send_go_through_the_legal_row(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """A busy line on Friday 19:55 (Paris) is tried again on Monday 10:00, not at 20:00; a 603 silences
+    the number for 60 days; the same busy line in an information send is tried again at 20:00."""
+    from zoneinfo import ZoneInfo
+
+    from engine.domain.outcomes import Outcome
+    from engine.store import attempts as attempts_store
+    from tests.store.test_sends import _result
+
+    paris = ZoneInfo("Europe/Paris")
+    who = await _commercial_customer(stack_settings, db, tmp_path)
+    options = {"message_ref": who.message.ref, "origin": "api", "sender": AUTOMATED_SENDER, "retries": 3}
+    commercial = await create_send(
+        db, stack_settings, who.account, targets=targets(["0611000001", "0611000002"]),
+        purpose="commercial", retry_interval_s=600, **options,  # type: ignore[arg-type]
+    )  # fmt: skip
+    information = await create_send(
+        db, stack_settings, who.account, targets=targets(["0611000003"]), purpose="information",
+        retry_interval_s=600, **options,  # type: ignore[arg-type]
+    )  # fmt: skip
+    claims = []
+    for send in (commercial, information):
+        claims += await attempts_store.claim(
+            db, send.id, [("", 2)], [attempts_store.Slot("t", 1, demo=False)] * 2, limit=2, node="n", app="x",
+            now=datetime.now(UTC),
+        )  # fmt: skip
+    by_number = {c.e164: c for c in claims}
+    policy = commercial.retry
+    friday_evening = datetime(2026, 12, 11, 19, 55, tzinfo=paris)
+    await attempts_store.record_results(
+        db,
+        [
+            attempts_store.Result(by_number[A], _result(Outcome.busy), policy),
+            attempts_store.Result(by_number[B], _result(Outcome.busy, sip_code=603), policy),
+            attempts_store.Result(by_number[C], _result(Outcome.busy), policy),
+        ],
+        now=friday_evening.timestamp(),
+    )
+    rows = {
+        r["e164"]: r
+        for r in await db.fetch("SELECT e164, state, next_attempt_at FROM send_recipients ORDER BY e164")
+    }
+    assert rows[A]["state"] == "pending"
+    assert rows[A]["next_attempt_at"] == datetime(2026, 12, 14, 10, tzinfo=paris)  # Monday 10:00
+    assert rows[B]["state"] == "pending"
+    assert rows[B]["next_attempt_at"] >= datetime.now(UTC) + timedelta(days=60)  # 60 days after the 603
+    assert rows[C]["next_attempt_at"] == datetime(2026, 12, 11, 20, 0, tzinfo=paris)  # no legal row
