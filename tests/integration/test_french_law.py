@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -116,3 +116,60 @@ async def test_commercial_send_stops_at_13_and_resumes_at_14(
     assert len(morning) + len(afternoon) == len(placed) == len(numbers)  # none in 13:00-14:00
     invites = invites_per_number(sipp)
     assert all(invites[n] == 1 for n in numbers), invites
+
+
+async def test_commercial_send_on_a_public_holiday_waits_for_the_next_working_day(
+    stack_settings: Settings,
+    db: Database,
+    sipp_ports: Any,
+    tmp_path: Path,
+) -> None:
+    settings = fast(stack_settings)
+    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=2, max_cps=5)
+    who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
+    await declare_sender(db, who.account.id, SENDER)
+    await verify_sender(db, who.account.id, SENDER)
+    numbers = ["0611000500", "0611000501"]
+    for raw in numbers:
+        contact = await create_contact(db, who.account.id, phone=raw, allow_international=False)
+        await consent_store.record(
+            db, who.account.id, contact.e164, given_at=datetime(2026, 1, 5, tzinfo=UTC), source="formulaire"
+        )
+    christmas = datetime(2026, 12, 25, 11, tzinfo=PARIS)  # a Friday, within the hours of a working day
+    monday = datetime(2026, 12, 28, 10, tzinfo=PARIS)  # Saturday 26 (Alsace-Moselle) and Sunday pass
+    placed: list[datetime] = []
+
+    async with sipp, Engine(settings) as engine:
+        clock = engine.dialer.clock
+        engine.dialer.on_originate = lambda _claim: placed.append(clock.now())
+        clock.offset_s = christmas.timestamp() - time.time()
+        send = await create_send(
+            db,
+            settings,
+            who.account,
+            message_ref=who.message.ref,
+            targets=targets(numbers),
+            origin="api",
+            purpose="commercial",
+            sender=SENDER,
+        )
+        engine.dialer.wake()
+
+        async def held() -> bool:
+            rows = await db.fetch(
+                "SELECT wait_reason, next_attempt_at FROM send_recipients WHERE send_id = $1", send.id
+            )
+            return all(r["wait_reason"] == "holiday" and r["next_attempt_at"] == monday for r in rows)
+
+        await wait_for(held, timeout_s=20, what="the recipients held for the holiday")
+        assert placed == []
+        clock.offset_s = (monday - timedelta(seconds=1)).timestamp() - time.time()
+        engine.dialer.wake()
+
+        async def completed() -> bool:
+            return (await sends_store.get_send(db, send.id)).status is SendStatus.completed
+
+        await wait_for(completed, timeout_s=60, what="the send to complete on Monday")
+
+    assert len(placed) == 2 and all(at >= monday for at in placed), placed
+    assert invites_per_number(sipp) == dict.fromkeys(numbers, 1)
