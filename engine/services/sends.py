@@ -16,7 +16,7 @@ from engine.domain.commercial import PURPOSES, Purpose
 from engine.domain.contacts import NewContact, check_phone
 from engine.domain.intake import COMMERCIAL_CODES_FR, commercial_refusals, first_refusal
 from engine.domain.numbers import Number, normalize
-from engine.domain.presented import Usable, check_presented
+from engine.domain.presented import Unusable, Usable, check_presented
 from engine.domain.retries import RetryPolicy
 from engine.domain.sends import (
     IdempotencyKeyUsed,
@@ -371,7 +371,15 @@ async def _sender(db: Executor, account: Account, sender: str | _Default | None)
     """Only a number declared AND verified for the account is ever presented."""
     senders = await senders_store.list_senders(db, account.id)
     if isinstance(sender, _Default):
-        chosen = [s for s in senders if s.id == account.defaults.sender_number_id and s.status == "verified"]
+        # A default verified before ARCEP's ranges were checked and outside them is not presented: the
+        # call is hidden (a commercial send is then refused, 98).
+        chosen = [
+            s
+            for s in senders
+            if s.id == account.defaults.sender_number_id
+            and s.status == "verified"
+            and isinstance(check_presented(s.e164), Usable)
+        ]
         return chosen[0].e164 if chosen else None
     if sender is None or not sender.strip():
         return None
@@ -379,6 +387,13 @@ async def _sender(db: Executor, account: Account, sender: str | _Default | None)
     e164 = number.e164 if isinstance(number, Number) else None
     for s in senders:
         if s.e164 == e164 and s.status == "verified":
+            presented = check_presented(s.e164)
+            if isinstance(presented, Unusable):
+                raise InvalidInput(
+                    "sender_not_verified",  # http.php 94: an emetteur given but not usable
+                    f"sender number {sender!r} may not be presented by automated calls ({presented.code})",
+                    message_fr=presented.message_fr,
+                )
             return s.e164
     raise InvalidInput(
         "sender_not_verified",

@@ -298,3 +298,32 @@ async def test_retries_of_a_commercial_send_go_through_the_legal_row(
     assert rows[B]["state"] == "pending"
     assert rows[B]["next_attempt_at"] >= datetime.now(UTC) + timedelta(days=60)  # 60 days after the 603
     assert rows[C]["next_attempt_at"] == datetime(2026, 12, 11, 20, 0, tzinfo=paris)  # no legal row
+
+
+async def test_only_numbers_of_arceps_ranges_are_verified_or_presented(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """ARCEP 2022-1583 holds for every automated call: a geographic number is not verified; one verified
+    before the rule (written straight in the table here) is refused when given (94) and not presented
+    as the account's default (the call is hidden)."""
+    import dataclasses
+
+    from engine.store.accounts import set_defaults
+
+    who = await customer(db, stack_settings, tmp_path)
+    geographic = await declare_sender(db, who.account.id, "01 72 36 01 70")
+    with pytest.raises(InvalidInput) as refused:
+        await verify_sender(db, who.account.id, "0172360170")
+    assert refused.value.code == "sender_not_automated" and "Arcep" in refused.value.message_fr
+    await db.execute(
+        "UPDATE sender_numbers SET status = 'verified', verified_at = now() WHERE id = $1", geographic.id
+    )
+    options = {"message_ref": who.message.ref, "targets": targets(["0611000001"]), "origin": "http"}
+    with pytest.raises(InvalidInput) as refused:
+        await create_send(db, stack_settings, who.account, sender="0172360170", **options)  # type: ignore[arg-type]
+    assert refused.value.code == "sender_not_verified" and "tranches réservées" in refused.value.message_fr
+    await set_defaults(
+        db, who.account.id, dataclasses.replace(who.account.defaults, sender_number_id=geographic.id)
+    )
+    send = await create_send(db, stack_settings, await get_account(db, who.account.id), **options)  # type: ignore[arg-type]
+    assert send.sender_e164 is None  # hidden, never the geographic number
