@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 from uuid import UUID
 
 from engine.domain.stoplists import SOURCES, Source, number_hash
-from engine.store.db import Executor, rows_affected
+from engine.store.db import Executor, in_transaction, rows_affected
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +31,33 @@ def _check(source: Source) -> None:
         raise ValueError(f"unknown stop-list source {source!r}")
 
 
+# A stopped number is left out of the sends already under way too: their recipients not yet called are
+# cancelled (the send's completion gives their credits back). Numbers are matched by hash, so a list
+# imported hashed stops them as well as a clear one.
+_LEAVE_OUT: Final = (
+    "UPDATE send_recipients r SET state = 'cancelled', wait_reason = 'stop_listed' FROM sends s "
+    "WHERE s.id = r.send_id AND ($1::uuid IS NULL OR s.account_id = $1) "
+    "AND s.status IN ('scheduled', 'running', 'paused') AND r.state = 'pending' "
+    "AND encode(sha256(convert_to(r.e164, 'UTF8')), 'hex') = ANY($2::text[])"
+)
+
+
 async def add(
     db: Executor, account_id: UUID, entries: Iterable[Entry], *, source: Source, at: datetime | None = None
 ) -> int:
-    """Put numbers on the account's stop list (a number already there keeps its first date and source);
-    how many were new."""
+    """Put numbers on the account's stop list (a number already there keeps its first date and source),
+    and leave them out of the account's sends under way; how many were new."""
     _check(source)
     items = list(entries)
+    async with in_transaction(db) as conn:
+        added = await _add(conn, account_id, items, source=source, at=at)
+        await conn.execute(_LEAVE_OUT, account_id, [e.number_hash for e in items])
+    return added
+
+
+async def _add(
+    db: Executor, account_id: UUID, items: list[Entry], *, source: Source, at: datetime | None
+) -> int:
     added = await db.fetchval(
         "WITH n AS (INSERT INTO account_stop_list (account_id, number_hash, e164, added_at, source) "
         "SELECT $1, h, e, coalesce($4, now()), $5 FROM unnest($2::text[], $3::text[]) AS v(h, e) "
@@ -55,18 +76,21 @@ async def add(
 async def add_operator(
     db: Executor, entries: Iterable[Entry], *, source: Source = "manual", note: str = ""
 ) -> int:
-    """Put numbers on the operator's stop list; how many were new."""
+    """Put numbers on the operator's stop list, and leave them out of every send under way; how many
+    were new."""
     _check(source)
     items = list(entries)
-    added = await db.fetchval(
-        "WITH n AS (INSERT INTO operator_stop_list (number_hash, e164, source, note) "
-        "SELECT h, e, $3, $4 FROM unnest($1::text[], $2::text[]) AS v(h, e) "
-        "ON CONFLICT (number_hash) DO NOTHING RETURNING 1) SELECT count(*) FROM n",
-        [e.number_hash for e in items],
-        [e.e164 for e in items],
-        source,
-        note,
-    )
+    async with in_transaction(db) as conn:
+        added = await conn.fetchval(
+            "WITH n AS (INSERT INTO operator_stop_list (number_hash, e164, source, note) "
+            "SELECT h, e, $3, $4 FROM unnest($1::text[], $2::text[]) AS v(h, e) "
+            "ON CONFLICT (number_hash) DO NOTHING RETURNING 1) SELECT count(*) FROM n",
+            [e.number_hash for e in items],
+            [e.e164 for e in items],
+            source,
+            note,
+        )
+        await conn.execute(_LEAVE_OUT, None, [e.number_hash for e in items])
     return int(added or 0)
 
 

@@ -327,3 +327,50 @@ async def test_only_numbers_of_arceps_ranges_are_verified_or_presented(
     )
     send = await create_send(db, stack_settings, await get_account(db, who.account.id), **options)  # type: ignore[arg-type]
     assert send.sender_e164 is None  # hidden, never the geographic number
+
+
+async def test_a_number_stopped_mid_send_is_left_out_of_the_sends_under_way(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Opt-out during a send (or an import, hashed): the account's sends under way leave the number out
+    (cancelled, "liste d'opposition"); another account's send is untouched; the operator's list stops
+    it everywhere; a number already called keeps its outcome."""
+    from engine.store import sends as sends_store
+
+    who = await customer(db, stack_settings, tmp_path)
+    other = await customer(db, stack_settings, tmp_path, email="autre@example.fr")
+    numbers = targets(["0611000001", "0611000002", "0611000003"])
+    mine = await create_send(
+        db, stack_settings, who.account, message_ref=who.message.ref, targets=numbers, origin="api"
+    )
+    theirs = await create_send(
+        db, stack_settings, other.account, message_ref=other.message.ref, targets=numbers, origin="api"
+    )
+    await db.execute(
+        "UPDATE send_recipients SET state = 'done', outcome = 'listened' WHERE send_id = $1 AND e164 = $2",
+        mine.id,
+        C,
+    )
+    await stoplists.add(
+        db, who.account.id, [Entry(hashlib.sha256(A.encode()).hexdigest()), Entry.of(C)], source="import"
+    )
+
+    async def states(send_id) -> dict[str, tuple[str, str | None]]:  # type: ignore[no-untyped-def]
+        rows = await db.fetch(
+            "SELECT e164, state, wait_reason FROM send_recipients WHERE send_id = $1", send_id
+        )
+        return {r["e164"]: (r["state"], r["wait_reason"]) for r in rows}
+
+    assert await states(mine.id) == {
+        A: ("cancelled", "stop_listed"),
+        B: ("pending", None),
+        C: ("done", None),  # already called: its outcome stands
+    }
+    assert {s for s, _ in (await states(theirs.id)).values()} == {"pending"}
+    await stoplists.add_operator(db, [Entry.of(B)])
+    assert (await states(theirs.id))[B] == ("cancelled", "stop_listed")
+    assert (await states(mine.id))[B] == ("cancelled", "stop_listed")
+    # Nothing left to call: the send completes and gives back what the left-out numbers held.
+    await sends_store.complete_finished(db)
+    assert (await sends_store.get_send(db, mine.id)).status.value == "completed"
+    assert (await balance(db, who.account.id)).reserved == 0
