@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "engine.commands.message",
     "engine.commands.sends",
     "engine.commands.token",
+    "engine.commands.stoplist",
 ]
 
 

@@ -20,6 +20,7 @@ from engine.services.logins import Logins
 from engine.services.messages import Messages
 from engine.services.recordings import Recordings
 from engine.services.sends import Sends
+from engine.services.stoplists import StopLists
 from engine.services.trunks import Trunks
 from engine.settings import Settings
 from engine.store.db import Database
@@ -36,6 +37,7 @@ class Services:
     intake: Intake
     recordings: Recordings
     trunks: Trunks
+    stoplists: StopLists
     health: Health | None  # only in the engine process (it reads the live telephony)
 
 
@@ -60,6 +62,7 @@ def build(
         intake=Intake(db, settings, logins, sends),
         recordings=Recordings(db, settings, messages),
         trunks=Trunks(db, settings),
+        stoplists=StopLists(db),
         health=health,
     )
 
