@@ -4,6 +4,7 @@ was given, where, its proof, and its withdrawal; sql/0016_french_law.sql."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -58,3 +59,28 @@ async def consents(db: Executor, account_id: UUID, numbers: Sequence[str]) -> di
         list(numbers),
     )
     return {r["e164"]: Consent(r["consent_at"], r["consent_withdrawn_at"]) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """A contact's consent as recorded (None fields: not given, or not withdrawn)."""
+
+    given_at: datetime | None
+    source: str | None
+    proof: str | None
+    withdrawn_at: datetime | None
+
+
+async def read(db: Executor, account_id: UUID, e164: str) -> ConsentRecord | None:
+    """The consent of the account's contact with this number (None: no such contact)."""
+    row = await db.fetchrow(
+        "SELECT consent_at, consent_source, consent_proof, consent_withdrawn_at FROM contacts "
+        "WHERE account_id = $1 AND e164 = $2",
+        account_id,
+        e164,
+    )
+    if row is None:
+        return None
+    return ConsentRecord(
+        row["consent_at"], row["consent_source"], row["consent_proof"], row["consent_withdrawn_at"]
+    )

@@ -219,6 +219,16 @@ SCHEMAS: Final[dict[str, Schema]] = {
         }
     ),
     "NumberType": {"type": "string", "enum": ["mobile", "fixed", "voip", "overseas", "international"]},
+    "Consent": obj(
+        {
+            "given_at": nullable(DATETIME),
+            "source": nullable(STRING),
+            "proof": nullable(STRING),
+            "withdrawn_at": nullable(DATETIME),
+            "valid": BOOLEAN,
+        }
+    ),
+    "ConsentInput": obj({"source": text(200)}, {"given_at": DATETIME, "proof": text(2000)}),
     "SendCreate": obj(
         {"message_ref": integer(1, INT32_MAX)},
         {
