@@ -10,6 +10,7 @@ from uuid import UUID
 from engine.domain.accounts import Account
 from engine.domain.contacts import (
     DEFAULT_PAGE_SIZE,
+    ConsentRecord,
     Contact,
     ContactOrder,
     ContactPage,
@@ -26,7 +27,6 @@ from engine.store import consent as consent_store
 from engine.store import contacts as store
 from engine.store import groups as groups_store
 from engine.store import targets as targets_store
-from engine.store.consent import ConsentRecord
 from engine.store.db import Database, Executor
 
 

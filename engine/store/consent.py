@@ -4,11 +4,11 @@ was given, where, its proof, and its withdrawal; sql/0016_french_law.sql."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 from engine.domain.commercial import Consent
+from engine.domain.contacts import ConsentRecord
 from engine.store.db import Executor, rows_affected
 
 
@@ -59,16 +59,6 @@ async def consents(db: Executor, account_id: UUID, numbers: Sequence[str]) -> di
         list(numbers),
     )
     return {r["e164"]: Consent(r["consent_at"], r["consent_withdrawn_at"]) for r in rows}
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentRecord:
-    """A contact's consent as recorded (None fields: not given, or not withdrawn)."""
-
-    given_at: datetime | None
-    source: str | None
-    proof: str | None
-    withdrawn_at: datetime | None
 
 
 async def read(db: Executor, account_id: UUID, e164: str) -> ConsentRecord | None:

@@ -13,6 +13,7 @@ from engine.domain.contacts import (
     MAX_GROUPS,
     MAX_PAGE_SIZE,
     SEARCH_MAX_LENGTH,
+    ConsentRecord,
     Contact,
     ContactOrder,
     Group,
@@ -21,7 +22,6 @@ from engine.domain.contacts import (
 from engine.errors import InvalidInput
 from engine.services.contacts import Contacts
 from engine.services.contacts_import import MAX_IMPORT_BYTES, report_json
-from engine.store.consent import ConsentRecord
 from engine.web.api_common import (
     INT64_MAX,
     ApiError,
