@@ -22,6 +22,7 @@ from engine.domain.schedule import parse_deferred
 from engine.domain.sends import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     LABELS_FR,
+    LAW_REASONS_FR,
     MAX_COMMENT,
     IdempotencyKeyUsed,
     Send,
@@ -413,8 +414,9 @@ def recipient_json(row: dict[str, Any]) -> dict[str, Any]:
         "attempts": row["attempts"],
         "final_at": iso(row["final_at"]),
         "waiting": row["wait_reason"],
+        # A retry's time, or when the law lets a commercial send call (hours, holidays, caps).
         "next_attempt_at": iso(row["next_attempt_at"])
-        if row["state"] == "pending" and row["attempts"]
+        if row["state"] == "pending" and (row["attempts"] or row["wait_reason"] in LAW_REASONS_FR)
         else None,
         "note": recipient_note_fr(
             state=row["state"],

@@ -23,6 +23,7 @@ from engine.store import consent as consent_store
 from engine.store import sends as sends_store
 from engine.store.contacts import create_contact
 from engine.store.senders import declare_sender, verify_sender
+from engine.web.api_sends import recipient_json
 from tests.integration.conftest import wait_for
 from tests.integration.dialing import customer, invites_per_number, targets
 from tests.integration.test_dialer import callees, fast
@@ -95,6 +96,14 @@ async def test_commercial_send_stops_at_13_and_resumes_at_14(
             )
 
         await wait_for(all_held, timeout_s=20, what="the recipients left to wait for 14:00")
+        # The report says why and until when (the API's recipients, as the customer reads them).
+        report = [recipient_json(r) for r in await sends_store.recipients(db, send.id)]
+        held = [r for r in report if r["state"] == "pending"]
+        assert held and all(r["waiting"] == "outside_hours" for r in held)
+        assert {r["note"] for r in held} == {
+            "En attente : hors plage horaire, appel possible à partir de 11/12 à 14h00."
+        }
+        assert {r["next_attempt_at"] for r in held} == {"2026-12-11T13:00:00+00:00"}
         before_break = len(placed)
         # In the break: nothing is placed (the dialer runs its cycles with a free channel meanwhile).
         stand_at(paris(13, 30))
