@@ -133,3 +133,33 @@ def postponement(area: Area, at: datetime) -> Postponement | None:
         if name is not None and day.weekday() in WORKING_WEEKDAYS:
             return Postponement(Postponed.holiday, until, holiday_fr=name)
     return Postponement(Postponed.outside_hours, until)
+
+
+def _window_end(area: Area, at: datetime) -> datetime:
+    """The end of the window `at` lies in (an allowed instant): the earliest end over the area's zones."""
+    ends = []
+    for zone in area.zones:
+        local = at.astimezone(zone)
+        clock = local.time().replace(tzinfo=None)
+        end = next(end for start, end in WINDOWS if start <= clock < end)
+        ends.append(_local_instant(local.date(), end, zone))
+    return min(ends)
+
+
+def after_calling_time(area: Area, start: datetime, seconds: float) -> datetime | None:
+    """When `seconds` of calling time have passed from `start`, counting only the instants a number of
+    `area` may be called (a send's estimate: 2 h of calls from Friday 19:00 end on Monday 11:00); None
+    when that is beyond SEARCH_HORIZON."""
+    at: datetime | None = _aware(start)
+    left = max(0.0, seconds)
+    limit = _aware(start) + SEARCH_HORIZON
+    while True:
+        at = next_allowed(area, at) if at is not None else None
+        if at is None or at > limit:
+            return None
+        end = _window_end(area, at)
+        span = (end - at).total_seconds()
+        if span >= left:
+            return at + timedelta(seconds=left)
+        left -= span
+        at = end

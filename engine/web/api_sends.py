@@ -15,6 +15,8 @@ from uuid import UUID
 from aiohttp import web
 
 from engine.domain.accounts import Account, SendDefaults
+from engine.domain.areas import METROPOLE
+from engine.domain.callhours import after_calling_time
 from engine.domain.contacts import MAX_GROUPS
 from engine.domain.outcomes import Outcome
 from engine.domain.recipients import PasteReport, parse_paste
@@ -346,7 +348,11 @@ async def send_detail(services: Services, account: Account, send: Send) -> dict[
     estimated_end = None
     if send.status.value == "running" and send.started_at is not None:
         remaining_s = progress.estimated_end_s((now - send.started_at).total_seconds())
-        if remaining_s is not None:
+        if remaining_s is not None and send.purpose == "commercial":
+            # Calls only within the legal hours: the estimate counts calling time (metropolitan hours
+            # and holidays; an overseas recipient may end later).
+            estimated_end = iso(after_calling_time(METROPOLE, now, remaining_s))
+        elif remaining_s is not None:
             estimated_end = iso(now + timedelta(seconds=remaining_s))
     out = send_json(send, await services.messages.refs(account.id))
     out["progress"] = {
