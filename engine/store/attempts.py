@@ -121,7 +121,7 @@ class Slot:
 
 
 async def claim(
-    db: Database,
+    db: Executor,
     send_id: UUID,
     classes: Sequence[tuple[str, int]],
     slots: Sequence[Slot],

@@ -374,3 +374,64 @@ async def test_a_number_stopped_mid_send_is_left_out_of_the_sends_under_way(
     await sends_store.complete_finished(db)
     assert (await sends_store.get_send(db, mine.id)).status.value == "completed"
     assert (await balance(db, who.account.id)).reserved == 0
+
+
+async def test_two_claims_at_once_cannot_both_take_a_numbers_last_allowed_attempt(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Two of the account's commercial sends to one number that has 3 attempts in 30 days, claimed at the
+    same moment (two engines): the account's lock lets one claim it, the other sees its attempt."""
+    import asyncio
+    import contextlib
+    import functools
+
+    from engine.services.dialing.lawgate import claim_lawfully
+    from engine.store import attempts as attempts_store
+
+    who = await _commercial_customer(stack_settings, db, tmp_path)
+    options = {"message_ref": who.message.ref, "origin": "api", "sender": AUTOMATED_SENDER}
+    sends = [
+        await create_send(
+            db, stack_settings, who.account, targets=targets(["0611000001"]), purpose="commercial", **options
+        )
+        for _ in range(3)
+    ]
+    # A Tuesday at 11:00 in Paris: within the calling hours.
+    now = datetime(2026, 12, 15, 10, tzinfo=UTC)
+    for earlier in (1, 2, 3):
+        await _attempt(db, sends[0].id, A, now - timedelta(days=earlier))
+    await db.execute(
+        "UPDATE send_recipients SET state = 'done', outcome = 'rejected' WHERE send_id = $1", sends[0].id
+    )
+    # Each claim waits (a moment at most) for the other to have passed its gate too: without the lock
+    # both would read 3 attempts and claim; with it, the second gate waits for the first claim's commit.
+    gated = 0
+    both_gated = asyncio.Event()
+
+    async def one(send_id) -> int:  # type: ignore[no-untyped-def]
+        take = functools.partial(
+            attempts_store.claim,
+            send_id=send_id,
+            classes=[("", 1)],
+            slots=[attempts_store.Slot("t", 1, demo=False)],
+            limit=1,
+            node="n",
+            app="x",
+            now=now,
+        )
+
+        async def take_with_the_other(conn, *, only):  # type: ignore[no-untyped-def]
+            nonlocal gated
+            gated += 1
+            if gated == 2:
+                both_gated.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(both_gated.wait(), 1.0)
+            return await take(conn, only=only)
+
+        return len(await claim_lawfully(db, send_id, who.account.id, now, limit=5, claim=take_with_the_other))
+
+    claimed = await asyncio.gather(one(sends[1].id), one(sends[2].id))
+    assert sorted(claimed) == [0, 1]  # the 4th attempt once, never a 5th
+    held = await db.fetchval("SELECT wait_reason FROM send_recipients WHERE state = 'pending'")
+    assert held == "cap_reached"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -286,26 +287,27 @@ class Dialer:
             if free <= 0 or not any(rooms):
                 break
             share = -(-free // (len(sends) - index))  # ceil
-            only = None
-            if send.commercial and send.account_id is not None:
-                # The law first: only the recipients it allows now may be claimed (the others wait).
-                only = await lawgate.allowed(self.db, send.id, send.account_id, now_dt, limit=share + 10)
-                if not only:
-                    continue
-            slots = [
-                Slot(t, i + 1, self.pool.trunks[t].trunk.demo) for i, room in enumerate(rooms) for t in room
-            ]
-            claims = await attempts_store.claim(
-                self.db,
-                send.id,
-                [(c.pattern, len(room)) for c, room in zip(classes, rooms, strict=True)],
-                slots,
+            take = functools.partial(
+                attempts_store.claim,
+                send_id=send.id,
+                classes=[(c.pattern, len(room)) for c, room in zip(classes, rooms, strict=True)],
+                slots=[
+                    Slot(t, i + 1, self.pool.trunks[t].trunk.demo)
+                    for i, room in enumerate(rooms)
+                    for t in room
+                ],
                 limit=share,
                 node=self.node,
                 app=self.ari.app,
                 now=now_dt,
-                only=only,
             )
+            if send.commercial and send.account_id is not None:
+                # The law first: only the recipients it allows now are claimed (the others wait).
+                claims = await lawgate.claim_lawfully(
+                    self.db, send.id, send.account_id, now_dt, limit=share + 10, claim=take
+                )
+            else:
+                claims = await take(self.db)
             if not claims:
                 continue
             context = await self.send_context(send.id)

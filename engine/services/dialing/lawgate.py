@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Protocol
 from uuid import UUID
 
 import structlog
@@ -18,7 +18,8 @@ from engine.domain.commercial import Consent, History, Verdict, check
 from engine.store import commercial as commercial_store
 from engine.store import consent as consent_store
 from engine.store import stoplists as stoplists_store
-from engine.store.db import Executor
+from engine.store.attempts import Claim
+from engine.store.db import Database, Executor
 
 log = structlog.get_logger(__name__)
 
@@ -71,3 +72,25 @@ async def allowed(
             "send.law_held", send_id=str(send_id), held=len(waits), reasons=sorted({w.reason for w in waits})
         )
     return ok
+
+
+# Namespace of the per-account advisory lock under which a commercial send is gated and claimed.
+_LAW_LOCK: Final = 0x6C6F69  # "loi"
+
+
+class Claimer(Protocol):
+    async def __call__(self, db: Executor, *, only: Sequence[int]) -> list[Claim]: ...
+
+
+async def claim_lawfully(
+    db: Database, send_id: UUID, account_id: UUID, now: datetime, *, limit: int, claim: Claimer
+) -> list[Claim]:
+    """Gate and claim in one transaction, under the account's lock: two engines (or two of the account's
+    sends to one number) cannot both read a number's history before either claim is committed, so the
+    cap of 4 attempts per 30 days holds across them. The attempt rows commit here, before any originate."""
+    async with db.transaction() as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LAW_LOCK, str(account_id))
+        only = await allowed(conn, send_id, account_id, now, limit=limit)
+        if not only:
+            return []
+        return await claim(conn, only=only)
