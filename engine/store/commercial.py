@@ -13,6 +13,8 @@ from uuid import UUID
 from engine.domain.commercial import CAP_PERIOD_DAYS, COOLDOWN_DAYS, History
 from engine.store.db import Executor, in_transaction
 
+# Namespace of the per-account advisory lock under which a commercial send is gated and claimed.
+_LAW_LOCK: Final = 0x6C6F69  # "loi"
 # A refusal is a SIP 603 (Decline) from the callee; an opt-out by key puts the number on the stop list.
 REFUSAL_SIP_CODE: Final = 603
 # How far back the history is read: the longest rule, plus a day for a number's local calendar days.
@@ -94,3 +96,9 @@ async def hold(db: Executor, waits: Sequence[Wait]) -> None:
             [w.reason for w in waits],
             [w.until for w in waits],
         )
+
+
+async def lock_account(conn: Executor, account_id: UUID) -> None:
+    """Until the caller's transaction ends, the account's commercial gating and claims are this one's
+    (engine/services/dialing/lawgate.claim_lawfully)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LAW_LOCK, str(account_id))

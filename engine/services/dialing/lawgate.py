@@ -74,10 +74,6 @@ async def allowed(
     return ok
 
 
-# Namespace of the per-account advisory lock under which a commercial send is gated and claimed.
-_LAW_LOCK: Final = 0x6C6F69  # "loi"
-
-
 class Claimer(Protocol):
     async def __call__(self, db: Executor, *, only: Sequence[int]) -> list[Claim]: ...
 
@@ -89,7 +85,7 @@ async def claim_lawfully(
     sends to one number) cannot both read a number's history before either claim is committed, so the
     cap of 4 attempts per 30 days holds across them. The attempt rows commit here, before any originate."""
     async with db.transaction() as conn:
-        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LAW_LOCK, str(account_id))
+        await commercial_store.lock_account(conn, account_id)
         only = await allowed(conn, send_id, account_id, now, limit=limit)
         if not only:
             return []
