@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "engine.commands.sends",
     "engine.commands.token",
     "engine.commands.webhook",
+    "engine.commands.stoplist",
 ]
 
 

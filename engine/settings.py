@@ -292,6 +292,13 @@ class Settings:
         "1",
         "An unanswered call is tried again after this share of the send's retry interval.",
     )
+    clock_offset_s: float = _setting(
+        "VOCALCAST_CLOCK_OFFSET_S",
+        float,
+        "0",
+        "Tests only: seconds added to the dialer's clock (deferred starts, due calls, retries, the calling "
+        "hours of commercial sends), so a test can stand at any instant.",
+    )
     asr_alarm_ratio: float = _setting(
         "VOCALCAST_ASR_ALARM_RATIO",
         _non_negative_float,

@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.commands.runner import run_with_services
 from engine.domain.accounts import Account, NewAccount, SenderNumber, check_sender
+from engine.domain.commercial import PURPOSES
 from engine.errors import InvalidInput
 from engine.services import Services
 from engine.services.accounts import NamedDefaults
@@ -42,8 +43,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     create.add_argument("--email", required=True, help="the login (case-insensitive)")
     create.add_argument("--password", help="default: generated; '-' reads it from standard input")
     create.add_argument("--credits", type=int, default=0, help="initial credits")
+    create.add_argument(
+        "--purpose",
+        choices=PURPOSES,
+        default="information",
+        help="purpose of its http.php and e-mail sends (commercial: consent, hours and caps apply)",
+    )
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=_create)
+
+    purpose = actions.add_parser("purpose", help="the purpose of the account's http.php and e-mail sends")
+    purpose.add_argument("--account", required=True, metavar="EMAIL")
+    purpose.add_argument("purpose", choices=PURPOSES)
+    purpose.set_defaults(func=_purpose)
 
     show = actions.add_parser("show", help="balance, last movements, defaults, sender numbers")
     show.add_argument("--account", required=True, metavar="EMAIL")
@@ -121,7 +133,9 @@ def _create(args: argparse.Namespace) -> int:
     password = _read_password(args.password)
 
     async def run(services: Services) -> NewAccount:
-        return await services.accounts.create(args.email, password=password, credits=args.credits)
+        return await services.accounts.create(
+            args.email, password=password, credits=args.credits, default_purpose=args.purpose
+        )
 
     new = run_with_services(run)
     if args.json:
@@ -131,6 +145,7 @@ def _create(args: argparse.Namespace) -> int:
             "password": new.password,
             "code": new.code,
             "credits": new.account.balance,
+            "purpose": new.account.default_purpose,
         }
         print(json.dumps(out))
     else:
@@ -138,6 +153,16 @@ def _create(args: argparse.Namespace) -> int:
         print(f"  password:      {new.password}   (shown once)")
         print(f"  personal code: {new.code}   (shown once)")
         print(f"  credits:       {new.account.balance}")
+    return 0
+
+
+def _purpose(args: argparse.Namespace) -> int:
+    async def run(services: Services) -> Account:
+        account = await services.accounts.by_email(args.account)
+        return await services.accounts.set_default_purpose(account.id, args.purpose)
+
+    account = run_with_services(run)
+    print(f"account {account.email}: http.php and e-mail sends are {account.default_purpose}")
     return 0
 
 

@@ -19,7 +19,9 @@ from typing import Final, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from engine.domain.commercial import Purpose
 from engine.domain.numbers import Refusal, normalize
+from engine.domain.presented import Unusable, check_presented
 from engine.domain.retries import MAX_EXTRA_ATTEMPTS
 from engine.errors import InvalidInput, NotFound, VocalcastError
 
@@ -189,9 +191,17 @@ def check_sender(raw: str) -> SenderCheck:
 
 
 def check_verifiable(e164: str, is_mobile: bool) -> None:
-    """An operator may verify a declared number unless it is a mobile."""
+    """An operator may verify a declared number only when an automated call may present it: never a
+    mobile, and only ARCEP's ranges for automated calls (decision 2022-1583, engine/domain/presented.py)."""
     if is_mobile:
         raise InvalidInput("sender_mobile", f"{e164} is a mobile number", message_fr=SENDER_MOBILE_FR)
+    presented = check_presented(e164)
+    if isinstance(presented, Unusable):
+        raise InvalidInput(
+            "sender_not_automated",
+            f"{e164} may not be presented by automated calls ({presented.code})",
+            message_fr=presented.message_fr,
+        )
 
 
 # --- default send options -------------------------------------------------------------------------------
@@ -267,6 +277,8 @@ class Account:
     reserved: int  # credits held by sends not yet finished
     created_at: datetime
     defaults: SendDefaults = field(default_factory=SendDefaults)
+    # The purpose of the account's http.php and e-mail sends (engine/domain/commercial.py).
+    default_purpose: Purpose = "information"
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,3 +153,13 @@ class NewContact:
     societe: str = ""
     nom: str = ""
     prenom: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """A contact's consent as recorded (None fields: not given, or not withdrawn)."""
+
+    given_at: datetime | None
+    source: str | None
+    proof: str | None
+    withdrawn_at: datetime | None

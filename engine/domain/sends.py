@@ -11,6 +11,8 @@ from typing import Final, Literal
 from uuid import UUID
 
 from engine.domain.accounts import PARIS
+from engine.domain.callhours import Postponed
+from engine.domain.commercial import Excluded, Purpose
 from engine.domain.numbers import Number
 from engine.domain.outcomes import Outcome
 from engine.domain.retries import RetryPolicy
@@ -86,6 +88,8 @@ class SendSpec:
     voicemail_drop: bool = False
     idempotency_key: str | None = None
     demo: bool = False
+    purpose: Purpose = "information"
+    stop_listed_skipped: int = 0  # numbers of the request left out: on a stop list
 
     def __post_init__(self) -> None:
         if not self.targets:
@@ -181,6 +185,8 @@ class Send:
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    purpose: Purpose = "information"
+    stop_listed_skipped: int = 0  # numbers of the request left out: on a stop list ("liste d'opposition")
 
 
 class IdempotencyKeyUsed(VocalcastError):
@@ -222,6 +228,13 @@ WAIT_REASONS_FR: Final = {
 }
 
 
+# Why the law keeps a recipient of a commercial send waiting, or left it out (engine/domain/commercial.py).
+LAW_REASONS_FR: Final = {
+    **{reason.value: reason.label_fr for reason in Postponed},
+    **{reason.value: reason.label_fr for reason in Excluded},
+}
+
+
 def recipient_note_fr(
     *,
     state: str,
@@ -239,6 +252,11 @@ def recipient_note_fr(
         local = at.astimezone(PARIS)
         return f"{local:%H}h{local:%M}" if at.date() == now.date() else f"{local:%d/%m à %H}h{local:%M}"
 
+    law = LAW_REASONS_FR.get(wait_reason or "")
+    if law is not None and state == "cancelled":
+        return f"Non appelé : {law}."
+    if law is not None and state == "pending" and next_attempt_at is not None and next_attempt_at > now:
+        return f"En attente : {law}, appel possible à partir de {when(next_attempt_at)}."
     waiting = WAIT_REASONS_FR.get(wait_reason or "")
     if state == "pending" and waiting:
         return f"En attente : {waiting}."

@@ -20,6 +20,7 @@ from engine.services.logins import Logins
 from engine.services.messages import Messages
 from engine.services.recordings import Recordings
 from engine.services.sends import Sends
+from engine.services.stoplists import StopLists
 from engine.services.trunks import Trunks
 from engine.services.webhooks import Webhooks
 from engine.settings import Settings
@@ -38,6 +39,7 @@ class Services:
     recordings: Recordings
     trunks: Trunks
     webhooks: Webhooks
+    stoplists: StopLists
     health: Health | None  # only in the engine process (it reads the live telephony)
 
 
@@ -63,6 +65,7 @@ def build(
         recordings=Recordings(db, settings, messages),
         trunks=Trunks(db, settings),
         webhooks=Webhooks(db, settings),
+        stoplists=StopLists(db),
         health=health,
     )
 

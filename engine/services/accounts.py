@@ -21,6 +21,7 @@ from engine.domain.accounts import (
     SenderNumber,
     check_sender,
 )
+from engine.domain.commercial import Purpose
 from engine.domain.numbers import Number, normalize
 from engine.domain.tokens import ApiToken, NewToken
 from engine.errors import InvalidInput, NotFound
@@ -81,12 +82,30 @@ class Accounts:
         """NotFound when no account has that login e-mail (normalised as at login)."""
         return await store.account_by_email(self._db, email)
 
-    async def create(self, email: str, *, password: str | None = None, credits: int = 0) -> NewAccount:
+    async def create(
+        self,
+        email: str,
+        *,
+        password: str | None = None,
+        credits: int = 0,
+        default_purpose: Purpose = "information",
+    ) -> NewAccount:
         """An operator opens an account; its password (generated unless given) and personal code are
-        returned here, the only time they are seen in clear."""
+        returned here, the only time they are seen in clear. ``default_purpose``: that of its http.php
+        and e-mail sends, chosen when it is set up (issue 18)."""
         return await store.create_account(
-            self._db, email, secret_key=self._secret_key(), password=password, credits=credits
+            self._db,
+            email,
+            secret_key=self._secret_key(),
+            password=password,
+            credits=credits,
+            default_purpose=default_purpose,
         )
+
+    async def set_default_purpose(self, account_id: UUID, purpose: Purpose) -> Account:
+        """The purpose of the account's http.php and e-mail sends (information or commercial)."""
+        await store.set_default_purpose(self._db, account_id, purpose)
+        return await store.get_account(self._db, account_id)
 
     async def set_options(
         self,

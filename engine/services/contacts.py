@@ -4,11 +4,13 @@ to contacts or groups reaches."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from uuid import UUID
 
 from engine.domain.accounts import Account
 from engine.domain.contacts import (
     DEFAULT_PAGE_SIZE,
+    ConsentRecord,
     Contact,
     ContactOrder,
     ContactPage,
@@ -21,6 +23,7 @@ from engine.domain.sends import Target
 from engine.errors import InvalidInput
 from engine.services.contacts_import import ImportReport, import_contacts_csv
 from engine.settings import Settings
+from engine.store import consent as consent_store
 from engine.store import contacts as store
 from engine.store import groups as groups_store
 from engine.store import targets as targets_store
@@ -57,6 +60,35 @@ class Contacts:
 
     async def get(self, account_id: UUID, contact_id: int) -> Contact:
         return await store.get_contact(self._db, account_id, contact_id)
+
+    # --- consent to commercial calls (issue 18) ------------------------------------------------------
+
+    async def consent(self, account_id: UUID, contact_id: int) -> ConsentRecord:
+        contact = await store.get_contact(self._db, account_id, contact_id)
+        record = await consent_store.read(self._db, account_id, contact.e164)
+        return record or ConsentRecord(None, None, None, None)
+
+    async def record_consent(
+        self, account_id: UUID, contact_id: int, *, given_at: datetime, source: str, proof: str
+    ) -> ConsentRecord:
+        """The contact's consent to commercial calls: when, where, its proof (a new one replaces the old)."""
+        if not source.strip():
+            raise InvalidInput(
+                "consent_source_missing",
+                "a consent needs its source",
+                message_fr="Indiquez d'où vient le consentement (formulaire, contrat, appel…).",
+            )
+        contact = await store.get_contact(self._db, account_id, contact_id)
+        await consent_store.record(
+            self._db, account_id, contact.e164, given_at=given_at, source=source, proof=proof
+        )
+        return await self.consent(account_id, contact_id)
+
+    async def withdraw_consent(self, account_id: UUID, contact_id: int, *, at: datetime) -> ConsentRecord:
+        """The contact withdrew its consent (kept for the record): no commercial send calls it any more."""
+        contact = await store.get_contact(self._db, account_id, contact_id)
+        await consent_store.withdraw(self._db, account_id, contact.e164, at=at)
+        return await self.consent(account_id, contact_id)
 
     async def create(
         self, account: Account, contact: NewContact, *, group_ids: Collection[int] = ()

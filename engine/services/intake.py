@@ -21,6 +21,7 @@ from uuid import UUID
 import structlog
 
 from engine.domain.accounts import Account, InsufficientCredits, check_transfer
+from engine.domain.intake import COMMERCIAL_CODES_FR
 from engine.domain.numbers import Number, Refusal, mask_number, normalize
 from engine.domain.schedule import parse_deferred
 from engine.domain.sends import Target
@@ -61,6 +62,7 @@ CODES: Final[dict[str, str]] = {
     "96": "Trop de numéros pour un seul envoi",
     "97": "Le service est momentanément indisponible, réessayez plus tard",
     "100": "La requête est trop volumineuse",
+    **COMMERCIAL_CODES_FR,  # 98, 99: commercial sends (engine/domain/intake.py)
 }
 REPLIES: Final = "mail_reply"
 _MAX_REF: Final = 2**31 - 1  # message references are PostgreSQL integers
@@ -401,6 +403,9 @@ _CODE_OF: Final = {
     "message_not_found": "91",
     "greeting_not_found": "91",
     "no_recipient": "89",
+    "all_stop_listed": "84",
+    "commercial_no_sender": "98",
+    "commercial_no_consent": "99",
 }
 
 

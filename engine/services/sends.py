@@ -12,8 +12,11 @@ from uuid import UUID
 import asyncpg
 
 from engine.domain.accounts import Account, Message, SenderNumber, check_transfer
+from engine.domain.commercial import PURPOSES, Purpose
 from engine.domain.contacts import NewContact, check_phone
+from engine.domain.intake import COMMERCIAL_CODES_FR, commercial_refusals, first_refusal
 from engine.domain.numbers import Number, normalize
+from engine.domain.presented import Unusable, Usable, check_presented
 from engine.domain.retries import RetryPolicy
 from engine.domain.sends import (
     IdempotencyKeyUsed,
@@ -28,9 +31,11 @@ from engine.domain.sends import (
 from engine.errors import InvalidInput, NotFound
 from engine.services.contacts import save_contact
 from engine.settings import Settings
+from engine.store import consent as consent_store
 from engine.store import messages as messages_store
 from engine.store import senders as senders_store
 from engine.store import sends as sends_store
+from engine.store import stoplists as stoplists_store
 from engine.store.db import Database, Executor
 
 
@@ -75,6 +80,7 @@ class Sends:
         retries: int | _Default = DEFAULT,
         retry_interval_s: int | _Default = DEFAULT,
         voicemail_drop: bool | _Default = DEFAULT,
+        purpose: Purpose | _Default = DEFAULT,
         idempotency_key: str | None = None,
         code: str | None = None,
         dry_run: bool = False,
@@ -99,6 +105,7 @@ class Sends:
             "retries": retries,
             "retry_interval_s": retry_interval_s,
             "voicemail_drop": voicemail_drop,
+            "purpose": purpose,
             "idempotency_key": idempotency_key,
             "code": code,
         }
@@ -210,6 +217,7 @@ async def create_send(
     retries: int | _Default = DEFAULT,
     retry_interval_s: int | _Default = DEFAULT,
     voicemail_drop: bool | _Default = DEFAULT,
+    purpose: Purpose | _Default = DEFAULT,
     idempotency_key: str | None = None,
     code: str | None = None,
 ) -> Send:
@@ -217,7 +225,12 @@ async def create_send(
 
     Error codes (InvalidInput.code, or the error's own code): message_not_found, greeting_not_found,
     transfer_invalid, sender_not_verified, drop_not_allowed, drop_not_mobile, no_recipient, too_many,
-    deferred_past, bad_retry_policy, credits.
+    deferred_past, bad_retry_policy, bad_purpose, commercial_no_sender (http.php 98),
+    commercial_no_consent (99), all_stop_listed, credits.
+
+    ``purpose`` (DEFAULT: the account's default purpose): a commercial send must present a usable number
+    (engine/domain/presented.py) and call only contacts with a valid consent, none stop-listed; every
+    send leaves out the numbers on the account's or the operator's stop list.
     """
     defaults = account.defaults
     message = await _message(db, account.id, message_ref, "message_not_found")
@@ -267,6 +280,8 @@ async def create_send(
             "the deferred time is already past",
             message_fr="La date d'envoi différé est déjà passée.",
         )
+    chosen = account.default_purpose if isinstance(purpose, _Default) else purpose
+    unique, skipped = await _lawful_targets(db, account, chosen, sender_e164, unique, now=now)
     spec = SendSpec(
         account_id=account.id,
         message_id=message.id,
@@ -281,8 +296,66 @@ async def create_send(
         voicemail_drop=drop,
         idempotency_key=idempotency_key,
         demo=settings.demo,
+        purpose=chosen,
+        stop_listed_skipped=skipped,
     )
     return await sends_store.insert_send(db, spec, code=code)
+
+
+async def _lawful_targets(
+    db: Executor,
+    account: Account,
+    purpose: Purpose,
+    sender_e164: str | None,
+    targets: tuple[Target, ...],
+    *,
+    now: datetime,
+) -> tuple[tuple[Target, ...], int]:
+    """The targets a send of this purpose may keep, and how many stop-listed ones it leaves out.
+
+    Every send leaves out the numbers on the account's stop list or the operator's ("liste
+    d'opposition"). A commercial send is refused instead, whole: without a usable presented number (98),
+    or with a number that is stop-listed or has no valid recorded consent (99) — engine/domain/intake.py.
+    """
+    if purpose not in PURPOSES:
+        raise InvalidInput(
+            "bad_purpose",
+            f"purpose must be one of {', '.join(PURPOSES)}, got {purpose!r}",
+            message_fr="L'objet de l'envoi doit être « information » ou « commercial ».",
+        )
+    numbers = [t.number.e164 for t in targets]
+    stopped = await stoplists_store.stopped(db, account.id, numbers)
+    if purpose == "commercial":
+        consents = await consent_store.consents(db, account.id, numbers)
+        consented = all(n in consents and consents[n].valid_at(now) for n in numbers)
+        failed = commercial_refusals(
+            purpose,
+            presents_usable_number=sender_e164 is not None
+            and isinstance(check_presented(sender_e164), Usable),
+            every_recipient_callable=consented and not stopped,
+        )
+        refusal = first_refusal(failed)
+        if refusal == "98":
+            raise InvalidInput(
+                "commercial_no_sender",
+                "a commercial send must present a verified number usable by automated calls",
+                message_fr=COMMERCIAL_CODES_FR["98"],
+            )
+        if refusal == "99":
+            raise InvalidInput(
+                "commercial_no_consent",
+                "a commercial send may only call contacts with a recorded consent, none stop-listed",
+                message_fr=COMMERCIAL_CODES_FR["99"],
+            )
+        return targets, 0
+    kept = tuple(t for t in targets if t.number.e164 not in stopped)
+    if not kept:
+        raise InvalidInput(
+            "all_stop_listed",
+            "every number of the send is on a stop list",
+            message_fr="Tous les numéros de cet envoi sont sur une liste d'opposition.",
+        )
+    return kept, len(targets) - len(kept)
 
 
 async def _message(db: Executor, account_id: UUID, ref: int, code: str) -> Message:
@@ -298,7 +371,15 @@ async def _sender(db: Executor, account: Account, sender: str | _Default | None)
     """Only a number declared AND verified for the account is ever presented."""
     senders = await senders_store.list_senders(db, account.id)
     if isinstance(sender, _Default):
-        chosen = [s for s in senders if s.id == account.defaults.sender_number_id and s.status == "verified"]
+        # A default verified before ARCEP's ranges were checked and outside them is not presented: the
+        # call is hidden (a commercial send is then refused, 98).
+        chosen = [
+            s
+            for s in senders
+            if s.id == account.defaults.sender_number_id
+            and s.status == "verified"
+            and isinstance(check_presented(s.e164), Usable)
+        ]
         return chosen[0].e164 if chosen else None
     if sender is None or not sender.strip():
         return None
@@ -306,6 +387,13 @@ async def _sender(db: Executor, account: Account, sender: str | _Default | None)
     e164 = number.e164 if isinstance(number, Number) else None
     for s in senders:
         if s.e164 == e164 and s.status == "verified":
+            presented = check_presented(s.e164)
+            if isinstance(presented, Unusable):
+                raise InvalidInput(
+                    "sender_not_verified",  # http.php 94: an emetteur given but not usable
+                    f"sender number {sender!r} may not be presented by automated calls ({presented.code})",
+                    message_fr=presented.message_fr,
+                )
             return s.e164
     raise InvalidInput(
         "sender_not_verified",

@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from engine.domain import accounts as domain
 from engine.domain.accounts import Account, NewAccount, SendDefaults, UnknownAccount
+from engine.domain.commercial import PURPOSES, Purpose
 from engine.errors import InvalidInput
 from engine.store.credits import record_movement
 from engine.store.db import Database, Executor, rows_affected
@@ -30,7 +31,8 @@ _CODE_ATTEMPTS: Final = 8  # draws before giving up on a unique personal code (o
 _ACCOUNT_COLUMNS: Final = (
     "id, email, allow_international, allow_voicemail_drop, balance, reserved, created_at, "
     "default_greeting_enabled, default_greeting_message_id, default_transfer_number, "
-    "default_sender_number_id, default_retries, default_retry_interval_s, default_voicemail_drop"
+    "default_sender_number_id, default_retries, default_retry_interval_s, default_voicemail_drop, "
+    "default_purpose"
 )
 
 
@@ -52,6 +54,7 @@ def _account(row: asyncpg.Record) -> Account:
             retry_interval_s=row["default_retry_interval_s"],
             voicemail_drop=row["default_voicemail_drop"],
         ),
+        default_purpose=row["default_purpose"],
     )
 
 
@@ -112,6 +115,7 @@ async def create_account(
     password: str | None = None,
     credits: int = 0,
     reason: str = "crédit initial",
+    default_purpose: Purpose = "information",
 ) -> NewAccount:
     """Create an account; the password (generated unless given) and the personal code are returned once."""
     login = domain.normalize_email(email)
@@ -121,17 +125,20 @@ async def create_account(
         domain.check_password(password)
     if credits:
         domain.check_credit_amount(credits)
+    if default_purpose not in PURPOSES:
+        raise ValueError(f"unknown send purpose {default_purpose!r}")
     password_hash = await _in_pool(_HASHER.hash, password)
     for _ in range(_CODE_ATTEMPTS):
         code = domain.generate_code()
         try:
             async with db.transaction() as conn:
                 account_id = await conn.fetchval(
-                    "INSERT INTO accounts (email, password_hash, code_digest) "
-                    "VALUES ($1, $2, $3) RETURNING id",
+                    "INSERT INTO accounts (email, password_hash, code_digest, default_purpose) "
+                    "VALUES ($1, $2, $3, $4) RETURNING id",
                     login,
                     password_hash,
                     domain.code_digest(code, secret_key),
+                    default_purpose,
                 )
                 if credits:
                     await record_movement(
@@ -358,3 +365,12 @@ async def set_defaults(db: Database, account_id: UUID, defaults: SendDefaults) -
             defaults.voicemail_drop,
         )
         return await _get(conn, account_id)
+
+
+async def set_default_purpose(db: Executor, account_id: UUID, purpose: Purpose) -> None:
+    """The purpose of the account's http.php and e-mail sends (information or commercial)."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown send purpose {purpose!r}")
+    status = await db.execute("UPDATE accounts SET default_purpose = $2 WHERE id = $1", account_id, purpose)
+    if not rows_affected(status):
+        raise _no_account(account_id)

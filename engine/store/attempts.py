@@ -13,9 +13,14 @@ from uuid import UUID
 
 import asyncpg
 
+from engine.domain.areas import area_of
 from engine.domain.callevents import CallResult
+from engine.domain.commercial import History, legal_cap
 from engine.domain.outcomes import Outcome
-from engine.domain.retries import RetryPolicy, RetryTiming, decide
+from engine.domain.retries import LegalCap, RetryPolicy, RetryTiming, decide
+from engine.store import commercial as commercial_store
+from engine.store import consent as consent_store
+from engine.store import stoplists
 from engine.store.db import Database, Executor, in_transaction
 
 # One statement, one round trip (it runs for every few calls): lock the send, take its due recipients
@@ -32,6 +37,7 @@ _CLAIM: Final = (
     "picked AS (SELECT d.id, d.next_attempt_at, c.class FROM classes c CROSS JOIN LATERAL ("
     "SELECT r.id, r.next_attempt_at FROM send_recipients r WHERE r.send_id = (SELECT id FROM send) "
     "AND r.state = 'pending' AND r.next_attempt_at <= $2 AND (c.pattern = '' OR r.e164 ~ c.pattern) "
+    "AND ($12::bigint[] IS NULL OR r.id = ANY($12::bigint[])) "
     "ORDER BY r.next_attempt_at, r.id LIMIT c.slots FOR UPDATE SKIP LOCKED) d), "
     "due AS (SELECT DISTINCT ON (id) id, next_attempt_at, class FROM picked ORDER BY id, class), "
     "kept AS (SELECT * FROM due ORDER BY class, next_attempt_at, id LIMIT $3), "
@@ -115,7 +121,7 @@ class Slot:
 
 
 async def claim(
-    db: Database,
+    db: Executor,
     send_id: UUID,
     classes: Sequence[tuple[str, int]],
     slots: Sequence[Slot],
@@ -124,11 +130,13 @@ async def claim(
     node: str,
     app: str,
     now: datetime,
+    only: Sequence[int] | None = None,
 ) -> list[Claim]:
     """Take up to ``limit`` due recipients of a send, each matched to a slot of the first route class whose
     pattern its number matches (``classes``: (regex, slot count), best first), and commit one attempt row
     per recipient BEFORE any originate: a crash after this point can only lead to reconciling that attempt,
-    never to calling the number again blindly. (Row locks, SKIP LOCKED: several engines share the work.)"""
+    never to calling the number again blindly. (Row locks, SKIP LOCKED: several engines share the work.)
+    ``only``: claim none but these recipients (those the law's gate allowed: commercial sends)."""
     if not slots or limit <= 0:
         return []
     rows = await db.fetch(
@@ -144,6 +152,7 @@ async def claim(
         node,
         app,
         [s.demo for s in slots],
+        None if only is None else list(only),
     )
     if not rows:
         return []
@@ -250,16 +259,53 @@ def _ts(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
+async def _legal_caps(db: Executor, results: Sequence[Result], now: float) -> dict[UUID, LegalCap]:
+    """The retry table's legal row for each result of a commercial send (attempt id → its cap): the
+    law reads the number's history across the account's commercial sends, this attempt included (and
+    its refusal, a 603)."""
+    rows = await db.fetch(
+        "SELECT id, account_id FROM sends WHERE id = ANY($1::uuid[]) AND purpose = 'commercial'",
+        list({r.claim.send_id for r in results}),
+    )
+    if not rows:
+        return {}
+    accounts = {r["id"]: r["account_id"] for r in rows}
+    at = datetime.fromtimestamp(now, UTC)
+    caps: dict[UUID, LegalCap] = {}
+    for account_id in set(accounts.values()):
+        mine = [r for r in results if accounts.get(r.claim.send_id) == account_id]
+        numbers = sorted({r.claim.e164 for r in mine})
+        stopped = await stoplists.stopped(db, account_id, numbers)
+        consents = await consent_store.consents(db, account_id, numbers)
+        histories = await commercial_store.histories(db, account_id, numbers, at)
+        for item in mine:
+            e164 = item.claim.e164
+            history = histories.get(e164, History())
+            if item.result.sip_code == commercial_store.REFUSAL_SIP_CODE:
+                ended = _ts(item.result.ended_at) or at
+                history = History(history.attempts, (*history.refusals, ended))
+            caps[item.claim.attempt_id] = legal_cap(
+                area_of(e164), stop_listed=e164 in stopped, consent=consents.get(e164), history=history
+            )
+    return caps
+
+
 async def record_results(
-    db: Executor, results: Sequence[Result], *, timing: RetryTiming | None = None
+    db: Executor,
+    results: Sequence[Result],
+    *,
+    timing: RetryTiming | None = None,
+    now: float | None = None,
 ) -> list[Recorded]:
     """One statement: each attempt's result and its recipient's next state (retry or final, by the retry
-    table of engine.domain.retries); the credits are consumed or released by the next settlement
-    (settle()), in a batch. One result per attempt."""
+    table of engine.domain.retries, its legal row for commercial sends); the credits are consumed or
+    released by the next settlement (settle()), in a batch. One result per attempt. ``now``: the
+    dialer's clock (epoch seconds; engine/services/dialing/clock.py)."""
     attempt_ids = [r.claim.attempt_id for r in results]
     if len(set(attempt_ids)) != len(attempt_ids):
         raise ValueError("one result per attempt in a batch")
-    now = time.time()
+    now = time.time() if now is None else now
+    caps = await _legal_caps(db, results, now)
     columns: list[list[Any]] = [[] for _ in range(20)]
     for item in results:
         result = item.result
@@ -275,6 +321,7 @@ async def record_results(
                 now,
                 timing=timing,
                 cut_on_our_side=result.free_retry,
+                legal=caps.get(item.claim.attempt_id),
             )
             next_at, our_cut = decision.at, decision.rule == "our_cut"
         row = (

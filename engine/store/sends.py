@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 _SEND_COLUMNS = (
     "id, account_id, message_id, greeting_message_id, transfer_number, sender_e164, comment, origin, status, "
     "start_at, deferred, extra_attempts, retry_interval_s, voicemail_drop, demo, recipients_total, "
-    "credits_held, credits_used, code, created_at, started_at, ended_at"
+    "credits_held, credits_used, code, created_at, started_at, ended_at, purpose, stop_listed_skipped"
 )
 
 
@@ -53,6 +53,8 @@ def _send(row: asyncpg.Record) -> Send:
         created_at=row["created_at"],
         started_at=row["started_at"],
         ended_at=row["ended_at"],
+        purpose=row["purpose"],
+        stop_listed_skipped=row["stop_listed_skipped"],
     )
 
 
@@ -72,8 +74,9 @@ async def insert_send(db: Executor, spec: SendSpec, *, code: str | None = None) 
             "sender_e164, "
             "comment, origin, status, start_at, deferred, extra_attempts, retry_interval_s, "
             "voicemail_drop, demo, "
-            "recipients_total, credits_held, idempotency_key, code, started_at) "
-            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16,$17,$18,$19) "
+            "recipients_total, credits_held, idempotency_key, code, started_at, purpose, "
+            "stop_listed_skipped) "
+            "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16,$17,$18,$19,$20,$21) "
             # A concurrent request with the same idempotency key: wait for it, then answer with its send.
             "ON CONFLICT (account_id, idempotency_key) DO NOTHING "
             f"RETURNING {_SEND_COLUMNS}",
@@ -96,6 +99,8 @@ async def insert_send(db: Executor, spec: SendSpec, *, code: str | None = None) 
             spec.idempotency_key,
             code,
             None if spec.start_at is not None and spec.start_at > now else now,
+            spec.purpose,
+            spec.stop_listed_skipped,
         )
         if row is None:
             existing = await send_by_key(conn, spec.account_id, str(spec.idempotency_key))
@@ -391,19 +396,24 @@ class RunnableSend:
     id: UUID
     in_flight: int
     last_claim_at: datetime | None
+    account_id: UUID | None = None
+    commercial: bool = False  # its claims go through the law's gate (engine/services/dialing/lawgate.py)
 
 
 async def runnable_sends(db: Executor, now: datetime) -> list[RunnableSend]:
     """Running sends with a recipient due now, the least served first (fairness between sends)."""
     rows = await db.fetch(
-        "SELECT s.id, s.last_claim_at, "
+        "SELECT s.id, s.last_claim_at, s.account_id, s.purpose = 'commercial' AS commercial, "
         "(SELECT count(*) FROM send_recipients c WHERE c.send_id = s.id AND c.state = 'calling') AS "
         "in_flight "
         "FROM sends s WHERE s.status = 'running' AND EXISTS (SELECT 1 FROM send_recipients r "
         "WHERE r.send_id = s.id AND r.state = 'pending' AND r.next_attempt_at <= $1)",
         now,
     )
-    sends = [RunnableSend(r["id"], r["in_flight"], r["last_claim_at"]) for r in rows]
+    sends = [
+        RunnableSend(r["id"], r["in_flight"], r["last_claim_at"], r["account_id"], r["commercial"])
+        for r in rows
+    ]
     epoch = datetime.min.replace(tzinfo=UTC)
     return sorted(sends, key=lambda s: (s.in_flight, s.last_claim_at or epoch))
 

@@ -19,10 +19,18 @@ class OriginateUncertain(AriUnavailable):
 @dataclass(frozen=True)
 class CallerId:
     """What the INVITE presents. Hidden: presentation prohibited (Privacy: id), with the identity
-    the trunk operator vouches for in P-Asserted-Identity."""
+    the trunk operator vouches for in P-Asserted-Identity.
+
+    ``asserted``: the number P-Asserted-Identity carries whatever From presents (the trunk's --pai,
+    issue 18), written by us (the trunk then has send_pai = no: chan_pjsip would copy From); ``host`` its
+    URI's host. ``diverted_from``: a Diversion header naming that number (the transfer leg: the callee).
+    """
 
     number: str | None
     hidden: bool
+    asserted: str | None = None
+    host: str = ""
+    diverted_from: str | None = None
 
     def ari_caller_id(self) -> str | None:
         return f'"" <{self.number}>' if self.number else None
@@ -34,7 +42,16 @@ class CallerId:
         # Hidden, the INVITE then says From: "Anonymous" <sip:anonymous@anonymous.invalid>,
         # Privacy: id, and P-Asserted-Identity: <sip:number@…> (trust_id_outbound=yes on the trunk).
         pres = "prohib" if self.hidden else "allowed_passed_screen"
-        return {"CALLERID(pres)": pres, "CONNECTEDLINE(pres,i)": pres}
+        out = {"CALLERID(pres)": pres, "CONNECTEDLINE(pres,i)": pres}
+        if self.asserted:
+            out["PJSIP_HEADER(add,P-Asserted-Identity)"] = f"<sip:{self.asserted}@{self.host}>"
+            if self.hidden:
+                out["PJSIP_HEADER(add,Privacy)"] = "id"
+        if self.diverted_from:
+            out["PJSIP_HEADER(add,Diversion)"] = (
+                f"<sip:{self.diverted_from}@{self.host}>;reason=unknown;counter=1"
+            )
+        return out
 
 
 class LegSlots(Protocol):

@@ -59,7 +59,11 @@ def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int, qualify_fr
         "rtp_symmetric = yes",
         "force_rport = yes",
         "rewrite_contact = yes",
-        "send_pai = yes                     ; the identity the operator can vouch for, even when hidden",
+        (
+            "send_pai = no                      ; the engine asserts the trunk's --pai itself on every call"
+            if t.pai_number
+            else "send_pai = yes                     ; the identity the operator can vouch for, even hidden"
+        ),
         "trust_id_outbound = yes            ; send PAI although presentation is prohibited",
         "send_rpid = no",
         "send_connected_line = no           ; no re-INVITE when the transfer bridge forms: the call centre",

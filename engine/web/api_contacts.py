@@ -3,6 +3,7 @@ Excel CSV import (upload → report)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from engine.domain.contacts import (
     MAX_GROUPS,
     MAX_PAGE_SIZE,
     SEARCH_MAX_LENGTH,
+    ConsentRecord,
     Contact,
     ContactOrder,
     Group,
@@ -25,12 +27,14 @@ from engine.web.api_common import (
     ApiError,
     Field,
     account_of,
+    bad_request,
     iso,
     json_body,
     json_response,
     no_content,
     not_found,
     not_null,
+    parse_datetime,
     path_int,
     query_int,
     query_text,
@@ -39,6 +43,7 @@ from engine.web.api_common import (
 from engine.web.context import services_of
 
 CONTACT_FIELDS: Final = frozenset({"phone", "societe", "nom", "prenom", "group_ids"})
+CONSENT_FIELDS: Final = frozenset({"given_at", "source", "proof"})
 MAX_MEMBERS_AT_ONCE: Final = 10_000
 # A page cursor is base64url of the last row's sort keys: two names of 100 characters at most, which
 # take up to 4 bytes each in UTF-8, are about 1,100 characters.
@@ -165,6 +170,45 @@ async def update_contact(request: web.Request) -> web.Response:
     return json_response(contact_json(contact))
 
 
+def consent_json(record: ConsentRecord) -> dict[str, Any]:
+    return {
+        "given_at": iso(record.given_at),
+        "source": record.source,
+        "proof": record.proof,
+        "withdrawn_at": iso(record.withdrawn_at),
+        "valid": record.given_at is not None and record.withdrawn_at is None,
+    }
+
+
+async def get_consent(request: web.Request) -> web.Response:
+    record = await _contacts(request).consent(account_of(request).id, path_int(request, "contact_id"))
+    return json_response(consent_json(record))
+
+
+async def record_consent(request: web.Request) -> web.Response:
+    """The contact's consent to commercial calls (L34-5 CPCE): when (default now), where, its proof."""
+    body = await json_body(request, CONSENT_FIELDS)
+    given = Field("given_at").text(body, max_length=64)
+    given_at = parse_datetime(given, "given_at") if isinstance(given, str) else datetime.now(UTC)
+    if given_at > datetime.now(UTC):
+        raise bad_request("field_invalid", "La date du consentement ne peut pas être dans le futur.")
+    record = await _contacts(request).record_consent(
+        account_of(request).id,
+        path_int(request, "contact_id"),
+        given_at=given_at,
+        source=not_null(Field("source").text(body, max_length=200, required=True), "source"),
+        proof=_optional_text(body, "proof", max_length=2000) or "",
+    )
+    return json_response(consent_json(record))
+
+
+async def withdraw_consent(request: web.Request) -> web.Response:
+    record = await _contacts(request).withdraw_consent(
+        account_of(request).id, path_int(request, "contact_id"), at=datetime.now(UTC)
+    )
+    return json_response(consent_json(record))
+
+
 async def delete_contact(request: web.Request) -> web.Response:
     await _contacts(request).delete(account_of(request).id, path_int(request, "contact_id"))
     return no_content()
@@ -250,6 +294,9 @@ def add_routes(api: web.Application) -> None:
     api.router.add_get("/contacts/{contact_id}", get_contact, allow_head=False)
     api.router.add_patch("/contacts/{contact_id}", update_contact)
     api.router.add_delete("/contacts/{contact_id}", delete_contact)
+    api.router.add_get("/contacts/{contact_id}/consent", get_consent, allow_head=False)
+    api.router.add_put("/contacts/{contact_id}/consent", record_consent)
+    api.router.add_delete("/contacts/{contact_id}/consent", withdraw_consent)
     api.router.add_get("/groups", list_groups, allow_head=False)
     api.router.add_post("/groups", create_group)
     api.router.add_get("/groups/{group_id}", get_group, allow_head=False)

@@ -15,6 +15,8 @@ from uuid import UUID
 from aiohttp import web
 
 from engine.domain.accounts import Account, SendDefaults
+from engine.domain.areas import METROPOLE
+from engine.domain.callhours import after_calling_time
 from engine.domain.contacts import MAX_GROUPS
 from engine.domain.outcomes import Outcome
 from engine.domain.recipients import PasteReport
@@ -22,6 +24,7 @@ from engine.domain.schedule import parse_deferred
 from engine.domain.sends import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     LABELS_FR,
+    LAW_REASONS_FR,
     MAX_COMMENT,
     IdempotencyKeyUsed,
     Send,
@@ -72,6 +75,7 @@ SEND_FIELDS: Final = TARGET_FIELDS | frozenset(
         "comment",
         "skip_refused",
         "webhook",
+        "purpose",
     }
 )
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
@@ -245,6 +249,7 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
     drop = Field("voicemail_drop").boolean(body)
     comment = not_null(Field("comment").text(body, max_length=MAX_COMMENT), "comment")
     skip_refused = not_null(Field("skip_refused").boolean(body), "skip_refused")
+    purpose = Field("purpose").text(body, max_length=20)
     for name, value in (("retries", retries), ("retry_interval_s", interval), ("voicemail_drop", drop)):
         not_null(value, name)
     # The same bounds as the account's default options (retries, and calling back no sooner than a minute).
@@ -272,6 +277,7 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
         "retries": _option(retries),
         "retry_interval_s": _option(interval),
         "voicemail_drop": _option(drop),
+        "purpose": _option(purpose),
     }
     try:
         send = await services.sends.create(
@@ -333,6 +339,8 @@ def send_json(send: Send, refs: dict[UUID, int]) -> dict[str, Any]:
         "created_at": iso(send.created_at),
         "started_at": iso(send.started_at),
         "ended_at": iso(send.ended_at),
+        "purpose": send.purpose,
+        "stop_listed_skipped": send.stop_listed_skipped,
     }
 
 
@@ -342,7 +350,11 @@ async def send_detail(services: Services, account: Account, send: Send) -> dict[
     estimated_end = None
     if send.status.value == "running" and send.started_at is not None:
         remaining_s = progress.estimated_end_s((now - send.started_at).total_seconds())
-        if remaining_s is not None:
+        if remaining_s is not None and send.purpose == "commercial":
+            # Calls only within the legal hours: the estimate counts calling time (metropolitan hours
+            # and holidays; an overseas recipient may end later).
+            estimated_end = iso(after_calling_time(METROPOLE, now, remaining_s))
+        elif remaining_s is not None:
             estimated_end = iso(now + timedelta(seconds=remaining_s))
     out = send_json(send, await services.messages.refs(account.id))
     out["progress"] = {
@@ -410,8 +422,9 @@ def recipient_json(row: dict[str, Any]) -> dict[str, Any]:
         "attempts": row["attempts"],
         "final_at": iso(row["final_at"]),
         "waiting": row["wait_reason"],
+        # A retry's time, or when the law lets a commercial send call (hours, holidays, caps).
         "next_attempt_at": iso(row["next_attempt_at"])
-        if row["state"] == "pending" and row["attempts"]
+        if row["state"] == "pending" and (row["attempts"] or row["wait_reason"] in LAW_REASONS_FR)
         else None,
         "note": recipient_note_fr(
             state=row["state"],

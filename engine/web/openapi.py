@@ -458,6 +458,32 @@ PATHS: Final[dict[str, dict[str, dict[str, Any]]]] = {
             params=(CONTACT_ID,),
         ),
     },
+    "/contacts/{contact_id}/consent": {
+        "get": op(
+            "getConsent",
+            "Contacts",
+            "Le consentement du contact aux appels commerciaux (loi : L34-5 CPCE, L223-1 code de la "
+            "consommation).",
+            {200: _json(ref("Consent"), "Le consentement enregistré (valid : utilisable aujourd'hui).")},
+            params=(CONTACT_ID,),
+        ),
+        "put": op(
+            "recordConsent",
+            "Contacts",
+            "Enregistrer le consentement : date (par défaut maintenant), source, preuve. Seuls les contacts "
+            "dont le consentement est valide peuvent recevoir un envoi commercial.",
+            {200: _json(ref("Consent"), "Le consentement enregistré.")},
+            params=(CONTACT_ID,),
+            body=ref("ConsentInput"),
+        ),
+        "delete": op(
+            "withdrawConsent",
+            "Contacts",
+            "Le contact retire son consentement (conservé pour l'historique) : plus aucun envoi commercial.",
+            {200: _json(ref("Consent"), "Le consentement retiré.")},
+            params=(CONTACT_ID,),
+        ),
+    },
     "/groups": {
         "get": op(
             "listGroups",

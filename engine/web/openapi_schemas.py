@@ -90,6 +90,8 @@ _SEND_FIELDS: Final[dict[str, Schema]] = {
     "created_at": DATETIME,
     "started_at": nullable(DATETIME),
     "ended_at": nullable(DATETIME),
+    "purpose": {"type": "string", "enum": ["information", "commercial"]},
+    "stop_listed_skipped": INTEGER,
 }
 _OUTCOME_COUNTS: Final[Schema] = {"type": "object", "additionalProperties": INTEGER}
 
@@ -243,6 +245,16 @@ SCHEMAS: Final[dict[str, Schema]] = {
         }
     ),
     "NumberType": {"type": "string", "enum": ["mobile", "fixed", "voip", "overseas", "international"]},
+    "Consent": obj(
+        {
+            "given_at": nullable(DATETIME),
+            "source": nullable(STRING),
+            "proof": nullable(STRING),
+            "withdrawn_at": nullable(DATETIME),
+            "valid": BOOLEAN,
+        }
+    ),
+    "ConsentInput": obj({"source": text(200)}, {"given_at": DATETIME, "proof": text(2000)}),
     "SendCreate": obj(
         {"message_ref": integer(1, INT32_MAX)},
         {
@@ -258,6 +270,8 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "comment": text(MAX_COMMENT),
             "skip_refused": BOOLEAN,
             "webhook": nullable(ref("SendWebhookInput")),
+            # Absent: the account's default purpose. Commercial: refused unless lawful (issue 18).
+            "purpose": {"type": "string", "enum": ["information", "commercial"]},
         },
     ),
     "Progress": obj(

@@ -1154,3 +1154,49 @@ async def test_fuzzing_against_the_published_openapi(
     assert report.cases >= operations * POSITIVE_EXAMPLES // 2
     succeeded = [label for label, statuses in report.statuses.items() if any(s < 300 for s in statuses)]
     assert len(succeeded) >= operations // 2, report.statuses  # not only refusals: the fuzz reached the logic
+
+
+async def test_commercial_send_refused_whole_through_the_api(alice: Client, db: Database) -> None:
+    body = {"message_ref": alice.who.message.ref, "numbers": ["0612345678"], "purpose": "commercial"}
+    expect_error(await alice.call("POST", "/sends", json_body=body), 400, "commercial_no_sender")
+    await senders.declare_sender(db, alice.account_id, "0162000000")
+    await senders.verify_sender(db, alice.account_id, "0162000000")
+    body["sender_number"] = "0162000000"
+    refused = expect_error(await alice.call("POST", "/sends", json_body=body), 400, "commercial_no_consent")
+    assert "consentement" in refused["message"]
+    assert await db.fetchval("SELECT count(*) FROM sends") == 0
+    expect_error(await alice.call("POST", "/sends", json_body={**body, "purpose": "pub"}), 400, "bad_purpose")
+    # The same numbers as information: created, and said so.
+    created = await alice.call("POST", "/sends", json_body={**body, "purpose": "information"})
+    assert created.status == 201, created.body
+    assert created.body["purpose"] == "information" and created.body["stop_listed_skipped"] == 0
+
+
+async def test_consent_recorded_through_the_api_opens_commercial_sends(alice: Client, db: Database) -> None:
+    await senders.declare_sender(db, alice.account_id, "0162000000")
+    await senders.verify_sender(db, alice.account_id, "0162000000")
+    made = await alice.call("POST", "/contacts", json_body={"phone": "06 12 34 56 78", "nom": "Dupont"})
+    assert made.status == 201, made.body
+    path = f"/contacts/{made.body['id']}/consent"
+    assert (await alice.call("GET", path)).body["valid"] is False
+    send = {
+        "message_ref": alice.who.message.ref,
+        "contact_ids": [made.body["id"]],
+        "purpose": "commercial",
+        "sender_number": "0162000000",
+    }
+    expect_error(await alice.call("POST", "/sends", json_body=send), 400, "commercial_no_consent")
+    expect_error(await alice.call("PUT", path, json_body={"source": " "}), 400, "consent_source_missing")
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    expect_error(await alice.call("PUT", path, json_body={"source": "web", "given_at": future}), 400)
+    given = await alice.call(
+        "PUT", path, json_body={"source": "formulaire web", "proof": "case cochée, IP 192.0.2.1"}
+    )
+    assert given.status == 200 and given.body["valid"] is True and given.body["source"] == "formulaire web"
+    created = await alice.call("POST", "/sends", json_body=send)
+    assert created.status == 201 and created.body["purpose"] == "commercial", created.body
+    withdrawn = await alice.call("DELETE", path)
+    assert withdrawn.body["valid"] is False and withdrawn.body["withdrawn_at"] is not None
+    expect_error(await alice.call("POST", "/sends", json_body=send), 400, "commercial_no_consent")
+    other = await alice.call("GET", "/contacts/999999/consent")
+    assert other.status == 404

@@ -27,6 +27,7 @@ from engine.domain.callstage import Stage, StageSnapshot
 from engine.domain.outcomes import Outcome, TransferOutcome
 from engine.domain.trunks import Trunk, usable_trunks
 from engine.media.paths import host_dir, prompt_uri, sound_uri
+from engine.services.dialing.identity import caller_ids
 from engine.services.dialing.stages import StageRecorder, stage_variable
 from engine.settings import Settings
 from engine.stack import apply_trunks, asterisk
@@ -57,6 +58,8 @@ from tests.support.callee import (
 pytestmark = pytest.mark.integration
 
 PAI_NUMBER = "0162000000"  # the trunk's identity, vouched for by the operator
+# The trunks' identity settings, as the dialer reads them to build each call's caller IDs.
+IDENTITY = Trunk(name="identity", host="127.0.0.1", pai_number=PAI_NUMBER, number_format="national")
 VERIFIED_SENDER = "0987654321"
 MESSAGE_HZ = 1234.0
 MESSAGE_TONE_S = 3.0
@@ -97,16 +100,18 @@ class Phones:
         ring_timeout_s: float = RING_TIMEOUT_S,
     ) -> CallRequest:
         centre = transfer_to
+        callee = "+33" + number[1:]
+        hidden, transfer = caller_ids(IDENTITY, None, callee)  # what the dialer asks (identity.py)
         return CallRequest(
             attempt_id=str(uuid.uuid4()),
             endpoint=f"PJSIP/{number}@{self.trunk}",
             trunk=self.trunk,
             plan=plan or self.plan,
-            caller_id=caller_id or CallerId(PAI_NUMBER, hidden=True),
+            caller_id=caller_id or hidden,
             ring_timeout_s=ring_timeout_s,
-            callee_number="+33" + number[1:],
+            callee_number=callee,
             transfer_endpoint=(lambda n: f"PJSIP/{n}@{centre.trunk}") if centre is not None else None,
-            transfer_caller_id=CallerId(number, hidden=False),
+            transfer_caller_id=transfer,
         )
 
     async def place(self, number: str, **options: object) -> CallResult:
@@ -293,7 +298,9 @@ async def test_answered_calls(phones: PhonesFactory, tmp_path: Path) -> None:
         inband = Behaviour.star_inband.number
         calls = {
             hidden: {},
-            verified: {"caller_id": CallerId(VERIFIED_SENDER, hidden=False)},
+            verified: {
+                "caller_id": caller_ids(IDENTITY, "+33" + VERIFIED_SENDER[1:], "+33" + verified[1:])[0]
+            },
             silent: {},
             limited: {"plan": replace(p.plan, star_wait_s=30.0, greeting_max_plays=1, max_call_s=4.0)},
             announce: {},
@@ -344,8 +351,9 @@ async def test_answered_calls(phones: PhonesFactory, tmp_path: Path) -> None:
     offer = next(line for line in invite.body.splitlines() if line.startswith("m=audio"))
     assert offer.split()[3:] == ["8", "0", "101"], offer
     invite = invite_to(messages, verified)
+    # The presented number in From; PAI stays the number the trunk's carrier vouches for (issue 18).
     assert (invite.header("From") or "").startswith(f"<sip:{VERIFIED_SENDER}@127.0.0.1>;tag=")
-    assert invite.header("P-Asserted-Identity") == f"<sip:{VERIFIED_SENDER}@127.0.0.1>"
+    assert invite.header("P-Asserted-Identity") == f"<sip:{PAI_NUMBER}@127.0.0.1>"
     assert invite.header("Privacy") is None
 
     # Never `*`: the greeting twice, then we hang up; the message never played.
@@ -436,9 +444,11 @@ async def test_transfer_to_the_call_centre(phones: PhonesFactory, tmp_path: Path
         ("received", 200),
     ]
     assert p.flow(answered)[-2:] == [("received", "BYE"), ("sent", 200)]
-    # The call centre sees the callee's number.
+    # The call centre sees the platform's number (From and PAI), and the callee's in Diversion.
     centre_invite = invite_to(c.messages(), Behaviour.centre.number)
-    assert (centre_invite.header("From") or "").startswith(f"<sip:{answered}@127.0.0.1>;tag=")
+    assert (centre_invite.header("From") or "").startswith(f"<sip:{PAI_NUMBER}@127.0.0.1>;tag=")
+    assert centre_invite.header("P-Asserted-Identity") == f"<sip:{PAI_NUMBER}@127.0.0.1>"
+    assert centre_invite.header("Diversion") == f"<sip:{answered}@127.0.0.1>;reason=unknown;counter=1"
     assert centre_invite.header("Privacy") is None
     # Through the bridge, each side heard the other's marker tone (2 s sent; a few frames may be lost
     # at the edges), and the call centre never heard the message.

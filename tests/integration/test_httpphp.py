@@ -15,11 +15,12 @@ import pytest
 from engine.app import Engine
 from engine.domain.schedule import format_deferred
 from engine.settings import Settings
-from engine.store import Database
+from engine.store import Database, stoplists
+from engine.store import consent as consent_store
 from engine.store import contacts as contacts_store
 from engine.store import groups as groups_store
 from engine.store import sends as sends_store
-from engine.store.accounts import create_account, set_password
+from engine.store.accounts import create_account, set_default_purpose, set_password
 from engine.store.credits import balance
 from engine.store.senders import declare_sender, verify_sender
 from tests.integration.dialing import Customer, customer
@@ -185,3 +186,46 @@ async def test_failed_logins_are_throttled_with_retry_after(
     assert 0 < int(headers["Retry-After"]) <= stack_settings.login_window_s
     # Access logs never carry the query string: the password is nowhere in what the engine logged.
     assert PASSWORD not in capsys.readouterr().err
+
+
+async def test_commercial_refusals_98_99_create_nothing(
+    engine: Engine, client: Customer, db: Database
+) -> None:
+    """An account whose default purpose is commercial (http.php states none): 98 without a usable
+    presented number, 99 with a number without consent or stop-listed — before 83; nothing created."""
+
+    await set_default_purpose(db, client.account.id, "commercial")
+    many = ",".join(f"06{i:08d}" for i in range(12000000, 12000011))  # 11 numbers, 10 credits, no consent
+    assert (await call(engine, base(client)))[1] == "98"  # hidden caller ID
+    assert (await call(engine, base(client, numero=many)))[1] == "98"  # 98 before 99 and 83
+    await declare_sender(db, client.account.id, "0162000000")
+    await verify_sender(db, client.account.id, "0162000000")
+    sender = {"emetteur": "0162000000"}
+    assert (await call(engine, base(client, **sender)))[1] == "99"  # a pasted number: no contact
+    assert (await call(engine, base(client, numero=many, **sender)))[1] == "99"  # 99 before 83
+    contact = await contacts_store.create_contact(
+        db, client.account.id, phone="0612345678", allow_international=False
+    )
+    assert (await call(engine, base(client, **sender)))[1] == "99"  # a contact, no consent recorded
+    assert await db.fetchval("SELECT count(*) FROM sends") == 0
+    assert (await balance(db, client.account.id)).reserved == 0
+    await consent_store.record(
+        db, client.account.id, contact.e164, given_at=datetime.now(UTC) - timedelta(days=1), source="web"
+    )
+    assert (await call(engine, base(client, **sender)))[1] == "80"
+    await stoplists.add(db, client.account.id, [stoplists.Entry.of(contact.e164)], source="dtmf")
+    assert (await call(engine, base(client, **sender)))[1] == "99"
+    sends = await sends_store.list_sends(db, client.account.id)
+    assert [s.purpose for s in sends] == ["commercial"]  # only the lawful one
+
+
+async def test_information_sends_leave_stop_listed_numbers_out(
+    engine: Engine, client: Customer, db: Database
+) -> None:
+
+    await stoplists.add(db, client.account.id, [stoplists.Entry.of("+33612345678")], source="dtmf")
+    assert (await call(engine, base(client, numero="0612345678,0612345679")))[1] == "80"
+    (send,) = await sends_store.list_sends(db, client.account.id)
+    assert send.purpose == "information" and send.stop_listed_skipped == 1 and send.recipients_total == 1
+    numbers = await db.fetch("SELECT e164 FROM send_recipients")
+    assert [r["e164"] for r in numbers] == ["+33612345679"]

@@ -23,7 +23,8 @@ from engine.services.intake import parse_subject
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import sends as sends_store
-from engine.store.accounts import set_password
+from engine.store.accounts import get_account, set_default_purpose, set_defaults, set_password
+from engine.store.senders import declare_sender, verify_sender
 from tests.conftest import PORT_BASE
 from tests.integration.conftest import wait_for
 from tests.integration.dialing import Customer, customer
@@ -177,3 +178,26 @@ async def test_other_recipients_and_oversized_mail_are_refused(
 
 async def _count(db: Database) -> bool:
     return bool(await db.fetchval("SELECT count(*) FROM sends"))
+
+
+async def test_commercial_refusals_by_mail_create_nothing(
+    engine: Engine, client: Customer, sink: Sink, db: Database
+) -> None:
+    """E-mail sends have the account's default purpose and sender: 98 without a presented number, 99
+    with one but a number without consent; the reply says why; nothing is created."""
+    await set_default_purpose(db, client.account.id, "commercial")
+    await mail(engine, client.account.email, f"{PASSWORD}:0612345678:{client.message.ref}")
+    await wait_for(lambda: len(sink.messages) == 1, what="the 98 reply")
+    assert sink.messages[0]["Subject"].split()[-1] == "98"
+    assert "numéro émetteur" in sink.messages[0].get_content()
+    sender = await declare_sender(db, client.account.id, "0162000000")
+    await verify_sender(db, client.account.id, "0162000000")
+    account = await get_account(db, client.account.id)
+    await set_defaults(
+        db, client.account.id, dataclasses.replace(account.defaults, sender_number_id=sender.id)
+    )
+    await mail(engine, client.account.email, f"{PASSWORD}:0612345678:{client.message.ref}")
+    await wait_for(lambda: len(sink.messages) == 2, what="the 99 reply")
+    assert sink.messages[1]["Subject"].split()[-1] == "99"
+    assert "consentement" in sink.messages[1].get_content()
+    assert await db.fetchval("SELECT count(*) FROM sends") == 0

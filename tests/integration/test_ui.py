@@ -407,6 +407,8 @@ async def test_send_errors_are_shown_beside_their_fields(
             "Crédits insuffisants",
         ),
         ({"drop": "on", "numbers": "0145678903"}, "drop", "que vers des mobiles"),
+        ({"purpose": "commercial"}, "sender", "doit présenter un numéro émetteur vérifié"),  # 98
+        ({"purpose": "pub"}, "purpose", "Indiquez l'objet de l'envoi"),
     ]
     for change, field, text in cases:
         answer = await browser.post("/envoi/simple", {**base, **change})

@@ -146,7 +146,11 @@ def test_a_mobile_may_be_declared_but_never_verified() -> None:
     assert "ARCEP" in info.value.message_fr
     for prefix in accounts.AUTOMATED_CALLING_PREFIXES:
         assert prefix in info.value.message_fr
-    check_verifiable("+33172360170", False)
+    check_verifiable("+33162360170", False)
+    # ARCEP 2022-1583 (issue 18): a geographic number may not be presented by automated calls.
+    with pytest.raises(InvalidInput) as info:
+        check_verifiable("+33172360170", False)
+    assert info.value.code == "sender_not_automated"
 
 
 def test_overseas_numbers_are_french_senders() -> None:

@@ -224,6 +224,20 @@ def test_recipients_waiting_for_a_trunk_and_retries_are_explained() -> None:
     assert note(state="done", outcome="listened", attempts=1) == ""
 
 
+def test_recipients_the_law_holds_or_leaves_out_are_explained() -> None:
+    later = NOW + timedelta(hours=4)
+    assert note(wait_reason="outside_hours", next_attempt_at=later) == (
+        "En attente : hors plage horaire, appel possible à partir de 14h00."
+    )
+    assert note(wait_reason="cap_reached", next_attempt_at=NOW + timedelta(days=3)) == (
+        "En attente : plafond de 4 appels atteint, appel possible à partir de 07/12 à 10h00."
+    )
+    assert note(state="cancelled", wait_reason="stop_listed") == "Non appelé : liste d'opposition."
+    assert note(state="cancelled", wait_reason="no_consent") == "Non appelé : sans consentement."
+    assert "jour férié" in note(wait_reason="holiday", next_attempt_at=later)
+    assert "opposition" in note(wait_reason="refused", next_attempt_at=later)
+
+
 def _trunk_reason(**given: object) -> str | None:
     call: dict[str, object] = {
         "may_fail_over": False,

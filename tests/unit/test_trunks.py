@@ -102,3 +102,10 @@ def test_a_trunk_renders_its_routing_options() -> None:
     assert "device_state_busy_at = 12 " in text  # the dialplan refuses inbound calls beyond it
     pinged = render_pjsip([Trunk(name="opc", host="192.0.2.30")], qualify_frequency_s=7)
     assert "qualify_frequency = 7 " in pinged
+
+
+def test_a_trunk_with_a_pai_number_leaves_identity_headers_to_the_engine() -> None:
+    # The engine writes P-Asserted-Identity (the trunk's --pai) and Privacy itself: chan_pjsip would copy
+    # the presented number (From) into PAI.
+    assert "send_pai = no " in render_pjsip([Trunk(name="opa", host="192.0.2.10", pai_number="0162000000")])
+    assert "send_pai = yes " in render_pjsip([Trunk(name="opb", host="192.0.2.11")])

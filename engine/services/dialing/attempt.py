@@ -27,13 +27,14 @@ from engine.domain.retries import RetryPolicy
 from engine.domain.trunks import Trunk
 from engine.errors import DatabaseUnavailable
 from engine.metrics import Metrics
+from engine.services.dialing.identity import caller_ids
 from engine.services.dialing.results import ResultWriter
 from engine.services.dialing.trunkpool import TrunkPool
 from engine.settings import Settings
 from engine.store import attempts as attempts_store
 from engine.store.attempts import Claim
 from engine.store.db import Database
-from engine.telephony.callrequest import CallerId, CallRequest, OriginateUncertain
+from engine.telephony.callrequest import CallRequest, OriginateUncertain
 from engine.telephony.calls import CallService
 from engine.telephony.sipwatch import SipWatch
 
@@ -222,12 +223,7 @@ class Attempts:
         def wire(e164: str) -> str:
             return format_for_trunk(e164, trunk.number_format)
 
-        if context.sender_e164:
-            caller = CallerId(wire(context.sender_e164), hidden=False)
-        else:
-            caller = CallerId(trunk.pai_number, hidden=True)
-        # The call centre sees who is calling: the callee's number.
-        transfer_caller = CallerId(wire(claim.e164), hidden=False)
+        caller, transfer_caller = caller_ids(trunk, context.sender_e164, claim.e164)
         plan, number, variables = context.plan, wire(claim.e164), {}
         if plan.drop_mode is not DropMode.none and trunk.offers_deposit:
             # The operator's direct deposit: its mailbox platform answers, the phone does not ring.

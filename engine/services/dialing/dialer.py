@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -31,8 +32,10 @@ from engine.domain.retries import RetryPolicy, RetryTiming
 from engine.errors import DatabaseUnavailable, TelephonyUnavailable
 from engine.media.paths import prompt_uri, sound_uri
 from engine.metrics import Metrics
+from engine.services.dialing import lawgate
 from engine.services.dialing.adoption import Adoption
 from engine.services.dialing.attempt import Attempts, SendContext
+from engine.services.dialing.clock import Clock
 from engine.services.dialing.results import ResultWriter
 from engine.services.dialing.stages import StageRecorder
 from engine.services.dialing.trunkpool import TrunkPool
@@ -100,8 +103,12 @@ class Dialer:
         self.pace = AdaptivePace(settings.max_cps, now=now) if settings.max_cps > 0 else None
         calls.on_originate = self._on_originate_latency
         self.watch = TrunkWatch(settings, db, ari, events=trunk_events, pool=self.pool, metrics=metrics)
+        # The dialer's notion of now (a test can move it: VOCALCAST_CLOCK_OFFSET_S, or clock.offset_s).
+        self.clock = Clock(settings.clock_offset_s)
         self._results = ResultWriter(
-            db, RetryTiming(busy=settings.retry_busy_factor, no_answer=settings.retry_no_answer_factor)
+            db,
+            RetryTiming(busy=settings.retry_busy_factor, no_answer=settings.retry_no_answer_factor),
+            clock=self.clock.time,
         )
         self.attempts = Attempts(
             settings,
@@ -190,7 +197,7 @@ class Dialer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self._wait_s())
         self._wake.clear()
-        now_dt = datetime.now(UTC)
+        now_dt = self.clock.now()
         if time.monotonic() - self._started_due_at >= IDLE_S:
             # Deferred sends: looked for every IDLE_S, not on every cycle of a busy dialer.
             self._started_due_at = time.monotonic()
@@ -280,19 +287,27 @@ class Dialer:
             if free <= 0 or not any(rooms):
                 break
             share = -(-free // (len(sends) - index))  # ceil
-            slots = [
-                Slot(t, i + 1, self.pool.trunks[t].trunk.demo) for i, room in enumerate(rooms) for t in room
-            ]
-            claims = await attempts_store.claim(
-                self.db,
-                send.id,
-                [(c.pattern, len(room)) for c, room in zip(classes, rooms, strict=True)],
-                slots,
+            take = functools.partial(
+                attempts_store.claim,
+                send_id=send.id,
+                classes=[(c.pattern, len(room)) for c, room in zip(classes, rooms, strict=True)],
+                slots=[
+                    Slot(t, i + 1, self.pool.trunks[t].trunk.demo)
+                    for i, room in enumerate(rooms)
+                    for t in room
+                ],
                 limit=share,
                 node=self.node,
                 app=self.ari.app,
                 now=now_dt,
             )
+            if send.commercial and send.account_id is not None:
+                # The law first: only the recipients it allows now are claimed (the others wait).
+                claims = await lawgate.claim_lawfully(
+                    self.db, send.id, send.account_id, now_dt, limit=share + 10, claim=take
+                )
+            else:
+                claims = await take(self.db)
             if not claims:
                 continue
             context = await self.send_context(send.id)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from uuid import UUID
 
 from engine.domain.retries import RetryTiming
@@ -22,9 +24,12 @@ _Entry = tuple[Result, asyncio.Future[Recorded]]
 
 
 class ResultWriter:
-    def __init__(self, db: Database, timing: RetryTiming | None = None) -> None:
+    def __init__(
+        self, db: Database, timing: RetryTiming | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._db = db
         self._timing = timing
+        self._clock = clock
         self._queue: list[_Entry] = []
         self._writing: asyncio.Task[None] | None = None
 
@@ -58,7 +63,7 @@ class ResultWriter:
     async def _write(self, batch: list[_Entry]) -> None:
         try:
             recorded = await attempts_store.record_results(
-                self._db, [item for item, _ in batch], timing=self._timing
+                self._db, [item for item, _ in batch], timing=self._timing, now=self._clock()
             )
         except DatabaseUnavailable as exc:
             for _item, future in batch:

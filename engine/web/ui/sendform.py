@@ -22,6 +22,7 @@ from engine.domain.accounts import (
     SenderNumber,
     check_transfer,
 )
+from engine.domain.commercial import PURPOSES
 from engine.domain.contacts import NewContact
 from engine.domain.schedule import parse_deferred
 from engine.domain.sends import IdempotencyKeyUsed, Send, Target
@@ -42,9 +43,14 @@ OPTION_FIELDS: Final = (
     "retry_minutes",
     "drop",
     "test_number",
+    "purpose",
 )
 
 # create_send's error codes (and the SendDefaults/parse_deferred ones) → the field they belong beside.
+PURPOSES_FR: Final = {
+    "information": "Information (rappel, alerte, message interne)",
+    "commercial": "Commercial (prospection, offre) — consentement et horaires légaux exigés",
+}
 FIELD_OF: Final = {
     "message_not_found": "message",
     "greeting_not_found": "greeting_ref",
@@ -54,6 +60,10 @@ FIELD_OF: Final = {
     "drop_not_allowed": "drop",
     "drop_not_mobile": "drop",
     "no_recipient": "numbers",
+    "all_stop_listed": "numbers",
+    "commercial_no_consent": "numbers",
+    "commercial_no_sender": "sender",
+    "bad_purpose": "purpose",
     "too_many": "numbers",
     "deferred_past": "at",
     "bad_deferred": "at",
@@ -103,6 +113,7 @@ def default_values(account: Account, lib: Library) -> dict[str, str]:
         "retry_minutes": str(d.retry_interval_s // 60),
         "drop": "on" if d.voicemail_drop else "",
         "test_number": "",
+        "purpose": account.default_purpose,
     }
 
 
@@ -177,6 +188,11 @@ def parse_options(
         options["retries"] = retries
         options["retry_interval_s"] = max(minutes, 1) * 60
     options["voicemail_drop"] = bool(values["drop"])
+    # The form always states one (a checked radio); a bare POST without it gets the account's default.
+    if values["purpose"] in PURPOSES:
+        options["purpose"] = values["purpose"]
+    elif values["purpose"]:
+        errors["purpose"] = "Indiquez l'objet de l'envoi : information ou commercial."
     return options, errors
 
 
@@ -269,6 +285,7 @@ def summary(options: dict[str, Any], lib: Library) -> list[tuple[str, str]]:
             else f"{options['retries']} essai(s) de plus, toutes les {options['retry_interval_s'] // 60} min",
         ),
         ("Dépôt sur messagerie", DROP_MODE_FR if options.get("voicemail_drop") else "Non"),
+        ("Objet de l'envoi", PURPOSES_FR.get(options.get("purpose") or "", "Selon votre compte")),
     ]
 
 

@@ -1,0 +1,184 @@
+"""French law on the real stack (issue 18): a commercial send keeps to the calling hours of article
+D223-9 with the dialer's clock moved to a Friday noon (VOCALCAST_CLOCK_OFFSET_S / Dialer.clock), and its
+refusals through http.php and the API create nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from engine.app import Engine
+from engine.domain.sends import SendStatus
+from engine.services.sends import create_send
+from engine.settings import Settings
+from engine.store import Database
+from engine.store import consent as consent_store
+from engine.store import sends as sends_store
+from engine.store.contacts import create_contact
+from engine.store.senders import declare_sender, verify_sender
+from engine.web.api_sends import recipient_json
+from tests.integration.conftest import wait_for
+from tests.integration.dialing import customer, invites_per_number, targets
+from tests.integration.test_dialer import callees, fast
+
+pytestmark = pytest.mark.integration
+
+PARIS = ZoneInfo("Europe/Paris")
+SENDER = "01 62 00 00 01"  # in ARCEP's blocks for automated calls
+# A Friday that is no public holiday.
+FRIDAY = datetime(2026, 12, 11, tzinfo=PARIS)
+
+
+def paris(hour: int, minute: int, second: int = 0) -> datetime:
+    return FRIDAY.replace(hour=hour, minute=minute, second=second)
+
+
+async def test_commercial_send_stops_at_13_and_resumes_at_14(
+    stack_settings: Settings,
+    db: Database,
+    sipp_ports: Any,
+    tmp_path: Path,
+) -> None:
+    settings = dataclasses.replace(fast(stack_settings), max_channels=1)
+    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=1, max_cps=5)
+    who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
+    await declare_sender(db, who.account.id, SENDER)
+    await verify_sender(db, who.account.id, SENDER)
+    numbers = [f"061100040{i}" for i in range(5)]  # last digits 0-4: they answer and listen
+    for raw in numbers:
+        contact = await create_contact(db, who.account.id, phone=raw, allow_international=False)
+        await consent_store.record(
+            db, who.account.id, contact.e164, given_at=datetime(2026, 1, 5, tzinfo=UTC), source="formulaire"
+        )
+    placed: list[datetime] = []  # the dialer's clock at each originate
+
+    async with sipp, Engine(settings) as engine:
+        clock = engine.dialer.clock
+
+        def stand_at(at: datetime) -> None:
+            clock.offset_s = at.timestamp() - time.time()
+
+        engine.dialer.on_originate = lambda _claim: placed.append(clock.now())
+        stand_at(paris(12, 59, 30))
+        send = await create_send(
+            db,
+            settings,
+            who.account,
+            message_ref=who.message.ref,
+            targets=targets(numbers),
+            origin="api",
+            purpose="commercial",
+            sender=SENDER,
+        )
+        engine.dialer.wake()
+        await wait_for(lambda: len(placed) >= 1, timeout_s=20, what="a first call before 13:00")
+        # Two seconds before the lunch break: the call in progress ends, nothing new starts after 13:00.
+        stand_at(paris(12, 59, 58))
+
+        async def all_held() -> bool:
+            rows = await db.fetch(
+                "SELECT state, wait_reason, next_attempt_at FROM send_recipients WHERE send_id = $1 "
+                "AND state <> 'done'",
+                send.id,
+            )
+            return bool(rows) and all(
+                r["state"] == "pending"
+                and r["wait_reason"] == "outside_hours"
+                and r["next_attempt_at"] == paris(14, 0)
+                for r in rows
+            )
+
+        await wait_for(all_held, timeout_s=20, what="the recipients left to wait for 14:00")
+        # The report says why and until when (the API's recipients, as the customer reads them).
+        report = [recipient_json(r) for r in await sends_store.recipients(db, send.id)]
+        held = [r for r in report if r["state"] == "pending"]
+        assert held and all(r["waiting"] == "outside_hours" for r in held)
+        assert {r["note"] for r in held} == {
+            "En attente : hors plage horaire, appel possible à partir de 11/12 à 14h00."
+        }
+        assert {r["next_attempt_at"] for r in held} == {"2026-12-11T13:00:00+00:00"}
+        before_break = len(placed)
+        # In the break: nothing is placed (the dialer runs its cycles with a free channel meanwhile).
+        stand_at(paris(13, 30))
+        engine.dialer.wake()
+        await asyncio.sleep(1.0)
+        assert len(placed) == before_break
+        assert (await sends_store.get_send(db, send.id)).status is SendStatus.running
+        # A second before 14:00: the calls resume at 14:00:00.
+        stand_at(paris(13, 59, 59))
+
+        async def completed() -> bool:
+            return (await sends_store.get_send(db, send.id)).status is SendStatus.completed
+
+        await wait_for(completed, timeout_s=60, what="the send to complete after 14:00")
+
+    morning = [at for at in placed if at < paris(13, 0)]
+    afternoon = [at for at in placed if at >= paris(14, 0)]
+    assert morning and afternoon, placed
+    assert len(morning) + len(afternoon) == len(placed) == len(numbers)  # none in 13:00-14:00
+    invites = invites_per_number(sipp)
+    assert all(invites[n] == 1 for n in numbers), invites
+
+
+async def test_commercial_send_on_a_public_holiday_waits_for_the_next_working_day(
+    stack_settings: Settings,
+    db: Database,
+    sipp_ports: Any,
+    tmp_path: Path,
+) -> None:
+    settings = fast(stack_settings)
+    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=2, max_cps=5)
+    who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
+    await declare_sender(db, who.account.id, SENDER)
+    await verify_sender(db, who.account.id, SENDER)
+    numbers = ["0611000500", "0611000501"]
+    for raw in numbers:
+        contact = await create_contact(db, who.account.id, phone=raw, allow_international=False)
+        await consent_store.record(
+            db, who.account.id, contact.e164, given_at=datetime(2026, 1, 5, tzinfo=UTC), source="formulaire"
+        )
+    christmas = datetime(2026, 12, 25, 11, tzinfo=PARIS)  # a Friday, within the hours of a working day
+    monday = datetime(2026, 12, 28, 10, tzinfo=PARIS)  # Saturday 26 (Alsace-Moselle) and Sunday pass
+    placed: list[datetime] = []
+
+    async with sipp, Engine(settings) as engine:
+        clock = engine.dialer.clock
+        engine.dialer.on_originate = lambda _claim: placed.append(clock.now())
+        clock.offset_s = christmas.timestamp() - time.time()
+        send = await create_send(
+            db,
+            settings,
+            who.account,
+            message_ref=who.message.ref,
+            targets=targets(numbers),
+            origin="api",
+            purpose="commercial",
+            sender=SENDER,
+        )
+        engine.dialer.wake()
+
+        async def held() -> bool:
+            rows = await db.fetch(
+                "SELECT wait_reason, next_attempt_at FROM send_recipients WHERE send_id = $1", send.id
+            )
+            return all(r["wait_reason"] == "holiday" and r["next_attempt_at"] == monday for r in rows)
+
+        await wait_for(held, timeout_s=20, what="the recipients held for the holiday")
+        assert placed == []
+        clock.offset_s = (monday - timedelta(seconds=1)).timestamp() - time.time()
+        engine.dialer.wake()
+
+        async def completed() -> bool:
+            return (await sends_store.get_send(db, send.id)).status is SendStatus.completed
+
+        await wait_for(completed, timeout_s=60, what="the send to complete on Monday")
+
+    assert len(placed) == 2 and all(at >= monday for at in placed), placed
+    assert invites_per_number(sipp) == dict.fromkeys(numbers, 1)
