@@ -10,7 +10,10 @@ recipient: the outcome, attempts and charge equal the reference's for its behavi
 more INVITEs than the reference's, plus one re-dial for each of its calls recorded as cut on our side
 (attempts.cut = 'ours') by an interruption that had it in flight; no channel or bridge is left in
 Asterisk; and (kill at `bridged`) a bridged transfer stays connected across the crash, both marker tones
-crossing the bridge after the restart.
+crossing the bridge after the restart. One exception, said in the report: a key the callee pressed while
+no engine was connected (captured in RTP inside a gap) reached nobody — Asterisk keeps no event of an
+application nobody serves — so that call goes on as if it was not pressed; its outcome may differ from the
+reference's, but it never costs the customer more.
 
 A failure lists, per recipient, what differs, its attempts (ids as in the engine logs), the stage it
 was at each interruption, and its key presses that reached Asterisk while no engine listened. The engine
@@ -488,16 +491,32 @@ async def check_run(
             f"{c.label}@{c.in_flight[number]}" for c in the_rig.cuts if number in c.in_flight
         )
         where += ")"
+        # A key that reached Asterisk while no engine was connected is lost for good (Asterisk keeps no
+        # event of an application nobody serves): the call goes on as if it was not pressed. Its outcome
+        # may then differ from the reference's, but never at a higher cost to the customer.
+        lost_keys = keys_in_gaps(the_rig, number)
         if g.state != "done":
             problems.append(f"{where}: state {g.state}, not done")
-        if g.outcome != want.outcome:
-            problems.append(f"{where}: outcome {g.outcome}, reference {want.outcome}")
+        if lost_keys:
+            the_rig.notes.append(
+                f"{number} ({behaviour.name}): key(s) pressed while no engine listened {lost_keys}: "
+                f"outcome {g.outcome} (reference {want.outcome}), as if not pressed"
+            )
+            costs = Outcome(g.outcome).consumes_credit if g.outcome else False
+            if costs and not want.charged:
+                problems.append(f"{where}: charged ({g.outcome}) where the reference is not ({want.outcome})")
+            charged += costs
+        else:
+            if g.outcome != want.outcome:
+                problems.append(f"{where}: outcome {g.outcome}, reference {want.outcome}")
+            if g.transfer_outcome != want.transfer_outcome:
+                problems.append(f"{where}: transfer {g.transfer_outcome}, reference {want.transfer_outcome}")
+            transfer_s = want.transfer_s
+            if transfer_s is not None and (g.transfer_s is None or abs(g.transfer_s - transfer_s) > 3):
+                problems.append(f"{where}: transfer lasted {g.transfer_s} s, reference {transfer_s} s")
+            charged += want.charged
         if g.attempts != want.attempts:
             problems.append(f"{where}: {g.attempts} attempts, reference {want.attempts}")
-        if g.transfer_outcome != want.transfer_outcome:
-            problems.append(f"{where}: transfer {g.transfer_outcome}, reference {want.transfer_outcome}")
-        if want.transfer_s is not None and (g.transfer_s is None or abs(g.transfer_s - want.transfer_s) > 3):
-            problems.append(f"{where}: transfer lasted {g.transfer_s} s, reference {want.transfer_s} s")
         # One re-dial for each call cut on our side: recorded so (attempts.cut = 'ours') by a cut that
         # really had the call in flight.
         redials = min(cuts_of[number], ours[number])
@@ -514,10 +533,8 @@ async def check_run(
             )
         if len(problems) > before:
             problems.append(f"    its attempts: {await attempts_of(the_rig.db, sends, number)}")
-            lost = keys_in_gaps(the_rig, number)
-            if lost:
-                problems.append(f"    its keys pressed while no engine listened: {lost}")
-        charged += want.charged
+            if lost_keys:
+                problems.append(f"    its keys pressed while no engine listened: {lost_keys}")
     used = 0
     for send_id in sends:
         final = await sends_store.get_send(the_rig.db, send_id)
