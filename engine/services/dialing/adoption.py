@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
@@ -139,7 +141,8 @@ class Adoption:
             if self._host.follows(open_.claim.attempt_id):
                 continue  # still followed by this process (the call service's sweep ends lost ones)
             if attempt_id in channels:
-                await self._resume(open_, channels[attempt_id])
+                leg = channels.get(callids.transfer_leg_id(attempt_id))
+                await self._resume(open_, channels[attempt_id], leg)
                 continue
             await self._end_transfer_of_gone_call(attempt_id, set(channels))
             cdr = await self._cdr(open_.claim.attempt_id)
@@ -188,7 +191,7 @@ class Adoption:
         return Cut.callee if cdr is not None else Cut.unknown
 
     # --- calls still up ------------------------------------------------------------------------------
-    async def _resume(self, open_: OpenAttempt, channel: Event) -> None:
+    async def _resume(self, open_: OpenAttempt, channel: Event, leg: Event | None = None) -> None:
         """A call of this node outlived the engine that followed it: carry it on from its last stage,
         and from what its channel says happened since (it rang, or it was answered, meanwhile)."""
         attempt_id = str(open_.claim.attempt_id)
@@ -203,8 +206,19 @@ class Adoption:
         if request is None:  # its trunk is not known (yet): the call goes on in Asterisk, next time
             log.warning("call.resume_postponed", attempt_id=attempt_id, trunk=open_.claim.trunk)
             return
+        if _in_amd(channel) and snapshot.stage in (Stage.dialing, Stage.ringing):
+            # Answered, and the dialplan's answering-machine detection has it: its verdict comes back
+            # to the application (the stage was not written yet when the engine went away).
+            now = time.time()
+            snapshot = dataclasses.replace(
+                snapshot,
+                stage=Stage.amd,
+                entered_at=now,
+                ringing_at=snapshot.ringing_at or snapshot.originated_at,
+                answered_at=snapshot.answered_at or now,
+            )
         call = self._calls.resume(request, snapshot)
-        for event in _caught_up(snapshot, channel):
+        for event in _caught_up(snapshot, channel, leg):
             call.route_put(event)
         self._host.take_slot(open_.claim.trunk)
         log.info("call.resumed", attempt_id=attempt_id, stage=snapshot.stage.value, detail=snapshot.detail)
@@ -268,13 +282,20 @@ class Adoption:
         )
 
 
-def _caught_up(snapshot: StageSnapshot, channel: Event) -> list[ce.Event]:
-    """What the channel did after the last stage recorded before the answer: it rang, or it was answered
-    (and sits in our application, not in the answering-machine detection of the dialplan)."""
+def _in_amd(channel: Event) -> bool:
+    return str((channel.get("dialplan") or {}).get("context", "")) == AMD_CONTEXT
+
+
+def _caught_up(snapshot: StageSnapshot, channel: Event, leg: Event | None = None) -> list[ce.Event]:
+    """What the channels did after the last stage recorded: the callee's rang, or was answered (and sits
+    in our application, not in the answering-machine detection of the dialplan); the transfer leg was
+    answered (it sits in our application)."""
+    if snapshot.stage is Stage.transfer_dialing and leg is not None and leg.get("state") == "Up":
+        return [ce.TransferAnswered()]
     if snapshot.stage not in (Stage.dialing, Stage.ringing):
         return []
     state = str(channel.get("state", ""))
-    in_amd = str((channel.get("dialplan") or {}).get("context", "")) == AMD_CONTEXT
+    in_amd = _in_amd(channel)
     events: list[ce.Event] = []
     if state in {"Ringing", "Up"} and snapshot.stage is Stage.dialing:
         events.append(ce.Ringing())
