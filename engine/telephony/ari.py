@@ -233,6 +233,13 @@ class AriClient:
             "POST", f"/channels/{channel_id}/variable", params={"variable": name, "value": value}
         )
 
+    async def subscribe_channel(self, channel_id: str) -> None:
+        """Send the channel's events to our application before it enters it (a channel originated
+        into the dialplan). AriNotFound/AriUnprocessable when the channel is already gone."""
+        await self.request(
+            "POST", f"/applications/{self.app}/subscription", params={"eventSource": f"channel:{channel_id}"}
+        )
+
     async def get_variable(self, channel_id: str, name: str) -> str | None:
         try:
             result = await self.request("GET", f"/channels/{channel_id}/variable", params={"variable": name})

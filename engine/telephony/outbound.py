@@ -29,6 +29,10 @@ from engine.telephony.stasis import Queued, Route, Signal, StasisRouter
 log = structlog.get_logger(__name__)
 
 AMD_CONTEXT = "vocalcast-amd"
+# The transfer leg's way into the application, and the subroutine both detours enter it through
+# (dialplan/extensions.conf: it waits for an engine rather than hang up while none is connected).
+TRANSFER_CONTEXT = "vocalcast-transfer"
+STASIS_CONTEXT = "vocalcast-stasis"
 # Dial statuses that say how the dial is going, not how it ended: the result keeps the last final one
 # (a ring timeout has none: the originate gives up without a final Dial event).
 _PROGRESS_DIALSTATUSES = frozenset({"", "RINGING", "PROGRESS", "PROCEEDING"})
@@ -404,13 +408,16 @@ class OutboundCall:
         self.service.router.alias(self._route(), self._transfer_id)
         caller = request.transfer_caller_id or CallerId(None, hidden=True)
         try:
+            # Into the dialplan, which enters the application once answered: an answer while no engine
+            # is connected then waits for the next engine (a leg originated straight into the
+            # application would be hung up by Asterisk, and the transfer lost).
             await self.ari.originate(
                 endpoint=request.transfer_endpoint(number),
                 channel_id=self._transfer_id,
-                app_args="transfer",
+                context=TRANSFER_CONTEXT,
                 timeout_s=timeout_s,
                 caller_id=caller.ari_caller_id(),
-                variables={"GROUP(vc_trunk)": request.trunk, **caller.variables()},
+                variables={"GROUP(vc_trunk)": request.trunk, "VC_APP": self.ari.app, **caller.variables()},
                 originator=self.channel_id,
             )
         except (AriError, AriUnavailable) as exc:
@@ -420,6 +427,17 @@ class OutboundCall:
             await self._feed(ce.TransferEnded())
             return
         self.transfer_originated = True
+        try:
+            # Its ringing and failure reach us only through a subscription (it is not in the application
+            # before the answer). Gone already: it failed before we could listen, and told nobody.
+            await self.ari.subscribe_channel(self._transfer_id)
+        except (AriNotFound, AriUnprocessable):
+            if not self._transfer_gone:
+                self._transfer_gone = True
+                self._release_transfer_slot()
+                await self._feed(ce.TransferEnded())
+        except (AriError, AriUnavailable) as exc:  # the sweep notices the leg's end if no event does
+            self._log.warning("call.transfer_subscribe_failed", error=str(exc))
 
     def _release_transfer_slot(self) -> None:
         if self._transfer_slot_held and self.request.transfer_slots is not None:

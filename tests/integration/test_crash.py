@@ -55,6 +55,7 @@ from engine.stack.root import read_info, root_path
 from engine.store import Database
 from engine.store import sends as sends_store
 from engine.store.credits import balance
+from engine.telephony import callids
 from engine.telephony.ari import AriClient
 from lab import tones
 from lab.dtmfpcap import RtpPcapBuilder
@@ -465,6 +466,29 @@ async def leftovers(settings: Settings, timeout_s: float = 15.0) -> tuple[list[s
             await asyncio.sleep(0.2)
 
 
+async def legs_answered(settings: Settings, db: Database, sends: list[UUID]) -> None:
+    """Until a transfer leg of an open attempt at `transfer_dialing` is answered (Up in Asterisk)."""
+    rows = await db.fetch(
+        "SELECT id FROM attempts WHERE send_id = ANY($1) AND outcome IS NULL AND stage = 'transfer_dialing'",
+        sends,
+    )
+    legs = {callids.transfer_leg_id(str(r["id"])) for r in rows}
+    assert legs, "no attempt at transfer_dialing after the kill"
+    client = AriClient(
+        host="127.0.0.1",
+        port=settings.ari_port,
+        user=settings.ari_user,
+        password=settings.require("ari_password"),
+        app="vocalcast-crashcheck",
+    )
+    async with client:
+
+        async def answered() -> bool:
+            return any(c.get("id") in legs and c.get("state") == "Up" for c in await client.channels())
+
+        await wait_for(answered, timeout_s=8, interval_s=0.05, what="the transfer leg answered")
+
+
 async def stages_left(settings: Settings, db: Database, sends: list[UUID]) -> list[str]:
     """Attempts (all ended) whose stage Asterisk still keeps: a global variable per attempt that nothing
     deletes would pile up for as long as Asterisk runs."""
@@ -703,6 +727,11 @@ async def test_kill_9_at_each_stage_keeps_every_outcome(
                 missed.append(stage)
                 continue
             cut = await the_rig.kill_engine(f"kill at {stage} ({first[0]})", sends)
+            if stage == "transfer_dialing":
+                # The call centre answers while no engine is connected: the leg waits in the dialplan
+                # for the next engine (which bridges it), rather than being hung up by Asterisk.
+                await legs_answered(stack_settings, db, sends)
+                the_rig.notes.append(f"restarted after the transfer leg of {first[0]} was answered")
             if stage == "bridged":
                 bridged_cut = cut
             ready = await the_rig.start_engine()

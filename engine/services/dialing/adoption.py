@@ -45,7 +45,14 @@ from engine.telephony import callids
 from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event
 from engine.telephony.callrequest import CallRequest
 from engine.telephony.calls import CallService
-from engine.telephony.outbound import AMD_CONTEXT, ChannelVanished, Recheck, TransferVanished
+from engine.telephony.outbound import (
+    AMD_CONTEXT,
+    STASIS_CONTEXT,
+    TRANSFER_CONTEXT,
+    ChannelVanished,
+    Recheck,
+    TransferVanished,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -218,6 +225,10 @@ class Adoption:
                 answered_at=snapshot.answered_at or now,
             )
         call = self._calls.resume(request, snapshot)
+        if leg is not None and _waits_for_application(leg):
+            # Its ringing, failure or hang-up reach the application only through a subscription.
+            with contextlib.suppress(AriError, AriUnavailable):  # gone: the sweep ends it
+                await self._ari.subscribe_channel(str(leg.get("id")))
         for event in _caught_up(snapshot, channel, leg):
             call.route_put(event)
         self._host.take_slot(open_.claim.trunk)
@@ -282,8 +293,21 @@ class Adoption:
         )
 
 
+def _context(channel: Event) -> str:
+    return str((channel.get("dialplan") or {}).get("context", ""))
+
+
 def _in_amd(channel: Event) -> bool:
-    return str((channel.get("dialplan") or {}).get("context", "")) == AMD_CONTEXT
+    """The callee's channel is in the answering-machine detour: detecting, or entering the application
+    with its verdict (the subroutine waits there for an engine)."""
+    return _context(channel) in (AMD_CONTEXT, STASIS_CONTEXT)
+
+
+def _waits_for_application(leg: Event) -> bool:
+    """A transfer leg still in the dialplan: ringing, or answered and waiting for an engine to enter
+    the application (its StasisStart is still to come)."""
+    dialplan = leg.get("dialplan") or {}
+    return _context(leg) in (TRANSFER_CONTEXT, STASIS_CONTEXT) and dialplan.get("app_name") != "Stasis"
 
 
 def _caught_up(snapshot: StageSnapshot, channel: Event, leg: Event | None = None) -> list[ce.Event]:
@@ -291,7 +315,9 @@ def _caught_up(snapshot: StageSnapshot, channel: Event, leg: Event | None = None
     in our application, not in the answering-machine detection of the dialplan); the transfer leg was
     answered (it sits in our application)."""
     if snapshot.stage is Stage.transfer_dialing and leg is not None and leg.get("state") == "Up":
-        return [ce.TransferAnswered()]
+        # Answered: in the application already (caught up now), or about to enter it (its StasisStart
+        # answers for it; bridging a leg outside the application would fail).
+        return [] if _waits_for_application(leg) else [ce.TransferAnswered()]
     if snapshot.stage not in (Stage.dialing, Stage.ringing):
         return []
     state = str(channel.get("state", ""))
