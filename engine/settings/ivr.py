@@ -1,0 +1,58 @@
+"""The recording line: its number, code guessing limits, recording limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.settings.fields import national_number, non_negative_float, positive_int, setting
+
+
+@dataclass(frozen=True)
+class IvrSettings:
+    """The recording line: its number, code guessing limits, recording limits."""
+
+    # --- the recording number --------------------------------------------------------------------
+    recording_number: str = setting(
+        "VOCALCAST_RECORDING_NUMBER",
+        national_number,
+        "0172360170",
+        "The recording IVR's number (national form); calls to any other number are refused.",
+    )
+
+    # --- recording IVR ---------------------------------------------------------------------------
+    ivr_code_tries: int = setting(
+        "VOCALCAST_IVR_CODE_TRIES", positive_int, "3", "Wrong personal codes in one call before goodbye."
+    )
+    ivr_lockout_failures: int = setting(
+        "VOCALCAST_IVR_LOCKOUT_FAILURES",
+        positive_int,
+        "5",
+        "Wrong codes from one caller number within the window that block that number.",
+    )
+    ivr_lockout_window_s: float = setting(
+        "VOCALCAST_IVR_LOCKOUT_WINDOW_S",
+        non_negative_float,
+        "900",
+        "Window counting a caller's wrong codes.",
+    )
+    ivr_lockout_s: float = setting(
+        "VOCALCAST_IVR_LOCKOUT_S",
+        non_negative_float,
+        "1800",
+        "How long a blocked caller number stays blocked.",
+    )
+    ivr_global_failures_per_min: int = setting(
+        "VOCALCAST_IVR_GLOBAL_FAILURES_PER_MIN",
+        positive_int,
+        "60",
+        "Wrong codes per minute, all callers together, above which every code check is slowed down.",
+    )
+    ivr_record_max_s: float = setting(
+        "VOCALCAST_IVR_RECORD_MAX_S", non_negative_float, "300", "Longest recording by phone."
+    )
+    ivr_silence_s: float = setting(
+        "VOCALCAST_IVR_SILENCE_S", non_negative_float, "5", "Silence that ends a recording by phone."
+    )
+    ivr_digit_timeout_s: float = setting(
+        "VOCALCAST_IVR_DIGIT_TIMEOUT_S", non_negative_float, "6", "How long the IVR waits for a key."
+    )

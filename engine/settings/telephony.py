@@ -1,0 +1,93 @@
+"""Asterisk, SIP and RTP, and the engine's call limits and timings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.settings.fields import SettingsError, non_negative_float, port, positive_int, setting, text
+
+
+@dataclass(frozen=True)
+class TelephonySettings:
+    """Asterisk, SIP and RTP, and the engine's call limits and timings."""
+
+    # --- Asterisk --------------------------------------------------------------------------------
+    ari_port: int = setting("VOCALCAST_ARI_PORT", port, "18088", "Asterisk HTTP/ARI port (127.0.0.1).")
+    ari_user: str = setting("VOCALCAST_ARI_USER", text, "vocalcast", "ARI user name.")
+    ari_password: str = setting(
+        "VOCALCAST_ARI_PASSWORD",
+        text,
+        None,
+        "ARI password (generated into the state dir on first stack up).",
+        secret=True,
+    )
+    ari_pool_size: int = setting(
+        "VOCALCAST_ARI_POOL_SIZE", positive_int, "50", "Concurrent HTTP connections to ARI."
+    )
+    ari_reconnect_max_s: float = setting(
+        "VOCALCAST_ARI_RECONNECT_MAX_S",
+        non_negative_float,
+        "5",
+        "Longest wait between two ARI websocket reconnect attempts.",
+    )
+    sip_bind: str = setting("VOCALCAST_SIP_BIND", text, "127.0.0.1", "PJSIP UDP transport bind address.")
+    sip_port: int = setting("VOCALCAST_SIP_PORT", port, "5060", "PJSIP UDP transport port.")
+    sip_external_address: str = setting(
+        "VOCALCAST_SIP_EXTERNAL_ADDRESS", text, "", "Public signalling address behind NAT (empty: none)."
+    )
+    sip_external_media_address: str = setting(
+        "VOCALCAST_SIP_EXTERNAL_MEDIA_ADDRESS", text, "", "Public media address behind NAT (empty: none)."
+    )
+    rtp_start: int = setting("VOCALCAST_RTP_START", port, "20000", "First RTP port.")
+    rtp_end_override: str = setting(
+        "VOCALCAST_RTP_END",
+        text,
+        "",
+        "Last RTP port (default: sized for twice the maximum channels, two ports each).",
+    )
+    agi_port: int = setting("VOCALCAST_AGI_PORT", port, "4573", "FastAGI server port (127.0.0.1).")
+    max_channels: int = setting(
+        "VOCALCAST_MAX_CHANNELS", positive_int, "200", "Engine-wide maximum of simultaneous calls."
+    )
+    max_cps: float = setting(
+        "VOCALCAST_MAX_CPS", non_negative_float, "50", "Engine-wide maximum of new calls per second."
+    )
+    max_recipients: int = setting(
+        "VOCALCAST_MAX_RECIPIENTS", positive_int, "10000", "Most numbers in one send."
+    )
+    star_wait_s: float = setting(
+        "VOCALCAST_STAR_WAIT_S", non_negative_float, "6", "How long the greeting waits for * after playing."
+    )
+    transfer_ring_timeout_s: float = setting(
+        "VOCALCAST_TRANSFER_RING_TIMEOUT_S",
+        non_negative_float,
+        "30",
+        "How long the call centre's line may ring on a transfer (touche 9).",
+    )
+    transfer_max_s: float = setting(
+        "VOCALCAST_TRANSFER_MAX_S", non_negative_float, "1800", "Longest transferred conversation."
+    )
+    ring_timeout_s: float = setting(
+        "VOCALCAST_RING_TIMEOUT_S", non_negative_float, "30", "How long an outbound call may ring."
+    )
+
+    @property
+    def rtp_end(self) -> int:
+        if self.rtp_end_override:
+            return int(self.rtp_end_override)
+        # A transferred call holds two channels, and each RTP session takes an even/odd port pair.
+        return self.rtp_start + 4 * self.max_channels - 1
+
+    def _check_telephony(self) -> None:
+        if self.rtp_end_override:
+            try:
+                end = int(self.rtp_end_override)
+            except ValueError as exc:
+                raise SettingsError(f"VOCALCAST_RTP_END: not an integer: {self.rtp_end_override!r}") from exc
+            if end - self.rtp_start + 1 < 4 * self.max_channels:
+                raise SettingsError(
+                    f"VOCALCAST_RTP_END: range {self.rtp_start}-{end} is too small for "
+                    f"VOCALCAST_MAX_CHANNELS={self.max_channels} (needs {4 * self.max_channels} ports)"
+                )
+        if self.rtp_end > 65535:
+            raise SettingsError("VOCALCAST_RTP_START: the RTP range would end above port 65535")
