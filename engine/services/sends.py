@@ -36,6 +36,7 @@ from engine.store import messages as messages_store
 from engine.store import senders as senders_store
 from engine.store import sends as sends_store
 from engine.store import stoplists as stoplists_store
+from engine.store import webhooks as webhooks_store
 from engine.store.db import Database, Executor
 
 
@@ -84,9 +85,13 @@ class Sends:
         idempotency_key: str | None = None,
         code: str | None = None,
         dry_run: bool = False,
+        webhook: tuple[str, tuple[str, ...]] | None = None,
     ) -> Send:
         """Validate everything, reserve one credit per number and store the send, or raise and store
         nothing (error codes: see ``create_send``).
+
+        ``webhook``: the send's own endpoint (url and events, checked by the webhooks service), stored in
+        the same transaction: its send.started, queued at the commit, goes there and never to the account's.
 
         ``dry_run``: the same checks and the same answer, inside a transaction that is rolled back (a review
         page shows exactly what confirming would say, credits included). ``idempotency_key``: a key the
@@ -116,7 +121,10 @@ class Sends:
             except _Rollback as rolled_back:
                 return rolled_back.send
         try:
-            send = await create_send(self._db, self._settings, account, **options)  # type: ignore[arg-type]
+            async with self._db.transaction() as conn:
+                send = await create_send(conn, self._settings, account, **options)  # type: ignore[arg-type]
+                if webhook is not None:
+                    await webhooks_store.add_send_webhook(conn, send.id, url=webhook[0], events=webhook[1])
         except asyncpg.UniqueViolationError:
             earlier = await self.by_key(account.id, idempotency_key) if idempotency_key else None
             if earlier is None:

@@ -121,6 +121,14 @@ async def get_send_webhook(db: Executor, send_id: UUID) -> SendWebhook | None:
     )
 
 
+async def add_send_webhook(conn: Executor, send_id: UUID, *, url: str, events: tuple[str, ...]) -> None:
+    """A new send's own endpoint, stored in the transaction creating the send: its send.started, queued
+    at that commit (a deferred trigger), goes there and nowhere else."""
+    await conn.execute(
+        "INSERT INTO send_webhooks (send_id, url, events) VALUES ($1, $2, $3)", send_id, url, list(events)
+    )
+
+
 async def set_send_webhook(db: Executor, send_id: UUID, *, url: str, events: tuple[str, ...]) -> SendWebhook:
     """The send's own endpoint from now on. Its events not tried yet (send.started of a send created a
     moment ago) go there instead, or are dropped when it does not want them; a send already started

@@ -288,13 +288,12 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
             comment="" if comment is MISSING else comment,
             at=at,
             idempotency_key=key,
+            webhook=None if webhook is None else (webhook.url, webhook.events),
             **options,
         )
     except IdempotencyKeyUsed as exc:
         # A twin request with the same key committed between our look-up and our insert: its send is ours.
         return await _send_answer(services, account, exc.send, status=200)
-    if webhook is not None:
-        await services.webhooks.set_for_send(account.id, send.id, url=webhook.url, events=webhook.events)
     return await _send_answer(services, account, send, status=201, refused=refused)
 
 
