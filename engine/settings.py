@@ -519,6 +519,27 @@ class Settings:
         "VOCALCAST_WEBHOOK_POLL_S", _non_negative_float, "1", "How often the outbox is read for due events."
     )
 
+    # --- personal data: retention (issue 20, RGPD; README « Données personnelles ») ------------------------
+    retention_numbers_days: int = _setting(
+        "VOCALCAST_RETENTION_NUMBERS_DAYS",
+        _positive_int,
+        "365",
+        "Days after a send's end (a CDR's start, a refusal) its callee numbers are replaced by a keyed hash "
+        "(at least 60: the French-law caps read them).",
+    )
+    retention_deleted_messages_days: int = _setting(
+        "VOCALCAST_RETENTION_DELETED_MESSAGES_DAYS",
+        _positive_int,
+        "30",
+        "Days a deleted message keeps its title and file name (its audio is removed at deletion).",
+    )
+    retention_purge_every_s: float = _setting(
+        "VOCALCAST_RETENTION_PURGE_EVERY_S",
+        _non_negative_float,
+        "86400",
+        "How often the retention purge runs (it also runs at each engine start).",
+    )
+
     # --- recording IVR ------------------------------------------------------------------------------
     ivr_code_tries: int = _setting(
         "VOCALCAST_IVR_CODE_TRIES", _positive_int, "3", "Wrong personal codes in one call before goodbye."
@@ -697,6 +718,12 @@ class Settings:
             raise SettingsError(
                 "VOCALCAST_WEBHOOK_RETRY_BASE_S: must be positive and at most VOCALCAST_WEBHOOK_RETRY_MAX_S"
             )
+        if self.retention_numbers_days < 60:
+            raise SettingsError(
+                "VOCALCAST_RETENTION_NUMBERS_DAYS: at least 60 (the French-law caps read 60 days of numbers)"
+            )
+        if self.retention_purge_every_s <= 0:
+            raise SettingsError("VOCALCAST_RETENTION_PURGE_EVERY_S: expected positive seconds")
         if self.webhook_poll_s <= 0:
             raise SettingsError("VOCALCAST_WEBHOOK_POLL_S: must be positive")
         if self.retry_busy_factor <= 0 or self.retry_no_answer_factor <= 0:
