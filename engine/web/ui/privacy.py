@@ -3,15 +3,14 @@ everything about one phone number, and delete the account (confirmed by the pass
 
 from __future__ import annotations
 
-import secrets
-from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
 
 from engine.errors import InvalidInput
-from engine.services.privacy import Export, check_number
+from engine.services.privacy import check_number
 from engine.web import sessions
+from engine.web.downloads import export_path, send_archive
 from engine.web.remote import client_address
 from engine.web.ui.core import Page, page, phone_fr
 
@@ -27,38 +26,12 @@ FOUND_LABELS_FR: Final = {
     "numeros_emetteurs": "Numéros émetteurs",
     "envois_transfert_ou_emetteur": "Envois (transfert ou émetteur)",
 }
-_CHUNK: Final = 256 * 1024
-
-
-def _export_path(p: Page) -> Path:
-    return p.settings.state_dir / "exports" / f"{secrets.token_hex(16)}.zip"
-
-
-async def _download(p: Page, done: Export, filename: str) -> web.StreamResponse:
-    """The archive streamed to the browser, then removed: it is not kept on the server."""
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "application/zip",
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "Cache-Control": "no-store",
-            "Content-Length": str(done.path.stat().st_size),
-        }
-    )
-    try:
-        await response.prepare(p.request)
-        with done.path.open("rb") as f:
-            while chunk := f.read(_CHUNK):
-                await response.write(chunk)
-        await response.write_eof()
-    finally:
-        done.path.unlink(missing_ok=True)
-    return response
 
 
 @page
 async def export_account(p: Page) -> web.StreamResponse:
-    done = await p.services.privacy.export_account(p.account.id, _export_path(p))
-    return await _download(p, done, "vocalcast-mes-donnees.zip")
+    done = await p.services.privacy.export_account(p.account.id, export_path(p.settings))
+    return await send_archive(p.request, done, "vocalcast-mes-donnees.zip")
 
 
 async def _number_page(p: Page, *, status: int = 200, **values: Any) -> web.Response:
@@ -76,8 +49,8 @@ async def number_page(p: Page) -> web.StreamResponse:
     privacy = p.services.privacy
     try:
         if action == "export" and p.request.method == "POST":
-            done = await privacy.export_number(p.account.id, raw, _export_path(p))
-            return await _download(p, done, "vocalcast-numero.zip")
+            done = await privacy.export_number(p.account.id, raw, export_path(p.settings))
+            return await send_archive(p.request, done, "vocalcast-numero.zip")
         if action == "erase" and p.request.method == "POST":
             if not p.text("confirm"):
                 found = await privacy.find_number(p.account.id, raw)
