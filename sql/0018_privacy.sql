@@ -20,6 +20,6 @@ ALTER TABLE send_recipients
 
 -- The purge's scans: old CDRs (asterisk_cdr keeps Asterisk's columns only: cdr_pgsql matches them by
 -- name; a pseudonymised CDR is told by its dst starting with '#'), recipients of sends ended long ago.
-CREATE INDEX asterisk_cdr_start ON asterisk_cdr (start);
+CREATE INDEX asterisk_cdr_to_pseudonymise ON asterisk_cdr (start) WHERE dst NOT LIKE '#%';
 CREATE INDEX sends_ended ON sends (ended_at) WHERE ended_at IS NOT NULL;
 CREATE INDEX refused_requests_account ON refused_requests (account_id) WHERE account_id IS NOT NULL;

@@ -275,7 +275,7 @@ async def erase_account(conn: asyncpg.Connection, account_id: UUID, tombstone: T
     ):
         await run(table, f"DELETE FROM {table} WHERE account_id = $1", account_id)  # noqa: S608 - constant names
     # Counters keyed by the login (failed logins, reset links, e-mail replies).
-    await run("rate_events", "DELETE FROM rate_events WHERE lower(key) = $1", email)
+    await run("rate_events", "DELETE FROM rate_events WHERE strpos(lower(key), $1) > 0", email)
     await run("login_throttle", "DELETE FROM login_throttle WHERE strpos(lower(key), $1) > 0", email)
     await run(
         "credit_ledger",
@@ -324,20 +324,29 @@ async def erase_number(
     async def run(name: str, query: str, *args: object) -> None:
         out[name] = out.get(name, 0) + rows_affected(await conn.execute(query, *args))
 
+    keyed = _pseudonym_sql("$1::text", "$2::text")
+    cdr_set = f"UPDATE asterisk_cdr SET dst = {keyed}, {_cdr_cleared('$3')} "  # noqa: S608 - constant SQL
+    # The CDRs of the number's calls (by attempt id, an index), before the recipients lose the number.
     await run(
         "asterisk_cdr",
-        f"UPDATE asterisk_cdr SET dst = {_pseudonym_sql('$2::text', '$3::text')}, "  # noqa: S608 - constant SQL
-        f"{_cdr_cleared('$4')} "
-        "WHERE uniqueid IN (SELECT a.id::text FROM attempts a "
+        cdr_set + "WHERE uniqueid IN (SELECT a.id::text FROM attempts a "  # noqa: S608 - constant SQL
         "JOIN send_recipients r ON r.id = a.recipient_id JOIN sends s ON s.id = a.send_id "
-        "WHERE r.e164 = $2 AND ($1::uuid IS NULL OR s.account_id = $1)) "
-        "OR ($1::uuid IS NULL AND dst = ANY ($5::text[]))",
-        account_id,
+        "WHERE r.e164 = $1 AND ($4::uuid IS NULL OR s.account_id = $4))",
         e164,
         key,
         _DIGIT_RUN,
-        every,
+        account_id,
     )
+    if account_id is None:
+        # Everywhere: also CDRs no attempt names any more (a scan: an operator's rare request).
+        await run(
+            "asterisk_cdr",
+            cdr_set + "WHERE dst = ANY ($4::text[])",
+            e164,
+            key,
+            _DIGIT_RUN,
+            every,
+        )
     await run(
         "send_recipients",
         f"UPDATE send_recipients r SET e164 = {_pseudonym_sql('r.e164', '$3::text')} FROM sends s "  # noqa: S608 - constant SQL

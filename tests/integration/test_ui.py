@@ -774,7 +774,8 @@ async def test_my_data_download_number_search_and_account_deletion(
         contacts = list(csv.DictReader(io.StringIO(archive.read("contacts.csv").decode())))
         assert [(c["e164"], c["nom"]) for c in contacts] == [(number, "Dupont")]
         assert json.loads(archive.read("manifest.json"))["files"]["contacts.json"] == 1
-    assert list((stack_settings.state_dir / "exports").iterdir()) == []  # not kept on the server
+    exports = stack_settings.state_dir / "exports"
+    await wait_for(lambda: not any(exports.iterdir()), what="the archive removed from the server")
 
     found = await browser.get("/parametres/donnees/numero?numero=06+11+00+00+01")
     assert found.status == 200 and found.contains("Contacts 1")
