@@ -779,6 +779,15 @@ async def test_my_data_download_number_search_and_account_deletion(
 
     found = await browser.get("/parametres/donnees/numero?numero=06+11+00+00+01")
     assert found.status == 200 and found.contains("Contacts 1")
+    form = {"csrf": browser.csrf, "numero": "0611000001", "action": "export"}
+    async with browser.http.post(browser.base + "/parametres/donnees/numero", data=form) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(await resp.read())) as archive:
+            assert len(json.loads(archive.read("contacts.json"))) == 1
+    unconfirmed = await browser.post(
+        "/parametres/donnees/numero", {"numero": "0611000001", "action": "erase"}
+    )
+    assert unconfirmed.status == 400 and unconfirmed.contains("Cochez la case")
 
     await browser.get("/parametres/donnees/supprimer-compte")
     wrong = await browser.post("/parametres/donnees/supprimer-compte", {"password": "pas-le-bon-42"})
