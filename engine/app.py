@@ -134,6 +134,8 @@ class Engine:
             self.supervisor.keep_running("loop-lag", self._watch_loop_lag)
             # Rows left by unauthenticated traffic (rate events, refusals, throttle counters) do not pile up.
             self.supervisor.keep_running("login-housekeeping", self.services.logins.housekeeping)
+            # Retention (README « Données personnelles »): old numbers keyed, deleted messages forgotten.
+            self.supervisor.keep_running("privacy-purge", self.services.privacy.housekeeping)
             if self.run_dialer:
                 self.supervisor.keep_running("dialer", self.dialer.run)
                 self.supervisor.keep_running(

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import Any
 
+from engine.commands import privacy
 from engine.commands.runner import run_with_services
 from engine.domain.accounts import Account, NewAccount, SenderNumber, check_sender
 from engine.domain.commercial import PURPOSES
@@ -124,6 +125,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     options.add_argument("--international", type=_on_off, metavar="on|off", help="foreign destinations")
     options.add_argument("--voicemail-drop", type=_on_off, metavar="on|off", help="voicemail drop allowed")
     options.set_defaults(func=_options)
+
+    privacy.register_account_actions(actions)  # export, delete (RGPD)
 
 
 # --- create, credentials --------------------------------------------------------------------------------

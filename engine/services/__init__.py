@@ -18,6 +18,7 @@ from engine.services.health import Health
 from engine.services.intake import Intake
 from engine.services.logins import Logins
 from engine.services.messages import Messages
+from engine.services.privacy import Privacy
 from engine.services.recordings import Recordings
 from engine.services.sends import Sends
 from engine.services.stoplists import StopLists
@@ -40,6 +41,7 @@ class Services:
     trunks: Trunks
     webhooks: Webhooks
     stoplists: StopLists
+    privacy: Privacy
     health: Health | None  # only in the engine process (it reads the live telephony)
 
 
@@ -66,6 +68,7 @@ def build(
         trunks=Trunks(db, settings),
         webhooks=Webhooks(db, settings),
         stoplists=StopLists(db),
+        privacy=Privacy(db, settings, logins),
         health=health,
     )
 

@@ -22,6 +22,7 @@ from engine.settings.fields import SettingsError
 from engine.settings.host import HostSettings
 from engine.settings.ivr import IvrSettings
 from engine.settings.mail import MailSettings
+from engine.settings.privacy import PrivacySettings
 from engine.settings.telephony import TelephonySettings
 from engine.settings.web import WebSettings
 from engine.settings.webhooks import WebhookSettings
@@ -35,6 +36,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 @dataclass(frozen=True)
 class Settings(
     IvrSettings,
+    PrivacySettings,
     WebhookSettings,
     MailSettings,
     WebSettings,
@@ -105,7 +107,13 @@ class Settings(
         return settings
 
     def _validate(self) -> None:
-        for check in (self._check_host, self._check_telephony, self._check_carrier, self._check_webhooks):
+        for check in (
+            self._check_host,
+            self._check_telephony,
+            self._check_carrier,
+            self._check_webhooks,
+            self._check_privacy,
+        ):
             check()
 
 

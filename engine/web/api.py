@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.web import api_account, api_contacts, api_messages, api_sends, api_webhooks, openapi
+from engine.web import api_account, api_contacts, api_messages, api_privacy, api_sends, api_webhooks, openapi
 from engine.web.api_common import PREFIX, middlewares
 
 
@@ -20,6 +20,7 @@ def build() -> web.Application:
     api_sends.add_routes(api)
     api_contacts.add_routes(api)
     api_webhooks.add_routes(api)
+    api_privacy.add_routes(api)
     return api
 
 

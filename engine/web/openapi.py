@@ -649,6 +649,78 @@ PATHS: Final[dict[str, dict[str, dict[str, Any]]]] = {
 }
 
 
+# --- personal data (RGPD) -------------------------------------------------------------------------------
+
+NUMBER = _path("number", text(32, minLength=1), "Le numéro (+33612345678 ou 0612345678).")
+_ARCHIVE: Final = {
+    200: {
+        "description": "Une archive ZIP : chaque table en CSV et en JSON, manifest.json (nombre de lignes).",
+        "content": {"application/zip": {"schema": BINARY}},
+    }
+}
+_COUNTS: Final[Schema] = {"type": "object", "additionalProperties": INTEGER}
+PATHS.update(
+    {
+        "/account/export": {
+            "get": op(
+                "exportAccount",
+                "Données personnelles",
+                "Toutes les données du compte (profil, contacts, groupes, envois, appels, crédits, "
+                "messages et leurs sons) en une archive.",
+                _ARCHIVE,
+            )
+        },
+        "/privacy/numbers/{number}": {
+            "get": op(
+                "findNumber",
+                "Données personnelles",
+                "Ce que le compte contient pour un numéro : nombre de lignes par sorte de données.",
+                {
+                    200: _json(
+                        {
+                            "type": "object",
+                            "required": ["number", "counts"],
+                            "properties": {"number": STRING, "counts": _COUNTS},
+                        },
+                        "Les nombres.",
+                    )
+                },
+                params=(NUMBER,),
+                errors=(400,),
+            ),
+            "delete": op(
+                "eraseNumber",
+                "Données personnelles",
+                "Effacer un numéro du compte (contact supprimé, numéro remplacé par une empreinte chiffrée "
+                "dans l'historique) ; un numéro de la liste d'opposition y reste, sous forme chiffrée.",
+                {
+                    200: _json(
+                        {
+                            "type": "object",
+                            "required": ["number", "erased"],
+                            "properties": {"number": STRING, "erased": _COUNTS},
+                        },
+                        "Les lignes effacées.",
+                    )
+                },
+                params=(NUMBER,),
+                errors=(400,),
+            ),
+        },
+        "/privacy/numbers/{number}/export": {
+            "get": op(
+                "exportNumber",
+                "Données personnelles",
+                "Tout ce que le compte contient pour un numéro, en une archive.",
+                _ARCHIVE,
+                params=(NUMBER,),
+                errors=(400,),
+            )
+        },
+    }
+)
+
+
 @functools.cache
 def document() -> dict[str, Any]:
     return {

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import wave
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -1200,3 +1201,25 @@ async def test_consent_recorded_through_the_api_opens_commercial_sends(alice: Cl
     expect_error(await alice.call("POST", "/sends", json_body=send), 400, "commercial_no_consent")
     other = await alice.call("GET", "/contacts/999999/consent")
     assert other.status == 404
+
+
+async def test_personal_data_through_the_api(alice: Client, bob: Client) -> None:
+    for who in (alice, bob):
+        made = await who.call("POST", "/contacts", json_body={"phone": "06 12 34 56 78", "nom": "Dupont"})
+        assert made.status == 201, made.body
+    archive = await alice.call("GET", "/account/export")
+    assert archive.status == 200 and archive.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(archive.raw)) as z:
+        assert "+33612345678" in z.read("contacts.csv").decode()
+        assert json.loads(z.read("manifest.json"))["files"]["contacts.json"] == 1
+    found = await alice.call("GET", "/privacy/numbers/0612345678")
+    assert found.status == 200 and found.body["number"] == "+33612345678"
+    assert found.body["counts"]["contacts"] == 1
+    expect_error(await alice.call("GET", "/privacy/numbers/3615"), 400, "number_invalid")
+    one = await alice.call("GET", "/privacy/numbers/+33612345678/export")
+    with zipfile.ZipFile(io.BytesIO(one.raw)) as z:
+        assert len(json.loads(z.read("contacts.json"))) == 1
+    erased = await alice.call("DELETE", "/privacy/numbers/0612345678")
+    assert erased.status == 200 and erased.body["erased"] == {"contacts": 1}
+    assert (await alice.call("GET", "/privacy/numbers/0612345678")).body["counts"]["contacts"] == 0
+    assert (await bob.call("GET", "/privacy/numbers/0612345678")).body["counts"]["contacts"] == 1  # his own

@@ -5,10 +5,13 @@ nothing half-created; and, at scale, a bounded number of queries per page with n
 from __future__ import annotations
 
 import asyncio
+import csv
 import dataclasses
 import hashlib
+import io
 import json
 import re
+import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email import policy
@@ -81,6 +84,8 @@ PAGES = [
     "/contacts/transfert",
     "/historique",
     "/parametres",
+    "/parametres/donnees/numero",
+    "/parametres/donnees/supprimer-compte",
 ]
 
 
@@ -746,3 +751,51 @@ async def test_pages_at_scale_run_bounded_indexed_queries(
                 scans[query] = (path, found)
     assert scans == {}
     print("queries per page:", counts)
+
+
+async def test_my_data_download_number_search_and_account_deletion(
+    browser: UiClient, alice: Customer, db: Database, stack_settings: Settings
+) -> None:
+    number = "+33611000001"
+    await contacts_store.create_contact(
+        db, alice.account.id, phone=number, allow_international=False, nom="Dupont"
+    )
+    await browser.login(alice.account.email, PASSWORD)
+    page = await browser.get("/parametres")
+    assert page.contains("Mes données") and 'action="/parametres/donnees/export"' in page.text
+    async with browser.http.post(browser.base + "/parametres/donnees/export", data={"csrf": "x"}) as forged:
+        assert forged.status == 403
+    async with browser.http.post(
+        browser.base + "/parametres/donnees/export", data={"csrf": browser.csrf}
+    ) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"] == "application/zip"
+        body = await resp.read()
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        contacts = list(csv.DictReader(io.StringIO(archive.read("contacts.csv").decode())))
+        assert [(c["e164"], c["nom"]) for c in contacts] == [(number, "Dupont")]
+        assert json.loads(archive.read("manifest.json"))["files"]["contacts.json"] == 1
+    exports = stack_settings.state_dir / "exports"
+    await wait_for(lambda: not any(exports.iterdir()), what="the archive removed from the server")
+
+    found = await browser.get("/parametres/donnees/numero?numero=06+11+00+00+01")
+    assert found.status == 200 and found.contains("Contacts 1")
+    form = {"csrf": browser.csrf, "numero": "0611000001", "action": "export"}
+    async with browser.http.post(browser.base + "/parametres/donnees/numero", data=form) as resp:
+        assert resp.status == 200 and resp.headers["Content-Type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(await resp.read())) as archive:
+            assert len(json.loads(archive.read("contacts.json"))) == 1
+    unconfirmed = await browser.post(
+        "/parametres/donnees/numero", {"numero": "0611000001", "action": "erase"}
+    )
+    assert unconfirmed.status == 400 and unconfirmed.contains("Cochez la case")
+
+    await browser.get("/parametres/donnees/supprimer-compte")
+    wrong = await browser.post("/parametres/donnees/supprimer-compte", {"password": "pas-le-bon-42"})
+    assert wrong.status == 400 and wrong.contains("Mot de passe incorrect")
+    assert await db.fetchval("SELECT count(*) FROM contacts WHERE account_id = $1", alice.account.id) == 1
+    gone = await browser.post("/parametres/donnees/supprimer-compte", {"password": PASSWORD})
+    assert gone.url.endswith("/connexion") and gone.contains("Votre compte et vos données ont été supprimés")
+    assert await db.fetchval("SELECT count(*) FROM contacts WHERE account_id = $1", alice.account.id) == 0
+    assert (await browser.get("/parametres")).url.startswith(browser.base + "/connexion")
+    again = await browser.login(alice.account.email, PASSWORD)
+    assert not again.url.endswith("/tableau-de-bord")

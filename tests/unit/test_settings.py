@@ -63,3 +63,10 @@ def test_readme_configuration_table_lists_every_setting() -> None:
     start = readme.index("<!-- settings:begin -->\n") + len("<!-- settings:begin -->\n")
     end = readme.index("\n<!-- settings:end -->")
     assert readme[start:end] == markdown_table(), "regenerate with: .venv/bin/python -m engine.settings"
+
+
+def test_numbers_are_kept_at_least_the_60_days_the_french_law_caps_read() -> None:
+    with pytest.raises(SettingsError, match="VOCALCAST_RETENTION_NUMBERS_DAYS"):
+        Settings.from_env({"VOCALCAST_RETENTION_NUMBERS_DAYS": "59"})
+    assert Settings.from_env({"VOCALCAST_RETENTION_NUMBERS_DAYS": "60"}).retention_numbers_days == 60
+    assert Settings.from_env({}).retention_numbers_days == 365

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from engine.web.ui import account, auth, contacts, dashboard, history, library, sending, webhooks
+from engine.web.ui import account, auth, contacts, dashboard, history, library, privacy, sending, webhooks
 from engine.web.ui.core import STATIC_DIR
 
 
 def add_routes(app: web.Application) -> None:
-    for module in (auth, dashboard, library, sending, contacts, history, account, webhooks):
+    for module in (auth, dashboard, library, sending, contacts, history, account, webhooks, privacy):
         module.add_routes(app)
     app.router.add_static("/static", STATIC_DIR)
