@@ -16,6 +16,7 @@ APT_PACKAGES=(
   asterisk-core-sounds-fr-wav asterisk-core-sounds-en-wav asterisk-prompt-fr-armelle
                                                 # real voices of the AMD bench (bench/support/amd_corpus.py)
   iproute2 procps util-linux                    # ss, pkill, mountpoint/findmnt
+  logrotate                                     # the engine rotates its instance's logs
   chromium chromium-driver fonts-dejavu-core    # browser tests of the private space (tests/e2e)
 )
 # tests/e2e/vendor/axe.min.js is axe-core (MPL-2.0, licence beside it), taken from the npm registry:

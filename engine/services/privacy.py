@@ -23,6 +23,7 @@ from engine.domain.accounts import Account
 from engine.domain.numbers import Refusal, normalize
 from engine.domain.stoplists import number_hash
 from engine.errors import InvalidInput, VocalcastError
+from engine.services import logrotate
 from engine.services.logins import THROTTLED_FR, Logins
 from engine.services.privacy_archive import Archive
 from engine.settings import Settings
@@ -185,6 +186,7 @@ class Privacy:
                     log.info("privacy.purged", **purged)
             except VocalcastError as exc:
                 log.warning("privacy.purge_failed", error=str(exc))
+            await logrotate.rotate(self._settings)  # logs hold masked numbers: kept as long as said, too
             await asyncio.sleep(self._settings.retention_purge_every_s)
 
 

@@ -82,6 +82,12 @@ class HostSettings:
     log_format: str = setting(
         "VOCALCAST_LOG_FORMAT", log_format_name, "auto", "auto (JSON off a TTY), json, console."
     )
+    log_keep_days: int = setting(
+        "VOCALCAST_LOG_KEEP_DAYS",
+        positive_int,
+        "14",
+        "Days of logs kept: the engine rotates the instance's logs daily (logrotate), compressed.",
+    )
 
     @property
     def node_name(self) -> str:
