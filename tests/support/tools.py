@@ -18,6 +18,7 @@ TOOLS: Mapping[str, str] = {
     "espeak-ng": "espeak-ng",  # spoken test messages (IVR recordings, audio conversion)
     "sipp": "sip-tester",  # callees, trunks and callers of the integration tests
     "tshark": "tshark",  # decodes our generated and captured pcaps independently of our own reader
+    "logrotate": "logrotate",  # the engine's log rotation (tests/unit/test_logrotate.py)
     str(CHROMIUM): "chromium",  # the browser tests (tests/e2e)
     str(CHROMEDRIVER): "chromium-driver",
 }
