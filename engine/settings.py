@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from engine.domain.preamble import opt_out_key
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -298,6 +300,14 @@ class Settings:
         "0",
         "Tests only: seconds added to the dialer's clock (deferred starts, due calls, retries, the calling "
         "hours of commercial sends), so a test can stand at any instant.",
+    )
+    # --- French law, issue 18: the opt-out key of commercial calls ---
+    opt_out_key: str = _setting(
+        "VOCALCAST_OPT_OUT_KEY",
+        opt_out_key,
+        "0",
+        "The key a commercial call announces in its preamble: pressing it puts the number on the account's "
+        "stop list, thanks the callee and ends the call (one of 0-8 or #).",
     )
     asr_alarm_ratio: float = _setting(
         "VOCALCAST_ASR_ALARM_RATIO",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Coroutine
@@ -27,10 +28,12 @@ from engine.domain.breaker import BreakerSettings
 from engine.domain.callevents import CallResult
 from engine.domain.callplan import CallPlan, DropMode
 from engine.domain.pacing import AdaptivePace
+from engine.domain.preamble import opt_out_text, preamble_text
 from engine.domain.quality import QualityRules
 from engine.domain.retries import RetryPolicy, RetryTiming
 from engine.errors import DatabaseUnavailable, TelephonyUnavailable
 from engine.media.paths import prompt_uri, sound_uri
+from engine.media.spoken import spoken
 from engine.metrics import Metrics
 from engine.services.dialing import lawgate
 from engine.services.dialing.adoption import Adoption
@@ -365,9 +368,26 @@ class Dialer:
             message_s=row.message_duration_s or None,
             greeting_s=row.greeting_duration_s or None,
         )
+        if row.purpose == "commercial":
+            plan = await self._commercial(plan, row.company_name)
         context = SendContext(send_id, row.account_id, plan, row.sender_e164, row.retry, row.demo)
         self._contexts[send_id] = context
         return context
+
+    async def _commercial(self, plan: CallPlan, company: str | None) -> CallPlan:
+        """A commercial call opens with who calls and the opt-out key (issue 18), spoken by our voice."""
+        key = self.settings.opt_out_key
+        media = self.settings.media_dir
+        preamble = await spoken(media, preamble_text(company, key))
+        thanks = await spoken(media, opt_out_text(company))
+        return dataclasses.replace(
+            plan,
+            preamble=sound_uri(self.settings, preamble.path),
+            preamble_s=preamble.duration_s,
+            opt_out_key=key,
+            opt_out_media=sound_uri(self.settings, thanks.path),
+            opt_out_s=thanks.duration_s,
+        )
 
     # --- results, and adoption (engine.services.dialing.adoption) ----------------------------------------
     async def record(
