@@ -22,6 +22,7 @@ from engine.domain.stoplists import number_hash
 from engine.domain.trunks import Trunk
 from engine.errors import InvalidInput
 from engine.media.spoken import spoken
+from engine.services.dialing import dialer as dialer_module
 from engine.services.sends import create_send
 from engine.settings import Settings
 from engine.store import Database
@@ -45,6 +46,7 @@ pytestmark = pytest.mark.integration
 PARIS = ZoneInfo("Europe/Paris")
 SIPP_DIR = Path(__file__).parent.parent / "sipp"
 SENDER = "01 62 00 00 01"  # in ARCEP's blocks for automated calls
+SENDER_E164 = "+33162000001"  # the trunks' carriers accept it as a presented number
 # A Friday that is no public holiday.
 FRIDAY = datetime(2026, 12, 11, tzinfo=PARIS)
 
@@ -53,6 +55,14 @@ def paris(hour: int, minute: int, second: int = 0) -> datetime:
     return FRIDAY.replace(hour=hour, minute=minute, second=second)
 
 
+@pytest.fixture
+def short_preamble(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests of the calling hours: every call still opens with a preamble, a short one (the real one
+    lasts about 10 s, which these tests' calls would spend listening)."""
+    monkeypatch.setattr(dialer_module, "preamble_text", lambda _company, _key: "Appel commercial.")
+
+
+@pytest.mark.usefixtures("short_preamble")
 async def test_commercial_send_stops_at_13_and_resumes_at_14(
     stack_settings: Settings,
     db: Database,
@@ -60,7 +70,7 @@ async def test_commercial_send_stops_at_13_and_resumes_at_14(
     tmp_path: Path,
 ) -> None:
     settings = dataclasses.replace(fast(stack_settings), max_channels=1)
-    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=1, max_cps=5)
+    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=1, max_cps=5, presented=(SENDER_E164,))
     who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
     await declare_sender(db, who.account.id, SENDER)
     await verify_sender(db, who.account.id, SENDER)
@@ -140,6 +150,7 @@ async def test_commercial_send_stops_at_13_and_resumes_at_14(
     assert all(invites[n] == 1 for n in numbers), invites
 
 
+@pytest.mark.usefixtures("short_preamble")
 async def test_commercial_send_on_a_public_holiday_waits_for_the_next_working_day(
     stack_settings: Settings,
     db: Database,
@@ -147,7 +158,7 @@ async def test_commercial_send_on_a_public_holiday_waits_for_the_next_working_da
     tmp_path: Path,
 ) -> None:
     settings = fast(stack_settings)
-    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=2, max_cps=5)
+    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=2, max_cps=5, presented=(SENDER_E164,))
     who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
     await declare_sender(db, who.account.id, SENDER)
     await verify_sender(db, who.account.id, SENDER)
@@ -208,7 +219,13 @@ async def test_opt_out_key_in_the_preamble_stops_the_number_for_later_sends(
     called again, and the account's later sends leave it out."""
     settings = fast(stack_settings)
     sip_port, media_port = sipp_ports()
-    await add_trunk(settings, Trunk(name="optout", host="127.0.0.1", port=sip_port, number_format="national"))
+    listed = Trunk(
+        name="optout", host="127.0.0.1", port=sip_port, number_format="national", presented=(SENDER_E164,)
+    )
+    await add_trunk(settings, listed)
+    # The preferred trunk, whose carrier does not accept SENDER: no call of these sends may use it (were
+    # one to, its INVITE to a closed port would end as a trunk failure, recorded on the attempt).
+    await add_trunk(settings, Trunk(name="unlisted", host="127.0.0.1", port=9, priority=1, qualify=False))
     pcap = tmp_path / "zero.pcap"
     write_rfc2833_pcap(pcap, "0")
     sipp = SippProcess(
@@ -282,12 +299,19 @@ async def test_opt_out_key_in_the_preamble_stops_the_number_for_later_sends(
             targets=targets([stopper, other]),
             origin="api",
             purpose="information",
+            sender=SENDER,
         )
         assert second.stop_listed_skipped == 1
         engine.dialer.wake()
         await wait_for(lambda: completed(second.id), timeout_s=30, what="the information send to end")
 
     assert placed == [contact.e164, "+33611000601"]
+    trunks = await db.fetch(
+        "SELECT DISTINCT a.trunk FROM attempts a JOIN send_recipients r ON r.id = a.recipient_id "
+        "WHERE r.send_id = ANY($1::uuid[])",
+        [first.id, second.id],
+    )
+    assert [r["trunk"] for r in trunks] == ["optout"]
     assert invites_per_number(sipp) == {stopper: 1, other: 1}
     # On the wire, the first call: the preamble from its start, then the thanks; no message.
     media = settings.media_dir

@@ -284,16 +284,23 @@ class Dialer:
             self._note_token_wait(now)
             return
         # Each send in turn, least served first, gets its share of what is left: of the engine's free
-        # slots and of every route class's slots (what one send's numbers cannot use, the next may).
-        rooms = [list(c.trunks) for c in classes]
+        # slots and of every route class's slots (what one send's numbers cannot use, the next may). A
+        # send presenting a number has the classes of the trunks accepting it (issue 18).
+        claimed = False
         for index, send in enumerate(sends):
-            if free <= 0 or not any(rooms):
+            if free <= 0:
                 break
+            # The pool counts each claim at once (TrunkPool.take): a new plan sees what is left.
+            fresh = claimed or send.presented is not None
+            mine = self.pool.plan(now, presented=send.presented) if fresh else classes
+            rooms = [list(c.trunks) for c in mine]
+            if not any(rooms):
+                continue
             share = -(-free // (len(sends) - index))  # ceil
             take = functools.partial(
                 attempts_store.claim,
                 send_id=send.id,
-                classes=[(c.pattern, len(room)) for c, room in zip(classes, rooms, strict=True)],
+                classes=[(c.pattern, len(room)) for c, room in zip(mine, rooms, strict=True)],
                 slots=[
                     Slot(t, i + 1, self.pool.trunks[t].trunk.demo)
                     for i, room in enumerate(rooms)
@@ -314,11 +321,8 @@ class Dialer:
             if not claims:
                 continue
             context = await self.send_context(send.id)
+            claimed = True
             for claim in claims:
-                for room in rooms:
-                    if claim.trunk in room:
-                        room.remove(claim.trunk)
-                        break
                 if self.pool.take(claim.trunk, time.monotonic()):
                     self._spawn(self.attempts.run(claim, context), claim)
                 else:  # a failover took its token while it was being claimed: it keeps the pace
