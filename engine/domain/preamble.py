@@ -52,3 +52,32 @@ def opt_out_text(company: str | None) -> str:
     name = _company(company)
     by = f" par {name}" if name else ""
     return f"Votre numéro ne sera plus appelé{by}. Merci, au revoir."
+
+
+def callback_text(company: str | None, key: str) -> str:
+    """What a person calling back a number we presented hears (L221-17, L34-5: a working way to object)."""
+    name = _company(company)
+    who = f"par {name}, " if name else ""
+    by = f" par {name}" if name else ""
+    return (
+        f"Bonjour, vous avez été appelé depuis ce numéro {who}par un appel automatisé. "
+        f"Pour ne plus être appelé{by}, appuyez sur la touche {KEY_WORDS[key]}. Sinon, raccrochez."
+    )
+
+
+def dialled_e164(raw: str) -> str | None:
+    """The number a caller dialled, as a trunk wrote it (0162000001, +33162000001, 0033…, 33…, 162000001),
+    in E.164; None when it is none of these French forms."""
+    digits = raw.strip()
+    if digits.startswith("+"):
+        rest = digits[1:]
+        return digits if rest.isdigit() and 2 <= len(rest) <= 15 and rest[0] != "0" else None
+    if not digits.isdigit():
+        return None
+    if digits.startswith("0033"):
+        digits = digits[4:]
+    elif digits.startswith("33") and len(digits) == 11:
+        digits = digits[2:]
+    elif digits.startswith("0") and len(digits) == 10:
+        digits = digits[1:]
+    return f"+33{digits}" if len(digits) == 9 and digits[0] != "0" else None

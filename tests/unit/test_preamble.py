@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.domain.preamble import opt_out_key, opt_out_text, preamble_text
+from engine.domain.preamble import callback_text, dialled_e164, opt_out_key, opt_out_text, preamble_text
 from engine.settings import Settings, SettingsError
 
 
@@ -34,3 +34,29 @@ def test_the_setting_defaults_to_zero_and_names_itself_when_bad() -> None:
     assert Settings.from_env({"VOCALCAST_OPT_OUT_KEY": "#"}).opt_out_key == "#"
     with pytest.raises(SettingsError, match="VOCALCAST_OPT_OUT_KEY"):
         Settings.from_env({"VOCALCAST_OPT_OUT_KEY": "*"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("0162000001", "+33162000001"),
+        ("+33162000001", "+33162000001"),
+        ("0033162000001", "+33162000001"),
+        ("33162000001", "+33162000001"),
+        ("162000001", "+33162000001"),
+        ("+442079460958", "+442079460958"),
+        ("3615", None),
+        ("", None),
+        ("+0612", None),
+        ("01620000019", None),
+    ],
+)
+def test_the_dialled_number_in_every_form_a_trunk_writes_it(raw: str, e164: str | None) -> None:
+    assert dialled_e164(raw) == e164
+
+
+def test_a_call_back_says_who_called_and_the_key() -> None:
+    assert callback_text("Acme", "0") == (
+        "Bonjour, vous avez été appelé depuis ce numéro par Acme, par un appel automatisé. "
+        "Pour ne plus être appelé par Acme, appuyez sur la touche zéro. Sinon, raccrochez."
+    )
