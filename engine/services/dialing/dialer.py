@@ -31,7 +31,7 @@ from engine.domain.pacing import AdaptivePace
 from engine.domain.preamble import opt_out_text, preamble_text
 from engine.domain.quality import QualityRules
 from engine.domain.retries import RetryPolicy, RetryTiming
-from engine.errors import DatabaseUnavailable, TelephonyUnavailable
+from engine.errors import DatabaseUnavailable, InvalidInput, TelephonyUnavailable
 from engine.media.paths import prompt_uri, sound_uri
 from engine.media.spoken import spoken
 from engine.metrics import Metrics
@@ -311,6 +311,8 @@ class Dialer:
                 app=self.ari.app,
                 now=now_dt,
             )
+            if send.commercial and not await self._preamble_ready(send.id):
+                continue
             if send.commercial and send.account_id is not None:
                 # The law first: only the recipients it allows now are claimed (the others wait).
                 claims = await lawgate.claim_lawfully(
@@ -377,6 +379,16 @@ class Dialer:
         context = SendContext(send_id, row.account_id, plan, row.sender_e164, row.retry, row.demo)
         self._contexts[send_id] = context
         return context
+
+    async def _preamble_ready(self, send_id: UUID) -> bool:
+        """A commercial call never starts without its preamble: it is made before any claim (the
+        context is kept), and a send whose preamble cannot be made waits, its recipients untouched."""
+        try:
+            await self.send_context(send_id)
+        except (OSError, RuntimeError, InvalidInput) as exc:
+            log.error("send.preamble_failed", send_id=str(send_id), error=str(exc))
+            return False
+        return True
 
     async def _commercial(self, plan: CallPlan, company: str | None) -> CallPlan:
         """A commercial call opens with who calls and the opt-out key (issue 18), spoken by our voice."""
