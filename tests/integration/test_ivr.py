@@ -606,9 +606,11 @@ async def test_a_call_back_of_a_presented_number_says_who_called_and_takes_the_o
     thanks_s = len(tones.read_wav(thanks.with_suffix(".wav"))[0]) / 8000
     async with serve(ivr_settings, recordings(ivr_settings, db), Callbacks(db, ivr_settings)):
         pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S).digits("0", tone_s=KEY_S).silence(thanks_s + 2.0)
-        back = await caller.call(pcap, number="+33162000001", timeout_s=20)
-        other = await caller.call(
-            RtpPcapBuilder(codec="alaw").silence(prompt_s("unallocated") + 2.0), number="0162000009"
+        back, other = await asyncio.gather(
+            caller.call(pcap, number="+33162000001", timeout_s=20),
+            caller.call(
+                RtpPcapBuilder(codec="alaw").silence(prompt_s("unallocated") + 2.0), number="0162000009"
+            ),
         )
     assert back.ended_by_asterisk, back.sipp.diagnostics()
     heard_first = tones.read_wav(announcement.with_suffix(".wav"))[0][: 8000 * 3 // 4]
