@@ -3,6 +3,9 @@ the opt-out key thanks the callee and ends the call, and the result carries the 
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import pytest
 
 from engine.domain.callevents import (
@@ -28,6 +31,10 @@ from engine.domain.callflow import CallFlow, CallState
 from engine.domain.callplan import OPT_OUT_MEDIA, CallPlan, DropMode
 from engine.domain.callstage import STAGE_DEADLINE_MARGIN_S, Stage, stage_deadline_at
 from engine.domain.outcomes import Outcome
+from engine.domain.retries import RetryPolicy
+from engine.domain.unobserved import Cut
+from engine.services.dialing.adoption import Cdr, ended_unobserved
+from engine.store.attempts import Claim, OpenAttempt
 from tests.unit.test_callflow import (
     CENTRE,
     GREETING,
@@ -193,3 +200,19 @@ def test_the_preamble_and_the_thanks_have_deadlines() -> None:
 def test_plans_with_an_unusable_opt_out_key_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         CallPlan(message=MESSAGE, preamble=PREAMBLE, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_call_ended_unobserved_in_the_thanks_still_carries_the_objection() -> None:
+    """A crash after the key, before the result (engine/services/dialing/adoption.py): the snapshot
+    kept at the opt_out stage is enough for the number to be stopped."""
+    call = answered_call(**COMMERCIAL)
+    before = call.stages[-1].snapshot
+    call.feed(Dtmf("0"))
+    thanks = call.stages[-1].snapshot
+    claim = Claim(uuid.uuid4(), uuid.uuid4(), 1, "+33612345678", 1, "t")
+    started = datetime.fromtimestamp(T0, UTC)
+    cdr = Cdr("ANSWERED", T0 + 5.0, T0 + 12.0)
+    for snapshot, opted_out in ((thanks, True), (before, False)):
+        open_ = OpenAttempt(claim, "answered", started, RetryPolicy(), 30.0, snapshot.encode())
+        result = ended_unobserved(open_, cdr, Cut.callee)
+        assert result.opted_out is opted_out
