@@ -1,4 +1,4 @@
-"""`vocalcast trunk add|list|remove`: SIP trunks are rows, rendered into PJSIP and reloaded live (through
+"""`vocalcast trunk add|set|list|remove`: SIP trunks are rows, rendered into PJSIP and reloaded live (through
 the trunks service, with the running stack's own settings: its mode decides whether the demo trunk exists)."""
 
 from __future__ import annotations
