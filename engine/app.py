@@ -19,6 +19,7 @@ from engine import mail
 from engine.errors import DatabaseUnavailable
 from engine.metrics import Metrics
 from engine.services import build
+from engine.services.callbacks import Callbacks
 from engine.services.dialing.dialer import Dialer
 from engine.services.health import Health
 from engine.settings import Settings
@@ -125,7 +126,10 @@ class Engine:
             self._stack.push_async_callback(self.supervisor.close)
             recordings = self.services.recordings
             if self.run_ivr:
-                await self._stack.enter_async_context(ivr_service.serve(self.settings, recordings))
+                callbacks = Callbacks(
+                    self.db, self.settings
+                )  # call-backs of our presented numbers (issue 18)
+                await self._stack.enter_async_context(ivr_service.serve(self.settings, recordings, callbacks))
                 self.supervisor.keep_running(
                     "ivr-housekeeping", lambda: ivr_service.housekeeping(self.settings, recordings)
                 )

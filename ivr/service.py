@@ -17,6 +17,9 @@ from engine.errors import VocalcastError
 from engine.media.paths import prompts_dir, recording_spool
 from engine.services.recordings import Recordings
 from engine.settings import Settings
+from ivr.callback import NO_CALLBACKS, CallbackIVR
+from ivr.callback import ROUTE as CALLBACK_ROUTE
+from ivr.callback import Backend as CallbackBackend
 from ivr.fastagi import FastAGIServer, Handler
 from ivr.recording import IvrOptions, RecordingIVR, Spool
 
@@ -37,17 +40,25 @@ def options(settings: Settings) -> IvrOptions:
     return IvrOptions.from_settings(settings, prompts_dir(settings))
 
 
-def routes(settings: Settings, recordings: Recordings) -> dict[str, Handler]:
-    return {ROUTE: RecordingIVR(options(settings), recordings, spool(settings))}
+def routes(
+    settings: Settings, recordings: Recordings, callbacks: CallbackBackend | None = None
+) -> dict[str, Handler]:
+    return {
+        ROUTE: RecordingIVR(options(settings), recordings, spool(settings)),
+        CALLBACK_ROUTE: CallbackIVR(callbacks or NO_CALLBACKS),
+    }
 
 
 @asynccontextmanager
-async def serve(settings: Settings, recordings: Recordings) -> AsyncIterator[FastAGIServer]:
-    """The FastAGI server on 127.0.0.1:``settings.agi_port`` until the context exits."""
+async def serve(
+    settings: Settings, recordings: Recordings, callbacks: CallbackBackend | None = None
+) -> AsyncIterator[FastAGIServer]:
+    """The FastAGI server on 127.0.0.1:``settings.agi_port`` until the context exits (call-backs of our
+    presented numbers too, given their backend)."""
     # A reply never takes longer than the longest recording (and the listening back of one).
     command_timeout_s = max(600.0, 2 * settings.ivr_record_max_s + 60.0)
     server = FastAGIServer(
-        routes(settings, recordings),
+        routes(settings, recordings, callbacks),
         host="127.0.0.1",
         port=settings.agi_port,
         command_timeout_s=command_timeout_s,

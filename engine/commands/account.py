@@ -58,6 +58,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     purpose.add_argument("purpose", choices=PURPOSES)
     purpose.set_defaults(func=_purpose)
 
+    company = actions.add_parser(
+        "company", help="the company a commercial call names in its preamble (French law, issue 18)"
+    )
+    company.add_argument("--account", required=True, metavar="EMAIL")
+    company.add_argument("name", metavar="NAME|off", help="e.g. 'Acme Énergie'; off: none")
+    company.set_defaults(func=_company)
+
     show = actions.add_parser("show", help="balance, last movements, defaults, sender numbers")
     show.add_argument("--account", required=True, metavar="EMAIL")
     show.add_argument("--json", action="store_true")
@@ -166,6 +173,18 @@ def _purpose(args: argparse.Namespace) -> int:
 
     account = run_with_services(run)
     print(f"account {account.email}: http.php and e-mail sends are {account.default_purpose}")
+    return 0
+
+
+def _company(args: argparse.Namespace) -> int:
+    async def run(services: Services) -> str | None:
+        account = await services.accounts.by_email(args.account)
+        name = None if args.name.strip().lower() == "off" else args.name
+        return await services.accounts.set_company_name(account.id, name)
+
+    name = run_with_services(run)
+    said = f"named {name!r}" if name else "named by no company (set one: their callees must hear it)"
+    print(f"account {args.account.strip().lower()}: commercial calls are {said}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`vocalcast trunk add|list|remove`: SIP trunks are rows, rendered into PJSIP and reloaded live (through
+"""`vocalcast trunk add|set|list|remove`: SIP trunks are rows, rendered into PJSIP and reloaded live (through
 the trunks service, with the running stack's own settings: its mode decides whether the demo trunk exists)."""
 
 from __future__ import annotations
@@ -6,17 +6,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from engine.commands.runner import run_with_services
+from engine.domain.numbers import Number, normalize
 from engine.domain.trunks import AUTH_MODES, NUMBER_FORMATS, Trunk
+from engine.errors import NotFound
 from engine.services import Services
 from engine.services.trunks import Applied
 from engine.store.trunks import TrunkHealth
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("trunk", help="SIP trunks: add, list, remove")
+    parser = sub.add_parser("trunk", help="SIP trunks: add, set, list, remove")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     add = actions.add_parser("add", help="add or update a trunk, then reload PJSIP")
@@ -43,7 +45,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="how numbers are written in the Request-URI",
     )
     add.add_argument(
-        "--pai", dest="pai_number", help="identity the operator vouches for (P-Asserted-Identity)"
+        "--pai",
+        dest="pai_number",
+        help="required: the number the operator vouches for (P-Asserted-Identity of every call)",
+    )
+    add.add_argument(
+        "--presented",
+        action="append",
+        default=[],
+        metavar="NUMBER",
+        help="a presented number the operator accepts for us (From); repeatable. A send presenting a "
+        "number goes only through the trunks listing it",
     )
     add.add_argument("--max-channels", type=int, default=30)
     add.add_argument("--max-cps", type=float, default=5.0)
@@ -86,6 +98,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add.set_defaults(func=_add)
 
+    change = actions.add_parser("set", help="change a trunk's identity numbers, then reload PJSIP")
+    change.add_argument("name")
+    change.add_argument("--pai", dest="pai_number", help="the number the operator vouches for (PAI)")
+    change.add_argument(
+        "--presented",
+        action="append",
+        metavar="NUMBER",
+        help="the presented numbers the operator accepts (replaces the list); repeatable",
+    )
+    change.add_argument("--no-presented", action="store_true", help="empty the list (hidden calls only)")
+    change.set_defaults(func=_set)
+
     lst = actions.add_parser("list", help="the trunks")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=_list)
@@ -95,7 +119,47 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rm.set_defaults(func=_remove)
 
 
+class _BadNumber(ValueError):
+    pass
+
+
+def _e164(raw: str, what: str) -> str:
+    number = normalize(raw, allow_international=True)
+    if not isinstance(number, Number):
+        raise _BadNumber(f"{what} {raw!r} is not a phone number ({number.code})")
+    return number.e164
+
+
+def _identity(args: argparse.Namespace) -> tuple[str | None, tuple[str, ...] | None] | None:
+    """(the PAI, the presented list in E.164) from the options (None where not given); None after an
+    error message."""
+    try:
+        pai = args.pai_number or None
+        if pai is not None:
+            _e164(pai, "--pai")  # kept as written: it goes on the wire in the operator's own format
+        presented = None
+        if args.presented is not None:
+            presented = tuple(dict.fromkeys(_e164(n, "--presented") for n in args.presented))
+    except _BadNumber as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    return pai, presented
+
+
 def _add(args: argparse.Namespace) -> int:
+    if not args.pai_number:
+        # Issue 18: the PAI is what the carrier vouches for; without it a call would assert the presented
+        # number, which the carrier does not vouch for.
+        print(
+            "error: trunk add needs --pai NUMBER: the number the operator vouches for, sent as "
+            "P-Asserted-Identity on every call (the presented number goes in From)",
+            file=sys.stderr,
+        )
+        return 2
+    identity = _identity(args)
+    if identity is None:
+        return 2
+    pai, presented = identity
     read_stdin = args.password == "-"  # noqa: S105 - "-" means "read it from stdin"
     password = sys.stdin.readline().strip() if read_stdin else args.password
     trunk = Trunk(
@@ -109,7 +173,8 @@ def _add(args: argparse.Namespace) -> int:
         from_domain=args.from_domain,
         codecs=tuple(c.strip() for c in args.codecs.split(",") if c.strip()),
         number_format=args.number_format,
-        pai_number=args.pai_number,
+        pai_number=pai,
+        presented=presented or (),
         max_channels=args.max_channels,
         max_cps=args.max_cps,
         priority=args.priority,
@@ -129,6 +194,33 @@ def _add(args: argparse.Namespace) -> int:
 
     applied = run_with_services(run)
     _report(f"trunk {trunk.name} saved", applied)
+    return 0 if not applied.missing else 1
+
+
+def _set(args: argparse.Namespace) -> int:
+    identity = _identity(args)
+    if identity is None:
+        return 2
+    pai, presented = identity
+    if args.no_presented:
+        presented = ()
+    if pai is None and presented is None:
+        print("error: trunk set needs --pai, --presented or --no-presented", file=sys.stderr)
+        return 2
+
+    async def run(services: Services) -> Applied:
+        trunk = next((t for t in await services.trunks.all() if t.name == args.name), None)
+        if trunk is None:
+            raise NotFound(f"no trunk named {args.name!r}")
+        changed = replace(
+            trunk,
+            pai_number=pai if pai is not None else trunk.pai_number,
+            presented=presented if presented is not None else trunk.presented,
+        )
+        return await services.trunks.save(changed)
+
+    applied = run_with_services(run)
+    _report(f"trunk {args.name} saved", applied)
     return 0 if not applied.missing else 1
 
 
@@ -181,6 +273,8 @@ def _list(args: argparse.Namespace) -> int:
                 if on
             )
             routes = f" routes={','.join(t.routes)}" if t.routes else ""
+            routes += f" pai={t.pai_number}" if t.pai_number else ""
+            routes += f" presented={','.join(t.presented)}" if t.presented else ""
             state = "; ".join(
                 f"{h.node}: {'usable' if h.usable else 'UNUSABLE (' + (h.reason or '?') + ')'}" for h in views
             )

@@ -85,7 +85,7 @@ class BeepWaitSteps(FlowCore):
         self._beep_heard_at = None
         self._sound_heard = False
         # A machine cannot press `*`: the greeting is skipped.
-        self._play_message(now, out, replay=False)
+        self._start_machine_message(now, out)
 
     def _resume_beep_wait(self, now: float, out: list[Action]) -> None:
         """Carry a beep wait on: the detectors again (Asterisk keeps them while the channel lives, but

@@ -46,6 +46,8 @@ class CallState(StrEnum):
     bridged = "bridged"
     apology = "apology"  # the transfer failed: apologising before replaying the message
     replay = "replay"  # the message, once more, after a failed transfer; then hang up
+    preamble = "preamble"  # a commercial call: who calls, on whose behalf, the opt-out key (issue 18)
+    opt_out = "opt_out"  # the opt-out key was pressed: the thanks play, then we hang up
     ended = "ended"
 
 
@@ -98,6 +100,8 @@ class FlowCore:
         self._transfer_started_at: float | None = None
         self._transfer_answered_at: float | None = None
         self._transfer_ended_at: float | None = None
+        self._preamble_done = False  # the preamble played (or the plan has none)
+        self._opted_out = False
 
     @property
     def plan(self) -> CallPlan:
@@ -203,7 +207,23 @@ class FlowCore:
             self._message_started_at = now
         self._play(Media.message, self._plan.message, out)
 
+    def _play_preamble_first(self, out: list[Action]) -> bool:
+        """Play the preamble if the plan has one it has not played yet (then its end goes on)."""
+        if self._plan.preamble is None or self._preamble_done:
+            return False
+        self._preamble_done = True
+        self._state = CallState.preamble
+        self._play(Media.preamble, self._plan.preamble, out)
+        return True
+
+    def _start_machine_message(self, now: float, out: list[Action]) -> None:
+        """A mailbox records: the preamble (if any), then the message; no greeting (it cannot press `*`)."""
+        if not self._play_preamble_first(out):
+            self._play_message(now, out, replay=False)
+
     def _start_normal_flow(self, now: float, out: list[Action]) -> None:
+        if self._play_preamble_first(out):
+            return
         if self._plan.greeting:
             self._play_greeting(self._plan.greeting, out)
         else:
@@ -322,5 +342,6 @@ class FlowCore:
             abort_reason=abort_reason,
             cut=cut,
             free_retry=free_retry,
+            opted_out=self._opted_out,
         )
         out.append(Finished(self._result))

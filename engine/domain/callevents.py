@@ -257,6 +257,7 @@ class EndReason(StrEnum):
     amd_timeout = "amd_timeout"
     call_limit = "call_limit"
     stage_deadline = "stage_deadline"  # the stage lasted past its deadline: an event was lost
+    opted_out = "opted_out"  # the opt-out key, then the thanks: the callee objects to further calls
     aborted = "aborted"
 
 
@@ -294,6 +295,8 @@ class CallResult:
     # "callee", "unknown"), and whether its recipient is called again without using one of its attempts.
     cut: str | None = None
     free_retry: bool = False
+    # The callee pressed the opt-out key (issue 18): the number goes on the account's stop list.
+    opted_out: bool = False
 
     @property
     def ring_s(self) -> float | None:

@@ -61,6 +61,11 @@ __all__ = ["NORMAL_CLEARING", "TRANSFER_ORIGINATE_MARGIN_S", "CallFlow", "CallSt
 # whose POST is still in flight). A 404/422 on a Play/Stop/Hangup of a channel that just went away is
 # expected: its Hangup event follows. StageChanged is for persistence: it never feeds anything back.
 
+# Where the opt-out key is heard: from the preamble that announces it until our own message is over.
+OPT_OUT_STATES: Final = frozenset(
+    {CallState.preamble, CallState.greeting, CallState.star_wait, CallState.message, CallState.replay}
+)
+
 # A channel destroyed unanswered, without a final dial status, this close to the originate's timeout was
 # ended by that timeout.
 RING_TIMEOUT_MARGIN_S: Final = 0.5
@@ -203,7 +208,7 @@ class CallFlow(TransferSteps, BeepWaitSteps):
         elif self._plan.drop_mode is DropMode.direct:
             # A mailbox cannot press `*`: no greeting.
             self._on_machine = True
-            self._play_message(now, out, replay=False)
+            self._start_machine_message(now, out)
         else:
             self._start_normal_flow(now, out)
 
@@ -240,12 +245,28 @@ class CallFlow(TransferSteps, BeepWaitSteps):
             self._on_transfer_media_finished(media, completed, out)
         elif state is CallState.apology and media is Media.apology:
             self._play_message(now, out, replay=True)
+        elif state is CallState.preamble and media is Media.preamble:
+            # Even cut short, the callee heard who calls as far as the media could play.
+            if self._on_machine:
+                self._play_message(now, out, replay=False)
+            else:
+                self._start_normal_flow(now, out)
+        elif state is CallState.opt_out and media is Media.opt_out:
+            self._finish(
+                now,
+                out,
+                end_reason=EndReason.opted_out,
+                outcome=self._outcome_if_ended_now(),
+                callee_gone=False,
+            )
 
     # --- keys --------------------------------------------------------------------------------------------
 
     def _on_dtmf(self, digit: str, now: float, out: list[Action]) -> None:
         state = self._state
-        if digit == "*":
+        if digit == self._plan.opt_out_key and state in OPT_OUT_STATES and not self._on_machine:
+            self._opt_out(out)
+        elif digit == "*":
             if state is CallState.greeting:
                 self._stop_playback(out)
                 self._play_message(now, out, replay=False)
@@ -257,6 +278,16 @@ class CallFlow(TransferSteps, BeepWaitSteps):
         # Any other key, and keys in other states (including `9` during the replay after a failed
         # transfer: the call centre could not take the call, the replay happens once, then we hang up),
         # are ignored.
+
+    def _opt_out(self, out: list[Action]) -> None:
+        """The callee objects to further calls (issue 18): stop what plays, thank them, then hang up. The
+        result carries it whatever ends the call from here (a hang-up during the thanks included)."""
+        self._stop_playback(out)
+        self._cancel_timer(Timer.star_wait, out)
+        self._cancel_timer(Timer.playback_grace, out)
+        self._opted_out = True
+        self._state = CallState.opt_out
+        self._play(Media.opt_out, self._plan.opt_out_media, out)
 
     # --- timers ------------------------------------------------------------------------------------------
 
@@ -401,6 +432,9 @@ class CallFlow(TransferSteps, BeepWaitSteps):
         self._transfer_answered_at = snapshot.transfer_answered_at
         self._transfer_ended_at = snapshot.transfer_ended_at
         self._bridged = stage is Stage.bridged
+        self._opted_out = stage is Stage.opt_out
+        # Past the answer's first steps, the preamble (when the plan has one) has played.
+        self._preamble_done = stage not in (Stage.dialing, Stage.ringing, Stage.amd, Stage.beep_wait)
         self._announced = snapshot
         self._started = True
         if self._plan.max_call_s is not None:
@@ -435,5 +469,6 @@ class CallFlow(TransferSteps, BeepWaitSteps):
                 self._resume_transfer(now, out)
             case _:
                 # dialing, ringing: Asterisk's ring timeout (and the deadline) end the wait. greeting,
-                # message, replay, apology: the playback's end moves the call on (and the deadline).
+                # message, replay, apology, preamble, opt_out: the playback's end moves the call on (and
+                # the deadline).
                 pass

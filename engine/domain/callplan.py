@@ -14,6 +14,11 @@ from enum import StrEnum
 TRANSFER_WAIT_MEDIA = "sound:vocalcast/transfer-wait"  # "Veuillez patienter, nous vous mettons en relation."
 TRANSFER_APOLOGY_MEDIA = "sound:vocalcast/transfer-failed"  # French apology before the message is replayed
 RINGBACK_MEDIA = "tone:ring;tonezone=fr"
+# "Votre numéro ne sera plus appelé..." after the opt-out key (issue 18).
+OPT_OUT_MEDIA = "sound:vocalcast/opt_out_done"
+# Keys the call flow already gives a meaning: never an opt-out key.
+RESERVED_KEYS = frozenset("*")
+DTMF_KEYS = frozenset("0123456789*#")
 
 
 class DropMode(StrEnum):
@@ -52,6 +57,15 @@ class CallPlan:
     apology_s: float | None = None
     # An optional cap on the whole call (tests). Lost events are caught by each stage's own deadline.
     max_call_s: float | None = None
+    # A commercial send's call opens with who calls, on whose behalf and that it is commercial (issue 18,
+    # L221-16 Code de la consommation): the preamble plays on answer, before the greeting or the message
+    # (after the beep on a machine). From then on the opt-out key (announced in it) ends the call after
+    # `opt_out_media`, and the result says the callee objected (CallResult.opted_out).
+    preamble: str | None = None
+    preamble_s: float | None = None
+    opt_out_key: str | None = None
+    opt_out_media: str = OPT_OUT_MEDIA
+    opt_out_s: float | None = None
     transfer_wait_media: str = TRANSFER_WAIT_MEDIA
     transfer_apology_media: str = TRANSFER_APOLOGY_MEDIA
     ringback_media: str = RINGBACK_MEDIA
@@ -71,7 +85,11 @@ class CallPlan:
             "playback_grace_s",
         ):
             _check_seconds(name, getattr(self, name))
-        for name in ("greeting_s", "message_s", "apology_s", "max_call_s"):
+        if self.opt_out_key is not None:
+            key = self.opt_out_key
+            if key not in DTMF_KEYS or key in RESERVED_KEYS or (key == "9" and self.can_transfer):
+                raise ValueError(f"opt_out_key must be a free DTMF key, got {key!r}")
+        for name in ("greeting_s", "message_s", "apology_s", "preamble_s", "opt_out_s", "max_call_s"):
             value = getattr(self, name)
             if value is not None:
                 _check_seconds(name, value)

@@ -22,6 +22,7 @@ class Stage(StrEnum):
     ringing = "ringing"  # a 180 or 183 came
     amd = "amd"  # answered; answering-machine detection listens
     beep_wait = "beep_wait"  # a machine answered: waiting for its beep before the message
+    preamble = "preamble"  # a commercial call says who calls and how to object (issue 18)
     greeting = "greeting"  # the greeting plays (its play number is in the snapshot)
     star_wait = "star_wait"  # the greeting ended: waiting for `*`
     message = "message"  # the message started
@@ -30,6 +31,7 @@ class Stage(StrEnum):
     bridged = "bridged"  # the callee and the call centre talk
     apology = "apology"  # the transfer failed: apologising before the message plays again
     replay = "replay"  # the message once more after a failed transfer
+    opt_out = "opt_out"  # the opt-out key was pressed: thanking the callee before the hang-up
     ended = "ended"
 
 
@@ -41,6 +43,8 @@ class Media(StrEnum):
     transfer_wait = "transfer_wait"
     ringback = "ringback"
     apology = "apology"
+    preamble = "preamble"
+    opt_out = "opt_out"
 
 
 # A stage that plays a medium ends when its playback's end is reported. If that report is lost (or the
@@ -209,6 +213,10 @@ def stage_deadline_at(plan: CallPlan, snapshot: StageSnapshot) -> float | None:
             length = plan.message_s
         case Stage.apology:
             length = plan.apology_s
+        case Stage.preamble:
+            length = plan.preamble_s
+        case Stage.opt_out:
+            length = plan.opt_out_s
         case _:
             return None
     return snapshot.entered_at + (UNKNOWN_MEDIA_S if length is None else length) + STAGE_DEADLINE_MARGIN_S

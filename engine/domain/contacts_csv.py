@@ -15,7 +15,9 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from engine.domain.numbers import Number, Refusal, normalize
 from engine.errors import InvalidInput
@@ -39,7 +41,28 @@ _HEADER_NAMES: Final = {
     "prenom": "prenom",
     "groupe": "groupe",
     "groupes": "groupe",
+    # Consent to commercial automated calls (issue 18): its date, where it was given, its proof.
+    "consentement": "consent_at",
+    "dateconsentement": "consent_at",
+    "datedeconsentement": "consent_at",
+    "dateduconsentement": "consent_at",
+    "consentementle": "consent_at",
+    "optin": "consent_at",
+    "dateoptin": "consent_at",
+    "sourceconsentement": "consent_source",
+    "sourceduconsentement": "consent_source",
+    "origineconsentement": "consent_source",
+    "origineduconsentement": "consent_source",
+    "preuveconsentement": "consent_proof",
+    "preuveduconsentement": "consent_proof",
+    "preuve": "consent_proof",
 }
+CONSENT_DATE_FR: Final = (
+    "Date de consentement illisible : écrivez-la JJ/MM/AAAA (ou JJ/MM/AAAA HH:MM, heure de Paris)."
+)
+CONSENT_WITHOUT_DATE_FR: Final = "Source ou preuve de consentement sans date de consentement."
+PARIS: Final = ZoneInfo("Europe/Paris")
+_CONSENT_FORMATS: Final = ("%d/%m/%Y", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%y", "%d-%m-%Y")
 _PHONE_HEADER: Final = re.compile(
     r"(?:n|no|num|numero)?(?:de)?(?:tel|telephone|portable|mobile|gsm|numero)"
     r"(?:portable|mobile|fixe|domicile|bureau|pro|perso|\d)?"
@@ -59,6 +82,29 @@ class ContactRow:
     prenom: str
     number: Number
     group: str | None
+    consent: ImportedConsent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedConsent:
+    """A consent given in the file (issue 18): when, where (may be ''), its proof (may be '')."""
+
+    at: datetime
+    source: str
+    proof: str
+
+
+def parse_consent_date(text: str) -> datetime:
+    """A consent date as a French spreadsheet writes it (05/01/2026, 05/01/2026 14:30) or ISO 8601; a time
+    without zone is Paris time. ValueError when it is none of these."""
+    value = " ".join(text.split())
+    for pattern in _CONSENT_FORMATS:
+        try:
+            return datetime.strptime(value, pattern).replace(tzinfo=PARIS)
+        except ValueError:
+            continue
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=PARIS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +233,9 @@ def _build(
     societe, nom, prenom, groupe = (
         columns.get(name, [-1])[0] for name in ("societe", "nom", "prenom", "groupe")
     )
+    consent_at, consent_source, consent_proof = (
+        columns.get(name, [-1])[0] for name in ("consent_at", "consent_source", "consent_proof")
+    )
     first_phone, *other_phones = columns["telephone"]  # e.g. "Téléphone;Portable": the first one filled in
     rows: list[ContactRow] = []
     refused: list[RefusedRow] = []
@@ -206,6 +255,19 @@ def _build(
             refused.append(RefusedRow(row, result.code, result.message_fr, phone))
             continue
         group = cells[groupe].strip() if 0 <= groupe < width else ""
+        consent_text, source, proof = (
+            cells[i].strip() if 0 <= i < width else "" for i in (consent_at, consent_source, consent_proof)
+        )
+        consent = None
+        if consent_text:
+            try:
+                consent = ImportedConsent(parse_consent_date(consent_text), source, proof)
+            except ValueError:
+                refused.append(RefusedRow(row, "consent_date", CONSENT_DATE_FR, consent_text))
+                continue
+        elif source or proof:
+            refused.append(RefusedRow(row, "consent_without_date", CONSENT_WITHOUT_DATE_FR, source or proof))
+            continue
         rows.append(
             ContactRow(
                 row,
@@ -214,6 +276,7 @@ def _build(
                 cells[prenom].strip() if 0 <= prenom < width else "",
                 result,
                 group or None,
+                consent,
             )
         )
     return ContactsChunk(tuple(rows), tuple(refused))

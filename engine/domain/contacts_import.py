@@ -36,6 +36,8 @@ class ImportChunk:
     # Some numbers were already in an earlier chunk: their contact exists by now and gets this chunk's
     # fields as an update, exactly as a merge in memory would have given them.
     repeats: bool
+    # Consents given in the file (issue 18), the last row's for a number: (e164, ISO date, source, proof).
+    consents: tuple[tuple[str, str, str, str], ...] = ()
 
 
 class ImportPreparer:
@@ -76,6 +78,7 @@ class ImportPreparer:
         contacts: dict[str, list[str]] = {}  # e164 → the COPY fields; dicts keep the file order
         new_groups: dict[str, str] = {}
         memberships: dict[tuple[str, str], None] = {}
+        consents: dict[str, tuple[str, str, str, str]] = {}
         repeats = False
         fields, group_names = self._fields, self._group_names
         for row in chunk.rows:
@@ -116,6 +119,9 @@ class ImportPreparer:
                 ):
                     if value:
                         known[index], known[index + 3] = value, key
+            if row.consent is not None:
+                given = row.consent
+                consents[e164] = (e164, given.at.isoformat(), given.source, given.proof)
             if group is not None:
                 name, group_key = group
                 if group_key not in self._groups:
@@ -127,6 +133,7 @@ class ImportPreparer:
             memberships_csv=_csv(memberships),
             new_groups=new_groups,
             repeats=repeats,
+            consents=tuple(consents.values()),
         )
 
     def _field(self, raw: str, field: str) -> tuple[str, str]:
@@ -199,6 +206,7 @@ def chunk_frame(chunk: ImportChunk) -> bytes:
         "memberships": len(chunk.memberships_csv),
         "new_groups": chunk.new_groups,
         "repeats": chunk.repeats,
+        "consents": chunk.consents,
     }
     return frame(header, chunk.contacts_csv, chunk.memberships_csv)
 
@@ -226,6 +234,7 @@ def chunk_from(header: dict[str, Any], contacts_csv: bytes, memberships_csv: byt
         memberships_csv=memberships_csv,
         new_groups=dict(header["new_groups"]),
         repeats=bool(header["repeats"]),
+        consents=tuple((e, at, src, proof) for e, at, src, proof in header.get("consents", ())),
     )
 
 

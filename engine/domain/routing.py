@@ -9,6 +9,10 @@
   full or out of tokens (pooling) — except a failover-only trunk, which takes a number only while every
   higher-priority trunk that could carry it is unhealthy.
 
+- A call presenting a number goes only through a trunk whose carrier accepts that number (the trunk's
+  ``presented`` list, issue 18: L221-17 and the carrier's own rules); a hidden call through any trunk.
+  The demo trunk calls nobody: it accepts every number.
+
 The dialer claims recipients per *route class*: the slots of trunks that carry the same numbers, each class
 with the numbers no earlier class of this cycle takes (a regular expression on E.164, for the claim).
 """
@@ -65,6 +69,8 @@ class TrunkLoad:
     healthy: bool = True  # loaded, reachable (or qualify off), breaker allows
     failover_only: bool = False
     prefixes: tuple[str, ...] = ()
+    presented: tuple[str, ...] = ()  # E.164 numbers its carrier accepts in From (issue 18)
+    demo: bool = False
 
     @property
     def room(self) -> int:
@@ -75,6 +81,15 @@ class TrunkLoad:
 
     def carries(self, e164: str) -> bool:
         return carries(self.prefixes, e164)
+
+    def accepts(self, presented: str | None) -> bool:
+        """May a call presenting ``presented`` (None: hidden) go through this trunk?"""
+        return presented is None or self.demo or presented in self.presented
+
+
+def accepting(trunks: Iterable[TrunkLoad], presented: str | None) -> list[TrunkLoad]:
+    """The trunks a call presenting ``presented`` (None: hidden) may go through."""
+    return [t for t in trunks if t.accepts(presented)]
 
 
 def _usable_for(trunk: TrunkLoad, e164: str, trunks: Sequence[TrunkLoad]) -> bool:

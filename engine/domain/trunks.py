@@ -28,6 +28,7 @@ _DEPOSIT_PREFIX = re.compile(r"[0-9*#+]{1,16}")
 _DEPOSIT_HEADER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}: ?[ -~]{1,128}")
 _CONFIG_SAFE = re.compile(r"[A-Za-z0-9_.@+*#~!$%^&()=-]{1,128}")
 # A SIP URI for the outbound proxy: sip:host[:port][;lr]
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _PROXY = re.compile(r"sips?:[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(;lr)?")
 
 
@@ -58,6 +59,9 @@ class Trunk:
     identify: tuple[str, ...] = ()  # more addresses or CIDRs its inbound calls come from (host is one)
     outbound_proxy: str | None = None  # sip:host[:port][;lr]
     registration_line: bool = False  # register with `line`: inbound calls matched by our contact's line
+    # The presented numbers (E.164) its carrier accepts for us in From (issue 18): a call presenting a
+    # number goes only through trunks whose list holds it (engine/domain/routing.py).
+    presented: tuple[str, ...] = ()
 
     @property
     def offers_deposit(self) -> bool:
@@ -121,6 +125,11 @@ class Trunk:
             raise InvalidInput(
                 "trunk_proxy", f"trunk outbound proxy {self.outbound_proxy!r}: expected sip:host[:port][;lr]"
             )
+        for number in self.presented:
+            if not _E164.fullmatch(number):
+                raise InvalidInput(
+                    "trunk_presented", f"trunk presented number {number!r} is not in E.164 form"
+                )
         if self.registration_line and self.auth != "register":
             raise InvalidInput("trunk_line", "--line applies to trunks we register to (--auth register)")
         return self

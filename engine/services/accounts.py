@@ -39,6 +39,7 @@ class _Keep(Enum):
 
 # An option of change_defaults() left as it is.
 KEEP: Final = _Keep.KEEP
+COMPANY_NAME_MAX: Final = 100  # sql/0019: what a preamble names (issue 18)
 Keep = Literal[_Keep.KEEP]
 
 
@@ -101,6 +102,18 @@ class Accounts:
             credits=credits,
             default_purpose=default_purpose,
         )
+
+    async def set_company_name(self, account_id: UUID, name: str | None) -> str | None:
+        """The company a commercial call names in its preamble (issue 18); None or blank: none."""
+        clean = " ".join((name or "").split()) or None
+        if clean is not None and len(clean) > COMPANY_NAME_MAX:
+            raise InvalidInput(
+                "company_name",
+                f"company name longer than {COMPANY_NAME_MAX} characters",
+                message_fr=f"Le nom de l'entreprise dépasse {COMPANY_NAME_MAX} caractères.",
+            )
+        await store.set_company_name(self._db, account_id, clean)
+        return await store.company_name(self._db, account_id)
 
     async def set_default_purpose(self, account_id: UUID, purpose: Purpose) -> Account:
         """The purpose of the account's http.php and e-mail sends (information or commercial)."""

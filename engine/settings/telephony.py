@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.domain.preamble import opt_out_key as opt_out_key_name
 from engine.settings.fields import SettingsError, non_negative_float, port, positive_int, setting, text
 
 
@@ -69,6 +70,14 @@ class TelephonySettings:
     )
     ring_timeout_s: float = setting(
         "VOCALCAST_RING_TIMEOUT_S", non_negative_float, "30", "How long an outbound call may ring."
+    )
+    # French law (issue 18): the opt-out key of commercial calls.
+    opt_out_key: str = setting(
+        "VOCALCAST_OPT_OUT_KEY",
+        opt_out_key_name,
+        "0",
+        "The key a commercial call announces in its preamble: pressing it puts the number on the account's "
+        "stop list, thanks the callee and ends the call (one of 0-8 or #).",
     )
 
     @property

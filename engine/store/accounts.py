@@ -367,6 +367,18 @@ async def set_defaults(db: Database, account_id: UUID, defaults: SendDefaults) -
         return await _get(conn, account_id)
 
 
+async def set_company_name(db: Executor, account_id: UUID, name: str | None) -> None:
+    """The company a commercial call of the account names in its preamble (issue 18); None: none."""
+    status = await db.execute("UPDATE accounts SET company_name = $2 WHERE id = $1", account_id, name)
+    if not rows_affected(status):
+        raise _no_account(account_id)
+
+
+async def company_name(db: Executor, account_id: UUID) -> str | None:
+    name: str | None = await db.fetchval("SELECT company_name FROM accounts WHERE id = $1", account_id)
+    return name
+
+
 async def set_default_purpose(db: Executor, account_id: UUID, purpose: Purpose) -> None:
     """The purpose of the account's http.php and e-mail sends (information or commercial)."""
     if purpose not in PURPOSES:

@@ -72,14 +72,16 @@ class DialContext:
     greeting_stem: str | None
     message_duration_s: float
     greeting_duration_s: float | None = None
+    purpose: str = "information"
+    company_name: str | None = None  # what a commercial call's preamble names (issue 18)
 
 
 async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
     row = await db.fetchrow(
         "SELECT s.account_id, s.sender_e164, s.transfer_number, s.extra_attempts, s.retry_interval_s, "
         "s.voicemail_drop, s.demo, m.audio_stem, g.audio_stem AS greeting_stem, m.duration_s, "
-        "g.duration_s AS greeting_duration_s "
-        "FROM sends s JOIN messages m ON m.id = s.message_id "
+        "g.duration_s AS greeting_duration_s, s.purpose, a.company_name "
+        "FROM sends s JOIN messages m ON m.id = s.message_id JOIN accounts a ON a.id = s.account_id "
         "LEFT JOIN messages g ON g.id = s.greeting_message_id WHERE s.id = $1",
         send_id,
     )
@@ -96,6 +98,8 @@ async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
         greeting_stem=row["greeting_stem"],
         message_duration_s=float(row["duration_s"]),
         greeting_duration_s=None if row["greeting_duration_s"] is None else float(row["greeting_duration_s"]),
+        purpose=row["purpose"],
+        company_name=row["company_name"],
     )
 
 
@@ -259,6 +263,22 @@ def _ts(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
+async def _stop_opted_out(db: Executor, results: Sequence[Result]) -> None:
+    """The numbers whose callee pressed the opt-out key go on their account's stop list (issue 18), before
+    their result is recorded: the retry table then sees them stopped, and a result written twice (a
+    reconciliation racing the live one) adds nothing twice."""
+    opted = [r for r in results if r.result.opted_out]
+    if not opted:
+        return
+    rows = await db.fetch(
+        "SELECT id, account_id FROM sends WHERE id = ANY($1::uuid[])", list({r.claim.send_id for r in opted})
+    )
+    accounts = {r["id"]: r["account_id"] for r in rows}
+    for account_id in set(accounts.values()):
+        numbers = sorted({r.claim.e164 for r in opted if accounts.get(r.claim.send_id) == account_id})
+        await stoplists.add(db, account_id, [stoplists.Entry.of(n) for n in numbers], source="dtmf")
+
+
 async def _legal_caps(db: Executor, results: Sequence[Result], now: float) -> dict[UUID, LegalCap]:
     """The retry table's legal row for each result of a commercial send (attempt id → its cap): the
     law reads the number's history across the account's commercial sends, this attempt included (and
@@ -305,6 +325,7 @@ async def record_results(
     if len(set(attempt_ids)) != len(attempt_ids):
         raise ValueError("one result per attempt in a batch")
     now = time.time() if now is None else now
+    await _stop_opted_out(db, results)
     caps = await _legal_caps(db, results, now)
     columns: list[list[Any]] = [[] for _ in range(20)]
     for item in results:

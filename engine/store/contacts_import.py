@@ -95,6 +95,17 @@ _ADD_MEMBERSHIPS_OF_EXISTING: Final = (
 _NUMBER_CONSTRAINT: Final = "contacts_number"
 
 
+# Consents given in the file (issue 18): a new consent replaces an older or withdrawn one, as
+# engine/store/consent.py records one. The date is parsed by PostgreSQL from its ISO form.
+_RECORD_CONSENTS: Final = (
+    "UPDATE contacts c SET consent_at = v.at::timestamptz, "
+    "consent_source = nullif(left(btrim(v.source), 200), ''), "
+    "consent_proof = nullif(left(btrim(v.proof), 2000), ''), consent_withdrawn_at = NULL, updated_at = now() "
+    "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS v(e164, at, source, proof) "
+    "WHERE c.account_id = $1 AND c.e164 = v.e164"
+)
+
+
 class NumberTakenMeanwhile(Exception):
     """A number the import inserted as new became a contact of the account meanwhile (by hand): the
     import wrote nothing; run it again with plain_inserts=False."""
@@ -169,6 +180,13 @@ class ImportWriter:
         if may_exist and chunk.memberships_csv:
             status = await conn.execute(_ADD_MEMBERSHIPS_OF_EXISTING, account_id, timeout=BULK_TIMEOUT_S)
             self.memberships_added += rows_affected(status)
+        if chunk.consents:
+            await conn.execute(
+                _RECORD_CONSENTS,
+                account_id,
+                *(list(column) for column in zip(*chunk.consents, strict=True)),
+                timeout=BULK_TIMEOUT_S,
+            )
 
     async def finish(self) -> None:
         if self.imported + self.memberships_added >= _ANALYZE_AFTER_ROWS:

@@ -398,12 +398,13 @@ class RunnableSend:
     last_claim_at: datetime | None
     account_id: UUID | None = None
     commercial: bool = False  # its claims go through the law's gate (engine/services/dialing/lawgate.py)
+    presented: str | None = None  # the number it presents: only trunks accepting it carry its calls
 
 
 async def runnable_sends(db: Executor, now: datetime) -> list[RunnableSend]:
     """Running sends with a recipient due now, the least served first (fairness between sends)."""
     rows = await db.fetch(
-        "SELECT s.id, s.last_claim_at, s.account_id, s.purpose = 'commercial' AS commercial, "
+        "SELECT s.id, s.last_claim_at, s.account_id, s.purpose = 'commercial' AS commercial, s.sender_e164, "
         "(SELECT count(*) FROM send_recipients c WHERE c.send_id = s.id AND c.state = 'calling') AS "
         "in_flight "
         "FROM sends s WHERE s.status = 'running' AND EXISTS (SELECT 1 FROM send_recipients r "
@@ -411,7 +412,9 @@ async def runnable_sends(db: Executor, now: datetime) -> list[RunnableSend]:
         now,
     )
     sends = [
-        RunnableSend(r["id"], r["in_flight"], r["last_claim_at"], r["account_id"], r["commercial"])
+        RunnableSend(
+            r["id"], r["in_flight"], r["last_claim_at"], r["account_id"], r["commercial"], r["sender_e164"]
+        )
         for r in rows
     ]
     epoch = datetime.min.replace(tzinfo=UTC)

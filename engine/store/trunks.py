@@ -37,6 +37,7 @@ _FIELDS = (
     "identify",
     "outbound_proxy",
     "registration_line",
+    "presented",
 )
 _COLUMNS = ", ".join(_FIELDS)
 _PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, len(_FIELDS) + 1))
@@ -69,6 +70,7 @@ def _trunk(row: asyncpg.Record) -> Trunk:
         identify=tuple(row["identify"]),
         outbound_proxy=row["outbound_proxy"],
         registration_line=row["registration_line"],
+        presented=tuple(row["presented"]),
     )
 
 
@@ -108,6 +110,7 @@ async def upsert_trunk(db: Database, trunk: Trunk) -> None:
             list(t.identify),
             t.outbound_proxy,
             t.registration_line,
+            list(t.presented),
         )
     except asyncpg.CheckViolationError as exc:
         raise InvalidInput("trunk_invalid", f"trunk {trunk.name!r} refused by the database: {exc}") from exc

@@ -294,7 +294,9 @@ async def test_trunk_add_from_a_plain_shell_keeps_a_demo_stack_demo(
         # An operator's shell: no VOCALCAST_ variable but the instance's state directory (the default one
         # in production, this test instance's here).
         env = {"PATH": os.environ["PATH"], "VOCALCAST_STATE_DIR": str(stack_settings.state_dir)}
-        done = run_cli(env, "trunk", "add", "opera", "--host", "127.0.0.1", "--port", str(port))
+        done = run_cli(
+            env, "trunk", "add", "opera", "--host", "127.0.0.1", "--port", str(port), "--pai", "0162000000"
+        )
         assert done.returncode == 0, done.stderr
         assert "reach real numbers" in done.stderr  # demo mode says a real trunk calls real people
         assert await _loaded(demo, "demo")  # the demo trunk stayed loaded

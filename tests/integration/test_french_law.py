@@ -1,6 +1,7 @@
 """French law on the real stack (issue 18): a commercial send keeps to the calling hours of article
 D223-9 with the dialer's clock moved to a Friday noon (VOCALCAST_CLOCK_OFFSET_S / Dialer.clock), and its
-refusals through http.php and the API create nothing."""
+refusals through http.php and the API create nothing; its call opens with the preamble, whose opt-out
+key stops the number for the account's later sends."""
 
 from __future__ import annotations
 
@@ -15,23 +16,37 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engine.app import Engine
+from engine.domain.preamble import opt_out_text, preamble_text
 from engine.domain.sends import SendStatus
+from engine.domain.stoplists import number_hash
+from engine.domain.trunks import Trunk
+from engine.errors import InvalidInput
+from engine.media.spoken import spoken
+from engine.services.dialing import dialer as dialer_module
 from engine.services.sends import create_send
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import consent as consent_store
 from engine.store import sends as sends_store
+from engine.store.accounts import set_company_name
 from engine.store.contacts import create_contact
 from engine.store.senders import declare_sender, verify_sender
 from engine.web.api_sends import recipient_json
-from tests.integration.conftest import wait_for
+from lab import tones
+from lab.dtmfpcap import write_rfc2833_pcap
+from lab.rtpcapture import RtpCapture, samples_to
+from lab.sipp import SippProcess
+from tests.integration.conftest import add_trunk, wait_for
 from tests.integration.dialing import customer, invites_per_number, targets
 from tests.integration.test_dialer import callees, fast
+from tests.support import audiomatch
 
 pytestmark = pytest.mark.integration
 
 PARIS = ZoneInfo("Europe/Paris")
+SIPP_DIR = Path(__file__).parent.parent / "sipp"
 SENDER = "01 62 00 00 01"  # in ARCEP's blocks for automated calls
+SENDER_E164 = "+33162000001"  # the trunks' carriers accept it as a presented number
 # A Friday that is no public holiday.
 FRIDAY = datetime(2026, 12, 11, tzinfo=PARIS)
 
@@ -40,6 +55,14 @@ def paris(hour: int, minute: int, second: int = 0) -> datetime:
     return FRIDAY.replace(hour=hour, minute=minute, second=second)
 
 
+@pytest.fixture
+def short_preamble(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests of the calling hours: every call still opens with a preamble, a short one (the real one
+    lasts about 10 s, which these tests' calls would spend listening)."""
+    monkeypatch.setattr(dialer_module, "preamble_text", lambda _company, _key: "Appel commercial.")
+
+
+@pytest.mark.usefixtures("short_preamble")
 async def test_commercial_send_stops_at_13_and_resumes_at_14(
     stack_settings: Settings,
     db: Database,
@@ -47,7 +70,7 @@ async def test_commercial_send_stops_at_13_and_resumes_at_14(
     tmp_path: Path,
 ) -> None:
     settings = dataclasses.replace(fast(stack_settings), max_channels=1)
-    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=1, max_cps=5)
+    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=1, max_cps=5, presented=(SENDER_E164,))
     who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
     await declare_sender(db, who.account.id, SENDER)
     await verify_sender(db, who.account.id, SENDER)
@@ -127,6 +150,7 @@ async def test_commercial_send_stops_at_13_and_resumes_at_14(
     assert all(invites[n] == 1 for n in numbers), invites
 
 
+@pytest.mark.usefixtures("short_preamble")
 async def test_commercial_send_on_a_public_holiday_waits_for_the_next_working_day(
     stack_settings: Settings,
     db: Database,
@@ -134,7 +158,7 @@ async def test_commercial_send_on_a_public_holiday_waits_for_the_next_working_da
     tmp_path: Path,
 ) -> None:
     settings = fast(stack_settings)
-    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=2, max_cps=5)
+    sipp = await callees(settings, sipp_ports, tmp_path, max_channels=2, max_cps=5, presented=(SENDER_E164,))
     who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
     await declare_sender(db, who.account.id, SENDER)
     await verify_sender(db, who.account.id, SENDER)
@@ -182,3 +206,121 @@ async def test_commercial_send_on_a_public_holiday_waits_for_the_next_working_da
 
     assert len(placed) == 2 and all(at >= monday for at in placed), placed
     assert invites_per_number(sipp) == dict.fromkeys(numbers, 1)
+
+
+async def test_opt_out_key_in_the_preamble_stops_the_number_for_later_sends(
+    stack_settings: Settings,
+    db: Database,
+    sipp_ports: Any,
+    tmp_path: Path,
+) -> None:
+    """A SIPp callee presses 0 during the preamble (800 ms after answering): it hears the preamble's
+    start then the thanks, never the message; the number goes on the account's stop list (dtmf), is not
+    called again, and the account's later sends leave it out."""
+    settings = fast(stack_settings)
+    sip_port, media_port = sipp_ports()
+    listed = Trunk(
+        name="optout", host="127.0.0.1", port=sip_port, number_format="national", presented=(SENDER_E164,)
+    )
+    await add_trunk(settings, listed)
+    # The preferred trunk, whose carrier does not accept SENDER: no call of these sends may use it (were
+    # one to, its INVITE to a closed port would end as a trunk failure, recorded on the attempt).
+    await add_trunk(settings, Trunk(name="unlisted", host="127.0.0.1", port=9, priority=1, qualify=False))
+    pcap = tmp_path / "zero.pcap"
+    write_rfc2833_pcap(pcap, "0")
+    sipp = SippProcess(
+        SIPP_DIR / "callee_answer_dtmf.xml",
+        local_port=sip_port,
+        media_port=media_port,
+        workdir=tmp_path,
+        keys={"pcap": str(pcap)},
+        recv_timeout_ms=20000,
+        extra_args=["-aa"],
+    )
+    who = await customer(db, settings, tmp_path, credits=100, seconds=2.0)
+    await set_company_name(db, who.account.id, "Acme Énergie")
+    await declare_sender(db, who.account.id, SENDER)
+    await verify_sender(db, who.account.id, SENDER)
+    stopper, other = "0611000600", "0611000601"
+    contact = await create_contact(db, who.account.id, phone=stopper, allow_international=False)
+    await consent_store.record(
+        db, who.account.id, contact.e164, given_at=datetime(2026, 1, 5, tzinfo=UTC), source="formulaire"
+    )
+    placed: list[str] = []
+
+    async with sipp, Engine(settings) as engine:
+        engine.dialer.clock.offset_s = paris(11, 0).timestamp() - time.time()
+        engine.dialer.on_originate = lambda claim: placed.append(claim.e164)
+
+        async def completed(send_id: Any) -> bool:
+            return (await sends_store.get_send(db, send_id)).status is SendStatus.completed
+
+        async with RtpCapture([media_port]) as capture:
+            first = await create_send(
+                db,
+                settings,
+                who.account,
+                message_ref=who.message.ref,
+                targets=targets([stopper]),
+                origin="api",
+                purpose="commercial",
+                sender=SENDER,
+                retries=2,
+                retry_interval_s=60,
+            )
+            engine.dialer.wake()
+            await wait_for(lambda: completed(first.id), timeout_s=30, what="the commercial send to end")
+        stop = await db.fetchrow(
+            "SELECT e164, source FROM account_stop_list WHERE account_id = $1 AND number_hash = $2",
+            who.account.id,
+            number_hash(contact.e164),
+        )
+        assert stop is not None and (stop["e164"], stop["source"]) == (contact.e164, "dtmf")
+        outcome = await db.fetchval("SELECT outcome FROM send_recipients WHERE send_id = $1", first.id)
+        assert outcome == "not_confirmed"  # retryable, but stopped: its two retries are never used
+        # Another commercial send to it is refused whole (code 99); an information send leaves it out.
+        with pytest.raises(InvalidInput) as refused:
+            await create_send(
+                db,
+                settings,
+                who.account,
+                message_ref=who.message.ref,
+                targets=targets([stopper]),
+                origin="api",
+                purpose="commercial",
+                sender=SENDER,
+            )
+        assert refused.value.code == "commercial_no_consent"
+        second = await create_send(
+            db,
+            settings,
+            who.account,
+            message_ref=who.message.ref,
+            targets=targets([stopper, other]),
+            origin="api",
+            purpose="information",
+            sender=SENDER,
+        )
+        assert second.stop_listed_skipped == 1
+        engine.dialer.wake()
+        await wait_for(lambda: completed(second.id), timeout_s=30, what="the information send to end")
+
+    assert placed == [contact.e164, "+33611000601"]
+    trunks = await db.fetch(
+        "SELECT DISTINCT a.trunk FROM attempts a JOIN send_recipients r ON r.id = a.recipient_id "
+        "WHERE r.send_id = ANY($1::uuid[])",
+        [first.id, second.id],
+    )
+    assert [r["trunk"] for r in trunks] == ["optout"]
+    assert invites_per_number(sipp) == {stopper: 1, other: 1}
+    # On the wire, the first call: the preamble from its start, then the thanks; no message.
+    media = settings.media_dir
+    preamble = (await spoken(media, preamble_text("Acme Énergie", "0"))).path.with_suffix(".wav")
+    thanks = (await spoken(media, opt_out_text("Acme Énergie"))).path.with_suffix(".wav")
+    heard = audiomatch.Heard(samples_to(capture.streams, media_port))
+    preamble_start = tones.read_wav(preamble)[0][: 8000 * 6 // 10]
+    opening = audiomatch.find(heard, preamble_start, trim_end=0)
+    closing = audiomatch.find(heard, tones.read_wav(thanks)[0])
+    assert len(opening) == 1 and len(closing) == 1, (opening, closing)
+    assert opening[0].start_s < 1.0 and closing[0].start_s > opening[0].end_s, (opening, closing)
+    assert tones.tone_duration_s(heard.samples, 700.0) < 0.1  # the message's tone never played

@@ -22,17 +22,25 @@ from uuid import UUID
 
 import pytest
 
+from engine.domain.numbers import Number, normalize
+from engine.domain.preamble import callback_text, opt_out_text
+from engine.domain.sends import Target
+from engine.domain.stoplists import number_hash
 from engine.domain.trunks import Trunk
 from engine.errors import InvalidInput
 from engine.media.paths import host_dir
+from engine.media.spoken import spoken
 from engine.services import build
+from engine.services.callbacks import Callbacks
 from engine.services.recordings import Recordings
+from engine.services.sends import create_send
 from engine.settings import Settings
 from engine.stack.asterisk import cli
-from engine.store import Database
+from engine.store import Database, credits
 from engine.store import accounts as accounts_store
 from engine.store import ivr as ivr_store
 from engine.store import messages as messages_store
+from engine.store.senders import declare_sender, verify_sender
 from ivr.fastagi import FastAGIServer
 from ivr.service import serve
 from lab import tones
@@ -564,3 +572,57 @@ async def test_the_recording_number_in_every_form_from_the_request_uri_or_the_to
         assert call.count("ivr_welcome", first_s=1.0) == 1, case
         assert call.count("unallocated", first_s=1.0) == 0, case
     await wait_for(lambda: ivr.active_sessions == 0, what="every session to end")
+
+
+async def test_a_call_back_of_a_presented_number_says_who_called_and_takes_the_opt_out_key(
+    ivr_settings: Settings, db: Database, caller: Caller, tmp_path: Path
+) -> None:
+    """Issue 18: the person a send called (SIPp's From, 0612345678) calls the presented number back,
+    hears who called them, presses 0: their number is on that account's stop list (source callback)
+    and the send leaves it out; a number no send presented still hears the unallocated announcement."""
+    account_id, _ = await new_account(ivr_settings, db)
+    await accounts_store.set_company_name(db, account_id, "Acme Énergie")
+    await declare_sender(db, account_id, "0162000001")
+    await verify_sender(db, account_id, "0162000001")
+    wav = tmp_path / "message.wav"
+    tones.write_wav(wav, tones.sine(700.0, 1.0, 0.4))
+    message = await build(ivr_settings, db).messages.add(account_id, wav, title="Test", origin="file")
+    await credits.credit(db, account_id, 10)
+    account = await accounts_store.get_account(db, account_id)
+    callee = normalize("0612345678")
+    assert isinstance(callee, Number)
+    send = await create_send(
+        db,
+        ivr_settings,
+        account,
+        message_ref=message.ref,
+        targets=[Target(callee)],
+        origin="api",
+        purpose="information",
+        sender="0162000001",
+    )
+    announcement = (await spoken(ivr_settings.media_dir, callback_text("Acme Énergie", "0"))).path
+    thanks = (await spoken(ivr_settings.media_dir, opt_out_text("Acme Énergie"))).path
+    thanks_s = len(tones.read_wav(thanks.with_suffix(".wav"))[0]) / 8000
+    async with serve(ivr_settings, recordings(ivr_settings, db), Callbacks(db, ivr_settings)):
+        pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S).digits("0", tone_s=KEY_S).silence(thanks_s + 2.0)
+        back, other = await asyncio.gather(
+            caller.call(pcap, number="+33162000001", timeout_s=20),
+            caller.call(
+                RtpPcapBuilder(codec="alaw").silence(prompt_s("unallocated") + 2.0), number="0162000009"
+            ),
+        )
+    assert back.ended_by_asterisk, back.sipp.diagnostics()
+    heard_first = tones.read_wav(announcement.with_suffix(".wav"))[0][: 8000 * 3 // 4]
+    assert len(audiomatch.find(back.heard, heard_first, trim_end=0)) == 1
+    assert len(audiomatch.find(back.heard, tones.read_wav(thanks.with_suffix(".wav"))[0])) == 1
+    assert back.count("unallocated") == 0
+    row = await db.fetchrow(
+        "SELECT source FROM account_stop_list WHERE account_id = $1 AND number_hash = $2",
+        account_id,
+        number_hash(callee.e164),
+    )
+    assert row is not None and row["source"] == "callback"
+    state = await db.fetchval("SELECT state FROM send_recipients WHERE send_id = $1", send.id)
+    assert state == "cancelled"
+    assert other.ended_by_asterisk and other.count("unallocated") == 1

@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
@@ -19,12 +20,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from engine.domain import contacts as rules
+from engine.domain.contacts import ConsentRecord
 from engine.errors import InvalidInput
 from engine.logs import configure
 from engine.services import contacts_import
 from engine.services.contacts_import import ImportReport, import_contacts_csv, prepare_import
 from engine.settings import Settings
 from engine.store import Database
+from engine.store import consent as consent_store
 from engine.store import contacts as store
 from engine.store import groups as groups_store
 from engine.store import targets as targets_store
@@ -616,3 +619,34 @@ def test_contacts_commands(
     assert "error" in err
     rc, _, err = run_command(capsys, "contacts", "list", "--account", email, "--group", "inconnu")
     assert rc == 2
+
+
+async def test_consent_columns_record_each_contacts_consent(db: Database, alice: UUID) -> None:
+    """Issue 18: the consent date (French or ISO, Paris time), source and proof columns; a later row of a
+    number gives its consent, a new consent clears a withdrawal, bad dates and a source without a date
+    are refused rows."""
+    await store.create_contact(db, alice, phone="0698765432", allow_international=False)
+    await consent_store.record(
+        db, alice, "+33698765432", given_at=datetime(2025, 1, 1, tzinfo=UTC), source="x"
+    )
+    await consent_store.withdraw(db, alice, "+33698765432", at=datetime(2025, 6, 1, tzinfo=UTC))
+    data = excel_export(
+        [
+            ["Nom", "Téléphone", "Date du consentement", "Source du consentement", "Preuve"],
+            ["Martin", "0612345678", "", "", ""],
+            ["Durand", "0698765432", "05/01/2026 14:30", "formulaire web", "case cochée, IP 192.0.2.7"],
+            ["Martin", "0612345678", "2026-02-03", "salon", ""],
+            ["Petit", "0611111111", "31/02/2026", "", ""],
+            ["Leroy", "0622222222", "", "salon", ""],
+            ["Roux", "0633333333", "", "", ""],
+        ]
+    )
+    report = await _import(db, alice, data)
+    assert [(r.row, r.code) for r in report.refused] == [(5, "consent_date"), (6, "consent_without_date")]
+    assert await consent_store.read(db, alice, "+33698765432") == ConsentRecord(
+        datetime(2026, 1, 5, 13, 30, tzinfo=UTC), "formulaire web", "case cochée, IP 192.0.2.7", None
+    )
+    assert await consent_store.read(db, alice, "+33612345678") == ConsentRecord(
+        datetime(2026, 2, 2, 23, 0, tzinfo=UTC), "salon", None, None
+    )
+    assert await consent_store.read(db, alice, "+33633333333") == ConsentRecord(None, None, None, None)

@@ -980,6 +980,9 @@ PLANS = st.builds(
     max_call_s=st.sampled_from([None, 3600.0]),
     message_s=st.sampled_from([None, 30.0]),
     greeting_s=st.sampled_from([None, 8.0]),
+    # A commercial send's preamble and opt-out key (issue 18).
+    preamble=st.sampled_from([None, "sound:/var/lib/vocalcast/media/preambles/acme"]),
+    opt_out_key=st.sampled_from([None, "0"]),
 )
 
 # Events that keep the call going, and events that usually end it (drawn rarely, so that random sequences
@@ -998,6 +1001,7 @@ ONGOING_EVENTS: list[Event] = [
     Dtmf("*"),
     Dtmf("9"),
     Dtmf("1"),
+    Dtmf("0"),
     TransferAnswered(),
     TransferEnded(cause=17, sip_code=486, dialstatus="BUSY"),
     TransferEnded(cause=16),
@@ -1026,7 +1030,8 @@ GUIDES: dict[CallState, list[Event]] = {
     CallState.beep_wait: [TalkingFinished(), ToneDetected(), TalkingStarted()],
     CallState.greeting: [Dtmf("*"), Dtmf("9")],
     CallState.star_wait: [Dtmf("*"), Dtmf("9")],
-    CallState.message: [Dtmf("9")],
+    CallState.message: [Dtmf("9"), Dtmf("0")],
+    CallState.preamble: [Dtmf("0"), Dtmf("*")],
     CallState.transfer_dialing: [
         TransferAnswered(),
         TransferEnded(cause=17, dialstatus="BUSY"),

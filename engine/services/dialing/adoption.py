@@ -375,6 +375,8 @@ def ended_unobserved(
         abort_reason="reconciled",
         cut=cut.value,
         free_retry=unseen.free_retry,
+        # The opt-out key was pressed: the objection stands whatever became of the call (issue 18).
+        opted_out=snapshot is not None and snapshot.stage is Stage.opt_out,
     )
 
 

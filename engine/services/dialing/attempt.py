@@ -130,7 +130,9 @@ class Attempts:
                     reason=reason,
                     retry_after_s=retry_after_s,
                 )
-                other = self.pool.pick(current.e164, time.monotonic(), exclude=frozenset(tried))
+                other = self.pool.pick(
+                    current.e164, time.monotonic(), exclude=frozenset(tried), presented=context.sender_e164
+                )
                 if other is None:
                     # No other trunk may take it now: back to the queue, its attempt given back.
                     await self.record(current, result, context.policy, trunk_failure=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Coroutine
@@ -27,10 +28,12 @@ from engine.domain.breaker import BreakerSettings
 from engine.domain.callevents import CallResult
 from engine.domain.callplan import CallPlan, DropMode
 from engine.domain.pacing import AdaptivePace
+from engine.domain.preamble import opt_out_text, preamble_text
 from engine.domain.quality import QualityRules
 from engine.domain.retries import RetryPolicy, RetryTiming
-from engine.errors import DatabaseUnavailable, TelephonyUnavailable
+from engine.errors import DatabaseUnavailable, InvalidInput, TelephonyUnavailable
 from engine.media.paths import prompt_uri, sound_uri
+from engine.media.spoken import spoken
 from engine.metrics import Metrics
 from engine.services.dialing import lawgate
 from engine.services.dialing.adoption import Adoption
@@ -281,16 +284,23 @@ class Dialer:
             self._note_token_wait(now)
             return
         # Each send in turn, least served first, gets its share of what is left: of the engine's free
-        # slots and of every route class's slots (what one send's numbers cannot use, the next may).
-        rooms = [list(c.trunks) for c in classes]
+        # slots and of every route class's slots (what one send's numbers cannot use, the next may). A
+        # send presenting a number has the classes of the trunks accepting it (issue 18).
+        claimed = False
         for index, send in enumerate(sends):
-            if free <= 0 or not any(rooms):
+            if free <= 0:
                 break
+            # The pool counts each claim at once (TrunkPool.take): a new plan sees what is left.
+            fresh = claimed or send.presented is not None
+            mine = self.pool.plan(now, presented=send.presented) if fresh else classes
+            rooms = [list(c.trunks) for c in mine]
+            if not any(rooms):
+                continue
             share = -(-free // (len(sends) - index))  # ceil
             take = functools.partial(
                 attempts_store.claim,
                 send_id=send.id,
-                classes=[(c.pattern, len(room)) for c, room in zip(classes, rooms, strict=True)],
+                classes=[(c.pattern, len(room)) for c, room in zip(mine, rooms, strict=True)],
                 slots=[
                     Slot(t, i + 1, self.pool.trunks[t].trunk.demo)
                     for i, room in enumerate(rooms)
@@ -301,6 +311,8 @@ class Dialer:
                 app=self.ari.app,
                 now=now_dt,
             )
+            if send.commercial and not await self._preamble_ready(send.id):
+                continue
             if send.commercial and send.account_id is not None:
                 # The law first: only the recipients it allows now are claimed (the others wait).
                 claims = await lawgate.claim_lawfully(
@@ -311,11 +323,8 @@ class Dialer:
             if not claims:
                 continue
             context = await self.send_context(send.id)
+            claimed = True
             for claim in claims:
-                for room in rooms:
-                    if claim.trunk in room:
-                        room.remove(claim.trunk)
-                        break
                 if self.pool.take(claim.trunk, time.monotonic()):
                     self._spawn(self.attempts.run(claim, context), claim)
                 else:  # a failover took its token while it was being claimed: it keeps the pace
@@ -365,9 +374,36 @@ class Dialer:
             message_s=row.message_duration_s or None,
             greeting_s=row.greeting_duration_s or None,
         )
+        if row.purpose == "commercial":
+            plan = await self._commercial(plan, row.company_name)
         context = SendContext(send_id, row.account_id, plan, row.sender_e164, row.retry, row.demo)
         self._contexts[send_id] = context
         return context
+
+    async def _preamble_ready(self, send_id: UUID) -> bool:
+        """A commercial call never starts without its preamble: it is made before any claim (the
+        context is kept), and a send whose preamble cannot be made waits, its recipients untouched."""
+        try:
+            await self.send_context(send_id)
+        except (OSError, RuntimeError, InvalidInput) as exc:
+            log.error("send.preamble_failed", send_id=str(send_id), error=str(exc))
+            return False
+        return True
+
+    async def _commercial(self, plan: CallPlan, company: str | None) -> CallPlan:
+        """A commercial call opens with who calls and the opt-out key (issue 18), spoken by our voice."""
+        key = self.settings.opt_out_key
+        media = self.settings.media_dir
+        preamble = await spoken(media, preamble_text(company, key))
+        thanks = await spoken(media, opt_out_text(company))
+        return dataclasses.replace(
+            plan,
+            preamble=sound_uri(self.settings, preamble.path),
+            preamble_s=preamble.duration_s,
+            opt_out_key=key,
+            opt_out_media=sound_uri(self.settings, thanks.path),
+            opt_out_s=thanks.duration_s,
+        )
 
     # --- results, and adoption (engine.services.dialing.adoption) ----------------------------------------
     async def record(

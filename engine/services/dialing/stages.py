@@ -48,6 +48,7 @@ IN_ASTERISK: Final = frozenset(
         Stage.bridged,
         Stage.apology,
         Stage.replay,
+        Stage.opt_out,  # the callee objected: the stop list must hear of it (issue 18)
     }
 )
 

@@ -7,6 +7,7 @@ and, through engine.domain.routing, which trunk takes which call.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from engine.domain.breaker import Breaker, BreakerSettings, BreakerState
 from engine.domain.pacing import TokenBucket
 from engine.domain.quality import CallQuality, QualityRules, Verdict, judge
-from engine.domain.routing import RouteClass, TrunkLoad, pick_trunk, plan
+from engine.domain.routing import RouteClass, TrunkLoad, accepting, pick_trunk, plan
 from engine.domain.trunks import Trunk
 
 BURST_S = 0.1  # how much unused pacing a trunk may save up, in seconds of its rate (at least 2 calls)
@@ -78,6 +79,8 @@ class TrunkState:
             healthy=not self.unhealthy_reason(now),
             failover_only=t.failover_only,
             prefixes=t.prefixes,
+            presented=t.presented,
+            demo=t.demo,
         )
 
 
@@ -152,25 +155,16 @@ class TrunkPool:
             free = min(free, self._global.available(now))
         return max(0, free)
 
-    def plan(self, now: float) -> list[RouteClass]:
-        return plan(self.loads(now))
+    def plan(self, now: float, *, presented: str | None = None) -> list[RouteClass]:
+        """The route classes for calls presenting ``presented`` now (None: hidden)."""
+        return plan(accepting(self.loads(now), presented))
 
-    def pick(self, e164: str, now: float, exclude: frozenset[str] = frozenset()) -> str | None:
-        """A trunk for one more call to ``e164`` right now (a failover), ignoring pace: the caller waits
-        for the trunk's token (``wait_for_token``)."""
-        loads = [
-            TrunkLoad(
-                load.name,
-                load.priority,
-                load.active,
-                load.max_channels,
-                1,
-                load.healthy,
-                load.failover_only,
-                load.prefixes,
-            )
-            for load in self.loads(now)
-        ]
+    def pick(
+        self, e164: str, now: float, exclude: frozenset[str] = frozenset(), *, presented: str | None = None
+    ) -> str | None:
+        """A trunk for one more call to ``e164`` presenting ``presented`` right now (a failover), ignoring
+        pace: the caller waits for the trunk's token (``wait_for_token``)."""
+        loads = [dataclasses.replace(load, tokens=1) for load in accepting(self.loads(now), presented)]
         return pick_trunk(loads, e164, exclude)
 
     def routable_prefixes(self, now: float) -> list[tuple[str, ...]] | None:
