@@ -135,6 +135,8 @@ class Engine:
             # Rows left by unauthenticated traffic (rate events, refusals, throttle counters) do not pile up.
             self.supervisor.keep_running("login-housekeeping", self.services.logins.housekeeping)
             if self.run_dialer:
+                # Heartbeat, fencing and takeovers of this node (issue 19), then the dialer.
+                self.supervisor.keep_running("node", self.dialer.membership.run)
                 self.supervisor.keep_running("dialer", self.dialer.run)
                 self.supervisor.keep_running(
                     "webhooks", lambda: self.services.webhooks.run(webhook_payloads.render)

@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "engine.commands.token",
     "engine.commands.webhook",
     "engine.commands.stoplist",
+    "engine.commands.node",
 ]
 
 

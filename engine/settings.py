@@ -557,6 +557,28 @@ class Settings:
         "VOCALCAST_IVR_DIGIT_TIMEOUT_S", _non_negative_float, "6", "How long the IVR waits for a key."
     )
 
+    # --- several engines on one PostgreSQL (issue 19) ----------------------------------------------
+    node_heartbeat_s: float = _setting(
+        "VOCALCAST_NODE_HEARTBEAT_S",
+        _non_negative_float,
+        "2",
+        "How often each engine (node) writes its heartbeat into PostgreSQL and looks for dead nodes.",
+    )
+    node_dead_after_s: float = _setting(
+        "VOCALCAST_NODE_DEAD_AFTER_S",
+        _non_negative_float,
+        "20",
+        "A node silent for longer is declared dead by another, which fences it (raises its epoch) and "
+        "takes its calls over; a node places no call once half of it has passed since its last heartbeat.",
+    )
+    cluster: bool = _setting(
+        "VOCALCAST_CLUSTER",
+        _bool,
+        "0",
+        "Several engines share the trunks: each trunk's channels, calls per second and carrier pauses "
+        "are taken from counters in PostgreSQL (off: each engine keeps them in its own memory).",
+    )
+
     # --- demo -------------------------------------------------------------------------------------
     demo_account: str = _setting(
         "VOCALCAST_DEMO_ACCOUNT",
