@@ -28,11 +28,14 @@ CREATE TABLE trunk_pace (
 );
 
 -- The legs each node has on each trunk (its calls, their transfer legs): a trunk's channels in use are
--- their sum over the nodes. A dead node's rows go at its takeover (its live calls are counted again by
--- the node that adopts them).
+-- their sum over the nodes. A dead node's rows go once the node that took it over counts the calls it
+-- adopted. wanted_at: the last time the node asked for more than it got — while another node wants, no
+-- node holds more than its fair share of the trunk's channels (the one that polls most never starves
+-- the others).
 CREATE TABLE trunk_legs (
-    trunk   text NOT NULL,
-    node    text NOT NULL,
-    legs    integer NOT NULL DEFAULT 0 CHECK (legs >= 0),
+    trunk      text NOT NULL,
+    node       text NOT NULL,
+    legs       integer NOT NULL DEFAULT 0 CHECK (legs >= 0),
+    wanted_at  timestamptz,
     PRIMARY KEY (trunk, node)
 );

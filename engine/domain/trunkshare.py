@@ -29,13 +29,20 @@ def grant(
     rate: float,
     elapsed_s: float,
     paused: bool,
+    mine: int = 0,
+    wanting: int = 0,
 ) -> Grant:
-    """``legs_in_use``: every node's legs on the trunk (this node's included); ``tokens`` as last written,
-    ``elapsed_s`` ago; ``rate`` calls per second (0: no pace)."""
+    """``legs_in_use``: every node's legs on the trunk (this node's included, ``mine``); ``tokens`` as
+    last written, ``elapsed_s`` ago; ``rate`` calls per second (0: no pace); ``wanting``: how many other
+    nodes asked for more than they got a moment ago — then this one holds at most its fair share of
+    the channels (max_channels / the nodes that want, rounded up)."""
     if rate > 0:
         tokens = min(burst(rate), tokens + max(0.0, elapsed_s) * rate)
         by_pace = math.floor(tokens + 1e-9)
     else:
         by_pace = wanted
-    calls = 0 if paused else max(0, min(wanted, max_channels - legs_in_use, by_pace))
+    room = max_channels - legs_in_use
+    if wanting:
+        room = min(room, -(-max_channels // (wanting + 1)) - mine)
+    calls = 0 if paused else max(0, min(wanted, room, by_pace))
     return Grant(calls, tokens - calls if rate > 0 else tokens)

@@ -102,8 +102,9 @@ async def dead(db: Executor, me: str, dead_after_s: float) -> list[tuple[str, in
 
 async def take_over(db: Database, me: str, node: str, epoch: int, dead_after_s: float) -> TakenOver | None:
     """Declare ``node`` dead (it held ``epoch`` and is still silent): raise its epoch, make its open
-    attempts ``me``'s, and forget its trunk legs (the calls still up are counted again by whoever adopts
-    them). One transaction; None when it is not dead after all or someone else took it over."""
+    attempts ``me``'s (its trunk legs stay counted until the taker has adopted its calls still up:
+    engine/store/trunkshare.py forget). One transaction; None when it is not dead after all or someone
+    else took it over."""
     async with db.transaction() as conn:
         await conn.execute(f"SET LOCAL lock_timeout = '{TAKEOVER_LOCK_TIMEOUT}'")
         try:
@@ -127,7 +128,6 @@ async def take_over(db: Database, me: str, node: str, epoch: int, dead_after_s: 
         moved = await conn.fetch(
             "UPDATE attempts SET node = $2 WHERE node = $1 AND state <> 'ended' RETURNING app", node, me
         )
-        await conn.execute("DELETE FROM trunk_legs WHERE node = $1", node)
     return TakenOver(node, int(new_epoch), len(moved), tuple(sorted({r["app"] for r in moved})))
 
 

@@ -11,6 +11,8 @@ from datetime import datetime
 from engine.domain.trunkshare import burst, grant
 from engine.store.db import Database
 
+WANTING_S = 1.0  # a node that asked for more than it got this recently is waiting for its share
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -47,15 +49,17 @@ async def reserve(
                 "WHERE trunk = ANY($1::text[]) ORDER BY trunk FOR UPDATE",
                 names,
             )
-            others = {
-                r["trunk"]: int(r["legs"])
-                for r in await conn.fetch(
-                    "SELECT trunk, sum(legs) AS legs FROM trunk_legs WHERE trunk = ANY($1::text[]) "
-                    "AND node <> $2 GROUP BY trunk",
-                    names,
-                    node,
-                )
-            }
+            others: dict[str, int] = {}
+            wanting: dict[str, int] = {}
+            for r in await conn.fetch(
+                "SELECT trunk, sum(legs) AS legs, count(*) FILTER (WHERE wanted_at > now() - "
+                "make_interval(secs => $3)) AS wanting FROM trunk_legs WHERE trunk = ANY($1::text[]) "
+                "AND node <> $2 GROUP BY trunk",
+                names,
+                node,
+                WANTING_S,
+            ):
+                others[r["trunk"]], wanting[r["trunk"]] = int(r["legs"]), int(r["wanting"])
             if pauses:
                 await conn.execute(
                     "UPDATE trunk_pace p SET paused_until = v.until, pause_reason = v.reason "
@@ -80,6 +84,8 @@ async def reserve(
                     rate=limit.max_cps,
                     elapsed_s=float(row["elapsed"]),
                     paused=bool(row["paused"]) or trunk in pauses,
+                    mine=legs.get(trunk, 0),
+                    wanting=wanting.get(trunk, 0),
                 )
                 granted[trunk] = result.calls
                 taken.append(trunk)
@@ -94,14 +100,21 @@ async def reserve(
         mine = sorted(set(legs) | set(granted))
         if mine:
             await conn.execute(
-                "INSERT INTO trunk_legs (trunk, node, legs) SELECT t, $2, l "
-                "FROM unnest($1::text[], $3::int[]) AS v(t, l) "
-                "ON CONFLICT (trunk, node) DO UPDATE SET legs = EXCLUDED.legs",
+                "INSERT INTO trunk_legs (trunk, node, legs, wanted_at) SELECT t, $2, l, "
+                "CASE WHEN w THEN now() END FROM unnest($1::text[], $3::int[], $4::boolean[]) AS v(t, l, w) "
+                "ON CONFLICT (trunk, node) DO UPDATE SET legs = EXCLUDED.legs, "
+                "wanted_at = coalesce(EXCLUDED.wanted_at, trunk_legs.wanted_at)",
                 mine,
                 node,
                 [legs.get(t, 0) + granted.get(t, 0) for t in mine],
+                [granted.get(t, 0) < wanted.get(t, 0) for t in mine],
             )
     return granted
+
+
+async def forget(db: Database, node: str) -> None:
+    """A dead node's legs, once the node that took it over counts the calls it adopted as its own."""
+    await db.execute("DELETE FROM trunk_legs WHERE node = $1", node)
 
 
 async def usage(db: Database) -> dict[str, int]:

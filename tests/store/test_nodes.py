@@ -113,10 +113,19 @@ async def test_shared_counters_never_grant_more_than_the_trunks_channels_or_pace
     assert sum(g["t"] for g in grants) == 2
     # Channels: the legs every node holds count against the trunk.
     await db.execute("UPDATE trunk_pace SET tokens = 100")
+    await db.execute("UPDATE trunk_legs SET wanted_at = NULL")
     held_elsewhere = await db.fetchval("SELECT coalesce(sum(legs), 0) FROM trunk_legs WHERE node <> 'n0'")
     first = await trunkshare.reserve(db, "n0", legs={"t": 3}, wanted={"t": 3}, limits=limits)
     assert first["t"] == 5 - 3 - held_elsewhere  # the trunk's channels less every node's legs
     assert (await trunkshare.usage(db))["t"] == 5
+    # Fair shares: while another node wants channels, none holds more than ceil(5 / 2) = 3.
+    await db.execute("DELETE FROM trunk_legs")
+    await db.execute("UPDATE trunk_pace SET tokens = 100")
+    hungry = await trunkshare.reserve(db, "n1", legs={"t": 0}, wanted={"t": 0}, limits=limits)
+    assert hungry["t"] == 0
+    await db.execute("UPDATE trunk_legs SET wanted_at = now() WHERE node = 'n1'")
+    greedy = await trunkshare.reserve(db, "n0", legs={"t": 1}, wanted={"t": 4}, limits=limits)
+    assert greedy["t"] == 2
     # A pause one node writes stops every node.
     await trunkshare.reserve(
         db, "n1", legs={}, wanted={}, limits=limits, pauses={"t": (datetime(2999, 1, 1, tzinfo=UTC), "503")}

@@ -407,14 +407,23 @@ class Dialer:
         """A dead node's open attempts are ours now: those in our own application are reconciled by our
         adoption, the others by a foster serving their application."""
         self._reconciled_at = float("-inf")
-        for app in taken.apps:
-            if app == self.ari.app or app in self._fosters:
+        adopted = functools.partial(self._adopted, taken.node)
+        fostered = [app for app in taken.apps if app != self.ari.app]
+        if not fostered:
+            await adopted()
+        for app in fostered:
+            if app in self._fosters:
                 continue
-            foster = Foster(self.settings, self.db, self, node=self.node, app=app)
+            foster = Foster(self.settings, self.db, self, node=self.node, app=app, on_adopted=adopted)
             task = asyncio.create_task(foster.run(), name=f"foster-{app}")
             self._fosters[app] = task
             task.add_done_callback(functools.partial(self._foster_done, app))
         self.wake()
+
+    async def _adopted(self, node: str) -> None:
+        """The dead node's calls still up are followed here: its trunk legs are ours to count now."""
+        if self.shared is not None:
+            await self.shared.adopted(node)
 
     def _foster_done(self, app: str, task: asyncio.Task[None]) -> None:
         self._fosters.pop(app, None)

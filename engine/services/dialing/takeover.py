@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import structlog
@@ -63,9 +64,17 @@ class _FosterHost:
 
 class Foster:
     def __init__(
-        self, settings: Settings, db: Database, dialer: AdoptionHost, *, node: str, app: str
+        self,
+        settings: Settings,
+        db: Database,
+        dialer: AdoptionHost,
+        *,
+        node: str,
+        app: str,
+        on_adopted: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
+        self._on_adopted = on_adopted  # once its calls still up are followed (and counted) here
         self._db = db
         self._node = node
         self.ari = AriClient(
@@ -93,6 +102,8 @@ class Foster:
             try:
                 await self.ari.wait_ready(10)
                 await self.adoption.after_connect()
+                if self._on_adopted is not None:
+                    await self._on_adopted()
                 while True:
                     await asyncio.sleep(FOSTER_RECONCILE_S)
                     left = await attempts_store.open_attempts(self._db, self._node, self.app)

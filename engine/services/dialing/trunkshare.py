@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from engine.services.dialing.trunkpool import TrunkPool
 from engine.store.db import Database
-from engine.store.trunkshare import Limits, reserve
+from engine.store.trunkshare import Limits, forget, reserve
 
 SYNC_S = 0.5  # the node's legs are written at least this often while it runs
 
@@ -56,6 +56,12 @@ class SharedLimits:
             raise
         self._synced_at = time.monotonic()
         return granted
+
+    async def adopted(self, node: str) -> None:
+        """The calls of ``node`` (taken over) that were still up are counted as this node's now: its
+        own legs are written first, then the dead node's rows go (counted twice a moment, never less)."""
+        await self.reserve({})
+        await forget(self._db, node)
 
     async def sync_if_due(self) -> None:
         if time.monotonic() - self._synced_at >= SYNC_S or self._pauses:
