@@ -165,13 +165,15 @@ async def test_a_node_killed_mid_send_is_taken_over_and_the_carriers_limits_hold
         await alpha.start()
         await beta.start()
         try:
-            send = await listeners_send(db, stack_settings, tmp_path, 21000000, 30)
+            send = await listeners_send(db, stack_settings, tmp_path, 21000000, 40)
 
             async def alpha_calling() -> bool:
+                # Both nodes have been calling side by side a while (the carrier's limits are tested),
+                # and alpha has calls in flight.
                 return bool(
                     await db.fetchval(
-                        "SELECT count(*) >= 1 FROM attempts WHERE send_id = $1 AND app = 'vocalcast-alpha' "
-                        "AND state <> 'ended'",
+                        "SELECT count(*) >= 8 AND count(*) FILTER (WHERE state <> 'ended') >= 1 "
+                        "FROM attempts WHERE send_id = $1 AND app = 'vocalcast-alpha'",
                         send.id,
                     )
                 )
