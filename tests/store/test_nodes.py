@@ -6,9 +6,12 @@ channels and pace."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from engine.services.dialing.membership import Membership, Verdict
 from engine.services.sends import create_send
 from engine.settings import Settings
 from engine.store import Database, trunkshare
@@ -133,3 +136,28 @@ async def test_shared_counters_never_grant_more_than_the_trunks_channels_or_pace
     await db.execute("UPDATE trunk_pace SET tokens = 100")
     paused = await trunkshare.reserve(db, "n2", legs={"t": 0}, wanted={"t": 1}, limits=limits)
     assert paused["t"] == 0
+
+
+async def test_an_originate_is_sent_only_under_a_current_epoch_and_lease(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Membership.originating: SEND while the node holds its epoch and lease; REQUEUE once only its lease
+    ran out (a freeze: the attempt is still its own); DROP once another node took it over."""
+    settings = dataclasses.replace(stack_settings, node_dead_after_s=4.0)
+    send = await _send(db, stack_settings, tmp_path, 4)
+    alpha = Membership(settings, db, node="alpha", app="vocalcast-alpha")
+    await alpha.join()
+    assert alpha.epoch is not None
+    first, second = await _claim(db, send.id, "alpha", alpha.epoch)
+    async with alpha.originating(first.attempt_id) as verdict:
+        assert verdict is Verdict.send
+    alpha.lease_until = time.monotonic() - 0.1  # frozen past its lease
+    async with alpha.originating(first.attempt_id) as verdict:
+        assert verdict is Verdict.requeue
+    await db.execute("UPDATE nodes SET last_seen = now() - interval '10 seconds' WHERE name = 'alpha'")
+    await nodes_store.join(db, "beta", "vocalcast-beta")
+    assert await nodes_store.take_over(db, "beta", "alpha", alpha.epoch, 4.0) is not None
+    await alpha.beat_once()  # it wakes: its heartbeat finds its epoch raised
+    assert alpha.fenced and alpha.state == "fenced" and not alpha.may_call()
+    async with alpha.originating(second.attempt_id) as verdict:
+        assert verdict is Verdict.drop

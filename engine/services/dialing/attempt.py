@@ -28,7 +28,7 @@ from engine.domain.trunks import Trunk
 from engine.errors import DatabaseUnavailable
 from engine.metrics import Metrics
 from engine.services.dialing.identity import caller_ids
-from engine.services.dialing.membership import Membership
+from engine.services.dialing.membership import Membership, Verdict
 from engine.services.dialing.results import ResultWriter
 from engine.services.dialing.trunkpool import TrunkPool
 from engine.services.dialing.trunkshare import SharedLimits
@@ -204,8 +204,12 @@ class Attempts:
                 call = await self.calls.start(request)
             else:
                 # The node's epoch and lease, checked in the transaction the request is sent in.
-                async with self.membership.originating(claim.attempt_id) as allowed:
-                    if not allowed:
+                async with self.membership.originating(claim.attempt_id) as verdict:
+                    if verdict is Verdict.requeue:
+                        log.warning("call.not_placed_lease_expired", attempt_id=str(claim.attempt_id))
+                        await attempts_store.requeue(self.db, claim)
+                        return None
+                    if verdict is Verdict.drop:
                         log.warning("call.not_placed_fenced", attempt_id=str(claim.attempt_id))
                         return None  # not ours any more: whoever holds it now reconciles it
                     self._originating(claim)

@@ -11,6 +11,7 @@ so in /healthz until it is restarted (a restart joins again with a new epoch).
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +27,14 @@ from engine.store import nodes as nodes_store
 from engine.store.nodes import TakenOver
 
 log = structlog.get_logger(__name__)
+
+
+class Verdict(enum.Enum):
+    """What becomes of one originate (Membership.originating)."""
+
+    send = "send"
+    requeue = "requeue"  # the node's lease ran out: the call is not placed, its recipient goes back
+    drop = "drop"  # the attempt is not this node's any more: whoever holds it reconciles it
 
 
 class Membership:
@@ -65,7 +74,12 @@ class Membership:
         return "draining" if self.draining else "active"
 
     def report(self) -> dict[str, object]:
-        return {"name": self.node, "epoch": self.epoch, "state": self.state, "took_over": self.took_over}
+        return {
+            "name": self.node,
+            "epoch": self.epoch,
+            "state": self.state,
+            "took_over": self.took_over[-10:],
+        }
 
     async def ensure_joined(self) -> None:
         async with self._joining:
@@ -134,21 +148,29 @@ class Membership:
             self.on_change()
 
     @asynccontextmanager
-    async def originating(self, attempt_id: UUID) -> AsyncIterator[bool]:
-        """Around one originate request: yields True when it may be sent — the node still holds its epoch
+    async def originating(self, attempt_id: UUID) -> AsyncIterator[Verdict]:
+        """Around one originate request: yields SEND when it may be sent — the node still holds its epoch
         and the attempt (checked in PostgreSQL, its row locked FOR KEY SHARE until the request is sent: a
-        takeover waits for it) and its lease is current. False: drop the call, it is not ours any more."""
-        if self.epoch is None or not self.may_call():
-            yield False
+        takeover waits for it) and its lease is current; REQUEUE when only the lease ran out (the attempt
+        is still ours: give its recipient back); DROP when it is not ours any more."""
+        if self.epoch is None or self.fenced:
+            yield Verdict.drop
             return
+        yielded = False
         try:
             async with nodes_store.fenced_transaction(self.db, self.lease_s) as conn:
                 mine = await nodes_store.fence(conn, self.node, self.epoch, attempt_id)
                 if mine is None:
                     self._fenced()
-                # The lease again, as late as possible: a freeze since the check above shows here.
-                yield bool(mine) and self.may_call()
+                # The lease, as late as possible: a freeze since the check above shows here.
+                verdict = Verdict.drop
+                if mine:
+                    verdict = Verdict.send if self.may_call() else Verdict.requeue
+                yielded = True
+                yield verdict
         except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
             # PostgreSQL ended the transaction (we were frozen inside it): the request was sent or not,
             # the attempt is reconciled like any uncertain originate.
             log.warning("node.originate_fence_lost", attempt_id=str(attempt_id), error=str(exc))
+            if not yielded:
+                yield Verdict.drop
