@@ -141,6 +141,8 @@ class Engine:
             # Retention (README « Données personnelles »): old numbers keyed, deleted messages forgotten.
             self.supervisor.keep_running("privacy-purge", self.services.privacy.housekeeping)
             if self.run_dialer:
+                # Heartbeat, fencing and takeovers of this node (issue 19), then the dialer.
+                self.supervisor.keep_running("node", self.dialer.membership.run)
                 self.supervisor.keep_running("dialer", self.dialer.run)
                 self.supervisor.keep_running(
                     "webhooks", lambda: self.services.webhooks.run(webhook_payloads.render)

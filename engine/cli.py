@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "engine.commands.webhook",
     "engine.commands.stoplist",
     "engine.commands.privacy",
+    "engine.commands.node",
 ]
 
 

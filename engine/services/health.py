@@ -43,6 +43,8 @@ class Telephony(Protocol):
 
     async def endpoint_states(self) -> dict[str, str]: ...
 
+    def node_report(self) -> dict[str, object]: ...
+
 
 @dataclass
 class Health:
@@ -59,6 +61,9 @@ class Health:
         asterisk_up = self.telephony.ready
         trunks = await self._trunk_report(asterisk_up)
         down = [name for name, up in (("database", database_up), ("asterisk", asterisk_up)) if not up]
+        node = self.telephony.node_report()  # this engine as a node of the cluster (issue 19)
+        if node.get("state") == "fenced":
+            down.append("node")
         if not any(t.get("usable", True) for t in trunks):
             down.append("trunks")
         degraded = [
@@ -76,6 +81,7 @@ class Health:
             "trunks": trunks,
             "active_calls": self.telephony.active_calls,
             "dialer": self.telephony.dialer_state,
+            "cluster": node,
         }
         if down:
             body["down"] = down

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from engine.settings.carrier import CarrierSettings
+from engine.settings.cluster import ClusterSettings
 from engine.settings.database import DatabaseSettings
 from engine.settings.fields import SettingsError
 from engine.settings.host import HostSettings
@@ -35,6 +36,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 # The README's table lists the concepts in this order: a dataclass puts the fields of its last base first.
 @dataclass(frozen=True)
 class Settings(
+    ClusterSettings,
     IvrSettings,
     PrivacySettings,
     WebhookSettings,

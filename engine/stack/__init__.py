@@ -23,6 +23,7 @@ import structlog
 
 from engine.domain.trunks import Trunk, usable_trunks
 from engine.errors import StackError
+from engine.services.nodes import nodes_report
 from engine.services.trunks import Trunks
 from engine.settings import INSTANCE_FILE, PROJECT_ROOT, Settings, instance_record
 from engine.stack import asterisk, postgres, procs
@@ -236,6 +237,13 @@ def status(settings: Settings) -> dict[str, Any]:
     pieces["engine"]["http"] = f"http://{settings.http_host}:{settings.http_port}/"
     if mode == "demo":
         pieces["demo-phone"]["sip"] = f"127.0.0.1:{settings.demo_sip_port}"
+    # The engines sharing the database (issue 19): active, draining, silent, or dead (taken over).
+    nodes: list[dict[str, object]] | None = None
+    if settings.database_url or pieces["postgresql"]["state"] == "running":
+        try:
+            nodes = asyncio.run(nodes_report(settings))
+        except Exception:  # noqa: BLE001 - not reachable or not migrated yet: status still answers
+            nodes = None
     manifest: list[str] = []
     if info is not None:
         manifest_file = info.path / ".vocalcast/manifest.txt"
@@ -251,6 +259,7 @@ def status(settings: Settings) -> dict[str, Any]:
             "manifest": [line for line in manifest if line],
         },
         "pieces": pieces,
+        "nodes": nodes,
     }
 
 
@@ -273,6 +282,11 @@ def format_status(report: dict[str, Any], *, full_manifest: bool = False) -> str
         extra = "  ".join(f"{k}={v}" for k, v in piece.items() if k not in {"state", "pid"})
         pid = f" pid {piece['pid']}" if piece.get("pid") else ""
         lines.append(f"{name:<11} {piece['state']:<8}{pid}  {extra}".rstrip())
+    for node in report.get("nodes") or []:
+        lines.append(
+            f"node {node['name']:<16} {node['state']:<8} epoch {node['epoch']}  "
+            f"seen {node['silent_s']} s ago  open attempts {node['open_attempts']}"
+        )
     return "\n".join(lines)
 
 

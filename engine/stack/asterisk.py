@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 
 import jinja2
@@ -64,9 +65,7 @@ def render_config(settings: Settings, root: RootInfo, trunks: list[Trunk]) -> No
         "hep_password": settings.require("hep_password"),
         "recording_did": settings.recording_number,
         "recording_did_forms": national_forms(settings.recording_number),
-        "db_host": "127.0.0.1",
-        "db_port": settings.pg_port,
-        "db_name": "vocalcast",
+        **dict(zip(("db_host", "db_port", "db_name"), cdr_database(settings), strict=True)),
         "cdr_user": "asterisk_cdr",
         "cdr_password": settings.require("cdr_db_password"),
     }
@@ -79,6 +78,19 @@ def render_config(settings: Settings, root: RootInfo, trunks: list[Trunk]) -> No
         path = base / sub
         path.mkdir(parents=True, exist_ok=True)
         os.chown(path, settings.asterisk_uid, gid)
+
+
+def cdr_database(settings: Settings) -> tuple[str, int, str]:
+    """(host, port, database) cdr_pgsql writes Asterisk's CDRs to: the database VOCALCAST_DATABASE_URL
+    names (its host, or a socket directory given as ?host=), else the project-owned cluster."""
+    if not settings.database_url:
+        return "127.0.0.1", settings.pg_port, "vocalcast"
+    url = urllib.parse.urlsplit(settings.database_url)
+    query = urllib.parse.parse_qs(url.query)
+    host = url.hostname or (query.get("host") or ["127.0.0.1"])[0]
+    port = url.port or int((query.get("port") or ["5432"])[0])
+    name = urllib.parse.unquote(url.path.lstrip("/")) or (query.get("dbname") or ["vocalcast"])[0]
+    return host, port, name
 
 
 def write_trunks(settings: Settings, trunks: list[Trunk]) -> None:

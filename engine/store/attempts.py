@@ -31,8 +31,12 @@ from engine.store.db import Database, Executor, in_transaction
 # the row FOR UPDATE), and its status is checked again after the wait, so no call is claimed from a send
 # paused or cancelled a moment ago; it does not wait behind other claims or credit settlements, which
 # only take NO KEY UPDATE locks. SKIP LOCKED: several engines share the recipients without waiting.
+# The node's epoch ($13, sql/0021_cluster.sql): its row FOR KEY SHARE, still at that epoch and not
+# draining, or nothing is claimed (a takeover raised it: the node was declared dead).
 _CLAIM: Final = (
-    "WITH send AS (SELECT id FROM sends WHERE id = $1 AND status = 'running' FOR KEY SHARE), "
+    "WITH me AS (SELECT 1 FROM nodes WHERE name = $9 AND epoch = $13 AND NOT draining FOR KEY SHARE), "
+    "send AS (SELECT id FROM sends WHERE id = $1 AND status = 'running' "
+    "AND ($13::bigint IS NULL OR EXISTS (SELECT 1 FROM me)) FOR KEY SHARE), "
     "classes AS (SELECT * FROM unnest($4::text[], $5::int[]) WITH ORDINALITY AS c(pattern, slots, class)), "
     "picked AS (SELECT d.id, d.next_attempt_at, c.class FROM classes c CROSS JOIN LATERAL ("
     "SELECT r.id, r.next_attempt_at FROM send_recipients r WHERE r.send_id = (SELECT id FROM send) "
@@ -135,12 +139,15 @@ async def claim(
     app: str,
     now: datetime,
     only: Sequence[int] | None = None,
+    epoch: int | None = None,
 ) -> list[Claim]:
     """Take up to ``limit`` due recipients of a send, each matched to a slot of the first route class whose
     pattern its number matches (``classes``: (regex, slot count), best first), and commit one attempt row
     per recipient BEFORE any originate: a crash after this point can only lead to reconciling that attempt,
     never to calling the number again blindly. (Row locks, SKIP LOCKED: several engines share the work.)
-    ``only``: claim none but these recipients (those the law's gate allowed: commercial sends)."""
+    ``only``: claim none but these recipients (those the law's gate allowed: commercial sends).
+    ``epoch``: the node's (engine/store/nodes.py): nothing is claimed once it was raised, or while the
+    node drains (None: no node check, for callers outside the dialer)."""
     if not slots or limit <= 0:
         return []
     rows = await db.fetch(
@@ -157,6 +164,7 @@ async def claim(
         app,
         [s.demo for s in slots],
         None if only is None else list(only),
+        epoch,
     )
     if not rows:
         return []
@@ -404,17 +412,20 @@ class OpenAttempt:
     policy: RetryPolicy
     message_duration_s: float
     snapshot: str | None = None  # the last stage snapshot written (sql/0014_call_stages.sql)
+    app: str = ""  # the Stasis application its channel is in
 
 
-async def open_attempts(db: Executor, node: str) -> list[OpenAttempt]:
-    """This node's attempts that have no outcome yet (after a crash, or a websocket gap)."""
+async def open_attempts(db: Executor, node: str, app: str | None = None) -> list[OpenAttempt]:
+    """This node's attempts that have no outcome yet (after a crash, or a websocket gap); ``app``: only
+    those whose channel is in that Stasis application (a node taken over: sql/0021_cluster.sql)."""
     rows = await db.fetch(
         "SELECT a.id, a.send_id, a.recipient_id, a.attempt_no, a.trunk, a.state, a.created_at, r.e164, "
-        "s.extra_attempts, s.retry_interval_s, m.duration_s, a.snapshot FROM attempts a "
+        "s.extra_attempts, s.retry_interval_s, m.duration_s, a.snapshot, a.app FROM attempts a "
         "JOIN send_recipients r ON r.id = a.recipient_id JOIN sends s ON s.id = a.send_id "
-        "JOIN messages m ON m.id = s.message_id WHERE a.node = $1 AND a.state <> 'ended' ORDER BY "
-        "a.created_at",
+        "JOIN messages m ON m.id = s.message_id WHERE a.node = $1 AND a.state <> 'ended' "
+        "AND ($2::text IS NULL OR a.app = $2) ORDER BY a.created_at",
         node,
+        app,
     )
     return [
         OpenAttempt(
@@ -424,6 +435,7 @@ async def open_attempts(db: Executor, node: str) -> list[OpenAttempt]:
             RetryPolicy(extra_attempts=r["extra_attempts"], interval_s=float(r["retry_interval_s"])),
             r["duration_s"],
             r["snapshot"],
+            r["app"],
         )
         for r in rows
     ]

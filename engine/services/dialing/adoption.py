@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
@@ -108,6 +109,8 @@ class Adoption:
         host: AdoptionHost,
         *,
         node: str,
+        app: str | None = None,
+        fostered: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
@@ -115,6 +118,11 @@ class Adoption:
         self._calls = calls
         self._host = host
         self._node = node
+        # Issue 19: the attempts of a node taken over whose channels are in its own Stasis application
+        # are followed by a Foster (engine/services/dialing/takeover.py) through that application:
+        # ``app`` (a foster's adoption: only those), ``fostered`` (the dialer's: all but those).
+        self._app = app
+        self._fostered = fostered
         self._asterisk_started: datetime | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.done_after_connect = asyncio.Event()  # no new call is placed before this is set
@@ -143,7 +151,10 @@ class Adoption:
         channels = {str(c.get("id")): c for c in await self._ari.channels()}
         await self._vanished_while_followed(set(channels), recheck=after_gap)
         now = datetime.now(UTC)
-        for open_ in await attempts_store.open_attempts(self._db, self._node):
+        fostered = set(self._fostered()) if self._fostered is not None else set()
+        for open_ in await attempts_store.open_attempts(self._db, self._node, self._app):
+            if open_.app in fostered:
+                continue
             attempt_id = str(open_.claim.attempt_id)
             if self._host.follows(open_.claim.attempt_id):
                 continue  # still followed by this process (the call service's sweep ends lost ones)

@@ -28,8 +28,10 @@ from engine.domain.trunks import Trunk
 from engine.errors import DatabaseUnavailable
 from engine.metrics import Metrics
 from engine.services.dialing.identity import caller_ids
+from engine.services.dialing.membership import Membership, Verdict
 from engine.services.dialing.results import ResultWriter
 from engine.services.dialing.trunkpool import TrunkPool
+from engine.services.dialing.trunkshare import SharedLimits
 from engine.settings import Settings
 from engine.store import attempts as attempts_store
 from engine.store.attempts import Claim
@@ -87,6 +89,8 @@ class Attempts:
         self.recording: set[UUID] = set()  # attempts whose result is being written
         self.originates = 0
         self.on_originate: Callable[[Claim], None] | None = None  # tests and benches count originates
+        self.membership: Membership | None = None  # the node's fencing (set by the dialer)
+        self.shared: SharedLimits | None = None  # the cluster's trunk counters (VOCALCAST_CLUSTER)
 
     async def run(self, claim: Claim, context: SendContext) -> None:
         """The attempt of ``claim`` (its trunk's channel and token already taken) to its recorded end."""
@@ -122,6 +126,7 @@ class Attempts:
                     await self.record(current, result, context.policy)
                     return
                 self.pool.trunk_failed(current.trunk, now, reason, retry_after_s=retry_after_s)
+                self._share_pause(current.trunk, now, reason)
                 self.metrics.trunk_failures.labels(current.trunk).inc()
                 log.warning(
                     "call.trunk_failure",
@@ -133,6 +138,9 @@ class Attempts:
                 other = self.pool.pick(
                     current.e164, time.monotonic(), exclude=frozenset(tried), presented=context.sender_e164
                 )
+                if other is not None and self.shared is not None:
+                    granted = await self.shared.reserve({other: 1})
+                    other = other if granted.get(other) else None
                 if other is None:
                     # No other trunk may take it now: back to the queue, its attempt given back.
                     await self.record(current, result, context.policy, trunk_failure=True)
@@ -192,18 +200,22 @@ class Attempts:
             await attempts_store.requeue(self.db, claim)
             return None
         request = self.request(claim, context, trunk_state.trunk)
-        self.originates += 1
-        if self.on_originate is not None:
-            self.on_originate(claim)
-        log.debug(
-            "call.originate",
-            attempt_id=str(claim.attempt_id),
-            trunk=claim.trunk,
-            number=mask_number(claim.e164),
-            attempt_no=claim.attempt_no,
-        )
         try:
-            call = await self.calls.start(request)
+            if self.membership is None:
+                self._originating(claim)
+                call = await self.calls.start(request)
+            else:
+                # The node's epoch and lease, checked in the transaction the request is sent in.
+                async with self.membership.originating(claim.attempt_id) as verdict:
+                    if verdict is Verdict.requeue:
+                        log.warning("call.not_placed_lease_expired", attempt_id=str(claim.attempt_id))
+                        await attempts_store.requeue(self.db, claim)
+                        return None
+                    if verdict is Verdict.drop:
+                        log.warning("call.not_placed_fenced", attempt_id=str(claim.attempt_id))
+                        return None  # not ours any more: whoever holds it now reconciles it
+                    self._originating(claim)
+                    call = await self.calls.start(request)
         except OriginateUncertain as exc:
             self.metrics.originates.labels(claim.trunk, "uncertain").inc()
             log.warning("call.originate_uncertain", attempt_id=str(claim.attempt_id), error=str(exc))
@@ -220,6 +232,25 @@ class Attempts:
         if result.answered_at is not None:
             self.metrics.answered.labels(claim.trunk).inc()
         return result
+
+    def _share_pause(self, trunk: str, now: float, reason: str) -> None:
+        """An open breaker (a Retry-After included) pauses the trunk for every node of the cluster."""
+        state = self.pool.trunks.get(trunk)
+        if self.shared is None or state is None or state.breaker.allows(now):
+            return
+        self.shared.note_pause(trunk, state.breaker.open_for_s(now), reason)
+
+    def _originating(self, claim: Claim) -> None:
+        self.originates += 1
+        if self.on_originate is not None:
+            self.on_originate(claim)
+        log.debug(
+            "call.originate",
+            attempt_id=str(claim.attempt_id),
+            trunk=claim.trunk,
+            number=mask_number(claim.e164),
+            attempt_no=claim.attempt_no,
+        )
 
     def request(self, claim: Claim, context: SendContext, trunk: Trunk) -> CallRequest:
         def wire(e164: str) -> str:

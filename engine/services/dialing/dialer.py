@@ -39,15 +39,19 @@ from engine.services.dialing import lawgate
 from engine.services.dialing.adoption import Adoption
 from engine.services.dialing.attempt import Attempts, SendContext
 from engine.services.dialing.clock import Clock
+from engine.services.dialing.membership import Membership
 from engine.services.dialing.results import ResultWriter
 from engine.services.dialing.stages import StageRecorder
+from engine.services.dialing.takeover import Foster
 from engine.services.dialing.trunkpool import TrunkPool
+from engine.services.dialing.trunkshare import SharedLimits, keep, within
 from engine.services.dialing.trunkwatch import TrunkWatch
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
 from engine.store.attempts import Claim, Slot
+from engine.store.nodes import TakenOver
 from engine.telephony.ari import AriClient, AriError, Event
 from engine.telephony.callrequest import CallRequest
 from engine.telephony.calls import CallService
@@ -133,7 +137,16 @@ class Dialer:
         self._started_due_at = float("-inf")
         self._token_due: float | None = None
         self._reconciled_at = time.monotonic()
-        self.adoption = Adoption(settings, db, ari, calls, self, node=self.node)
+        # This engine as a node of the cluster: heartbeat, epoch (fencing), drain, takeovers (issue 19).
+        self.membership = Membership(
+            settings, db, node=self.node, app=ari.app, on_takeover=self._on_takeover, on_change=self.wake
+        )
+        self.attempts.membership = self.membership
+        # VOCALCAST_CLUSTER: the trunks' channels, pace and pauses taken from PostgreSQL's counters.
+        self.shared = SharedLimits(db, self.node, self.pool) if settings.cluster else None
+        self.attempts.shared = self.shared
+        self._fosters: dict[str, asyncio.Task[None]] = {}  # app of a node taken over → its foster
+        self.adoption = Adoption(settings, db, ari, calls, self, node=self.node, fostered=self._fosters.keys)
         # Each call's stage, kept where a restarted engine finds it (run by the engine: stages.run).
         self.stages = StageRecorder(db, ari)
         calls.on_stage = self.stages.on_stage
@@ -185,6 +198,9 @@ class Dialer:
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Stop placing calls. Calls in progress go on in Asterisk; the next start re-adopts them."""
+        for foster in list(self._fosters.values()):
+            foster.cancel()
+        await asyncio.gather(*self._fosters.values(), return_exceptions=True)
         tasks = list(self._tasks)
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=timeout_s)
@@ -215,7 +231,13 @@ class Dialer:
         if not self.adoption.done_after_connect.is_set():
             return
         now = time.monotonic()
-        if not self.pool.trunks:
+        if self.membership.epoch is None:
+            await self.membership.ensure_joined()
+        if self.membership.fenced:
+            self.state.blocked_reason = "fenced: another node took this one over; restart the engine"
+        elif self.membership.draining:
+            self.state.blocked_reason = f"draining: claims nothing new, {self.active} call(s) to finish"
+        elif not self.pool.trunks:
             self.state.blocked_reason = (
                 "no trunk: add one with `vocalcast trunk add`, or run in demo mode (VOCALCAST_DEMO=1)"
             )
@@ -226,6 +248,8 @@ class Dialer:
         else:
             self.state.blocked_reason = ""
             await self._dispatch(now_dt)
+        if self.shared is not None:
+            await self.shared.sync_if_due()
         await self._complete()
         if time.monotonic() - self._reconciled_at > RECONCILE_EVERY_S:
             self._reconciled_at = time.monotonic()
@@ -269,6 +293,8 @@ class Dialer:
 
     async def _dispatch(self, now_dt: datetime) -> None:
         now = time.monotonic()
+        if not self.membership.may_call():
+            return  # its lease expired (PostgreSQL slow or away): the next heartbeat renews it
         if self.pace is not None:
             self.pool.set_engine_rate(self.pace.current(now), now)
         free = self.pool.free_slots(now)
@@ -287,6 +313,13 @@ class Dialer:
         # slots and of every route class's slots (what one send's numbers cannot use, the next may). A
         # send presenting a number has the classes of the trunks accepting it (issue 18).
         claimed = False
+        granted: dict[str, int] | None = None
+        if self.shared is not None:
+            # The cluster's counters: no more calls per trunk than every node together may place.
+            granted = await self.shared.reserve(within([list(c.trunks) for c in classes], free))
+            if not any(granted.values()):
+                self._token_due = time.monotonic() + TICK_S
+                return
         for index, send in enumerate(sends):
             if free <= 0:
                 break
@@ -294,6 +327,8 @@ class Dialer:
             fresh = claimed or send.presented is not None
             mine = self.pool.plan(now, presented=send.presented) if fresh else classes
             rooms = [list(c.trunks) for c in mine]
+            if granted is not None:
+                rooms = keep(rooms, granted)
             if not any(rooms):
                 continue
             share = -(-free // (len(sends) - index))  # ceil
@@ -310,6 +345,7 @@ class Dialer:
                 node=self.node,
                 app=self.ari.app,
                 now=now_dt,
+                epoch=self.membership.epoch,
             )
             if send.commercial and not await self._preamble_ready(send.id):
                 continue
@@ -325,6 +361,8 @@ class Dialer:
             context = await self.send_context(send.id)
             claimed = True
             for claim in claims:
+                if granted is not None and granted.get(claim.trunk, 0) > 0:
+                    granted[claim.trunk] -= 1
                 if self.pool.take(claim.trunk, time.monotonic()):
                     self._spawn(self.attempts.run(claim, context), claim)
                 else:  # a failover took its token while it was being claimed: it keeps the pace
@@ -405,6 +443,35 @@ class Dialer:
             opt_out_s=thanks.duration_s,
         )
 
+    # --- nodes taken over (engine.services.dialing.takeover) -------------------------------------------
+    async def _on_takeover(self, taken: TakenOver) -> None:
+        """A dead node's open attempts are ours now: those in our own application are reconciled by our
+        adoption, the others by a foster serving their application."""
+        self._reconciled_at = float("-inf")
+        adopted = functools.partial(self._adopted, taken.node)
+        fostered = [app for app in taken.apps if app != self.ari.app]
+        if not fostered:
+            await adopted()
+        for app in fostered:
+            if app in self._fosters:
+                continue
+            foster = Foster(self.settings, self.db, self, node=self.node, app=app, on_adopted=adopted)
+            task = asyncio.create_task(foster.run(), name=f"foster-{app}")
+            self._fosters[app] = task
+            task.add_done_callback(functools.partial(self._foster_done, app))
+        self.wake()
+
+    async def _adopted(self, node: str) -> None:
+        """The dead node's calls still up are followed here: its trunk legs are ours to count now."""
+        if self.shared is not None:
+            await self.shared.adopted(node)
+
+    def _foster_done(self, app: str, task: asyncio.Task[None]) -> None:
+        self._fosters.pop(app, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("node.foster_failed", app=app, exc_info=task.exception())
+            self._reconciled_at = float("-inf")
+
     # --- results, and adoption (engine.services.dialing.adoption) ----------------------------------------
     async def record(
         self,
@@ -454,6 +521,9 @@ class Dialer:
     @property
     def dialer_state(self) -> str:
         return self.state.blocked_reason or "ready"
+
+    def node_report(self) -> dict[str, object]:
+        return {**self.membership.report(), "fostering": sorted(self._fosters)}
 
     async def endpoint_states(self) -> dict[str, str]:
         """Each PJSIP endpoint's state as Asterisk reports it (TelephonyUnavailable when it cannot)."""

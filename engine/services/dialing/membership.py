@@ -1,0 +1,176 @@
+"""This engine as a node of the cluster (issue 19; engine/store/nodes.py): its heartbeat, its epoch, its
+drain, the fencing of its originates, and the takeover of nodes that went silent.
+
+Fencing, twice over: every claim and every originate checks the node's epoch in PostgreSQL in the same
+transaction (a takeover raises it), and the node places no call once half of VOCALCAST_NODE_DEAD_AFTER_S
+has passed since its last heartbeat was written (its lease: a process frozen between that check and its
+request wakes with an expired lease). A node that finds itself fenced never places a call again; it says
+so in /healthz until it is restarted (a restart joins again with a new epoch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from uuid import UUID
+
+import asyncpg
+import structlog
+
+from engine.errors import DatabaseUnavailable
+from engine.settings import Settings
+from engine.store import Database
+from engine.store import nodes as nodes_store
+from engine.store.nodes import TakenOver
+
+log = structlog.get_logger(__name__)
+
+
+class Verdict(enum.Enum):
+    """What becomes of one originate (Membership.originating)."""
+
+    send = "send"
+    requeue = "requeue"  # the node's lease ran out: the call is not placed, its recipient goes back
+    drop = "drop"  # the attempt is not this node's any more: whoever holds it reconciles it
+
+
+class Membership:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        node: str,
+        app: str,
+        on_takeover: Callable[[TakenOver], Awaitable[None]] | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.node = node
+        self.app = app
+        self.on_takeover = on_takeover
+        self.on_change = on_change
+        self.epoch: int | None = None
+        self.draining = False
+        self.fenced = False
+        self.lease_until = float("-inf")  # monotonic: no call may be placed after it
+        self.took_over: list[str] = []
+        self._joining = asyncio.Lock()
+
+    @property
+    def lease_s(self) -> float:
+        return self.settings.node_dead_after_s / 2
+
+    @property
+    def state(self) -> str:
+        if self.fenced:
+            return "fenced"
+        if self.epoch is None:
+            return "joining"
+        return "draining" if self.draining else "active"
+
+    def report(self) -> dict[str, object]:
+        return {
+            "name": self.node,
+            "epoch": self.epoch,
+            "state": self.state,
+            "took_over": self.took_over[-10:],
+        }
+
+    async def ensure_joined(self) -> None:
+        async with self._joining:
+            if self.epoch is None:
+                await self.join()
+
+    async def join(self) -> None:
+        started = time.monotonic()
+        self.epoch = await nodes_store.join(self.db, self.node, self.app)
+        self.lease_until = started + self.lease_s
+        beat = await nodes_store.beat(self.db, self.node, self.epoch)
+        self.draining = bool(beat and beat.draining)
+        log.info("node.joined", node=self.node, epoch=self.epoch, draining=self.draining)
+
+    def may_call(self) -> bool:
+        """This node may still place calls: joined, not fenced, its lease current."""
+        return self.epoch is not None and not self.fenced and time.monotonic() < self.lease_until
+
+    async def run(self) -> None:
+        """Forever: the heartbeat, then the takeover of nodes silent for too long."""
+        while True:
+            try:
+                await self.beat_once()
+            except DatabaseUnavailable as exc:
+                log.warning("node.heartbeat_failed", error=str(exc))
+            await asyncio.sleep(self.settings.node_heartbeat_s)
+
+    async def beat_once(self) -> None:
+        if self.fenced:
+            return
+        if self.epoch is None:
+            await self.ensure_joined()
+            return
+        started = time.monotonic()
+        beat = await nodes_store.beat(self.db, self.node, self.epoch)
+        if beat is None:
+            self._fenced()
+            return
+        self.lease_until = started + self.lease_s
+        if beat.draining != self.draining:
+            self.draining = beat.draining
+            log.warning("node.draining" if beat.draining else "node.drain_ended", node=self.node)
+            if self.on_change is not None:
+                self.on_change()
+        if self.on_takeover is None:
+            return
+        for name, epoch in await nodes_store.dead(self.db, self.node, self.settings.node_dead_after_s):
+            taken = await nodes_store.take_over(
+                self.db, self.node, name, epoch, self.settings.node_dead_after_s
+            )
+            if taken is None:
+                continue
+            log.warning(
+                "node.taken_over", node=name, by=self.node, attempts=taken.attempts, apps=list(taken.apps)
+            )
+            self.took_over.append(name)
+            await self.on_takeover(taken)
+
+    def _fenced(self) -> None:
+        self.fenced = True
+        self.lease_until = float("-inf")
+        log.error(
+            "node.fenced", node=self.node, epoch=self.epoch, hint="another node took it over; restart it"
+        )
+        if self.on_change is not None:
+            self.on_change()
+
+    @asynccontextmanager
+    async def originating(self, attempt_id: UUID) -> AsyncIterator[Verdict]:
+        """Around one originate request: yields SEND when it may be sent — the node still holds its epoch
+        and the attempt (checked in PostgreSQL, its row locked FOR KEY SHARE until the request is sent: a
+        takeover waits for it) and its lease is current; REQUEUE when only the lease ran out (the attempt
+        is still ours: give its recipient back); DROP when it is not ours any more."""
+        if self.epoch is None or self.fenced:
+            yield Verdict.drop
+            return
+        yielded = False
+        try:
+            async with nodes_store.fenced_transaction(self.db, self.lease_s) as conn:
+                mine = await nodes_store.fence(conn, self.node, self.epoch, attempt_id)
+                if mine is None:
+                    self._fenced()
+                # The lease, as late as possible: a freeze since the check above shows here.
+                verdict = Verdict.drop
+                if mine:
+                    verdict = Verdict.send if self.may_call() else Verdict.requeue
+                yielded = True
+                yield verdict
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            # PostgreSQL ended the transaction (we were frozen inside it): the request was sent or not,
+            # the attempt is reconciled like any uncertain originate.
+            log.warning("node.originate_fence_lost", attempt_id=str(attempt_id), error=str(exc))
+            if not yielded:
+                yield Verdict.drop

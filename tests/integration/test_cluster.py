@@ -1,0 +1,320 @@
+"""Two engines (nodes alpha and beta, two Stasis applications) on the test instance's one Asterisk and one
+PostgreSQL, toward one SIPp carrier with a channel limit and a pace (issue 19). Measured at the carrier:
+its dialogs open at once never exceed the trunk's channels, nor its INVITEs in any second its pace; a node
+killed -9 mid-send is taken over and every recipient finished with no number called more than its
+allowed attempts; a node frozen (SIGSTOP) past the takeover timeout sends no INVITE once it wakes; a
+drained node finishes its calls and claims nothing more while the other carries the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from engine.domain.sends import SendStatus
+from engine.domain.trunkshare import burst
+from engine.services.sends import create_send
+from engine.settings import PROJECT_ROOT, Settings
+from engine.store import Database
+from engine.store import sends as sends_store
+from engine.telephony.sipwatch import ATTEMPT_HEADER
+from lab.sipp import SippProcess
+from tests.integration.conftest import wait_for
+from tests.integration.dialing import EngineProcess, customer, engine_env, invites_per_number, targets
+from tests.integration.test_carrier import _seconds, open_dialogs_at_most
+from tests.integration.test_dialer import FAST_TRUNK_ENV, callees, trunk_failures
+
+pytestmark = pytest.mark.integration
+
+CHANNELS = 6  # the carrier's limit; each engine alone could fill it (VOCALCAST_MAX_CHANNELS below)
+CPS = 10.0
+# Short cluster timers: a heartbeat every 0.3 s, dead after 2 s of silence.
+CLUSTER_ENV = {
+    "VOCALCAST_CLUSTER": "1",
+    "VOCALCAST_NODE_HEARTBEAT_S": "0.3",
+    "VOCALCAST_NODE_DEAD_AFTER_S": "2",
+    "VOCALCAST_RING_TIMEOUT_S": "2",
+    "VOCALCAST_MAX_CHANNELS": str(CHANNELS),
+    "VOCALCAST_MAX_CPS": "50",
+    **FAST_TRUNK_ENV,
+}
+
+
+def two_engines(settings: Settings, tmp_path: Path) -> tuple[EngineProcess, EngineProcess]:
+    port = int(settings.http_port)
+    return tuple(  # type: ignore[return-value]
+        EngineProcess(
+            engine_env({**CLUSTER_ENV, "VOCALCAST_NODE": name, "VOCALCAST_HTTP_PORT": str(port + i)}),
+            tmp_path / f"{name}-{uuid.uuid4().hex[:6]}.log",
+        )
+        for i, name in enumerate(("alpha", "beta"))
+    )
+
+
+async def listeners_send(db: Database, settings: Settings, tmp_path: Path, first: int, count: int) -> Any:
+    """A send to `count` listeners (numbers ending in 0-4 stay on the line until our BYE), one retry."""
+    numbers: list[str] = []
+    n = first
+    while len(numbers) < count:
+        if n % 10 < 5:
+            numbers.append(f"06{n:08d}")
+        n += 1
+    who = await customer(db, settings, tmp_path, credits=1000, seconds=1.0)
+    return await create_send(
+        db,
+        settings,
+        who.account,
+        message_ref=who.message.ref,
+        targets=targets(numbers),
+        origin="api",
+        retries=1,
+        retry_interval_s=1,
+    )
+
+
+async def completed(db: Database, send_id: Any, timeout_s: float = 60) -> None:
+    async def done() -> bool:
+        return (await sends_store.get_send(db, send_id)).status is SendStatus.completed
+
+    await wait_for(done, timeout_s=timeout_s, interval_s=0.2, what="the send to complete")
+
+
+def invites_in_a_second_at_most(sipp: SippProcess) -> int:
+    """The most new calls (first INVITE of a Call-ID) the carrier received within any 1-second window."""
+    seen: set[str] = set()
+    times: list[float] = []
+    for message in sipp.messages():
+        if message.direction == "received" and message.method == "INVITE" and message.call_id not in seen:
+            seen.add(message.call_id or "")
+            times.append(_seconds(message.time))
+    times.sort()
+    most, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def invited_attempts(sipp: SippProcess) -> set[str]:
+    """The attempt of every call the carrier received (our X-VC-Attempt header)."""
+    return {
+        m.header(ATTEMPT_HEADER) or ""
+        for m in sipp.messages()
+        if m.direction == "received" and m.method == "INVITE"
+    } - {""}
+
+
+async def check_every_recipient(db: Database, sipp: SippProcess, send_id: Any) -> None:
+    """Every recipient done; no number got more INVITEs than its attempts (at most 2) plus those its
+    trunk failed or we cut (given back, never counted)."""
+    rows = await sends_store.recipients(db, send_id, limit=1000)
+    assert rows and all(r["state"] == "done" and r["outcome"] for r in rows), rows
+    invites = invites_per_number(sipp)
+    failed = await trunk_failures(db, send_id)
+    cut = {
+        r["e164"]: r["n"]
+        for r in await db.fetch(
+            "SELECT r.e164, count(*) AS n FROM attempts a JOIN send_recipients r ON r.id = a.recipient_id "
+            "WHERE a.send_id = $1 AND a.cut = 'ours' GROUP BY r.e164",
+            send_id,
+        )
+    }
+    for row in rows:
+        national = "0" + row["e164"][3:]
+        assert row["attempts"] <= 2, row
+        assert invites[national] <= row["attempts"] + failed.get(row["e164"], 0) + cut.get(row["e164"], 0), (
+            row,
+            invites[national],
+        )
+
+
+def check_carrier_limits(sipp: SippProcess) -> None:
+    assert open_dialogs_at_most(sipp) <= CHANNELS
+    assert invites_in_a_second_at_most(sipp) <= CPS + burst(CPS)
+
+
+async def nodes_of(db: Database, send_id: Any) -> Counter[str]:
+    rows = await db.fetch("SELECT app, count(*) AS n FROM attempts WHERE send_id = $1 GROUP BY app", send_id)
+    return Counter({r["app"]: r["n"] for r in rows})
+
+
+async def health(engine: EngineProcess) -> tuple[int, dict[str, Any]]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(engine.url + "/healthz", timeout=aiohttp.ClientTimeout(total=3)) as resp,
+    ):
+        return resp.status, await resp.json()
+
+
+async def test_a_node_killed_mid_send_is_taken_over_and_the_carriers_limits_hold(
+    stack_settings: Settings, db: Database, sipp_ports, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    sipp = await callees(stack_settings, sipp_ports, tmp_path, trace=True, max_channels=CHANNELS, max_cps=CPS)
+    alpha, beta = two_engines(stack_settings, tmp_path)
+    async with sipp:
+        await alpha.start()
+        await beta.start()
+        try:
+            send = await listeners_send(db, stack_settings, tmp_path, 21000000, 40)
+
+            async def alpha_calling() -> bool:
+                # Both nodes have been calling side by side a while (the carrier's limits are tested),
+                # and alpha has calls in flight.
+                return bool(
+                    await db.fetchval(
+                        "SELECT count(*) >= 8 AND count(*) FILTER (WHERE state <> 'ended') >= 1 "
+                        "FROM attempts WHERE send_id = $1 AND app = 'vocalcast-alpha'",
+                        send.id,
+                    )
+                )
+
+            await wait_for(alpha_calling, timeout_s=30, interval_s=0.05, what="calls of alpha in flight")
+            alpha.kill()
+            await alpha.stop()
+            await wait_for(
+                lambda: db.fetchval("SELECT taken_over_by FROM nodes WHERE name = 'alpha'"),
+                timeout_s=15,
+                what="beta to take alpha over",
+            )
+            await completed(db, send.id)
+        finally:
+            alpha.kill()
+            await alpha.stop()
+            await beta.stop()
+    await check_every_recipient(db, sipp, send.id)
+    check_carrier_limits(sipp)
+    apps = await nodes_of(db, send.id)
+    assert apps["vocalcast-alpha"] > 0 and apps["vocalcast-beta"] > 0, apps
+    assert await db.fetchval("SELECT taken_over_by FROM nodes WHERE name = 'alpha'") == "beta"
+
+
+async def test_a_frozen_node_taken_over_sends_no_invite_once_it_wakes(
+    stack_settings: Settings, db: Database, sipp_ports, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    sipp = await callees(stack_settings, sipp_ports, tmp_path, trace=True, max_channels=CHANNELS, max_cps=CPS)
+    alpha, beta = two_engines(stack_settings, tmp_path)
+    async with sipp:
+        await alpha.start()
+        await beta.start()
+        try:
+            send = await listeners_send(db, stack_settings, tmp_path, 22000000, 24)
+
+            async def alpha_claimed() -> bool:
+                return bool(
+                    await db.fetchval(
+                        "SELECT count(*) >= 2 FROM attempts WHERE send_id = $1 AND app = 'vocalcast-alpha'",
+                        send.id,
+                    )
+                )
+
+            await wait_for(alpha_claimed, timeout_s=30, interval_s=0.05, what="calls of alpha")
+            assert alpha.proc is not None
+            os.kill(alpha.proc.pid, signal.SIGSTOP)
+            await wait_for(
+                lambda: db.fetchval("SELECT taken_over_by FROM nodes WHERE name = 'alpha'"),
+                timeout_s=15,
+                what="beta to take the frozen alpha over",
+            )
+            # Alpha is frozen: every call it placed is on the carrier's side by now (or never will be).
+            await asyncio.sleep(0.5)
+            alpha_attempts = {
+                str(r["id"]) for r in await db.fetch("SELECT id FROM attempts WHERE app = 'vocalcast-alpha'")
+            }
+            before = invited_attempts(sipp) & alpha_attempts
+            os.kill(alpha.proc.pid, signal.SIGCONT)
+            await wait_for(
+                lambda: _fenced(alpha), timeout_s=10, what="alpha to see it was fenced (its /healthz)"
+            )
+            await completed(db, send.id)
+        finally:
+            if alpha.proc is not None and alpha.proc.returncode is None:
+                os.kill(alpha.proc.pid, signal.SIGCONT)
+            await alpha.stop()
+            await beta.stop()
+    alpha_attempts = {
+        str(r["id"]) for r in await db.fetch("SELECT id FROM attempts WHERE app = 'vocalcast-alpha'")
+    }
+    after = invited_attempts(sipp) & alpha_attempts
+    assert after == before, f"alpha sent {len(after - before)} INVITE(s) after it woke up"
+    await check_every_recipient(db, sipp, send.id)
+    check_carrier_limits(sipp)
+
+
+async def _fenced(engine: EngineProcess) -> bool:
+    try:
+        status, body = await health(engine)
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+    return status == 503 and body["cluster"]["state"] == "fenced" and "node" in body["down"]
+
+
+async def test_a_drained_node_finishes_its_calls_and_the_other_carries_the_rest(
+    stack_settings: Settings, db: Database, sipp_ports, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    sipp = await callees(stack_settings, sipp_ports, tmp_path, trace=True, max_channels=CHANNELS, max_cps=CPS)
+    alpha, beta = two_engines(stack_settings, tmp_path)
+    async with sipp:
+        await alpha.start()
+        await beta.start()
+        try:
+            send = await listeners_send(db, stack_settings, tmp_path, 23000000, 24)
+
+            async def alpha_claimed() -> bool:
+                return bool(
+                    await db.fetchval(
+                        "SELECT count(*) >= 2 FROM attempts WHERE send_id = $1 AND app = 'vocalcast-alpha'",
+                        send.id,
+                    )
+                )
+
+            await wait_for(alpha_claimed, timeout_s=30, interval_s=0.05, what="calls of alpha")
+            drained = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "engine.cli", "node", "drain", "alpha"],
+                env=alpha.env,
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            assert drained.returncode == 0, drained.stderr
+            drained_at = await db.fetchval("SELECT now()")
+            status, body = await health(alpha)
+            assert status == 200 and body["cluster"]["state"] in {"draining", "active"}
+
+            async def shown_draining() -> bool:
+                return (await health(alpha))[1]["cluster"]["state"] == "draining"
+
+            await wait_for(shown_draining, timeout_s=5, what="alpha's /healthz to show the drain")
+            await completed(db, send.id)
+            from engine import stack
+
+            status_report = await asyncio.to_thread(stack.status, stack_settings)
+            nodes = {n["name"]: n for n in status_report["nodes"]}
+            assert nodes["alpha"]["state"] == "draining" and nodes["alpha"]["open_attempts"] == 0
+            assert nodes["beta"]["state"] == "active"
+        finally:
+            await alpha.stop()
+            await beta.stop()
+    # Alpha claimed nothing once the drain was committed (an attempt's created_at: its claim's start).
+    assert not await db.fetchval(
+        "SELECT count(*) FROM attempts WHERE app = 'vocalcast-alpha' AND created_at > $1", drained_at
+    )
+    assert not await db.fetchval(
+        "SELECT count(*) FROM attempts WHERE app = 'vocalcast-alpha' AND state <> 'ended'"
+    )
+    apps = await nodes_of(db, send.id)
+    assert apps["vocalcast-beta"] > apps["vocalcast-alpha"] > 0, apps
+    await check_every_recipient(db, sipp, send.id)
+    check_carrier_limits(sipp)
