@@ -545,7 +545,8 @@ class Settings:
         "VOCALCAST_IVR_GLOBAL_FAILURES_PER_MIN",
         _positive_int,
         "60",
-        "Wrong codes per minute, all callers together, above which every code check is slowed down.",
+        "Wrong codes per minute, all callers together (the guess budget), above which the code checks of "
+        "callers never seen typing a right code slow down.",
     )
     ivr_record_max_s: float = _setting(
         "VOCALCAST_IVR_RECORD_MAX_S", _non_negative_float, "300", "Longest recording by phone."
@@ -555,6 +556,27 @@ class Settings:
     )
     ivr_digit_timeout_s: float = _setting(
         "VOCALCAST_IVR_DIGIT_TIMEOUT_S", _non_negative_float, "6", "How long the IVR waits for a key."
+    )
+
+    # --- abuse limits of the recording line, greetings, spending (issue 17) -------------------------------
+    agi_secret: str = _setting(
+        "VOCALCAST_AGI_SECRET",
+        _str,
+        None,
+        "Secret every FastAGI request carries in its AGI URL (rendered into the dialplan; generated).",
+        secret=True,
+    )
+    ivr_max_calls: int = _setting(
+        "VOCALCAST_IVR_MAX_CALLS",
+        _positive_int,
+        "10",
+        "Simultaneous calls on the recording number; above it a call is refused busy, unanswered.",
+    )
+    ivr_known_caller_days: int = _setting(
+        "VOCALCAST_IVR_KNOWN_CALLER_DAYS",
+        _positive_int,
+        "365",
+        "Days a caller number that typed a right code keeps its pace while the guess budget is spent.",
     )
 
     # --- demo -------------------------------------------------------------------------------------

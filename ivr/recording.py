@@ -61,7 +61,13 @@ class Backend(Protocol):
         """Count a wrong code; True when this one blocked the caller."""
         ...
 
-    async def throttle_delay_s(self) -> float: ...
+    async def throttle_delay_s(self, caller: str) -> float:
+        """How long this caller's next code check waits (0 unless the line's guess budget is spent)."""
+        ...
+
+    async def record_success(self, caller: str) -> None:
+        """The caller typed a right code: remember its number."""
+        ...
 
     async def find_account(self, code: str) -> UUID | None: ...
 
@@ -216,12 +222,13 @@ class _Call:
                 self.log.info("ivr.no_code_typed", attempt=attempt)
                 continue
             # Every check waits the same, right or wrong code: the delay tells nothing.
-            delay_s = await self.backend.throttle_delay_s()
+            delay_s = await self.backend.throttle_delay_s(self.caller)
             if delay_s > 0:
                 await self.ivr.sleep(delay_s)
             account_id = await self.backend.find_account(typed.digits) if is_code(typed.digits) else None
             if account_id is not None:
                 self.log.info("ivr.code_accepted", attempt=attempt)
+                await self.backend.record_success(self.caller)
                 return account_id
             blocked = await self.backend.record_failure(self.caller)
             self.log.warning("ivr.code_refused", attempt=attempt, digits=len(typed.digits), blocked=blocked)

@@ -60,6 +60,8 @@ def render_config(settings: Settings, root: RootInfo, trunks: list[Trunk]) -> No
         "rtp_start": settings.rtp_start,
         "rtp_end": settings.rtp_end,
         "agi_port": settings.agi_port,
+        "agi_secret": settings.require("agi_secret"),
+        "ivr_max_calls": settings.ivr_max_calls,
         "hep_port": settings.hep_port,
         "hep_password": settings.require("hep_password"),
         "recording_did": settings.recording_number,
