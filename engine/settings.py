@@ -188,7 +188,7 @@ class Settings:
         "VOCALCAST_RTP_END",
         _str,
         "",
-        "Last RTP port (default: sized for twice the maximum channels, two ports each).",
+        "Last RTP port (default: twice the maximum channels and the recording line's calls, two ports each).",
     )
     agi_port: int = _setting("VOCALCAST_AGI_PORT", _port, "4573", "FastAGI server port (127.0.0.1).")
     max_channels: int = _setting(
@@ -621,8 +621,9 @@ class Settings:
     def rtp_end(self) -> int:
         if self.rtp_end_override:
             return int(self.rtp_end_override)
-        # A transferred call holds two channels, and each RTP session takes an even/odd port pair.
-        return self.rtp_start + 4 * self.max_channels - 1
+        # A transferred call holds two channels, and each RTP session takes an even/odd port pair; the
+        # recording line has its own pairs (capped by ivr_max_calls), so a flood of it starves no send.
+        return self.rtp_start + 4 * self.max_channels + 2 * self.ivr_max_calls - 1
 
     @property
     def instance_id(self) -> str:
