@@ -578,6 +578,12 @@ class Settings:
         "365",
         "Days a caller number that typed a right code keeps its pace while the guess budget is spent.",
     )
+    greeting_max_s: float = _setting(
+        "VOCALCAST_GREETING_MAX_S",
+        _non_negative_float,
+        "30",
+        "Longest greeting (message d'accueil) after trimming silence; a longer one is refused.",
+    )
 
     # --- demo -------------------------------------------------------------------------------------
     demo_account: str = _setting(

@@ -149,11 +149,14 @@ class FakeAsterisk:
     async def review(self, *replies: str) -> None:
         await self.get_data("ivr_menu", 1, *replies)
 
-    async def record(self, samples: int = 40000, how: str = "(dtmf)", result: int = 35) -> Path:
-        """The record prompt, then RECORD FILE; Asterisk's file gets ``samples`` 16-bit samples."""
+    async def record(
+        self, samples: int = 40000, how: str = "(dtmf)", result: int = 35, *, max_ms: int = 300000
+    ) -> Path:
+        """The record prompt, then RECORD FILE (at most ``max_ms``); Asterisk's file gets ``samples``
+        16-bit samples."""
         await self.play("ivr_record")
         line = (await asyncio.wait_for(self.reader.readline(), WAIT_S)).decode().rstrip("\n")
-        match = re.fullmatch(rf"RECORD FILE {SPOOL}/(ivr-[0-9a-f-]{{36}}) wav # 300000 0 BEEP s=2", line)
+        match = re.fullmatch(rf"RECORD FILE {SPOOL}/(ivr-[0-9a-f-]{{36}}) wav # {max_ms} 0 BEEP s=2", line)
         assert match, line
         path = self.spool / f"{match[1]}.wav"
         path.write_bytes(b"RIFF" + bytes(40) + bytes(2 * samples))
@@ -279,7 +282,8 @@ async def test_greeting_recorded_and_saved_as_greeting(tmp_path: Path) -> None:
         ast = await r.call()
         await ast.code(GOOD_CODE)
         await ast.main_menu("200 result=2")
-        await ast.record(how="(timeout)", result=0)  # stopped by silence
+        # A greeting's recording stops at VOCALCAST_GREETING_MAX_S (30 s), a message's at 300 s.
+        await ast.record(how="(timeout)", result=0, max_ms=30000)  # stopped by silence
         await ast.review("200 result=2")
         await ast.play("ivr_greeting_saved")
         await ast.goodbye()
