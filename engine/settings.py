@@ -51,6 +51,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(f"expected an integer >= 0, got {raw!r}")
+    return value
+
+
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
     if value < 0:
@@ -583,6 +590,13 @@ class Settings:
         _non_negative_float,
         "30",
         "Longest greeting (message d'accueil) after trimming silence; a longer one is refused.",
+    )
+    daily_spend_cap: int = _setting(
+        "VOCALCAST_DAILY_SPEND_CAP",
+        _non_negative_int,
+        "0",
+        "Credits an account's calls may spend per day (Europe/Paris) unless the account has its own cap; "
+        "0: no cap. Reached, its calls wait for the next day (reason shown in the report).",
     )
 
     # --- demo -------------------------------------------------------------------------------------

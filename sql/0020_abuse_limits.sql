@@ -8,3 +8,15 @@ CREATE TABLE ivr_known_callers (
     caller          text PRIMARY KEY CHECK (length(caller) BETWEEN 1 AND 64),
     last_login_at   timestamptz NOT NULL DEFAULT now()
 );
+
+-- The daily spending cap: at most this many credits a day (Europe/Paris) for the account's calls; NULL
+-- follows VOCALCAST_DAILY_SPEND_CAP, 0 means no cap. When the day's spending (credits consumed, outcomes
+-- not yet settled that consume one, calls in flight) reaches it, the dialer places none of the account's
+-- calls until the next day: their recipients wait with the reason 'daily_cap', shown in the report.
+ALTER TABLE accounts ADD COLUMN daily_spend_cap integer CHECK (daily_spend_cap >= 0);
+
+ALTER TABLE send_recipients DROP CONSTRAINT IF EXISTS send_recipients_wait_reason_check;
+ALTER TABLE send_recipients
+    ADD CONSTRAINT send_recipients_wait_reason_check
+    CHECK (wait_reason IN ('no_route', 'trunk_failure', 'our_cut', 'outside_hours', 'holiday',
+                           'cap_reached', 'refused', 'stop_listed', 'no_consent', 'daily_cap'));

@@ -225,6 +225,7 @@ class SendCounters:
 WAIT_REASONS_FR: Final = {
     "no_route": "aucune ligne ne peut appeler ce numéro pour l'instant",
     "trunk_failure": "incident chez l'opérateur, l'appel sera repassé par une autre ligne",
+    "daily_cap": "plafond de dépenses quotidien du compte atteint, appels repris le lendemain",
 }
 
 

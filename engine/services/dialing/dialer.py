@@ -44,6 +44,7 @@ from engine.settings import Settings
 from engine.store import Database
 from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
+from engine.store import spending as spending_store
 from engine.store.attempts import Claim, Slot
 from engine.telephony.ari import AriClient, AriError, Event
 from engine.telephony.callrequest import CallRequest
@@ -287,6 +288,10 @@ class Dialer:
             if free <= 0 or not any(rooms):
                 break
             share = -(-free // (len(sends) - index))  # ceil
+            if send.account_id is not None:
+                share = await self._within_daily_cap(send.id, send.account_id, share, now_dt)
+                if share <= 0:
+                    continue
             take = functools.partial(
                 attempts_store.claim,
                 send_id=send.id,
@@ -323,6 +328,29 @@ class Dialer:
             free -= len(claims)
         if free > 0:
             self._note_token_wait(now)
+
+    async def _within_daily_cap(self, send_id: UUID, account_id: UUID, share: int, now_dt: datetime) -> int:
+        """How many of ``share`` calls the account's daily spending cap still allows; at the cap, the send's
+        due recipients wait for the next day (reason ``daily_cap`` in the report) and 0 is returned."""
+        spending = await spending_store.daily_spending(
+            self.db, account_id, default_cap=self.settings.daily_spend_cap
+        )
+        remaining = spending.remaining
+        if remaining is None:
+            return share
+        if remaining <= 0:
+            held = await spending_store.postpone_to(self.db, send_id, spending.next_day, now_dt)
+            log.warning(
+                "send.daily_cap_reached",
+                send_id=str(send_id),
+                account_id=str(account_id),
+                cap=spending.cap,
+                spent=spending.spent,
+                postponed=held,
+                until=spending.next_day.isoformat(),
+            )
+            return 0
+        return min(share, remaining)
 
     async def _run_when_paced(self, claim: Claim, context: SendContext) -> None:
         await self.pool.wait_for_token(claim.trunk)
