@@ -8,25 +8,14 @@ be answered). A call never costs more than one credit here (transfer minutes are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
 from engine.domain.outcomes import Outcome
+from engine.domain.spending import DailySpending
 from engine.store.db import Executor, rows_affected
 
 DAILY_CAP_REASON = "daily_cap"
-
-
-@dataclass(frozen=True, slots=True)
-class DailySpending:
-    cap: int | None  # None: no cap
-    spent: int
-    next_day: datetime  # when the day's spending starts again from 0
-
-    @property
-    def remaining(self) -> int | None:
-        return None if self.cap is None else max(0, self.cap - self.spent)
 
 
 async def daily_spending(db: Executor, account_id: UUID, *, default_cap: int) -> DailySpending:
