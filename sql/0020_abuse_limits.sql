@@ -13,10 +13,16 @@ CREATE TABLE ivr_known_callers (
 -- follows VOCALCAST_DAILY_SPEND_CAP, 0 means no cap. When the day's spending (credits consumed, outcomes
 -- not yet settled that consume one, calls in flight) reaches it, the dialer places none of the account's
 -- calls until the next day: their recipients wait with the reason 'daily_cap', shown in the report.
+-- 'no_international': a recipient abroad left out at dial time, the account having lost the option.
 ALTER TABLE accounts ADD COLUMN daily_spend_cap integer CHECK (daily_spend_cap >= 0);
 
 ALTER TABLE send_recipients DROP CONSTRAINT IF EXISTS send_recipients_wait_reason_check;
 ALTER TABLE send_recipients
     ADD CONSTRAINT send_recipients_wait_reason_check
     CHECK (wait_reason IN ('no_route', 'trunk_failure', 'our_cut', 'outside_hours', 'holiday',
-                           'cap_reached', 'refused', 'stop_listed', 'no_consent', 'daily_cap'));
+                           'cap_reached', 'refused', 'stop_listed', 'no_consent', 'daily_cap',
+                           'no_international'));
+
+-- Transfers (touche 9): the account's own longest transferred conversation (NULL: VOCALCAST_TRANSFER_MAX_S,
+-- which also bounds it), read by the dialer at dial time.
+ALTER TABLE accounts ADD COLUMN transfer_max_s double precision CHECK (transfer_max_s >= 0);

@@ -72,14 +72,19 @@ class DialContext:
     greeting_stem: str | None
     message_duration_s: float
     greeting_duration_s: float | None = None
+    # Read from the account at dial time, not at the send's creation (issue 17): its own longest transfer
+    # (None: the setting's), and whether it may still call abroad.
+    account_transfer_max_s: float | None = None
+    allow_international: bool = True
 
 
 async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
     row = await db.fetchrow(
         "SELECT s.account_id, s.sender_e164, s.transfer_number, s.extra_attempts, s.retry_interval_s, "
         "s.voicemail_drop, s.demo, m.audio_stem, g.audio_stem AS greeting_stem, m.duration_s, "
-        "g.duration_s AS greeting_duration_s "
-        "FROM sends s JOIN messages m ON m.id = s.message_id "
+        "g.duration_s AS greeting_duration_s, a.transfer_max_s AS account_transfer_max_s, "
+        "a.allow_international "
+        "FROM sends s JOIN messages m ON m.id = s.message_id JOIN accounts a ON a.id = s.account_id "
         "LEFT JOIN messages g ON g.id = s.greeting_message_id WHERE s.id = $1",
         send_id,
     )
@@ -96,6 +101,10 @@ async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
         greeting_stem=row["greeting_stem"],
         message_duration_s=float(row["duration_s"]),
         greeting_duration_s=None if row["greeting_duration_s"] is None else float(row["greeting_duration_s"]),
+        account_transfer_max_s=(
+            None if row["account_transfer_max_s"] is None else float(row["account_transfer_max_s"])
+        ),
+        allow_international=row["allow_international"],
     )
 
 

@@ -26,6 +26,7 @@ import structlog
 from engine.domain.breaker import BreakerSettings
 from engine.domain.callevents import CallResult
 from engine.domain.callplan import CallPlan, DropMode
+from engine.domain.numbers import Refusal, normalize
 from engine.domain.pacing import AdaptivePace
 from engine.domain.quality import QualityRules
 from engine.domain.retries import RetryPolicy, RetryTiming
@@ -41,7 +42,7 @@ from engine.services.dialing.stages import StageRecorder
 from engine.services.dialing.trunkpool import TrunkPool
 from engine.services.dialing.trunkwatch import TrunkWatch
 from engine.settings import Settings
-from engine.store import Database
+from engine.store import Database, dialtime
 from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
 from engine.store import spending as spending_store
@@ -125,6 +126,7 @@ class Dialer:
         )
         self._wake = asyncio.Event()
         self._contexts: dict[UUID, SendContext] = {}
+        self._abroad_checked: set[UUID] = set()  # sends whose recipients abroad were checked (issue 17)
         self._tasks: set[asyncio.Task[None]] = set()
         self._checked_at = float("-inf")
         self._completed_at = 0.0
@@ -288,6 +290,8 @@ class Dialer:
             if free <= 0 or not any(rooms):
                 break
             share = -(-free // (len(sends) - index))  # ceil
+            if send.id not in self._abroad_checked:
+                await self._leave_out_abroad(send.id)
             if send.account_id is not None:
                 share = await self._within_daily_cap(send.id, send.account_id, share, now_dt)
                 if share <= 0:
@@ -328,6 +332,17 @@ class Dialer:
             free -= len(claims)
         if free > 0:
             self._note_token_wait(now)
+
+    async def _leave_out_abroad(self, send_id: UUID) -> None:
+        """Once per send and engine, before its first claim here: an account that lost the international
+        option since the send was created calls no number abroad (each is left out, reason in the report)."""
+        allowed, pending = await dialtime.pending_outside_france(self.db, send_id)
+        if not allowed:
+            abroad = [rid for rid, e164 in pending if isinstance(normalize(e164), Refusal)]
+            left = await dialtime.leave_out(self.db, abroad, dialtime.NO_INTERNATIONAL)
+            if left:
+                log.warning("send.international_left_out", send_id=str(send_id), recipients=left)
+        self._abroad_checked.add(send_id)
 
     async def _within_daily_cap(self, send_id: UUID, account_id: UUID, share: int, now_dt: datetime) -> int:
         """How many of ``share`` calls the account's daily spending cap still allows; at the cap, the send's
@@ -377,16 +392,19 @@ class Dialer:
         media = self.settings.media_dir
         message = sound_uri(self.settings, media / row.audio_stem)
         greeting = sound_uri(self.settings, media / row.greeting_stem) if row.greeting_stem else None
+        transfer_max_s = self.settings.transfer_max_s
+        if row.account_transfer_max_s is not None:
+            transfer_max_s = min(transfer_max_s, row.account_transfer_max_s)
         plan = CallPlan(
             message=message,
             greeting=greeting,
-            transfer_number=row.transfer_number,
+            transfer_number=transfer_number(row),
             drop_mode=DropMode.amd if row.voicemail_drop else DropMode.none,
             transfer_wait_media=prompt_uri(self.settings, "transfer_wait"),
             transfer_apology_media=prompt_uri(self.settings, "transfer_failed"),
             star_wait_s=self.settings.star_wait_s,
             transfer_ring_timeout_s=self.settings.transfer_ring_timeout_s,
-            transfer_max_s=self.settings.transfer_max_s,
+            transfer_max_s=transfer_max_s,
             # A lost event is caught by the deadline of the stage it left the call in (ringing: the ring
             # timeout; a playback: its medium's length; plus a margin), rather than by a cap on the call.
             ring_timeout_s=self.settings.ring_timeout_s,
@@ -454,3 +472,16 @@ class Dialer:
         except AriError as exc:
             raise TelephonyUnavailable(f"ARI endpoints: {exc}") from exc
         return {str(e.get("resource")): str(e.get("state", "unknown")) for e in endpoints}
+
+
+def transfer_number(context: attempts_store.DialContext) -> str | None:
+    """The send's transfer number, checked again at dial time: an account that lost the international
+    option since the send was created transfers to French numbers only (touche 9 stays silent)."""
+    number = context.transfer_number
+    if number is None or context.allow_international:
+        return number
+    checked = normalize(number, allow_international=False)
+    if isinstance(checked, Refusal):
+        log.warning("dialer.transfer_dropped", reason=checked.code, send_account=str(context.account_id))
+        return None
+    return number
