@@ -598,6 +598,19 @@ class Settings:
         "Credits an account's calls may spend per day (Europe/Paris) unless the account has its own cap; "
         "0: no cap. Reached, its calls wait for the next day (reason shown in the report).",
     )
+    account_max_transfers: int = _setting(
+        "VOCALCAST_ACCOUNT_MAX_TRANSFERS",
+        _non_negative_int,
+        "10",
+        "Simultaneous transfers (touche 9) per account and engine unless the account has its own cap; "
+        "beyond, the callee hears the apology. 0: no transfer.",
+    )
+    transfer_minute_credits: int = _setting(
+        "VOCALCAST_TRANSFER_MINUTE_CREDITS",
+        _non_negative_int,
+        "0",
+        "Credits per started minute of a transferred conversation beyond the first (0: transfers free).",
+    )
 
     # --- demo -------------------------------------------------------------------------------------
     demo_account: str = _setting(

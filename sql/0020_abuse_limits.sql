@@ -26,3 +26,9 @@ ALTER TABLE send_recipients
 -- Transfers (touche 9): the account's own longest transferred conversation (NULL: VOCALCAST_TRANSFER_MAX_S,
 -- which also bounds it), read by the dialer at dial time.
 ALTER TABLE accounts ADD COLUMN transfer_max_s double precision CHECK (transfer_max_s >= 0);
+-- The account's own cap on simultaneous transfers (NULL: VOCALCAST_ACCOUNT_MAX_TRANSFERS); a press of 9
+-- beyond it gets the apology, as when the trunk is full.
+ALTER TABLE accounts ADD COLUMN max_transfers integer CHECK (max_transfers >= 0);
+-- Credits charged for the transfer's started minutes beyond the first (VOCALCAST_TRANSFER_MINUTE_CREDITS
+-- each); NULL until the transfer is billed.
+ALTER TABLE attempts ADD COLUMN transfer_credits integer CHECK (transfer_credits >= 0);

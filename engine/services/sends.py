@@ -37,7 +37,9 @@ from engine.store import messages as messages_store
 from engine.store import senders as senders_store
 from engine.store import sends as sends_store
 from engine.store import stoplists as stoplists_store
+from engine.store import transfers as transfers_store
 from engine.store.db import Database, Executor
+from engine.store.transfers import TransferUsage
 
 
 class _Default:
@@ -191,6 +193,10 @@ class Sends:
     async def progress(self, send: Send) -> Progress:
         """Per-state and per-outcome counts of a send read with ``get``."""
         return await sends_store.progress(self._db, send.id)
+
+    async def transfer_usage(self, send: Send) -> TransferUsage:
+        """The send's answered transfers, their started minutes and the credits they were charged."""
+        return await transfers_store.usage(self._db, send.id)
 
     async def outcomes(self, sends: Sequence[Send]) -> dict[UUID, dict[str, int]]:
         """Final outcomes per send, for a page of sends ({} for a send with none yet)."""

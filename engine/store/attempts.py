@@ -76,6 +76,7 @@ class DialContext:
     # (None: the setting's), and whether it may still call abroad.
     account_transfer_max_s: float | None = None
     allow_international: bool = True
+    account_max_transfers: int | None = None
 
 
 async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
@@ -83,7 +84,7 @@ async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
         "SELECT s.account_id, s.sender_e164, s.transfer_number, s.extra_attempts, s.retry_interval_s, "
         "s.voicemail_drop, s.demo, m.audio_stem, g.audio_stem AS greeting_stem, m.duration_s, "
         "g.duration_s AS greeting_duration_s, a.transfer_max_s AS account_transfer_max_s, "
-        "a.allow_international "
+        "a.allow_international, a.max_transfers "
         "FROM sends s JOIN messages m ON m.id = s.message_id JOIN accounts a ON a.id = s.account_id "
         "LEFT JOIN messages g ON g.id = s.greeting_message_id WHERE s.id = $1",
         send_id,
@@ -105,6 +106,7 @@ async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
             None if row["account_transfer_max_s"] is None else float(row["account_transfer_max_s"])
         ),
         allow_international=row["allow_international"],
+        account_max_transfers=row["max_transfers"],
     )
 
 

@@ -46,6 +46,7 @@ from engine.store import Database, dialtime
 from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
 from engine.store import spending as spending_store
+from engine.store import transfers as transfers_store
 from engine.store.attempts import Claim, Slot
 from engine.telephony.ari import AriClient, AriError, Event
 from engine.telephony.callrequest import CallRequest
@@ -236,6 +237,9 @@ class Dialer:
         if now - self._completed_at < 1.0:
             return
         self._completed_at = now
+        charged = await transfers_store.bill(self.db, unit=self.settings.transfer_minute_credits)
+        if charged:
+            log.info("transfers.billed", credits=charged)
         for send_id in await sends_store.complete_finished(self.db):
             self._contexts.pop(send_id, None)
             log.info("send.completed", send_id=str(send_id))
@@ -411,7 +415,16 @@ class Dialer:
             message_s=row.message_duration_s or None,
             greeting_s=row.greeting_duration_s or None,
         )
-        context = SendContext(send_id, row.account_id, plan, row.sender_e164, row.retry, row.demo)
+        cap = row.account_max_transfers
+        context = SendContext(
+            send_id,
+            row.account_id,
+            plan,
+            row.sender_e164,
+            row.retry,
+            row.demo,
+            transfer_cap=self.settings.account_max_transfers if cap is None else cap,
+        )
         self._contexts[send_id] = context
         return context
 
