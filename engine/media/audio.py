@@ -155,6 +155,7 @@ async def _run(argv: Sequence[str], timeout_s: float, limits: AudioLimits) -> tu
 # Customer files are read as local files only, by the WAV or MP3 demuxer only: a "WAV" that is really an
 # HLS playlist or a concat list would otherwise make ffmpeg open other files or URLs (issue 17).
 _INPUT_WHITELIST = ("-protocol_whitelist", "file")
+MEDIA_FILE_MODE = 0o640
 _PROBE_WHITELIST = (*_INPUT_WHITELIST, "-format_whitelist", ",".join(_FORMATS))
 
 
@@ -431,6 +432,8 @@ def _publish(staged: dict[str, Path], finals: dict[str, Path]) -> None:
     placed: list[Path] = []
     try:
         for kind, path in staged.items():
+            # Customer audio: the owner and the media directory's group (Asterisk's) only (issue 17).
+            path.chmod(MEDIA_FILE_MODE)
             os.link(path, finals[kind])
             placed.append(finals[kind])
     except BaseException:
