@@ -605,6 +605,24 @@ class Settings:
         "Simultaneous transfers (touche 9) per account and engine unless the account has its own cap; "
         "beyond, the callee hears the apology. 0: no transfer.",
     )
+    smtp_tls_cert: str = _setting(
+        "VOCALCAST_SMTP_TLS_CERT",
+        _str,
+        "",
+        "PEM certificate (chain) of the e-mail intake: when set with its key, STARTTLS is offered.",
+    )
+    smtp_tls_key: str = _setting(
+        "VOCALCAST_SMTP_TLS_KEY",
+        _str,
+        "",
+        "PEM private key of VOCALCAST_SMTP_TLS_CERT (a file, never inline).",
+    )
+    smtp_require_tls: bool = _setting(
+        "VOCALCAST_SMTP_REQUIRE_TLS",
+        _bool,
+        "0",
+        "Refuse every command but EHLO/STARTTLS/QUIT before STARTTLS (needs the certificate).",
+    )
     transfer_minute_credits: int = _setting(
         "VOCALCAST_TRANSFER_MINUTE_CREDITS",
         _non_negative_int,
