@@ -18,8 +18,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from engine.app import Engine
 from engine.domain.recordings import caller_key
 from engine.domain.trunks import Trunk
 from engine.media.paths import host_dir
@@ -221,3 +223,15 @@ async def test_calls_above_the_cap_are_refused_busy_before_they_are_answered(
     for call in [*first_two, after]:
         assert call.count("ivr_welcome", first_s=0.6) == 1, call.sipp.diagnostics()
     await wait_for(lambda: line.server.active_sessions == 0, what="every session to end")
+
+
+async def test_the_budget_alert_is_on_the_engines_metrics(stack_settings: Settings, db: Database) -> None:
+    engine = Engine(stack_settings)
+    engine.run_dialer = False
+    async with engine:
+        url = f"http://127.0.0.1:{engine.http_port}/metrics"
+        async with aiohttp.ClientSession() as http, http.get(url) as resp:
+            assert resp.status == 200
+            text = await resp.text()
+    assert "vocalcast_ivr_guess_budget_spent 0.0" in text.splitlines()
+    assert "vocalcast_ivr_wrong_codes_total 0.0" in text.splitlines()
