@@ -32,3 +32,5 @@ ALTER TABLE accounts ADD COLUMN max_transfers integer CHECK (max_transfers >= 0)
 -- Credits charged for the transfer's started minutes beyond the first (VOCALCAST_TRANSFER_MINUTE_CREDITS
 -- each); NULL until the transfer is billed.
 ALTER TABLE attempts ADD COLUMN transfer_credits integer CHECK (transfer_credits >= 0);
+-- The dialer looks for transfers to bill every second: only the few not billed yet.
+CREATE INDEX attempts_transfer_unbilled ON attempts (ended_at) WHERE transfer_s > 0 AND transfer_credits IS NULL;

@@ -19,7 +19,13 @@ DAILY_CAP_REASON = "daily_cap"
 
 
 async def daily_spending(db: Executor, account_id: UUID, *, default_cap: int) -> DailySpending:
-    """The account's cap (its own, else ``default_cap``; 0: none) and what today's calls cost so far."""
+    """The account's cap (its own, else ``default_cap``; 0: none) and what today's calls cost so far (only
+    counted when there is a cap: the dialer asks before every claim)."""
+    cap = await db.fetchval(
+        "SELECT coalesce(daily_spend_cap, $2) FROM accounts WHERE id = $1", account_id, default_cap
+    )
+    if not cap:
+        return DailySpending(None, 0, datetime.max.replace(tzinfo=UTC))
     row = await db.fetchrow(
         "WITH day AS (SELECT date_trunc('day', now() AT TIME ZONE 'Europe/Paris') "
         "AT TIME ZONE 'Europe/Paris' AS start) "
@@ -36,8 +42,7 @@ async def daily_spending(db: Executor, account_id: UUID, *, default_cap: int) ->
     )
     if row is None:
         return DailySpending(None, 0, datetime.max.replace(tzinfo=UTC))
-    cap = int(row["cap"])
-    return DailySpending(cap if cap > 0 else None, int(row["spent"]), row["next_day"])
+    return DailySpending(int(cap), int(row["spent"]), row["next_day"])
 
 
 async def set_daily_cap(db: Executor, account_id: UUID, cap: int | None) -> None:
