@@ -103,6 +103,7 @@ class Engine:
             wake=self.dialer.wake,
             health=Health(settings, self.db, self.dialer, self.metrics, self.started_monotonic),
         )
+        self.services.recordings.watch(self.metrics)
         self.ari.on_connect(self._on_ari_connect)
         self.ari.state.listeners.append(self._on_ari_state)
         self.supervisor = Supervisor()

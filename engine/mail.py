@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import re
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email import policy
@@ -21,6 +22,7 @@ from typing import Final
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from engine.errors import ConfigurationError
 from engine.services.intake import Intake
 from engine.settings import Settings
 
@@ -82,11 +84,28 @@ class IntakeHandler:
         return "250 OK: received"
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The intake's STARTTLS context (TLS 1.2 at least) when a certificate and its key are set, else None;
+    passwords typed in the subject then cross the network encrypted (issue 17)."""
+    if not settings.smtp_tls_cert or not settings.smtp_tls_key:
+        if settings.smtp_require_tls:
+            raise ConfigurationError("VOCALCAST_SMTP_REQUIRE_TLS needs VOCALCAST_SMTP_TLS_CERT and _KEY")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.smtp_tls_cert, settings.smtp_tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"VOCALCAST_SMTP_TLS_CERT/KEY cannot be loaded: {exc}") from exc
+    return context
+
+
 @contextlib.asynccontextmanager
 async def serve(settings: Settings, intake: Intake) -> AsyncIterator[asyncio.Server]:
     """The SMTP listener on the engine's own loop, closed like aiosmtpd's UnthreadedController."""
     handler = IntakeHandler(settings, intake)
     loop = asyncio.get_running_loop()
+    tls = tls_context(settings)
     server = await loop.create_server(
         lambda: SMTP(
             handler,
@@ -94,12 +113,14 @@ async def serve(settings: Settings, intake: Intake) -> AsyncIterator[asyncio.Ser
             enable_SMTPUTF8=True,
             hostname="vocalcast",
             ident="vocalcast intake",
+            tls_context=tls,
+            require_starttls=tls is not None and settings.smtp_require_tls,
         ),
         host=settings.smtp_host,
         port=settings.smtp_port,
         reuse_port=True,  # several engine processes on one host share the intake port
     )
-    log.info("mail.listening", host=settings.smtp_host, port=settings.smtp_port)
+    log.info("mail.listening", host=settings.smtp_host, port=settings.smtp_port, starttls=tls is not None)
     try:
         yield server
     finally:

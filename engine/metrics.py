@@ -67,6 +67,20 @@ class Metrics:
             ["trunk"],
             registry=r,
         )
+        self.ivr_guess_budget_spent = Gauge(
+            "vocalcast_ivr_guess_budget_spent",
+            "1 while every caller's wrong personal codes in the last minute reach "
+            "VOCALCAST_IVR_GLOBAL_FAILURES_PER_MIN (alert: codes are guessed; unknown callers slow down).",
+            registry=r,
+        )
+        self.ivr_wrong_codes = Counter(
+            "vocalcast_ivr_wrong_codes_total", "Wrong personal codes typed on the recording line.", registry=r
+        )
+        self.ivr_slowed_checks = Counter(
+            "vocalcast_ivr_slowed_checks_total",
+            "Code checks of unknown callers slowed down while the guess budget was spent.",
+            registry=r,
+        )
         self.pace = Gauge(
             "vocalcast_dialer_pace_calls_per_second",
             "The engine's current pace (lowered while Asterisk answers slowly or refuses).",

@@ -3,12 +3,17 @@ gives each call a typed AGISession (one command at a time; HANGUP, 511 and 520 h
 
 An unknown script gets a ``HANGUP`` command before the connection closes, so a dialplan mistake can
 never let a call fall through to whatever follows ``AGI()`` (toll-fraud rule: nothing unplanned runs).
+
+When the server has a secret, every request must carry it in its AGI URL (``agi://host:port/record?
+secret=...``; Asterisk's AGI client speaks only plain TCP): any local process can connect to the port,
+and one without the secret gets ``HANGUP`` before its ``agi_callerid`` or anything else is believed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -380,7 +385,9 @@ class FastAGIServer:
         header_timeout_s: float = 5.0,
         command_timeout_s: float = 600.0,
         max_header_bytes: int = MAX_HEADER_BYTES,
+        secret: str | None = None,
     ) -> None:
+        self._secret = secret
         self._routes = {_script_path(name): handler for name, handler in routes.items()}
         self._host = host
         self._port = port
@@ -473,13 +480,30 @@ class FastAGIServer:
             return env
         return None
 
+    def _authentic(self, session: AGISession) -> bool:
+        if self._secret is None:
+            return True
+        given = session.query.get("secret", "")
+        return hmac.compare_digest(given.encode(), self._secret.encode())
+
     async def _run(self, session: AGISession) -> None:
+        if not self._authentic(session):
+            # Never logged: the script and its URL (they may hold a near miss of the secret).
+            log.warning(
+                "fastagi.refused_without_secret",
+                channel=session.channel,
+                uniqueid=session.env.get("agi_uniqueid"),
+                secret_given="secret" in session.query,
+            )
+            with contextlib.suppress(AGIError):
+                await session.command("HANGUP", timeout_s=_AFTER_HANGUP_TIMEOUT_S)
+            return
         bound = log.bind(
             script=session.script, channel=session.channel, uniqueid=session.env.get("agi_uniqueid")
         )
         handler = self._routes.get(session.script)
         if handler is None:
-            bound.error("fastagi.unknown_script", raw=session.env.get("agi_network_script"))
+            bound.error("fastagi.unknown_script")
             with contextlib.suppress(AGIError):
                 await session.command("HANGUP", timeout_s=_AFTER_HANGUP_TIMEOUT_S)
             return

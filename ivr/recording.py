@@ -61,7 +61,13 @@ class Backend(Protocol):
         """Count a wrong code; True when this one blocked the caller."""
         ...
 
-    async def throttle_delay_s(self) -> float: ...
+    async def throttle_delay_s(self, caller: str) -> float:
+        """How long this caller's next code check waits (0 unless the line's guess budget is spent)."""
+        ...
+
+    async def record_success(self, caller: str) -> None:
+        """The caller typed a right code: remember its number."""
+        ...
 
     async def find_account(self, code: str) -> UUID | None: ...
 
@@ -78,6 +84,7 @@ class IvrOptions:
     code_tries: int = 3
     digit_timeout_s: float = 6.0
     record_max_s: float = 300.0
+    greeting_max_s: float = 30.0  # a greeting's recording stops there: it can never be refused as too long
     silence_s: float = 5.0
     menu_rounds: int = 3  # a menu left unanswered (or answered wrongly) this many times in a row ends
     refused_recordings: int = 3  # recordings refused in a row ("nothing heard") before goodbye
@@ -89,6 +96,7 @@ class IvrOptions:
             code_tries=settings.ivr_code_tries,
             digit_timeout_s=settings.ivr_digit_timeout_s,
             record_max_s=settings.ivr_record_max_s,
+            greeting_max_s=settings.greeting_max_s,
             silence_s=settings.ivr_silence_s,
         )
 
@@ -99,6 +107,10 @@ class IvrOptions:
     @property
     def record_max_ms(self) -> int:
         return max(1, round(self.record_max_s * 1000))
+
+    @property
+    def greeting_max_ms(self) -> int:
+        return max(1, round(min(self.record_max_s, self.greeting_max_s) * 1000))
 
     @property
     def silence_whole_s(self) -> int | None:
@@ -216,12 +228,13 @@ class _Call:
                 self.log.info("ivr.no_code_typed", attempt=attempt)
                 continue
             # Every check waits the same, right or wrong code: the delay tells nothing.
-            delay_s = await self.backend.throttle_delay_s()
+            delay_s = await self.backend.throttle_delay_s(self.caller)
             if delay_s > 0:
                 await self.ivr.sleep(delay_s)
             account_id = await self.backend.find_account(typed.digits) if is_code(typed.digits) else None
             if account_id is not None:
                 self.log.info("ivr.code_accepted", attempt=attempt)
+                await self.backend.record_success(self.caller)
                 return account_id
             blocked = await self.backend.record_failure(self.caller)
             self.log.warning("ivr.code_refused", attempt=attempt, digits=len(typed.digits), blocked=blocked)
@@ -254,7 +267,7 @@ class _Call:
             recording = self.ivr.spool.new()
             try:
                 self.step = "record"
-                if not await self._record(recording):
+                if not await self._record(recording, is_greeting=is_greeting):
                     refused += 1
                     await self._play(NOTHING_HEARD)
                     continue
@@ -286,14 +299,14 @@ class _Call:
         self.log.info("ivr.gave_up", refused=refused)
         await self._goodbye()
 
-    async def _record(self, recording: Recording) -> bool:
+    async def _record(self, recording: Recording, *, is_greeting: bool) -> bool:
         """Record after the beep; False when nothing was recorded at all."""
         await self._play(RECORD)
         result = await self.session.record_file(
             recording.agi_path,
             RECORD_FORMAT,
             "#",
-            self.options.record_max_ms,
+            self.options.greeting_max_ms if is_greeting else self.options.record_max_ms,
             beep=True,
             silence_s=self.options.silence_whole_s,
         )

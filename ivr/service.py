@@ -25,7 +25,7 @@ from ivr.recording import IvrOptions, RecordingIVR, Spool
 
 log = structlog.get_logger(__name__)
 
-ROUTE: Final = "record"  # dialplan: AGI(agi://127.0.0.1:<agi port>/record)
+ROUTE: Final = "record"  # dialplan: AGI(agi://127.0.0.1:<agi port>/record?secret=<VOCALCAST_AGI_SECRET>)
 HOUSEKEEPING_EVERY_S: Final = 600.0
 # A raw recording this much older than the longest recording belongs to no live call any more.
 ORPHAN_MARGIN_S: Final = 3600.0
@@ -62,6 +62,7 @@ async def serve(
         host="127.0.0.1",
         port=settings.agi_port,
         command_timeout_s=command_timeout_s,
+        secret=settings.require("agi_secret"),
     )
     async with server:
         yield server

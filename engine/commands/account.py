@@ -15,6 +15,7 @@ from engine.commands import privacy
 from engine.commands.runner import run_with_services
 from engine.domain.accounts import Account, NewAccount, SenderNumber, check_sender
 from engine.domain.commercial import PURPOSES
+from engine.domain.spending import DailySpending
 from engine.errors import InvalidInput
 from engine.services import Services
 from engine.services.accounts import NamedDefaults
@@ -75,6 +76,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     credit.add_argument("amount", type=int, metavar="N")
     credit.add_argument("--reason", default="crédit opérateur", help="shown in the customer's ledger")
     credit.set_defaults(func=_credit)
+
+    cap = actions.add_parser(
+        "daily-cap", help="credits the account's calls may spend per day (the dialer stops there)"
+    )
+    cap.add_argument("--account", required=True, metavar="EMAIL")
+    cap.add_argument(
+        "cap",
+        metavar="N|default",
+        help="a whole number (0: no cap), or 'default' for VOCALCAST_DAILY_SPEND_CAP",
+    )
+    cap.set_defaults(func=_daily_cap)
 
     code = actions.add_parser("code", help="give the account a new personal code (prints it once)")
     code.add_argument("--account", required=True, metavar="EMAIL")
@@ -236,6 +248,24 @@ def _credit(args: argparse.Namespace) -> int:
 
     account, available = run_with_services(run)
     print(f"{account.email}: +{args.amount} credits, {available} available")
+    return 0
+
+
+def _daily_cap(args: argparse.Namespace) -> int:
+    raw = args.cap.strip().lower()
+    if raw != "default" and not raw.isdigit():
+        raise InvalidInput(
+            "daily_cap_invalid", f"daily cap: expected a whole number >= 0 or 'default', got {raw!r}"
+        )
+    cap = None if raw == "default" else int(raw)
+
+    async def run(services: Services) -> tuple[Account, DailySpending]:
+        account = await services.accounts.by_email(args.account)
+        return account, await services.accounts.set_daily_cap(account.id, cap)
+
+    account, today = run_with_services(run)
+    limit = "no cap" if today.cap is None else f"{today.cap} credits a day"
+    print(f"{account.email}: {limit} ({'default' if cap is None else 'own'}); spent today: {today.spent}")
     return 0
 
 

@@ -225,6 +225,7 @@ class SendCounters:
 WAIT_REASONS_FR: Final = {
     "no_route": "aucune ligne ne peut appeler ce numéro pour l'instant",
     "trunk_failure": "incident chez l'opérateur, l'appel sera repassé par une autre ligne",
+    "daily_cap": "plafond de dépenses quotidien du compte atteint, appels repris le lendemain",
 }
 
 
@@ -252,6 +253,8 @@ def recipient_note_fr(
         local = at.astimezone(PARIS)
         return f"{local:%H}h{local:%M}" if at.date() == now.date() else f"{local:%d/%m à %H}h{local:%M}"
 
+    if state == "cancelled" and wait_reason == "no_international":
+        return "Non appelé : les appels vers l'étranger ne sont plus autorisés sur le compte."
     law = LAW_REASONS_FR.get(wait_reason or "")
     if law is not None and state == "cancelled":
         return f"Non appelé : {law}."

@@ -152,6 +152,13 @@ async def _run(argv: Sequence[str], timeout_s: float, limits: AudioLimits) -> tu
     return returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
+# Customer files are read as local files only, by the WAV or MP3 demuxer only: a "WAV" that is really an
+# HLS playlist or a concat list would otherwise make ffmpeg open other files or URLs (issue 17).
+_INPUT_WHITELIST = ("-protocol_whitelist", "file")
+MEDIA_FILE_MODE = 0o640
+_PROBE_WHITELIST = (*_INPUT_WHITELIST, "-format_whitelist", ",".join(_FORMATS))
+
+
 def _ffmpeg(*args: str) -> list[str]:
     # level+info: the ebur128/astats summaries are info lines; "[error]" tags tell real errors apart.
     return ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-v", "level+info", "-xerror", *args]
@@ -180,7 +187,7 @@ def _loudness_from(stderr: str) -> tuple[float, float | None]:
 async def _probe(src: Path, timeout_s: float, limits: AudioLimits) -> _Probe | None:
     rc, out, err = await _run(
         [
-            "ffprobe", "-v", "warning", "-of", "json",
+            "ffprobe", "-v", "warning", *_PROBE_WHITELIST, "-of", "json",
             "-show_entries", "format=format_name,duration:stream=codec_type",
             f"file:{src}",
         ],
@@ -250,7 +257,7 @@ async def _analyse(src: Path, demuxer: str, cut: Path, limits: AudioLimits, name
     cap_s = limits.max_duration_s + TRIM_ALLOWANCE_S
     rc, _, err = await _run(
         _ffmpeg(
-            "-f", demuxer, "-t", f"{cap_s:g}", "-i", f"file:{src}",
+            "-f", demuxer, "-t", f"{cap_s:g}", *_INPUT_WHITELIST, "-i", f"file:{src}",
             "-filter_complex", graph, "-map", "[out]", "-f", "f32le", "-y", f"file:{cut}",
         ),
         limits.run_timeout_s,
@@ -282,7 +289,8 @@ async def _render(
     )
     rc, _, err = await _run(
         _ffmpeg(
-            "-f", "f32le", "-ar", str(SAMPLE_RATE_HZ), "-ch_layout", "mono", "-i", f"file:{cut}",
+            "-f", "f32le", "-ar", str(SAMPLE_RATE_HZ), "-ch_layout", "mono",
+            *_INPUT_WHITELIST, "-i", f"file:{cut}",
             "-filter_complex", graph,
             # bitexact: a bare 44-byte header, no LIST/encoder chunk for Asterisk's format_wav to skip.
             "-map", "[w]", "-c:a", "pcm_s16le", "-fflags", "+bitexact", "-flags:a", "+bitexact",
@@ -424,6 +432,8 @@ def _publish(staged: dict[str, Path], finals: dict[str, Path]) -> None:
     placed: list[Path] = []
     try:
         for kind, path in staged.items():
+            # Customer audio: the owner and the media directory's group (Asterisk's) only (issue 17).
+            path.chmod(MEDIA_FILE_MODE)
             os.link(path, finals[kind])
             placed.append(finals[kind])
     except BaseException:
@@ -436,7 +446,17 @@ async def probe_duration_s(path: Path, *, timeout_s: float = 60.0) -> float:
     """The duration ffprobe reads from the container (exact for WAV; MP3 from its header)."""
     limits = AudioLimits(run_timeout_s=timeout_s)
     rc, out, err = await _run(
-        ["ffprobe", "-v", "error", "-of", "json", "-show_entries", "format=duration", f"file:{path}"],
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            *_PROBE_WHITELIST,
+            "-of",
+            "json",
+            "-show_entries",
+            "format=duration",
+            f"file:{path}",
+        ],
         timeout_s,
         limits,
     )
@@ -451,7 +471,7 @@ async def measure_loudness(path: Path, *, timeout_s: float = 60.0) -> tuple[floa
     limits = AudioLimits(run_timeout_s=timeout_s)
     rc, _, err = await _run(
         _ffmpeg(
-            "-i", f"file:{path}", "-filter_complex", "ebur128=peak=true:framelog=verbose",
+            *_INPUT_WHITELIST, "-i", f"file:{path}", "-filter_complex", "ebur128=peak=true:framelog=verbose",
             "-f", "null", "-",
         ),
         timeout_s,

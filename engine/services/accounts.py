@@ -23,12 +23,13 @@ from engine.domain.accounts import (
 )
 from engine.domain.commercial import Purpose
 from engine.domain.numbers import Number, normalize
+from engine.domain.spending import DailySpending
 from engine.domain.tokens import ApiToken, NewToken
 from engine.errors import InvalidInput, NotFound
 from engine.services.messages import Messages
 from engine.settings import Settings
 from engine.store import accounts as store
-from engine.store import credits, senders
+from engine.store import credits, senders, spending
 from engine.store import tokens as tokens_store
 from engine.store.db import Database
 
@@ -148,6 +149,14 @@ class Accounts:
     async def credit(self, account_id: UUID, amount: int, *, reason: str) -> Balance:
         """An operator adds credits (a positive whole number)."""
         return await credits.credit(self._db, account_id, amount, reason=reason)
+
+    async def set_daily_cap(self, account_id: UUID, cap: int | None) -> DailySpending:
+        """The account's own daily spending cap (None: VOCALCAST_DAILY_SPEND_CAP; 0: none)."""
+        await spending.set_daily_cap(self._db, account_id, cap)
+        return await self.daily_spending(account_id)
+
+    async def daily_spending(self, account_id: UUID) -> DailySpending:
+        return await spending.daily_spending(self._db, account_id, default_cap=self._settings.daily_spend_cap)
 
     async def ledger(
         self, account_id: UUID, *, limit: int = 50, before_id: int | None = None

@@ -7,6 +7,7 @@ and reference, in one transaction; a refused file leaves nothing behind and uses
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -35,6 +36,14 @@ def audio_limits(settings: Settings) -> AudioLimits:
         min_duration_s=settings.audio_min_duration_s,
         max_duration_s=settings.audio_max_duration_s,
         run_timeout_s=settings.audio_timeout_s,
+    )
+
+
+def greeting_too_long(settings: Settings, detail: str) -> InvalidInput:
+    return InvalidInput(
+        "greeting_too_long",
+        detail,
+        message_fr=f"Un message d'accueil dure au plus {settings.greeting_max_s:g} secondes hors silences.",
     )
 
 
@@ -93,13 +102,23 @@ class Messages:
         settings = self._settings
         message_id = uuid4()
         stem = str(message_id)
-        converted = await convert(
-            src_path,
-            settings.media_dir / str(account_id),
-            stem,
-            audio_limits(settings),
-            original_name=original_name or src_path.name,
-        )
+        limits = audio_limits(settings)
+        if is_greeting:  # a greeting plays before the message to everyone who answers: short, never an advert
+            limits = dataclasses.replace(
+                limits, max_duration_s=min(limits.max_duration_s, settings.greeting_max_s)
+            )
+        try:
+            converted = await convert(
+                src_path,
+                settings.media_dir / str(account_id),
+                stem,
+                limits,
+                original_name=original_name or src_path.name,
+            )
+        except InvalidInput as exc:
+            if is_greeting and exc.code == "too_long":
+                raise greeting_too_long(settings, str(exc)) from exc
+            raise
         files = [converted.wav, converted.alaw, converted.ulaw, converted.original]
         created_at = datetime.now(UTC)
         rel_dir = PurePosixPath(str(account_id))

@@ -4,21 +4,25 @@ under its lockout, and saving a recording into the account's library.
 Personal-code guessing defence: a caller number that types ``ivr_lockout_failures`` wrong codes within
 ``ivr_lockout_window_s`` is blocked for ``ivr_lockout_s`` (the failure that reaches the limit blocks, not
 the one before). When all callers together fail more than ``ivr_global_failures_per_min`` times a
-minute, every code check waits longer, in proportion: guessing slows down for everyone, nobody is
-locked out. The counts live in PostgreSQL, shared by every engine process and kept across restarts.
+minute (the line's guess budget is spent), the code checks of unknown callers wait longer, in proportion;
+a caller number that typed a right code before (``ivr_known_callers``) keeps its pace, and a hidden number
+is never known. Nobody is locked out. The counts live in PostgreSQL, shared by every engine process and
+kept across restarts. ``vocalcast_ivr_guess_budget_spent`` on /metrics is the alert.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from uuid import UUID
 
 import structlog
 
 from engine.domain.accounts import Message
-from engine.domain.recordings import GLOBAL_WINDOW_S, masked_caller, throttle_delay_s
+from engine.domain.recordings import ANONYMOUS, GLOBAL_WINDOW_S, masked_caller, throttle_delay_s
 from engine.errors import InvalidInput
+from engine.metrics import Metrics
 from engine.services.messages import Messages
 from engine.settings import Settings
 from engine.store import accounts as accounts_store
@@ -39,6 +43,23 @@ class Recordings:
         self._max_failures = settings.ivr_lockout_failures
         self._lockout_s = settings.ivr_lockout_s
         self._global_per_min = settings.ivr_global_failures_per_min
+        self._known_s = settings.ivr_known_caller_days * 86400.0
+        self._metrics: Metrics | None = None
+        # The last count of every caller's wrong codes in the last minute, and when it was taken.
+        self._recent_failures = 0
+        self._measured_at = float("-inf")
+
+    def watch(self, metrics: Metrics) -> None:
+        """Report the guess budget and the wrong codes on the engine's /metrics."""
+        self._metrics = metrics
+        metrics.ivr_guess_budget_spent.set_function(lambda: 1.0 if self.budget_spent() else 0.0)
+
+    def budget_spent(self) -> bool:
+        """Whether every caller's wrong codes in the last minute reach the budget. A count older than the
+        window tells nothing any more: no code was checked since, so no wrong code was typed either."""
+        if time.monotonic() - self._measured_at > GLOBAL_WINDOW_S:
+            return False
+        return self._recent_failures >= self._global_per_min
 
     # --- the lockout ----------------------------------------------------------------------------------
     async def is_blocked(self, caller: str) -> bool:
@@ -53,6 +74,9 @@ class Recordings:
             max_failures=self._max_failures,
             lockout_s=self._lockout_s,
         )
+        self._recent_failures += 1
+        if self._metrics is not None:
+            self._metrics.ivr_wrong_codes.inc()
         if count.blocked:
             log.warning(
                 "ivr.caller_blocked",
@@ -62,16 +86,33 @@ class Recordings:
             )
         return count.blocked
 
-    async def throttle_delay_s(self) -> float:
+    async def throttle_delay_s(self, caller: str) -> float:
+        """How long the caller's next code check waits: 0 while the budget holds, or for a known caller."""
         recent = await store.recent_failures(self._db, window_s=GLOBAL_WINDOW_S)
+        self._recent_failures, self._measured_at = recent, time.monotonic()
         delay = throttle_delay_s(recent, self._global_per_min)
-        if delay:
-            log.warning("ivr.global_throttle", failures_last_min=recent, delay_s=delay)
+        if not delay:
+            return 0.0
+        if caller != ANONYMOUS and await store.is_known_caller(self._db, caller, within_s=self._known_s):
+            log.info("ivr.known_caller_keeps_pace", caller=masked_caller(caller), failures_last_min=recent)
+            return 0.0
+        if self._metrics is not None:
+            self._metrics.ivr_slowed_checks.inc()
+        log.warning(
+            "ivr.global_throttle", caller=masked_caller(caller), failures_last_min=recent, delay_s=delay
+        )
         return delay
+
+    async def record_success(self, caller: str) -> None:
+        """The caller typed a right code: its number keeps its pace from now on (a hidden one never does)."""
+        if caller != ANONYMOUS:
+            await store.remember_caller(self._db, caller)
 
     async def purge(self) -> int:
         """Forget what no rule looks at any more (failures out of every window, ended blocks)."""
-        return await store.purge(self._db, keep_s=max(self._window_s, GLOBAL_WINDOW_S))
+        return await store.purge(
+            self._db, keep_s=max(self._window_s, GLOBAL_WINDOW_S), known_keep_s=self._known_s
+        )
 
     # --- the account and its library --------------------------------------------------------------------
     async def find_account(self, code: str) -> UUID | None:

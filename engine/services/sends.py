@@ -30,14 +30,17 @@ from engine.domain.sends import (
 )
 from engine.errors import InvalidInput, NotFound
 from engine.services.contacts import save_contact
+from engine.services.messages import greeting_too_long
 from engine.settings import Settings
 from engine.store import consent as consent_store
 from engine.store import messages as messages_store
 from engine.store import senders as senders_store
 from engine.store import sends as sends_store
 from engine.store import stoplists as stoplists_store
+from engine.store import transfers as transfers_store
 from engine.store import webhooks as webhooks_store
 from engine.store.db import Database, Executor
+from engine.store.transfers import TransferUsage
 
 
 class _Default:
@@ -199,6 +202,10 @@ class Sends:
         """Per-state and per-outcome counts of a send read with ``get``."""
         return await sends_store.progress(self._db, send.id)
 
+    async def transfer_usage(self, send: Send) -> TransferUsage:
+        """The send's answered transfers, their started minutes and the credits they were charged."""
+        return await transfers_store.usage(self._db, send.id)
+
     async def outcomes(self, sends: Sequence[Send]) -> dict[UUID, dict[str, int]]:
         """Final outcomes per send, for a page of sends ({} for a send with none yet)."""
         return await sends_store.outcomes_of(self._db, [send.id for send in sends])
@@ -232,6 +239,7 @@ async def create_send(
     """Validate everything, reserve one credit per number and store the send, or raise and store nothing.
 
     Error codes (InvalidInput.code, or the error's own code): message_not_found, greeting_not_found,
+    greeting_too_long,
     transfer_invalid, sender_not_verified, drop_not_allowed, drop_not_mobile, no_recipient, too_many,
     deferred_past, bad_retry_policy, bad_purpose, commercial_no_sender (http.php 98),
     commercial_no_consent (99), all_stop_listed, credits.
@@ -249,7 +257,10 @@ async def create_send(
     elif greeting_ref is None:
         greeting_id = None
     else:
-        greeting_id = (await _message(db, account.id, greeting_ref, "greeting_not_found")).id
+        greeting = await _message(db, account.id, greeting_ref, "greeting_not_found")
+        if greeting.duration_s > settings.greeting_max_s:  # any message may greet, if it is short
+            raise greeting_too_long(settings, f"message {greeting_ref}: {greeting.duration_s:.1f} s")
+        greeting_id = greeting.id
 
     transfer_e164: str | None
     if isinstance(transfer, _Default):

@@ -22,6 +22,7 @@ from engine.settings.database import DatabaseSettings
 from engine.settings.fields import SettingsError
 from engine.settings.host import HostSettings
 from engine.settings.ivr import IvrSettings
+from engine.settings.limits import LimitSettings
 from engine.settings.mail import MailSettings
 from engine.settings.privacy import PrivacySettings
 from engine.settings.telephony import TelephonySettings
@@ -40,6 +41,7 @@ class Settings(
     IvrSettings,
     PrivacySettings,
     WebhookSettings,
+    LimitSettings,
     MailSettings,
     WebSettings,
     DatabaseSettings,
@@ -48,6 +50,28 @@ class Settings(
     HostSettings,
 ):
     """Every setting of a vocalcast engine and of its local stack."""
+
+    @property
+    def rtp_end(self) -> int:
+        if self.rtp_end_override:
+            return int(self.rtp_end_override)
+        # A transferred call holds two channels, and each RTP session takes an even/odd port pair; the
+        # recording line has its own pairs (capped by ivr_max_calls), so a flood of it starves no send.
+        return self.rtp_start + 4 * self.max_channels + 2 * self.ivr_max_calls - 1
+
+    def _check_rtp(self) -> None:
+        if self.rtp_end_override:
+            try:
+                end = int(self.rtp_end_override)
+            except ValueError as exc:
+                raise SettingsError(f"VOCALCAST_RTP_END: not an integer: {self.rtp_end_override!r}") from exc
+            if end - self.rtp_start + 1 < 4 * self.max_channels:
+                raise SettingsError(
+                    f"VOCALCAST_RTP_END: range {self.rtp_start}-{end} is too small for "
+                    f"VOCALCAST_MAX_CHANNELS={self.max_channels} (needs {4 * self.max_channels} ports)"
+                )
+        if self.rtp_end > 65535:
+            raise SettingsError("VOCALCAST_RTP_START: the RTP range would end above port 65535")
 
     @property
     def pg_socket_dir(self) -> Path:
@@ -111,7 +135,7 @@ class Settings(
     def _validate(self) -> None:
         for check in (
             self._check_host,
-            self._check_telephony,
+            self._check_rtp,
             self._check_carrier,
             self._check_webhooks,
             self._check_privacy,

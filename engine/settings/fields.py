@@ -41,6 +41,13 @@ def positive_int(raw: str) -> int:
     return value
 
 
+def non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(f"expected an integer >= 0, got {raw!r}")
+    return value
+
+
 def non_negative_float(raw: str) -> float:
     value = float(raw)
     if value < 0:

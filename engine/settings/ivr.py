@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.settings.fields import national_number, non_negative_float, positive_int, setting
+from engine.settings.fields import national_number, non_negative_float, positive_int, setting, text
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,8 @@ class IvrSettings:
         "VOCALCAST_IVR_GLOBAL_FAILURES_PER_MIN",
         positive_int,
         "60",
-        "Wrong codes per minute, all callers together, above which every code check is slowed down.",
+        "Wrong codes per minute, all callers together (the guess budget), above which the code checks of "
+        "callers never seen typing a right code slow down.",
     )
     ivr_record_max_s: float = setting(
         "VOCALCAST_IVR_RECORD_MAX_S", non_negative_float, "300", "Longest recording by phone."
@@ -55,4 +56,25 @@ class IvrSettings:
     )
     ivr_digit_timeout_s: float = setting(
         "VOCALCAST_IVR_DIGIT_TIMEOUT_S", non_negative_float, "6", "How long the IVR waits for a key."
+    )
+
+    # --- abuse limits of the recording line (issue 17) -------------------------------------------------
+    agi_secret: str = setting(
+        "VOCALCAST_AGI_SECRET",
+        text,
+        None,
+        "Secret every FastAGI request carries in its AGI URL (rendered into the dialplan; generated).",
+        secret=True,
+    )
+    ivr_max_calls: int = setting(
+        "VOCALCAST_IVR_MAX_CALLS",
+        positive_int,
+        "10",
+        "Simultaneous calls on the recording number; above it a call is refused busy, unanswered.",
+    )
+    ivr_known_caller_days: int = setting(
+        "VOCALCAST_IVR_KNOWN_CALLER_DAYS",
+        positive_int,
+        "365",
+        "Days a caller number that typed a right code keeps its pace while the guess budget is spent.",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.settings.fields import addresses, port, positive_int, setting, text
+from engine.settings.fields import addresses, boolean, port, positive_int, setting, text
 
 
 @dataclass(frozen=True)
@@ -43,4 +43,24 @@ class MailSettings:
         text,
         "",
         "The service's public address, for links in e-mails (default: local).",
+    )
+
+    # --- STARTTLS on the intake (issue 17) ---------------------------------------------------------------
+    smtp_tls_cert: str = setting(
+        "VOCALCAST_SMTP_TLS_CERT",
+        text,
+        "",
+        "PEM certificate (chain) of the e-mail intake: when set with its key, STARTTLS is offered.",
+    )
+    smtp_tls_key: str = setting(
+        "VOCALCAST_SMTP_TLS_KEY",
+        text,
+        "",
+        "PEM private key of VOCALCAST_SMTP_TLS_CERT (a file, never inline).",
+    )
+    smtp_require_tls: bool = setting(
+        "VOCALCAST_SMTP_REQUIRE_TLS",
+        boolean,
+        "0",
+        "Refuse every command but EHLO/STARTTLS/QUIT before STARTTLS (needs the certificate).",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.domain.preamble import opt_out_key as opt_out_key_name
-from engine.settings.fields import SettingsError, non_negative_float, port, positive_int, setting, text
+from engine.settings.fields import non_negative_float, port, positive_int, setting, text
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class TelephonySettings:
         "VOCALCAST_RTP_END",
         text,
         "",
-        "Last RTP port (default: sized for twice the maximum channels, two ports each).",
+        "Last RTP port (default: twice the maximum channels and the recording line's calls, two ports each).",
     )
     agi_port: int = setting("VOCALCAST_AGI_PORT", port, "4573", "FastAGI server port (127.0.0.1).")
     max_channels: int = setting(
@@ -79,24 +79,3 @@ class TelephonySettings:
         "The key a commercial call announces in its preamble: pressing it puts the number on the account's "
         "stop list, thanks the callee and ends the call (one of 0-8 or #).",
     )
-
-    @property
-    def rtp_end(self) -> int:
-        if self.rtp_end_override:
-            return int(self.rtp_end_override)
-        # A transferred call holds two channels, and each RTP session takes an even/odd port pair.
-        return self.rtp_start + 4 * self.max_channels - 1
-
-    def _check_telephony(self) -> None:
-        if self.rtp_end_override:
-            try:
-                end = int(self.rtp_end_override)
-            except ValueError as exc:
-                raise SettingsError(f"VOCALCAST_RTP_END: not an integer: {self.rtp_end_override!r}") from exc
-            if end - self.rtp_start + 1 < 4 * self.max_channels:
-                raise SettingsError(
-                    f"VOCALCAST_RTP_END: range {self.rtp_start}-{end} is too small for "
-                    f"VOCALCAST_MAX_CHANNELS={self.max_channels} (needs {4 * self.max_channels} ports)"
-                )
-        if self.rtp_end > 65535:
-            raise SettingsError("VOCALCAST_RTP_START: the RTP range would end above port 65535")

@@ -61,6 +61,8 @@ def render_config(settings: Settings, root: RootInfo, trunks: list[Trunk]) -> No
         "rtp_start": settings.rtp_start,
         "rtp_end": settings.rtp_end,
         "agi_port": settings.agi_port,
+        "agi_secret": settings.require("agi_secret"),
+        "ivr_max_calls": settings.ivr_max_calls,
         "hep_port": settings.hep_port,
         "hep_password": settings.require("hep_password"),
         "recording_did": settings.recording_number,
@@ -114,6 +116,7 @@ def mount(settings: Settings, root: RootInfo) -> None:
     inside = root.path / instance_dir(settings).relative_to("/")
     media_inside = inside / "media"
     settings.media_dir.mkdir(parents=True, exist_ok=True)
+    restrict_media(settings.media_dir, settings.asterisk_uid)
     inside.mkdir(parents=True, exist_ok=True)
     if not _is_mountpoint(inside):
         _run(["mount", "--bind", str(host_dir(settings)), str(inside)])
@@ -121,6 +124,22 @@ def mount(settings: Settings, root: RootInfo) -> None:
     if not _is_mountpoint(media_inside):
         _run(["mount", "--bind", str(settings.media_dir), str(media_inside)])
         _run(["mount", "-o", "remount,bind,ro", str(media_inside)])
+
+
+MEDIA_DIR_MODE = 0o2750  # setgid: what the engine creates below belongs to Asterisk's group
+
+
+def restrict_media(media_dir: Path, gid: int) -> None:
+    """Customer audio readable by the engine (owner) and Asterisk (group) only, never by other local users
+    (issue 17); once, for what an older version left world-readable."""
+    info = media_dir.stat()
+    if info.st_gid == gid and info.st_mode & 0o7777 == MEDIA_DIR_MODE:
+        return
+    for path in [media_dir, *media_dir.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chown(path, -1, gid)
+        path.chmod(MEDIA_DIR_MODE if path.is_dir() else 0o640)
 
 
 def unmount(settings: Settings, root_path: Path) -> None:

@@ -43,10 +43,11 @@ def _postgres_user() -> pwd.struct_passwd:
 
 
 def _as_postgres(
-    argv: list[str], *, check: bool = True, timeout_s: float = 60
+    argv: list[str], *, check: bool = True, timeout_s: float = 60, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         ["runuser", "-u", "postgres", "--", *argv],
+        input=stdin,
         capture_output=True,
         text=True,
         check=False,
@@ -154,7 +155,8 @@ def stop(settings: Settings) -> bool:
 
 
 def psql(settings: Settings, sql: str, *, database: str = "postgres") -> str:
-    """Run SQL as the superuser over the cluster's own socket."""
+    """Run SQL as the superuser over the cluster's own socket. The SQL goes through standard input, never
+    the command line: it may hold a role's password, and every local user can read a process's argv."""
     paths = PgPaths.of(settings)
     proc = _as_postgres(
         [
@@ -168,9 +170,10 @@ def psql(settings: Settings, sql: str, *, database: str = "postgres") -> str:
             "-v",
             "ON_ERROR_STOP=1",
             "-qAt",
-            "-c",
-            sql,
-        ]
+            "-f",
+            "-",
+        ],
+        stdin=sql,
     )
     return proc.stdout.strip()
 

@@ -77,7 +77,10 @@ def spawn(
     """Start ``argv`` in its own session (it outlives this command), record its PID."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid_file(state_dir, name).parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log, Path(os.devnull).open("rb") as devnull:
+    # Logs hold customers' numbers and e-mail addresses: root only (issue 17).
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "ab") as log, Path(os.devnull).open("rb") as devnull:
         proc = subprocess.Popen(
             list(argv),
             stdin=devnull,
@@ -86,6 +89,7 @@ def spawn(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
+            umask=0o027,  # what it creates: never readable by other local users
         )
     _children[proc.pid] = proc
     pid_file(state_dir, name).write_text(f"{proc.pid}\n")

@@ -78,13 +78,19 @@ class DialContext:
     greeting_duration_s: float | None = None
     purpose: str = "information"
     company_name: str | None = None  # what a commercial call's preamble names (issue 18)
+    # Read from the account at dial time, not at the send's creation (issue 17): its own longest transfer
+    # (None: the setting's), and whether it may still call abroad.
+    account_transfer_max_s: float | None = None
+    allow_international: bool = True
+    account_max_transfers: int | None = None
 
 
 async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
     row = await db.fetchrow(
         "SELECT s.account_id, s.sender_e164, s.transfer_number, s.extra_attempts, s.retry_interval_s, "
         "s.voicemail_drop, s.demo, m.audio_stem, g.audio_stem AS greeting_stem, m.duration_s, "
-        "g.duration_s AS greeting_duration_s, s.purpose, a.company_name "
+        "g.duration_s AS greeting_duration_s, s.purpose, a.company_name, "
+        "a.transfer_max_s AS account_transfer_max_s, a.allow_international, a.max_transfers "
         "FROM sends s JOIN messages m ON m.id = s.message_id JOIN accounts a ON a.id = s.account_id "
         "LEFT JOIN messages g ON g.id = s.greeting_message_id WHERE s.id = $1",
         send_id,
@@ -104,6 +110,11 @@ async def dial_context(db: Executor, send_id: UUID) -> DialContext | None:
         greeting_duration_s=None if row["greeting_duration_s"] is None else float(row["greeting_duration_s"]),
         purpose=row["purpose"],
         company_name=row["company_name"],
+        account_transfer_max_s=(
+            None if row["account_transfer_max_s"] is None else float(row["account_transfer_max_s"])
+        ),
+        allow_international=row["allow_international"],
+        account_max_transfers=row["max_transfers"],
     )
 
 

@@ -1,4 +1,5 @@
-"""The recording IVR's lockout state: wrong personal codes per caller number, and blocked callers.
+"""The recording IVR's lockout state: wrong personal codes per caller number, blocked callers, and the
+caller numbers that typed a right code (they keep their pace when the line is under attack).
 
 Everything is timed by the database clock, so that every engine process applies the same windows,
 and one caller's failures are counted under a transaction-scoped advisory lock, so that two calls
@@ -80,14 +81,41 @@ async def recent_failures(db: Executor, *, window_s: float = 60.0) -> int:
     return count
 
 
-async def purge(db: Executor, *, keep_s: float) -> int:
-    """Forget failures older than ``keep_s`` and blocks that have ended; returns the rows removed."""
+async def remember_caller(db: Executor, caller: str) -> None:
+    """The caller number typed a right code now: it keeps its pace while the guess budget is spent."""
+    await db.execute(
+        "INSERT INTO ivr_known_callers (caller) VALUES ($1) "
+        "ON CONFLICT (caller) DO UPDATE SET last_login_at = now()",
+        caller,
+    )
+
+
+async def is_known_caller(db: Executor, caller: str, *, within_s: float) -> bool:
+    """Whether the caller number typed a right code within the last ``within_s``."""
+    known: bool = await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM ivr_known_callers "
+        "WHERE caller = $1 AND last_login_at > now() - make_interval(secs => $2))",
+        caller,
+        within_s,
+    )
+    return known
+
+
+async def purge(db: Executor, *, keep_s: float, known_keep_s: float | None = None) -> int:
+    """Forget failures older than ``keep_s``, blocks that have ended and (when ``known_keep_s`` is given)
+    known callers not seen for that long; returns the rows removed."""
     async with in_transaction(db) as conn:
         failures = await conn.execute(
             "DELETE FROM ivr_code_failures WHERE at < now() - make_interval(secs => $1)", keep_s
         )
         blocks = await conn.execute("DELETE FROM ivr_blocked_callers WHERE blocked_until <= now()")
-    return rows_affected(failures) + rows_affected(blocks)
+        known = "DELETE 0"
+        if known_keep_s is not None:
+            known = await conn.execute(
+                "DELETE FROM ivr_known_callers WHERE last_login_at < now() - make_interval(secs => $1)",
+                known_keep_s,
+            )
+    return rows_affected(failures) + rows_affected(blocks) + rows_affected(known)
 
 
 async def unblock(db: Executor, caller: str) -> bool:

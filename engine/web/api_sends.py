@@ -367,6 +367,8 @@ async def send_detail(services: Services, account: Account, send: Send) -> dict[
         "outcomes": progress.outcomes,
         "estimated_end_at": estimated_end,
     }
+    usage = await services.sends.transfer_usage(send)
+    out["transfers"] = {"answered": usage.transfers, "minutes": usage.minutes, "credits": usage.credits}
     return out
 
 

@@ -288,7 +288,13 @@ SCHEMAS: Final[dict[str, Schema]] = {
         }
     ),
     "SendSummary": obj({**_SEND_FIELDS, "outcomes": _OUTCOME_COUNTS}),
-    "SendDetail": obj({**_SEND_FIELDS, "progress": ref("Progress")}, {"refused": array(ref("RefusedLine"))}),
+    "SendDetail": obj(
+        {**_SEND_FIELDS, "progress": ref("Progress"), "transfers": ref("TransferUsage")},
+        {"refused": array(ref("RefusedLine"))},
+    ),
+    # Transfers (touche 9) whose call centre answered, their started minutes, and the credits charged for
+    # the minutes beyond the first (VOCALCAST_TRANSFER_MINUTE_CREDITS each).
+    "TransferUsage": obj({"answered": INTEGER, "minutes": INTEGER, "credits": INTEGER}),
     "SendPage": obj({"sends": array(ref("SendSummary")), "next_before": nullable(DATETIME)}),
     "Call": obj(
         {

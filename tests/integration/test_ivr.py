@@ -162,9 +162,10 @@ class Caller:
         hang_up_after_s: float | None = None,
         timeout_s: float = 60.0,
         during: Callable[[], Awaitable[object]] | None = None,
+        caller_id: str = "0612345678",
     ) -> Call:
-        """Call ``number`` (Request-URI; the To header says ``to``, by default the same), play the pcap;
-        Asterisk must hang up unless ``hang_up_after_s`` is given."""
+        """Call ``number`` (Request-URI; the To header says ``to``, by default the same) from ``caller_id``,
+        play the pcap; Asterisk must hang up unless ``hang_up_after_s`` is given."""
         self.calls += 1
         name = f"call{self.calls}"
         sip_port, media_port = self.ports()
@@ -178,7 +179,7 @@ class Caller:
             service=number,
             calls=1,
             recv_timeout_ms=wait_ms,
-            keys={"pcap": str(path), "to": number if to is None else to},
+            keys={"pcap": str(path), "to": number if to is None else to, "from": caller_id},
             workdir=self.workdir,
             name=name,
             extra_args=["-aa"],

@@ -108,6 +108,23 @@ def test_credit_takes_positive_whole_numbers(
     ]
 
 
+def test_daily_cap_own_default_or_none(
+    stack_settings: Settings, capsys: pytest.CaptureFixture[str], email: str
+) -> None:
+    _create(capsys, email)
+    rc, out, _ = run_command(capsys, "account", "daily-cap", "--account", email, "250")
+    assert rc == 0
+    assert "250 credits a day (own); spent today: 0" in out
+    rc, out, _ = run_command(capsys, "account", "daily-cap", "--account", email, "0")
+    assert (rc, "no cap (own)" in out) == (0, True)
+    rc, out, _ = run_command(capsys, "account", "daily-cap", "--account", email, "default")
+    assert (rc, "no cap (default)" in out) == (0, True)  # VOCALCAST_DAILY_SPEND_CAP is 0: none
+    for bad in ("-1", "beaucoup"):
+        rc, _, err = run_command(capsys, "account", "daily-cap", "--account", email, bad)
+        assert rc == 2
+        assert "whole number" in err
+
+
 def test_code_regeneration_voids_the_old_code(
     stack_settings: Settings, capsys: pytest.CaptureFixture[str], email: str
 ) -> None:

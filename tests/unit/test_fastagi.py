@@ -650,3 +650,37 @@ async def test_close_with_grace_lets_the_session_finish() -> None:
         await ast.send("200 result=42")
         await asyncio.wait_for(closing, WAIT_S)
         assert outcome.result() == "42"
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "record",  # no secret at all: any local process forging agi_callerid
+        "record?secret=",
+        "record?secret=s3cret-nearly",  # a near miss
+        "record?x=s3cret-value",  # the secret under another name
+        "record/s3cret-value",  # in the path: another route, refused as well
+    ],
+)
+async def test_a_request_without_the_secret_gets_hangup_and_reaches_no_handler(script: str) -> None:
+    async def body(s: AGISession) -> None:
+        raise AssertionError("no handler may run without the secret")
+
+    with structlog.testing.capture_logs() as logs:
+        async with serve(body, secret="s3cret-value") as (server, outcome):
+            ast = await FakeAsterisk.connect(server.port, ENV | {"agi_network_script": script})
+            await ast.expect("HANGUP", "200 result=1")
+            assert await ast.closed_by_server()
+            assert not outcome.done()
+    refused = [e for e in logs if e["event"] == "fastagi.refused_without_secret"]
+    assert len(refused) == 1
+    assert "s3cret" not in repr(logs)  # neither the secret nor a near miss reaches the log
+
+
+async def test_the_request_carrying_the_secret_reaches_its_handler() -> None:
+    async def body(s: AGISession) -> str:
+        return s.script
+
+    async with serve(body, secret="s3cret-value") as (server, outcome):
+        await FakeAsterisk.connect(server.port, ENV | {"agi_network_script": "/record?secret=s3cret-value"})
+        assert await asyncio.wait_for(outcome, WAIT_S) == "record"

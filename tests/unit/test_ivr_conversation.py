@@ -62,6 +62,7 @@ class FakeBackend:
     ref: int = 32
     failures: dict[str, int] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
+    known: set[str] = field(default_factory=set)
     saved: list[tuple[UUID, bytes, bool]] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     broken: bool = False
@@ -78,8 +79,11 @@ class FakeBackend:
             return True
         return False
 
-    async def throttle_delay_s(self) -> float:
-        return self.delay_s
+    async def throttle_delay_s(self, caller: str) -> float:
+        return 0.0 if caller in self.known else self.delay_s
+
+    async def record_success(self, caller: str) -> None:
+        self.known.add(caller)
 
     async def find_account(self, code: str) -> UUID | None:
         self.checks.append(code)
@@ -145,11 +149,14 @@ class FakeAsterisk:
     async def review(self, *replies: str) -> None:
         await self.get_data("ivr_menu", 1, *replies)
 
-    async def record(self, samples: int = 40000, how: str = "(dtmf)", result: int = 35) -> Path:
-        """The record prompt, then RECORD FILE; Asterisk's file gets ``samples`` 16-bit samples."""
+    async def record(
+        self, samples: int = 40000, how: str = "(dtmf)", result: int = 35, *, max_ms: int = 300000
+    ) -> Path:
+        """The record prompt, then RECORD FILE (at most ``max_ms``); Asterisk's file gets ``samples``
+        16-bit samples."""
         await self.play("ivr_record")
         line = (await asyncio.wait_for(self.reader.readline(), WAIT_S)).decode().rstrip("\n")
-        match = re.fullmatch(rf"RECORD FILE {SPOOL}/(ivr-[0-9a-f-]{{36}}) wav # 300000 0 BEEP s=2", line)
+        match = re.fullmatch(rf"RECORD FILE {SPOOL}/(ivr-[0-9a-f-]{{36}}) wav # {max_ms} 0 BEEP s=2", line)
         assert match, line
         path = self.spool / f"{match[1]}.wav"
         path.write_bytes(b"RIFF" + bytes(40) + bytes(2 * samples))
@@ -275,7 +282,8 @@ async def test_greeting_recorded_and_saved_as_greeting(tmp_path: Path) -> None:
         ast = await r.call()
         await ast.code(GOOD_CODE)
         await ast.main_menu("200 result=2")
-        await ast.record(how="(timeout)", result=0)  # stopped by silence
+        # A greeting's recording stops at VOCALCAST_GREETING_MAX_S (30 s), a message's at 300 s.
+        await ast.record(how="(timeout)", result=0, max_ms=30000)  # stopped by silence
         await ast.review("200 result=2")
         await ast.play("ivr_greeting_saved")
         await ast.goodbye()
@@ -451,6 +459,30 @@ async def test_global_throttle_delays_every_code_check_right_or_wrong(tmp_path: 
         await ast.main_menu("200 result=-1", "HANGUP")
         await r.ended(ast)
         assert r.sleeps == [3.0, 3.0]
+
+
+async def test_a_caller_that_typed_a_right_code_before_keeps_its_pace_when_the_budget_is_spent(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path, FakeBackend(delay_s=3.0)) as r:
+        ast = await r.call()  # unknown yet: its checks wait, the right one included
+        await ast.code(GOOD_CODE)
+        await ast.main_menu("200 result=-1", "HANGUP")
+        await r.ended(ast)
+        assert r.backend.known == {caller_key(CALLER)}
+        ast = await r.call()  # the same number calls again: no wait, right or wrong code
+        await ast.code("00000000")
+        await ast.play("ivr_bad_code")
+        await ast.code(GOOD_CODE)
+        await ast.main_menu("200 result=-1", "HANGUP")
+        await r.ended(ast)
+        ast = await r.call(caller="+33698765432")  # another number still waits
+        await ast.code("00000000")
+        await ast.play("ivr_bad_code")
+        await ast.get_data("ivr_welcome", 9, "200 result=-1", "HANGUP")  # hangs up at the next prompt
+        await r.ended(ast)
+        assert r.sleeps == [3.0, 3.0]
+        assert r.backend.known == {caller_key(CALLER)}  # a wrong code teaches nothing
 
 
 # --- menus ---------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ def test_defaults_are_loopback_and_demo_is_off() -> None:
     s = Settings.from_env({})
     assert (s.http_host, s.http_port, s.sip_bind) == ("127.0.0.1", 8080, "127.0.0.1")
     assert s.demo is False
-    assert s.rtp_end - s.rtp_start + 1 == 4 * s.max_channels  # two channels per call, two ports each
+    # two channels per call, two ports each, and the recording line's own pairs
+    assert s.rtp_end - s.rtp_start + 1 == 4 * s.max_channels + 2 * s.ivr_max_calls
     assert s.app_name.startswith("vocalcast-")
 
 

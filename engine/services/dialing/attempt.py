@@ -57,6 +57,7 @@ class SendContext:
     sender_e164: str | None
     policy: RetryPolicy
     demo: bool
+    transfer_cap: int | None = None  # the account's simultaneous transfers at most (None: no cap)
 
 
 class Attempts:
@@ -81,6 +82,7 @@ class Attempts:
         self.calls = calls
         self.pool = pool
         self.results = results
+        self.account_transfers = AccountTransfers()
         self.metrics = metrics
         self.node = node
         self.app = app
@@ -277,8 +279,14 @@ class Attempts:
             transfer_endpoint=lambda number: trunk.dial_string(wire(number)),
             transfer_caller_id=transfer_caller,
             codecs=trunk.codecs,
-            transfer_slots=TransferLeg(self.pool, trunk.name, self.wake),
+            transfer_slots=self._transfer_leg(context, trunk),
         )
+
+    def _transfer_leg(self, context: SendContext, trunk: Trunk) -> TransferLeg | AccountTransferLeg:
+        leg = TransferLeg(self.pool, trunk.name, self.wake)
+        if context.transfer_cap is None:
+            return leg
+        return AccountTransferLeg(leg, self.account_transfers, context.account_id, context.transfer_cap)
 
     # --- results -------------------------------------------------------------------------------------------
     async def record(
@@ -340,6 +348,54 @@ class TransferLeg:
     def release(self) -> None:
         self.pool.release_slot(self.trunk)
         self.wake()
+
+
+class AccountTransfers:
+    """Transfers in progress per account in this engine (issue 17: one credit must not buy a call centre
+    line for many callees at once)."""
+
+    def __init__(self) -> None:
+        self._held: dict[UUID, int] = {}
+
+    def held(self, account_id: UUID) -> int:
+        return self._held.get(account_id, 0)
+
+    def take(self, account_id: UUID, cap: int) -> bool:
+        if self.held(account_id) >= cap:
+            return False
+        self._held[account_id] = self.held(account_id) + 1
+        return True
+
+    def give_back(self, account_id: UUID) -> None:
+        left = self.held(account_id) - 1
+        if left > 0:
+            self._held[account_id] = left
+        else:
+            self._held.pop(account_id, None)
+
+
+@dataclass
+class AccountTransferLeg:
+    """The trunk's transfer leg, within the account's cap on simultaneous transfers: beyond it, the leg is
+    refused as when the trunk is full (the callee hears the apology and the message again)."""
+
+    leg: TransferLeg
+    transfers: AccountTransfers
+    account_id: UUID
+    cap: int
+
+    def acquire(self) -> bool:
+        if not self.transfers.take(self.account_id, self.cap):
+            log.warning("call.transfer_refused_account_cap", account_id=str(self.account_id), cap=self.cap)
+            return False
+        if self.leg.acquire():
+            return True
+        self.transfers.give_back(self.account_id)
+        return False
+
+    def release(self) -> None:
+        self.leg.release()
+        self.transfers.give_back(self.account_id)
 
 
 def _overloaded(result: CallResult) -> bool:

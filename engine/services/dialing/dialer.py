@@ -27,6 +27,7 @@ import structlog
 from engine.domain.breaker import BreakerSettings
 from engine.domain.callevents import CallResult
 from engine.domain.callplan import CallPlan, DropMode
+from engine.domain.numbers import Refusal, normalize
 from engine.domain.pacing import AdaptivePace
 from engine.domain.preamble import opt_out_text, preamble_text
 from engine.domain.quality import QualityRules
@@ -47,9 +48,11 @@ from engine.services.dialing.trunkpool import TrunkPool
 from engine.services.dialing.trunkshare import SharedLimits, keep, within
 from engine.services.dialing.trunkwatch import TrunkWatch
 from engine.settings import Settings
-from engine.store import Database
+from engine.store import Database, dialtime
 from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
+from engine.store import spending as spending_store
+from engine.store import transfers as transfers_store
 from engine.store.attempts import Claim, Slot
 from engine.store.nodes import TakenOver
 from engine.telephony.ari import AriClient, AriError, Event
@@ -131,6 +134,7 @@ class Dialer:
         )
         self._wake = asyncio.Event()
         self._contexts: dict[UUID, SendContext] = {}
+        self._abroad_checked: set[UUID] = set()  # sends whose recipients abroad were checked (issue 17)
         self._tasks: set[asyncio.Task[None]] = set()
         self._checked_at = float("-inf")
         self._completed_at = 0.0
@@ -260,6 +264,9 @@ class Dialer:
         if now - self._completed_at < 1.0:
             return
         self._completed_at = now
+        charged = await transfers_store.bill(self.db, unit=self.settings.transfer_minute_credits)
+        if charged:
+            log.info("transfers.billed", credits=charged)
         for send_id in await sends_store.complete_finished(self.db):
             self._contexts.pop(send_id, None)
             log.info("send.completed", send_id=str(send_id))
@@ -332,6 +339,12 @@ class Dialer:
             if not any(rooms):
                 continue
             share = -(-free // (len(sends) - index))  # ceil
+            if send.id not in self._abroad_checked:
+                await self._leave_out_abroad(send.id)
+            if send.account_id is not None:
+                share = await self._within_daily_cap(send.id, send.account_id, share, now_dt)
+                if share <= 0:
+                    continue
             take = functools.partial(
                 attempts_store.claim,
                 send_id=send.id,
@@ -371,6 +384,40 @@ class Dialer:
         if free > 0:
             self._note_token_wait(now)
 
+    async def _leave_out_abroad(self, send_id: UUID) -> None:
+        """Once per send and engine, before its first claim here: an account that lost the international
+        option since the send was created calls no number abroad (each is left out, reason in the report)."""
+        allowed, pending = await dialtime.pending_outside_france(self.db, send_id)
+        if not allowed:
+            abroad = [rid for rid, e164 in pending if isinstance(normalize(e164), Refusal)]
+            left = await dialtime.leave_out(self.db, abroad, dialtime.NO_INTERNATIONAL)
+            if left:
+                log.warning("send.international_left_out", send_id=str(send_id), recipients=left)
+        self._abroad_checked.add(send_id)
+
+    async def _within_daily_cap(self, send_id: UUID, account_id: UUID, share: int, now_dt: datetime) -> int:
+        """How many of ``share`` calls the account's daily spending cap still allows; at the cap, the send's
+        due recipients wait for the next day (reason ``daily_cap`` in the report) and 0 is returned."""
+        spending = await spending_store.daily_spending(
+            self.db, account_id, default_cap=self.settings.daily_spend_cap
+        )
+        remaining = spending.remaining
+        if remaining is None:
+            return share
+        if remaining <= 0:
+            held = await spending_store.postpone_to(self.db, send_id, spending.next_day, now_dt)
+            log.warning(
+                "send.daily_cap_reached",
+                send_id=str(send_id),
+                account_id=str(account_id),
+                cap=spending.cap,
+                spent=spending.spent,
+                postponed=held,
+                until=spending.next_day.isoformat(),
+            )
+            return 0
+        return min(share, remaining)
+
     async def _run_when_paced(self, claim: Claim, context: SendContext) -> None:
         await self.pool.wait_for_token(claim.trunk)
         await self.attempts.run(claim, context)
@@ -396,16 +443,19 @@ class Dialer:
         media = self.settings.media_dir
         message = sound_uri(self.settings, media / row.audio_stem)
         greeting = sound_uri(self.settings, media / row.greeting_stem) if row.greeting_stem else None
+        transfer_max_s = self.settings.transfer_max_s
+        if row.account_transfer_max_s is not None:
+            transfer_max_s = min(transfer_max_s, row.account_transfer_max_s)
         plan = CallPlan(
             message=message,
             greeting=greeting,
-            transfer_number=row.transfer_number,
+            transfer_number=transfer_number(row),
             drop_mode=DropMode.amd if row.voicemail_drop else DropMode.none,
             transfer_wait_media=prompt_uri(self.settings, "transfer_wait"),
             transfer_apology_media=prompt_uri(self.settings, "transfer_failed"),
             star_wait_s=self.settings.star_wait_s,
             transfer_ring_timeout_s=self.settings.transfer_ring_timeout_s,
-            transfer_max_s=self.settings.transfer_max_s,
+            transfer_max_s=transfer_max_s,
             # A lost event is caught by the deadline of the stage it left the call in (ringing: the ring
             # timeout; a playback: its medium's length; plus a margin), rather than by a cap on the call.
             ring_timeout_s=self.settings.ring_timeout_s,
@@ -414,7 +464,16 @@ class Dialer:
         )
         if row.purpose == "commercial":
             plan = await self._commercial(plan, row.company_name)
-        context = SendContext(send_id, row.account_id, plan, row.sender_e164, row.retry, row.demo)
+        cap = row.account_max_transfers
+        context = SendContext(
+            send_id,
+            row.account_id,
+            plan,
+            row.sender_e164,
+            row.retry,
+            row.demo,
+            transfer_cap=self.settings.account_max_transfers if cap is None else cap,
+        )
         self._contexts[send_id] = context
         return context
 
@@ -532,3 +591,16 @@ class Dialer:
         except AriError as exc:
             raise TelephonyUnavailable(f"ARI endpoints: {exc}") from exc
         return {str(e.get("resource")): str(e.get("state", "unknown")) for e in endpoints}
+
+
+def transfer_number(context: attempts_store.DialContext) -> str | None:
+    """The send's transfer number, checked again at dial time: an account that lost the international
+    option since the send was created transfers to French numbers only (touche 9 stays silent)."""
+    number = context.transfer_number
+    if number is None or context.allow_international:
+        return number
+    checked = normalize(number, allow_international=False)
+    if isinstance(checked, Refusal):
+        log.warning("dialer.transfer_dropped", reason=checked.code, send_account=str(context.account_id))
+        return None
+    return number

@@ -55,6 +55,7 @@ FIELD_OF: Final = {
     "message_not_found": "message",
     "greeting_not_found": "greeting_ref",
     "greeting_missing": "greeting_ref",
+    "greeting_too_long": "greeting_ref",
     "transfer_invalid": "transfer",
     "sender_not_verified": "sender",
     "drop_not_allowed": "drop",

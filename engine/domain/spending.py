@@ -1,0 +1,17 @@
+"""An account's daily spending cap (issue 17): the day's spending against the cap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DailySpending:
+    cap: int | None  # None: no cap
+    spent: int
+    next_day: datetime  # when the day's spending starts again from 0
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.cap is None else max(0, self.cap - self.spent)

@@ -1,0 +1,65 @@
+"""An account's daily spending cap (issue 17): what the day's calls cost so far, and postponing a send's
+due recipients to the next day once the cap is reached.
+
+The day is the French one (Europe/Paris). Spending counts every credit the day's calls can take: credits
+consumed by settled calls, final outcomes not yet settled that consume one, and calls in flight (each may
+be answered). A call never costs more than one credit here (transfer minutes are billed apart).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from engine.domain.outcomes import Outcome
+from engine.domain.spending import DailySpending
+from engine.store.db import Executor, rows_affected
+
+DAILY_CAP_REASON = "daily_cap"
+
+
+async def daily_spending(db: Executor, account_id: UUID, *, default_cap: int) -> DailySpending:
+    """The account's cap (its own, else ``default_cap``; 0: none) and what today's calls cost so far (only
+    counted when there is a cap: the dialer asks before every claim)."""
+    cap = await db.fetchval(
+        "SELECT coalesce(daily_spend_cap, $2) FROM accounts WHERE id = $1", account_id, default_cap
+    )
+    if not cap:
+        return DailySpending(None, 0, datetime.max.replace(tzinfo=UTC))
+    row = await db.fetchrow(
+        "WITH day AS (SELECT date_trunc('day', now() AT TIME ZONE 'Europe/Paris') "
+        "AT TIME ZONE 'Europe/Paris' AS start) "
+        "SELECT coalesce(a.daily_spend_cap, $2) AS cap, day.start + interval '1 day' AS next_day, "
+        "coalesce((SELECT -sum(l.held) FROM credit_ledger l WHERE l.account_id = a.id "
+        "AND l.kind = 'consume' AND l.at >= day.start), 0) "
+        "+ (SELECT count(*) FROM send_recipients r JOIN sends s ON s.id = r.send_id "
+        "WHERE s.account_id = a.id AND s.status IN ('running', 'paused') AND ((r.state = 'done' "
+        "AND NOT r.settled AND r.outcome = ANY($3::text[])) OR r.state = 'calling')) AS spent "
+        "FROM accounts a, day WHERE a.id = $1",
+        account_id,
+        default_cap,
+        [o.value for o in Outcome if o.consumes_credit],
+    )
+    if row is None:
+        return DailySpending(None, 0, datetime.max.replace(tzinfo=UTC))
+    return DailySpending(int(cap), int(row["spent"]), row["next_day"])
+
+
+async def set_daily_cap(db: Executor, account_id: UUID, cap: int | None) -> None:
+    """The account's own cap (None: the setting's; 0: no cap)."""
+    if cap is not None and cap < 0:
+        raise ValueError(f"a daily cap is 0 or more, got {cap}")
+    await db.execute("UPDATE accounts SET daily_spend_cap = $2 WHERE id = $1", account_id, cap)
+
+
+async def postpone_to(db: Executor, send_id: UUID, until: datetime, now: datetime) -> int:
+    """The send's recipients due now wait until ``until`` with the reason 'daily_cap'; how many."""
+    status = await db.execute(
+        "UPDATE send_recipients SET wait_reason = $3, next_attempt_at = $2 "
+        "WHERE send_id = $1 AND state = 'pending' AND next_attempt_at <= $4",
+        send_id,
+        until,
+        DAILY_CAP_REASON,
+        now,
+    )
+    return rows_affected(status)

@@ -1,0 +1,77 @@
+"""Transfers (touche 9) as the account pays for them (issue 17): each transfer's started minutes beyond
+the first cost ``unit`` credits, charged once per attempt; a send's transfer minutes and credits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import structlog
+
+from engine.store import credits
+from engine.store.db import Executor, in_transaction
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferUsage:
+    transfers: int  # attempts whose call centre answered
+    minutes: int  # started minutes of those conversations
+    credits: int  # what they were charged beyond the call's own credit
+
+
+async def usage(db: Executor, send_id: UUID) -> TransferUsage:
+    row = await db.fetchrow(
+        "SELECT count(*) FILTER (WHERE transfer_s > 0) AS n, "
+        "coalesce(sum(ceil(transfer_s / 60.0)) FILTER (WHERE transfer_s > 0), 0) AS minutes, "
+        "coalesce(sum(transfer_credits), 0) AS credits FROM attempts WHERE send_id = $1",
+        send_id,
+    )
+    if row is None:  # an aggregate always returns its row
+        return TransferUsage(0, 0, 0)
+    return TransferUsage(int(row["n"]), int(row["minutes"]), int(row["credits"]))
+
+
+async def bill(db: Executor, *, unit: int, limit: int = 200) -> int:
+    """Charge the transfers ended lately and not charged yet: ``unit`` credits per started minute beyond
+    the first (0: free, nothing charged); what the balance cannot cover is not charged (logged). Returns
+    the credits charged."""
+    if unit <= 0:
+        return 0
+    rows = await db.fetch(
+        "SELECT a.id, a.send_id, s.account_id, ceil(a.transfer_s / 60.0)::int AS minutes FROM attempts a "
+        "JOIN sends s ON s.id = a.send_id WHERE a.state = 'ended' AND a.transfer_s > 0 "
+        "AND a.transfer_credits IS NULL AND a.ended_at > now() - interval '1 day' LIMIT $1",
+        limit,
+    )
+    charged = 0
+    for row in rows:
+        due = unit * max(0, row["minutes"] - 1)
+        async with in_transaction(db) as conn:
+            taken = await conn.fetchval(
+                "UPDATE attempts SET transfer_credits = 0 WHERE id = $1 AND transfer_credits IS NULL "
+                "RETURNING id",
+                row["id"],
+            )
+            if taken is None or due == 0:
+                continue
+            available = await conn.fetchval(
+                "SELECT balance FROM accounts WHERE id = $1 FOR UPDATE", row["account_id"]
+            )
+            amount = min(due, max(0, int(available or 0)))
+            if amount < due:
+                log.warning("transfer.not_fully_charged", attempt_id=str(row["id"]), due=due, charged=amount)
+            if amount == 0:
+                continue
+            reason = f"transfert : {row['minutes'] - 1} minute(s) au-delà de la première"
+            account_id, send_id = row["account_id"], row["send_id"]
+            await credits.record_movement(
+                conn, account_id, kind="reserve", amount=-amount, held=amount, reason=reason, send_id=send_id
+            )
+            await credits.record_movement(
+                conn, account_id, kind="consume", amount=0, held=-amount, reason=reason, send_id=send_id
+            )
+            await conn.execute("UPDATE attempts SET transfer_credits = $2 WHERE id = $1", row["id"], amount)
+            charged += amount
+    return charged

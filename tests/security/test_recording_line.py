@@ -1,0 +1,237 @@
+"""Attacks on the recording line, on the real stack: SIPp callers through a trunk, Asterisk's dialplan,
+our FastAGI server (issue 17).
+
+- A local process forging a FastAGI request (any caller number it likes) is refused without the secret.
+- Callers rotating their caller ID dodge the per-number lockout; the line's guess budget holds them back,
+  raises the alert metric, and a customer calling from the number it used before keeps its pace while a
+  newcomer is slowed down but still gets in (nobody is locked out).
+- Calls above the line's cap are refused busy before they are answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from engine.app import Engine
+from engine.domain.recordings import caller_key
+from engine.domain.trunks import Trunk
+from engine.media.paths import host_dir
+from engine.metrics import Metrics
+from engine.services import build
+from engine.services.recordings import Recordings
+from engine.settings import PROJECT_ROOT, Settings
+from engine.stack.asterisk import cli
+from engine.store import Database
+from engine.store import ivr as ivr_store
+from ivr.fastagi import FastAGIServer
+from ivr.service import serve
+from lab.dtmfpcap import RtpPcapBuilder
+from tests.integration.conftest import add_trunk, sipp_ports, wait_for
+from tests.integration.test_ivr import LEAD_S, TRUNK, Caller, code_entry, new_account, prompt_s
+
+pytestmark = pytest.mark.integration
+
+CUSTOMER = "0611223344"  # the customer's usual number
+NEWCOMER = "0655667788"  # another customer, calling for the first time
+ATTACKERS = 4  # calls, each from a new number, each typing the most codes a call allows
+WRONG = ("13572468", "24681357", "11223344")
+__all__ = ["sipp_ports"]  # the integration tests' fixture: SIPp ports from this instance's block
+
+
+@dataclass
+class Line:
+    server: FastAGIServer
+    backend: Recordings
+    metrics: Metrics
+
+    def metric(self, name: str) -> float:
+        return self.metrics.registry.get_sample_value(name) or 0.0
+
+
+@pytest.fixture
+def line_settings(stack_settings: Settings) -> Settings:
+    """Short timers, and a guess budget of one wrong code a minute: the attack spends it at once."""
+    return dataclasses.replace(
+        stack_settings,
+        ivr_digit_timeout_s=3,
+        ivr_silence_s=2,
+        ivr_record_max_s=20,
+        ivr_code_tries=3,
+        ivr_lockout_failures=5,
+        ivr_global_failures_per_min=1,
+    )
+
+
+@pytest.fixture
+async def line(line_settings: Settings, db: Database) -> AsyncIterator[Line]:
+    backend = build(line_settings, db).recordings
+    metrics = Metrics()
+    backend.watch(metrics)
+    async with serve(line_settings, backend) as server:
+        yield Line(server, backend, metrics)
+
+
+@pytest.fixture
+async def caller(line_settings: Settings, sipp_ports, tmp_path: Path) -> Caller:  # type: ignore[no-untyped-def]
+    first = sipp_ports()
+    await add_trunk(line_settings, Trunk(name=TRUNK, host="127.0.0.1", port=first[0]))
+    pending = [first]
+
+    def ports() -> tuple[int, int]:
+        return pending.pop() if pending else sipp_ports()
+
+    return Caller(line_settings, ports, tmp_path)
+
+
+def fastagi_request(port: int, script: str, caller_id: str) -> bytes:
+    """What a local process gets back for a hand-made FastAGI request: the server's first command."""
+    env = {
+        "agi_network": "yes",
+        "agi_network_script": script,
+        "agi_request": f"agi://127.0.0.1:{port}/{script}",
+        "agi_channel": "PJSIP/ivrcaller-00000099",
+        "agi_uniqueid": "1999999999.1",
+        "agi_callerid": caller_id,
+    }
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall("".join(f"{k}: {v}\n" for k, v in env.items()).encode() + b"\n")
+        first = conn.makefile("rb").readline()
+        conn.sendall(b"200 result=-1\nHANGUP\n")  # as a dead channel answers
+    return first
+
+
+async def test_a_forged_fastagi_request_without_the_secret_is_refused(
+    line_settings: Settings, line: Line, db: Database
+) -> None:
+    secret = line_settings.require("agi_secret")
+    port = line_settings.agi_port
+    for script in ("record", "record?secret=", f"record?secret={secret[:-1]}", f"record/{secret}"):
+        first = await asyncio.to_thread(fastagi_request, port, script, "0612345678")
+        assert first == b"HANGUP\n", script  # before any prompt, any code check
+    # The same request with the secret reaches the IVR: it asks for the code.
+    first = await asyncio.to_thread(fastagi_request, port, f"record?secret={secret}", "0612345678")
+    assert first.startswith(b"GET DATA "), first
+    await wait_for(lambda: line.server.active_sessions == 0, what="the sessions to end")
+    assert await db.fetchval("SELECT count(*) FROM ivr_code_failures") == 0
+    # The secret lives in the instance's rendered dialplan (not readable by others), never in the repository.
+    rendered = host_dir(line_settings) / "etc" / "extensions.conf"
+    assert f"VC_AGI_SECRET = {secret}" in rendered.read_text()
+    assert rendered.stat().st_mode & 0o007 == 0
+    git_grep = ["git", "-C", str(PROJECT_ROOT), "grep", "-F", "-l", secret]
+    tracked = await asyncio.to_thread(subprocess.run, git_grep, capture_output=True, text=True, check=False)
+    assert tracked.stdout == ""
+
+
+def attack(code_to_avoid: str) -> RtpPcapBuilder:
+    """One call of the attacker: the three codes a call allows, each as soon as the IVR asks again."""
+    pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
+    for wrong in WRONG:
+        assert wrong != code_to_avoid
+        code_entry(pcap, wrong).silence(prompt_s("ivr_bad_code") + 0.5)
+    return pcap
+
+
+def right_code(code: str, *, wait_s: float) -> RtpPcapBuilder:
+    pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
+    return code_entry(pcap, code).silence(wait_s)
+
+
+async def test_rotating_caller_ids_spend_the_budget_while_known_customers_keep_their_pace(
+    line_settings: Settings, line: Line, db: Database, caller: Caller
+) -> None:
+    _, code = await new_account(line_settings, db, next_ref=1)
+    _, newcomer_code = await new_account(line_settings, db, next_ref=2)
+    menu_s = 2.5  # heard within this long after the code when nothing slows the check down
+
+    # The customer once typed its code from its usual number (the IVR remembers it so: see the last check).
+    await ivr_store.remember_caller(db, caller_key(CUSTOMER))
+
+    # The attack: every call from a new number, three codes per call, all at once.
+    pcaps = [attack(code) for _ in range(ATTACKERS)]
+    numbers = [f"07000000{index:02d}" for index in range(ATTACKERS)]
+    calls = await asyncio.gather(
+        *(
+            caller.call(pcap, caller_id=number, hang_up_after_s=pcap.duration_s + 1.0)
+            for pcap, number in zip(pcaps, numbers, strict=True)
+        )
+    )
+    assert all(call.count("ivr_welcome", first_s=0.6) >= 1 for call in calls)
+    checked = await db.fetchval("SELECT count(*) FROM ivr_code_failures")
+    # Rotating numbers dodge the lockout (never 5 wrong codes from one number) ...
+    assert await db.fetchval("SELECT count(*) FROM ivr_blocked_callers") == 0
+    # ... the budget does not: once spent, the attackers' checks wait, and their typed codes go unheard.
+    assert 1 <= checked < ATTACKERS * len(WRONG), checked
+    assert line.metric("vocalcast_ivr_wrong_codes_total") == checked
+    assert line.metric("vocalcast_ivr_slowed_checks_total") >= 1
+    assert line.metric("vocalcast_ivr_guess_budget_spent") == 1  # the alert
+    slowed = line.metric("vocalcast_ivr_slowed_checks_total")
+
+    # Under the attack: the customer from its usual number gets the menu as fast as before; a newcomer
+    # waits, yet gets in (slowed down, never locked out).
+    known_pcap = right_code(code, wait_s=menu_s)
+    newcomer_pcap = right_code(newcomer_code, wait_s=12.0)  # the longest wait (10 s), then the menu
+    known, newcomer = await asyncio.gather(
+        caller.call(known_pcap, caller_id=CUSTOMER, hang_up_after_s=known_pcap.duration_s),
+        caller.call(newcomer_pcap, caller_id=NEWCOMER, hang_up_after_s=newcomer_pcap.duration_s),
+    )
+    assert known.count("ivr_main_menu", first_s=0.6) == 1, known.sipp.diagnostics()
+    assert newcomer.count("ivr_main_menu", first_s=0.6) >= 1, newcomer.sipp.diagnostics()
+    assert line.metric("vocalcast_ivr_slowed_checks_total") == slowed + 1  # the newcomer's check only
+    known_numbers = await db.fetch("SELECT caller FROM ivr_known_callers ORDER BY caller")
+    assert [row["caller"] for row in known_numbers] == ["+33611223344", "+33655667788"]
+    await wait_for(lambda: line.server.active_sessions == 0, what="every session to end")
+
+
+async def test_calls_above_the_cap_are_refused_busy_before_they_are_answered(
+    line_settings: Settings, line: Line, db: Database, caller: Caller
+) -> None:
+    root = Path((line_settings.state_dir / "run" / "asterisk.root").read_text().strip())
+    await asyncio.to_thread(cli, line_settings, root, "dialplan set global VC_IVR_MAX 2")
+    try:
+        holding = [RtpPcapBuilder(codec="alaw").silence(6.0) for _ in range(2)]
+        held = [
+            asyncio.create_task(caller.call(pcap, caller_id=f"06100000{i:02d}", hang_up_after_s=6.0))
+            for i, pcap in enumerate(holding)
+        ]
+        await wait_for(lambda: line.server.active_sessions == 2, what="two calls on the line")
+        refused = await caller.call(
+            RtpPcapBuilder(codec="alaw").silence(2.0), caller_id="0610000099", timeout_s=10
+        )
+        first_two = await asyncio.gather(*held)
+        # Once the line frees up, the next call is answered again.
+        after = await caller.call(
+            RtpPcapBuilder(codec="alaw").silence(2.5), caller_id="0610000098", hang_up_after_s=2.5
+        )
+    finally:
+        await asyncio.to_thread(
+            cli, line_settings, root, f"dialplan set global VC_IVR_MAX {line_settings.ivr_max_calls}"
+        )
+    assert refused.events == ["BUSY"], refused.sipp.diagnostics()
+    received = [m.start_line for m in refused.sipp.messages() if m.direction == "received"]
+    assert any(" 486 " in line for line in received), received
+    assert not any(" 200 " in line for line in received), received  # never answered: no media, no RTP
+    assert refused.count("ivr_welcome") == 0
+    for call in [*first_two, after]:
+        assert call.count("ivr_welcome", first_s=0.6) == 1, call.sipp.diagnostics()
+    await wait_for(lambda: line.server.active_sessions == 0, what="every session to end")
+
+
+async def test_the_budget_alert_is_on_the_engines_metrics(stack_settings: Settings, db: Database) -> None:
+    engine = Engine(stack_settings)
+    engine.run_dialer = False
+    async with engine:
+        url = f"http://127.0.0.1:{engine.http_port}/metrics"
+        async with aiohttp.ClientSession() as http, http.get(url) as resp:
+            assert resp.status == 200
+            text = await resp.text()
+    assert "vocalcast_ivr_guess_budget_spent 0.0" in text.splitlines()
+    assert "vocalcast_ivr_wrong_codes_total 0.0" in text.splitlines()
