@@ -69,7 +69,9 @@ async def test_commercial_send_stops_at_13_and_resumes_at_14(
     sipp_ports: Any,
     tmp_path: Path,
 ) -> None:
-    settings = dataclasses.replace(fast(stack_settings), max_channels=1)
+    # The test moves the dialer's clock by an hour: a recipient waiting for the (new) trunk's first
+    # qualify must not see that hour as a trunk wait (fast() ends such waits after 10 s as congestion).
+    settings = dataclasses.replace(fast(stack_settings), max_channels=1, trunk_wait_max_s=86400.0)
     sipp = await callees(settings, sipp_ports, tmp_path, max_channels=1, max_cps=5, presented=(SENDER_E164,))
     who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
     await declare_sender(db, who.account.id, SENDER)
@@ -157,7 +159,8 @@ async def test_commercial_send_on_a_public_holiday_waits_for_the_next_working_da
     sipp_ports: Any,
     tmp_path: Path,
 ) -> None:
-    settings = fast(stack_settings)
+    # The clock moves by days: no trunk wait may end meanwhile (see the lunch-break test).
+    settings = dataclasses.replace(fast(stack_settings), trunk_wait_max_s=86400.0 * 7)
     sipp = await callees(settings, sipp_ports, tmp_path, max_channels=2, max_cps=5, presented=(SENDER_E164,))
     who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
     await declare_sender(db, who.account.id, SENDER)
