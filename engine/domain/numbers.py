@@ -3,7 +3,6 @@
 ``normalize`` takes a fast path for the common French shapes (ranges compiled once from phonenumbers'
 own metadata, engine/domain/numberranges.py) and falls back to ``normalize_reference``, the full
 phonenumbers path; tests prove both agree.
-
 """
 
 from __future__ import annotations
