@@ -860,7 +860,8 @@ async def test_stages_kept_in_asterisk_never_hold_a_call_back(
     """The stage recorder writes each stage into Asterisk while the call goes on: during the message the
     global variable of the attempt holds the `message` snapshot, the callee's `9` during the message is
     acted on at once (a write queued behind the playback would hold it until the message's end: the call
-    would end `listened`), and once the call is over its variable is gone."""
+    would end `listened`). Once the call is over its variable stays until the attempt's result is
+    written (a kill -9 in between leaves adoption the stage), then it is gone."""
     seen_in_asterisk: list[str | None] = []
     transfer = marker_tone_pcap(tmp_path / "transfer.pcap", CALLEE_MARKER_HZ, digits="*9", lead_s=1.5)
     centre_says = marker_tone_pcap(tmp_path / "centre.pcap", CENTRE_MARKER_HZ, lead_s=1.0)
@@ -886,6 +887,8 @@ async def test_stages_kept_in_asterisk_never_hold_a_call_back(
 
         p.service.on_stage = hook
         result = await p.service.place(request)
+        kept = await p.service.ari.get_global(stage_variable(request.attempt_id))
+        await recorder.recorded(request.attempt_id)  # what the attempt says once its result is written
         left = await p.service.ari.get_global(stage_variable(request.attempt_id))
     got = (result.outcome, result.transfer_outcome)
     assert got == (Outcome.transferred, TransferOutcome.answered), result
@@ -894,4 +897,5 @@ async def test_stages_kept_in_asterisk_never_hold_a_call_back(
     assert result.transfer_started_at < result.message_started_at + MESSAGE_S, result
     assert seen_in_asterisk and all(seen is not None for seen in seen_in_asterisk), seen_in_asterisk
     assert {StageSnapshot.decode(str(seen)).stage for seen in seen_in_asterisk} == {Stage.message}
+    assert kept is not None and StageSnapshot.decode(kept).stage is not Stage.ended, kept
     assert left is None
