@@ -20,13 +20,15 @@ from typing import Final
 import structlog
 
 from engine.domain.beeptone import BeepDetector, ulaw_samples
-from engine.telephony.ari import AriClient, AriError, AriUnavailable
+from engine.telephony.ari import AriClient, AriError, AriUnavailable, AriUnprocessable
 
 log = structlog.get_logger(__name__)
 
 # Fixed: ids derived under it must stay the same across releases (a restarted engine cleans up by them).
 _NAMESPACE: Final = uuid.UUID("5b0c3f7e-2d8a-4f41-9a53-0e6f7c1d2b94")
 _RTP_HEADER: Final = 12
+# Pauses between tries to bridge a snoop channel not yet in the application (about 1 s in all).
+JOIN_RETRIES_S: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.3)
 
 
 def snoop_id(channel_id: str) -> str:
@@ -175,10 +177,21 @@ class BeepEar:
             self._asterisk_port = sender
             ears.listen(sender, BeepDetector(min_ms), on_beep)
             await self.ari.create_bridge(self.bridge_id, "mixing")
-            await self.ari.add_to_bridge(self.bridge_id, [self.snoop_id, self.ear_id])
+            await self._join()
         except (AriError, AriUnavailable) as exc:
             log.warning("call.beep_listening_failed", attempt_id=self.channel_id, error=str(exc))
             await self.stop()
+
+    async def _join(self) -> None:
+        """Both channels into the bridge. The snoop channel enters our application a moment after its
+        POST is answered (Asterisk starts it on a thread of its own): until then, 422."""
+        for wait_s in JOIN_RETRIES_S:
+            try:
+                await self.ari.add_to_bridge(self.bridge_id, [self.snoop_id, self.ear_id])
+                return
+            except AriUnprocessable:
+                await asyncio.sleep(wait_s)
+        await self.ari.add_to_bridge(self.bridge_id, [self.snoop_id, self.ear_id])
 
     async def stop(self) -> None:
         if not self.active:

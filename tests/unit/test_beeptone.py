@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import pytest
 
 from engine.domain.beeptone import BLOCK, ULAW, BeepDetector, measure_block, ulaw_samples
-from engine.telephony.beepears import ear_bridge_id, ear_id, rtp_payload, snoop_id
+from engine.telephony.ari import AriUnprocessable
+from engine.telephony.beepears import BeepEar, BeepEars, ear_bridge_id, ear_id, rtp_payload, snoop_id
 from lab import tones
 
 RATE = 8000
@@ -155,3 +156,73 @@ def test_the_listening_channels_have_ids_of_their_own_derived_from_the_call() ->
     ids = {snoop_id(call), ear_id(call), ear_bridge_id(call)}
     assert len(ids) == 3 and call not in ids
     assert snoop_id(call) == snoop_id(call) and snoop_id(call) != snoop_id(call[:-1] + "2")
+
+
+# --- the listening's life on a fake ARI ------------------------------------------------------------------
+
+
+class FakeAri:
+    """What BeepEar asks of ARI, recorded; the snoop channel enters the application late (422 twice)."""
+
+    app = "vocalcast-test"
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.join_refusals = 2
+
+    async def request(self, method: str, path: str, *, params: dict[str, str] | None = None) -> object:
+        self.requests.append(f"{method} {path}")
+        if path == "/channels/externalMedia":
+            return {
+                "channelvars": {"UNICASTRTP_LOCAL_ADDRESS": "127.0.0.1", "UNICASTRTP_LOCAL_PORT": "40123"}
+            }
+        return {}
+
+    async def create_bridge(self, bridge_id: str, bridge_type: str = "mixing") -> object:
+        self.requests.append(f"POST /bridges/{bridge_id}")
+        return {}
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: list[str]) -> None:
+        self.requests.append(f"addChannel {','.join(channel_ids)}")
+        if self.join_refusals:
+            self.join_refusals -= 1
+            raise AriUnprocessable(422, "POST", "addChannel", "Channel not in Stasis application")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> bool:
+        self.requests.append(f"hangup {channel_id}")
+        return False
+
+    async def destroy_bridge(self, bridge_id: str) -> bool:
+        self.requests.append(f"destroy {bridge_id}")
+        return False
+
+
+def rtp(payload: bytes, seq: int) -> bytes:
+    return bytes([0x80, 0x00]) + seq.to_bytes(2, "big") + (160 * seq).to_bytes(4, "big") + b"SSRC" + payload
+
+
+async def test_a_call_listens_until_its_beep_then_lets_go() -> None:
+    ari = FakeAri()
+    ears = BeepEars()
+    call = "3f1e4c1a-0000-4000-8000-000000000001"
+    ear = BeepEar(ari, call)  # type: ignore[arg-type]
+    beeps: list[str] = []
+    await ear.start(ears, MIN_MS, lambda: beeps.append("beep"))
+    try:
+        assert ear.active and ears.port > 0
+        assert ari.requests[-1] == f"addChannel {snoop_id(call)},{ear_id(call)}"  # bridged once it could be
+        assert ari.requests.count(f"addChannel {snoop_id(call)},{ear_id(call)}") == 3
+        audio = tones.silence(0.2) + tones.sine(440.0, 0.5, 0.3)
+        packets = [bytes(ulaw_encode(s) for s in audio[i : i + 160]) for i in range(0, len(audio), 160)]
+        for seq, payload in enumerate(packets):
+            ears.datagram_received(rtp(payload, seq), ("127.0.0.1", 40999))  # another call's port
+        assert beeps == []
+        for seq, payload in enumerate(packets):
+            ears.datagram_received(rtp(payload, seq), ("127.0.0.1", 40123))
+        assert beeps == ["beep"]
+    finally:
+        await ear.stop()
+    assert not ear.active and ears._transport is None  # the last listener gone: the socket closed
+    assert {f"hangup {ear_id(call)}", f"hangup {snoop_id(call)}", f"destroy {ear_bridge_id(call)}"} <= set(
+        ari.requests[-3:]
+    )
