@@ -122,6 +122,7 @@ class Engine:
             await self._stack.enter_async_context(events_task(self.trunk_events, self.dialer.on_trunk_event))
             self.trunk_events.state.listeners.append(self._on_trunk_events_state)
             await self._listen_hep()
+            self._stack.callback(self.calls.close)  # the beep wait's UDP socket, after the calls' end
             self._stack.push_async_callback(self.router.close)
             self._stack.push_async_callback(self.dialer.close)
             self._stack.push_async_callback(self.supervisor.close)

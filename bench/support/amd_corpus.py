@@ -11,7 +11,7 @@ Two halves, fixed here and never mixed:
 
 A person says a word or two (cut from the recordings: "Bonjour", "Merci", "Au revoir", ≤ 1.5 s) and waits
 in silence. A machine plays a greeting made of the recordings' own sentences, short (~2 s), typical
-(4-8 s) or long (10+ s), then a beep (425, 440, 850, 1000 or 1400 Hz, 0.2-1 s) or no beep. Random choices
+(4-8 s) or long (10+ s), then a beep (400 to 1400 Hz, 0.2-1 s) or no beep. Random choices
 (levels, pauses, beeps, noise) come from generators seeded with each recording's name.
 """
 
@@ -324,6 +324,21 @@ NEW_GREETINGS_FR = {
     ),
     "bref": "Messagerie de Thomas. Laissez un message.",
 }
+# Held out: voicemail beeps at frequencies and lengths no other recording has (any beep must be heard).
+OTHER_BEEPS_FR = {
+    "plombier": (
+        "Entreprise Lefèvre, plomberie et chauffage. Nous sommes en intervention. Laissez vos coordonnées.",
+        400.0,
+        0.25,
+    ),
+    "sophie": ("Bonjour, vous êtes bien chez Sophie et Marc. Laissez-nous un message.", 800.0, 0.6),
+    "cabinet": (
+        "Cabinet d'avocats Morel, bonjour. Le standard est fermé. Merci de laisser un message détaillé.",
+        600.0,
+        1.0,
+    ),
+    "lucas": ("C'est Lucas, je suis sur la route. Un message et je rappelle.", 1200.0, 0.2),
+}
 
 
 async def synthetic_recordings(workdir: Path, root: Path) -> list[Recording]:
@@ -453,6 +468,18 @@ async def synthetic_recordings(workdir: Path, root: Path) -> list[Recording]:
         samples = greeting + silence(rng.uniform(0.1, 0.8)) + beep(beep_hz, beep_s)
         machine(
             f"machine-new-{voice}-{key} ({len(greeting) / 8000:.1f} s, beep {beep_hz:g} Hz {beep_s:g} s)",
+            voice,
+            samples,
+            beep_hz=beep_hz,
+            split=HELD_OUT,
+        )
+    for index, (key, (text, beep_hz, beep_s)) in enumerate(OTHER_BEEPS_FR.items()):
+        voice = ("pico", "espeak")[index % 2]
+        rng = random.Random(f"synthetic-beep-{key}")
+        greeting = silence(0.3) + await (pc(text) if voice == "pico" else es(text))
+        samples = greeting + silence(rng.uniform(0.1, 0.8)) + beep(beep_hz, beep_s, rng.uniform(0.2, 0.4))
+        machine(
+            f"machine-beep-{voice}-{key} ({len(greeting) / 8000:.1f} s, beep {beep_hz:g} Hz {beep_s:g} s)",
             voice,
             samples,
             beep_hz=beep_hz,

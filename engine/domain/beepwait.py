@@ -2,9 +2,9 @@
 
 AMD said MACHINE while the greeting still plays; the machine records after the greeting's beep, so the
 message starts when the beep ends. Two detectors listen to what the callee sends: the tone detector for
-the beep itself, and the talk detector, whose "talking finished" marks the end of sound. Before a beep is
-heard only a long silence ends the wait (a greeting without a beep, or with a beep at another frequency:
-pauses between sentences are shorter); once the beep is heard, a short silence does, or AFTER_BEEP_MAX_S.
+the beep itself (at any frequency), and the talk detector, whose "talking finished" marks the end of sound.
+Before a beep is heard only a long silence ends the wait (a greeting without a beep: pauses between
+sentences are shorter); once the beep is heard, a short silence does, or AFTER_BEEP_MAX_S.
 No sound at all for NO_SOUND_S means the greeting is already over. bench/amd.py measures all this.
 """
 
@@ -13,12 +13,10 @@ from __future__ import annotations
 from typing import Final
 
 from engine.domain.callcore import CallState, FlowCore, Timer
-from engine.domain.callevents import Action, SetTalkDetection, SetToneDetection, StopDetection
+from engine.domain.callevents import Action, ListenForBeep, SetTalkDetection, StopDetection
 
-# Asterisk's TONE_DETECT watches a single frequency per channel (app_tonedetect: "currently only 1
-# frequency is supported", and a second Set replaces the first): the usual voicemail beep. Beeps at other
-# frequencies (425, 440, 850, 1400 Hz) end the wait by the greeting's closing silence instead.
-BEEP_HZ: Final = 1000
+# The beep is heard at any frequency (400, 425, 440, 800, 850, 1000, 1400 Hz...): engine/domain/beeptone.py,
+# fed the callee's audio. (Asterisk's TONE_DETECT watches a single frequency per channel.)
 BEEP_MIN_MS: Final = 150  # shorter than voicemail beeps; speech does not hold a pure tone that long
 GREETING_END_SILENCE_MS: Final = 1500
 AFTER_BEEP_SILENCE_MS: Final = 200
@@ -44,7 +42,7 @@ class BeepWaitSteps(FlowCore):
             self._state = CallState.beep_wait
             self._detecting = True
             out.append(SetTalkDetection(GREETING_END_SILENCE_MS, TALK_THRESHOLD))
-            out.append(SetToneDetection(BEEP_HZ, BEEP_MIN_MS))
+            out.append(ListenForBeep(BEEP_MIN_MS))
             self._start_timer(Timer.beep_wait, self._plan.beep_wait_max_s, out)
             self._start_timer(Timer.no_sound, NO_SOUND_S, out)
         else:
@@ -94,7 +92,7 @@ class BeepWaitSteps(FlowCore):
         self._detecting = True
         if self._beep_heard_at is None:
             out.append(SetTalkDetection(GREETING_END_SILENCE_MS, TALK_THRESHOLD))
-            out.append(SetToneDetection(BEEP_HZ, BEEP_MIN_MS))
+            out.append(ListenForBeep(BEEP_MIN_MS))
         else:
             out.append(SetTalkDetection(AFTER_BEEP_SILENCE_MS, TALK_THRESHOLD))
             self._resume_timer(Timer.after_beep, self._beep_heard_at + AFTER_BEEP_MAX_S, now, out)

@@ -52,7 +52,7 @@ class AmdResult:
 
 @dataclass(frozen=True, slots=True)
 class ToneDetected:
-    """The tone detector heard the voicemail beep (ChannelToneDetected)."""
+    """The beep listener heard the voicemail beep, at whatever frequency (engine/domain/beeptone.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,17 +207,16 @@ class SetTalkDetection:
 
 
 @dataclass(frozen=True, slots=True)
-class SetToneDetection:
-    """Start the tone detector on what the callee sends (TONE_DETECT, read direction): report
-    ToneDetected when a tone of `hz` lasts `min_ms`. Asterisk watches one frequency per channel."""
+class ListenForBeep:
+    """Listen to what the callee sends for a voicemail beep of any frequency: report ToneDetected once a
+    steady pure tone has lasted `min_ms` (engine/domain/beeptone.py, fed the callee's audio)."""
 
-    hz: int
     min_ms: int
 
 
 @dataclass(frozen=True, slots=True)
 class StopDetection:
-    """Remove the talk and tone detectors from the callee's channel."""
+    """Remove the talk detector from the callee's channel and stop listening for the beep."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +347,7 @@ Action = (
     | CancelTimer
     | RunAmd
     | SetTalkDetection
-    | SetToneDetection
+    | ListenForBeep
     | StopDetection
     | OriginateTransfer
     | BridgeWithTransfer

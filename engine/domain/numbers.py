@@ -1,7 +1,8 @@
 """French phone-number normalisation: cleaning, refusals with stable codes, E.164 output, trunk formats.
 
 ``normalize`` takes a fast path for the common French shapes (ranges compiled once from phonenumbers'
-own metadata) and falls back to ``normalize_reference``, the full phonenumbers path; tests prove both agree.
+own metadata, engine/domain/numberranges.py) and falls back to ``normalize_reference``, the full
+phonenumbers path; tests prove both agree.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Final, Literal
 
 import phonenumbers
 from phonenumbers import PhoneNumberType, ValidationResult, shortnumberinfo
-from phonenumbers.phonemetadata import PhoneMetadata
+
+from engine.domain.numberranges import country_ranges, region_country_code
 
 NumberType = Literal["mobile", "fixed", "voip", "overseas", "international"]
 TrunkStyle = Literal["e164", "national", "international00", "digits"]
@@ -353,7 +355,7 @@ def _french_fast(nsn: str, allow_international: bool) -> Number | Refusal:
     if nsn[:3] in _OVERSEAS_HEADS:
         region = _overseas_region(nsn)
         if region is not None:
-            country_code = _country_code(region)
+            country_code = region_country_code(region)
             national = nsn[3:] if region == "PM" else nsn
             return _classify_fast(country_code, national, f"+{country_code}{national}", allow_international)
     france = _france_nine_digits()
@@ -372,12 +374,12 @@ def _french_fast(nsn: str, allow_international: bool) -> Number | Refusal:
 @functools.cache
 def _france_nine_digits() -> tuple[re.Pattern[str], dict[str, int]] | None:
     """FR's compiled nine-digit ranges, when +33 maps to FR alone (else the generic region search)."""
-    (france, *others) = _country_ranges(33)
+    (france, *others) = country_ranges(33)
     return france.for_length(9) if not others and france.without_leading_digits else None
 
 
 def _classify_fast(country_code: int, nsn: str, e164: str, allow_international: bool) -> Number | Refusal:
-    for ranges in _country_ranges(country_code):
+    for ranges in country_ranges(country_code):
         number_type = ranges.resolve(nsn)
         if number_type is not None:
             if number_type == PhoneNumberType.UNKNOWN:
@@ -391,108 +393,6 @@ def _classify_fast(country_code: int, nsn: str, e164: str, allow_international: 
                 allow_international=allow_international,
             )
     return _REFUSED["invalid"]
-
-
-@functools.cache
-def _country_code(region: str) -> int:
-    return int(phonenumbers.country_code_for_region(region))
-
-
-@functools.cache
-def _country_ranges(country_code: int) -> tuple[_RegionRanges, ...]:
-    return tuple(_RegionRanges(region) for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE[country_code])
-
-
-# phonenumbers' own order of tests in its number-type helper; the first match wins.
-_TYPE_ORDER: Final = (
-    ("premium_rate", PhoneNumberType.PREMIUM_RATE),
-    ("toll_free", PhoneNumberType.TOLL_FREE),
-    ("shared_cost", PhoneNumberType.SHARED_COST),
-    ("voip", PhoneNumberType.VOIP),
-    ("personal_number", PhoneNumberType.PERSONAL_NUMBER),
-    ("pager", PhoneNumberType.PAGER),
-    ("uan", PhoneNumberType.UAN),
-    ("voicemail", PhoneNumberType.VOICEMAIL),
-)
-
-
-class _RegionRanges:
-    """One region's number ranges, compiled from phonenumbers' metadata into one regex per length.
-
-    It reproduces phonenumbers' region choice (leading digits, else validity) and its number-type
-    helper, so a single ``fullmatch`` replaces parse + is_valid_number + number_type.
-    """
-
-    def __init__(self, region: str) -> None:
-        self.region = region
-        metadata = PhoneMetadata.metadata_for_region(region)
-        if metadata is None or metadata.general_desc is None:
-            raise LookupError(f"phonenumbers has no metadata for region {region}")
-        self._leading = re.compile(metadata.leading_digits) if metadata.leading_digits else None
-        self._by_length: dict[int, tuple[re.Pattern[str], dict[str, int]]] = {}
-        general = metadata.general_desc
-        for length in general.possible_length:
-            self._by_length[length] = self._compile(metadata, length)
-
-    @staticmethod
-    def _compile(metadata: PhoneMetadata, length: int) -> tuple[re.Pattern[str], dict[str, int]]:
-        def pattern_for(field: str) -> str | None:
-            desc = getattr(metadata, field)
-            if desc is None or not desc.national_number_pattern:
-                return None
-            if desc.possible_length and length not in desc.possible_length:
-                return None
-            return str(desc.national_number_pattern)
-
-        branches: list[str] = []
-        types: dict[str, int] = {}
-
-        def add(pattern: str, number_type: int) -> None:
-            name = f"t{len(branches)}"
-            branches.append(f"(?P<{name}>{pattern})")
-            types[name] = number_type
-
-        for field, number_type in _TYPE_ORDER:
-            pattern = pattern_for(field)
-            if pattern is not None:
-                add(f"(?:{pattern})", number_type)
-        fixed, mobile = pattern_for("fixed_line"), pattern_for("mobile")
-        if fixed is not None:
-            if metadata.same_mobile_and_fixed_line_pattern:
-                add(f"(?:{fixed})", PhoneNumberType.FIXED_LINE_OR_MOBILE)
-            else:
-                if mobile is not None:
-                    add(f"(?=(?:{mobile})\\Z)(?:{fixed})", PhoneNumberType.FIXED_LINE_OR_MOBILE)
-                add(f"(?:{fixed})", PhoneNumberType.FIXED_LINE)
-        if mobile is not None and not metadata.same_mobile_and_fixed_line_pattern:
-            add(f"(?:{mobile})", PhoneNumberType.MOBILE)
-        general = pattern_for("general_desc") or "(?!)"
-        body = "|".join(branches) or "(?!)"
-        return re.compile(f"(?=(?:{general})\\Z)(?:{body})"), types
-
-    @property
-    def without_leading_digits(self) -> bool:
-        return self._leading is None
-
-    def for_length(self, length: int) -> tuple[re.Pattern[str], dict[str, int]] | None:
-        return self._by_length.get(length)
-
-    def number_type(self, nsn: str) -> int:
-        compiled = self._by_length.get(len(nsn))
-        if compiled is None:
-            return int(PhoneNumberType.UNKNOWN)
-        pattern, types = compiled
-        match = pattern.fullmatch(nsn)
-        if match is None or match.lastgroup is None:
-            return int(PhoneNumberType.UNKNOWN)
-        return types[match.lastgroup]
-
-    def resolve(self, nsn: str) -> int | None:
-        """The number's type if phonenumbers would pick this region for it (UNKNOWN: invalid), else None."""
-        if self._leading is not None:
-            return self.number_type(nsn) if self._leading.match(nsn) else None
-        number_type = self.number_type(nsn)
-        return None if number_type == PhoneNumberType.UNKNOWN else number_type
 
 
 def national_forms(national: str) -> list[str]:

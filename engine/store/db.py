@@ -57,6 +57,7 @@ class Database:
                 max_size=self._max_size,
                 timeout=self._timeout_s,
                 command_timeout=30,
+                reset=_keep_session,
             )
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
@@ -147,6 +148,15 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
     if len(set(versions)) != len(versions):
         raise VocalcastError(f"two migrations share a number in {directory}")
     return files
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection given back, beyond what asyncpg always does (roll back an open
+    transaction, drop listeners): nothing. asyncpg's default reset query (advisory unlock, CLOSE ALL,
+    UNLISTEN, RESET ALL) is one more round trip on every release, paid by every query of the dialer's
+    path (claim, results), for state no pooled session holds here: settings are SET LOCAL, advisory
+    locks transaction-scoped, nothing LISTENs (the migration's session lock is on its own connection).
+    tests/unit/test_store_sessions.py fails when the code starts leaving such state on a session."""
 
 
 async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:

@@ -19,6 +19,7 @@ from engine.domain.callevents import CallResult
 from engine.domain.callflow import CallFlow
 from engine.domain.callstage import Stage, StageSnapshot
 from engine.telephony.ari import AriClient, AriError, AriNotFound, AriUnavailable
+from engine.telephony.beepears import BeepEars
 from engine.telephony.callrequest import CallRequest, OriginateUncertain
 from engine.telephony.outbound import ChannelVanished, OutboundCall, Resumed, StageHook, TransferVanished
 from engine.telephony.sipwatch import ATTEMPT_HEADER
@@ -49,6 +50,12 @@ class CallService:
         self.on_stage = on_stage
         self.calls: dict[str, OutboundCall] = {}
         self._unknown_since: dict[str, float] = {}  # channel id -> monotonic time first seen unknown
+        # The UDP socket that hears the callees in beep wait (open while one of them listens).
+        self.ears = BeepEars()
+
+    def close(self) -> None:
+        """Close the beep wait's socket, should a call still hold it (the engine stops)."""
+        self.ears.close()
 
     def on_finished(self, request: CallRequest, result: CallResult) -> None:
         self.calls.pop(request.attempt_id, None)

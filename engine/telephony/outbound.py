@@ -23,6 +23,7 @@ from engine.domain.callflow import CallFlow
 from engine.domain.numbers import mask_number
 from engine.telephony import callids
 from engine.telephony.ari import AriClient, AriError, AriNotFound, AriUnavailable, AriUnprocessable, Event
+from engine.telephony.beepears import BeepEar, BeepEars
 from engine.telephony.callrequest import CallerId, CallRequest
 from engine.telephony.stasis import Queued, Route, Signal, StasisRouter
 
@@ -87,6 +88,7 @@ class CallOwner(Protocol):
     ari: AriClient
     router: StasisRouter
     on_stage: StageHook | None
+    ears: BeepEars  # the beep wait's listening socket, shared by the calls
 
     def on_finished(self, request: CallRequest, result: CallResult) -> None: ...
 
@@ -111,6 +113,7 @@ class OutboundCall:
         self._transfer_id: str | None = None
         self._transfer_dialstatus: str | None = None
         self._bridge_id: str | None = None
+        self._ear = BeepEar(self.ari, self.channel_id)  # the beep wait's listening (any frequency)
         self._callee_gone = False
         self._transfer_gone = True
         self._transfer_slot_held = False
@@ -212,6 +215,8 @@ class OutboundCall:
         kind = event.get("type")
         channel = event.get("channel") or {}
         cid = channel.get("id")
+        if self._ear.owns(cid):
+            return  # the beep wait's snoop and external-media channels: nothing the call acts on
         is_transfer = self._transfer_id is not None and (
             cid == self._transfer_id or (event.get("peer") or {}).get("id") == self._transfer_id
         )
@@ -347,11 +352,14 @@ class OutboundCall:
                 )
             case ce.SetTalkDetection(silence_ms=silence_ms, threshold=threshold):
                 await self._execute_detection("TALK_DETECT(set)", f"{silence_ms},{threshold}")
-            case ce.SetToneDetection(hz=hz, min_ms=min_ms):
-                await self._execute_detection(f"TONE_DETECT({hz},{min_ms},r)")
+            case ce.ListenForBeep(min_ms=min_ms):
+                route = self._route()
+                self.service.router.alias(route, self._ear.snoop_id)  # before they exist: events may win
+                self.service.router.alias(route, self._ear.ear_id)
+                await self._ear.start(self.service.ears, min_ms, lambda: route.put(ce.ToneDetected()))
             case ce.StopDetection():
                 await self._execute_detection("TALK_DETECT(remove)")
-                await self._execute_detection("TONE_DETECT(0,,x)")
+                await self._ear.stop()
             case ce.OriginateTransfer(number=number, timeout_s=timeout_s):
                 await self._originate_transfer(number, timeout_s)
             case ce.BridgeWithTransfer():
@@ -372,6 +380,7 @@ class OutboundCall:
             case ce.StageChanged():
                 await self._stage_changed(action)
             case ce.Finished(result=result):
+                await self._ear.stop()  # the callee left during the beep wait: its snoop went, not the rest
                 self._finish(result)
 
     async def _stage_changed(self, change: StageChanged) -> None:

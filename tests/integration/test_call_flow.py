@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import uuid
 from array import array
@@ -560,6 +561,36 @@ async def test_voicemail_drop_waits_for_the_beep(phones: PhonesFactory, tmp_path
     ), r
 
 
+async def test_voicemail_drop_hears_a_beep_at_any_frequency(phones: PhonesFactory, tmp_path: Path) -> None:
+    """A 440 Hz beep (Asterisk's TONE_DETECT watched 1000 Hz only) on a line that never goes quiet after it
+    (noise, about -30 dBFS): no silence can end the beep wait, only the beep heard can, well before the
+    wait's cap (8 s here). Fails on the 1000 Hz detector: the cap started the message."""
+    greeting = await speech(MACHINE_GREETING_FR, tmp_path)
+    beep_hz = 440.0
+    rng = random.Random(440)
+    hiss = array("h", (max(-32768, min(32767, round(rng.gauss(0.0, 1000.0)))) for _ in range(8000 * 12)))
+    machine = audio_pcap(
+        tmp_path / "machine.pcap", greeting + tones.silence(0.3) + tones.sine(beep_hz, 0.5, 0.3) + hiss
+    )
+    async with phones(machine=machine) as p:
+        plan = replace(p.plan, drop_mode=DropMode.amd, beep_wait_max_s=8.0)
+        number = Behaviour.machine.number
+        async with RtpCapture([p.media_port]) as capture:
+            on_machine = await p.place(number, plan=plan)
+    assert (on_machine.outcome, on_machine.end_reason, on_machine.amd_status) == (
+        Outcome.voicemail,
+        EndReason.message_completed,
+        "MACHINE",
+    ), on_machine
+    beep = tone_packet_times(said(capture, p, number), beep_hz)
+    message = tone_packet_times(between(capture, p.asterisk_port(number), p.media_port), MESSAGE_HZ)
+    assert beep and message
+    delay_s = (message[0] - 0.3) - (beep[-1] + 0.02)  # the message file opens with 0.3 s of silence
+    print(f"voicemail drop, {beep_hz:g} Hz beep over noise: message started {delay_s:.2f} s after the beep")
+    # The beep, not the cap, ended the wait: within AFTER_BEEP_MAX_S (1 s) of its detection, plus slack.
+    assert 0 <= delay_s < 3.0, delay_s
+
+
 # --- hygiene: nothing holds a slot forever -------------------------------------------------------------
 
 
@@ -860,7 +891,8 @@ async def test_stages_kept_in_asterisk_never_hold_a_call_back(
     """The stage recorder writes each stage into Asterisk while the call goes on: during the message the
     global variable of the attempt holds the `message` snapshot, the callee's `9` during the message is
     acted on at once (a write queued behind the playback would hold it until the message's end: the call
-    would end `listened`), and once the call is over its variable is gone."""
+    would end `listened`). Once the call is over its variable stays until the attempt's result is
+    written (a kill -9 in between leaves adoption the stage), then it is gone."""
     seen_in_asterisk: list[str | None] = []
     transfer = marker_tone_pcap(tmp_path / "transfer.pcap", CALLEE_MARKER_HZ, digits="*9", lead_s=1.5)
     centre_says = marker_tone_pcap(tmp_path / "centre.pcap", CENTRE_MARKER_HZ, lead_s=1.0)
@@ -886,6 +918,8 @@ async def test_stages_kept_in_asterisk_never_hold_a_call_back(
 
         p.service.on_stage = hook
         result = await p.service.place(request)
+        kept = await p.service.ari.get_global(stage_variable(request.attempt_id))
+        await recorder.recorded(request.attempt_id)  # what the attempt says once its result is written
         left = await p.service.ari.get_global(stage_variable(request.attempt_id))
     got = (result.outcome, result.transfer_outcome)
     assert got == (Outcome.transferred, TransferOutcome.answered), result
@@ -894,4 +928,5 @@ async def test_stages_kept_in_asterisk_never_hold_a_call_back(
     assert result.transfer_started_at < result.message_started_at + MESSAGE_S, result
     assert seen_in_asterisk and all(seen is not None for seen in seen_in_asterisk), seen_in_asterisk
     assert {StageSnapshot.decode(str(seen)).stage for seen in seen_in_asterisk} == {Stage.message}
+    assert kept is not None and StageSnapshot.decode(kept).stage is not Stage.ended, kept
     assert left is None

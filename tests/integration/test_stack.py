@@ -52,7 +52,9 @@ REQUIRED_MODULES = [
     "cdr_pgsql.so",
     "pbx_config.so",
     "func_dialplan.so",
-    "res_tonedetect.so",
+    "res_rtp_multicast.so",
+    "chan_rtp.so",
+    "res_stasis_snoop.so",
     "func_talkdetect.so",
 ]
 

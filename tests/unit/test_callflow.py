@@ -27,6 +27,7 @@ from engine.domain.callevents import (
     HangupCallee,
     HangupRequested,
     HangupTransfer,
+    ListenForBeep,
     Originated,
     OriginateFailed,
     OriginateTransfer,
@@ -37,7 +38,6 @@ from engine.domain.callevents import (
     Ringing,
     RunAmd,
     SetTalkDetection,
-    SetToneDetection,
     StageChanged,
     StartTimer,
     StopDetection,
@@ -689,7 +689,7 @@ def test_amd_machine_waits_for_the_beep_then_leaves_the_message() -> None:
     assert call.count(Play) == 0
     actions = call.feed(AmdResult("MACHINE", "LONGGREETING-2000-1500"), T0 + 7.0)
     # Both detectors on what the callee sends: a long silence, or the 1000 Hz beep, ends the greeting.
-    assert non_timer(actions) == [SetTalkDetection(1500, 256), SetToneDetection(1000, 150)]
+    assert non_timer(actions) == [SetTalkDetection(1500, 256), ListenForBeep(150)]
     assert StartTimer(call.timer("beep_wait"), 20.0) in actions
     assert StartTimer(call.timer("no_sound"), 2.0) in actions
     assert call.flow.stage is Stage.beep_wait
@@ -816,8 +816,8 @@ def test_no_sound_at_all_means_the_greeting_is_already_over() -> None:
 
 
 def test_a_long_silence_before_any_beep_ends_the_wait() -> None:
-    # A greeting with a beep at another frequency (TONE_DETECT watches 1000 Hz only): its closing
-    # silence (1.5 s, longer than the pauses between sentences) ends the wait.
+    # A greeting without a beep (or a beep too faint to hear): its closing silence (1.5 s, longer than the
+    # pauses between sentences) ends the wait.
     call = machine_on_the_line()
     call.feed(TalkingStarted(), T0 + 4.1)
     actions = call.feed(TalkingFinished(), T0 + 12.0)
@@ -1093,7 +1093,7 @@ class Invariants:
                 case HangupCallee():
                     self.callee_hangups += 1
                     assert self.callee_hangups == 1
-                case SetToneDetection():
+                case ListenForBeep():
                     assert not self.tone
                     self.tone = self.detecting = True
                 case SetTalkDetection():

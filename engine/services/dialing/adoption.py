@@ -42,7 +42,7 @@ from engine.settings import Settings
 from engine.store import attempts as attempts_store
 from engine.store.attempts import Claim, OpenAttempt
 from engine.store.db import Database
-from engine.telephony import callids
+from engine.telephony import beepears, callids
 from engine.telephony.ari import AriClient, AriError, AriUnavailable, Event
 from engine.telephony.callrequest import CallRequest
 from engine.telephony.calls import CallService
@@ -258,7 +258,8 @@ class Adoption:
         await forget_stage(self._ari, str(open_.claim.attempt_id))
 
     async def _end_transfer_of_gone_call(self, attempt_id: str, channels: set[str]) -> None:
-        """The callee is gone: its transfer leg (and bridge), if any is left, go at once."""
+        """The callee is gone: its transfer leg (and bridge), if any is left, go at once; so do the
+        channels and bridge that listened for its beep (engine/telephony/beepears.py)."""
         leg = callids.transfer_leg_id(attempt_id)
         if leg in channels:
             with contextlib.suppress(AriError, AriUnavailable):
@@ -266,6 +267,12 @@ class Adoption:
             log.info("call.transfer_leg_hung_up", attempt_id=attempt_id)
         with contextlib.suppress(AriError, AriUnavailable):
             await self._ari.destroy_bridge(callids.bridge_id(attempt_id))
+        for channel in (beepears.ear_id(attempt_id), beepears.snoop_id(attempt_id)):
+            if channel in channels:
+                with contextlib.suppress(AriError, AriUnavailable):
+                    await self._ari.hangup(channel)
+        with contextlib.suppress(AriError, AriUnavailable):
+            await self._ari.destroy_bridge(beepears.ear_bridge_id(attempt_id))
 
     # --- calls followed here whose channel went away in the gap -------------------------------------
     async def _vanished_while_followed(self, channels: set[str], *, recheck: bool) -> None:

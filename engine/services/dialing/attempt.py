@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -93,6 +93,8 @@ class Attempts:
         self.on_originate: Callable[[Claim], None] | None = None  # tests and benches count originates
         self.membership: Membership | None = None  # the node's fencing (set by the dialer)
         self.shared: SharedLimits | None = None  # the cluster's trunk counters (VOCALCAST_CLUSTER)
+        # Told once an attempt's result is written (the stage kept in Asterisk may then go).
+        self.on_recorded: Callable[[str], Awaitable[None]] | None = None
 
     async def run(self, claim: Claim, context: SendContext) -> None:
         """The attempt of ``claim`` (its trunk's channel and token already taken) to its recorded end."""
@@ -320,6 +322,8 @@ class Attempts:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
+                if self.on_recorded is not None:
+                    await self.on_recorded(str(claim.attempt_id))
                 log.info(
                     "attempt.recorded",
                     attempt_id=str(claim.attempt_id),

@@ -154,6 +154,7 @@ class Dialer:
         # Each call's stage, kept where a restarted engine finds it (run by the engine: stages.run).
         self.stages = StageRecorder(db, ari)
         calls.on_stage = self.stages.on_stage
+        self.attempts.on_recorded = self.stages.recorded
 
     # --- public --------------------------------------------------------------------------------------
     def wake(self) -> None:
