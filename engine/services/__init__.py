@@ -67,7 +67,7 @@ def build(
         recordings=Recordings(db, settings, messages),
         trunks=Trunks(db, settings),
         webhooks=Webhooks(db, settings),
-        stoplists=StopLists(db),
+        stoplists=StopLists(db, stop_key=settings.require("secret_key")),
         privacy=Privacy(db, settings, logins),
         health=health,
     )

@@ -21,7 +21,7 @@ import structlog
 
 from engine.domain.accounts import Account
 from engine.domain.numbers import Refusal, normalize
-from engine.domain.stoplists import number_hash
+from engine.domain.stoplists import lookup_hashes
 from engine.errors import InvalidInput, VocalcastError
 from engine.services import logrotate
 from engine.services.logins import THROTTLED_FR, Logins
@@ -123,12 +123,14 @@ class Privacy:
         """How many rows of each kind hold the number, in the account (None: every account)."""
         e164 = check_number(raw)
         async with self._db.connection() as conn:
-            return await store.find_number(conn, account_id, e164, number_hash(e164))
+            hashes = lookup_hashes(e164, self._settings.require("secret_key"))
+            return await store.find_number(conn, account_id, e164, hashes)
 
     async def export_number(self, account_id: UUID | None, raw: str, dest: Path) -> Export:
         """Everything about the number (in the account, or every account) as one zip archive."""
         e164 = check_number(raw)
-        args = (account_id, e164, number_hash(e164), store.spellings(e164))
+        hashes = list(lookup_hashes(e164, self._settings.require("secret_key")))
+        args = (account_id, e164, hashes, store.spellings(e164))
         async with Archive(dest) as archive:
             async with (
                 self._db.connection() as conn,

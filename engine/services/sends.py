@@ -300,7 +300,9 @@ async def create_send(
             message_fr="La date d'envoi différé est déjà passée.",
         )
     chosen = account.default_purpose if isinstance(purpose, _Default) else purpose
-    unique, skipped = await _lawful_targets(db, account, chosen, sender_e164, unique, now=now)
+    unique, skipped = await _lawful_targets(
+        db, account, chosen, sender_e164, unique, now=now, stop_key=settings.require("secret_key")
+    )
     spec = SendSpec(
         account_id=account.id,
         message_id=message.id,
@@ -329,6 +331,7 @@ async def _lawful_targets(
     targets: tuple[Target, ...],
     *,
     now: datetime,
+    stop_key: str | None = None,
 ) -> tuple[tuple[Target, ...], int]:
     """The targets a send of this purpose may keep, and how many stop-listed ones it leaves out.
 
@@ -343,7 +346,7 @@ async def _lawful_targets(
             message_fr="L'objet de l'envoi doit être « information » ou « commercial ».",
         )
     numbers = [t.number.e164 for t in targets]
-    stopped = await stoplists_store.stopped(db, account.id, numbers)
+    stopped = await stoplists_store.stopped(db, account.id, numbers, key=stop_key)
     if purpose == "commercial":
         consents = await consent_store.consents(db, account.id, numbers)
         consented = all(n in consents and consents[n].valid_at(now) for n in numbers)

@@ -49,8 +49,9 @@ def parse_entries(text: str) -> tuple[list[Entry], list[tuple[int, str]], int]:
 
 
 class StopLists:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, stop_key: str | None = None) -> None:
         self._db = db
+        self._stop_key = stop_key  # the server secret: an erased number is on the list by its keyed hash
 
     async def import_text(self, account_id: UUID | None, text: str, *, source: Source) -> StopListImport:
         """Add the numbers of ``text`` to the account's list (``account_id`` None: the operator's), and
@@ -64,4 +65,4 @@ class StopLists:
 
     async def remove(self, account_id: UUID, e164: str) -> bool:
         """Take a number off the account's list (the customer's decision: a new consent, a mistake)."""
-        return await store.remove(self._db, account_id, e164)
+        return await store.remove(self._db, account_id, e164, key=self._stop_key)

@@ -298,7 +298,9 @@ async def _stop_opted_out(db: Executor, results: Sequence[Result]) -> None:
         await stoplists.add(db, account_id, [stoplists.Entry.of(n) for n in numbers], source="dtmf")
 
 
-async def _legal_caps(db: Executor, results: Sequence[Result], now: float) -> dict[UUID, LegalCap]:
+async def _legal_caps(
+    db: Executor, results: Sequence[Result], now: float, stop_key: str | None
+) -> dict[UUID, LegalCap]:
     """The retry table's legal row for each result of a commercial send (attempt id → its cap): the
     law reads the number's history across the account's commercial sends, this attempt included (and
     its refusal, a 603)."""
@@ -314,7 +316,7 @@ async def _legal_caps(db: Executor, results: Sequence[Result], now: float) -> di
     for account_id in set(accounts.values()):
         mine = [r for r in results if accounts.get(r.claim.send_id) == account_id]
         numbers = sorted({r.claim.e164 for r in mine})
-        stopped = await stoplists.stopped(db, account_id, numbers)
+        stopped = await stoplists.stopped(db, account_id, numbers, key=stop_key)
         consents = await consent_store.consents(db, account_id, numbers)
         histories = await commercial_store.histories(db, account_id, numbers, at)
         for item in mine:
@@ -335,6 +337,7 @@ async def record_results(
     *,
     timing: RetryTiming | None = None,
     now: float | None = None,
+    stop_key: str | None = None,
 ) -> list[Recorded]:
     """One statement: each attempt's result and its recipient's next state (retry or final, by the retry
     table of engine.domain.retries, its legal row for commercial sends); the credits are consumed or
@@ -345,7 +348,7 @@ async def record_results(
         raise ValueError("one result per attempt in a batch")
     now = time.time() if now is None else now
     await _stop_opted_out(db, results)
-    caps = await _legal_caps(db, results, now)
+    caps = await _legal_caps(db, results, now, stop_key)
     columns: list[list[Any]] = [[] for _ in range(20)]
     for item in results:
         result = item.result

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -18,6 +18,7 @@ from uuid import UUID
 
 import asyncpg
 
+from engine.domain.stoplists import keyed_hash, number_hash
 from engine.errors import InvalidInput
 from engine.store.db import rows_affected
 
@@ -122,9 +123,9 @@ ACCOUNT_EXPORT: Final[Mapping[str, str]] = {
 }
 
 # Everything about one number: $1 the account (NULL: every account), $2 its E.164 form, $3 its stop-list
-# hash (plain SHA-256), $4 its spellings (free text: CDRs, webhook events). Every query declares the four
-# (the WITH clause) so that one argument list serves them all.
-_NUMBER_PARAMS: Final = "WITH p AS (SELECT $1::uuid, $2::text, $3::text, $4::text[]) "
+# hashes (plain SHA-256, and keyed: engine/domain/stoplists.lookup_hashes), $4 its spellings (free text:
+# CDRs, webhook events). Every query declares the four (the WITH clause): one argument list serves all.
+_NUMBER_PARAMS: Final = "WITH p AS (SELECT $1::uuid, $2::text, $3::text[], $4::text[]) "
 _NUMBER_QUERIES: Final[Mapping[str, str]] = {
     "contacts": (
         "SELECT account_id, id, societe, nom, prenom, e164, number_type, is_mobile, consent_at, "
@@ -151,11 +152,11 @@ _NUMBER_QUERIES: Final[Mapping[str, str]] = {
     ),
     "liste_opposition": (
         "SELECT account_id, number_hash, e164, added_at, source FROM account_stop_list "
-        "WHERE number_hash = $3 AND ($1::uuid IS NULL OR account_id = $1) ORDER BY account_id"
+        "WHERE number_hash = ANY($3::text[]) AND ($1::uuid IS NULL OR account_id = $1) ORDER BY account_id"
     ),
     "liste_opposition_operateur": (
         "SELECT number_hash, e164, added_at, source FROM operator_stop_list "
-        "WHERE $1::uuid IS NULL AND number_hash = $3"
+        "WHERE $1::uuid IS NULL AND number_hash = ANY($3::text[])"
     ),
     "webhooks_evenements": (
         "SELECT account_id, id, send_id, type, occurred_at, status, object FROM webhook_events "
@@ -301,10 +302,10 @@ _FREE_TEXT: Final = (
 
 
 async def find_number(
-    conn: asyncpg.Connection, account_id: UUID | None, e164: str, stop_hash: str
+    conn: asyncpg.Connection, account_id: UUID | None, e164: str, stop_hashes: Sequence[str]
 ) -> dict[str, int]:
     """How many rows of each kind hold the number (in the account, or everywhere)."""
-    args = (account_id, e164, stop_hash, spellings(e164))
+    args = (account_id, e164, list(stop_hashes), spellings(e164))
     out: dict[str, int] = {}
     for name, query in NUMBER_EXPORT.items():
         out[name] = int(await conn.fetchval(f"SELECT count(*) FROM ({query}) q", *args))  # noqa: S608 - constant queries
@@ -369,11 +370,27 @@ async def erase_number(
         account_id,
         e164,
     )
+    # Stop-listed it stays, by its keyed hash only: its clear form and its plain SHA-256 (as good as
+    # clear: every number is hashed in seconds) go, an entry imported hashed by the customer included.
+    plain, keyed = number_hash(e164), keyed_hash(e164, key)
     await run(
         "account_stop_list",
-        "UPDATE account_stop_list SET e164 = NULL WHERE e164 = $2 AND ($1::uuid IS NULL OR account_id = $1)",
+        "DELETE FROM account_stop_list c WHERE (c.e164 = $2 OR c.number_hash = $3) "
+        "AND ($1::uuid IS NULL OR c.account_id = $1) AND EXISTS (SELECT 1 FROM account_stop_list k "
+        "WHERE k.account_id = c.account_id AND k.number_hash = $4)",
         account_id,
         e164,
+        plain,
+        keyed,
+    )
+    await run(
+        "account_stop_list",
+        "UPDATE account_stop_list SET number_hash = $4, e164 = NULL WHERE (e164 = $2 OR number_hash = $3) "
+        "AND ($1::uuid IS NULL OR account_id = $1)",
+        account_id,
+        e164,
+        plain,
+        keyed,
     )
     await run(
         "accounts",
@@ -408,7 +425,21 @@ async def erase_number(
             )
     if account_id is None:
         # Not tied to an account: the operator's list and the recording IVR's guard.
-        await run("operator_stop_list", "UPDATE operator_stop_list SET e164 = NULL WHERE e164 = $1", e164)
+        await run(
+            "operator_stop_list",
+            "DELETE FROM operator_stop_list WHERE (e164 = $1 OR number_hash = $2) "
+            "AND EXISTS (SELECT 1 FROM operator_stop_list WHERE number_hash = $3)",
+            e164,
+            plain,
+            keyed,
+        )
+        await run(
+            "operator_stop_list",
+            "UPDATE operator_stop_list SET number_hash = $3, e164 = NULL WHERE e164 = $1 OR number_hash = $2",
+            e164,
+            plain,
+            keyed,
+        )
         await run("ivr_code_failures", "DELETE FROM ivr_code_failures WHERE caller = ANY ($1::text[])", every)
         await run(
             "ivr_blocked_callers", "DELETE FROM ivr_blocked_callers WHERE caller = ANY ($1::text[])", every

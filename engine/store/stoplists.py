@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Final
 from uuid import UUID
 
-from engine.domain.stoplists import SOURCES, Source, number_hash
+from engine.domain.stoplists import SOURCES, Source, lookup_hashes, number_hash
 from engine.store.db import Executor, in_transaction, rows_affected
 
 
@@ -94,21 +94,25 @@ async def add_operator(
     return int(added or 0)
 
 
-async def remove(db: Executor, account_id: UUID, e164: str) -> bool:
-    """Take a number off the account's stop list (the customer's own decision, e.g. a new consent)."""
+async def remove(db: Executor, account_id: UUID, e164: str, *, key: str | None = None) -> bool:
+    """Take a number off the account's stop list (the customer's own decision, e.g. a new consent);
+    ``key``: the server secret, to find it in its erased (keyed) form too."""
     result = await db.execute(
-        "DELETE FROM account_stop_list WHERE account_id = $1 AND number_hash = $2",
+        "DELETE FROM account_stop_list WHERE account_id = $1 AND number_hash = ANY($2::text[])",
         account_id,
-        number_hash(e164),
+        list(lookup_hashes(e164, key)),
     )
-    return rows_affected(result) == 1
+    return rows_affected(result) >= 1
 
 
-async def stopped(db: Executor, account_id: UUID, numbers: Sequence[str]) -> set[str]:
-    """Those of ``numbers`` (E.164) on the account's stop list or the operator's."""
+async def stopped(
+    db: Executor, account_id: UUID, numbers: Sequence[str], *, key: str | None = None
+) -> set[str]:
+    """Those of ``numbers`` (E.164) on the account's stop list or the operator's. ``key``: the server
+    secret, so that the numbers erased since (kept by their keyed hash) are found too."""
     if not numbers:
         return set()
-    hashes = {number_hash(n): n for n in numbers}
+    hashes = {h: n for n in numbers for h in lookup_hashes(n, key)}
     rows = await db.fetch(
         "SELECT number_hash FROM account_stop_list WHERE account_id = $1 AND number_hash = ANY($2::text[]) "
         "UNION SELECT number_hash FROM operator_stop_list WHERE number_hash = ANY($2::text[])",

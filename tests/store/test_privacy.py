@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from engine.domain.stoplists import keyed_hash, number_hash
 from engine.services import build
 from engine.services.privacy import Privacy
 from engine.settings import Settings
@@ -306,8 +307,23 @@ async def test_one_number_erased_in_an_account_then_everywhere(
     left = await privacy.find_number(one.account.id, A1)
     assert {k: v for k, v in left.items() if v} == {"liste_opposition": 1}  # the stop list's hash only
     assert await privacy.find_number(two.account.id, A1) == two_before  # another account: untouched
-    assert await stoplists.stopped(db, one.account.id, [A1]) == {A1}  # still stop-listed, by its hash
+    # Still stop-listed, by its keyed hash only: without the server secret nobody finds it, and its plain
+    # SHA-256 (as good as clear: every French number is hashed in seconds) is gone too.
+    assert await stoplists.stopped(db, one.account.id, [A1], key=key) == {A1}
     assert await db.fetchval("SELECT count(*) FROM account_stop_list WHERE e164 = $1", A1) == 0
+    assert (
+        await db.fetchval("SELECT count(*) FROM account_stop_list WHERE number_hash = $1", number_hash(A1))
+        == 0
+    )
+    assert await _stop_hashes(db, number_hash(A1)) == 1  # the operator's list, not erased yet
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM account_stop_list WHERE account_id = $1 AND number_hash = $2",
+            one.account.id,
+            keyed_hash(A1, key),
+        )
+        == 1
+    )
     reasons = await db.fetch("SELECT account_id, reason FROM credit_ledger WHERE reason LIKE 'geste%'")
     assert {r["account_id"]: r["reason"] for r in reasons} == {
         one.account.id: "geste commercial, appel du …",
@@ -324,8 +340,21 @@ async def test_one_number_erased_in_an_account_then_everywhere(
     everywhere = await privacy.erase_number(None, A1)
     assert everywhere["contacts"] == 1 and everywhere["operator_stop_list"] == 1
     assert await _number_hits(db, [A1]) == []
-    assert await stoplists.stopped(db, two.account.id, [A1]) == {A1}  # the operator's list, by hash
+    assert await stoplists.stopped(db, two.account.id, [A1], key=key) == {A1}  # the operator's, keyed
+    assert await stoplists.stopped(db, two.account.id, [A1]) == set()
+    assert await _stop_hashes(db, number_hash(A1)) == 0
     assert await _number_hits(db, [A2, B1])  # other numbers untouched
+
+
+async def _stop_hashes(db: Database, value: str) -> int:
+    """Rows of every stop list keyed by ``value``."""
+    return int(
+        await db.fetchval(
+            "SELECT (SELECT count(*) FROM account_stop_list WHERE number_hash = $1) "
+            "+ (SELECT count(*) FROM operator_stop_list WHERE number_hash = $1)",
+            value,
+        )
+    )
 
 
 async def _fingerprints(db: Database) -> dict[str, str]:

@@ -119,6 +119,7 @@ class Dialer:
             db,
             RetryTiming(busy=settings.retry_busy_factor, no_answer=settings.retry_no_answer_factor),
             clock=self.clock.time,
+            stop_key=settings.require("secret_key"),
         )
         self.attempts = Attempts(
             settings,
@@ -366,7 +367,13 @@ class Dialer:
             if send.commercial and send.account_id is not None:
                 # The law first: only the recipients it allows now are claimed (the others wait).
                 claims = await lawgate.claim_lawfully(
-                    self.db, send.id, send.account_id, now_dt, limit=share + 10, claim=take
+                    self.db,
+                    send.id,
+                    send.account_id,
+                    now_dt,
+                    limit=share + 10,
+                    claim=take,
+                    stop_key=self.settings.require("secret_key"),
                 )
             else:
                 claims = await take(self.db)

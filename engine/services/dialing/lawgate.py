@@ -41,7 +41,7 @@ def _verdict(
 
 
 async def allowed(
-    db: Executor, send_id: UUID, account_id: UUID, now: datetime, *, limit: int
+    db: Executor, send_id: UUID, account_id: UUID, now: datetime, *, limit: int, stop_key: str | None = None
 ) -> Sequence[int]:
     """The ids of the send's due recipients the law allows at ``now`` (at most ``limit`` looked at); the
     others are postponed or left out in the store before this returns."""
@@ -49,7 +49,7 @@ async def allowed(
     if not due:
         return []
     numbers = [d.e164 for d in due]
-    stopped = await stoplists_store.stopped(db, account_id, numbers)
+    stopped = await stoplists_store.stopped(db, account_id, numbers, key=stop_key)
     consents = await consent_store.consents(db, account_id, numbers)
     histories = await commercial_store.histories(db, account_id, numbers, now)
     ok: list[int] = []
@@ -79,14 +79,21 @@ class Claimer(Protocol):
 
 
 async def claim_lawfully(
-    db: Database, send_id: UUID, account_id: UUID, now: datetime, *, limit: int, claim: Claimer
+    db: Database,
+    send_id: UUID,
+    account_id: UUID,
+    now: datetime,
+    *,
+    limit: int,
+    claim: Claimer,
+    stop_key: str | None = None,
 ) -> list[Claim]:
     """Gate and claim in one transaction, under the account's lock: two engines (or two of the account's
     sends to one number) cannot both read a number's history before either claim is committed, so the
     cap of 4 attempts per 30 days holds across them. The attempt rows commit here, before any originate."""
     async with db.transaction() as conn:
         await commercial_store.lock_account(conn, account_id)
-        only = await allowed(conn, send_id, account_id, now, limit=limit)
+        only = await allowed(conn, send_id, account_id, now, limit=limit, stop_key=stop_key)
         if not only:
             return []
         return await claim(conn, only=only)

@@ -25,9 +25,15 @@ _Entry = tuple[Result, asyncio.Future[Recorded]]
 
 class ResultWriter:
     def __init__(
-        self, db: Database, timing: RetryTiming | None = None, *, clock: Callable[[], float] = time.time
+        self,
+        db: Database,
+        timing: RetryTiming | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        stop_key: str | None = None,
     ) -> None:
         self._db = db
+        self._stop_key = stop_key  # the server secret: erased numbers stay stop-listed by a keyed hash
         self._timing = timing
         self._clock = clock
         self._queue: list[_Entry] = []
@@ -63,7 +69,11 @@ class ResultWriter:
     async def _write(self, batch: list[_Entry]) -> None:
         try:
             recorded = await attempts_store.record_results(
-                self._db, [item for item, _ in batch], timing=self._timing, now=self._clock()
+                self._db,
+                [item for item, _ in batch],
+                timing=self._timing,
+                now=self._clock(),
+                stop_key=self._stop_key,
             )
         except DatabaseUnavailable as exc:
             for _item, future in batch:
