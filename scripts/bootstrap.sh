@@ -18,6 +18,7 @@ APT_PACKAGES=(
   iproute2 procps util-linux                    # ss, pkill, mountpoint/findmnt
   logrotate                                     # the engine rotates its instance's logs
   docker-compose kamailio systemd               # validators of docker/ and deploy/systemd/ (tests/unit/test_deploy.py)
+  podman runc                                   # `make smoke`: docker/compose.yml run for real (tests/smoke)
   chromium chromium-driver fonts-dejavu-core    # browser tests of the private space (tests/e2e)
 )
 # tests/e2e/vendor/axe.min.js is axe-core (MPL-2.0, licence beside it), taken from the npm registry:
