@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV  := .venv/bin
 
-.PHONY: up down status test soak lint bench bootstrap
+.PHONY: up down status test soak smoke lint bench bootstrap
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -28,6 +28,11 @@ soak: bootstrap
 	@for run in 1 2 3 4 5 6 7 8 9 10; do \
 		$(VENV)/python -m pytest -q tests/integration/test_crash.py -k random_points || exit 1; \
 	done
+
+## The production compose file for real (docker/compose.yml, one node, one call through Kamailio) under
+## Debian's podman; builds its images from local tarballs the first time (minutes), not part of `make test`.
+smoke: bootstrap
+	@VOCALCAST_SMOKE=1 $(VENV)/python -m pytest -q tests/smoke
 
 lint: bootstrap
 	@$(VENV)/ruff check engine ivr lab tests bench

@@ -17,6 +17,8 @@ APT_PACKAGES=(
                                                 # real voices of the AMD bench (bench/support/amd_corpus.py)
   iproute2 procps util-linux                    # ss, pkill, mountpoint/findmnt
   logrotate                                     # the engine rotates its instance's logs
+  docker-compose kamailio systemd               # validators of docker/ and deploy/systemd/ (tests/unit/test_deploy.py)
+  podman runc                                   # `make smoke`: docker/compose.yml run for real (tests/smoke)
   chromium chromium-driver fonts-dejavu-core    # browser tests of the private space (tests/e2e)
 )
 # tests/e2e/vendor/axe.min.js is axe-core (MPL-2.0, licence beside it), taken from the npm registry:

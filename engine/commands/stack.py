@@ -21,6 +21,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status.add_argument("--json", action="store_true", help="machine-readable report")
     status.add_argument("--manifest", action="store_true", help="every package of the Asterisk root")
     status.set_defaults(func=_status)
+    prepare = actions.add_parser(
+        "prepare",
+        help="migrate, grant the CDR role, render this node's Asterisk config; start nothing "
+        "(container entrypoints, systemd units)",
+    )
+    prepare.add_argument(
+        "--module-dir",
+        help="Asterisk's module directory as it sees it, when its root is not on this host "
+        f"(the Asterisk image: {stack.IMAGE_MODULE_DIR}); default: the cached root's",
+    )
+    prepare.set_defaults(func=_prepare)
+    run_asterisk = actions.add_parser(
+        "run-asterisk", help="run this node's Asterisk in the foreground in its root (after `stack prepare`)"
+    )
+    run_asterisk.set_defaults(func=_run_asterisk)
     rebuild = actions.add_parser("rebuild-root", help="rebuild the cached Asterisk root (stack must be down)")
     rebuild.set_defaults(func=_rebuild)
 
@@ -61,6 +76,21 @@ def _status(args: argparse.Namespace) -> int:
         print(stack.format_status(report, full_manifest=args.manifest))
     crashed = [name for name, piece in report["pieces"].items() if piece["state"] == "crashed"]
     return 1 if crashed else 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    trunks = stack.prepare(settings, module_dir=args.module_dir)
+    print(
+        f"prepared node {settings.node_name}: database migrated, Asterisk config in "
+        f"{settings.state_dir / 'asterisk/etc'} ({len(trunks)} trunks)"
+    )
+    return 0
+
+
+def _run_asterisk(args: argparse.Namespace) -> int:
+    stack.run_asterisk(Settings.from_env())
+    return 1  # not reached: the process became Asterisk
 
 
 def _rebuild(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from engine.settings import INSTANCE_FILE, PROJECT_ROOT, Settings, instance_reco
 from engine.stack import asterisk, postgres, procs
 from engine.stack.root import RootInfo, ensure_root, read_info, root_path
 from engine.store import Database, migrate
+from engine.store.cdr import grant_cdr_insert
 from engine.store.trunks import list_trunks, upsert_trunk
 
 log = structlog.get_logger(__name__)
@@ -128,6 +129,43 @@ def up(settings: Settings, *, engine: bool = True) -> UpResult:
         start_engine(settings)
         started.append("engine")
     return UpResult(settings, root, started)
+
+
+# Where Debian's asterisk-modules puts the modules (the Asterisk image and the cached root alike).
+IMAGE_MODULE_DIR = "/usr/lib/x86_64-linux-gnu/asterisk/modules"
+
+
+def prepare(settings: Settings, *, module_dir: str | None = None) -> list[Trunk]:
+    """What `stack up` does before it starts anything, for a node whose processes something else runs
+    (containers, systemd units): the migrations, the CDR role's grant, and this node's Asterisk config
+    (templates + trunks) rendered into <state dir>/asterisk. ``module_dir``: the Asterisk's modules as it
+    sees them, when its root is not on this host (an image); default: the cached root's, built if missing.
+    Nothing is started; secrets come from the environment (or <state dir>/secrets)."""
+    ensure_state_dirs(settings)
+    trunks = asyncio.run(_prepare_node_database(settings))
+    usable = usable_trunks(trunks, demo=settings.demo)
+    if module_dir is None:
+        root = ensure_root(settings)
+        (settings.state_dir / "run" / "asterisk.root").write_text(str(root.path) + "\n")
+        asterisk.render_config(settings, root, usable)
+    else:
+        asterisk.render(settings, module_dir, usable)
+    return usable
+
+
+async def _prepare_node_database(settings: Settings) -> list[Trunk]:
+    trunks = await _prepare_database(settings)
+    if settings.database_url:
+        async with Database(settings.dsn, min_size=1, max_size=1) as db:
+            if not await grant_cdr_insert(db):
+                log.warning("cdr_role.missing", role="asterisk_cdr", hint="create it with its password")
+    return trunks
+
+
+def run_asterisk(settings: Settings) -> None:
+    """Asterisk of this node in the foreground in its cached root (a systemd unit's ExecStart); the
+    config is the one `prepare` rendered."""
+    asterisk.run_foreground(settings, ensure_root(settings))
 
 
 def start_demo_phone(settings: Settings) -> int:

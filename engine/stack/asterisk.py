@@ -33,12 +33,18 @@ WRITABLE = ("run", "log", "spool", "spool/recording", "lib", "cache")
 
 def render_config(settings: Settings, root: RootInfo, trunks: list[Trunk]) -> None:
     """Write every config file of this instance (templates + trunks), replacing the previous ones."""
-    base = host_dir(settings)
-    etc = base / "etc"
-    etc.mkdir(parents=True, exist_ok=True)
     module_dirs = sorted(root.path.glob("usr/lib/*/asterisk/modules"))
     if not module_dirs:
         raise StackError(f"no Asterisk modules in {root.path}")
+    render(settings, "/" + str(module_dirs[0].relative_to(root.path)), trunks)
+
+
+def render(settings: Settings, module_dir: str, trunks: list[Trunk]) -> None:
+    """render_config for an Asterisk whose root is not on this host (a container image, another box):
+    ``module_dir`` is where its modules are, as that Asterisk sees it."""
+    base = host_dir(settings)
+    etc = base / "etc"
+    etc.mkdir(parents=True, exist_ok=True)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -47,7 +53,7 @@ def render_config(settings: Settings, root: RootInfo, trunks: list[Trunk]) -> No
     )
     values = {
         "inst": str(instance_dir(settings)),
-        "module_dir": "/" + str(module_dirs[0].relative_to(root.path)),
+        "module_dir": module_dir,
         "system_name": settings.node_name,
         "ari_port": settings.ari_port,
         "ari_user": settings.ari_user,
@@ -184,6 +190,32 @@ def cli(settings: Settings, root_path: Path, command: str, *, timeout_s: float =
     return proc.stdout
 
 
+ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
+def command(settings: Settings) -> list[str]:
+    """Asterisk's command line inside its root, in the foreground: what `stack up` runs under chroot,
+    `vocalcast stack run-asterisk` (systemd) executes, and docker/asterisk/entrypoint.sh runs in the
+    image (tests/unit/test_deploy.py holds the three to it)."""
+    return [
+        "/usr/sbin/asterisk",
+        "-f",
+        "-C",
+        str(instance_dir(settings) / "etc/asterisk.conf"),
+        "-U",
+        "asterisk",
+        "-G",
+        "asterisk",
+    ]
+
+
+def run_foreground(settings: Settings, root: RootInfo) -> None:
+    """Mount this instance into the root and become Asterisk (exec), for a supervisor such as systemd."""
+    mount(settings, root)
+    argv = ["chroot", str(root.path), *command(settings)]
+    os.execve("/usr/sbin/chroot", argv, ENVIRONMENT)  # noqa: S606 - our fixed argv, no shell
+
+
 def start(settings: Settings, root: RootInfo) -> int:
     pid = procs.read_pid(settings.state_dir, "asterisk")
     if pid is not None:
@@ -193,20 +225,9 @@ def start(settings: Settings, root: RootInfo) -> int:
     pid = procs.spawn(
         settings.state_dir,
         "asterisk",
-        [
-            "chroot",
-            str(root.path),
-            "/usr/sbin/asterisk",
-            "-f",
-            "-C",
-            str(instance_dir(settings) / "etc/asterisk.conf"),
-            "-U",
-            "asterisk",
-            "-G",
-            "asterisk",
-        ],
+        ["chroot", str(root.path), *command(settings)],
         log_path=log_path,
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+        env=ENVIRONMENT,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -1,0 +1,312 @@
+"""The production deployment (issue 19): docker/ (compose file, images, Kamailio edge) and deploy/systemd/,
+checked by the tools that read them — Debian 12's docker-compose 1.29, hadolint, Kamailio 5.6 itself,
+systemd-analyze — and held to the commands the local stack runs. Each validator is also shown failing
+on a broken copy, so a green run means the files were really read."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.settings import PROJECT_ROOT, Settings
+from engine.stack import IMAGE_MODULE_DIR, asterisk
+from engine.stack.root import PACKAGES
+from tests.conftest import PORT_BASE
+from tests.conftest import test_environ as stack_environ
+
+DOCKER = PROJECT_ROOT / "docker"
+COMPOSE = DOCKER / "compose.yml"
+UNITS = PROJECT_ROOT / "deploy" / "systemd"
+KAMAILIO_CFG = DOCKER / "kamailio" / "kamailio.cfg"
+DISPATCHER_LIST = DOCKER / "kamailio" / "dispatcher.list"
+VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
+
+
+# --- docker-compose ------------------------------------------------------------------------------------
+def _compose_config(compose: Path, env_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], "VOCALCAST_ENV_DIR": str(env_dir)}
+    return subprocess.run(
+        ["docker-compose", "-f", str(compose), "config"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=env,
+    )
+
+
+@pytest.fixture
+def env_dir(tmp_path: Path) -> Path:
+    """The env files an operator makes from the examples (the repository holds only the examples)."""
+    target = tmp_path / "env"
+    target.mkdir()
+    for example in (DOCKER / "env").glob("*.env.example"):
+        shutil.copyfile(example, target / example.name.removesuffix(".example"))
+    return target
+
+
+def test_docker_compose_accepts_the_compose_file(env_dir: Path) -> None:
+    proc = _compose_config(COMPOSE, env_dir)
+    assert proc.returncode == 0, proc.stderr
+    config = yaml.safe_load(proc.stdout)
+    services = config["services"]
+    assert set(services) == {
+        "postgres",
+        "kamailio",
+        *(f"node{n}-prepare" for n in (1, 2)),
+        *(f"asterisk{n}" for n in (1, 2)),
+        *(f"engine{n}" for n in (1, 2)),
+    }
+    assert any(str(v).startswith("pgdata:/var/lib/postgresql/data") for v in services["postgres"]["volumes"])
+    for n in (1, 2):
+        engine = services[f"engine{n}"]
+        port = engine["environment"]["VOCALCAST_HTTP_PORT"]
+        assert engine["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}/healthz"
+        assert engine["depends_on"] == {f"asterisk{n}": {"condition": "service_healthy"}}
+        assert services[f"asterisk{n}"]["healthcheck"]["test"] == ["CMD", "/usr/local/bin/healthcheck.sh"]
+        assert services[f"asterisk{n}"]["depends_on"] == {
+            f"node{n}-prepare": {"condition": "service_completed_successfully"}
+        }
+        # The prepare step and the engine are the same `vocalcast` commands `make up` runs.
+        assert services[f"node{n}-prepare"]["command"] == [
+            "stack",
+            "prepare",
+            "--module-dir",
+            IMAGE_MODULE_DIR,
+        ]
+        assert "command" not in engine  # the image's CMD: `vocalcast serve`
+    # Two nodes never share a port.
+    ports = [
+        services[f"engine{n}"]["environment"][name]
+        for n in (1, 2)
+        for name in services["engine1"]["environment"]
+        if name.endswith(("_PORT", "_START", "_END"))
+    ]
+    assert len(ports) == len(set(ports))
+    assert "core waitfullybooted" in (DOCKER / "asterisk" / "healthcheck.sh").read_text()
+
+
+def test_docker_compose_rejects_a_broken_compose_file(env_dir: Path, tmp_path: Path) -> None:
+    broken = DOCKER / f".compose-broken-{os.getpid()}.yml"  # beside the original: same build contexts
+    broken.write_text(COMPOSE.read_text().replace("  kamailio:\n", "  kamailio:\n    gpus: all\n", 1))
+    try:
+        proc = _compose_config(broken, env_dir)
+    finally:
+        broken.unlink()
+    assert proc.returncode != 0
+    assert "gpus" in proc.stderr
+
+
+def test_the_repository_holds_no_secret() -> None:
+    compose = COMPOSE.read_text()
+    assert not re.search(r"(PASSWORD|SECRET|KEY)\w*\s*[:=]\s*\S", compose)
+    for example in (DOCKER / "env").glob("*.env.example"):
+        for line in example.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                name, value = line.split("=", 1)
+                if "URL" in name:
+                    assert ":CHANGE-ME@" in value
+                else:
+                    assert value == "", f"{example.name}: {name} has a value"
+    assert (DOCKER / "env" / ".gitignore").read_text().splitlines()[-1] == "*.env"
+
+
+# --- images --------------------------------------------------------------------------------------------
+def test_hadolint_passes_every_dockerfile() -> None:
+    dockerfiles = sorted(DOCKER.glob("*/Dockerfile"))
+    assert len(dockerfiles) == 3
+    proc = subprocess.run(
+        [str(VENV_BIN / "hadolint"), "--no-color", *map(str, dockerfiles)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
+def test_hadolint_fails_a_bad_dockerfile(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM debian:12\nRUN cd /tmp && apt-get install curl\n")
+    proc = subprocess.run(
+        [str(VENV_BIN / "hadolint"), "--no-color", str(bad)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode != 0
+    assert "DL3003" in proc.stdout  # cd in RUN
+
+
+def test_the_asterisk_image_runs_the_stacks_asterisk_command(tmp_path: Path) -> None:
+    """The image's entrypoint execs the command line `stack up` runs under chroot, on the config
+    `stack prepare` renders; its packages and asterisk uid are the cached root's."""
+    settings = Settings.from_env(
+        stack_environ()
+        | {
+            "VOCALCAST_STATE_DIR": str(tmp_path / "state"),
+            "VOCALCAST_ARI_PASSWORD": "a",
+            "VOCALCAST_HEP_PASSWORD": "h",
+            "VOCALCAST_CDR_DB_PASSWORD": "c",
+        }
+    )
+    asterisk.render(settings, IMAGE_MODULE_DIR, [])
+    conf = settings.state_dir / "asterisk" / "etc" / "asterisk.conf"
+    assert f"astmoddir => {IMAGE_MODULE_DIR}" in conf.read_text()
+
+    script = (DOCKER / "asterisk" / "entrypoint.sh").read_text()
+    # The sed line that finds the instance directory, run on the rendered config.
+    sed = re.search(r"^inst=\$\(sed -n '([^']*)'", script, re.MULTILINE)
+    assert sed is not None
+    found = subprocess.run(["sed", "-n", sed[1], str(conf)], capture_output=True, text=True, check=True)
+    inst = found.stdout.strip()
+    assert inst == f"/srv/{settings.instance_id}"
+    # The exec line, with that directory, is the stack's own command.
+    exec_line = re.search(r"^exec (.*)$", script, re.MULTILINE)
+    assert exec_line is not None
+    assert shlex.split(exec_line[1].replace("$inst", inst)) == asterisk.command(settings)
+
+    dockerfile = (DOCKER / "asterisk" / "Dockerfile").read_text()
+    assert "FROM debian:sid" in dockerfile
+    install = re.search(r"--no-install-recommends \\\n\s*(.*?) \\\n", dockerfile)
+    assert install is not None
+    assert install[1].split() == list(PACKAGES)
+    assert f"ARG ASTERISK_UID={Settings.from_env({}).asterisk_uid}" in dockerfile
+
+
+# --- Kamailio ------------------------------------------------------------------------------------------
+def _kamailio_args(tmp_path: Path, internal: int, external: int) -> list[str]:
+    return [
+        "-f",
+        str(KAMAILIO_CFG),
+        "-A",
+        f'DSLIST="{DISPATCHER_LIST}"',
+        "-A",
+        f'CTL_SOCKET="unixs:{tmp_path}/ctl"',
+        "-A",
+        f"INTERNAL_LISTEN=udp:127.0.0.1:{internal}",
+        "-A",
+        f"INTERNAL_PORT={internal}",
+        "-A",
+        f"EXTERNAL_LISTEN=udp:127.0.0.1:{external}",
+    ]
+
+
+def test_kamailio_parses_the_edge_config(tmp_path: Path) -> None:
+    ok = subprocess.run(
+        ["kamailio", "-c", *_kamailio_args(tmp_path, PORT_BASE + 1400, PORT_BASE + 1401)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "config file ok" in ok.stdout + ok.stderr
+    broken = tmp_path / "broken.cfg"
+    broken.write_text(KAMAILIO_CFG.read_text().replace("dlg_manage();", "dlg_manage_typo();"))
+    args = _kamailio_args(tmp_path, PORT_BASE + 1400, PORT_BASE + 1401)
+    args[1] = str(broken)
+    bad = subprocess.run(["kamailio", "-c", *args], capture_output=True, text=True, check=False, timeout=30)
+    assert bad.returncode != 0
+
+
+def test_kamailio_runs_the_edge_config_and_loads_the_dispatcher_list(tmp_path: Path) -> None:
+    """Kamailio really starts on the file (both sockets, every module) and keeps every dispatcher line."""
+    log = tmp_path / "kamailio.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                "kamailio",
+                "-DD",
+                "-E",
+                "-m",
+                "32",
+                "-M",
+                "4",
+                *_kamailio_args(tmp_path, PORT_BASE + 1400, PORT_BASE + 1401),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        listed = ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            rpc = subprocess.run(
+                ["kamcmd", "-s", f"unixs:{tmp_path}/ctl", "dispatcher.list"],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=5,
+            )
+            if rpc.returncode == 0:
+                listed = rpc.stdout
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, log.read_text()[-2000:]
+        uris = sorted(re.findall(r"URI: (\S+)", listed))
+        expected = sorted(
+            line.split()[1]
+            for line in DISPATCHER_LIST.read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        )
+        assert uris == expected
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    errors = [line for line in log.read_text().splitlines() if " ERROR: " in line or " WARNING: " in line]
+    assert errors == []
+
+
+# --- systemd -------------------------------------------------------------------------------------------
+def _verify(units: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["systemd-analyze", "verify", *map(str, sorted(units.iterdir()))],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def _installed_units(tmp_path: Path, edit: dict[str, str] | None = None) -> Path:
+    """The units as installed from this checkout: /opt/vocalcast (the documented prefix) is this repo."""
+    target = tmp_path / "units"
+    target.mkdir()
+    for unit in sorted(UNITS.glob("vocalcast*.service")) + sorted(UNITS.glob("*.target")):
+        text = unit.read_text().replace("/opt/vocalcast", str(PROJECT_ROOT))
+        for old, new in (edit or {}).items():
+            text = text.replace(old, new)
+        (target / unit.name).write_text(text)
+    return target
+
+
+def test_systemd_analyze_verifies_the_units_without_a_word(tmp_path: Path) -> None:
+    units = _installed_units(tmp_path)
+    assert {p.name for p in units.iterdir()} == {
+        "vocalcast-asterisk.service",
+        "vocalcast-engine.service",
+        "vocalcast-kamailio.service",
+        "vocalcast.target",
+    }
+    proc = _verify(units)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    # The units run the same `vocalcast` commands as the compose file and `make up`.
+    text = "\n".join(p.read_text() for p in units.iterdir())
+    vocalcast = VENV_BIN / "vocalcast"
+    assert f"ExecStartPre={vocalcast} stack prepare\n" in text
+    assert f"ExecStart={vocalcast} stack run-asterisk\n" in text
+    assert f"ExecStart={vocalcast} serve\n" in text
+    assert f"-f {PROJECT_ROOT}/docker/kamailio/kamailio.cfg" in text
+
+
+def test_systemd_analyze_reports_a_misspelt_key(tmp_path: Path) -> None:
+    proc = _verify(_installed_units(tmp_path, {"\nRestart=": "\nRestat="}))
+    assert "Unknown key 'Restat'" in proc.stderr
