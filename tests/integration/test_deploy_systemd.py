@@ -31,6 +31,7 @@ def test_the_asterisk_units_commands_prepare_and_run_asterisk_in_the_foreground(
         "VOCALCAST_DATABASE_URL": stack_settings.dsn,
         "VOCALCAST_ARI_PASSWORD": "unit-ari",
         "VOCALCAST_HEP_PASSWORD": "unit-hep",
+        "VOCALCAST_AGI_SECRET": "unit-agi",
         "VOCALCAST_CDR_DB_PASSWORD": stack_settings.require("cdr_db_password"),
         "VOCALCAST_SIP_PORT": str(PORT_BASE + 1760),
         "VOCALCAST_ARI_PORT": str(PORT_BASE + 1788),

@@ -238,6 +238,7 @@ def _env_files(env_dir: Path) -> None:
         "VOCALCAST_SECRET_KEY": "smoke-secret-key-0123456789abcdef",
         "VOCALCAST_ARI_PASSWORD": "smoke-ari",
         "VOCALCAST_HEP_PASSWORD": "smoke-hep",
+        "VOCALCAST_AGI_SECRET": "smoke-agi",
         "VOCALCAST_CDR_DB_PASSWORD": "smoke-cdr",
         "VOCALCAST_DATABASE_URL": f"postgresql://vocalcast:smoke-db@127.0.0.1:{PG_PORT}/vocalcast",
     }

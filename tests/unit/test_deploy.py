@@ -153,6 +153,7 @@ def test_the_asterisk_image_runs_the_stacks_asterisk_command(tmp_path: Path) -> 
             "VOCALCAST_STATE_DIR": str(tmp_path / "state"),
             "VOCALCAST_ARI_PASSWORD": "a",
             "VOCALCAST_HEP_PASSWORD": "h",
+            "VOCALCAST_AGI_SECRET": "g",
             "VOCALCAST_CDR_DB_PASSWORD": "c",
         }
     )
