@@ -16,6 +16,10 @@ class OriginateUncertain(AriUnavailable):
     """The originate request may or may not have reached Asterisk: reconcile, never resend."""
 
 
+class OriginateWithheld(Exception):
+    """The caller's last check before the request failed (a node whose lease ran out): nothing was sent."""
+
+
 @dataclass(frozen=True)
 class CallerId:
     """What the INVITE presents. Hidden: presentation prohibited (Privacy: id), with the identity

@@ -20,7 +20,7 @@ from engine.domain.callflow import CallFlow
 from engine.domain.callstage import Stage, StageSnapshot
 from engine.telephony.ari import AriClient, AriError, AriNotFound, AriUnavailable
 from engine.telephony.beepears import BeepEars
-from engine.telephony.callrequest import CallRequest, OriginateUncertain
+from engine.telephony.callrequest import CallRequest, OriginateUncertain, OriginateWithheld
 from engine.telephony.outbound import ChannelVanished, OutboundCall, Resumed, StageHook, TransferVanished
 from engine.telephony.sipwatch import ATTEMPT_HEADER
 from engine.telephony.stasis import StasisRouter
@@ -62,9 +62,10 @@ class CallService:
         if self._on_result is not None:
             self._on_result(request, result)
 
-    async def start(self, request: CallRequest) -> OutboundCall:
+    async def start(self, request: CallRequest, *, gate: Callable[[], bool] | None = None) -> OutboundCall:
         """Register the call, then originate it. Raises OriginateUncertain when the request may have
-        reached Asterisk without an answer (the attempt must then be reconciled, never resent)."""
+        reached Asterisk without an answer (the attempt must then be reconciled, never resent), and
+        OriginateWithheld when ``gate``, asked right before the request is sent, says no (nothing sent)."""
         call = OutboundCall(self, request)
         call.route = self.router.attach(request.attempt_id, call)  # before the POST: events may win
         self.calls[request.attempt_id] = call
@@ -78,6 +79,10 @@ class CallService:
             **request.caller_id.variables(),
             **request.variables,
         }
+        if gate is not None and not gate():
+            self.calls.pop(request.attempt_id, None)
+            call.route.close()
+            raise OriginateWithheld(request.attempt_id)
         sent = time.monotonic()
         try:
             await self.ari.originate(

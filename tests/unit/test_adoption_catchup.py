@@ -52,3 +52,23 @@ def test_the_answering_machine_detour_includes_its_way_back_into_the_application
     assert _in_amd(_channel("Up", "vocalcast-stasis", app="Wait"))
     assert not _in_amd(_channel("Up", "vocalcast-transfer", app="Gosub"))
     assert not _in_amd(CALLEE)
+
+
+def _in_stasis_with(app_data: str, context: str = "vocalcast-stasis") -> dict[str, object]:
+    return {
+        "id": "c",
+        "state": "Up",
+        "dialplan": {"context": context, "exten": "s", "app_name": "Stasis", "app_data": app_data},
+    }
+
+
+def test_a_verdict_whose_stasis_start_was_lost_is_read_back_from_the_channel() -> None:
+    channel = _in_stasis_with("vocalcast-test,amd,MACHINE,LONGGREETING-2400-2400")
+    assert _caught_up(_snapshot(Stage.amd), channel) == [ce.AmdResult("MACHINE", "LONGGREETING-2400-2400")]
+    # Still detecting, or waiting for an engine to enter the application: its StasisStart is to come.
+    for app in ("AMD", "Wait"):
+        waiting = _channel("Up", "vocalcast-stasis" if app == "Wait" else "vocalcast-amd", app=app)
+        assert _caught_up(_snapshot(Stage.amd), waiting) == []
+    # In the application for another reason, or outside the detour: no verdict to read.
+    assert _caught_up(_snapshot(Stage.amd), _in_stasis_with("vocalcast-test,transfer,,")) == []
+    assert _caught_up(_snapshot(Stage.amd), _in_stasis_with("vocalcast-test,call", context="default")) == []

@@ -321,6 +321,18 @@ def _in_amd(channel: Event) -> bool:
     return _context(channel) in (AMD_CONTEXT, STASIS_CONTEXT)
 
 
+def _amd_verdict(channel: Event) -> ce.AmdResult | None:
+    """The answering-machine verdict of a channel that entered the application with it (Stasis(app, amd,
+    AMDSTATUS, AMDCAUSE) in the detour); None while it is still detecting or waiting for an engine."""
+    dialplan = channel.get("dialplan") or {}
+    if not _in_amd(channel) or dialplan.get("app_name") != "Stasis":
+        return None
+    args = str(dialplan.get("app_data") or "").split(",")
+    if len(args) < 3 or args[1] != "amd":
+        return None
+    return ce.AmdResult(args[2] or "NOTSURE", (args[3] if len(args) > 3 else "") or None)
+
+
 def _waits_for_application(leg: Event) -> bool:
     """A transfer leg still in the dialplan: ringing, or answered and waiting for an engine to enter
     the application (its StasisStart is still to come)."""
@@ -336,6 +348,11 @@ def _caught_up(snapshot: StageSnapshot, channel: Event, leg: Event | None = None
         # Answered: in the application already (caught up now), or about to enter it (its StasisStart
         # answers for it; bridging a leg outside the application would fail).
         return [] if _waits_for_application(leg) else [ce.TransferAnswered()]
+    if snapshot.stage is Stage.amd:
+        # Back in the application with its verdict, whose StasisStart went to an engine that died before
+        # it was followed: the verdict is the application's arguments, still on the channel.
+        verdict = _amd_verdict(channel)
+        return [] if verdict is None else [verdict]
     if snapshot.stage not in (Stage.dialing, Stage.ringing):
         return []
     state = str(channel.get("state", ""))

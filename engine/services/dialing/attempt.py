@@ -36,7 +36,7 @@ from engine.settings import Settings
 from engine.store import attempts as attempts_store
 from engine.store.attempts import Claim
 from engine.store.db import Database
-from engine.telephony.callrequest import CallRequest, OriginateUncertain
+from engine.telephony.callrequest import CallRequest, OriginateUncertain, OriginateWithheld
 from engine.telephony.calls import CallService
 from engine.telephony.sipwatch import SipWatch
 
@@ -219,7 +219,13 @@ class Attempts:
                         log.warning("call.not_placed_fenced", attempt_id=str(claim.attempt_id))
                         return None  # not ours any more: whoever holds it now reconciles it
                     self._originating(claim)
-                    call = await self.calls.start(request)
+                    try:
+                        # The lease once more, right before the request is written: a node frozen since
+                        # the verdict (SIGSTOP, a long pause) may have been taken over meanwhile.
+                        call = await self.calls.start(request, gate=self.membership.may_call)
+                    except OriginateWithheld:
+                        log.warning("call.not_placed_lease_lost", attempt_id=str(claim.attempt_id))
+                        return None  # whoever holds the attempt now reconciles it
         except OriginateUncertain as exc:
             self.metrics.originates.labels(claim.trunk, "uncertain").inc()
             log.warning("call.originate_uncertain", attempt_id=str(claim.attempt_id), error=str(exc))
