@@ -51,6 +51,9 @@ def test_environ() -> dict[str, str]:
         "VOCALCAST_MAX_CHANNELS": "100",
         "VOCALCAST_PG_FSYNC": "0",
         "VOCALCAST_RING_TIMEOUT_S": "5",
+        # A request to a phone that stopped answering (the session timer's refresh, then its BYE) fails after
+        # 64 x T1 = 6.4 s instead of 32 s: longer than any ring timeout of the tests.
+        "VOCALCAST_SIP_T1_MS": "100",
         # A trunk added by a test is pinged within 2 s, and a dead one is seen as such as fast.
         "VOCALCAST_QUALIFY_FREQUENCY_S": "2",
         "VOCALCAST_ARI_RECONNECT_MAX_S": "0.5",

@@ -39,6 +39,13 @@ class TelephonySettings:
     sip_external_media_address: str = setting(
         "VOCALCAST_SIP_EXTERNAL_MEDIA_ADDRESS", text, "", "Public media address behind NAT (empty: none)."
     )
+    sip_t1_ms: int = setting(
+        "VOCALCAST_SIP_T1_MS",
+        positive_int,
+        "500",
+        "SIP timer T1 in ms: a request without any answer (a refresh to a dead phone, its BYE) fails after "
+        "64 x T1 (tests shorten it).",
+    )
     rtp_start: int = setting("VOCALCAST_RTP_START", port, "20000", "First RTP port.")
     rtp_end_override: str = setting(
         "VOCALCAST_RTP_END",

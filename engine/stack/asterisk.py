@@ -64,6 +64,8 @@ def render(settings: Settings, module_dir: str, trunks: list[Trunk]) -> None:
         "sip_port": settings.sip_port,
         "sip_external_address": settings.sip_external_address,
         "sip_external_media_address": settings.sip_external_media_address,
+        "sip_t1_ms": settings.sip_t1_ms,
+        "sip_timer_b_ms": 64 * settings.sip_t1_ms,
         "rtp_start": settings.rtp_start,
         "rtp_end": settings.rtp_end,
         "agi_port": settings.agi_port,

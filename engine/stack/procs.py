@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -79,7 +80,8 @@ def spawn(
     pid_file(state_dir, name).parent.mkdir(parents=True, exist_ok=True)
     # Logs hold customers' numbers and e-mail addresses: root only (issue 17).
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.fchmod(fd, 0o600)
+    if stat.S_ISREG(os.fstat(fd).st_mode):  # never /dev/null (its mode is every local user's)
+        os.fchmod(fd, 0o600)
     with os.fdopen(fd, "ab") as log, Path(os.devnull).open("rb") as devnull:
         proc = subprocess.Popen(
             list(argv),

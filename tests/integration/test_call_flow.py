@@ -642,7 +642,8 @@ async def test_a_dialog_that_stops_answering_is_ended_by_the_session_timer(
 ) -> None:
     """The phone's SIP stack freezes (SIGSTOP) while the call waits for `*`: no BYE, no answer to the
     session refresh. RTP timeout and the call's own limits are out of reach (10 min); the session timer
-    (90 s, the RFC's floor; refreshed at 45 s, the refresh times out 32 s later) ends the call."""
+    (90 s, the RFC's floor; refreshed at 45 s; the refresh, then the BYE, time out after 64 x T1:
+    6.4 s with the tests' VOCALCAST_SIP_T1_MS) ends the call."""
     async with phones() as p:
         await shorten_trunk_timers(
             stack_settings, ari, rtp_timeout_s=600, session_expires_s=MIN_SESSION_EXPIRES_S
