@@ -17,6 +17,8 @@ from typing import Final, Literal
 
 Source = Literal["dtmf", "import", "callback", "manual"]
 SOURCES: Final[tuple[Source, ...]] = ("dtmf", "import", "callback", "manual")
+# The called person objected themselves (the opt-out key during a call, a call-back): "opposition".
+OBJECTIONS: Final[frozenset[Source]] = frozenset({"dtmf", "callback"})
 
 _HASH: Final = re.compile(r"[0-9a-f]{64}")
 

@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Final
 from uuid import UUID
 
-from engine.domain.stoplists import SOURCES, Source, lookup_hashes, number_hash
+from engine.domain.commercial import Excluded
+from engine.domain.stoplists import OBJECTIONS, SOURCES, Source, lookup_hashes, number_hash
 from engine.store.db import Executor, in_transaction, rows_affected
 
 
@@ -26,16 +27,22 @@ class Entry:
         return cls(number_hash(e164), e164)
 
 
+def _reason(source: Source) -> str:
+    """A recipient left out because of an entry from ``source``: the callee's own objection, or a list."""
+    return Excluded.refused.value if source in OBJECTIONS else Excluded.stop_listed.value
+
+
 def _check(source: Source) -> None:
     if source not in SOURCES:
         raise ValueError(f"unknown stop-list source {source!r}")
 
 
 # A stopped number is left out of the sends already under way too: their recipients not yet called are
-# cancelled (the send's completion gives their credits back). Numbers are matched by hash, so a list
-# imported hashed stops them as well as a clear one.
+# cancelled (the send's completion gives their credits back), the report saying why: "opposition" when
+# the called person objected (the opt-out key, a call-back), "liste d'opposition" for a list. Numbers are
+# matched by hash, so a list imported hashed stops them as well as a clear one.
 _LEAVE_OUT: Final = (
-    "UPDATE send_recipients r SET state = 'cancelled', wait_reason = 'stop_listed' FROM sends s "
+    "UPDATE send_recipients r SET state = 'cancelled', wait_reason = $3 FROM sends s "
     "WHERE s.id = r.send_id AND ($1::uuid IS NULL OR s.account_id = $1) "
     "AND s.status IN ('scheduled', 'running', 'paused') AND r.state = 'pending' "
     "AND encode(sha256(convert_to(r.e164, 'UTF8')), 'hex') = ANY($2::text[])"
@@ -51,7 +58,7 @@ async def add(
     items = list(entries)
     async with in_transaction(db) as conn:
         added = await _add(conn, account_id, items, source=source, at=at)
-        await conn.execute(_LEAVE_OUT, account_id, [e.number_hash for e in items])
+        await conn.execute(_LEAVE_OUT, account_id, [e.number_hash for e in items], _reason(source))
     return added
 
 
@@ -90,7 +97,7 @@ async def add_operator(
             source,
             note,
         )
-        await conn.execute(_LEAVE_OUT, None, [e.number_hash for e in items])
+        await conn.execute(_LEAVE_OUT, None, [e.number_hash for e in items], _reason(source))
     return int(added or 0)
 
 

@@ -370,6 +370,13 @@ async def test_a_number_stopped_mid_send_is_left_out_of_the_sends_under_way(
     await stoplists.add_operator(db, [Entry.of(B)])
     assert (await states(theirs.id))[B] == ("cancelled", "stop_listed")
     assert (await states(mine.id))[B] == ("cancelled", "stop_listed")
+    # The called person's own objection (the opt-out key in another send's call) reads "opposition".
+    fresh = await create_send(
+        db, stack_settings, other.account, message_ref=other.message.ref, targets=targets(["0611000003"]),
+        origin="api",
+    )  # fmt: skip
+    await stoplists.add(db, other.account.id, [Entry.of(C)], source="dtmf")
+    assert (await states(fresh.id))[C] == ("cancelled", "refused")
     # Nothing left to call: the send completes and gives back what the left-out numbers held.
     await sends_store.complete_finished(db)
     assert (await sends_store.get_send(db, mine.id)).status.value == "completed"
