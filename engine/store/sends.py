@@ -443,35 +443,50 @@ async def complete_finished(db: Executor) -> list[UUID]:
 
 
 # --- waiting for a trunk ----------------------------------------------------------------------------------
-async def mark_waiting(db: Executor, routable: str | None, wait_max_s: float) -> tuple[int, int]:
-    """Explain, and bound, the waits of due recipients of running sends that no healthy trunk may carry:
-    ``routable`` is the regex of the numbers some healthy trunk carries ('' for every number, None for
-    none). A recipient that no trunk may carry waits (wait_reason 'no_route', since when it started); one
-    that waited longer than ``wait_max_s`` ends as congestion (no attempt was used); one a trunk may carry
-    again is no longer said to wait. Returns (waiting, ended)."""
+async def mark_waiting(
+    db: Executor, routable: str | None, wait_max_s: float, *, presented: str | None = None
+) -> tuple[int, int]:
+    """Explain, and bound, the waits of due recipients of running sends presenting ``presented`` (None:
+    hidden) that no healthy trunk may carry: ``routable`` is the regex of the numbers some healthy trunk
+    accepting that presented number carries ('' for every number, None for none). A recipient that no
+    trunk may carry waits (wait_reason 'no_route', since when it started); one that waited longer than
+    ``wait_max_s`` ends as congestion (no attempt was used); one a trunk may carry again is no longer said
+    to wait. Returns (waiting, ended)."""
     async with in_transaction(db) as conn:
         await conn.execute(
             "UPDATE send_recipients r SET wait_reason = NULL, trunk_wait_since = NULL FROM sends s "
             "WHERE s.id = r.send_id AND s.status = 'running' AND r.state = 'pending' "
+            "AND s.sender_e164 IS NOT DISTINCT FROM $2 "
             "AND r.wait_reason = 'no_route' AND $1::text IS NOT NULL AND ($1 = '' OR r.e164 ~ $1)",
             routable,
+            presented,
         )
         waiting = await conn.fetchval(
             "WITH w AS (UPDATE send_recipients r SET wait_reason = 'no_route', "
             "trunk_wait_since = coalesce(r.trunk_wait_since, now()) FROM sends s "
             "WHERE s.id = r.send_id AND s.status = 'running' AND r.state = 'pending' "
+            "AND s.sender_e164 IS NOT DISTINCT FROM $2 "
             "AND r.next_attempt_at <= now() AND ($1::text IS NULL OR ($1 <> '' AND r.e164 !~ $1)) "
             "AND r.wait_reason IS DISTINCT FROM 'no_route' RETURNING 1) SELECT count(*) FROM w",
             routable,
+            presented,
         )
         ended = await conn.fetchval(
             "WITH e AS (UPDATE send_recipients r SET state = 'done', outcome = 'congestion', "
             "final_at = now(), settled = false FROM sends s WHERE s.id = r.send_id AND s.status = 'running' "
+            "AND s.sender_e164 IS NOT DISTINCT FROM $2 "
             "AND r.state = 'pending' AND r.wait_reason IS NOT NULL "
             "AND r.trunk_wait_since + make_interval(secs => $1) <= now() RETURNING 1) SELECT count(*) FROM e",
             wait_max_s,
+            presented,
         )
     return int(waiting), int(ended)
+
+
+async def presented_numbers(db: Executor) -> list[str | None]:
+    """The numbers the running sends present (None: those hiding theirs)."""
+    rows = await db.fetch("SELECT DISTINCT sender_e164 FROM sends WHERE status = 'running'")
+    return [r["sender_e164"] for r in rows]
 
 
 async def pause_for_no_trunk(db: Executor) -> list[UUID]:

@@ -442,3 +442,43 @@ async def test_two_claims_at_once_cannot_both_take_a_numbers_last_allowed_attemp
     assert sorted(claimed) == [0, 1]  # the 4th attempt once, never a 5th
     held = await db.fetchval("SELECT wait_reason FROM send_recipients WHERE state = 'pending'")
     assert held == "cap_reached"
+
+
+async def test_a_send_presenting_a_number_no_trunk_lists_says_it_waits_for_a_line(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Issue 18: a send presenting a number goes only through the trunks listing it. When none may carry
+    its recipients they are said to wait ("aucune ligne ne peut appeler ce numéro"), then end as
+    congestion after the trunk wait — while a hidden send to the same numbers, which any trunk carries,
+    is not touched (each presented number is judged on its own trunks)."""
+    from engine.store import sends as sends_store
+
+    who = await customer(db, stack_settings, tmp_path)
+    presenting = await create_send(
+        db, stack_settings, who.account, message_ref=who.message.ref, targets=targets([A]), origin="api"
+    )
+    hidden = await create_send(
+        db, stack_settings, who.account, message_ref=who.message.ref, targets=targets([A]), origin="api"
+    )
+    await db.execute("UPDATE sends SET sender_e164 = '+33162000001' WHERE id = $1", presenting.id)
+    assert sorted(await sends_store.presented_numbers(db), key=str) == sorted([None, "+33162000001"], key=str)
+
+    async def reason(send_id) -> tuple[str, str | None]:  # type: ignore[no-untyped-def]
+        row = await db.fetchrow("SELECT state, wait_reason FROM send_recipients WHERE send_id = $1", send_id)
+        return row["state"], row["wait_reason"]
+
+    # No trunk lists +33162000001 (routable None for it); every number is carried for hidden calls ('').
+    assert await sends_store.mark_waiting(db, None, 3600, presented="+33162000001") == (1, 0)
+    assert await sends_store.mark_waiting(db, "", 3600, presented=None) == (0, 0)
+    assert await reason(presenting.id) == ("pending", "no_route")
+    assert await reason(hidden.id) == ("pending", None)
+    # Judged again for the hidden send, the presenting send's wait is not cleared (nor restarted).
+    await sends_store.mark_waiting(db, "", 3600, presented=None)
+    assert await reason(presenting.id) == ("pending", "no_route")
+    # Past the trunk wait: congestion, no attempt used.
+    assert await sends_store.mark_waiting(db, None, 0, presented="+33162000001") == (0, 1)
+    assert await reason(presenting.id) == ("done", "no_route")  # the report: not called, no line
+    assert await db.fetchval("SELECT outcome FROM send_recipients WHERE send_id = $1", presenting.id) == (
+        "congestion"
+    )
+    assert await reason(hidden.id) == ("pending", None)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from engine.domain.quality import Verdict
-from engine.domain.routing import RouteClass, plan
+from engine.domain.routing import RouteClass, accepting, plan
 from engine.domain.trunks import usable_trunks
 from engine.metrics import Metrics
 from engine.services.dialing.trunkpool import TrunkPool
@@ -182,16 +182,30 @@ class TrunkWatch:
                 log.info("sends.resumed_trunk_back", sends=len(resumed))
 
     async def _explain_waits(self, now: float) -> None:
-        routable = self.routable_pattern(now)
-        waiting, ended = await sends_store.mark_waiting(self._db, routable, self._settings.trunk_wait_max_s)
-        if waiting or ended:
-            log.info("recipients.waiting_for_a_trunk", newly_waiting=waiting, ended_as_congestion=ended)
+        """Per presented number (a send presenting one goes only through the trunks listing it, issue 18),
+        the recipients no healthy trunk may carry are said to wait for one, and end as congestion after
+        VOCALCAST_TRUNK_WAIT_MAX_S."""
+        for presented in await sends_store.presented_numbers(self._db):
+            waiting, ended = await sends_store.mark_waiting(
+                self._db,
+                self.routable_pattern(now, presented=presented),
+                self._settings.trunk_wait_max_s,
+                presented=presented,
+            )
+            if waiting or ended:
+                log.info(
+                    "recipients.waiting_for_a_trunk",
+                    newly_waiting=waiting,
+                    ended_as_congestion=ended,
+                    presented=presented is not None,
+                )
 
-    def routable_pattern(self, now: float) -> str | None:
-        """The regex of the numbers some healthy trunk carries ('' for any, None for none)."""
+    def routable_pattern(self, now: float, *, presented: str | None = None) -> str | None:
+        """The regex of the numbers some healthy trunk accepting ``presented`` carries ('' for any, None
+        for none)."""
         loads = [
             load.__class__(load.name, load.priority, 0, 1, 1, load.healthy, load.failover_only, load.prefixes)
-            for load in self._pool.loads(now)
+            for load in accepting(self._pool.loads(now), presented)
         ]
         classes: list[RouteClass] = plan(loads)
         if not classes:
