@@ -14,7 +14,7 @@ from engine.stack import procs
 def test_a_process_logging_to_dev_null_leaves_its_mode_alone(tmp_path: Path) -> None:
     before = stat.S_IMODE(Path(os.devnull).stat().st_mode)
     pid = procs.spawn(tmp_path, "quiet", ["true"], log_path=Path(os.devnull))
-    os.waitpid(pid, 0)
+    assert procs.wait_gone(pid, 10)
     assert stat.S_IMODE(Path(os.devnull).stat().st_mode) == before == 0o666
 
 
@@ -24,5 +24,5 @@ def test_a_log_file_is_root_only(tmp_path: Path) -> None:
     log.write_text("")
     log.chmod(0o644)
     pid = procs.spawn(tmp_path, "loud", ["true"], log_path=log)
-    os.waitpid(pid, 0)
+    assert procs.wait_gone(pid, 10)
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
