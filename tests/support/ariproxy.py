@@ -31,7 +31,9 @@ class AriProxy:
         self._session = aiohttp.ClientSession()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
+        # A websocket handler still pumping when the proxy closes would hold cleanup() for aiohttp's
+        # default shutdown timeout (60 s): every handler ends with its upstream, closed first below.
+        self._runner = web.AppRunner(app, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -39,6 +41,8 @@ class AriProxy:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for up in list(self._upstreams):
+            await up.close()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -94,6 +98,7 @@ class AriProxy:
                     async for message in down:
                         if message.type == aiohttp.WSMsgType.TEXT:
                             await up.send_str(message.data)
+                    await up.close()  # the engine went away (killed, stopped): its upstream goes too
 
                 task = asyncio.create_task(pump_up())
                 try:
