@@ -447,15 +447,20 @@ async def reference(the_rig: Rig) -> dict[Behaviour, Expected]:
 # --- the invariants -----------------------------------------------------------------------------------------
 
 
-async def leftovers(settings: Settings, timeout_s: float = 15.0) -> tuple[list[str], list[str]]:
-    """Channels and bridges still in Asterisk once `timeout_s` has passed without them all going."""
-    client = AriClient(
+def checker(settings: Settings) -> AriClient:
+    """An ARI client of the test's own (never the engine's application), to look at what Asterisk has."""
+    return AriClient(
         host="127.0.0.1",
         port=settings.ari_port,
         user=settings.ari_user,
         password=settings.require("ari_password"),
         app="vocalcast-crashcheck",
     )
+
+
+async def leftovers(settings: Settings, timeout_s: float = 15.0) -> tuple[list[str], list[str]]:
+    """Channels and bridges still in Asterisk once `timeout_s` has passed without them all going."""
+    client = checker(settings)
     async with client:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -474,13 +479,7 @@ async def legs_answered(settings: Settings, db: Database, sends: list[UUID]) -> 
     )
     legs = {callids.transfer_leg_id(str(r["id"])) for r in rows}
     assert legs, "no attempt at transfer_dialing after the kill"
-    client = AriClient(
-        host="127.0.0.1",
-        port=settings.ari_port,
-        user=settings.ari_user,
-        password=settings.require("ari_password"),
-        app="vocalcast-crashcheck",
-    )
+    client = checker(settings)
     async with client:
 
         async def answered() -> bool:
@@ -493,13 +492,7 @@ async def stages_left(settings: Settings, db: Database, sends: list[UUID]) -> li
     """Attempts (all ended) whose stage Asterisk still keeps: a global variable per attempt that nothing
     deletes would pile up for as long as Asterisk runs."""
     ids = [str(r["id"]) for r in await db.fetch("SELECT id FROM attempts WHERE send_id = ANY($1)", sends)]
-    client = AriClient(
-        host="127.0.0.1",
-        port=settings.ari_port,
-        user=settings.ari_user,
-        password=settings.require("ari_password"),
-        app="vocalcast-crashcheck",
-    )
+    client = checker(settings)
     async with client:
         return [i for i in ids if await client.get_global(stage_variable(i)) is not None]
 
