@@ -213,6 +213,18 @@ def _start_at(body: dict[str, Any]) -> datetime | None:
     return None
 
 
+def _purpose(body: dict[str, Any]) -> str:
+    """Every API send states its purpose (issue 18): no account default stands in for it here."""
+    purpose = Field("purpose").text(body, max_length=20)
+    if purpose is MISSING or purpose is None:
+        raise bad_request(
+            "field_missing",
+            "Le champ « purpose » est obligatoire : indiquez l'objet de l'envoi, « information » "
+            "(rappel, alerte, message interne) ou « commercial » (prospection, offre).",
+        )
+    return str(purpose)
+
+
 def _option(value: Any) -> Any:
     """Absent: the account's default; null: none; else the value."""
     return DEFAULT if value is MISSING else value
@@ -249,7 +261,7 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
     drop = Field("voicemail_drop").boolean(body)
     comment = not_null(Field("comment").text(body, max_length=MAX_COMMENT), "comment")
     skip_refused = not_null(Field("skip_refused").boolean(body), "skip_refused")
-    purpose = Field("purpose").text(body, max_length=20)
+    purpose = _purpose(body)
     for name, value in (("retries", retries), ("retry_interval_s", interval), ("voicemail_drop", drop)):
         not_null(value, name)
     # The same bounds as the account's default options (retries, and calling back no sooner than a minute).
@@ -277,7 +289,7 @@ async def _create(request: web.Request, account: Account, key: str | None) -> we
         "retries": _option(retries),
         "retry_interval_s": _option(interval),
         "voicemail_drop": _option(drop),
-        "purpose": _option(purpose),
+        "purpose": purpose,
     }
     try:
         send = await services.sends.create(

@@ -256,7 +256,11 @@ SCHEMAS: Final[dict[str, Schema]] = {
     ),
     "ConsentInput": obj({"source": text(200)}, {"given_at": DATETIME, "proof": text(2000)}),
     "SendCreate": obj(
-        {"message_ref": integer(1, INT32_MAX)},
+        {
+            "message_ref": integer(1, INT32_MAX),
+            # Every API send states its purpose (issue 18); commercial: refused unless lawful.
+            "purpose": {"type": "string", "enum": ["information", "commercial"]},
+        },
         {
             **_TARGETS,
             "greeting_ref": nullable(integer(1, INT32_MAX)),
@@ -270,8 +274,6 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "comment": text(MAX_COMMENT),
             "skip_refused": BOOLEAN,
             "webhook": nullable(ref("SendWebhookInput")),
-            # Absent: the account's default purpose. Commercial: refused unless lawful (issue 18).
-            "purpose": {"type": "string", "enum": ["information", "commercial"]},
         },
     ),
     "Progress": obj(

@@ -109,7 +109,8 @@ PATHS: Final[dict[str, dict[str, dict[str, Any]]]] = {
             "createSend",
             "Envois",
             "Créer un envoi vers des numéros, des contacts ou des groupes, avec toutes les options du "
-            "manuel. Une option absente prend la valeur par défaut du compte ; null la désactive.",
+            "manuel. Une option absente prend la valeur par défaut du compte ; null la désactive. "
+            "L'objet de l'envoi (purpose : information ou commercial) est obligatoire.",
             {
                 201: reply(ref("SendDetail"), "L'envoi créé ; un crédit par numéro est réservé."),
                 200: reply(ref("SendDetail"), "Déjà créé par une requête de même Idempotency-Key."),

@@ -34,6 +34,7 @@ from engine.web import openapi, routes
 from engine.web.api_common import PREFIX
 from lab import tones
 from tests.integration.dialing import Customer, customer
+from tests.support.sendbody import send_body
 
 pytestmark = pytest.mark.integration
 OWN_TOKEN = "the client's own token"  # a marker: the Client's token is sent
@@ -164,6 +165,8 @@ async def test_openapi_published_and_router_matches_it_exactly(engine: Engine, a
                 assert "404" in statuses, (method, path)
             if "requestBody" in operation:
                 assert {"400", "413"} <= statuses, (method, path)
+    # Every API send states its purpose (issue 18).
+    assert spec["components"]["schemas"]["SendCreate"]["required"] == ["message_ref", "purpose"]
 
 
 # --- tokens and throttling ------------------------------------------------------------------------------
@@ -442,7 +445,9 @@ async def test_message_upload_refusals(engine: Engine, alice: Client, db: Databa
 async def test_message_in_use_cannot_be_deleted(engine: Engine, alice: Client) -> None:
     later = format_deferred(datetime.now(UTC) + timedelta(days=2))
     created = await alice.call(
-        "POST", "/sends", json_body={"message_ref": 1, "numbers": ["0612345678"], "deferred": later}
+        "POST",
+        "/sends",
+        json_body=send_body({"message_ref": 1, "numbers": ["0612345678"], "deferred": later}),
     )
     assert created.status == 201, created.body
     expect_error(await alice.call("DELETE", "/messages/1"), 409, "message_in_use")
@@ -463,19 +468,21 @@ async def test_send_with_every_option_of_the_manual(
     answer = await alice.call(
         "POST",
         "/sends",
-        json_body={
-            "message_ref": 1,
-            "numbers": ["06 12 34 56 78", "0612345678", "07 81 22 33 44"],
-            "text": "0611111111\n06.22.22.22.22",
-            "greeting_ref": greeting,
-            "transfer_number": "01 45 67 89 03",
-            "sender_number": "0162000000",
-            "retries": 3,
-            "retry_interval_s": 900,
-            "voicemail_drop": True,
-            "deferred": format_deferred(later),
-            "comment": "Relance été",
-        },
+        json_body=send_body(
+            {
+                "message_ref": 1,
+                "numbers": ["06 12 34 56 78", "0612345678", "07 81 22 33 44"],
+                "text": "0611111111\n06.22.22.22.22",
+                "greeting_ref": greeting,
+                "transfer_number": "01 45 67 89 03",
+                "sender_number": "0162000000",
+                "retries": 3,
+                "retry_interval_s": 900,
+                "voicemail_drop": True,
+                "deferred": format_deferred(later),
+                "comment": "Relance été",
+            }
+        ),
     )
     assert answer.status == 201, answer.body
     send = answer.body
@@ -502,12 +509,14 @@ async def test_send_with_every_option_of_the_manual(
     answer = await alice.call(
         "POST",
         "/sends",
-        json_body={"message_ref": 1, "numbers": ["0612345678"], "at": at, "transfer_number": None},
+        json_body=send_body({"message_ref": 1, "numbers": ["0612345678"], "at": at, "transfer_number": None}),
     )
     assert answer.status == 201, answer.body
     assert (answer.body["retries"], answer.body["retry_interval_s"]) == (1, 120)
     assert answer.body["transfer_number"] is None and answer.body["status"] == "scheduled"
-    immediate = await alice.call("POST", "/sends", json_body={"message_ref": 1, "text": "0612345678"})
+    immediate = await alice.call(
+        "POST", "/sends", json_body=send_body({"message_ref": 1, "text": "0612345678"})
+    )
     assert immediate.status == 201 and immediate.body["status"] == "running"
     assert immediate.body["transfer_number"] == "+33145678903"
 
@@ -532,38 +541,48 @@ async def test_send_to_contacts_groups_and_part_of_a_group(
     send = await alice.call(
         "POST",
         "/sends",
-        json_body={
-            "message_ref": 1,
-            "contact_ids": [ids[2]],
-            "group_ids": [group["id"]],
-            "numbers": ["0611111111"],
-        },
+        json_body=send_body(
+            {
+                "message_ref": 1,
+                "contact_ids": [ids[2]],
+                "group_ids": [group["id"]],
+                "numbers": ["0611111111"],
+            }
+        ),
     )
     assert send.status == 201 and send.body["recipients"] == 3  # the pasted number is a contact: once
     part = await alice.call(
         "POST",
         "/sends",
-        json_body={"message_ref": 1, "group_ids": [group["id"]], "subset_contact_ids": [ids[1]]},
+        json_body=send_body({"message_ref": 1, "group_ids": [group["id"]], "subset_contact_ids": [ids[1]]}),
     )
     assert part.status == 201 and part.body["recipients"] == 1
     recipients = await alice.call("GET", f"/sends/{part.body['id']}/recipients")
     assert [r["number"] for r in recipients.body["recipients"]] == ["+33622222222"]
     expect_error(
-        await alice.call("POST", "/sends", json_body={"message_ref": 1, "group_ids": [empty["id"]]}),
+        await alice.call(
+            "POST", "/sends", json_body=send_body({"message_ref": 1, "group_ids": [empty["id"]]})
+        ),
         400,
         "group_empty",
     )
     # Another account's contacts and groups do not exist for bob.
     expect_error(
-        await bob.call("POST", "/sends", json_body={"message_ref": 1, "group_ids": [group["id"]]}), 404
+        await bob.call("POST", "/sends", json_body=send_body({"message_ref": 1, "group_ids": [group["id"]]})),
+        404,
     )
-    expect_error(await bob.call("POST", "/sends", json_body={"message_ref": 1, "contact_ids": [ids[0]]}), 404)
+    expect_error(
+        await bob.call("POST", "/sends", json_body=send_body({"message_ref": 1, "contact_ids": [ids[0]]})),
+        404,
+    )
     expect_error(await bob.call("POST", "/recipients/check", json_body={"contact_ids": [ids[0]]}), 404)
 
 
 async def test_send_refusals(engine: Engine, alice: Client, bob: Client, db: Database) -> None:
     def send(**fields: Any) -> Any:
-        return alice.call("POST", "/sends", json_body={"message_ref": 1, "numbers": ["0612345678"], **fields})
+        return alice.call(
+            "POST", "/sends", json_body=send_body({"message_ref": 1, "numbers": ["0612345678"], **fields})
+        )
 
     past = format_deferred(datetime.now(UTC) - timedelta(hours=2))
     for fields, status, code in (
@@ -596,8 +615,15 @@ async def test_send_refusals(engine: Engine, alice: Client, bob: Client, db: Dat
     ):
         expect_error(await send(**fields), status, code)
     expect_error(
-        await alice.call("POST", "/sends", json_body={"numbers": ["0612345678"]}), 400, "field_missing"
+        await alice.call("POST", "/sends", json_body=send_body({"numbers": ["0612345678"]})),
+        400,
+        "field_missing",
     )
+    # Every API send states its purpose (issue 18): absent or null, no account default stands in for it.
+    for unstated in ({}, {"purpose": None}):
+        body = {"message_ref": 1, "numbers": ["0612345678"], **unstated}
+        missing = expect_error(await alice.call("POST", "/sends", json_body=body), 400, "field_missing")
+        assert "« purpose »" in missing["message"]
     expect_error(await alice.call("POST", "/sends", data=b"\xff\xfe"), 400, "bad_json")
     refused = await send(numbers=["0612345678", "08 99 12 34 56", "abc"])
     details = expect_error(refused, 400, "number_refused")["details"]
@@ -613,7 +639,9 @@ async def test_send_refusals(engine: Engine, alice: Client, bob: Client, db: Dat
     assert skipped.status == 201 and skipped.body["recipients"] == 1
     assert [r["code"] for r in skipped.body["refused"]] == ["premium"]
     # bob's message 1 is not alice's: his send plays his own message.
-    bobs = await bob.call("POST", "/sends", json_body={"message_ref": 1, "numbers": ["0612345678"]})
+    bobs = await bob.call(
+        "POST", "/sends", json_body=send_body({"message_ref": 1, "numbers": ["0612345678"]})
+    )
     assert bobs.status == 201
     stored = await sends_store.get_send(db, UUID(bobs.body["id"]))
     assert stored.message_id == bob.who.message.id
@@ -622,7 +650,7 @@ async def test_send_refusals(engine: Engine, alice: Client, bob: Client, db: Dat
 async def test_idempotency_key_never_creates_a_second_send(
     engine: Engine, alice: Client, db: Database
 ) -> None:
-    body = {"message_ref": 1, "numbers": ["0612345678", "0622222222"]}
+    body = send_body({"message_ref": 1, "numbers": ["0612345678", "0622222222"]})
     first = await alice.call("POST", "/sends", json_body=body, headers={"Idempotency-Key": "relance-42"})
     assert first.status == 201
     again = await alice.call("POST", "/sends", json_body=body, headers={"Idempotency-Key": "relance-42"})
@@ -662,7 +690,9 @@ async def test_idempotency_key_never_creates_a_second_send(
 
 async def test_progress_recipients_and_steering(engine: Engine, alice: Client, db: Database) -> None:
     created = await alice.call(
-        "POST", "/sends", json_body={"message_ref": 1, "numbers": ["0611111111", "0622222222", "0633333333"]}
+        "POST",
+        "/sends",
+        json_body=send_body({"message_ref": 1, "numbers": ["0611111111", "0622222222", "0633333333"]}),
     )
     send_id = created.body["id"]
     assert created.body["status"] == "running" and created.body["progress"]["pending"] == 3
@@ -717,7 +747,9 @@ async def test_progress_recipients_and_steering(engine: Engine, alice: Client, d
 async def test_list_sends_pages(engine: Engine, alice: Client) -> None:
     ids = []
     for _ in range(3):
-        answer = await alice.call("POST", "/sends", json_body={"message_ref": 1, "numbers": ["0612345678"]})
+        answer = await alice.call(
+            "POST", "/sends", json_body=send_body({"message_ref": 1, "numbers": ["0612345678"]})
+        )
         ids.append(answer.body["id"])
     first = await alice.call("GET", "/sends?limit=2")
     assert [s["id"] for s in first.body["sends"]] == ids[::-1][:2]
@@ -889,9 +921,9 @@ async def test_another_accounts_objects_are_not_found(
 ) -> None:
     contact = (await alice.call("POST", "/contacts", json_body={"phone": "0611111111"})).body["id"]
     group = (await alice.call("POST", "/groups", json_body={"name": "Privé"})).body["id"]
-    send = (await alice.call("POST", "/sends", json_body={"message_ref": 1, "numbers": ["0611111111"]})).body[
-        "id"
-    ]
+    send = (
+        await alice.call("POST", "/sends", json_body=send_body({"message_ref": 1, "numbers": ["0611111111"]}))
+    ).body["id"]
     mp3 = await _mp3(tmp_path / "a.mp3")
     ref = (await alice.call("POST", "/messages", data=_form(mp3, "a.mp3"))).body["ref"]  # 2: bob has only 1
     for method, path, body in (
@@ -913,7 +945,7 @@ async def test_another_accounts_objects_are_not_found(
         ("DELETE", f"/groups/{group}", None),
         ("POST", f"/groups/{group}/members", {"contact_ids": [contact]}),
         ("DELETE", f"/groups/{group}/members/{contact}", None),
-        ("POST", "/sends", {"message_ref": ref, "numbers": ["0611111111"]}),
+        ("POST", "/sends", send_body({"message_ref": ref, "numbers": ["0611111111"]})),
     ):
         expect_error(await bob.call(method, path, json_body=body), 404)
     # Nothing of alice's changed, and bob's listings are his own.
@@ -972,12 +1004,14 @@ async def test_token_and_sends_list_commands(engine: Engine, alice: Client, bob:
     created = await alice.call(
         "POST",
         "/sends",
-        json_body={
-            "message_ref": 1,
-            "numbers": ["0611111111", "0622222222"],
-            "comment": "Relance",
-            "deferred": later,
-        },
+        json_body=send_body(
+            {
+                "message_ref": 1,
+                "numbers": ["0611111111", "0622222222"],
+                "comment": "Relance",
+                "deferred": later,
+            }
+        ),
     )
     rc, out = await _cli("sends", "list", "--account", "alice@example.fr", "--json")
     assert rc == 0
@@ -1142,7 +1176,9 @@ async def test_fuzzing_against_the_published_openapi(
     group = (await alice.call("POST", "/groups", json_body={"name": "Fuzz"})).body["id"]
     await alice.call("POST", f"/groups/{group}/members", json_body={"contact_ids": [1, 2]})
     await credits.credit(db, alice.account_id, 500)
-    send = await alice.call("POST", "/sends", json_body={"message_ref": 1, "numbers": ["0611111111"]})
+    send = await alice.call(
+        "POST", "/sends", json_body=send_body({"message_ref": 1, "numbers": ["0611111111"]})
+    )
     own = (await alice.call("GET", "/tokens")).body["tokens"][0]["id"]
     known = {"send_id": send.body["id"], "ref": "1", "group_id": str(group), "contact_id": "1"}
 

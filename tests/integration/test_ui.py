@@ -338,7 +338,7 @@ async def test_send_simple_report_then_confirm_once(browser: UiClient, alice: Cu
     await browser.login(alice.account.email, PASSWORD)
     await browser.get("/envoi/simple")
     form = {"numbers": MESSY, "message": "1", "mode": "now", "comment": "Soldes", "retries": "0",
-            "retry_minutes": "30", "action": "preview"}  # fmt: skip
+            "retry_minutes": "30", "purpose": "information", "action": "preview"}  # fmt: skip
     review = await browser.post("/envoi/simple", form)
     assert review.status == 200, review.text[-1500:]
     assert (
@@ -371,7 +371,7 @@ async def test_deferred_send_is_scheduled_in_paris_time(
     await browser.get("/envoi/simple")
     at = (datetime.now(UTC) + timedelta(days=3)).astimezone(PARIS).replace(hour=15, minute=30)
     form = {"numbers": "0612345678", "message": "1", "mode": "later", "at": at.strftime("%Y-%m-%dT%H:%M"),
-            "retries": "0", "retry_minutes": "30", "action": "preview"}  # fmt: skip
+            "retries": "0", "retry_minutes": "30", "purpose": "information", "action": "preview"}  # fmt: skip
     review = await browser.post("/envoi/simple", form)
     assert review.contains(f"Différé, le {at:%d/%m/%Y} à 15h30 (heure de Paris)")
     assert review.contains("Programmer l'envoi")
@@ -395,7 +395,7 @@ async def test_send_errors_are_shown_beside_their_fields(
     await browser.login(alice.account.email, PASSWORD)
     await browser.get("/envoi/simple")
     base = {"numbers": "0612345678", "message": "1", "mode": "now", "retries": "0", "retry_minutes": "30",
-            "action": "preview"}  # fmt: skip
+            "purpose": "information", "action": "preview"}  # fmt: skip
     cases = [
         ({"transfer": "3615"}, "transfer", "Numéro de transfert refusé"),
         ({"mode": "later", "at": "2001-01-01T10:00"}, "at", "déjà passée"),
@@ -414,6 +414,7 @@ async def test_send_errors_are_shown_beside_their_fields(
         ({"drop": "on", "numbers": "0145678903"}, "drop", "que vers des mobiles"),
         ({"purpose": "commercial"}, "sender", "doit présenter un numéro émetteur vérifié"),  # 98
         ({"purpose": "pub"}, "purpose", "Indiquez l'objet de l'envoi"),
+        ({"purpose": ""}, "purpose", "Indiquez l'objet de l'envoi"),  # every web send states it
     ]
     for change, field, text in cases:
         answer = await browser.post("/envoi/simple", {**base, **change})
@@ -434,7 +435,7 @@ async def test_send_to_a_contact_saves_it_with_the_send_or_not_at_all(
     group = await groups_store.group_by_name(db, alice.account.id, "Clients")
     form = {"societe": "Boulangerie Dupont", "nom": "Dupont", "prenom": "Hélène", "phone": "06 98 76 54 32",
             "group_id": str(group.id), "message": "1", "mode": "now", "retries": "0",
-            "retry_minutes": "30"}  # fmt: skip
+            "retry_minutes": "30", "purpose": "information"}  # fmt: skip
     await browser.get("/envoi/contact")
     review = await browser.post("/envoi/contact", {**form, "action": "preview"})
     assert review.status == 200 and review.contains("Hélène Dupont (Boulangerie Dupont) — 06 98 76 54 32")
@@ -473,7 +474,13 @@ async def test_send_to_part_of_a_group(browser: UiClient, alice: Customer, db: D
         ids.append(contact.id)
     await browser.login(alice.account.email, PASSWORD)
     await browser.get(f"/envoi/groupe?groupe={group.id}")
-    base = [("message", "1"), ("mode", "now"), ("retries", "0"), ("retry_minutes", "30")]
+    base = [
+        ("message", "1"),
+        ("mode", "now"),
+        ("retries", "0"),
+        ("retry_minutes", "30"),
+        ("purpose", "information"),
+    ]
     empty = await browser.post(
         "/envoi/groupe", [("groups", str(other.id)), ("scope", "all"), ("action", "preview"), *base]
     )

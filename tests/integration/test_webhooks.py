@@ -45,6 +45,7 @@ from tests.integration.conftest import wait_for
 from tests.integration.dialing import Customer, customer, targets
 from tests.integration.test_dialer import callees, fast
 from tests.integration.uiclient import UiClient
+from tests.support.sendbody import send_body
 
 pytestmark = pytest.mark.integration
 
@@ -427,7 +428,9 @@ async def test_api_and_cli_manage_the_webhook(stack_settings: Settings, db: Data
         status, refused = await call(
             "POST",
             "/sends",
-            {"message_ref": 1, "numbers": [NUMBERS[0]], "webhook": {"url": "http://169.254.169.254/"}},
+            send_body(
+                {"message_ref": 1, "numbers": [NUMBERS[0]], "webhook": {"url": "http://169.254.169.254/"}}
+            ),
         )
         assert status == 400 and refused["code"] == "webhook_address"
         assert await db.fetchval("SELECT count(*) FROM sends WHERE account_id = $1", alice.account.id) == 0
@@ -435,7 +438,13 @@ async def test_api_and_cli_manage_the_webhook(stack_settings: Settings, db: Data
         status, created = await call(
             "POST",
             "/sends",
-            {"message_ref": 1, "numbers": [NUMBERS[0]], "webhook": {"url": own, "events": ["send.started"]}},
+            send_body(
+                {
+                    "message_ref": 1,
+                    "numbers": [NUMBERS[0]],
+                    "webhook": {"url": own, "events": ["send.started"]},
+                }
+            ),
         )
         assert status == 201
         status, hook = await call("GET", f"/sends/{created['id']}/webhook")

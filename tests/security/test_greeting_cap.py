@@ -16,6 +16,7 @@ from engine.store import Database
 from engine.store.tokens import create_token
 from lab import tones
 from tests.integration.dialing import Customer
+from tests.support.sendbody import send_body
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +59,9 @@ async def test_an_advert_cannot_be_a_greeting(
     # The same file as a message is fine; chosen as a send's greeting, it is refused and nothing is sent.
     status, long_message = await api(engine, token, "POST", "/messages", data=upload(advert))
     assert status == 201, long_message
-    send = {"message_ref": client.message.ref, "numbers": ["0612345678"], "greeting_ref": long_message["ref"]}
+    send = send_body(
+        {"message_ref": client.message.ref, "numbers": ["0612345678"], "greeting_ref": long_message["ref"]}
+    )
     status, body = await api(engine, token, "POST", "/sends", json=send)
     assert status == 400, body
     assert body["code"] == "greeting_too_long"

@@ -189,10 +189,11 @@ def parse_options(
         options["retries"] = retries
         options["retry_interval_s"] = max(minutes, 1) * 60
     options["voicemail_drop"] = bool(values["drop"])
-    # The form always states one (a checked radio); a bare POST without it gets the account's default.
+    # Every web send states its purpose (issue 18): the form shows a checked radio; a POST without it, or
+    # with another value, is refused rather than given the account's default.
     if values["purpose"] in PURPOSES:
         options["purpose"] = values["purpose"]
-    elif values["purpose"]:
+    else:
         errors["purpose"] = "Indiquez l'objet de l'envoi : information ou commercial."
     return options, errors
 
