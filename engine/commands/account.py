@@ -51,10 +51,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="information",
         help="purpose of its http.php and e-mail sends (commercial: consent, hours and caps apply)",
     )
+    create.add_argument(
+        "--company",
+        metavar="NAME",
+        help="the company its commercial calls name (required with --purpose commercial)",
+    )
     create.add_argument("--json", action="store_true")
     create.set_defaults(func=_create)
 
-    purpose = actions.add_parser("purpose", help="the purpose of the account's http.php and e-mail sends")
+    purpose = actions.add_parser(
+        "purpose",
+        help="the purpose of the account's http.php and e-mail sends (commercial: set its company first)",
+    )
     purpose.add_argument("--account", required=True, metavar="EMAIL")
     purpose.add_argument("purpose", choices=PURPOSES)
     purpose.set_defaults(func=_purpose)
@@ -63,7 +71,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "company", help="the company a commercial call names in its preamble (French law, issue 18)"
     )
     company.add_argument("--account", required=True, metavar="EMAIL")
-    company.add_argument("name", metavar="NAME|off", help="e.g. 'Acme Énergie'; off: none")
+    company.add_argument(
+        "name",
+        metavar="NAME|off",
+        help="e.g. 'Acme Énergie'; off: none (not while its purpose is commercial)",
+    )
     company.set_defaults(func=_company)
 
     show = actions.add_parser("show", help="balance, last movements, defaults, sender numbers")
@@ -156,7 +168,11 @@ def _create(args: argparse.Namespace) -> int:
 
     async def run(services: Services) -> NewAccount:
         return await services.accounts.create(
-            args.email, password=password, credits=args.credits, default_purpose=args.purpose
+            args.email,
+            password=password,
+            credits=args.credits,
+            default_purpose=args.purpose,
+            company_name=args.company,
         )
 
     new = run_with_services(run)
@@ -195,7 +211,9 @@ def _company(args: argparse.Namespace) -> int:
         return await services.accounts.set_company_name(account.id, name)
 
     name = run_with_services(run)
-    said = f"named {name!r}" if name else "named by no company (set one: their callees must hear it)"
+    said = (
+        f"named {name!r}" if name else "named by no company (a commercial send is refused until one is set)"
+    )
     print(f"account {args.account.strip().lower()}: commercial calls are {said}")
     return 0
 

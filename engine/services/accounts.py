@@ -91,10 +91,12 @@ class Accounts:
         password: str | None = None,
         credits: int = 0,
         default_purpose: Purpose = "information",
+        company_name: str | None = None,
     ) -> NewAccount:
         """An operator opens an account; its password (generated unless given) and personal code are
         returned here, the only time they are seen in clear. ``default_purpose``: that of its http.php
-        and e-mail sends, chosen when it is set up (issue 18)."""
+        and e-mail sends, chosen when it is set up (issue 18); commercial needs ``company_name``, the
+        company its calls name (article L221-16), else ``company_required``."""
         return await store.create_account(
             self._db,
             email,
@@ -102,22 +104,19 @@ class Accounts:
             password=password,
             credits=credits,
             default_purpose=default_purpose,
+            company_name=_company_name(company_name),
         )
 
     async def set_company_name(self, account_id: UUID, name: str | None) -> str | None:
-        """The company a commercial call names in its preamble (issue 18); None or blank: none."""
-        clean = " ".join((name or "").split()) or None
-        if clean is not None and len(clean) > COMPANY_NAME_MAX:
-            raise InvalidInput(
-                "company_name",
-                f"company name longer than {COMPANY_NAME_MAX} characters",
-                message_fr=f"Le nom de l'entreprise dépasse {COMPANY_NAME_MAX} caractères.",
-            )
+        """The company a commercial call names in its preamble (issue 18); None or blank: none — refused
+        (``company_required``) while the account's default purpose is commercial."""
+        clean = _company_name(name)
         await store.set_company_name(self._db, account_id, clean)
         return await store.company_name(self._db, account_id)
 
     async def set_default_purpose(self, account_id: UUID, purpose: Purpose) -> Account:
-        """The purpose of the account's http.php and e-mail sends (information or commercial)."""
+        """The purpose of the account's http.php and e-mail sends (information or commercial); commercial
+        only once the account has a company name (``company_required``)."""
         await store.set_default_purpose(self._db, account_id, purpose)
         return await store.get_account(self._db, account_id)
 
@@ -283,3 +282,15 @@ class Accounts:
     async def revoke_token(self, account_id: UUID, token_id: int) -> ApiToken:
         """Revoke the account's token: it stops working at once. Another account's token is NotFound."""
         return await tokens_store.revoke_token(self._db, account_id, token_id)
+
+
+def _company_name(name: str | None) -> str | None:
+    """A company name as stored: spaces collapsed; None or blank: none; at most COMPANY_NAME_MAX."""
+    clean = " ".join((name or "").split()) or None
+    if clean is not None and len(clean) > COMPANY_NAME_MAX:
+        raise InvalidInput(
+            "company_name",
+            f"company name longer than {COMPANY_NAME_MAX} characters",
+            message_fr=f"Le nom de l'entreprise dépasse {COMPANY_NAME_MAX} caractères.",
+        )
+    return clean

@@ -405,6 +405,9 @@ _CODE_OF: Final = {
     "no_recipient": "89",
     "all_stop_listed": "84",
     "commercial_no_sender": "98",
+    # A commercial default purpose needs a company name (engine/store/accounts.py); if the name went
+    # away anyway, 98 is the code closest in meaning: the call would not identify who calls (README).
+    "commercial_no_company": "98",
     "commercial_no_consent": "99",
 }
 

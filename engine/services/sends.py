@@ -14,7 +14,13 @@ import asyncpg
 from engine.domain.accounts import Account, Message, SenderNumber, check_transfer
 from engine.domain.commercial import PURPOSES, Purpose
 from engine.domain.contacts import NewContact, check_phone
-from engine.domain.intake import COMMERCIAL_CODES_FR, commercial_refusals, first_refusal
+from engine.domain.intake import (
+    COMMERCIAL_CODES_FR,
+    NO_COMPANY_FR,
+    NO_SENDER_FR,
+    commercial_refusals,
+    first_refusal,
+)
 from engine.domain.numbers import Number, normalize
 from engine.domain.presented import Unusable, Usable, check_presented
 from engine.domain.retries import RetryPolicy
@@ -32,6 +38,7 @@ from engine.errors import InvalidInput, NotFound
 from engine.services.contacts import save_contact
 from engine.services.messages import greeting_too_long
 from engine.settings import Settings
+from engine.store import accounts as accounts_store
 from engine.store import consent as consent_store
 from engine.store import messages as messages_store
 from engine.store import senders as senders_store
@@ -241,8 +248,8 @@ async def create_send(
     Error codes (InvalidInput.code, or the error's own code): message_not_found, greeting_not_found,
     greeting_too_long,
     transfer_invalid, sender_not_verified, drop_not_allowed, drop_not_mobile, no_recipient, too_many,
-    deferred_past, bad_retry_policy, bad_purpose, commercial_no_sender (http.php 98),
-    commercial_no_consent (99), all_stop_listed, credits.
+    deferred_past, bad_retry_policy, bad_purpose, commercial_no_company and commercial_no_sender
+    (http.php 98), commercial_no_consent (99), all_stop_listed, credits.
 
     ``purpose`` (DEFAULT: the account's default purpose): a commercial send must present a usable number
     (engine/domain/presented.py) and call only contacts with a valid consent, none stop-listed; every
@@ -336,8 +343,9 @@ async def _lawful_targets(
     """The targets a send of this purpose may keep, and how many stop-listed ones it leaves out.
 
     Every send leaves out the numbers on the account's stop list or the operator's ("liste
-    d'opposition"). A commercial send is refused instead, whole: without a usable presented number (98),
-    or with a number that is stop-listed or has no valid recorded consent (99) — engine/domain/intake.py.
+    d'opposition"). A commercial send is refused instead, whole: from an account without a company name
+    to announce, or without a usable presented number (98), or with a number that is stop-listed or has
+    no valid recorded consent (99) — engine/domain/intake.py.
     """
     if purpose not in PURPOSES:
         raise InvalidInput(
@@ -350,18 +358,27 @@ async def _lawful_targets(
     if purpose == "commercial":
         consents = await consent_store.consents(db, account.id, numbers)
         consented = all(n in consents and consents[n].valid_at(now) for n in numbers)
+        # Read here, not from `account`: a name removed since the account was loaded counts.
+        company = await accounts_store.company_name(db, account.id)
         failed = commercial_refusals(
             purpose,
             presents_usable_number=sender_e164 is not None
             and isinstance(check_presented(sender_e164), Usable),
             every_recipient_callable=consented and not stopped,
+            names_company=company is not None,
         )
         refusal = first_refusal(failed)
+        if refusal == "98" and company is None:
+            raise InvalidInput(
+                "commercial_no_company",
+                "a commercial send must name the company calling (article L221-16): the account has none",
+                message_fr=NO_COMPANY_FR,
+            )
         if refusal == "98":
             raise InvalidInput(
                 "commercial_no_sender",
                 "a commercial send must present a verified number usable by automated calls",
-                message_fr=COMMERCIAL_CODES_FR["98"],
+                message_fr=NO_SENDER_FR,
             )
         if refusal == "99":
             raise InvalidInput(

@@ -116,8 +116,10 @@ async def create_account(
     credits: int = 0,
     reason: str = "crédit initial",
     default_purpose: Purpose = "information",
+    company_name: str | None = None,
 ) -> NewAccount:
-    """Create an account; the password (generated unless given) and the personal code are returned once."""
+    """Create an account; the password (generated unless given) and the personal code are returned once.
+    A commercial default purpose needs the company its calls name (``company_required``, issue 18)."""
     login = domain.normalize_email(email)
     if password is None:
         password = domain.generate_password()
@@ -127,18 +129,21 @@ async def create_account(
         domain.check_credit_amount(credits)
     if default_purpose not in PURPOSES:
         raise ValueError(f"unknown send purpose {default_purpose!r}")
+    if default_purpose == "commercial" and company_name is None:
+        raise _company_required()
     password_hash = await _in_pool(_HASHER.hash, password)
     for _ in range(_CODE_ATTEMPTS):
         code = domain.generate_code()
         try:
             async with db.transaction() as conn:
                 account_id = await conn.fetchval(
-                    "INSERT INTO accounts (email, password_hash, code_digest, default_purpose) "
-                    "VALUES ($1, $2, $3, $4) RETURNING id",
+                    "INSERT INTO accounts (email, password_hash, code_digest, default_purpose, company_name) "
+                    "VALUES ($1, $2, $3, $4, $5) RETURNING id",
                     login,
                     password_hash,
                     domain.code_digest(code, secret_key),
                     default_purpose,
+                    company_name,
                 )
                 if credits:
                     await record_movement(
@@ -367,11 +372,30 @@ async def set_defaults(db: Database, account_id: UUID, defaults: SendDefaults) -
         return await _get(conn, account_id)
 
 
+def _company_required() -> InvalidInput:
+    return InvalidInput(
+        "company_required",
+        "an account whose default purpose is commercial must have a company name (article L221-16)",
+        message_fr=(
+            "Un compte dont les envois sont commerciaux par défaut doit porter le nom de l'entreprise "
+            "que ses appels annoncent."
+        ),
+    )
+
+
 async def set_company_name(db: Executor, account_id: UUID, name: str | None) -> None:
-    """The company a commercial call of the account names in its preamble (issue 18); None: none."""
-    status = await db.execute("UPDATE accounts SET company_name = $2 WHERE id = $1", account_id, name)
+    """The company a commercial call of the account names in its preamble (issue 18); None: none, refused
+    (``company_required``) while the account's default purpose is commercial. One statement decides, so a
+    concurrent change of the default purpose cannot slip between the check and the write."""
+    status = await db.execute(
+        "UPDATE accounts SET company_name = $2::text WHERE id = $1 "
+        "AND ($2::text IS NOT NULL OR default_purpose <> 'commercial')",
+        account_id,
+        name,
+    )
     if not rows_affected(status):
-        raise _no_account(account_id)
+        await _get(db, account_id)  # no such account: UnknownAccount
+        raise _company_required()
 
 
 async def company_name(db: Executor, account_id: UUID) -> str | None:
@@ -380,9 +404,16 @@ async def company_name(db: Executor, account_id: UUID) -> str | None:
 
 
 async def set_default_purpose(db: Executor, account_id: UUID, purpose: Purpose) -> None:
-    """The purpose of the account's http.php and e-mail sends (information or commercial)."""
+    """The purpose of the account's http.php and e-mail sends (information or commercial); commercial only
+    for an account with a company name (``company_required``, issue 18), decided in one statement."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown send purpose {purpose!r}")
-    status = await db.execute("UPDATE accounts SET default_purpose = $2 WHERE id = $1", account_id, purpose)
+    status = await db.execute(
+        "UPDATE accounts SET default_purpose = $2::text WHERE id = $1 "
+        "AND ($2::text <> 'commercial' OR company_name IS NOT NULL)",
+        account_id,
+        purpose,
+    )
     if not rows_affected(status):
-        raise _no_account(account_id)
+        await _get(db, account_id)  # no such account: UnknownAccount
+        raise _company_required()

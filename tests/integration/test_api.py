@@ -1195,6 +1195,10 @@ async def test_fuzzing_against_the_published_openapi(
 
 async def test_commercial_send_refused_whole_through_the_api(alice: Client, db: Database) -> None:
     body = {"message_ref": alice.who.message.ref, "numbers": ["0612345678"], "purpose": "commercial"}
+    # An account without a company name: its call could not say whose it is (L221-16).
+    refused = expect_error(await alice.call("POST", "/sends", json_body=body), 400, "commercial_no_company")
+    assert "entreprise" in refused["message"]
+    await accounts_store.set_company_name(db, alice.account_id, "Acme Énergie")
     expect_error(await alice.call("POST", "/sends", json_body=body), 400, "commercial_no_sender")
     await senders.declare_sender(db, alice.account_id, "0162000000")
     await senders.verify_sender(db, alice.account_id, "0162000000")
@@ -1210,6 +1214,7 @@ async def test_commercial_send_refused_whole_through_the_api(alice: Client, db: 
 
 
 async def test_consent_recorded_through_the_api_opens_commercial_sends(alice: Client, db: Database) -> None:
+    await accounts_store.set_company_name(db, alice.account_id, "Acme Énergie")
     await senders.declare_sender(db, alice.account_id, "0162000000")
     await senders.verify_sender(db, alice.account_id, "0162000000")
     made = await alice.call("POST", "/contacts", json_body={"phone": "06 12 34 56 78", "nom": "Dupont"})

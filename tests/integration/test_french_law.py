@@ -74,6 +74,7 @@ async def test_commercial_send_stops_at_13_and_resumes_at_14(
     settings = dataclasses.replace(fast(stack_settings), max_channels=1, trunk_wait_max_s=86400.0)
     sipp = await callees(settings, sipp_ports, tmp_path, max_channels=1, max_cps=5, presented=(SENDER_E164,))
     who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
+    await set_company_name(db, who.account.id, "Acme Énergie")
     await declare_sender(db, who.account.id, SENDER)
     await verify_sender(db, who.account.id, SENDER)
     numbers = [f"061100040{i}" for i in range(5)]  # last digits 0-4: they answer and listen
@@ -163,6 +164,7 @@ async def test_commercial_send_on_a_public_holiday_waits_for_the_next_working_da
     settings = dataclasses.replace(fast(stack_settings), trunk_wait_max_s=86400.0 * 7)
     sipp = await callees(settings, sipp_ports, tmp_path, max_channels=2, max_cps=5, presented=(SENDER_E164,))
     who = await customer(db, settings, tmp_path, credits=100, seconds=1.0)
+    await set_company_name(db, who.account.id, "Acme Énergie")
     await declare_sender(db, who.account.id, SENDER)
     await verify_sender(db, who.account.id, SENDER)
     numbers = ["0611000500", "0611000501"]

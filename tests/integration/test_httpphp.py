@@ -20,7 +20,7 @@ from engine.store import consent as consent_store
 from engine.store import contacts as contacts_store
 from engine.store import groups as groups_store
 from engine.store import sends as sends_store
-from engine.store.accounts import create_account, set_default_purpose, set_password
+from engine.store.accounts import create_account, set_company_name, set_default_purpose, set_password
 from engine.store.credits import balance
 from engine.store.senders import declare_sender, verify_sender
 from tests.integration.dialing import Customer, customer
@@ -194,6 +194,7 @@ async def test_commercial_refusals_98_99_create_nothing(
     """An account whose default purpose is commercial (http.php states none): 98 without a usable
     presented number, 99 with a number without consent or stop-listed — before 83; nothing created."""
 
+    await set_company_name(db, client.account.id, "Acme Énergie")  # required for a commercial default
     await set_default_purpose(db, client.account.id, "commercial")
     many = ",".join(f"06{i:08d}" for i in range(12000000, 12000011))  # 11 numbers, 10 credits, no consent
     assert (await call(engine, base(client)))[1] == "98"  # hidden caller ID
@@ -213,6 +214,11 @@ async def test_commercial_refusals_98_99_create_nothing(
         db, client.account.id, contact.e164, given_at=datetime.now(UTC) - timedelta(days=1), source="web"
     )
     assert (await call(engine, base(client, **sender)))[1] == "80"
+    # The company name gone anyway (by hand: the commands refuse it while the purpose is commercial): the
+    # call would not say whose it is (L221-16) — 98, the code closest in meaning (README); nothing created.
+    await db.execute("UPDATE accounts SET company_name = NULL WHERE id = $1", client.account.id)
+    assert (await call(engine, base(client, **sender)))[1] == "98"
+    await set_company_name(db, client.account.id, "Acme Énergie")
     await stoplists.add(db, client.account.id, [stoplists.Entry.of(contact.e164)], source="dtmf")
     assert (await call(engine, base(client, **sender)))[1] == "99"
     sends = await sends_store.list_sends(db, client.account.id)

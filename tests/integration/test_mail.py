@@ -23,7 +23,13 @@ from engine.services.intake import parse_subject
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import sends as sends_store
-from engine.store.accounts import get_account, set_default_purpose, set_defaults, set_password
+from engine.store.accounts import (
+    get_account,
+    set_company_name,
+    set_default_purpose,
+    set_defaults,
+    set_password,
+)
 from engine.store.senders import declare_sender, verify_sender
 from tests.conftest import PORT_BASE
 from tests.integration.conftest import wait_for
@@ -185,6 +191,7 @@ async def test_commercial_refusals_by_mail_create_nothing(
 ) -> None:
     """E-mail sends have the account's default purpose and sender: 98 without a presented number, 99
     with one but a number without consent; the reply says why; nothing is created."""
+    await set_company_name(db, client.account.id, "Acme Énergie")  # required for a commercial default
     await set_default_purpose(db, client.account.id, "commercial")
     await mail(engine, client.account.email, f"{PASSWORD}:0612345678:{client.message.ref}")
     await wait_for(lambda: len(sink.messages) == 1, what="the 98 reply")

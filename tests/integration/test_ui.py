@@ -37,7 +37,7 @@ from engine.store import groups as groups_store
 from engine.store import messages as messages_store
 from engine.store import sends as sends_store
 from engine.store import tokens as tokens_store
-from engine.store.accounts import find_by_code, get_account, set_password
+from engine.store.accounts import find_by_code, get_account, set_company_name, set_password
 from engine.store.credits import balance
 from lab import tones
 from tests.integration.conftest import wait_for
@@ -412,7 +412,7 @@ async def test_send_errors_are_shown_beside_their_fields(
             "Crédits insuffisants",
         ),
         ({"drop": "on", "numbers": "0145678903"}, "drop", "que vers des mobiles"),
-        ({"purpose": "commercial"}, "sender", "doit présenter un numéro émetteur vérifié"),  # 98
+        ({"purpose": "commercial"}, "purpose", "le nom de votre entreprise n'est pas enregistré"),  # 98
         ({"purpose": "pub"}, "purpose", "Indiquez l'objet de l'envoi"),
         ({"purpose": ""}, "purpose", "Indiquez l'objet de l'envoi"),  # every web send states it
     ]
@@ -423,6 +423,11 @@ async def test_send_errors_are_shown_beside_their_fields(
         if field not in {"credits"}:
             assert f'id="{field}-error"' in answer.text, (change, field)
         await browser.get("/envoi/simple")
+    # The company named, a commercial send still needs a usable presented number (98 too).
+    await set_company_name(db, alice.account.id, "Acme Énergie")
+    answer = await browser.post("/envoi/simple", {**base, "purpose": "commercial"})
+    assert answer.status == 400 and answer.contains("doit présenter un numéro émetteur vérifié")
+    assert 'id="sender-error"' in answer.text
     assert await db.fetchval("SELECT count(*) FROM sends") == 0
 
 

@@ -16,7 +16,13 @@ from engine.settings import Settings
 from engine.store import Database, stoplists
 from engine.store import commercial as commercial_store
 from engine.store import consent as consent_store
-from engine.store.accounts import create_account, get_account, set_default_purpose
+from engine.store.accounts import (
+    company_name,
+    create_account,
+    get_account,
+    set_company_name,
+    set_default_purpose,
+)
 from engine.store.contacts import create_contact
 from engine.store.credits import balance
 from engine.store.senders import declare_sender, verify_sender
@@ -32,12 +38,45 @@ async def test_existing_and_new_accounts_default_to_information(
 ) -> None:
     who = await customer(db, stack_settings, tmp_path)
     assert who.account.default_purpose == "information"
+    key = stack_settings.require("secret_key")
     made = await create_account(
-        db, "pro@example.fr", secret_key=stack_settings.require("secret_key"), default_purpose="commercial"
+        db, "pro@example.fr", secret_key=key, default_purpose="commercial", company_name="Acme Énergie"
     )
     assert made.account.default_purpose == "commercial"
+    assert await company_name(db, made.account.id) == "Acme Énergie"
+    await set_company_name(db, who.account.id, "Acme Énergie")
     await set_default_purpose(db, who.account.id, "commercial")
     assert (await get_account(db, who.account.id)).default_purpose == "commercial"
+
+
+async def test_a_commercial_default_purpose_needs_a_company_name(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """L221-16: a commercial call says on whose behalf it calls; an account whose http.php and e-mail sends
+    are commercial cannot be without the name (failed on the code before: each change was accepted)."""
+    who = await customer(db, stack_settings, tmp_path)
+    with pytest.raises(InvalidInput) as refused:
+        await create_account(
+            db,
+            "pro@example.fr",
+            secret_key=stack_settings.require("secret_key"),
+            default_purpose="commercial",
+        )
+    assert refused.value.code == "company_required"
+    assert await db.fetchval("SELECT count(*) FROM accounts") == 1  # nothing created
+    with pytest.raises(InvalidInput) as refused:
+        await set_default_purpose(db, who.account.id, "commercial")
+    assert refused.value.code == "company_required"
+    assert (await get_account(db, who.account.id)).default_purpose == "information"
+    await set_company_name(db, who.account.id, "Acme Énergie")
+    await set_default_purpose(db, who.account.id, "commercial")
+    with pytest.raises(InvalidInput) as refused:
+        await set_company_name(db, who.account.id, None)  # `vocalcast account company off`
+    assert refused.value.code == "company_required"
+    assert await company_name(db, who.account.id) == "Acme Énergie"
+    await set_default_purpose(db, who.account.id, "information")
+    await set_company_name(db, who.account.id, None)  # allowed once its sends are information
+    assert await company_name(db, who.account.id) is None
 
 
 async def test_a_hashed_entry_and_a_clear_number_are_the_same_number(
@@ -79,6 +118,7 @@ async def test_consent_recorded_withdrawn_and_read(
 
 async def _commercial_customer(settings: Settings, db: Database, tmp: Path, email: str = "client@example.fr"):  # type: ignore[no-untyped-def]
     who = await customer(db, settings, tmp, email=email)
+    await set_company_name(db, who.account.id, "Acme Énergie")  # L221-16: whose call it is
     await declare_sender(db, who.account.id, AUTOMATED_SENDER)
     await verify_sender(db, who.account.id, AUTOMATED_SENDER)
     given = datetime.now(UTC) - timedelta(days=1)
@@ -107,6 +147,15 @@ async def test_commercial_send_refused_whole_98_then_99(
         )
     assert refused.value.code == "commercial_no_sender"
     await _nothing_created(db, who)
+    # 98 too: an account without a company name to announce (L221-16), even for a lawful send otherwise.
+    await set_company_name(db, who.account.id, None)
+    with pytest.raises(InvalidInput) as refused:
+        await create_send(
+            db, stack_settings, who.account, targets=targets(["0611000001"]), sender=AUTOMATED_SENDER, **base
+        )
+    assert refused.value.code == "commercial_no_company" and "entreprise" in refused.value.message_fr
+    await _nothing_created(db, who)
+    await set_company_name(db, who.account.id, "Acme Énergie")
     # 99: a contact without consent among consented ones.
     with pytest.raises(InvalidInput) as refused:
         await create_send(

@@ -29,11 +29,21 @@ def test_account_purpose_at_creation_and_later(
 ) -> None:
     email = f"cli-{uuid.uuid4().hex[:10]}@example.fr"
     create = ("account", "create", "--email", email, "--purpose", "commercial", "--json")
-    rc, out, _ = run_command(capsys, *create)
+    # Commercial needs the company its calls name (L221-16): refused without one, nothing created.
+    rc, _, err = run_command(capsys, *create)
+    assert rc == 2 and "company name" in err
+    assert run_command(capsys, "account", "purpose", "--account", email, "information")[0] == 2  # no account
+    rc, out, _ = run_command(capsys, *create, "--company", "Acme Énergie")
     assert rc == 0 and json.loads(out)["purpose"] == "commercial"
     assert _purpose(stack_settings, email) == "commercial"
+    rc, _, err = run_command(capsys, "account", "company", "--account", email, "off")
+    assert rc == 2 and "company name" in err
     rc, out, _ = run_command(capsys, "account", "purpose", "--account", email, "information")
     assert rc == 0 and out.strip().endswith("information")
+    assert _purpose(stack_settings, email) == "information"
+    assert run_command(capsys, "account", "company", "--account", email, "off")[0] == 0
+    rc, _, err = run_command(capsys, "account", "purpose", "--account", email, "commercial")
+    assert rc == 2 and "company name" in err
     assert _purpose(stack_settings, email) == "information"
     with pytest.raises(SystemExit):
         run_command(capsys, "account", "purpose", "--account", email, "pub")

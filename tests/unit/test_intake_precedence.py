@@ -56,3 +56,15 @@ def test_a_commercial_request_failing_everything_late_gets_98_before_credits() -
     assert first_refusal({*failed, "83"}) == "98"
     assert first_refusal({*failed, "94"}) == "94"  # an emetteur given but not the account's comes first
     assert set(COMMERCIAL_CODES_FR) == {"98", "99"}
+
+
+@pytest.mark.parametrize("presents", [True, False])
+def test_a_commercial_send_naming_no_company_fails_98(presents: bool) -> None:
+    """No company name to announce (L221-16): the call would not identify who calls — 98, before 99."""
+    failed = commercial_refusals(
+        "commercial", presents_usable_number=presents, every_recipient_callable=False, names_company=False
+    )
+    assert failed == {"98", "99"} and first_refusal(failed) == "98"
+    assert not commercial_refusals(
+        "information", presents_usable_number=presents, every_recipient_callable=True, names_company=False
+    )

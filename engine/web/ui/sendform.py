@@ -64,6 +64,7 @@ FIELD_OF: Final = {
     "all_stop_listed": "numbers",
     "commercial_no_consent": "numbers",
     "commercial_no_sender": "sender",
+    "commercial_no_company": "purpose",
     "bad_purpose": "purpose",
     "too_many": "numbers",
     "deferred_past": "at",
