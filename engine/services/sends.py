@@ -327,7 +327,12 @@ async def create_send(
         purpose=chosen,
         stop_listed_skipped=skipped,
     )
-    return await sends_store.insert_send(db, spec, code=code)
+    send = await sends_store.insert_send(db, spec, code=code)
+    if chosen == "commercial" and await accounts_store.company_name(db, account.id) is None:
+        # Read again now that the credits' reservation holds the account's row: a name removed while
+        # this send was being checked is seen (engine/store/accounts.py, set_company_name).
+        raise _no_company()
+    return send
 
 
 async def _lawful_targets(
@@ -369,11 +374,7 @@ async def _lawful_targets(
         )
         refusal = first_refusal(failed)
         if refusal == "98" and company is None:
-            raise InvalidInput(
-                "commercial_no_company",
-                "a commercial send must name the company calling (article L221-16): the account has none",
-                message_fr=NO_COMPANY_FR,
-            )
+            raise _no_company()
         if refusal == "98":
             raise InvalidInput(
                 "commercial_no_sender",
@@ -395,6 +396,14 @@ async def _lawful_targets(
             message_fr="Tous les numéros de cet envoi sont sur une liste d'opposition.",
         )
     return kept, len(targets) - len(kept)
+
+
+def _no_company() -> InvalidInput:
+    return InvalidInput(
+        "commercial_no_company",
+        "a commercial send must name the company calling (article L221-16): the account has none",
+        message_fr=NO_COMPANY_FR,
+    )
 
 
 async def _message(db: Executor, account_id: UUID, ref: int, code: str) -> Message:

@@ -21,7 +21,7 @@ from engine.domain.accounts import Account, NewAccount, SendDefaults, UnknownAcc
 from engine.domain.commercial import PURPOSES, Purpose
 from engine.errors import InvalidInput
 from engine.store.credits import record_movement
-from engine.store.db import Database, Executor, rows_affected
+from engine.store.db import Database, Executor, in_transaction, rows_affected
 
 # argon2id with the library's defaults (RFC 9106's second recommendation: 64 MiB, 3 passes): ≈ 0.1 s
 # of CPU per hash, which is why every hash and verification runs in a thread.
@@ -164,8 +164,9 @@ async def create_account(
     raise RuntimeError(f"no unique personal code after {_CODE_ATTEMPTS} draws")
 
 
-async def _get(conn: Executor, account_id: UUID) -> Account:
-    row = await conn.fetchrow(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = $1", account_id)  # noqa: S608 - constant columns
+async def _get(conn: Executor, account_id: UUID, *, lock: bool = False) -> Account:
+    query = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = $1{' FOR UPDATE' if lock else ''}"  # noqa: S608 - constant columns
+    row = await conn.fetchrow(query, account_id)
     if row is None:
         raise _no_account(account_id)
     return _account(row)
@@ -375,27 +376,35 @@ async def set_defaults(db: Database, account_id: UUID, defaults: SendDefaults) -
 def _company_required() -> InvalidInput:
     return InvalidInput(
         "company_required",
-        "an account whose default purpose is commercial must have a company name (article L221-16)",
+        "an account whose default purpose is commercial, or with commercial sends not finished, must have "
+        "a company name (article L221-16)",
         message_fr=(
-            "Un compte dont les envois sont commerciaux par défaut doit porter le nom de l'entreprise "
-            "que ses appels annoncent."
+            "Un compte dont les envois sont commerciaux par défaut, ou qui a des envois commerciaux en "
+            "cours, doit porter le nom de l'entreprise que ses appels annoncent."
         ),
     )
 
 
 async def set_company_name(db: Executor, account_id: UUID, name: str | None) -> None:
     """The company a commercial call of the account names in its preamble (issue 18); None: none, refused
-    (``company_required``) while the account's default purpose is commercial. One statement decides, so a
-    concurrent change of the default purpose cannot slip between the check and the write."""
-    status = await db.execute(
-        "UPDATE accounts SET company_name = $2::text WHERE id = $1 "
-        "AND ($2::text IS NOT NULL OR default_purpose <> 'commercial')",
-        account_id,
-        name,
-    )
-    if not rows_affected(status):
-        await _get(db, account_id)  # no such account: UnknownAccount
-        raise _company_required()
+    (``company_required``) while the account's default purpose is commercial or a commercial send of it is
+    not finished (its calls would name nobody).
+
+    The account's row is locked first, and the check is a later statement: a send whose credits were
+    reserved (which locks that row) is committed by then and seen; a send reserving after this commits
+    reads the name again once it holds the row (engine/services/sends.py), and is refused."""
+    async with in_transaction(db) as conn:
+        await _get(conn, account_id, lock=True)  # no such account: UnknownAccount
+        status = await conn.execute(
+            "UPDATE accounts a SET company_name = $2::text WHERE a.id = $1 AND ($2::text IS NOT NULL OR "
+            "(a.default_purpose <> 'commercial' AND NOT EXISTS (SELECT 1 FROM sends s WHERE "
+            "s.account_id = a.id AND s.purpose = 'commercial' "
+            "AND s.status IN ('scheduled', 'running', 'paused'))))",
+            account_id,
+            name,
+        )
+        if not rows_affected(status):
+            raise _company_required()
 
 
 async def company_name(db: Executor, account_id: UUID) -> str | None:

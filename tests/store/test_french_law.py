@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import InvalidInput
-from engine.services.sends import create_send
+from engine.services.sends import create_send, steer
 from engine.settings import Settings
 from engine.store import Database, stoplists
 from engine.store import commercial as commercial_store
@@ -197,6 +197,12 @@ async def test_commercial_send_refused_whole_98_then_99(
         **base,
     )
     assert send.purpose == "commercial" and send.recipients_total == 1
+    # Its calls must name the company until it ends: removing the name meanwhile is refused.
+    with pytest.raises(InvalidInput) as refused:
+        await set_company_name(db, who.account.id, None)
+    assert refused.value.code == "company_required"
+    await steer(db, send.id, "cancel")
+    await set_company_name(db, who.account.id, None)
 
 
 async def test_information_send_leaves_stop_listed_numbers_out(
