@@ -11,7 +11,8 @@ from typing import Final, Literal
 from uuid import UUID
 
 from engine.domain.accounts import PARIS
-from engine.domain.callhours import Postponed
+from engine.domain.areas import METROPOLE
+from engine.domain.callhours import Postponed, Postponement, postponement
 from engine.domain.commercial import Excluded, Purpose
 from engine.domain.numbers import Number
 from engine.domain.outcomes import Outcome
@@ -234,6 +235,28 @@ LAW_REASONS_FR: Final = {
     **{reason.value: reason.label_fr for reason in Postponed},
     **{reason.value: reason.label_fr for reason in Excluded},
 }
+
+
+def window_wait(purpose: Purpose, status: SendStatus, pending: int, now: datetime) -> Postponement | None:
+    """A running commercial send with numbers still to call, at an instant outside the legal calling
+    hours of metropolitan numbers (article D223-9): why its calls wait and until when — what its estimate
+    says (issue 18). Overseas numbers follow their own time, told per recipient."""
+    if purpose != "commercial" or status is not SendStatus.running or pending <= 0:
+        return None
+    return postponement(METROPOLE, now)
+
+
+def window_wait_fr(wait: Postponement, now: datetime) -> str:
+    """The customer's sentence for a send whose calls wait for the next window."""
+    why = f"{wait.label_fr} — {wait.holiday_fr}" if wait.holiday_fr else wait.label_fr
+    if wait.until is None:
+        return f"Appels commerciaux en attente ({why})."
+    local = wait.until.astimezone(PARIS)
+    day = "aujourd'hui" if local.date() == now.astimezone(PARIS).date() else f"le {local:%d/%m/%Y}"
+    return (
+        f"Appels commerciaux en attente de la prochaine plage horaire légale ({why}) : reprise {day} à "
+        f"{local:%H}h{local:%M} (heure de Paris ; les numéros d'outre-mer suivent leur propre heure)."
+    )
 
 
 def recipient_note_fr(

@@ -31,6 +31,8 @@ from engine.domain.sends import (
     Target,
     recipient_note_fr,
     unique_targets,
+    window_wait,
+    window_wait_fr,
 )
 from engine.errors import InvalidInput
 from engine.services import Services
@@ -367,6 +369,7 @@ async def send_detail(services: Services, account: Account, send: Send) -> dict[
             estimated_end = iso(after_calling_time(METROPOLE, now, remaining_s))
         elif remaining_s is not None:
             estimated_end = iso(now + timedelta(seconds=remaining_s))
+    wait = window_wait(send.purpose, send.status, progress.pending, now)
     out = send_json(send, await services.messages.refs(account.id))
     out["progress"] = {
         "total": progress.total,
@@ -378,6 +381,14 @@ async def send_detail(services: Services, account: Account, send: Send) -> dict[
         "credits_used": progress.credits_used,
         "outcomes": progress.outcomes,
         "estimated_end_at": estimated_end,
+        "window_wait": None
+        if wait is None
+        else {
+            "reason": wait.reason.value,
+            "label": wait.label_fr,
+            "until": iso(wait.until),
+            "note": window_wait_fr(wait, now),
+        },
     }
     usage = await services.sends.transfer_usage(send)
     out["transfers"] = {"answered": usage.transfers, "minutes": usage.minutes, "credits": usage.credits}

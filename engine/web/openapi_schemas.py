@@ -287,7 +287,21 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "credits_used": INTEGER,
             "outcomes": _OUTCOME_COUNTS,
             "estimated_end_at": nullable(DATETIME),
-        }
+        },
+        {
+            # A running commercial send whose metropolitan calls wait for the next legal window (issue 18):
+            # why (hors plage horaire, jour férié), until when, and the sentence the pages show.
+            "window_wait": nullable(
+                obj(
+                    {
+                        "reason": {"type": "string", "enum": ["outside_hours", "holiday"]},
+                        "label": STRING,
+                        "until": nullable(DATETIME),
+                        "note": STRING,
+                    }
+                )
+            ),
+        },
     ),
     "SendSummary": obj({**_SEND_FIELDS, "outcomes": _OUTCOME_COUNTS}),
     "SendDetail": obj(

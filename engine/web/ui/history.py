@@ -14,7 +14,16 @@ from uuid import UUID
 from aiohttp import web
 
 from engine.domain.outcomes import OUTCOMES, Outcome, TransferOutcome
-from engine.domain.sends import LABELS_FR, TRANSITIONS, UNFINISHED, Send, SendStatus, recipient_note_fr
+from engine.domain.sends import (
+    LABELS_FR,
+    TRANSITIONS,
+    UNFINISHED,
+    Send,
+    SendStatus,
+    recipient_note_fr,
+    window_wait,
+    window_wait_fr,
+)
 from engine.errors import InvalidInput, NotFound
 from engine.web.ui.core import SECURITY_HEADERS, Page, datetime_fr, page, phone_fr
 
@@ -123,8 +132,11 @@ async def detail(p: Page) -> web.StreamResponse:
     except NotFound:
         message_label = "(message supprimé)"
     actions = [(a, ACTIONS_FR[a]) for a, (allowed, _) in TRANSITIONS.items() if send.status in allowed]
+    now = datetime.now(UTC)
+    wait = window_wait(send.purpose, send.status, progress.pending, now)
     return p.render(
         "send_detail.html",
+        window_note=None if wait is None else window_wait_fr(wait, now),
         send=send,
         progress=progress,
         percent=_percent(send.status, progress.total - progress.remaining, progress.total),
