@@ -287,6 +287,11 @@ def _blank(cells: list[str]) -> bool:
     return not "".join(cells).strip()
 
 
+def decode_text(data: bytes) -> str:
+    """A customer's uploaded text file as text (see _decode); InvalidInput ``not_csv`` when it is none."""
+    return _decode(data)
+
+
 def _decode(data: bytes) -> str:
     """UTF-8 (with or without BOM) when it decodes, else cp1252, Excel's "ANSI" on French Windows."""
     if data.startswith(codecs.BOM_UTF8):

@@ -9,6 +9,7 @@ import io
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from engine.domain.contacts_csv import decode_text
 from engine.domain.numbers import Number, normalize
 from engine.domain.stoplists import Source, as_hash
 from engine.store import stoplists as store
@@ -62,6 +63,11 @@ class StopLists:
         else:
             added = await store.add(self._db, account_id, entries, source=source)
         return StopListImport(added, read, refused)
+
+    async def import_file(self, account_id: UUID, data: bytes) -> StopListImport:
+        """A customer's own file (CSV or one number a line, UTF-8 or cp1252; clear or hashed numbers) onto
+        the account's list (issue 18); InvalidInput ``not_csv`` when it is not text."""
+        return await self.import_text(account_id, decode_text(data), source="import")
 
     async def remove(self, account_id: UUID, e164: str) -> bool:
         """Take a number off the account's list (the customer's decision: a new consent, a mistake)."""

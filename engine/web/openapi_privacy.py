@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from engine.web.openapi_ops import op, path_param, reply
-from engine.web.openapi_schemas import BINARY, INTEGER, STRING, Schema, text
+from engine.web.openapi_schemas import BINARY, INTEGER, STRING, Schema, ref, text
 
 NUMBER = path_param("number", text(32, minLength=1), "Le numéro (+33612345678 ou 0612345678).")
 _ARCHIVE: Final = {
@@ -16,7 +16,38 @@ _ARCHIVE: Final = {
     }
 }
 _COUNTS: Final[Schema] = {"type": "object", "additionalProperties": INTEGER}
+_STOP_LIST_IMPORT: Final[Schema] = {
+    "type": "object",
+    "required": ["read", "added", "refused"],
+    "additionalProperties": False,
+    "properties": {
+        "read": INTEGER,
+        "added": INTEGER,
+        "refused": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["line", "input"],
+                "additionalProperties": False,
+                "properties": {"line": INTEGER, "input": STRING},
+            },
+        },
+    },
+}
 PATHS: Final[dict[str, dict[str, dict[str, Any]]]] = {
+    "/account/stoplist": {
+        "post": op(
+            "importStopList",
+            "Données personnelles",
+            "Ajouter à la liste d'opposition du compte les numéros d'un fichier (CSV : première colonne, "
+            "ou un numéro par ligne ; en clair ou SHA-256 de la forme +33…) : aucun envoi du compte ne "
+            "les appelle plus, quel que soit son objet. Rapport : lignes lues, numéros ajoutés, lignes "
+            "refusées.",
+            {200: reply(_STOP_LIST_IMPORT, "Le rapport d'import.")},
+            multipart=ref("CsvUpload"),
+            errors=(422,),
+        )
+    },
     "/account/export": {
         "get": op(
             "exportAccount",

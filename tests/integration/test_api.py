@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import io
 import json
 import subprocess
@@ -1264,3 +1265,21 @@ async def test_personal_data_through_the_api(alice: Client, bob: Client) -> None
     assert erased.status == 200 and erased.body["erased"] == {"contacts": 1}
     assert (await alice.call("GET", "/privacy/numbers/0612345678")).body["counts"]["contacts"] == 0
     assert (await bob.call("GET", "/privacy/numbers/0612345678")).body["counts"]["contacts"] == 1  # his own
+
+
+async def test_the_account_imports_its_own_stop_list(alice: Client, bob: Client) -> None:
+    """Issue 18: an account imports its stop list (clear or hashed numbers); no later send of it calls
+    them, whatever its purpose; another account's sends are not concerned (no route before: 404)."""
+    hashed = hashlib.sha256(b"+33622222222").hexdigest()
+    csv_text = f"numero;nom\n06 11 11 11 11;Dupont\n{hashed};\nbonjour\n".encode("cp1252")
+    done = await alice.call("POST", "/account/stoplist", data=_form(csv_text, "opposition.csv"))
+    assert done.status == 200, done.body
+    assert (done.body["read"], done.body["added"]) == (4, 2)
+    assert [r["line"] for r in done.body["refused"]] == [1, 4]  # the header and the word
+    numbers = ["0611111111", "0622222222", "0633333333"]
+    sent = await alice.call("POST", "/sends", json_body=send_body({"message_ref": 1, "numbers": numbers}))
+    assert sent.status == 201 and sent.body["recipients"] == 1 and sent.body["stop_listed_skipped"] == 2
+    bobs = await bob.call("POST", "/sends", json_body=send_body({"message_ref": 1, "numbers": numbers}))
+    assert bobs.status == 201 and bobs.body["recipients"] == 3
+    binary = await alice.call("POST", "/account/stoplist", data=_form(b"\x00\x01\x02", "x.bin"))
+    expect_error(binary, 422, "not_csv")
