@@ -53,7 +53,17 @@ class TelephonySettings:
         "",
         "Last RTP port (default: twice the maximum channels and the recording line's calls, two ports each).",
     )
-    agi_port: int = setting("VOCALCAST_AGI_PORT", port, "4573", "FastAGI server port (127.0.0.1).")
+    agi_port: int = setting("VOCALCAST_AGI_PORT", port, "4573", "FastAGI server port.")
+    # FastAGI across hosts (issue 19): where the engine listens, and where the dialplan reaches it.
+    agi_bind: str = setting(
+        "VOCALCAST_AGI_BIND", text, "127.0.0.1", "FastAGI server bind address (0.0.0.0: every interface)."
+    )
+    agi_host: str = setting(
+        "VOCALCAST_AGI_HOST",
+        text,
+        "127.0.0.1",
+        "Host the dialplan's AGI URL names: where Asterisk reaches the engine's FastAGI server.",
+    )
     max_channels: int = setting(
         "VOCALCAST_MAX_CHANNELS", positive_int, "200", "Engine-wide maximum of simultaneous calls."
     )

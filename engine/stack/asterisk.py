@@ -69,6 +69,8 @@ def render(settings: Settings, module_dir: str, trunks: list[Trunk]) -> None:
         "rtp_start": settings.rtp_start,
         "rtp_end": settings.rtp_end,
         "agi_port": settings.agi_port,
+        "agi_host": settings.agi_host,
+        "media_server": settings.node_name,
         "agi_secret": settings.require("agi_secret"),
         "ivr_max_calls": settings.ivr_max_calls,
         "hep_port": settings.hep_port,
