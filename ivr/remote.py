@@ -10,6 +10,7 @@ VOCALCAST_MEDIA_SERVERS are ever asked: a name in a URL never becomes an address
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +36,8 @@ class AriRecordings:
 
     def __init__(self, servers: Mapping[str, str], user: str, password: str, download_dir: Path) -> None:
         self._servers = dict(servers)
-        self._auth = aiohttp.BasicAuth(user, password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}  # never in a URL
         self._download_dir = download_dir
 
     async def new(self, session: AGISession) -> Recording:
@@ -57,7 +59,7 @@ class AriRecordings:
     async def fetch(self, recording: Recording) -> Path | None:
         timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
         async with (
-            aiohttp.ClientSession(auth=self._auth, timeout=timeout) as http,
+            aiohttp.ClientSession(headers=self._headers, timeout=timeout) as http,
             http.get(self._url(recording, "/file")) as response,
         ):
             if response.status == 404:
@@ -79,7 +81,7 @@ class AriRecordings:
         try:
             timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
             async with (
-                aiohttp.ClientSession(auth=self._auth, timeout=timeout) as http,
+                aiohttp.ClientSession(headers=self._headers, timeout=timeout) as http,
                 http.delete(self._url(recording)) as response,
             ):
                 if response.status not in (204, 404):

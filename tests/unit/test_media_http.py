@@ -1,0 +1,187 @@
+"""Media across hosts (issue 19): signed per-version media URLs and the listener that serves them, the
+settings that turn them on, and raw recordings fetched through a media server's ARI."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from engine.errors import ConfigurationError
+from engine.media import signing
+from engine.media.paths import media_server_aris, sound_uri
+from engine.media.server import CACHE_CONTROL, build_app
+from engine.settings import Settings, SettingsError
+from ivr.recording import Recording
+from ivr.remote import AriRecordings
+
+KEY = signing.media_key("server-secret")
+REL = "acc/0b0e-msg.alaw"
+
+
+def settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env(
+        {
+            "VOCALCAST_STATE_DIR": str(tmp_path / "state"),
+            "VOCALCAST_MEDIA_DIR": str(tmp_path / "media"),
+            "VOCALCAST_SECRET_KEY": "server-secret",
+            "VOCALCAST_NODE": "media-a",
+            **env,
+        }
+    )
+
+
+def write(media: Path, rel: str, data: bytes) -> Path:
+    path = media / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    tmp.replace(path)  # as an edit would: a new file under the old name
+    return path
+
+
+def test_a_signature_holds_for_its_path_and_version_only() -> None:
+    version = "0123456789abcdef"
+    path = signing.url_path(KEY, REL, version)
+    _, m, got_version, sig, *rest = path.split("/")
+    assert (m, got_version, "/".join(rest)) == ("m", version, REL)
+    assert signing.verify(KEY, REL, version, sig)
+    assert not signing.verify(KEY, REL, "0123456789abcdee", sig)  # another version
+    assert not signing.verify(KEY, "acc/other.alaw", version, sig)  # another file
+    assert not signing.verify(signing.media_key("other-secret"), REL, version, sig)
+    assert not signing.verify(KEY, REL, version, sig[:-1] + ("0" if sig[-1] != "0" else "1"))
+    for bad in ("../etc/passwd.alaw", "/abs.alaw", "acc/.hidden.alaw", "acc/msg.mp3", "acc/x"):
+        assert signing.safe_rel(bad) is None, bad
+    with pytest.raises(ValueError):
+        signing.url_path(KEY, "../x.alaw", version)
+
+
+def test_a_replaced_file_gets_another_version(tmp_path: Path) -> None:
+    path = write(tmp_path, REL, b"one")
+    first = signing.file_version(path.stat())
+    assert signing.file_version(path.stat()) == first
+    write(tmp_path, REL, b"one")  # same bytes, new file: a new version all the same
+    assert signing.file_version(path.stat()) != first
+
+
+def test_sound_uri_in_http_mode_is_a_signed_url_of_the_alaw_file(tmp_path: Path) -> None:
+    files = settings(tmp_path)
+    http = settings(tmp_path, VOCALCAST_MEDIA_TRANSPORT="http", VOCALCAST_MEDIA_URL="http://10.0.0.2:9000/")
+    stem = http.media_dir / "acc" / "msg"
+    write(http.media_dir, "acc/msg.alaw", b"a")
+    write(http.media_dir, "acc/msg.wav", b"w")
+    assert sound_uri(files, stem) == f"sound:/srv/{files.instance_id}/media/acc/msg"
+    uri = sound_uri(http, stem)
+    assert uri.startswith("sound:http://10.0.0.2:9000/m/") and uri.endswith("/acc/msg.alaw"), uri
+    # Prompts stay on each media server's own copy.
+    prompt = http.state_dir / "asterisk" / "sounds" / "ivr_welcome"
+    assert sound_uri(http, prompt) == f"sound:/srv/{http.instance_id}/sounds/ivr_welcome"
+
+
+def test_media_settings_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="VOCALCAST_MEDIA_TRANSPORT"):
+        settings(tmp_path, VOCALCAST_MEDIA_TRANSPORT="nfs")
+    with pytest.raises(SettingsError, match="VOCALCAST_MEDIA_SERVERS"):
+        settings(tmp_path, VOCALCAST_MEDIA_SERVERS="a=ftp://x")
+    with pytest.raises(SettingsError, match="VOCALCAST_MEDIA_URL"):
+        settings(tmp_path, VOCALCAST_MEDIA_URL="10.0.0.2:9000")
+    two = settings(
+        tmp_path, VOCALCAST_MEDIA_SERVERS="media-a=http://10.0.0.1:8088/, media-b=http://10.0.0.2:8088"
+    )
+    assert media_server_aris(two) == {"media-a": "http://10.0.0.1:8088", "media-b": "http://10.0.0.2:8088"}
+    one = settings(tmp_path, VOCALCAST_ARI_PORT="18123")
+    assert media_server_aris(one) == {"media-a": "http://127.0.0.1:18123"}
+
+
+async def test_the_listener_serves_a_signed_version_and_refuses_everything_else(tmp_path: Path) -> None:
+    path = write(tmp_path, REL, b"\xd5" * 800)
+    version = signing.file_version(path.stat())
+    good = signing.url_path(KEY, REL, version)
+    async with TestClient(TestServer(build_app(tmp_path, KEY))) as client:
+        response = await client.get(good)
+        assert response.status == 200
+        assert await response.read() == b"\xd5" * 800
+        assert response.headers["Content-Type"] == "audio/x-alaw-basic"
+        assert response.headers["Cache-Control"] == CACHE_CONTROL
+        assert response.headers["ETag"] == f'"{version}"'
+        head = await client.head(good)
+        assert head.status == 200
+        again = await client.get(good, headers={"If-None-Match": f'"{version}"'})
+        assert again.status == 304
+        sig = good.split("/")[3]
+        forged = good.replace(sig, sig[:-1] + ("0" if sig[-1] != "0" else "1"))
+        for refused in (
+            forged,
+            f"/{REL}",  # unsigned
+            f"/m/{version}/{REL}",  # no signature
+            good.replace(REL, "acc/another.alaw"),  # another file under this signature
+            f"/m/{version}/{sig}/../{REL}",
+        ):
+            response = await client.get(refused)
+            assert response.status == 403, refused
+        # Replaced: the old URL never serves the new audio (404); the new URL does.
+        write(tmp_path, REL, b"\x55" * 800)
+        assert (await client.get(good)).status == 404
+        fresh = signing.url_path(KEY, REL, signing.file_version(path.stat()))
+        response = await client.get(fresh)
+        assert response.status == 200 and await response.read() == b"\x55" * 800
+        path.unlink()
+        assert (await client.get(fresh)).status == 404
+
+
+class FakeSession:
+    def __init__(self, media: str, variables: dict[str, str]) -> None:
+        self.query = {"secret": "s", "media": media}
+        self.variables = variables
+
+    async def get_variable(self, name: str) -> str | None:
+        return self.variables.get(name)
+
+
+async def test_raw_recordings_come_from_the_named_media_server_through_its_ari(tmp_path: Path) -> None:
+    stored: dict[str, bytes] = {}
+    seen: list[tuple[str, str]] = []
+
+    async def get_file(request: web.Request) -> web.StreamResponse:
+        seen.append(("GET", request.match_info["name"]))
+        if request.headers.get("Authorization") != "Basic " + base64.b64encode(b"u:p").decode():
+            return web.Response(status=401)
+        data = stored.get(request.match_info["name"])
+        return web.Response(body=data) if data is not None else web.Response(status=404)
+
+    async def delete(request: web.Request) -> web.StreamResponse:
+        seen.append(("DELETE", request.match_info["name"]))
+        return web.Response(status=204 if stored.pop(request.match_info["name"], None) else 404)
+
+    app = web.Application()
+    app.router.add_get("/ari/recordings/stored/{name}/file", get_file)
+    app.router.add_delete("/ari/recordings/stored/{name}", delete)
+    async with TestServer(app) as ari:
+        base = str(ari.make_url("")).rstrip("/")
+        raw = AriRecordings({"media-b": base}, "u", "p", tmp_path / "dl")
+        session: Any = FakeSession("media-b", {"VC_RECORDINGS": "/srv/vc-b/spool/recording"})
+        recording = await raw.new(session)
+        assert recording.agi_path == f"/srv/vc-b/spool/recording/{recording.name}"
+        assert recording.server == "media-b"
+        assert await raw.fetch(recording) is None  # Asterisk wrote nothing
+        stored[recording.name] = b"RIFF-audio"
+        local = await raw.fetch(recording)
+        assert local is not None and local.read_bytes() == b"RIFF-audio"
+        await raw.discard(recording)
+        assert not local.exists() and stored == {}
+        assert seen[-1] == ("DELETE", recording.name)
+        # A media server not in the settings is never asked; nor a relative spool directory believed.
+        with pytest.raises(ConfigurationError):
+            await raw.new(FakeSession("media-x", {"VC_RECORDINGS": "/srv/x"}))  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError):
+            await raw.new(FakeSession("media-b", {"VC_RECORDINGS": "spool"}))  # type: ignore[arg-type]
+        wrong = AriRecordings({"media-b": base}, "u", "wrong", tmp_path / "dl")
+        stored[recording.name] = b"x"
+        with pytest.raises(ConfigurationError):
+            await wrong.fetch(Recording(recording.agi_path, tmp_path / "dl" / "x.wav", server="media-b"))
+    await asyncio.sleep(0)
