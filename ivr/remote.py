@@ -20,7 +20,7 @@ from urllib.parse import quote
 import aiohttp
 import structlog
 
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, TelephonyUnavailable
 from ivr.fastagi import AGISession
 from ivr.recording import RECORD_FORMAT, Recording, dialplan_dir, new_name
 
@@ -57,6 +57,19 @@ class AriRecordings:
         )
 
     async def fetch(self, recording: Recording) -> Path | None:
+        try:
+            body = await self._download(recording)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TelephonyUnavailable(
+                f"media server {recording.server}: recording fetch failed: {exc}"
+            ) from exc
+        if body is None:
+            return None
+        await asyncio.to_thread(recording.host_file.write_bytes, body)
+        log.info("ivr.recording_fetched", server=recording.server, bytes=len(body))
+        return recording.host_file
+
+    async def _download(self, recording: Recording) -> bytes | None:
         timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
         async with (
             aiohttp.ClientSession(headers=self._headers, timeout=timeout) as http,
@@ -65,15 +78,17 @@ class AriRecordings:
             if response.status == 404:
                 return None
             if response.status != 200:
-                raise ConfigurationError(
+                raise TelephonyUnavailable(
                     f"media server {recording.server}: recording fetch answered {response.status}"
                 )
-            body = await response.content.read(MAX_BYTES + 1)
-        if len(body) > MAX_BYTES:
-            raise ConfigurationError(f"media server {recording.server}: recording larger than {MAX_BYTES}")
-        await asyncio.to_thread(recording.host_file.write_bytes, body)
-        log.info("ivr.recording_fetched", server=recording.server, bytes=len(body))
-        return recording.host_file
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) > MAX_BYTES:
+                    raise TelephonyUnavailable(
+                        f"media server {recording.server}: recording over {MAX_BYTES} bytes"
+                    )
+            return bytes(body)
 
     async def discard(self, recording: Recording) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from engine.errors import ConfigurationError
+from engine.errors import ConfigurationError, TelephonyUnavailable
 from engine.media import signing
 from engine.media.paths import media_server_aris, sound_uri
 from engine.media.server import CACHE_CONTROL, build_app
@@ -169,9 +169,10 @@ async def test_raw_recordings_come_from_the_named_media_server_through_its_ari(t
         assert recording.agi_path == f"/srv/vc-b/spool/recording/{recording.name}"
         assert recording.server == "media-b"
         assert await raw.fetch(recording) is None  # Asterisk wrote nothing
-        stored[recording.name] = b"RIFF-audio"
+        audio = b"RIFF" + bytes(range(256)) * 2000  # 512 KB: many chunks, every one kept
+        stored[recording.name] = audio
         local = await raw.fetch(recording)
-        assert local is not None and local.read_bytes() == b"RIFF-audio"
+        assert local is not None and local.read_bytes() == audio
         await raw.discard(recording)
         assert not local.exists() and stored == {}
         assert seen[-1] == ("DELETE", recording.name)
@@ -182,6 +183,6 @@ async def test_raw_recordings_come_from_the_named_media_server_through_its_ari(t
             await raw.new(FakeSession("media-b", {"VC_RECORDINGS": "spool"}))  # type: ignore[arg-type]
         wrong = AriRecordings({"media-b": base}, "u", "wrong", tmp_path / "dl")
         stored[recording.name] = b"x"
-        with pytest.raises(ConfigurationError):
+        with pytest.raises(TelephonyUnavailable):
             await wrong.fetch(Recording(recording.agi_path, tmp_path / "dl" / "x.wav", server="media-b"))
     await asyncio.sleep(0)
