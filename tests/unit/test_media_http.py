@@ -17,6 +17,8 @@ from engine.media import signing
 from engine.media.paths import media_server_aris, sound_uri
 from engine.media.server import CACHE_CONTROL, build_app
 from engine.settings import Settings, SettingsError
+from engine.stack import IMAGE_MODULE_DIR, asterisk
+from ivr import service as ivr_service
 from ivr.recording import Recording
 from ivr.remote import AriRecordings
 
@@ -186,3 +188,47 @@ async def test_raw_recordings_come_from_the_named_media_server_through_its_ari(t
         with pytest.raises(TelephonyUnavailable):
             await wrong.fetch(Recording(recording.agi_path, tmp_path / "dl" / "x.wav", server="media-b"))
     await asyncio.sleep(0)
+
+
+# --- FastAGI across hosts --------------------------------------------------------------------------
+
+
+def test_the_dialplan_reaches_the_engine_at_its_agi_host_and_names_its_media_server(tmp_path: Path) -> None:
+    across = settings(
+        tmp_path,
+        VOCALCAST_AGI_HOST="10.0.0.7",
+        VOCALCAST_AGI_PORT="4600",
+        VOCALCAST_ARI_PASSWORD="a",
+        VOCALCAST_HEP_PASSWORD="h",
+        VOCALCAST_AGI_SECRET="g",
+        VOCALCAST_CDR_DB_PASSWORD="c",
+    )
+    asterisk.render(across, IMAGE_MODULE_DIR, [])
+    etc = across.state_dir / "asterisk" / "etc"
+    dialplan = (etc / "extensions.conf").read_text()
+    assert "AGI(agi://10.0.0.7:4600/record?secret=${VC_AGI_SECRET}&media=media-a)" in dialplan
+    assert "AGI(agi://10.0.0.7:4600/callback?secret=${VC_AGI_SECRET}," in dialplan
+    assert "127.0.0.1:4600" not in dialplan
+    assert f"VC_RECORDINGS = /srv/{across.instance_id}/spool/recording" in dialplan
+    modules = (etc / "modules.conf").read_text()
+    assert "load = res_http_media_cache.so" in modules and "load = res_curl.so" in modules
+
+
+async def test_the_fastagi_server_listens_on_its_bind_address_and_still_wants_the_secret(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    bound = settings(
+        tmp_path,
+        VOCALCAST_AGI_BIND="127.0.0.2",
+        VOCALCAST_AGI_PORT=str(unused_tcp_port),
+        VOCALCAST_AGI_SECRET="s3cret",
+    )
+    backend: Any = object()  # never reached: no request carries the secret
+    async with ivr_service.serve(bound, backend):
+        with pytest.raises(OSError):  # not on loopback's usual address
+            await asyncio.open_connection("127.0.0.1", unused_tcp_port)
+        reader, writer = await asyncio.open_connection("127.0.0.2", unused_tcp_port)
+        writer.write(b"agi_network_script: record?media=media-a\nagi_callerid: 0612345678\n\n")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readline(), 5) == b"HANGUP\n"
+        writer.close()
