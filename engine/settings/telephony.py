@@ -14,6 +14,13 @@ class TelephonySettings:
 
     # --- Asterisk --------------------------------------------------------------------------------
     ari_port: int = setting("VOCALCAST_ARI_PORT", port, "18088", "Asterisk HTTP/ARI port (127.0.0.1).")
+    # Issue 19: the IVR of another host fetches recordings through this Asterisk's ARI.
+    ari_bind: str = setting(
+        "VOCALCAST_ARI_BIND",
+        text,
+        "127.0.0.1",
+        "Asterisk HTTP/ARI bind address (another host's IVR fetches recordings there; keep it private).",
+    )
     ari_user: str = setting("VOCALCAST_ARI_USER", text, "vocalcast", "ARI user name.")
     ari_password: str = setting(
         "VOCALCAST_ARI_PASSWORD",

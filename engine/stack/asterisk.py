@@ -56,6 +56,7 @@ def render(settings: Settings, module_dir: str, trunks: list[Trunk]) -> None:
         "module_dir": module_dir,
         "system_name": settings.node_name,
         "ari_port": settings.ari_port,
+        "ari_bind": settings.ari_bind,
         "ari_user": settings.ari_user,
         "ari_password": settings.require("ari_password"),
         "ari_pool_size": settings.ari_pool_size,

@@ -197,6 +197,7 @@ def test_the_dialplan_reaches_the_engine_at_its_agi_host_and_names_its_media_ser
     across = settings(
         tmp_path,
         VOCALCAST_AGI_HOST="10.0.0.7",
+        VOCALCAST_ARI_BIND="10.0.0.8",
         VOCALCAST_AGI_PORT="4600",
         VOCALCAST_ARI_PASSWORD="a",
         VOCALCAST_HEP_PASSWORD="h",
@@ -210,6 +211,7 @@ def test_the_dialplan_reaches_the_engine_at_its_agi_host_and_names_its_media_ser
     assert "AGI(agi://10.0.0.7:4600/callback?secret=${VC_AGI_SECRET}," in dialplan
     assert "127.0.0.1:4600" not in dialplan
     assert f"VC_RECORDINGS = /srv/{across.instance_id}/spool/recording" in dialplan
+    assert "bindaddr = 10.0.0.8" in (etc / "http.conf").read_text()
     modules = (etc / "modules.conf").read_text()
     assert "load = res_http_media_cache.so" in modules and "load = res_curl.so" in modules
 
