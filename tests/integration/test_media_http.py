@@ -6,6 +6,8 @@ or unsigned URL gets 403."""
 from __future__ import annotations
 
 import dataclasses
+import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,11 @@ async def test_a_send_plays_a_message_asterisk_fetches_over_http(
         assert [r["outcome"] for r in rows] == ["listened"]
         # Asterisk's media cache holds it under its signed URL.
         assert url in cli(settings, root, "media cache show all")
+        # … until a year has passed (our max-age honoured): later plays on this server ask nothing.
+        shown = cli(settings, root, f"media cache show {url}")
+        expires = re.search(r"__actual_expires:\s*(\d+)", shown)
+        assert expires is not None, shown
+        assert int(expires[1]) > time.time() + 364 * 86400, shown
 
         async with aiohttp.ClientSession() as http:
             async with http.get(url) as response:
