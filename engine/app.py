@@ -186,6 +186,7 @@ class Engine:
         if self.settings.media_transport == "http":
             # Media servers fetch message audio here by signed URL (issue 19): its own listener.
             await self._stack.enter_async_context(media_server.serve(self.settings))
+            self.supervisor.keep_running("media-cache", lambda: media_server.housekeeping(self.settings))
         if self.settings.health_port:
             # Health and metrics never reach the proxy that faces the internet: loopback only.
             health_runner = web.AppRunner(routes.build_health(self.services), handle_signals=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ import structlog
 from aiohttp import web
 
 from engine.media import signing
+from engine.media.paths import host_dir
 from engine.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -93,3 +95,37 @@ async def serve(settings: Settings) -> AsyncIterator[int]:
         yield port
     finally:
         await runner.cleanup()
+
+
+# --- the media cache of this node's Asterisk ------------------------------------------------------------
+CACHE_PRUNE_EVERY_S: Final = 300.0
+
+
+def prune_cache(cache_dir: Path, older_than_s: float, now_s: float) -> int:
+    """Remove the files Asterisk's media cache fetched longer than ``older_than_s`` ago; returns how many.
+    Asterisk fetches a URL again when its file is gone (a playing channel keeps its open file): a deleted
+    message's audio does not stay on a media server for good (the cache never evicts). Blocking."""
+    removed = 0
+    for path in cache_dir.glob("bucket-*"):
+        try:
+            if now_s - path.stat().st_mtime >= older_than_s:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+async def housekeeping(settings: Settings) -> None:
+    """Every few minutes: prune this node's Asterisk media cache (http transport)."""
+    cache_dir = host_dir(settings) / "cache"
+    while True:
+        try:
+            removed = await asyncio.to_thread(
+                prune_cache, cache_dir, settings.media_cache_keep_s, time.time()
+            )
+            if removed:
+                log.info("media.cache_pruned", files=removed)
+        except OSError as exc:
+            log.warning("media.cache_prune_failed", error=str(exc))
+        await asyncio.sleep(min(CACHE_PRUNE_EVERY_S, max(settings.media_cache_keep_s, 1.0)))

@@ -93,6 +93,14 @@ class ClusterSettings:
         "Asterisk on 127.0.0.1:<ARI port>).",
     )
 
+    media_cache_keep_s: float = setting(
+        "VOCALCAST_MEDIA_CACHE_KEEP_S",
+        non_negative_float,
+        "3600",
+        "http transport: a message kept longer in this node's Asterisk media cache is removed from it "
+        "(fetched again when next played): a deleted message's audio leaves the media servers within it.",
+    )
+
     @property
     def media_server_urls(self) -> dict[str, str]:
         """VOCALCAST_MEDIA_SERVERS: each media server's name and its Asterisk HTTP base URL."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from engine.app import Engine
 from engine.domain.sends import SendStatus
 from engine.domain.trunks import Trunk
 from engine.media.audio import convert
-from engine.media.paths import instance_dir
+from engine.media.paths import host_dir, instance_dir
+from engine.media.server import prune_cache
 from engine.services.messages import Messages, audio_limits, playback_uri
 from engine.services.sends import create_send
 from engine.settings import Settings
@@ -111,6 +113,17 @@ async def test_a_send_plays_a_message_asterisk_fetches_over_http(
         expires = re.search(r"__actual_expires:\s*(\d+)", shown)
         assert expires is not None, shown
         assert int(expires[1]) > time.time() + 364 * 86400, shown
+        # The node's cache pruned (VOCALCAST_MEDIA_CACHE_KEEP_S: a deleted message leaves the media
+        # servers): the file is gone, and the next play of the same URL fetches it again and plays it.
+        cached = re.search(r"Path:\s*(\S+)", shown)
+        assert cached is not None, shown
+        cache_files = list((host_dir(settings) / "cache").glob(Path(cached[1]).name.split(".")[0] + ".*"))
+        assert len(cache_files) == 1, cache_files  # the CLI cuts the path's end: found by its stem
+        cache_file = cache_files[0]
+        assert prune_cache(host_dir(settings) / "cache", 0, time.time()) >= 1
+        assert not cache_file.exists()
+        heard = await play(ari, capture, media_port, uri)
+        assert TONE_S * 0.95 <= tones.tone_duration_s(heard, FIRST_HZ) <= TONE_S * 1.05
 
         async with aiohttp.ClientSession() as http:
             async with http.get(url) as response:
@@ -134,16 +147,21 @@ async def test_a_send_plays_a_message_asterisk_fetches_over_http(
             assert new_uri != uri
             async with http.get(url) as response:
                 assert response.status == 404
-        first_call = {stream.key for stream in capture.streams}
-        result = await probe_call(
-            ari.client,
-            ari.router,
-            endpoint="PJSIP/0611000841@http-media",
-            media=new_uri,
-            ring_timeout_s=10,
-            max_duration_s=20,
-        )
-        assert result.error == "" and result.played_to_end, result
-        heard = samples_to([s for s in capture.streams if s.key not in first_call], media_port)
+        heard = await play(ari, capture, media_port, new_uri)
         assert TONE_S * 0.95 <= tones.tone_duration_s(heard, SECOND_HZ) <= TONE_S * 1.05
         assert tones.tone_duration_s(heard, FIRST_HZ) < 0.1  # never the old audio from the cache
+
+
+async def play(ari: Ari, capture: RtpCapture, media_port: int, media: str) -> array[int]:
+    """One call of the test's own ARI application playing ``media``; what the callee heard."""
+    before = {stream.key for stream in capture.streams}
+    result = await probe_call(
+        ari.client,
+        ari.router,
+        endpoint="PJSIP/0611000841@http-media",
+        media=media,
+        ring_timeout_s=10,
+        max_duration_s=20,
+    )
+    assert result.error == "" and result.played_to_end, result
+    return samples_to([s for s in capture.streams if s.key not in before], media_port)

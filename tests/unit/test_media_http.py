@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from engine.errors import ConfigurationError, TelephonyUnavailable
 from engine.media import signing
 from engine.media.paths import media_server_aris, sound_uri
-from engine.media.server import CACHE_CONTROL, build_app
+from engine.media.server import CACHE_CONTROL, build_app, prune_cache
 from engine.settings import Settings, SettingsError
 from engine.stack import IMAGE_MODULE_DIR, asterisk
 from ivr import service as ivr_service
@@ -234,3 +235,14 @@ async def test_the_fastagi_server_listens_on_its_bind_address_and_still_wants_th
         await writer.drain()
         assert await asyncio.wait_for(reader.readline(), 5) == b"HANGUP\n"
         writer.close()
+
+
+def test_the_media_cache_prune_removes_only_what_asterisk_fetched_long_enough_ago(tmp_path: Path) -> None:
+    old, new = tmp_path / "bucket-aaaaaa.alaw", tmp_path / "bucket-bbbbbb.alaw"
+    other = tmp_path / "astdb-or-anything-else"
+    for path in (old, new, other):
+        path.write_bytes(b"x")
+        os.utime(path, (1000.0, 1000.0))
+    os.utime(new, (4000.0, 4000.0))
+    assert prune_cache(tmp_path, 3600, now_s=4700.0) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([new.name, other.name])
