@@ -144,6 +144,10 @@ def new_name() -> str:
 class RawRecordings(Protocol):
     """Where the raw recordings of a call are made and read back."""
 
+    def serves(self, session: AGISession) -> bool:
+        """Whether this call's recordings can be read back at all (its media server is known)."""
+        ...
+
     async def new(self, session: AGISession) -> Recording:
         """Where the next recording of this call goes; VocalcastError when that cannot be known."""
         ...
@@ -163,6 +167,9 @@ class Spool:
     def __init__(self, agi_dir: PurePosixPath, host_dir: Path) -> None:
         self.agi_dir = agi_dir
         self.host_dir = host_dir
+
+    def serves(self, session: AGISession) -> bool:
+        return True
 
     def make(self) -> Recording:
         name = new_name()
@@ -231,6 +238,11 @@ class _Call:
 
     async def run(self) -> None:
         self.log.info("ivr.call_started")
+        if not self.ivr.spool.serves(self.session):
+            # Nothing this call records could be read back: end it before the caller types anything.
+            self.log.error("ivr.unknown_media_server", media=self.session.query.get("media", "")[:64])
+            await self._hangup()
+            return
         try:
             if self.prompts_dir is None:
                 self.prompts_dir = PurePosixPath(await dialplan_dir(self.session, "VC_SOUNDS"))

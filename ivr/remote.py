@@ -40,6 +40,9 @@ class AriRecordings:
         self._headers = {"Authorization": f"Basic {token}"}  # never in a URL
         self._download_dir = download_dir
 
+    def serves(self, session: AGISession) -> bool:
+        return session.query.get("media", "") in self._servers
+
     async def new(self, session: AGISession) -> Recording:
         name = session.query.get("media", "")
         if name not in self._servers:

@@ -20,7 +20,8 @@ from engine.media.server import CACHE_CONTROL, build_app, prune_cache
 from engine.settings import Settings, SettingsError
 from engine.stack import IMAGE_MODULE_DIR, asterisk
 from ivr import service as ivr_service
-from ivr.recording import Recording
+from ivr.fastagi import FastAGIServer
+from ivr.recording import IvrOptions, Recording, RecordingIVR
 from ivr.remote import AriRecordings
 
 KEY = signing.media_key("server-secret")
@@ -246,3 +247,38 @@ def test_the_media_cache_prune_removes_only_what_asterisk_fetched_long_enough_ag
     os.utime(new, (4000.0, 4000.0))
     assert prune_cache(tmp_path, 3600, now_s=4700.0) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([new.name, other.name])
+
+
+class NotBlocked:
+    async def is_blocked(self, caller: str) -> bool:
+        return False
+
+
+async def test_an_ivr_of_another_host_plays_the_calling_servers_prompts_and_refuses_unknown_servers(
+    tmp_path: Path,
+) -> None:
+    raw = AriRecordings({"media-b": "http://127.0.0.1:9"}, "u", "p", tmp_path / "dl")
+    ivr = RecordingIVR(IvrOptions(prompts_dir=None, digit_timeout_s=2), backend=NotBlocked(), spool=raw)  # type: ignore[arg-type]
+    async with FastAGIServer({"record": ivr}, host="127.0.0.1", port=0, secret="s") as server:
+
+        async def call(media: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            env = f"agi_network_script: record?secret=s&media={media}\nagi_callerid: 0612345678\n\n"
+            writer.write(env.encode())
+            await writer.drain()
+            return reader, writer
+
+        async def command(reader: asyncio.StreamReader) -> str:
+            return (await asyncio.wait_for(reader.readline(), 5)).decode().rstrip("\n")
+
+        # A media server not listed: hung up before any prompt or question to its dialplan.
+        reader, writer = await call("media-x")
+        assert await command(reader) == "HANGUP"
+        writer.close()
+        # A listed one: its dialplan says where its prompts are, and the welcome is played from there.
+        reader, writer = await call("media-b")
+        assert await command(reader) == "GET VARIABLE VC_SOUNDS"
+        writer.write(b"200 result=1 (/srv/vc-b/sounds)\n")
+        await writer.drain()
+        assert await command(reader) == "GET DATA /srv/vc-b/sounds/ivr_welcome 2000 9"
+        writer.close()
