@@ -17,6 +17,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from engine import mail
 from engine.errors import DatabaseUnavailable
+from engine.media import server as media_server
 from engine.metrics import Metrics
 from engine.services import build
 from engine.services.callbacks import Callbacks
@@ -182,6 +183,10 @@ class Engine:
         sockets = getattr(server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
         log.info("http.listening", host=self.settings.http_host, port=self.http_port)
+        if self.settings.media_transport == "http":
+            # Media servers fetch message audio here by signed URL (issue 19): its own listener.
+            await self._stack.enter_async_context(media_server.serve(self.settings))
+            self.supervisor.keep_running("media-cache", lambda: media_server.housekeeping(self.settings))
         if self.settings.health_port:
             # Health and metrics never reach the proxy that faces the internet: loopback only.
             health_runner = web.AppRunner(routes.build_health(self.services), handle_signals=False)

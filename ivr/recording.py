@@ -4,6 +4,10 @@ after the beep, listen / validate / record again, then the reference said in Fre
 Nothing is saved before the caller validates, and then only through the message library (the same
 conversion, normalisation and limits as an upload). The raw recording in Asterisk's spool is removed
 whatever happens, hang-ups included, so a call that ends early leaves neither a row nor a file.
+
+Where the raw recording is read from is the ``RawRecordings`` given: Asterisk's spool on this host
+(``Spool``), or the ARI of the media server that recorded it (ivr.remote, issue 19), whose prompts and
+spool directory the dialplan then tells (VC_SOUNDS, VC_RECORDINGS).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import structlog
 from engine.domain.accounts import CODE_DIGITS, Message, is_code
 from engine.domain.recordings import caller_key, masked_caller
 from engine.domain.saynumber import MAX_SAYABLE, number_prompts
-from engine.errors import InvalidInput, VocalcastError
+from engine.errors import ConfigurationError, InvalidInput, VocalcastError
 from engine.settings import Settings
 from ivr.fastagi import AGIError, AGIHangup, AGISession
 
@@ -78,9 +82,10 @@ class Backend(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class IvrOptions:
-    """Timings and limits of the conversation, and where Asterisk reads our prompts."""
+    """Timings and limits of the conversation, and where Asterisk reads our prompts (None: where the
+    calling Asterisk's dialplan says, in VC_SOUNDS)."""
 
-    prompts_dir: PurePosixPath
+    prompts_dir: PurePosixPath | None
     code_tries: int = 3
     digit_timeout_s: float = 6.0
     record_max_s: float = 300.0
@@ -90,7 +95,7 @@ class IvrOptions:
     refused_recordings: int = 3  # recordings refused in a row ("nothing heard") before goodbye
 
     @classmethod
-    def from_settings(cls, settings: Settings, prompts_dir: PurePosixPath) -> IvrOptions:
+    def from_settings(cls, settings: Settings, prompts_dir: PurePosixPath | None) -> IvrOptions:
         return cls(
             prompts_dir=prompts_dir,
             code_tries=settings.ivr_code_tries,
@@ -120,10 +125,40 @@ class IvrOptions:
 
 @dataclass(frozen=True, slots=True)
 class Recording:
-    """One raw recording: the path Asterisk writes (no extension) and the same file on our side."""
+    """One raw recording: the path Asterisk writes (no extension) and the same file on our side (for a
+    remote media server: where it is downloaded to); ``server`` is the media server that records it."""
 
     agi_path: str
     host_file: Path
+    server: str = ""
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.agi_path).name
+
+
+def new_name() -> str:
+    return f"ivr-{uuid.uuid4()}"
+
+
+class RawRecordings(Protocol):
+    """Where the raw recordings of a call are made and read back."""
+
+    def serves(self, session: AGISession) -> bool:
+        """Whether this call's recordings can be read back at all (its media server is known)."""
+        ...
+
+    async def new(self, session: AGISession) -> Recording:
+        """Where the next recording of this call goes; VocalcastError when that cannot be known."""
+        ...
+
+    async def fetch(self, recording: Recording) -> Path | None:
+        """The recording as a local file, or None when Asterisk wrote none."""
+        ...
+
+    async def discard(self, recording: Recording) -> None:
+        """Remove the recording wherever it is (never raises)."""
+        ...
 
 
 class Spool:
@@ -133,11 +168,20 @@ class Spool:
         self.agi_dir = agi_dir
         self.host_dir = host_dir
 
-    def new(self) -> Recording:
-        name = f"ivr-{uuid.uuid4()}"
+    def serves(self, session: AGISession) -> bool:
+        return True
+
+    def make(self) -> Recording:
+        name = new_name()
         return Recording(str(self.agi_dir / name), self.host_dir / f"{name}.{RECORD_FORMAT}")
 
-    def discard(self, recording: Recording) -> None:
+    async def new(self, session: AGISession) -> Recording:
+        return self.make()
+
+    async def fetch(self, recording: Recording) -> Path | None:
+        return recording.host_file if recording.host_file.is_file() else None
+
+    async def discard(self, recording: Recording) -> None:
         try:
             recording.host_file.unlink(missing_ok=True)
         except OSError as exc:
@@ -164,7 +208,7 @@ class RecordingIVR:
     """The FastAGI handler: one ``_Call`` per connection."""
 
     def __init__(
-        self, options: IvrOptions, backend: Backend, spool: Spool, *, sleep: Sleep = asyncio.sleep
+        self, options: IvrOptions, backend: Backend, spool: RawRecordings, *, sleep: Sleep = asyncio.sleep
     ) -> None:
         self.options = options
         self.backend = backend
@@ -183,6 +227,7 @@ class _Call:
         self.session = session
         self.caller = caller_key(session.caller_id)
         self.step: Step = "code"
+        self.prompts_dir = ivr.options.prompts_dir
         self.log = log.bind(
             channel=session.channel,
             uniqueid=session.env.get("agi_uniqueid"),
@@ -193,7 +238,14 @@ class _Call:
 
     async def run(self) -> None:
         self.log.info("ivr.call_started")
+        if not self.ivr.spool.serves(self.session):
+            # Nothing this call records could be read back: end it before the caller types anything.
+            self.log.error("ivr.unknown_media_server", media=self.session.query.get("media", "")[:64])
+            await self._hangup()
+            return
         try:
+            if self.prompts_dir is None:
+                self.prompts_dir = PurePosixPath(await dialplan_dir(self.session, "VC_SOUNDS"))
             account_id = await self._identify()
             if account_id is None:
                 return
@@ -209,7 +261,10 @@ class _Call:
         except VocalcastError as exc:  # the database is away: say goodbye rather than nothing
             self.log.error("ivr.failed", step=self.step, code=exc.code, error=str(exc))
             with contextlib.suppress(AGIError):
-                await self._goodbye()
+                if self.prompts_dir is None:  # no prompt can be played: hang up
+                    await self._hangup()
+                else:
+                    await self._goodbye()
 
     async def _identify(self) -> UUID | None:
         """The account whose personal code the caller types, or None once the call is to end."""
@@ -264,10 +319,12 @@ class _Call:
     async def _record_and_save(self, account_id: UUID, *, is_greeting: bool) -> None:
         refused = 0
         while refused < self.options.refused_recordings:
-            recording = self.ivr.spool.new()
+            recording = await self.ivr.spool.new(self.session)
+            local: Path | None = None
             try:
                 self.step = "record"
-                if not await self._record(recording, is_greeting=is_greeting):
+                local = await self._record(recording, is_greeting=is_greeting)
+                if local is None:
                     refused += 1
                     await self._play(NOTHING_HEARD)
                     continue
@@ -280,16 +337,14 @@ class _Call:
                     continue
                 self.step = "save"
                 try:
-                    message = await self.backend.save(
-                        account_id, recording.host_file, is_greeting=is_greeting
-                    )
+                    message = await self.backend.save(account_id, local, is_greeting=is_greeting)
                 except InvalidInput as exc:
                     refused += 1
                     self.log.info("ivr.recording_refused", code=exc.code, detail=str(exc))
                     await self._play(NOTHING_HEARD)
                     continue
             finally:
-                self.ivr.spool.discard(recording)
+                await self.ivr.spool.discard(recording)
             self.log.info(
                 "ivr.message_saved", ref=message.ref, greeting=is_greeting, duration_s=message.duration_s
             )
@@ -299,8 +354,8 @@ class _Call:
         self.log.info("ivr.gave_up", refused=refused)
         await self._goodbye()
 
-    async def _record(self, recording: Recording, *, is_greeting: bool) -> bool:
-        """Record after the beep; False when nothing was recorded at all."""
+    async def _record(self, recording: Recording, *, is_greeting: bool) -> Path | None:
+        """Record after the beep; the recording as a local file, None when nothing was recorded at all."""
         await self._play(RECORD)
         result = await self.session.record_file(
             recording.agi_path,
@@ -310,9 +365,12 @@ class _Call:
             beep=True,
             silence_s=self.options.silence_whole_s,
         )
-        exists = recording.host_file.is_file()
-        self.log.info("ivr.recorded", reason=result.reason, samples=result.endpos, file=exists)
-        return exists and result.endpos >= MIN_RECORDED_SAMPLES
+        if result.endpos < MIN_RECORDED_SAMPLES:
+            self.log.info("ivr.recorded", reason=result.reason, samples=result.endpos, file=None)
+            return None
+        local = await self.ivr.spool.fetch(recording)
+        self.log.info("ivr.recorded", reason=result.reason, samples=result.endpos, file=local is not None)
+        return local
 
     async def _review(self, recording: Recording) -> Review | None:
         """Listen (1), validate (2), record again (3); None after ``menu_rounds`` misses in a row."""
@@ -354,7 +412,9 @@ class _Call:
     # --- helpers -----------------------------------------------------------------------------------
 
     def _prompt(self, name: str) -> str:
-        return str(self.options.prompts_dir / name)
+        if self.prompts_dir is None:
+            raise RuntimeError("prompts directory not known yet")
+        return str(self.prompts_dir / name)
 
     async def _play(self, name: str) -> None:
         await self.session.stream_file(self._prompt(name))
@@ -374,3 +434,12 @@ def reference_prompts(ref: int) -> list[str]:
     if 0 <= ref <= MAX_SAYABLE:
         return number_prompts(ref)
     return [f"num_{digit}" for digit in str(ref) if digit.isdigit()]
+
+
+async def dialplan_dir(session: AGISession, variable: str) -> str:
+    """A directory the calling Asterisk's dialplan names (a global of extensions.conf): an absolute path,
+    else ConfigurationError (the call then hears goodbye, if it can)."""
+    value = await session.get_variable(variable)
+    if not value or not value.startswith("/") or any(c in value for c in "\n\r\0"):
+        raise ConfigurationError(f"the dialplan gives no {variable}")
+    return value.rstrip("/")

@@ -5,7 +5,7 @@ hears who called them and may press the opt-out key, which puts their number on 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from uuid import UUID
 
 import structlog
@@ -29,8 +29,8 @@ class CallBack:
     account_id: UUID
     caller: str  # E.164
     key: str
-    announcement: PurePosixPath  # as Asterisk reads it, without extension
-    thanks: PurePosixPath
+    announcement: str  # as Asterisk reads it: a path without extension, or a URL (http media transport)
+    thanks: str
 
 
 class Callbacks:
@@ -67,5 +67,5 @@ class Callbacks:
         await stoplists.add(self._db, call.account_id, [stoplists.Entry.of(call.caller)], source="callback")
         log.info("callback.opted_out", account_id=str(call.account_id), caller=mask_number(call.caller))
 
-    def _asterisk(self, path: Path) -> PurePosixPath:
-        return PurePosixPath(sound_uri(self._settings, path).removeprefix("sound:"))
+    def _asterisk(self, path: Path) -> str:
+        return sound_uri(self._settings, path).removeprefix("sound:")

@@ -139,6 +139,7 @@ class Settings(
             self._check_carrier,
             self._check_webhooks,
             self._check_privacy,
+            self._check_media,
         ):
             check()
 

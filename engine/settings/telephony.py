@@ -14,6 +14,13 @@ class TelephonySettings:
 
     # --- Asterisk --------------------------------------------------------------------------------
     ari_port: int = setting("VOCALCAST_ARI_PORT", port, "18088", "Asterisk HTTP/ARI port (127.0.0.1).")
+    # Issue 19: the IVR of another host fetches recordings through this Asterisk's ARI.
+    ari_bind: str = setting(
+        "VOCALCAST_ARI_BIND",
+        text,
+        "127.0.0.1",
+        "Asterisk HTTP/ARI bind address (another host's IVR fetches recordings there; keep it private).",
+    )
     ari_user: str = setting("VOCALCAST_ARI_USER", text, "vocalcast", "ARI user name.")
     ari_password: str = setting(
         "VOCALCAST_ARI_PASSWORD",
@@ -53,7 +60,17 @@ class TelephonySettings:
         "",
         "Last RTP port (default: twice the maximum channels and the recording line's calls, two ports each).",
     )
-    agi_port: int = setting("VOCALCAST_AGI_PORT", port, "4573", "FastAGI server port (127.0.0.1).")
+    agi_port: int = setting("VOCALCAST_AGI_PORT", port, "4573", "FastAGI server port.")
+    # FastAGI across hosts (issue 19): where the engine listens, and where the dialplan reaches it.
+    agi_bind: str = setting(
+        "VOCALCAST_AGI_BIND", text, "127.0.0.1", "FastAGI server bind address (0.0.0.0: every interface)."
+    )
+    agi_host: str = setting(
+        "VOCALCAST_AGI_HOST",
+        text,
+        "127.0.0.1",
+        "Host the dialplan's AGI URL names: where Asterisk reaches the engine's FastAGI server.",
+    )
     max_channels: int = setting(
         "VOCALCAST_MAX_CHANNELS", positive_int, "200", "Engine-wide maximum of simultaneous calls."
     )

@@ -624,7 +624,7 @@ async def test_database_failure_says_goodbye(tmp_path: Path) -> None:
 
 def test_spool_purge_keeps_recent_recordings(tmp_path: Path) -> None:
     spool = Spool(PurePosixPath(SPOOL), tmp_path)
-    old, new = spool.new(), spool.new()
+    old, new = spool.make(), spool.make()
     old.host_file.write_bytes(b"x")
     new.host_file.write_bytes(b"x")
     (tmp_path / "someone-else.wav").write_bytes(b"x")
