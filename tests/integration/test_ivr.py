@@ -341,10 +341,17 @@ async def test_greeting_by_phone_becomes_the_default_greeting(
 
 
 async def test_recording_by_phone_from_code_to_announced_reference(
-    ivr_settings: Settings, ivr: FastAGIServer, db: Database, caller: Caller, speech: array[int]
+    ivr_settings: Settings, db: Database, caller: Caller, speech: array[int], tmp_path: Path
 ) -> None:
+    """The whole recording call, with the IVR as on another host than its media server
+    (VOCALCAST_MEDIA_TRANSPORT=http, issue 19): the engine shares no directory with Asterisk (its state
+    dir is elsewhere), prompts are the media server's (VC_SOUNDS), the recording is fetched through the
+    ARI of the media server the AGI URL names, stored in the library, then deleted on Asterisk. (The
+    same call with the IVR beside Asterisk, reading its spool: tests/security/test_service_user.py.)"""
+    remote = dataclasses.replace(ivr_settings, media_transport="http", state_dir=tmp_path / "engine")
+    assert host_dir(remote) != host_dir(ivr_settings)  # the engine's idea of the spool: not Asterisk's
     spool = spool_dir(ivr_settings)
-    account_id, code = await new_account(ivr_settings, db, next_ref=232)
+    account_id, code = await new_account(remote, db, next_ref=232)
     pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
     code_entry(pcap, code).silence(1.0).digits("1", tone_s=KEY_S)  # main menu: record a message
     pcap.silence(prompt_s("ivr_record") + 1.5)  # the instructions and the beep
@@ -352,16 +359,20 @@ async def test_recording_by_phone_from_code_to_announced_reference(
     pcap.silence(1.0).digits("2", tone_s=KEY_S)  # validate, during the review menu
     pcap.silence(1.0)
 
-    call = await caller.call(pcap, timeout_s=40)
+    with structlog.testing.capture_logs() as logs:
+        async with serve(remote, recordings(remote, db)):
+            call = await caller.call(pcap, timeout_s=40)
 
     assert call.ended_by_asterisk, call.sipp.diagnostics()
+    fetched = [e for e in logs if e["event"] == "ivr.recording_fetched"]
+    assert [e["server"] for e in fetched] == [remote.node_name]
     # Stored like an upload: one phone message, reference 232, as long as the voice streamed.
     messages = await messages_store.list_messages(db, account_id)
     assert [(m.ref, m.origin, m.is_greeting) for m in messages] == [(232, "phone", False)]
     message = messages[0]
     voice = voiced(speech)
     assert message.duration_s == pytest.approx(len(voice) / 8000 + 2 * TRIM_PAD_S, abs=0.25)
-    stored, _ = tones.read_wav(message.wav(ivr_settings.media_dir))
+    stored, _ = tones.read_wav(message.wav(remote.media_dir))
     assert tones.rms_dbfs(stored) > -35  # normalised speech, not silence
     matches = audiomatch.find(stored, voice)  # the very voice streamed, sample for sample
     assert [m.offset for m in matches] == [pytest.approx(TRIM_PAD_S * 8000, abs=400)], matches
@@ -377,40 +388,6 @@ async def test_recording_by_phone_from_code_to_announced_reference(
     goodbye = audiomatch.find_prompt(call.heard, "ivr_goodbye")
     assert len(goodbye) == 1 and goodbye[0].offset > said[-1].offset
     assert call.count("ivr_bad_code") == 0
-    assert spool_files(spool) == []  # the raw recording is gone
-
-
-async def test_an_ivr_of_another_host_records_through_the_media_servers_ari(
-    ivr_settings: Settings, db: Database, caller: Caller, speech: array[int], tmp_path: Path
-) -> None:
-    """VOCALCAST_MEDIA_TRANSPORT=http (issue 19): the engine's IVR shares no directory with Asterisk (its
-    state dir is elsewhere). Prompts are the media server's (VC_SOUNDS), the recording is fetched through
-    the ARI of the media server the AGI URL names, stored in the library, then deleted on Asterisk."""
-    remote = dataclasses.replace(ivr_settings, media_transport="http", state_dir=tmp_path / "engine")
-    assert host_dir(remote) != host_dir(ivr_settings)  # the engine's idea of the spool: not Asterisk's
-    spool = spool_dir(ivr_settings)
-    account_id, code = await new_account(remote, db, next_ref=7)
-    pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
-    code_entry(pcap, code).silence(1.0).digits("1", tone_s=KEY_S)
-    pcap.silence(prompt_s("ivr_record") + 1.5)
-    pcap.audio(speech).silence(0.6).digits("#", tone_s=KEY_S)
-    pcap.silence(1.0).digits("2", tone_s=KEY_S)
-    pcap.silence(1.0)
-
-    with structlog.testing.capture_logs() as logs:
-        async with serve(remote, recordings(remote, db)):
-            call = await caller.call(pcap, timeout_s=40)
-
-    assert call.ended_by_asterisk, call.sipp.diagnostics()
-    fetched = [e for e in logs if e["event"] == "ivr.recording_fetched"]
-    assert [e["server"] for e in fetched] == [remote.node_name]
-    messages = await messages_store.list_messages(db, account_id)
-    assert [(m.ref, m.origin) for m in messages] == [(7, "phone")]
-    stored, _ = tones.read_wav(messages[0].wav(remote.media_dir))
-    assert [m.offset for m in audiomatch.find(stored, voiced(speech))] == [
-        pytest.approx(TRIM_PAD_S * 8000, abs=400)
-    ]
-    assert audiomatch.find_sequence(call.heard, ["ivr_saved_prefix", "num_7"]) is not None
     assert spool_files(spool) == []  # deleted on the media server, through its ARI
     assert list((remote.state_dir / "run" / "ivr-recordings").glob("ivr-*")) == []
 
