@@ -110,6 +110,10 @@ class Accounts:
             company_name=_company_name(company_name),
         )
 
+    async def company_name(self, account_id: UUID) -> str | None:
+        """The company the account's commercial calls name (None: none yet)."""
+        return await store.company_name(self._db, account_id)
+
     async def set_company_name(self, account_id: UUID, name: str | None) -> str | None:
         """The company a commercial call names in its preamble (issue 18); None or blank: none — refused
         (``company_required``) while the account's default purpose is commercial."""

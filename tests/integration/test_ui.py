@@ -37,7 +37,13 @@ from engine.store import groups as groups_store
 from engine.store import messages as messages_store
 from engine.store import sends as sends_store
 from engine.store import tokens as tokens_store
-from engine.store.accounts import find_by_code, get_account, set_company_name, set_password
+from engine.store.accounts import (
+    company_name,
+    find_by_code,
+    get_account,
+    set_company_name,
+    set_password,
+)
 from engine.store.credits import balance
 from lab import tones
 from tests.integration.conftest import wait_for
@@ -593,6 +599,34 @@ async def test_contacts_entry_groups_and_cp1252_import(
     )
     members = await browser.get(f"/contacts/groupes/{group.id}")
     assert members.contains("Groupe « Clients hiver » : 1 contact")
+
+
+async def test_settings_purpose_and_company_name(browser: UiClient, alice: Customer, db: Database) -> None:
+    """Issue 18: the customer sets the purpose of its e-mail and HTTP sends and the company its commercial
+    calls name on « Paramètres », under the CLI's rule, refusals in French (no such form before: 404)."""
+    await browser.login(alice.account.email, PASSWORD)
+    page = await browser.get("/parametres")
+    assert page.contains("Envois commerciaux")
+    assert 'id="f-purpose-information" name="purpose" value="information" checked' in page.text
+    nameless = await browser.post("/parametres/entreprise", {"company_name": " ", "purpose": "commercial"})
+    assert nameless.status == 400 and 'id="company_name-error"' in nameless.text
+    assert nameless.contains("Indiquez d'abord le nom de votre entreprise")
+    assert (await get_account(db, alice.account.id)).default_purpose == "information"
+    named = await browser.post(
+        "/parametres/entreprise", {"company_name": "Acme  Énergie", "purpose": "commercial"}
+    )
+    assert named.contains("Objet des envois et nom de l'entreprise enregistrés")
+    assert 'name="company_name" type="text" value="Acme Énergie"' in named.text
+    assert 'id="f-purpose-commercial" name="purpose" value="commercial" checked' in named.text
+    assert (await get_account(db, alice.account.id)).default_purpose == "commercial"
+    removed = await browser.post("/parametres/entreprise", {"company_name": "", "purpose": "commercial"})
+    assert removed.status == 400 and removed.contains("tant que vos envois sont commerciaux par défaut")
+    assert await company_name(db, alice.account.id) == "Acme Énergie"
+    odd = await browser.post("/parametres/entreprise", {"company_name": "Acme", "purpose": "pub"})
+    assert odd.status == 400 and 'id="purpose-error"' in odd.text
+    back = await browser.post("/parametres/entreprise", {"company_name": "", "purpose": "information"})
+    assert back.contains("enregistrés") and await company_name(db, alice.account.id) is None
+    assert (await get_account(db, alice.account.id)).default_purpose == "information"
 
 
 async def test_settings_defaults_senders_tokens_password_code(
