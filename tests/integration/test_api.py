@@ -1282,6 +1282,10 @@ async def test_consent_recorded_through_the_api_opens_commercial_sends(alice: Cl
     assert given.status == 200 and given.body["valid"] is True and given.body["source"] == "formulaire web"
     created = await alice.call("POST", "/sends", json_body=send)
     assert created.status == 201 and created.body["purpose"] == "commercial", created.body
+    # Its calls name the company until it ends: the customer cannot remove the name meanwhile.
+    defaults = (await alice.call("GET", "/account/defaults")).body
+    kept = await alice.call("PUT", "/account/defaults", json_body={**defaults, "company_name": None})
+    assert "envoi commercial n'est pas terminé" in expect_error(kept, 400, "company_required")["message"]
     withdrawn = await alice.call("DELETE", path)
     assert withdrawn.body["valid"] is False and withdrawn.body["withdrawn_at"] is not None
     expect_error(await alice.call("POST", "/sends", json_body=send), 400, "commercial_no_consent")
