@@ -56,6 +56,9 @@ class NamedDefaults:
     retries: int
     retry_interval_s: int
     voicemail_drop: bool
+    # The purpose of the http.php and e-mail sends, and the company a commercial call names (issue 18).
+    purpose: Purpose = "information"
+    company_name: str | None = None
 
 
 class Accounts:
@@ -106,6 +109,10 @@ class Accounts:
             default_purpose=default_purpose,
             company_name=_company_name(company_name),
         )
+
+    async def company_name(self, account_id: UUID) -> str | None:
+        """The company the account's commercial calls name (None: none yet)."""
+        return await store.company_name(self._db, account_id)
 
     async def set_company_name(self, account_id: UUID, name: str | None) -> str | None:
         """The company a commercial call names in its preamble (issue 18); None or blank: none — refused
@@ -202,6 +209,8 @@ class Accounts:
             retries=d.retries,
             retry_interval_s=d.retry_interval_s,
             voicemail_drop=d.voicemail_drop,
+            purpose=account.default_purpose,
+            company_name=await store.company_name(self._db, account.id),
         )
 
     async def set_defaults(self, account_id: UUID, defaults: SendDefaults) -> Account:
@@ -220,10 +229,15 @@ class Accounts:
         retries: int | Keep = KEEP,
         retry_interval_s: int | Keep = KEEP,
         voicemail_drop: bool | Keep = KEEP,
+        purpose: Purpose | Keep = KEEP,
+        company_name: str | Keep | None = KEEP,
     ) -> NamedDefaults:
         """Change the options given, named as the customer names them (None: no greeting, no transfer,
-        a hidden number); the others stay. ``greeting_invalid`` for a reference that is not one of the
-        account's messages, ``sender_not_verified`` for a number not verified on the account."""
+        a hidden number, no company name); the others stay, and nothing changes when one is refused.
+        ``greeting_invalid`` for a reference that is not one of the account's messages,
+        ``sender_not_verified`` for a number not verified on the account; the purpose and the company
+        name follow set_default_purpose's and set_company_name's rule (``company_required``)."""
+        clean_name = company_name if company_name is KEEP else _company_name(company_name)
         account = await store.get_account(self._db, account_id)
         changes: dict[str, Any] = {}
         if greeting_ref is not KEEP:
@@ -242,9 +256,18 @@ class Accounts:
             changes["retry_interval_s"] = retry_interval_s
         if voicemail_drop is not KEEP:
             changes["voicemail_drop"] = voicemail_drop
-        if changes:
-            defaults = dataclasses.replace(account.defaults, **changes)
-            account = await store.set_defaults(self._db, account_id, defaults)
+        async with self._db.transaction() as conn:
+            if changes:
+                defaults = dataclasses.replace(account.defaults, **changes)
+                await store.set_defaults(conn, account_id, defaults)
+            # A name is set before a commercial purpose needs it, and removed once the purpose allows it.
+            if clean_name is not KEEP and clean_name is not None:
+                await store.set_company_name(conn, account_id, clean_name)
+            if purpose is not KEEP:
+                await store.set_default_purpose(conn, account_id, purpose)
+            if clean_name is None:
+                await store.set_company_name(conn, account_id, None)
+            account = await store.get_account(conn, account_id)
         return await self.defaults(account)
 
     async def _greeting_id(self, account_id: UUID, ref: int) -> UUID:

@@ -310,13 +310,13 @@ async def set_options(
 # --- default send options -------------------------------------------------------------------------------
 
 
-async def set_defaults(db: Database, account_id: UUID, defaults: SendDefaults) -> Account:
+async def set_defaults(db: Executor, account_id: UUID, defaults: SendDefaults) -> Account:
     """Store the default send options after checking they are the account's own and usable.
 
     The greeting must be a live greeting message of the account, the sender number one of its verified
     numbers, the transfer number valid for its options, voicemail drop allowed by its options.
     """
-    async with db.transaction() as conn:
+    async with in_transaction(db) as conn:
         account = await conn.fetchrow(
             "SELECT allow_international, allow_voicemail_drop FROM accounts WHERE id = $1 FOR UPDATE",
             account_id,
@@ -373,15 +373,33 @@ async def set_defaults(db: Database, account_id: UUID, defaults: SendDefaults) -
         return await _get(conn, account_id)
 
 
-def _company_required() -> InvalidInput:
+# Why a company name is required (code company_required), as the customer reads it (issue 18).
+_COMPANY_REQUIRED_FR: Final = {
+    "create": (
+        "Un compte dont les envois sont commerciaux par défaut doit porter le nom de l'entreprise que ses "
+        "appels annoncent."
+    ),
+    "purpose": (
+        "Indiquez d'abord le nom de votre entreprise : un appel commercial doit annoncer pour le compte de "
+        "qui il appelle."
+    ),
+    "default": (
+        "Le nom de l'entreprise ne peut pas être retiré tant que vos envois sont commerciaux par défaut : "
+        "passez-les d'abord en information."
+    ),
+    "sends": (
+        "Le nom de l'entreprise ne peut pas être retiré tant qu'un envoi commercial n'est pas terminé : ses "
+        "appels l'annoncent."
+    ),
+}
+
+
+def _company_required(why: str = "create") -> InvalidInput:
     return InvalidInput(
         "company_required",
         "an account whose default purpose is commercial, or with commercial sends not finished, must have "
-        "a company name (article L221-16)",
-        message_fr=(
-            "Un compte dont les envois sont commerciaux par défaut, ou qui a des envois commerciaux en "
-            "cours, doit porter le nom de l'entreprise que ses appels annoncent."
-        ),
+        f"a company name (article L221-16): {why}",
+        message_fr=_COMPANY_REQUIRED_FR[why],
     )
 
 
@@ -404,7 +422,8 @@ async def set_company_name(db: Executor, account_id: UUID, name: str | None) -> 
             name,
         )
         if not rows_affected(status):
-            raise _company_required()
+            purpose = await conn.fetchval("SELECT default_purpose FROM accounts WHERE id = $1", account_id)
+            raise _company_required("default" if purpose == "commercial" else "sends")
 
 
 async def company_name(db: Executor, account_id: UUID) -> str | None:
@@ -425,4 +444,4 @@ async def set_default_purpose(db: Executor, account_id: UUID, purpose: Purpose) 
     )
     if not rows_affected(status):
         await _get(db, account_id)  # no such account: UnknownAccount
-        raise _company_required()
+        raise _company_required("purpose")

@@ -55,11 +55,22 @@ async def add(
     """Put numbers on the account's stop list (a number already there keeps its first date and source),
     and leave them out of the account's sends under way; how many were new."""
     _check(source)
-    items = list(entries)
+    items = _unique(entries)
     async with in_transaction(db) as conn:
         added = await _add(conn, account_id, items, source=source, at=at)
         await conn.execute(_LEAVE_OUT, account_id, [e.number_hash for e in items], _reason(source))
     return added
+
+
+def _unique(entries: Iterable[Entry]) -> list[Entry]:
+    """One entry per number, its clear form kept when the file has it too: an INSERT … ON CONFLICT DO
+    UPDATE may not meet the same row twice (a file listing a number twice, or clear and hashed)."""
+    by_hash: dict[str, Entry] = {}
+    for entry in entries:
+        known = by_hash.get(entry.number_hash)
+        if known is None or (known.e164 is None and entry.e164 is not None):
+            by_hash[entry.number_hash] = entry
+    return list(by_hash.values())
 
 
 async def _add(

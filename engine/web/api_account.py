@@ -8,13 +8,16 @@ from typing import Any, Final
 from aiohttp import web
 
 from engine.domain.accounts import Account, LedgerEntry, SenderNumber
+from engine.domain.commercial import PURPOSES
 from engine.domain.tokens import ApiToken
-from engine.services.accounts import NamedDefaults
+from engine.services.accounts import COMPANY_NAME_MAX, KEEP, NamedDefaults
 from engine.web.api_common import (
     INT32_MAX,
     INT64_MAX,
+    MISSING,
     Field,
     account_of,
+    bad_request,
     iso,
     json_body,
     json_response,
@@ -28,6 +31,7 @@ from engine.web.context import services_of
 LEDGER_PAGE_MAX: Final = 200
 DEFAULTS_FIELDS: Final = frozenset(
     {"greeting_ref", "transfer_number", "sender_number", "retries", "retry_interval_s", "voicemail_drop"}
+    | {"purpose", "company_name"}  # issue 18: optional in a PUT (absent: unchanged)
 )
 
 
@@ -75,6 +79,8 @@ def defaults_json(defaults: NamedDefaults) -> dict[str, Any]:
         "retries": defaults.retries,
         "retry_interval_s": defaults.retry_interval_s,
         "voicemail_drop": defaults.voicemail_drop,
+        "purpose": defaults.purpose,
+        "company_name": defaults.company_name,
     }
 
 
@@ -105,7 +111,8 @@ async def get_defaults(request: web.Request) -> web.Response:
 
 
 async def put_defaults(request: web.Request) -> web.Response:
-    """Replace the default send options (http.php and e-mail sends use them, and API sends that omit one)."""
+    """Replace the default send options (http.php and e-mail sends use them, and API sends that omit one);
+    the purpose and the company name only when given (issue 18)."""
     account = account_of(request)
     body = await json_body(request, DEFAULTS_FIELDS)
     greeting_ref = Field("greeting_ref").integer(body, lo=1, hi=INT32_MAX, required=True)
@@ -116,6 +123,12 @@ async def put_defaults(request: web.Request) -> web.Response:
         Field("retry_interval_s").integer(body, lo=0, hi=10**9, required=True), "retry_interval_s"
     )
     drop = not_null(Field("voicemail_drop").boolean(body, required=True), "voicemail_drop")
+    purpose = Field("purpose").text(body, max_length=20)
+    if purpose is not MISSING and purpose not in PURPOSES:
+        raise bad_request(
+            "field_invalid", "Le champ « purpose » doit être « information » ou « commercial »."
+        )
+    company = Field("company_name").text(body, max_length=COMPANY_NAME_MAX)
     changed = await services_of(request).accounts.change_defaults(
         account.id,
         greeting_ref=greeting_ref,
@@ -124,6 +137,8 @@ async def put_defaults(request: web.Request) -> web.Response:
         retries=retries,
         retry_interval_s=interval,
         voicemail_drop=drop,
+        purpose=KEEP if purpose is MISSING else purpose,
+        company_name=KEEP if company is MISSING else company,
     )
     return json_response(defaults_json(changed))
 

@@ -42,13 +42,18 @@ PATHS: Final[dict[str, dict[str, dict[str, Any]]]] = {
         "get": op(
             "getDefaults",
             "Compte",
-            "Les options d'envoi par défaut (http.php, e-mail, et les envois API qui en omettent une).",
+            "Les options d'envoi par défaut (http.php, e-mail, et les envois API qui en omettent une), "
+            "l'objet des envois par http.php et e-mail et le nom de l'entreprise annoncé par les appels "
+            "commerciaux.",
             {200: reply(ref("SendDefaults"), "Les options par défaut.")},
         ),
         "put": op(
             "putDefaults",
             "Compte",
-            "Remplacer les options d'envoi par défaut (tous les champs).",
+            "Remplacer les options d'envoi par défaut (tous les champs ; purpose et company_name "
+            "seulement s'ils sont donnés). Un objet commercial exige le nom de l'entreprise, qui ne peut "
+            "être retiré tant que l'objet est commercial ou qu'un envoi commercial n'est pas terminé "
+            "(400 company_required) ; rien n'est changé quand un champ est refusé.",
             {200: reply(ref("SendDefaults"), "Les nouvelles options.")},
             body=ref("SendDefaultsInput"),
         ),

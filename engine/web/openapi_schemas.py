@@ -17,6 +17,7 @@ from engine.domain.accounts import (
 from engine.domain.sends import MAX_COMMENT
 from engine.domain.tokens import LABEL_MAX_LENGTH
 from engine.domain.webhooks import EVENT_TYPES, TEST_EVENT, URL_MAX_LENGTH
+from engine.services.accounts import COMPANY_NAME_MAX
 from engine.web.api_common import INT32_MAX, INT64_MAX
 
 Schema = dict[str, Any]
@@ -165,6 +166,9 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "retries": INTEGER,
             "retry_interval_s": INTEGER,
             "voicemail_drop": BOOLEAN,
+            # Issue 18: the purpose of the http.php and e-mail sends; the company a commercial call names.
+            "purpose": {"type": "string", "enum": ["information", "commercial"]},
+            "company_name": nullable(STRING),
         }
     ),
     "SendDefaultsInput": obj(
@@ -175,7 +179,13 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "retries": integer(0, MAX_RETRIES),
             "retry_interval_s": integer(RETRY_INTERVAL_MIN_S, RETRY_INTERVAL_MAX_S),
             "voicemail_drop": BOOLEAN,
-        }
+        },
+        {
+            # Absent: unchanged. commercial needs a company name; null removes it, refused while the
+            # purpose is commercial or a commercial send is unfinished (400 company_required).
+            "purpose": {"type": "string", "enum": ["information", "commercial"]},
+            "company_name": nullable(text(COMPANY_NAME_MAX)),
+        },
     ),
     "PersonalCode": obj({"code": {"type": "string", "pattern": "^[0-9]{8}$"}}),
     "Sender": obj(

@@ -266,6 +266,8 @@ async def test_default_send_options(engine: Engine, alice: Client, db: Database,
         "retries": 0,
         "retry_interval_s": 1800,
         "voicemail_drop": False,
+        "purpose": "information",
+        "company_name": None,
     }
     greeting = await _greeting(db, engine.settings, alice, tmp_path)
     await senders.declare_sender(db, alice.account_id, "0162000000")
@@ -280,7 +282,13 @@ async def test_default_send_options(engine: Engine, alice: Client, db: Database,
     }
     answer = await alice.call("PUT", "/account/defaults", json_body=wanted)
     assert answer.status == 200, answer.body
-    assert answer.body == {**wanted, "transfer_number": "+33145678903", "sender_number": "+33162000000"}
+    assert answer.body == {
+        **wanted,
+        "transfer_number": "+33145678903",
+        "sender_number": "+33162000000",
+        "purpose": "information",
+        "company_name": None,
+    }
     assert (await alice.call("GET", "/account/defaults")).body == answer.body
     account = await accounts_store.get_account(db, alice.account_id)
     assert account.defaults.retries == 2 and account.defaults.greeting_enabled
@@ -311,6 +319,42 @@ async def test_default_send_options(engine: Engine, alice: Client, db: Database,
     # Switching everything off.
     off = {**wanted, "greeting_ref": None, "transfer_number": None, "sender_number": None}
     assert (await alice.call("PUT", "/account/defaults", json_body=off)).body["greeting_ref"] is None
+
+
+async def test_the_account_sets_its_purpose_and_company_name(alice: Client, db: Database) -> None:
+    """Issue 18: the customer sets the purpose of its http.php and e-mail sends and the company its
+    commercial calls name, under the CLI's rule; a refused change changes nothing (PUT /account/defaults
+    refused both fields as unknown before)."""
+    options = dict((await alice.call("GET", "/account/defaults")).body)
+    del options["purpose"], options["company_name"]
+    commercial = {**options, "retries": 3, "purpose": "commercial"}
+    refused = await alice.call("PUT", "/account/defaults", json_body=commercial)
+    expect_error(refused, 400, "company_required")
+    assert "nom de votre entreprise" in refused.body["message"]
+    unchanged = (await alice.call("GET", "/account/defaults")).body
+    assert (unchanged["purpose"], unchanged["retries"]) == ("information", options["retries"])
+    named = await alice.call(
+        "PUT", "/account/defaults", json_body={**commercial, "company_name": "  Acme   Énergie "}
+    )
+    assert named.status == 200, named.body
+    assert (named.body["purpose"], named.body["company_name"], named.body["retries"]) == (
+        "commercial",
+        "Acme Énergie",
+        3,
+    )
+    assert (await accounts_store.get_account(db, alice.account_id)).default_purpose == "commercial"
+    removal = await alice.call("PUT", "/account/defaults", json_body={**options, "company_name": None})
+    expect_error(removal, 400, "company_required")
+    assert "commerciaux par défaut" in removal.body["message"]
+    assert (await alice.call("GET", "/account/defaults")).body["company_name"] == "Acme Énergie"
+    both = {**options, "purpose": "information", "company_name": None}
+    done = await alice.call("PUT", "/account/defaults", json_body=both)
+    assert done.status == 200 and (done.body["purpose"], done.body["company_name"]) == ("information", None)
+    expect_error(
+        await alice.call("PUT", "/account/defaults", json_body={**options, "purpose": "pub"}),
+        400,
+        "field_invalid",
+    )
 
 
 async def test_personal_code_reset(engine: Engine, alice: Client, db: Database) -> None:
@@ -1238,6 +1282,10 @@ async def test_consent_recorded_through_the_api_opens_commercial_sends(alice: Cl
     assert given.status == 200 and given.body["valid"] is True and given.body["source"] == "formulaire web"
     created = await alice.call("POST", "/sends", json_body=send)
     assert created.status == 201 and created.body["purpose"] == "commercial", created.body
+    # Its calls name the company until it ends: the customer cannot remove the name meanwhile.
+    defaults = (await alice.call("GET", "/account/defaults")).body
+    kept = await alice.call("PUT", "/account/defaults", json_body={**defaults, "company_name": None})
+    assert "envoi commercial n'est pas terminé" in expect_error(kept, 400, "company_required")["message"]
     withdrawn = await alice.call("DELETE", path)
     assert withdrawn.body["valid"] is False and withdrawn.body["withdrawn_at"] is not None
     expect_error(await alice.call("POST", "/sends", json_body=send), 400, "commercial_no_consent")

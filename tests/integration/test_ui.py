@@ -36,8 +36,15 @@ from engine.store import contacts as contacts_store
 from engine.store import groups as groups_store
 from engine.store import messages as messages_store
 from engine.store import sends as sends_store
+from engine.store import stoplists as stoplists_store
 from engine.store import tokens as tokens_store
-from engine.store.accounts import find_by_code, get_account, set_company_name, set_password
+from engine.store.accounts import (
+    company_name,
+    find_by_code,
+    get_account,
+    set_company_name,
+    set_password,
+)
 from engine.store.credits import balance
 from lab import tones
 from tests.integration.conftest import wait_for
@@ -593,6 +600,68 @@ async def test_contacts_entry_groups_and_cp1252_import(
     )
     members = await browser.get(f"/contacts/groupes/{group.id}")
     assert members.contains("Groupe « Clients hiver » : 1 contact")
+
+
+async def test_stop_list_import_page(
+    browser: UiClient, alice: Customer, db: Database, stack_settings: Settings
+) -> None:
+    """Issue 18: the customer imports its stop list on « Transfert » (clear or hashed numbers), through the
+    service behind POST /api/v1/account/stoplist, and reads the counts in French (404 before)."""
+    await browser.login(alice.account.email, PASSWORD)
+    page = await browser.get("/contacts/transfert")
+    assert page.contains("Importer une liste d'opposition")
+    hashed = hashlib.sha256(b"+33622222222").hexdigest()
+    text = f"numéro;nom\r\n06 11 11 11 11;Dupont\r\n{hashed};\r\nbonjour\r\n+33611111111;\r\n"
+
+    def form(data: bytes, csrf: str) -> aiohttp.FormData:
+        out = aiohttp.FormData()
+        out.add_field("csrf", csrf)
+        out.add_field("file", data, filename="opposition.csv", content_type="text/csv")
+        return out
+
+    forged = await browser.post("/contacts/opposition", form(text.encode("cp1252"), "x"), csrf=False)
+    assert forged.status == 403
+    numbers = ["+33611111111", "+33622222222", "+33633333333"]
+    key = stack_settings.require("secret_key")
+    assert await stoplists_store.stopped(db, alice.account.id, numbers, key=key) == set()
+    report = await browser.post("/contacts/opposition", form(text.encode("cp1252"), browser.csrf), csrf=False)
+    assert report.status == 200, report.text[-800:]
+    assert report.contains("5 lignes lues")
+    assert report.contains("2 numéros ajoutés à votre liste d'opposition")
+    assert report.contains("1 numéro déjà sur la liste ou en double")
+    assert report.contains("2 lignes refusées") and report.contains("bonjour")
+    stopped = await stoplists_store.stopped(db, alice.account.id, numbers, key=key)
+    assert stopped == {"+33611111111", "+33622222222"}
+    binary = await browser.post("/contacts/opposition", form(b"\x00\x01\x02", browser.csrf), csrf=False)
+    assert binary.status == 400 and 'id="stopfile-error"' in binary.text
+
+
+async def test_settings_purpose_and_company_name(browser: UiClient, alice: Customer, db: Database) -> None:
+    """Issue 18: the customer sets the purpose of its e-mail and HTTP sends and the company its commercial
+    calls name on « Paramètres », under the CLI's rule, refusals in French (no such form before: 404)."""
+    await browser.login(alice.account.email, PASSWORD)
+    page = await browser.get("/parametres")
+    assert page.contains("Envois commerciaux")
+    assert 'id="f-purpose-information" name="purpose" value="information" checked' in page.text
+    nameless = await browser.post("/parametres/entreprise", {"company_name": " ", "purpose": "commercial"})
+    assert nameless.status == 400 and 'id="company_name-error"' in nameless.text
+    assert nameless.contains("Indiquez d'abord le nom de votre entreprise")
+    assert (await get_account(db, alice.account.id)).default_purpose == "information"
+    named = await browser.post(
+        "/parametres/entreprise", {"company_name": "Acme  Énergie", "purpose": "commercial"}
+    )
+    assert named.contains("Objet des envois et nom de l'entreprise enregistrés")
+    assert 'name="company_name" type="text" value="Acme Énergie"' in named.text
+    assert 'id="f-purpose-commercial" name="purpose" value="commercial" checked' in named.text
+    assert (await get_account(db, alice.account.id)).default_purpose == "commercial"
+    removed = await browser.post("/parametres/entreprise", {"company_name": "", "purpose": "commercial"})
+    assert removed.status == 400 and removed.contains("tant que vos envois sont commerciaux par défaut")
+    assert await company_name(db, alice.account.id) == "Acme Énergie"
+    odd = await browser.post("/parametres/entreprise", {"company_name": "Acme", "purpose": "pub"})
+    assert odd.status == 400 and 'id="purpose-error"' in odd.text
+    back = await browser.post("/parametres/entreprise", {"company_name": "", "purpose": "information"})
+    assert back.contains("enregistrés") and await company_name(db, alice.account.id) is None
+    assert (await get_account(db, alice.account.id)).default_purpose == "information"
 
 
 async def test_settings_defaults_senders_tokens_password_code(

@@ -73,6 +73,7 @@ async def test_a_commercial_default_purpose_needs_a_company_name(
     with pytest.raises(InvalidInput) as refused:
         await set_company_name(db, who.account.id, None)  # `vocalcast account company off`
     assert refused.value.code == "company_required"
+    assert "commerciaux par défaut" in refused.value.message_fr
     assert await company_name(db, who.account.id) == "Acme Énergie"
     await set_default_purpose(db, who.account.id, "information")
     await set_company_name(db, who.account.id, None)  # allowed once its sends are information
@@ -201,6 +202,7 @@ async def test_commercial_send_refused_whole_98_then_99(
     with pytest.raises(InvalidInput) as refused:
         await set_company_name(db, who.account.id, None)
     assert refused.value.code == "company_required"
+    assert "envoi commercial n'est pas terminé" in refused.value.message_fr
     await steer(db, send.id, "cancel")
     await set_company_name(db, who.account.id, None)
 

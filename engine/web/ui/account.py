@@ -1,5 +1,6 @@
-"""« Paramètres »: default send options, API tokens (a new one is shown once), sender numbers (pending /
-verified), password change (other sessions end) and a new personal code."""
+"""« Paramètres »: default send options, the purpose of e-mail and HTTP sends and the company commercial
+calls name, API tokens (a new one is shown once), sender numbers (pending / verified), password change
+(other sessions end) and a new personal code."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from engine.domain.accounts import SendDefaults
+from engine.domain.commercial import PURPOSES
 from engine.errors import InvalidInput
 from engine.web import sessions
 from engine.web.remote import client_address
@@ -43,7 +45,13 @@ async def _render(p: Page, *, status: int = 200, **overrides: Any) -> web.Respon
         "retry_minutes": str(d.retry_interval_s // 60),
         "drop": "on" if d.voicemail_drop else "",
     }
+    identity = {
+        "company_name": await p.services.accounts.company_name(account.id) or "",
+        "purpose": account.default_purpose,
+    }
     context: dict[str, Any] = {
+        "identity": identity,
+        "purposes": sendform.PURPOSES_FR,
         "greetings": greetings,
         "senders": all_senders,
         "tokens": tokens,
@@ -101,6 +109,29 @@ async def save_defaults(p: Page) -> web.StreamResponse:
     if errors:
         return await _render(p, status=400, values=values, errors=errors)
     return p.redirect("/parametres", "Options d'envoi par défaut enregistrées.")
+
+
+@page
+async def save_identity(p: Page) -> web.StreamResponse:
+    """The purpose of the account's e-mail and HTTP sends and the company its commercial calls name
+    (issue 18), under the rule `vocalcast account purpose|company` follows."""
+    identity = {"company_name": p.text("company_name").strip(), "purpose": p.text("purpose")}
+    errors: dict[str, str] = {}
+    purpose = identity["purpose"]
+    if purpose not in PURPOSES:
+        errors["purpose"] = "Choisissez l'objet de vos envois par e-mail et par HTTP."
+    else:
+        try:
+            await p.services.accounts.change_defaults(
+                p.account.id,
+                purpose=purpose,
+                company_name=identity["company_name"] or None,
+            )
+        except InvalidInput as exc:
+            errors["company_name"] = exc.message_fr
+    if errors:
+        return await _render(p, status=400, identity=identity, errors=errors)
+    return p.redirect("/parametres#entreprise", "Objet des envois et nom de l'entreprise enregistrés.")
 
 
 @page
@@ -167,6 +198,7 @@ async def new_code(p: Page) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/parametres", settings_page)
     app.router.add_post("/parametres/options", save_defaults)
+    app.router.add_post("/parametres/entreprise", save_identity)
     app.router.add_post("/parametres/emetteurs", declare_sender)
     app.router.add_post("/parametres/jetons", create_token)
     app.router.add_post("/parametres/jetons/{token_id}/revoquer", revoke_token)

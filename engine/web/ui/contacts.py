@@ -1,5 +1,6 @@
 """« Gérer les contacts » and its three tabs: « Saisie » (add, edit, delete, search, pages of 50 that cost
-the same at any depth), « Groupe » (create, rename, delete, members) and « Transfert » (CSV import)."""
+the same at any depth), « Groupe » (create, rename, delete, members) and « Transfert » (CSV import, and
+the account's stop list import: clear or hashed numbers, issue 18)."""
 
 from __future__ import annotations
 
@@ -204,10 +205,9 @@ async def group_members(p: Page) -> web.StreamResponse:
 # --- CSV import ------------------------------------------------------------------------------------------
 
 
-@upload_page
-async def transfer(p: Page) -> web.StreamResponse:
-    if p.request.method == "GET":
-        return p.render("contacts_import.html", tab="transfert", report=None, errors={})
+async def _upload(p: Page) -> bytes | None:
+    """The posted file's bytes (past MAX_IMPORT_BYTES the rest is dropped: the import then refuses the
+    file for its size); None when the form's CSRF token is wrong — checked before any file part."""
     data, csrf = bytearray(), ""
     reader = await p.request.multipart()
     while (part := await reader.next()) is not None:
@@ -222,7 +222,23 @@ async def transfer(p: Page) -> web.StreamResponse:
                 # Past the limit the rest is dropped: the import then refuses the file for its size.
                 if len(data) <= MAX_IMPORT_BYTES:
                     data += chunk
-    if not sessions.csrf_ok(p.visitor, csrf):
+    return bytes(data) if sessions.csrf_ok(p.visitor, csrf) else None
+
+
+def _import_page(p: Page, *, status: int = 200, **context: Any) -> web.Response:
+    return p.render(
+        "contacts_import.html",
+        status=status,
+        **{"tab": "transfert", "report": None, "stop_report": None, "errors": {}, **context},
+    )
+
+
+@upload_page
+async def transfer(p: Page) -> web.StreamResponse:
+    if p.request.method == "GET":
+        return _import_page(p)
+    data = await _upload(p)
+    if data is None:
         return p.render("error.html", status=403, title="Formulaire expiré", text="Rechargez la page.")
     errors: dict[str, str] = {}
     report: Any = None
@@ -230,17 +246,37 @@ async def transfer(p: Page) -> web.StreamResponse:
         errors["file"] = "Choisissez un fichier CSV (séparateur : point-virgule)."
     else:
         try:
-            report = await p.services.contacts.import_csv(p.account, bytes(data))
+            report = await p.services.contacts.import_csv(p.account, data)
         except InvalidInput as exc:
             errors["file"] = exc.message_fr
-    return p.render(
-        "contacts_import.html",
+    return _import_page(
+        p,
         status=400 if errors else 200,
-        tab="transfert",
         report=report,
         refused=report.refused[:REFUSED_SHOWN] if report else (),
         errors=errors,
     )
+
+
+@upload_page
+async def stop_list(p: Page) -> web.StreamResponse:
+    """The account's stop list (« liste d'opposition »): the numbers of the file, clear or SHA-256 of
+    their E.164 form, are called by none of its sends any more, whatever their purpose."""
+    if p.request.method == "GET":
+        return _import_page(p)
+    data = await _upload(p)
+    if data is None:
+        return p.render("error.html", status=403, title="Formulaire expiré", text="Rechargez la page.")
+    if not data:
+        return _import_page(p, status=400, errors={"stopfile": "Choisissez un fichier de numéros."})
+    if len(data) > MAX_IMPORT_BYTES:
+        too_large = f"Fichier trop volumineux ({MAX_IMPORT_BYTES // (1024 * 1024)} Mo au plus)."
+        return _import_page(p, status=400, errors={"stopfile": too_large})
+    try:
+        done = await p.services.stoplists.import_file(p.account.id, data)
+    except InvalidInput as exc:
+        return _import_page(p, status=400, errors={"stopfile": exc.message_fr})
+    return _import_page(p, stop_report=done, stop_refused=done.refused[:REFUSED_SHOWN])
 
 
 def add_routes(app: web.Application) -> None:
@@ -248,6 +284,7 @@ def add_routes(app: web.Application) -> None:
         ("/contacts", entry),
         ("/contacts/groupes", groups),
         ("/contacts/transfert", transfer),
+        ("/contacts/opposition", stop_list),
         ("/contacts/groupes/{group_id}", group_members),
         ("/contacts/{contact_id}", edit),
     ):
