@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.settings.fields import boolean, non_negative_float, setting
+from engine.settings.fields import boolean, non_negative_float, setting, text
 
 
 @dataclass(frozen=True)
@@ -31,4 +31,13 @@ class ClusterSettings:
         "0",
         "Several engines share the trunks: each trunk's channels, calls per second and carrier pauses "
         "are taken from counters in PostgreSQL (off: each engine keeps them in its own memory).",
+    )
+    # --- the Kamailio edge (issue 19) --------------------------------------------------------------------
+    sip_edge: str = setting(
+        "VOCALCAST_SIP_EDGE",
+        text,
+        "",
+        "host:port of the Kamailio edge's internal socket (empty: none, the trunks are this Asterisk's own). "
+        "Set: every trunk's calls leave this node's Asterisk toward Kamailio, which relays them to the "
+        "trunk's carrier (credentials and limits there), and inbound calls come from Kamailio only.",
     )
