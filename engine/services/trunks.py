@@ -85,6 +85,8 @@ class Trunks:
                 f"media server {name} is not running: it loads the trunks when it starts"
                 for name in done.unreachable
             ]
+            if done.edge_down:
+                warnings.append("Kamailio is not running: it loads the trunks when it starts")
             return Applied(
                 reloaded=bool(done.loaded),
                 loaded=[t.name for t in usable if all(t.name in names for names in done.loaded.values())],

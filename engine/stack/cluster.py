@@ -144,11 +144,26 @@ def up(
         stack.start_demo_phone(settings)
         started.append("demo-phone")
     if engine:
-        for node, ns in zip(cluster.nodes, node_settings, strict=True):
-            if procs.read_pid(ns.state_dir, "engine") is None:
-                stack.start_engine(ns, overrides=node.overrides)
-                started.append(f"{node.name}-engine")
+        started += start_engines(cluster)
     return cluster, started
+
+
+def start_engines(cluster: Cluster) -> list[str]:
+    """Each node's engine that does not run yet, started with the node's own settings."""
+    from engine import stack  # noqa: PLC0415 - cycle
+
+    started = []
+    for node in cluster.nodes:
+        if procs.read_pid(node.state_dir, "engine") is None:
+            stack.start_engine(node.settings(), overrides=node.overrides)
+            started.append(f"{node.name}-engine")
+    return started
+
+
+def stop_engines(cluster: Cluster) -> list[str]:
+    return [
+        f"{node.name}-engine" for node in cluster.nodes if procs.stop(node.state_dir, "engine", timeout_s=15)
+    ]
 
 
 def _listening(port: int, timeout_s: float = 5.0) -> bool:
@@ -167,10 +182,7 @@ def down(settings: Settings) -> list[str]:
     cluster = read_topology(settings)
     if cluster is None:
         return stack.down(settings)
-    stopped = []
-    for node in cluster.nodes:
-        if procs.stop(node.state_dir, "engine", timeout_s=15):
-            stopped.append(f"{node.name}-engine")
+    stopped = stop_engines(cluster)
     if kamailio.stop(cluster.edge):
         stopped.append("kamailio")
     root = stack._recorded_root(settings)

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import subprocess
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,14 +120,32 @@ def kamcmd(edge: Edge, *args: str, timeout_s: float = 5) -> str:
     proc = subprocess.run(
         ["kamcmd", "-s", edge.ctl, *args], capture_output=True, text=True, check=False, timeout=timeout_s
     )
-    if proc.returncode != 0:
+    # kamcmd exits 0 when the RPC itself fails ("error: 500 - Ongoing reload"): its output tells.
+    if proc.returncode != 0 or (proc.stdout + proc.stderr).lstrip().startswith("error:"):
         raise StackError(f"kamcmd {' '.join(args)}: {(proc.stderr or proc.stdout).strip()}")
     return proc.stdout
 
 
-def reload(edge: Edge) -> None:
-    """Apply the dispatcher list live (calls in progress go on)."""
-    kamcmd(edge, "dispatcher.reload")
+RELOAD_WAIT_S = 5.0
+
+
+def reload(edge: Edge) -> bool:
+    """Apply the dispatcher list live (calls in progress go on); False when Kamailio does not run (no
+    control socket: it reads the list when it starts). Kamailio refuses a reload that comes less than its
+    reload_delta (1 s, kamailio.cfg) after the previous one ("ongoing reload"): tried again until it
+    takes, or RELOAD_WAIT_S has passed."""
+    if not (edge.dir / "ctl").exists():
+        return False
+    deadline = time.monotonic() + RELOAD_WAIT_S
+    while True:
+        try:
+            kamcmd(edge, "dispatcher.reload")
+        except StackError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+        else:
+            return True
 
 
 @dataclass(frozen=True)
@@ -185,12 +204,7 @@ async def apply_trunks(settings: Settings, cluster: Cluster, trunks: list[Trunk]
     server's pjsip_trunks.conf (its endpoints toward Kamailio), reloaded through its own ARI."""
     usable = usable_trunks(trunks, demo=settings.demo)
     write_dispatcher(cluster.edge, render_dispatcher(usable, cluster.media_servers()))
-    try:
-        await asyncio.to_thread(reload, cluster.edge)
-    except StackError:
-        edge_down = True  # not running: it reads the list when it starts
-    else:
-        edge_down = False
+    edge_down = not await asyncio.to_thread(reload, cluster.edge)
     loaded: dict[str, list[str]] = {}
     missing: dict[str, list[str]] = {}
     unreachable: list[str] = []
