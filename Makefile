@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV  := .venv/bin
 
-.PHONY: up down status test soak smoke lint bench bootstrap
+.PHONY: cluster-up up down status test soak smoke lint bench bootstrap
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -17,6 +17,10 @@ down: bootstrap
 
 status: bootstrap
 	@$(VENV)/vocalcast stack status
+
+## The local cluster (issue 19): Kamailio in front of 2 Asterisk media servers and 2 engines, one PostgreSQL.
+cluster-up: bootstrap
+	@VOCALCAST_DEMO=$${VOCALCAST_DEMO:-1} $(VENV)/vocalcast stack up --nodes 2
 
 ## Every test: lint, type checks, unit, store and integration tests on the real stack.
 test: bootstrap lint
