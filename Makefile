@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV  := .venv/bin
 
-.PHONY: cluster-up up down status test soak smoke lint bench bootstrap
+.PHONY: cluster-up cluster-test up down status test soak smoke lint bench bootstrap
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -37,6 +37,11 @@ soak: bootstrap
 ## Debian's podman; builds its images from local tarballs the first time (minutes), not part of `make test`.
 smoke: bootstrap
 	@VOCALCAST_SMOKE=1 $(VENV)/python -m pytest -q tests/smoke
+
+## Issue 19's big run through Kamailio (500 numbers over 2 nodes, one killed with its Asterisk stopped), not
+## part of `make test`.
+cluster-test: bootstrap
+	@VOCALCAST_CLUSTER_TEST=1 $(VENV)/python -m pytest -q -s tests/integration/test_cluster_edge_big.py
 
 lint: bootstrap
 	@$(VENV)/ruff check engine ivr lab tests bench

@@ -8,9 +8,6 @@ servers, both of them."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,13 +18,12 @@ from engine.domain.trunks import Trunk
 from engine.services.sends import create_send
 from engine.services.trunks import Trunks
 from engine.settings import Settings
-from engine.stack import GENERATED_SECRETS, cluster
 from engine.store import Database
 from engine.telephony.edge import Cluster
 from lab.sipp import SippProcess
 from tests.integration.dialing import SIPP_DIR, customer, targets
+from tests.integration.edgecluster import callees_behind_a_proxy, edge_cluster, via_ports
 from tests.integration.test_cluster import (
-    CLUSTER_ENV,
     CPS,
     check_carrier_limits,
     check_every_recipient,
@@ -36,7 +32,6 @@ from tests.integration.test_cluster import (
     listeners_send,
     nodes_of,
 )
-from tests.integration.test_dialer import CALLEES
 
 pytestmark = pytest.mark.integration
 
@@ -46,68 +41,14 @@ NODE_APPS = {"vocalcast-node1", "vocalcast-node2"}
 
 @pytest.fixture(scope="module")
 def edge(stack_settings: Settings) -> Iterator[tuple[Settings, Cluster]]:
-    """The cluster of two nodes, in its own state dir beside the test instance's, on its PostgreSQL
-    (its secrets copied: one database, one CDR role); every table emptied first (the engines' node rows
-    must not be truncated under them later: no test here uses the `db` fixture)."""
-    state = Path(f"{stack_settings.state_dir}-cluster")
-    (state / "secrets").mkdir(parents=True, exist_ok=True, mode=0o700)
-    for env in GENERATED_SECRETS:
-        shutil.copyfile(stack_settings.secrets_dir / env, state / "secrets" / env)
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "VOCALCAST_STATE_DIR": str(state),
-            "VOCALCAST_DATABASE_URL": stack_settings.dsn,
-            "VOCALCAST_MAX_CHANNELS": "20",  # each node's RTP range is sized by it
-            "VOCALCAST_DEMO": "0",
-        }
-    )
-    settings = Settings.from_env()
-    asyncio.run(_empty_tables(settings))
-    try:
-        built, _ = cluster.up(settings, 2, extra={**CLUSTER_ENV, "VOCALCAST_RING_TIMEOUT_S": "3"})
-        yield settings, built
-    finally:
-        try:
-            cluster.down(settings)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-
-
-async def _empty_tables(settings: Settings) -> None:
-    async with Database(settings.dsn, min_size=1, max_size=1) as db:
-        tables = await db.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
-        )
-        names = ", ".join(f'"{r["tablename"]}"' for r in tables)
-        await db.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-
-
-def via_ports(sipp: SippProcess) -> tuple[set[str], set[int]]:
-    """Of every new call the carrier received: the top Via's address (who sent it to the carrier) and
-    the port in the second Via (the media server behind it)."""
-    tops: set[str] = set()
-    behind: set[int] = set()
-    for m in sipp.messages():
-        if m.direction == "received" and m.method == "INVITE":
-            vias = [v for value in m.header_values("Via") for v in value.split(",")]
-            tops.add(vias[0].split()[1].split(";")[0])
-            behind.add(int(vias[1].split()[1].split(";")[0].rsplit(":", 1)[1]))
-    return tops, behind
+    yield from edge_cluster(stack_settings, max_channels=20)
 
 
 async def test_a_send_over_two_nodes_leaves_through_kamailio_within_the_carriers_limits(
     edge: tuple[Settings, Cluster], sipp_ports: Any, tmp_path: Path
 ) -> None:
     settings, built = edge
-    # The callees answer like tests/sipp/dialer_callees.xml, and keep Kamailio in the dialog (Record-Route
-    # copied into 180 and 200, as a real carrier does): BYEs then pass through it too.
-    scenario = tmp_path / "callees_rr.xml"
-    text = CALLEES.read_text()
-    anchor = "[last_CSeq:]\n      Contact:"
-    assert text.count(anchor) == 2
-    scenario.write_text(text.replace(anchor, "[last_CSeq:]\n      [last_Record-Route:]\n      Contact:"))
+    scenario = callees_behind_a_proxy(tmp_path)
     sip_port, media_port = sipp_ports()
     sipp = SippProcess(
         scenario,
