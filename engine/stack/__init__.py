@@ -321,7 +321,7 @@ def format_status(report: dict[str, Any], *, full_manifest: bool = False) -> str
     for name, piece in report["pieces"].items():
         extra = "  ".join(f"{k}={v}" for k, v in piece.items() if k not in {"state", "pid"})
         pid = f" pid {piece['pid']}" if piece.get("pid") else ""
-        lines.append(f"{name:<14} {piece['state']:<8}{pid}  {extra}".rstrip())
+        lines.append(f"{name:<11} {piece['state']:<8}{pid}  {extra}".rstrip())
     for node in report.get("nodes") or []:
         lines.append(
             f"node {node['name']:<16} {node['state']:<8} epoch {node['epoch']}  "

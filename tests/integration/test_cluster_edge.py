@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from engine import stack
 from engine.domain.trunks import Trunk
 from engine.services.sends import create_send
 from engine.services.trunks import Trunks
 from engine.settings import Settings
+from engine.stack import cluster
 from engine.store import Database
 from engine.telephony.edge import Cluster
 from lab.sipp import SippProcess
@@ -164,3 +166,17 @@ async def test_calls_to_the_recording_number_through_kamailio_reach_both_media_s
         if m.direction == "received" and m.status == 200 and (m.header("CSeq") or "").endswith("INVITE")
     }
     assert answered_by == {int(n.overrides["VOCALCAST_SIP_PORT"]) for n in built.nodes}, answered_by
+
+
+def test_stack_status_shows_every_piece_of_the_cluster(edge: tuple[Settings, Cluster]) -> None:
+    settings, built = edge
+    report = cluster.status(settings)
+    pieces = report["pieces"]
+    expected = {"kamailio"} | {f"{n.name}-{piece}" for n in built.nodes for piece in ("asterisk", "engine")}
+    assert {name for name, piece in pieces.items() if piece["state"] == "running"} >= expected, pieces
+    assert "asterisk" not in pieces and "engine" not in pieces  # the single-node pieces do not run here
+    assert pieces["kamailio"]["external"] == built.edge.external
+    assert {n["name"]: n["state"] for n in report["nodes"]} == {"node1": "active", "node2": "active"}
+    text = stack.format_status(report)
+    for name in expected:
+        assert f"{name} running" in " ".join(text.split()), text

@@ -5,6 +5,8 @@ collide."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from engine.domain.trunks import Trunk
 from engine.errors import StackError
 from engine.settings import Settings
 from engine.stack.cluster import layout
-from engine.telephony.edge import MediaServer, render_dispatcher
+from engine.telephony.edge import Edge, MediaServer, kamcmd, reload, render_dispatcher
 from engine.telephony.trunks import EDGE_ENDPOINT, edge_set, render_pjsip
 
 DIGEST = Trunk(
@@ -94,3 +96,29 @@ def test_the_local_clusters_ports_are_distinct(tmp_path: Path) -> None:
         assert not set(a) & set(ports)
     with pytest.raises(StackError):
         layout(settings, 0)
+
+
+def test_kamcmd_failing_with_exit_code_0_is_an_error_and_a_refused_reload_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kamcmd exits 0 when the RPC fails ("error: 500 - Ongoing reload", measured): that is an error, and a
+    reload refused so (Kamailio's reload_delta) is tried again until it takes."""
+    edge = Edge(state_dir=tmp_path, internal_port=5080, external_port=5060)
+    edge.dir.mkdir()
+    (edge.dir / "ctl").touch()
+    answers = ["error: 500 - Ongoing reload\n", "error: 500 - Ongoing reload\n", "Ok. Dispatcher reloaded.\n"]
+    calls: list[list[str]] = []
+
+    def fake_run(argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, stdout=answers.pop(0), stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(time, "sleep", lambda _s: None)
+    with pytest.raises(StackError, match="Ongoing reload"):
+        kamcmd(edge, "dispatcher.reload")
+    assert reload(edge) is True
+    assert answers == [] and len(calls) == 3
+    assert calls[0][:3] == ["kamcmd", "-s", f"unixs:{tmp_path}/kamailio/ctl"]
+    (edge.dir / "ctl").unlink()
+    assert reload(edge) is False  # not running: nothing to reload, it reads the list when it starts
