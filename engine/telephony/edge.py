@@ -171,16 +171,23 @@ class Cluster:
 
 
 def read_topology(settings: Settings) -> Cluster | None:
-    path = settings.state_dir / TOPOLOGY
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    edge = Edge(
-        state_dir=settings.state_dir,
-        internal_port=int(data["edge"]["internal_port"]),
-        external_port=int(data["edge"]["external_port"]),
-    )
-    return Cluster(edge, [Node(n["name"], dict(n["overrides"])) for n in data["nodes"]])
+    """The cluster this instance runs (its state dir holds the topology), or the one it is a node of (a
+    node's state dir is <cluster state dir>/nodes/<name>: a trunk changed from a node's pages is then
+    applied everywhere too); None for a single node."""
+    for home in (settings.state_dir, settings.state_dir.parent.parent):
+        path = home / TOPOLOGY
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        edge = Edge(
+            state_dir=home,
+            internal_port=int(data["edge"]["internal_port"]),
+            external_port=int(data["edge"]["external_port"]),
+        )
+        cluster = Cluster(edge, [Node(n["name"], dict(n["overrides"])) for n in data["nodes"]])
+        if home == settings.state_dir or any(n.state_dir == settings.state_dir for n in cluster.nodes):
+            return cluster
+    return None
 
 
 def write_topology(settings: Settings, cluster: Cluster) -> None:

@@ -15,7 +15,15 @@ from engine.domain.trunks import Trunk
 from engine.errors import StackError
 from engine.settings import Settings
 from engine.stack.cluster import layout
-from engine.telephony.edge import Edge, MediaServer, kamcmd, reload, render_dispatcher
+from engine.telephony.edge import (
+    Edge,
+    MediaServer,
+    kamcmd,
+    read_topology,
+    reload,
+    render_dispatcher,
+    write_topology,
+)
 from engine.telephony.trunks import EDGE_ENDPOINT, edge_set, render_pjsip
 
 DIGEST = Trunk(
@@ -122,3 +130,20 @@ def test_kamcmd_failing_with_exit_code_0_is_an_error_and_a_refused_reload_is_tri
     assert calls[0][:3] == ["kamcmd", "-s", f"unixs:{tmp_path}/kamailio/ctl"]
     (edge.dir / "ctl").unlink()
     assert reload(edge) is False  # not running: nothing to reload, it reads the list when it starts
+
+
+def test_the_cluster_is_found_from_its_own_state_dir_and_from_each_nodes(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"VOCALCAST_STATE_DIR": str(tmp_path / "vc"), "VOCALCAST_MAX_CHANNELS": "20"}
+    )
+    (settings.state_dir / "run").mkdir(parents=True)
+    assert read_topology(settings) is None
+    built = layout(settings, 2)
+    write_topology(settings, built)
+    assert read_topology(settings) == built
+    for node in built.nodes:
+        found = read_topology(node.settings())
+        assert found == built and found.edge.state_dir == settings.state_dir
+    # A directory that merely sits two levels below is no node of it.
+    stranger = Settings.from_env({"VOCALCAST_STATE_DIR": str(settings.state_dir / "nodes" / "node9")})
+    assert read_topology(stranger) is None
