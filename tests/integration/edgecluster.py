@@ -79,3 +79,13 @@ def callees_behind_a_proxy(workdir: Path) -> Path:
     assert text.count(anchor) == 2
     scenario.write_text(text.replace(anchor, "[last_CSeq:]\n      [last_Record-Route:]\n      Contact:"))
     return scenario
+
+
+def answered_by(caller: SippProcess) -> set[int]:
+    """The SIP ports of the media servers that answered a caller's calls: the Contact of each 200 to its
+    INVITEs is the media server's own address (Kamailio relays it)."""
+    return {
+        int((m.header("Contact") or "").split(">")[0].rsplit(":", 1)[1].split(";")[0])
+        for m in caller.messages()
+        if m.direction == "received" and m.status == 200 and (m.header("CSeq") or "").endswith("INVITE")
+    }

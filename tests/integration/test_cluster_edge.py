@@ -24,7 +24,7 @@ from engine.store import Database
 from engine.telephony.edge import Cluster
 from lab.sipp import SippProcess
 from tests.integration.dialing import SIPP_DIR, customer, targets
-from tests.integration.edgecluster import callees_behind_a_proxy, edge_cluster, via_ports
+from tests.integration.edgecluster import answered_by, callees_behind_a_proxy, edge_cluster, via_ports
 from tests.integration.test_cluster import (
     CPS,
     check_carrier_limits,
@@ -160,13 +160,8 @@ async def test_calls_to_the_recording_number_through_kamailio_reach_both_media_s
     events = caller.log_events()
     assert sum(e.get("event") == "ANSWERED" for e in events) == 4
     assert sum(e.get("event") == "HUNG_UP" for e in events) == 4
-    # Who answered: the Contact of each 200 is the media server's own address (Kamailio relays it).
-    answered_by = {
-        int((m.header("Contact") or "").split(">")[0].rsplit(":", 1)[1].split(";")[0])
-        for m in caller.messages()
-        if m.direction == "received" and m.status == 200 and (m.header("CSeq") or "").endswith("INVITE")
-    }
-    assert answered_by == {int(n.overrides["VOCALCAST_SIP_PORT"]) for n in built.nodes}, answered_by
+    answered = answered_by(caller)
+    assert answered == {int(n.overrides["VOCALCAST_SIP_PORT"]) for n in built.nodes}, answered
 
 
 def test_stack_status_shows_every_piece_of_the_cluster(edge: tuple[Settings, Cluster]) -> None:

@@ -6,7 +6,7 @@ pace's INVITEs in any second, every call from Kamailio, from both media servers 
 - node1 drained mid-send: it claims nothing more, finishes its calls, node2 carries the rest;
 - a 500-number send (a 5-second message) over both nodes; mid-send node1's engine is killed -9 and its
   Asterisk stopped: node2 takes node1 over and finishes every recipient, no number getting more INVITEs
-  than its allowed attempts."""
+  than its allowed attempts; calls to the recording number then all reach node2's media server."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from engine.store import Database
 from engine.telephony.edge import Cluster, Node
 from lab.sipp import SippProcess
 from tests.integration.conftest import wait_for
-from tests.integration.dialing import customer, targets
-from tests.integration.edgecluster import callees_behind_a_proxy, edge_cluster, via_ports
+from tests.integration.dialing import SIPP_DIR, customer, targets
+from tests.integration.edgecluster import answered_by, callees_behind_a_proxy, edge_cluster, via_ports
 from tests.integration.test_carrier import open_dialogs_at_most
 from tests.integration.test_cluster import (
     check_every_recipient,
@@ -254,3 +254,22 @@ async def test_a_node_killed_with_its_media_server_stopped_mid_send_is_finished_
             assert await db.fetchval("SELECT taken_over_by FROM nodes WHERE name = 'node1'") == node2.name
     print(f"\ncluster run: {NUMBERS} numbers, attempts per node {dict(apps)}")
     check_the_carriers_view(sipp, built)
+    # Calls to the recording number now reach the live media server only (Kamailio's OPTIONS probing
+    # marked node1's down; a call sent to it meanwhile would fail over after 2 s).
+    sip_port, media_port = sipp_ports()
+    caller = SippProcess(
+        SIPP_DIR / "edge_caller.xml",
+        local_port=sip_port,
+        media_port=media_port,
+        remote=built.edge.external,
+        service=settings.recording_number,
+        calls=4,
+        keys={"from": "+33612345678"},
+        workdir=tmp_path,
+        trace_messages=True,
+        name="caller",
+    )
+    async with caller:
+        assert await caller.wait(30) == 0, caller.diagnostics()
+    assert sum(e.get("event") == "ANSWERED" for e in caller.log_events()) == 4
+    assert answered_by(caller) == {int(node2.overrides["VOCALCAST_SIP_PORT"])}
