@@ -9,6 +9,7 @@ from engine import stack
 from engine.settings import Settings
 from engine.stack import cluster
 from engine.stack.root import ensure_root
+from engine.telephony import edge
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,6 +52,9 @@ def _up(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if args.nodes:
         return _cluster_up(settings, args)
+    if edge.read_topology(settings) is not None:
+        print("a cluster runs here: `vocalcast stack up --nodes N` (or `stack down` first)")
+        return 1
     result = stack.up(settings, engine=not args.no_engine)
     s = result.settings
     print(
