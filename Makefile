@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV  := .venv/bin
 
-.PHONY: up down status test soak smoke lint bench bootstrap
+.PHONY: cluster-up cluster-test up down status test soak smoke lint bench bootstrap
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -17,6 +17,10 @@ down: bootstrap
 
 status: bootstrap
 	@$(VENV)/vocalcast stack status
+
+## The local cluster (issue 19): Kamailio in front of 2 Asterisk media servers and 2 engines, one PostgreSQL.
+cluster-up: bootstrap
+	@VOCALCAST_DEMO=$${VOCALCAST_DEMO:-1} $(VENV)/vocalcast stack up --nodes 2
 
 ## Every test: lint, type checks, unit, store and integration tests on the real stack.
 test: bootstrap lint
@@ -33,6 +37,11 @@ soak: bootstrap
 ## Debian's podman; builds its images from local tarballs the first time (minutes), not part of `make test`.
 smoke: bootstrap
 	@VOCALCAST_SMOKE=1 $(VENV)/python -m pytest -q tests/smoke
+
+## Issue 19's big run through Kamailio (500 numbers over 2 nodes, one killed with its Asterisk stopped), not
+## part of `make test`.
+cluster-test: bootstrap
+	@VOCALCAST_CLUSTER_TEST=1 $(VENV)/python -m pytest -q -s tests/integration/test_cluster_edge_big.py
 
 lint: bootstrap
 	@$(VENV)/ruff check engine ivr lab tests bench

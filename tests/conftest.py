@@ -29,6 +29,9 @@ PORT_BASE = int(os.environ.get("VOCALCAST_TEST_PORT_BASE", "21000"))
 # tests/smoke builds container images and brings docker/compose.yml up through podman: `make smoke` runs
 # it (VOCALCAST_SMOKE=1), `make test` leaves it out.
 collect_ignore = [] if os.environ.get("VOCALCAST_SMOKE") == "1" else ["smoke"]
+# The big cluster run through Kamailio (issue 19, about 2 min): `make cluster-test`.
+if os.environ.get("VOCALCAST_CLUSTER_TEST") != "1":
+    collect_ignore.append("integration/test_cluster_edge_big.py")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 

@@ -7,7 +7,9 @@ import json
 
 from engine import stack
 from engine.settings import Settings
+from engine.stack import cluster
 from engine.stack.root import ensure_root
+from engine.telephony import edge
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,6 +17,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     up = actions.add_parser("up", help="build what is missing and start everything (harmless twice)")
     up.add_argument("--no-engine", action="store_true", help="start everything but the engine process")
+    up.add_argument(
+        "--nodes",
+        type=int,
+        default=0,
+        help="a local cluster (issue 19): Kamailio in front of this many Asterisk + engine nodes",
+    )
     up.set_defaults(func=_up)
     actions.add_parser("down", help="stop what `stack up` started").set_defaults(func=_down)
     status = actions.add_parser("status", help="what runs where")
@@ -42,6 +50,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    if args.nodes:
+        return _cluster_up(settings, args)
+    if edge.read_topology(settings) is not None:
+        print("a cluster runs here: `vocalcast stack up --nodes N` (or `stack down` first)")
+        return 1
     result = stack.up(settings, engine=not args.no_engine)
     s = result.settings
     print(
@@ -60,16 +73,29 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_up(settings: Settings, args: argparse.Namespace) -> int:
+    built, started = cluster.up(settings, args.nodes, engine=not args.no_engine)
+    print(f"vocalcast cluster is up ({len(built.nodes)} nodes); started: {', '.join(started) or 'nothing'}")
+    print(f"  edge:      Kamailio {built.edge.external} (carriers), {built.edge.internal} (media servers)")
+    for node in built.nodes:
+        o = node.overrides
+        print(
+            f"  {node.name}:     http://127.0.0.1:{o['VOCALCAST_HTTP_PORT']}/  "
+            f"(SIP 127.0.0.1:{o['VOCALCAST_SIP_PORT']}, ARI 127.0.0.1:{o['VOCALCAST_ARI_PORT']})"
+        )
+    return 0
+
+
 def _down(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    stopped = stack.down(settings)
+    stopped = cluster.down(settings)
     print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    report = stack.status(settings)
+    report = cluster.status(settings)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

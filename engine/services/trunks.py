@@ -17,7 +17,7 @@ from engine.settings import Settings
 from engine.store import trunks as store
 from engine.store.db import Database
 from engine.store.trunks import TrunkHealth
-from engine.telephony import trunkconf
+from engine.telephony import edge, trunkconf
 from engine.telephony.ari import AriClient, AriError, AriUnavailable
 
 
@@ -68,13 +68,30 @@ class Trunks:
     async def apply(self) -> Applied:
         settings = self._settings
         trunks = await store.list_trunks(self._db)
-        trunkconf.write(settings, trunks)
+        # A local cluster (issue 19): Kamailio's dispatcher list and every media server, not one Asterisk.
+        topology = edge.read_topology(settings)
+        if topology is None:
+            trunkconf.write(settings, trunks)
         usable = usable_trunks(trunks, demo=settings.demo)
         warnings = []
         if settings.demo and any(not t.demo for t in usable):
             real = ", ".join(t.name for t in usable if not t.demo)
             warnings.append(
                 f"demo mode: calls through {real} reach real numbers (the pages and every attempt say so)"
+            )
+        if topology is not None:
+            done = await edge.apply_trunks(settings, topology, trunks)
+            warnings += [
+                f"media server {name} is not running: it loads the trunks when it starts"
+                for name in done.unreachable
+            ]
+            if done.edge_down:
+                warnings.append("Kamailio is not running: it loads the trunks when it starts")
+            return Applied(
+                reloaded=bool(done.loaded),
+                loaded=[t.name for t in usable if all(t.name in names for names in done.loaded.values())],
+                missing=sorted({name for names in done.missing.values() for name in names}),
+                warnings=warnings,
             )
         try:
             async with AriClient(

@@ -104,6 +104,11 @@ class Settings(
         return out
 
     @classmethod
+    def from_env_with(cls, overrides: Mapping[str, str]) -> Settings:
+        """The settings of this environment with ``overrides`` winning (a cluster node's own, issue 19)."""
+        return cls.from_env({**os.environ, **overrides})
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings of the environment; a variable it does not set takes the value the instance's
         stack was started with (<state dir>/run/instance.env, written by `stack up`), then its default.

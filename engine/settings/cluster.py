@@ -121,3 +121,13 @@ class ClusterSettings:
             split = urlsplit(self.media_url)
             if split.scheme not in ("http", "https") or not split.hostname:
                 raise SettingsError(f"VOCALCAST_MEDIA_URL: expected an http(s) URL, got {self.media_url!r}")
+
+    # --- the Kamailio edge (issue 19) --------------------------------------------------------------------
+    sip_edge: str = setting(
+        "VOCALCAST_SIP_EDGE",
+        text,
+        "",
+        "host:port of the Kamailio edge's internal socket (empty: none, the trunks are this Asterisk's own). "
+        "Set: every trunk's calls leave this node's Asterisk toward Kamailio, which relays them to the "
+        "trunk's carrier (credentials and limits there), and inbound calls come from Kamailio only.",
+    )

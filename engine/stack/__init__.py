@@ -198,8 +198,9 @@ def start_demo_phone(settings: Settings) -> int:
     )
 
 
-def start_engine(settings: Settings) -> int:
-    env = _environ_with_state_dir(settings)
+def start_engine(settings: Settings, *, overrides: dict[str, str] | None = None) -> int:
+    """``overrides``: variables that win over this shell's (a cluster node's own ports and name)."""
+    env = {**_environ_with_state_dir(settings), **(overrides or {})}
     pid = procs.spawn(
         settings.state_dir,
         "engine",

@@ -22,7 +22,9 @@ TRUNKS_FILE = "pjsip_trunks.conf"
 
 def render(settings: Settings, trunks: Iterable[Trunk]) -> str:
     return render_pjsip(
-        usable_trunks(trunks, demo=settings.demo), qualify_frequency_s=settings.qualify_frequency_s
+        usable_trunks(trunks, demo=settings.demo),
+        qualify_frequency_s=settings.qualify_frequency_s,
+        edge=settings.sip_edge,
     )
 
 

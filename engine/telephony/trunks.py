@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 
 from engine.domain.trunks import Trunk
@@ -32,19 +33,73 @@ def render_pjsip(
     rtp_timeout_s: int = RTP_TIMEOUT_S,
     session_expires_s: int = SESSION_EXPIRES_S,
     qualify_frequency_s: int = QUALIFY_FREQUENCY_S,
+    edge: str = "",
 ) -> str:
+    """``edge``: host:port of the Kamailio edge (issue 19): every trunk then points at it, carrying its name
+    and dispatcher set in the Request-URI, and the one endpoint ``vc-edge`` takes the inbound calls."""
     if session_expires_s < MIN_SESSION_EXPIRES_S:
         raise ValueError(f"session timers expire after {MIN_SESSION_EXPIRES_S} s at the least (RFC 4028)")
     blocks = [HEADER]
     for trunk in sorted(trunks, key=lambda t: t.name):
         if trunk.enabled:
             trunk.validate()  # nothing reaches the config that the rules refused
-            blocks.append(_render_one(trunk, rtp_timeout_s, session_expires_s, qualify_frequency_s))
+            blocks.append(_render_one(trunk, rtp_timeout_s, session_expires_s, qualify_frequency_s, edge))
+    if edge:
+        blocks.append(_render_edge(edge, rtp_timeout_s))
     return "\n".join(blocks)
 
 
-def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int, qualify_frequency_s: int) -> str:
-    contact = f"sip:{t.host}:{t.port}"
+EDGE_ENDPOINT = "vc-edge"
+BACKSLASH = "\\"
+
+
+def edge_set(name: str) -> int:
+    """The Kamailio dispatcher set of trunk ``name``: stable whatever other trunks exist (1 and 2 are the
+    edge's own: its default carrier and the media servers)."""
+    return 1000 + zlib.crc32(name.encode()) % 1_000_000
+
+
+def edge_contact(edge: str, t: Trunk) -> str:
+    """Where a trunk's calls go with an edge: Kamailio's internal socket, the trunk named in the Request-URI
+    (parameters Kamailio reads and removes before it relays the call to the trunk's carrier)."""
+    return f"sip:{edge};vc-trunk={t.name};vc-set={edge_set(t.name)}"
+
+
+def _render_edge(edge: str, rtp_timeout_s: int) -> str:
+    """The endpoint of the calls Kamailio brings in (the recording number): identified by its address."""
+    return (
+        "\n".join(
+            [
+                f"; --- the Kamailio edge {edge}: inbound calls from every carrier ---",
+                f"[{EDGE_ENDPOINT}]",
+                "type = endpoint",
+                "transport = transport-udp",
+                "context = vocalcast-inbound",
+                "disallow = all",
+                "allow = alaw,ulaw",
+                "dtmf_mode = auto",
+                "direct_media = no",
+                "rtp_symmetric = yes",
+                f"rtp_timeout = {rtp_timeout_s}",
+                "language = fr",
+                "tone_zone = fr",
+                "",
+                f"[{EDGE_ENDPOINT}]",
+                "type = identify",
+                f"endpoint = {EDGE_ENDPOINT}",
+                f"match = {edge}",
+            ]
+        )
+        + "\n"
+    )
+
+
+def _render_one(
+    t: Trunk, rtp_timeout_s: int, session_expires_s: int, qualify_frequency_s: int, edge: str = ""
+) -> str:
+    # With an edge, Kamailio holds the carrier's address, credentials and registration: Asterisk only
+    # names the trunk (its OPTIONS qualify is relayed to the carrier, so its health stays the carrier's).
+    contact = edge_contact(edge, t) if edge else f"sip:{t.host}:{t.port}"
     lines = [
         f"; --- trunk {t.name}{' (demo)' if t.demo else ''}: {t.host}:{t.port}, auth {t.auth} ---",
         f"[{t.name}]",
@@ -83,10 +138,10 @@ def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int, qualify_fr
         lines.append(f"from_user = {t.from_user}")
     if t.from_domain:
         lines.append(f"from_domain = {t.from_domain}")
-    if t.auth != "ip":
+    if t.auth != "ip" and not edge:
         lines.append(f"outbound_auth = {t.name}-auth")
     # `;` starts a comment in Asterisk's configuration: the URI's ;lr is written \;lr.
-    proxy = t.outbound_proxy.replace(";", "\\;") if t.outbound_proxy else None
+    proxy = t.outbound_proxy.replace(";", "\\;") if t.outbound_proxy and not edge else None
     if proxy:
         lines.append(f"outbound_proxy = {proxy}")
     qualify = (
@@ -98,12 +153,14 @@ def _render_one(t: Trunk, rtp_timeout_s: int, session_expires_s: int, qualify_fr
         "",
         f"[{t.name}]",
         "type = aor",
-        f"contact = {contact}",
+        f"contact = {contact.replace(';', BACKSLASH + ';')}",  # `;` would start a comment
         qualify,
         "qualify_timeout = 3.0",
     ]
     if proxy:
         lines.append(f"outbound_proxy = {proxy}")
+    if edge:
+        return "\n".join(lines) + "\n"
     lines += [
         "",
         f"[{t.name}]",

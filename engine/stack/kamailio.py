@@ -1,0 +1,74 @@
+"""The Kamailio process of the local cluster (issue 19): docker/kamailio/kamailio.cfg, the file the image
+runs, with this instance's sockets and dispatcher list (engine/telephony/edge.py renders it)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from engine.errors import StackError
+from engine.settings import PROJECT_ROOT
+from engine.stack import procs
+from engine.telephony.edge import Edge, kamcmd
+
+CONFIG = PROJECT_ROOT / "docker" / "kamailio" / "kamailio.cfg"
+NAME = "kamailio"
+
+
+def command(edge: Edge) -> list[str]:
+    return [
+        "kamailio",
+        "-DD",
+        "-E",
+        "-f",
+        str(CONFIG),
+        "-u",
+        "kamailio",
+        "-g",
+        "kamailio",
+        "-m",
+        "64",
+        "-M",
+        "8",
+        "-A",
+        f'DSLIST="{edge.dispatcher_list}"',
+        "-A",
+        f'CTL_SOCKET="{edge.ctl}"',
+        "-A",
+        f"INTERNAL_LISTEN=udp:{edge.internal}",
+        "-A",
+        f"INTERNAL_PORT={edge.internal_port}",
+        "-A",
+        f"EXTERNAL_LISTEN=udp:{edge.external}",
+    ]
+
+
+def start(edge: Edge) -> int:
+    pid = procs.read_pid(edge.state_dir, NAME)
+    if pid is not None:
+        return pid
+    log_path = edge.state_dir / "logs" / "kamailio.log"
+    pid = procs.spawn(edge.state_dir, NAME, command(edge), log_path=log_path)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if not procs.alive(pid):
+            raise StackError(f"Kamailio exited during start-up; see {log_path}")
+        try:
+            kamcmd(edge, "core.uptime", timeout_s=2)
+            return pid
+        except (StackError, subprocess.TimeoutExpired):
+            time.sleep(0.1)
+    raise StackError(f"Kamailio did not answer on {edge.ctl} within 15 s; see {log_path}")
+
+
+def stop(edge: Edge) -> bool:
+    return procs.stop(edge.state_dir, NAME, timeout_s=10)
+
+
+def status(edge: Edge) -> dict[str, object]:
+    return {
+        "state": procs.status(edge.state_dir, NAME),
+        "pid": procs.read_pid(edge.state_dir, NAME),
+        "internal": edge.internal,
+        "external": edge.external,
+    }

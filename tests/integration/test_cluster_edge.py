@@ -1,0 +1,178 @@
+"""The local cluster through Kamailio (issue 19), on the real parts: `stack up --nodes 2`'s code starts the
+Kamailio edge (docker/kamailio/kamailio.cfg), two Asterisk media servers and two engines on the test
+instance's PostgreSQL. Measured at a SIPp carrier: a send over both nodes leaves through Kamailio from both
+media servers within the carrier's channels and pace, every recipient ending right, through a trunk added
+once (applied to Kamailio and to every media server); a trunk with credentials is authenticated by
+Kamailio (the carrier checks the digest); calls to the recording number through Kamailio reach the media
+servers, both of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import stack
+from engine.domain.trunks import Trunk
+from engine.services.sends import create_send
+from engine.services.trunks import Trunks
+from engine.settings import Settings
+from engine.stack import cluster
+from engine.store import Database
+from engine.telephony.edge import Cluster
+from lab.sipp import SippProcess
+from tests.integration.dialing import SIPP_DIR, customer, targets
+from tests.integration.edgecluster import answered_by, callees_behind_a_proxy, edge_cluster, via_ports
+from tests.integration.test_cluster import (
+    CPS,
+    check_carrier_limits,
+    check_every_recipient,
+    completed,
+    invited_attempts,
+    listeners_send,
+    nodes_of,
+)
+
+pytestmark = pytest.mark.integration
+
+CHANNELS = 6
+NODE_APPS = {"vocalcast-node1", "vocalcast-node2"}
+
+
+@pytest.fixture(scope="module")
+def edge(stack_settings: Settings) -> Iterator[tuple[Settings, Cluster]]:
+    yield from edge_cluster(stack_settings, max_channels=20)
+
+
+async def test_a_send_over_two_nodes_leaves_through_kamailio_within_the_carriers_limits(
+    edge: tuple[Settings, Cluster], sipp_ports: Any, tmp_path: Path
+) -> None:
+    settings, built = edge
+    scenario = callees_behind_a_proxy(tmp_path)
+    sip_port, media_port = sipp_ports()
+    sipp = SippProcess(
+        scenario,
+        local_port=sip_port,
+        media_port=media_port,
+        workdir=tmp_path,
+        trace_messages=True,
+        extra_args=["-aa"],
+        name="edgecarrier",
+    )
+    async with Database(settings.dsn, min_size=1, max_size=4) as db, sipp:
+        # Added once, while everything runs: Kamailio's list and both media servers take it.
+        applied = await Trunks(db, settings).save(
+            Trunk(
+                name="edgecarrier",
+                host="127.0.0.1",
+                port=sip_port,
+                number_format="national",
+                max_channels=CHANNELS,
+                max_cps=CPS,
+            )
+        )
+        assert applied.reloaded and applied.loaded == ["edgecarrier"] and applied.missing == [], applied
+        send = await listeners_send(db, settings, tmp_path, 23000000, 30)
+        await completed(db, send.id, timeout_s=90)
+        await check_every_recipient(db, sipp, send.id)
+        assert set((await nodes_of(db, send.id)).keys()) == NODE_APPS
+        attempts = {str(r["id"]): r["app"] for r in await db.fetch("SELECT id, app FROM attempts")}
+    check_carrier_limits(sipp)
+    # Every call reached the carrier from Kamailio's external socket, from both media servers, and
+    # calls of both engines reached it.
+    tops, behind = via_ports(sipp)
+    assert tops == {built.edge.external}, tops
+    assert behind == {int(n.overrides["VOCALCAST_SIP_PORT"]) for n in built.nodes}, behind
+    assert {attempts[a] for a in invited_attempts(sipp)} == NODE_APPS
+
+
+async def test_a_trunk_with_credentials_is_authenticated_by_kamailio(
+    edge: tuple[Settings, Cluster], sipp_ports: Any, tmp_path: Path
+) -> None:
+    settings, built = edge
+    sip_port, media_port = sipp_ports()
+    carrier = SippProcess(
+        SIPP_DIR / "carrier_digest.xml",
+        local_port=sip_port,
+        media_port=media_port,
+        workdir=tmp_path,
+        keys={"username": "vcuser", "password": "s3cr=t"},
+        extra_args=["-aa"],
+        name="digest",
+    )
+    async with Database(settings.dsn, min_size=1, max_size=4) as db, carrier:
+        # Changed from node1 (as its pages do): applied to Kamailio and to both media servers all the same.
+        trunks = Trunks(db, built.nodes[0].settings())
+        for old in await trunks.all():
+            await trunks.remove(old.name)
+        applied = await trunks.save(
+            Trunk(
+                name="edgedigest",
+                host="127.0.0.1",
+                port=sip_port,
+                auth="digest",
+                username="vcuser",
+                password="s3cr=t",
+                number_format="national",
+                qualify=False,
+            )
+        )
+        assert applied.loaded == ["edgedigest"] and applied.missing == [], applied
+        who = await customer(db, settings, tmp_path, email="digest@example.fr", seconds=1.0)
+        numbers = ["0624000001", "0624000002", "0624000003", "0624000004"]
+        send = await create_send(
+            db,
+            settings,
+            who.account,
+            message_ref=who.message.ref,
+            targets=targets(numbers),
+            origin="api",
+            retries=0,
+        )
+        await completed(db, send.id, timeout_s=30)
+    auth = [e for e in carrier.log_events() if e.get("event") == "AUTH"]
+    # The carrier checked each call's digest against the trunk's credentials (held by Kamailio only).
+    assert sorted(e["number"] for e in auth) == numbers, carrier.diagnostics()
+    assert {e["valid"] for e in auth} == {"true"}
+
+
+async def test_calls_to_the_recording_number_through_kamailio_reach_both_media_servers(
+    edge: tuple[Settings, Cluster], sipp_ports: Any, tmp_path: Path
+) -> None:
+    settings, built = edge
+    sip_port, media_port = sipp_ports()
+    caller = SippProcess(
+        SIPP_DIR / "edge_caller.xml",
+        local_port=sip_port,
+        media_port=media_port,
+        remote=built.edge.external,
+        service=settings.recording_number,
+        calls=4,
+        keys={"from": "+33612345678"},
+        workdir=tmp_path,
+        trace_messages=True,
+        name="caller",
+    )
+    async with caller:
+        assert await caller.wait(30) == 0, caller.diagnostics()
+    events = caller.log_events()
+    assert sum(e.get("event") == "ANSWERED" for e in events) == 4
+    assert sum(e.get("event") == "HUNG_UP" for e in events) == 4
+    answered = answered_by(caller)
+    assert answered == {int(n.overrides["VOCALCAST_SIP_PORT"]) for n in built.nodes}, answered
+
+
+def test_stack_status_shows_every_piece_of_the_cluster(edge: tuple[Settings, Cluster]) -> None:
+    settings, built = edge
+    report = cluster.status(settings)
+    pieces = report["pieces"]
+    expected = {"kamailio"} | {f"{n.name}-{piece}" for n in built.nodes for piece in ("asterisk", "engine")}
+    assert {name for name, piece in pieces.items() if piece["state"] == "running"} >= expected, pieces
+    assert "asterisk" not in pieces and "engine" not in pieces  # the single-node pieces do not run here
+    assert pieces["kamailio"]["external"] == built.edge.external
+    assert {n["name"]: n["state"] for n in report["nodes"]} == {"node1": "active", "node2": "active"}
+    text = stack.format_status(report)
+    for name in expected:
+        assert f"{name} running" in " ".join(text.split()), text
