@@ -26,7 +26,7 @@ from engine.errors import StackError
 from engine.services.nodes import nodes_report
 from engine.services.trunks import Trunks
 from engine.settings import INSTANCE_FILE, PROJECT_ROOT, Settings, instance_record
-from engine.stack import asterisk, postgres, procs
+from engine.stack import asterisk, postgres, procs, service_user
 from engine.stack.root import RootInfo, ensure_root, read_info, root_path
 from engine.store import Database, migrate
 from engine.store.cdr import grant_cdr_insert
@@ -150,6 +150,8 @@ def prepare(settings: Settings, *, module_dir: str | None = None) -> list[Trunk]
         asterisk.render_config(settings, root, usable)
     else:
         asterisk.render(settings, module_dir, usable)
+    # The unit or container that runs `vocalcast serve` runs it as the service user (issue 17).
+    service_user.give_paths(settings, service_user.ensure_user(settings))
     return usable
 
 
@@ -170,10 +172,13 @@ def run_asterisk(settings: Settings) -> None:
 
 def start_demo_phone(settings: Settings) -> int:
     logs = settings.state_dir / "logs"
+    # As the service user, like the engine: it writes into the logs directory that user owns (issue 17).
+    user = service_user.ensure_user(settings)
+    service_user.give_paths(settings, user)
     return procs.spawn(
         settings.state_dir,
         "demo-phone",
-        [
+        service_user.command(user, [
             "sipp",
             "-sf",
             str(DEMO_PHONE),
@@ -193,20 +198,24 @@ def start_demo_phone(settings: Settings) -> int:
             "-trace_logs",
             "-log_file",
             str(logs / "demo-phone.calls.log"),
-        ],
+        ]),
         log_path=Path(os.devnull),
-    )
+    )  # fmt: skip
 
 
 def start_engine(settings: Settings) -> int:
-    env = _environ_with_state_dir(settings)
+    """The engine as the unprivileged service user (issue 17), its ffmpeg and ffprobe with it."""
+    user = service_user.ensure_user(settings)
+    service_user.give_paths(settings, user)
+    env = service_user.environment(user, _environ_with_state_dir(settings))
     pid = procs.spawn(
         settings.state_dir,
         "engine",
-        [sys.executable, "-m", "engine.cli", "serve"],
+        service_user.command(user, [sys.executable, "-m", "engine.cli", "serve"]),
         log_path=settings.state_dir / "logs" / "engine.log",
         env=env,
         cwd=PROJECT_ROOT,
+        log_owner=(user.uid, user.gid),
     )
     url = settings.health_url
     deadline = time.monotonic() + 30

@@ -1,0 +1,159 @@
+"""The unprivileged system user the engine (and the ffmpeg/ffprobe it runs) lives as (issue 17): created by
+`stack up` and `stack prepare`, the paths the engine writes handed to it, and the command line that drops
+root for good before the engine starts.
+
+What the engine may touch, and nothing else:
+- the media directory (owner; Asterisk's group reads it: setgid 2750, files 0640);
+- <state dir>/logs (owner, 0750: the engine's daily logrotate truncates the logs there), <state dir>/exports
+  (0700) and <state dir>/run/engine (0700: logrotate's configuration and state);
+- Asterisk's recording spool and log directory, as a member of Asterisk's group (2770, Asterisk runs with
+  umask 007): it reads and deletes the IVR's recordings and rotates Asterisk's logs;
+- the secrets the settings read (<state dir>/secrets: group-readable 0640 files, in a 0750 directory).
+The PID files (<state dir>/run), the PostgreSQL cluster, the Asterisk root and this instance's Asterisk
+config (<state dir>/asterisk/etc: written by root's `stack up` and `vocalcast trunk add|remove`, which reload
+PJSIP over ARI; the engine never rewrites it) stay root's.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import StackError
+from engine.media.paths import host_dir
+from engine.settings import Settings
+from engine.stack.asterisk import MEDIA_DIR_MODE
+
+SERVICE_USER = "vocalcast"
+HOME = "/nonexistent"  # no home: nothing of the service's lives outside the state dir
+MEDIA_FILE_MODE = 0o640
+SHARED_DIR_MODE = 0o2770  # Asterisk's spool/recording and log: Asterisk writes, the engine reads and deletes
+SHARED_DIRS = ("spool/recording", "log")
+
+
+@dataclass(frozen=True)
+class ServiceUser:
+    name: str
+    uid: int
+    gid: int
+    extra_gid: int  # Asterisk's group (the root's asterisk uid/gid), unnamed on the host
+
+
+def ensure_user(settings: Settings, name: str = SERVICE_USER) -> ServiceUser:
+    """The system user and group ``name``, created when missing (harmless twice)."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        entry = None
+    if entry is None:
+        if shutil.which("useradd", path=f"{os.defpath}:/usr/sbin:/sbin") is None:
+            raise StackError(
+                "useradd is not installed (Debian's passwd package): cannot create the service user"
+            )
+        proc = subprocess.run(
+            ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", HOME,
+             "--shell", "/usr/sbin/nologin", "--comment", "vocalcast engine", name],
+            capture_output=True, text=True, check=False, timeout=30,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise StackError(f"useradd {name} failed (exit {proc.returncode}): {proc.stderr.strip()}")
+        entry = pwd.getpwnam(name)
+    if entry.pw_uid == 0 or entry.pw_gid == 0:
+        raise StackError(f"the service user {name!r} has uid or gid 0: it would be root")
+    if entry.pw_uid == settings.asterisk_uid:
+        raise StackError(f"the service user {name!r} has Asterisk's uid {settings.asterisk_uid}")
+    return ServiceUser(name, entry.pw_uid, entry.pw_gid, settings.asterisk_uid)
+
+
+def command(user: ServiceUser, argv: Sequence[str]) -> list[str]:
+    """``argv`` run as ``user`` with no way back to root: real, effective and saved uid and gid the user's,
+    Asterisk's group as the only supplementary one, no capability left (bounding set emptied) and
+    no_new_privs, so that no setuid program (su, sudo, mount) can raise it again."""
+    setpriv = shutil.which("setpriv", path=f"{os.defpath}:/usr/sbin:/sbin")
+    if setpriv is None:
+        raise StackError("setpriv is not installed (Debian's util-linux): cannot drop root for the engine")
+    return [
+        setpriv,
+        f"--reuid={user.uid}",
+        f"--regid={user.gid}",
+        f"--groups={user.extra_gid}",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+        *argv,
+    ]
+
+
+def environment(user: ServiceUser, env: dict[str, str]) -> dict[str, str]:
+    """The engine's environment under its own identity (root's HOME is not its own)."""
+    return {**env, "HOME": HOME, "USER": user.name, "LOGNAME": user.name}
+
+
+def engine_dir(settings: Settings) -> Path:
+    """Where the engine keeps its own small state files (logrotate's configuration and state)."""
+    return settings.state_dir / "run" / "engine"
+
+
+def give_paths(settings: Settings, user: ServiceUser) -> None:
+    """Hand the engine the paths it writes (root only; harmless twice). Everything below a directory the
+    service user owns is re-owned without following a symbolic link: that user may have planted one."""
+    state = settings.state_dir
+    for path, mode in ((state / "logs", 0o750), (state / "exports", 0o700), (engine_dir(settings), 0o700)):
+        path.mkdir(parents=True, exist_ok=True)
+        _own(path, user.uid, user.gid, mode)
+    for log in (state / "logs").iterdir():
+        _own(log, user.uid, user.gid, None)  # the logs root's processes write stay 0600: owner only
+    for export in (state / "exports").iterdir():
+        _own(export, user.uid, user.gid, None)
+    media = settings.media_dir
+    media.mkdir(parents=True, exist_ok=True)
+    _own_tree(media, user.uid, user.extra_gid)
+    base = host_dir(settings)
+    for sub in SHARED_DIRS:
+        path = base / sub
+        path.mkdir(parents=True, exist_ok=True)
+        _own(path, settings.asterisk_uid, settings.asterisk_uid, SHARED_DIR_MODE)
+    secrets = settings.secrets_dir
+    if secrets.is_dir():
+        _own(secrets, 0, user.gid, 0o750)
+        from engine.stack import GENERATED_SECRETS  # noqa: PLC0415 - the package imports this module
+
+        for name in GENERATED_SECRETS:
+            if (secrets / name).is_file():
+                _own(secrets / name, 0, user.gid, 0o640)
+
+
+def _own_tree(top: Path, uid: int, gid: int) -> None:
+    """The media tree: owned by the engine, Asterisk's group, 2750 directories and 0640 files."""
+    for dirpath, dirnames, filenames in os.walk(top):
+        here = Path(dirpath)
+        _own(here, uid, gid, MEDIA_DIR_MODE)
+        for name in filenames:
+            _own(here / name, uid, gid, MEDIA_FILE_MODE)
+        dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
+
+
+def _own(path: Path, uid: int, gid: int, mode: int | None) -> None:
+    """chown (and chmod) ``path`` itself, never what a symbolic link there points to; a symbolic link, a
+    socket or a FIFO is left alone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:  # a symbolic link (ELOOP), a socket, gone meanwhile
+        return
+    try:
+        info = os.fstat(fd)
+        if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
+            return
+        if (info.st_uid, info.st_gid) != (uid, gid):
+            os.fchown(fd, uid, gid)  # (clears a file's setgid bit: the mode is set after)
+        if mode is not None and stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)

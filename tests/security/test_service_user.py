@@ -1,0 +1,251 @@
+"""The engine as `stack up` starts it runs as the unprivileged service user (issue 17), with no way back to
+root, and still does its work: uploads (WAV, MP3) converted by its ffmpeg and played by Asterisk, a phone
+recording read from Asterisk's spool into the library, through a trunk an operator adds meanwhile. What it
+creates is not world-readable. On the real test stack, the engine a real process started by
+engine.stack.start_engine (module-scoped: started once)."""
+
+from __future__ import annotations
+
+import io
+import pwd
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from engine import stack
+from engine.services.messages import playback_uri
+from engine.settings import PROJECT_ROOT, Settings
+from engine.stack import procs, service_user
+from engine.store import Database
+from engine.store import messages as messages_store
+from engine.store import tokens as tokens_store
+from engine.store.accounts import create_account
+from engine.telephony.probe import probe_call
+from engine.web.api_common import PREFIX
+from lab import tones
+from lab.dtmfpcap import RtpPcapBuilder, write_rfc2833_pcap
+from lab.rtpcapture import RtpCapture, samples_to
+from lab.sipp import SippProcess
+from tests.integration.conftest import Ari, ari, sipp_ports
+from tests.integration.test_ivr import (
+    DID,
+    KEY_S,
+    LEAD_S,
+    Caller,
+    code_entry,
+    prompt_s,
+    spool_dir,
+    spool_files,
+)
+
+pytestmark = pytest.mark.integration
+# Fixtures of the integration tests, registered by importing them: ARI, SIPp ports.
+__all__ = ["ari", "sipp_ports"]
+SIPP_DIR = Path(__file__).parent.parent / "sipp"
+MARKER_HZ = 1234.0
+
+
+@pytest.fixture(scope="module")
+def served(stack_settings: Settings) -> Iterator[int]:
+    """The engine process `stack up` starts, on the test stack; its PID."""
+    pid = stack.start_engine(stack_settings)
+    yield pid
+    procs.stop(stack_settings.state_dir, "engine", timeout_s=15)
+
+
+@pytest.fixture
+async def pool(stack_settings: Settings) -> AsyncIterator[Database]:
+    """The test database as it is (no table emptied under the running engine)."""
+    async with Database(stack_settings.dsn, min_size=1, max_size=2) as db:
+        yield db
+
+
+def status_lines(pid: int) -> dict[str, list[str]]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {key: value.split() for key, _, value in (line.partition(":") for line in lines)}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """An operator's `vocalcast …` (root) on the test instance."""
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def assert_private(path: Path, owner: int, group: int) -> None:
+    info = path.stat()
+    assert info.st_mode & 0o007 == 0, (path, oct(info.st_mode))  # others: nothing
+    assert (info.st_uid, info.st_gid) == (owner, group), path
+
+
+def test_the_engine_runs_as_the_service_user_with_no_way_back_to_root(
+    stack_settings: Settings, served: int
+) -> None:
+    user = pwd.getpwnam(service_user.SERVICE_USER)
+    assert user.pw_uid != 0 and user.pw_gid != 0
+    assert user.pw_shell == "/usr/sbin/nologin"
+    status = status_lines(served)
+    # Real, effective, saved and file-system ids: the service user's, all four.
+    assert status["Uid"] == [str(user.pw_uid)] * 4
+    assert status["Gid"] == [str(user.pw_gid)] * 4
+    # One supplementary group, Asterisk's (it reads the IVR's recordings), never root's.
+    assert status["Groups"] == [str(stack_settings.asterisk_uid)]
+    # No capability, none that could come back (bounding set empty), no setuid program honoured.
+    for caps in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(status[caps][0], 16) == 0, caps
+    assert status["NoNewPrivs"] == ["1"]
+    # Its logs are its own, private.
+    assert_private(stack_settings.state_dir / "logs" / "engine.log", user.pw_uid, user.pw_gid)
+    # `stack status` still sees the engine it started.
+    assert stack.status(stack_settings)["pieces"]["engine"] == {
+        "state": "running",
+        "pid": served,
+        "http": f"http://{stack_settings.http_host}:{stack_settings.http_port}/",
+    }
+
+
+def test_the_service_users_command_cannot_become_root_again(stack_settings: Settings) -> None:
+    user = service_user.ensure_user(stack_settings)
+    probe = "import os\ntry:\n    os.setuid(0)\nexcept PermissionError:\n    print('refused')\n"
+    done = subprocess.run(
+        service_user.command(user, [sys.executable, "-c", probe]), capture_output=True, text=True, check=False
+    )
+    assert done.stdout.strip() == "refused", done.stderr
+    # A setuid-root program (su) gets no privilege either: no_new_privs.
+    done = subprocess.run(
+        service_user.command(user, ["su", "-c", "id -u", "root"]),
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+    )
+    assert done.returncode != 0 and "0" not in done.stdout.split()
+
+
+def _mp3(path: Path) -> Path:
+    """A 44.1 kHz stereo MP3: 0.8 s silence, 2.5 s marker tone, 1 s silence."""
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
+         "-i", f"sine=frequency={MARKER_HZ:g}:duration=2.5:sample_rate=44100",
+         "-af", "adelay=800|800,apad=pad_dur=1", "-ac", "2", "-b:a", "128k", str(path)],
+        check=True, timeout=30,
+    )  # fmt: skip
+    return path
+
+
+async def test_uploads_are_converted_by_the_service_user_and_play_through_an_added_trunk(  # noqa: PLR0917 - fixtures
+    stack_settings: Settings, served: int, pool: Database, ari: Ari, sipp_ports, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    user = pwd.getpwnam(service_user.SERVICE_USER)
+    new = await create_account(
+        pool, f"svc-{uuid.uuid4().hex[:8]}@example.fr", secret_key=stack_settings.require("secret_key")
+    )
+    token = (await tokens_store.create_token(pool, new.account.id, label="tests")).secret
+    wav = tones.write_wav(tmp_path / "bonjour.wav", tones.sine(MARKER_HZ, 1.5, 0.4))
+    mp3 = _mp3(tmp_path / "annonce.mp3")
+    refs = {}
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        for upload in (wav, mp3):
+            form = aiohttp.FormData()
+            form.add_field("file", io.BytesIO(upload.read_bytes()), filename=upload.name)
+            url = f"http://127.0.0.1:{stack_settings.http_port}{PREFIX}/messages"
+            async with http.post(url, data=form) as resp:
+                body = await resp.json()
+                assert resp.status == 201, body
+                refs[upload.suffix] = body["ref"]
+    media = stack_settings.media_dir / str(new.account.id)
+    files = sorted(media.iterdir())
+    assert len(files) == 8  # wav, alaw, ulaw and the original, of each
+    for file in [media, *files]:
+        # Written by the engine's ffmpeg as the service user; Asterisk reads them by its group.
+        assert_private(file, user.pw_uid, stack_settings.asterisk_uid)
+    assert media.stat().st_mode & 0o7777 == 0o2750
+
+    # An operator adds a trunk while the engine runs: Asterisk loads it, and plays both messages through it.
+    sip_port, media_port = sipp_ports()
+    name = f"svc{uuid.uuid4().hex[:6]}"
+    added = run_cli(
+        "trunk", "add", name, "--host", "127.0.0.1", "--port", str(sip_port), "--pai", "0162000000"
+    )
+    assert added.returncode == 0, added.stderr
+    pcap = tmp_path / "one.pcap"
+    write_rfc2833_pcap(pcap, "1")
+    try:
+        for suffix, seconds in ((".wav", 1.5), (".mp3", 2.5)):
+            message = await messages_store.get_message(pool, new.account.id, refs[suffix])
+            sipp = SippProcess(
+                SIPP_DIR / "callee_answer_dtmf.xml",
+                local_port=sip_port,
+                media_port=media_port,
+                workdir=tmp_path / suffix[1:],
+                keys={"pcap": str(pcap)},
+                recv_timeout_ms=20000,
+                extra_args=["-aa"],
+            )
+            (tmp_path / suffix[1:]).mkdir()
+            async with sipp, RtpCapture([media_port]) as capture:
+                result = await probe_call(
+                    ari.client,
+                    ari.router,
+                    endpoint=f"PJSIP/0612345678@{name}",
+                    media=playback_uri(stack_settings, message),
+                    ring_timeout_s=10,
+                    max_duration_s=20,
+                )
+            assert result.error == "" and result.played_to_end, result
+            heard = tones.tone_duration_s(samples_to(capture.streams, media_port), MARKER_HZ)
+            assert seconds * 0.95 <= heard <= seconds * 1.05, (suffix, heard)
+    finally:
+        assert run_cli("trunk", "remove", name).returncode == 0
+
+
+async def test_a_phone_recording_lands_in_the_library(  # noqa: PLR0917 - fixtures
+    stack_settings: Settings,
+    served: int,
+    pool: Database,
+    sipp_ports,
+    tmp_path: Path,
+) -> None:  # type: ignore[no-untyped-def]
+    user = pwd.getpwnam(service_user.SERVICE_USER)
+    first = sipp_ports()
+    name = f"svc{uuid.uuid4().hex[:6]}"
+    added = run_cli(
+        "trunk", "add", name, "--host", "127.0.0.1", "--port", str(first[0]), "--pai", "0162000000"
+    )
+    assert added.returncode == 0, added.stderr
+    pending = [first]
+    caller = Caller(stack_settings, lambda: pending.pop() if pending else sipp_ports(), tmp_path)
+    new = await create_account(
+        pool, f"svc-{uuid.uuid4().hex[:8]}@example.fr", secret_key=stack_settings.require("secret_key")
+    )
+    pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
+    code_entry(pcap, new.code).silence(1.0).digits("1", tone_s=KEY_S)  # main menu: record a message
+    pcap.silence(prompt_s("ivr_record") + 1.5)
+    pcap.audio(tones.sine(440.0, 1.0, 0.4)).silence(0.6).digits("#", tone_s=KEY_S)
+    pcap.silence(1.0).digits("2", tone_s=KEY_S)  # validate
+    pcap.silence(1.0)
+    try:
+        call = await caller.call(pcap, number=DID, timeout_s=40)
+    finally:
+        assert run_cli("trunk", "remove", name).returncode == 0
+    assert call.ended_by_asterisk, call.sipp.diagnostics()
+    messages = await messages_store.list_messages(pool, new.account.id)
+    assert [(m.origin, m.is_greeting) for m in messages] == [("phone", False)]
+    stored = messages[0].wav(stack_settings.media_dir)
+    assert tones.tone_duration_s(tones.read_wav(stored)[0], 440.0) == pytest.approx(1.0, abs=0.1)
+    for file in stored.parent.iterdir():
+        assert_private(file, user.pw_uid, stack_settings.asterisk_uid)
+    # Asterisk's raw recording was read and removed by the engine (a member of Asterisk's group).
+    assert spool_files(spool_dir(stack_settings)) == []
+    assert spool_dir(stack_settings).stat().st_mode & 0o007 == 0
