@@ -206,6 +206,7 @@ def start_demo_phone(settings: Settings) -> int:
 def start_engine(settings: Settings) -> int:
     """The engine as the unprivileged service user (issue 17), its ffmpeg and ffprobe with it."""
     user = service_user.ensure_user(settings)
+    service_user.check_reachable(user, [PROJECT_ROOT, Path(sys.executable)])
     service_user.give_paths(settings, user)
     env = service_user.environment(user, _environ_with_state_dir(settings))
     pid = procs.spawn(

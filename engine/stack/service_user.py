@@ -91,6 +91,30 @@ def command(user: ServiceUser, argv: Sequence[str]) -> list[str]:
     ]
 
 
+def check_reachable(user: ServiceUser, paths: Sequence[Path]) -> None:
+    """StackError naming the first directory the service user cannot traverse on the way to ``paths`` (the
+    checkout, its .venv): a clone under /root (0700) cannot run the engine."""
+    for path in paths:
+        for directory in [*reversed(path.parents), path]:
+            try:
+                info = directory.stat()
+            except OSError:
+                continue
+            if info.st_uid == user.uid:
+                allowed = info.st_mode & stat.S_IXUSR
+            elif info.st_gid in (user.gid, user.extra_gid):
+                allowed = info.st_mode & stat.S_IXGRP
+            else:
+                allowed = info.st_mode & stat.S_IXOTH
+            if not allowed:
+                raise StackError(
+                    f"the engine runs as the user {user.name!r}, who cannot reach {path}: {directory} is "
+                    f"closed to it (mode {stat.S_IMODE(info.st_mode):o}). Put the checkout where other "
+                    f"users may read it (/opt/vocalcast, /srv), or let that user through: "
+                    f"setfacl -m u:{user.name}:x {directory}"
+                )
+
+
 def environment(user: ServiceUser, env: dict[str, str]) -> dict[str, str]:
     """The engine's environment under its own identity (root's HOME is not its own)."""
     return {**env, "HOME": HOME, "USER": user.name, "LOGNAME": user.name}
