@@ -198,7 +198,7 @@ def start_demo_phone(settings: Settings) -> int:
             "-trace_logs",
             "-log_file",
             str(logs / "demo-phone.calls.log"),
-        ]),
+        ], asterisk_group=False),
         log_path=Path(os.devnull),
     )  # fmt: skip
 

@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import StackError
+from engine.media.audio import MEDIA_DIR_MODE, MEDIA_FILE_MODE
 from engine.media.paths import host_dir
 from engine.settings import Settings
-from engine.stack.asterisk import MEDIA_DIR_MODE
 
 SERVICE_USER = "vocalcast"
 HOME = "/nonexistent"  # no home: nothing of the service's lives outside the state dir
-MEDIA_FILE_MODE = 0o640
 SHARED_DIR_MODE = 0o2770  # Asterisk's spool/recording and log: Asterisk writes, the engine reads and deletes
 SHARED_DIRS = ("spool/recording", "log")
 
@@ -71,10 +70,10 @@ def ensure_user(settings: Settings, name: str = SERVICE_USER) -> ServiceUser:
     return ServiceUser(name, entry.pw_uid, entry.pw_gid, settings.asterisk_uid)
 
 
-def command(user: ServiceUser, argv: Sequence[str]) -> list[str]:
+def command(user: ServiceUser, argv: Sequence[str], *, asterisk_group: bool = True) -> list[str]:
     """``argv`` run as ``user`` with no way back to root: real, effective and saved uid and gid the user's,
-    Asterisk's group as the only supplementary one, no capability left (bounding set emptied) and
-    no_new_privs, so that no setuid program (su, sudo, mount) can raise it again."""
+    Asterisk's group as the only supplementary one (none without ``asterisk_group``), no capability left
+    (bounding set emptied) and no_new_privs: no setuid program (su, sudo, mount) can raise it again."""
     setpriv = shutil.which("setpriv", path=f"{os.defpath}:/usr/sbin:/sbin")
     if setpriv is None:
         raise StackError("setpriv is not installed (Debian's util-linux): cannot drop root for the engine")
@@ -82,7 +81,7 @@ def command(user: ServiceUser, argv: Sequence[str]) -> list[str]:
         setpriv,
         f"--reuid={user.uid}",
         f"--regid={user.gid}",
-        f"--groups={user.extra_gid}",
+        f"--groups={user.extra_gid}" if asterisk_group else "--clear-groups",
         "--inh-caps=-all",
         "--bounding-set=-all",
         "--no-new-privs",
