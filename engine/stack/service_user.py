@@ -146,11 +146,8 @@ def give_paths(settings: Settings, user: ServiceUser) -> None:
     secrets = settings.secrets_dir
     if secrets.is_dir():
         _own(secrets, 0, user.gid, 0o750)
-        from engine.stack import GENERATED_SECRETS  # noqa: PLC0415 - the package imports this module
-
-        for name in GENERATED_SECRETS:
-            if (secrets / name).is_file():
-                _own(secrets / name, 0, user.gid, 0o640)
+        for secret in secrets.glob("VOCALCAST_*"):  # what the settings read (not the demo account's)
+            _own(secret, 0, user.gid, 0o640)
 
 
 def _own_tree(top: Path, uid: int, gid: int) -> None:
