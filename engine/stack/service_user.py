@@ -143,6 +143,8 @@ def give_paths(settings: Settings, user: ServiceUser) -> None:
         path = base / sub
         path.mkdir(parents=True, exist_ok=True)
         _own(path, settings.asterisk_uid, settings.asterisk_uid, SHARED_DIR_MODE)
+        for file in path.iterdir():  # what an Asterisk under another umask left: others lose it
+            _own(file, settings.asterisk_uid, settings.asterisk_uid, 0o660)
     secrets = settings.secrets_dir
     if secrets.is_dir():
         _own(secrets, 0, user.gid, 0o750)

@@ -7,6 +7,7 @@ engine.stack.start_engine (module-scoped: started once)."""
 from __future__ import annotations
 
 import io
+import os
 import pwd
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import aiohttp
 import pytest
 
 from engine import stack
+from engine.media.paths import host_dir
 from engine.services.messages import playback_uri
 from engine.settings import PROJECT_ROOT, Settings
 from engine.stack import procs, service_user
@@ -210,7 +212,7 @@ async def test_uploads_are_converted_by_the_service_user_and_play_through_an_add
         assert run_cli("trunk", "remove", name).returncode == 0
 
 
-async def test_a_phone_recording_lands_in_the_library(  # noqa: PLR0917 - fixtures
+async def test_a_phone_recording_lands_in_the_library(
     stack_settings: Settings,
     served: int,
     pool: Database,
@@ -249,3 +251,34 @@ async def test_a_phone_recording_lands_in_the_library(  # noqa: PLR0917 - fixtur
     # Asterisk's raw recording was read and removed by the engine (a member of Asterisk's group).
     assert spool_files(spool_dir(stack_settings)) == []
     assert spool_dir(stack_settings).stat().st_mode & 0o007 == 0
+
+
+def test_the_engines_log_rotation_works_as_the_service_user(stack_settings: Settings, served: int) -> None:
+    """The daily rotation (logrotate, copytruncate) the engine runs as itself: its own logs and Asterisk's,
+    which it reaches as a member of Asterisk's group."""
+    user = service_user.ensure_user(stack_settings)
+    asterisk_log = host_dir(stack_settings) / "log" / "messages.log"
+    assert asterisk_log.stat().st_mode & 0o077 == 0o060, oct(asterisk_log.stat().st_mode)  # umask 007
+    rotate = (
+        "import asyncio\n"
+        "from engine.settings import Settings\n"
+        "from engine.services.logrotate import rotate\n"
+        "print(asyncio.run(rotate(Settings.from_env(), force=True)))\n"
+    )
+    env = service_user.environment(user, {**os.environ, "VOCALCAST_STATE_DIR": str(stack_settings.state_dir)})
+    done = subprocess.run(
+        service_user.command(user, [sys.executable, "-c", rotate]),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT_ROOT,
+        env=env,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "True", done.stderr
+    for log in (stack_settings.state_dir / "logs" / "engine.log", asterisk_log):
+        rotated = log.with_name(log.name + ".1")
+        assert rotated.stat().st_size > 0, rotated  # the day moved aside, truncated in place
+        assert rotated.stat().st_mode & 0o007 == 0, rotated
+    conf = service_user.engine_dir(stack_settings) / "logrotate.conf"
+    assert conf.stat().st_uid == user.uid and "su root" not in conf.read_text()
