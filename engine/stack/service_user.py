@@ -16,6 +16,7 @@ PJSIP over ARI; the engine never rewrites it) stay root's.
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
@@ -51,12 +52,17 @@ def ensure_user(settings: Settings, name: str = SERVICE_USER) -> ServiceUser:
     except KeyError:
         entry = None
     if entry is None:
-        if shutil.which("useradd", path=f"{os.defpath}:/usr/sbin:/sbin") is None:
+        useradd = shutil.which("useradd", path=f"{os.defpath}:/usr/sbin:/sbin")
+        if useradd is None:
             raise StackError(
                 "useradd is not installed (Debian's passwd package): cannot create the service user"
             )
+        try:  # a group of that name left behind (a user deleted alone) becomes its primary group
+            group = ["--gid", str(grp.getgrnam(name).gr_gid)]
+        except KeyError:
+            group = ["--user-group"]
         proc = subprocess.run(
-            ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", HOME,
+            [useradd, "--system", *group, "--no-create-home", "--home-dir", HOME,
              "--shell", "/usr/sbin/nologin", "--comment", "vocalcast engine", name],
             capture_output=True, text=True, check=False, timeout=30,
         )  # fmt: skip
