@@ -159,20 +159,23 @@ def give_paths(settings: Settings, user: ServiceUser) -> None:
 
 
 def _own_tree(top: Path, uid: int, gid: int) -> None:
-    """The media tree: owned by the engine, Asterisk's group, 2750 directories and 0640 files."""
-    for dirpath, dirnames, filenames in os.walk(top):
-        here = Path(dirpath)
-        _own(here, uid, gid, MEDIA_DIR_MODE)
+    """The media tree: owned by the engine, Asterisk's group, 2750 directories and 0640 files. Walked by
+    directory descriptors (os.fwalk) and never through a symbolic link at any depth: the service user owns
+    the tree, and swapping one of its directories for a link must not send root's chown elsewhere."""
+    _own(top, uid, gid, MEDIA_DIR_MODE)
+    for _, dirnames, filenames, dirfd in os.fwalk(top):
+        for name in dirnames:
+            _own(name, uid, gid, MEDIA_DIR_MODE, dir_fd=dirfd)
         for name in filenames:
-            _own(here / name, uid, gid, MEDIA_FILE_MODE)
-        dirnames[:] = [d for d in dirnames if not (here / d).is_symlink()]
+            _own(name, uid, gid, MEDIA_FILE_MODE, dir_fd=dirfd)
 
 
-def _own(path: Path, uid: int, gid: int, mode: int | None) -> None:
-    """chown (and chmod) ``path`` itself, never what a symbolic link there points to; a symbolic link, a
-    socket or a FIFO is left alone."""
+def _own(path: Path | str, uid: int, gid: int, mode: int | None, *, dir_fd: int | None = None) -> None:
+    """chown (and chmod) ``path`` itself (relative to ``dir_fd`` if given), never what a symbolic link there
+    points to; a symbolic link, a socket or a FIFO is left alone."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError:  # a symbolic link (ELOOP), a socket, gone meanwhile
         return
     try:
