@@ -170,10 +170,24 @@ def run_asterisk(settings: Settings) -> None:
     asterisk.run_foreground(settings, ensure_root(settings))
 
 
+def _open_checkout(user: service_user.ServiceUser, *, asterisk_group: bool = True) -> None:
+    """A checkout under a closed directory (a clone under /root): the service user may traverse it (an
+    ACL entry, traverse only), and `stack up` says so."""
+    opened = service_user.open_way(user, [PROJECT_ROOT, Path(sys.prefix)], asterisk_group=asterisk_group)
+    if opened:
+        log.info(
+            "service_user.traverse_granted",
+            user=user.name,
+            acl=f"u:{user.name}:--x",
+            directories=[str(directory) for directory in opened],
+        )
+
+
 def start_demo_phone(settings: Settings) -> int:
     logs = settings.state_dir / "logs"
     # As the service user, like the engine: it writes into the logs directory that user owns (issue 17).
     user = service_user.ensure_user(settings)
+    _open_checkout(user, asterisk_group=False)  # its scenario is in the checkout
     service_user.give_paths(settings, user)
     return procs.spawn(
         settings.state_dir,
@@ -206,7 +220,7 @@ def start_demo_phone(settings: Settings) -> int:
 def start_engine(settings: Settings) -> int:
     """The engine as the unprivileged service user (issue 17), its ffmpeg and ffprobe with it."""
     user = service_user.ensure_user(settings)
-    service_user.check_reachable(user, [PROJECT_ROOT, Path(sys.executable)])
+    _open_checkout(user)
     service_user.give_paths(settings, user)
     env = service_user.environment(user, _environ_with_state_dir(settings))
     pid = procs.spawn(

@@ -96,28 +96,76 @@ def command(user: ServiceUser, argv: Sequence[str], *, asterisk_group: bool = Tr
     ]
 
 
-def check_reachable(user: ServiceUser, paths: Sequence[Path]) -> None:
-    """StackError naming the first directory the service user cannot traverse on the way to ``paths`` (the
-    checkout, its .venv): a clone under /root (0700) cannot run the engine."""
+# Run as the service user: the first (kind, path) it cannot use. Kinds: "x" a directory on the way it
+# must traverse, "d" one it must list and traverse (the checkout, the .venv). The kernel decides (ACLs too).
+_FIRST_CLOSED = (
+    'while [ "$#" -gt 1 ]; do '
+    'if [ "$1" = d ]; then [ -r "$2" ] && [ -x "$2" ]; else [ -x "$2" ]; fi '
+    '|| { printf "%s %s" "$1" "$2"; exit 0; }; shift 2; done'
+)
+ACL_XATTR = "system.posix_acl_access"
+
+
+def open_way(user: ServiceUser, paths: Sequence[Path], *, asterisk_group: bool = True) -> list[Path]:
+    """Let ``user`` reach ``paths`` (the checkout, its .venv): each closed directory on the way (a clone
+    under /root, 0700) gets a POSIX ACL entry granting that user traverse only (``u:<uid>:--x``; never
+    o+x, never read). The directories granted, top down (none when all was open). StackError when one
+    of ``paths`` itself is not readable by the user, or a grant fails or does not open the way (a file
+    system without ACLs, an ACL mask without x). Checked as the user runs (``asterisk_group``: see
+    :func:`command`)."""
+    checks: dict[Path, str] = {}
     for path in paths:
-        for directory in [*reversed(path.parents), path]:
-            try:
-                info = directory.stat()
-            except OSError:
-                continue
-            if info.st_uid == user.uid:
-                allowed = info.st_mode & stat.S_IXUSR
-            elif info.st_gid in (user.gid, user.extra_gid):
-                allowed = info.st_mode & stat.S_IXGRP
-            else:
-                allowed = info.st_mode & stat.S_IXOTH
-            if not allowed:
-                raise StackError(
-                    f"the engine runs as the user {user.name!r}, who cannot reach {path}: {directory} is "
-                    f"closed to it (mode {stat.S_IMODE(info.st_mode):o}). Put the checkout where other "
-                    f"users may read it (/opt/vocalcast, /srv), or let that user through: "
-                    f"setfacl -m u:{user.name}:x {directory}"
-                )
+        for directory in reversed(path.parents):
+            checks.setdefault(directory, "x")
+        checks[path] = "d"
+    order = sorted(checks, key=lambda p: len(p.parts))  # every directory after the ones above it
+    argv = [item for directory in order for item in (checks[directory], str(directory))]
+    granted: list[Path] = []
+    while True:
+        done = subprocess.run(
+            command(user, ["/bin/sh", "-c", _FIRST_CLOSED, "sh", *argv], asterisk_group=asterisk_group),
+            capture_output=True, text=True, check=False, timeout=30, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise StackError(f"cannot check what the user {user.name!r} reaches: {done.stderr.strip()}")
+        if not done.stdout:
+            return granted
+        kind, _, first = done.stdout.partition(" ")
+        closed = Path(first)
+        if kind == "d":
+            raise StackError(
+                f"the engine runs as the user {user.name!r}, who cannot read {closed}: it must be readable "
+                f"by other users (a git clone's default umask 022 gives it; mode "
+                f"{stat.S_IMODE(closed.stat().st_mode):o})"
+            )
+        problem = "the grant did not open it" if closed in granted else _grant_traverse(user, closed)
+        if problem:
+            raise StackError(
+                f"the engine runs as the user {user.name!r}, who cannot reach {paths[0]}: {closed} is "
+                f"closed to it (mode {stat.S_IMODE(closed.stat().st_mode):o}) and {problem}. Put the "
+                f"checkout where other users may read it (/opt/vocalcast, /srv), or let that user through: "
+                f"setfacl -m u:{user.name}:x {closed}"
+            )
+        granted.append(closed)
+
+
+def _grant_traverse(user: ServiceUser, directory: Path) -> str:
+    """Add ``u:<uid>:--x`` to ``directory``'s ACL; what went wrong, or "". Without an ACL yet, setfacl
+    computes the mask from the owning group's bits and that x: the group gains nothing. With an ACL
+    already there its mask is kept (-n): recomputing it could widen another entry's rights."""
+    setfacl = shutil.which("setfacl", path=f"{os.defpath}:/usr/sbin:/sbin")
+    if setfacl is None:
+        return "setfacl is not installed (Debian's acl package)"
+    try:
+        os.getxattr(directory, ACL_XATTR, follow_symlinks=False)
+        keep_mask = ["-n"]
+    except OSError:  # no ACL (ENODATA), or none possible (EOPNOTSUPP: setfacl says so below)
+        keep_mask = []
+    done = subprocess.run(
+        [setfacl, *keep_mask, "-m", f"u:{user.uid}:x", "--", str(directory)],
+        capture_output=True, text=True, check=False, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return "" if done.returncode == 0 else f"setfacl failed: {done.stderr.strip()}"
 
 
 def environment(user: ServiceUser, env: dict[str, str]) -> dict[str, str]:
