@@ -1,6 +1,6 @@
 """The engine as `stack up` starts it runs as the unprivileged service user (issue 17), with no way back to
-root, and still does its work: uploads (WAV, MP3) converted by its ffmpeg and played by Asterisk, a phone
-recording read from Asterisk's spool into the library, through a trunk an operator adds meanwhile. What it
+root, and still does its work: an upload converted by its ffmpeg and played by Asterisk through a trunk
+an operator adds meanwhile, a phone recording read from Asterisk's spool into the library. What it
 creates is not world-readable. On the real test stack, the engine a real process started by
 engine.stack.start_engine (module-scoped: started once)."""
 
@@ -12,13 +12,15 @@ import pwd
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from engine import stack
+from engine.domain.accounts import Message
+from engine.domain.trunks import Trunk
 from engine.media.paths import host_dir
 from engine.services.messages import playback_uri
 from engine.settings import PROJECT_ROOT, Settings
@@ -33,7 +35,7 @@ from lab import tones
 from lab.dtmfpcap import RtpPcapBuilder, write_rfc2833_pcap
 from lab.rtpcapture import RtpCapture, samples_to
 from lab.sipp import SippProcess
-from tests.integration.conftest import Ari, ari, sipp_ports
+from tests.integration.conftest import Ari, add_trunk, ari, sipp_ports, wait_for
 from tests.integration.test_ivr import (
     DID,
     KEY_S,
@@ -50,6 +52,7 @@ pytestmark = pytest.mark.integration
 __all__ = ["ari", "sipp_ports"]
 SIPP_DIR = Path(__file__).parent.parent / "sipp"
 MARKER_HZ = 1234.0
+Ports = Callable[[], tuple[int, int]]  # the sipp_ports fixture
 
 
 @pytest.fixture(scope="module")
@@ -70,18 +73,6 @@ async def pool(stack_settings: Settings) -> AsyncIterator[Database]:
 def status_lines(pid: int) -> dict[str, list[str]]:
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     return {key: value.split() for key, _, value in (line.partition(":") for line in lines)}
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """An operator's `vocalcast …` (root) on the test instance."""
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def assert_private(path: Path, owner: int, group: int) -> None:
@@ -136,56 +127,51 @@ def test_the_service_users_command_cannot_become_root_again(stack_settings: Sett
 
 
 def _mp3(path: Path) -> Path:
-    """A 44.1 kHz stereo MP3: 0.8 s silence, 2.5 s marker tone, 1 s silence."""
+    """A 44.1 kHz stereo MP3: 0.3 s silence, 1.0 s marker tone, 0.3 s silence."""
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-         "-i", f"sine=frequency={MARKER_HZ:g}:duration=2.5:sample_rate=44100",
-         "-af", "adelay=800|800,apad=pad_dur=1", "-ac", "2", "-b:a", "128k", str(path)],
+         "-i", f"sine=frequency={MARKER_HZ:g}:duration=1:sample_rate=44100",
+         "-af", "adelay=300|300,apad=pad_dur=0.3", "-ac", "2", "-b:a", "128k", str(path)],
         check=True, timeout=30,
     )  # fmt: skip
     return path
 
 
-async def test_uploads_are_converted_by_the_service_user_and_play_through_an_added_trunk(  # noqa: PLR0917 - fixtures
-    stack_settings: Settings, served: int, pool: Database, ari: Ari, sipp_ports, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+async def test_an_upload_is_converted_by_the_service_user_and_plays_through_an_added_trunk(  # noqa: PLR0917 - fixtures
+    stack_settings: Settings, served: int, pool: Database, ari: Ari, sipp_ports: Ports, tmp_path: Path
+) -> None:
+    """One MP3 (decoded, resampled, mixed down: ffmpeg's most work): WAV uploads take the same ffprobe and
+    ffmpeg command lines, run by the same user, and their conversion is tests/integration/test_api.py's."""
     user = pwd.getpwnam(service_user.SERVICE_USER)
     new = await create_account(
         pool, f"svc-{uuid.uuid4().hex[:8]}@example.fr", secret_key=stack_settings.require("secret_key")
     )
     token = (await tokens_store.create_token(pool, new.account.id, label="tests")).secret
-    wav = tones.write_wav(tmp_path / "bonjour.wav", tones.sine(MARKER_HZ, 1.5, 0.4))
     mp3 = _mp3(tmp_path / "annonce.mp3")
-    refs = {}
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
-        for upload in (wav, mp3):
-            form = aiohttp.FormData()
-            form.add_field("file", io.BytesIO(upload.read_bytes()), filename=upload.name)
-            url = f"http://127.0.0.1:{stack_settings.http_port}{PREFIX}/messages"
-            async with http.post(url, data=form) as resp:
-                body = await resp.json()
-                assert resp.status == 201, body
-                refs[upload.suffix] = body["ref"]
+        form = aiohttp.FormData()
+        form.add_field("file", io.BytesIO(mp3.read_bytes()), filename=mp3.name)
+        async with http.post(
+            f"http://127.0.0.1:{stack_settings.http_port}{PREFIX}/messages", data=form
+        ) as resp:
+            body = await resp.json()
+            assert resp.status == 201, body
     media = stack_settings.media_dir / str(new.account.id)
     files = sorted(media.iterdir())
-    assert len(files) == 8  # wav, alaw, ulaw and the original, of each
+    assert len(files) == 4  # wav, alaw, ulaw and the original
     for file in [media, *files]:
         # Written by the engine's ffmpeg as the service user; Asterisk reads them by its group.
         assert_private(file, user.pw_uid, stack_settings.asterisk_uid)
     assert media.stat().st_mode & 0o7777 == 0o2750
 
-    # An operator adds a trunk while the engine runs: Asterisk loads it, and plays both messages through it.
+    # An operator adds a trunk while the engine runs (stored, config rendered by root, PJSIP reloaded over
+    # ARI, as `vocalcast trunk add` does): Asterisk loads it, and plays the message through it.
     sip_port, media_port = sipp_ports()
     name = f"svc{uuid.uuid4().hex[:6]}"
-    added = run_cli(
-        "trunk", "add", name, "--host", "127.0.0.1", "--port", str(sip_port), "--pai", "0162000000"
-    )
-    assert added.returncode == 0, added.stderr
+    await add_trunk(stack_settings, Trunk(name=name, host="127.0.0.1", port=sip_port))
     pcap = tmp_path / "one.pcap"
     write_rfc2833_pcap(pcap, "1")
-    wav_message, mp3_message = [
-        await messages_store.get_message(pool, new.account.id, refs[suffix]) for suffix in (".wav", ".mp3")
-    ]
+    message = await messages_store.get_message(pool, new.account.id, body["ref"])
     sipp = SippProcess(
         SIPP_DIR / "callee_answer_dtmf.xml",
         local_port=sip_port,
@@ -196,34 +182,34 @@ async def test_uploads_are_converted_by_the_service_user_and_play_through_an_add
         extra_args=["-aa"],
     )
     async with sipp, RtpCapture([media_port]) as capture:
-        result = await probe_call(  # one call, the two messages one after the other
+        result = await probe_call(
             ari.client,
             ari.router,
             endpoint=f"PJSIP/0612345678@{name}",
-            media=f"{playback_uri(stack_settings, wav_message)},{playback_uri(stack_settings, mp3_message)}",
+            media=playback_uri(stack_settings, message),
             ring_timeout_s=10,
             max_duration_s=20,
         )
     assert result.error == "" and result.played_to_end, result
-    # Each tone whole (1.5 s, then 2.5 s): a message Asterisk could not read would be missing from it.
+    # The tone whole: a message Asterisk could not read would be missing from the call.
     heard = tones.tone_duration_s(samples_to(capture.streams, media_port), MARKER_HZ)
-    assert 4.0 * 0.95 <= heard <= 4.0 * 1.05, heard
+    assert 1.0 * 0.95 <= heard <= 1.0 * 1.05, heard
 
 
 async def test_a_phone_recording_lands_in_the_library(
     stack_settings: Settings,
     served: int,
     pool: Database,
-    sipp_ports,
+    sipp_ports: Ports,
     tmp_path: Path,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
+    """The IVR's shortest recording path: code, "1", the tone, "#", "2" (validate), and the caller hangs
+    up there: the engine saves what it validated whatever the line does next (the reference it would
+    announce is tests/integration/test_ivr.py's)."""
     user = pwd.getpwnam(service_user.SERVICE_USER)
     first = sipp_ports()
-    name = f"svc{uuid.uuid4().hex[:6]}"
-    added = run_cli(
-        "trunk", "add", name, "--host", "127.0.0.1", "--port", str(first[0]), "--pai", "0162000000"
-    )
-    assert added.returncode == 0, added.stderr
+    # Inbound calls are taken from trunk addresses (identify by IP).
+    await add_trunk(stack_settings, Trunk(name=f"svc{uuid.uuid4().hex[:6]}", host="127.0.0.1", port=first[0]))
     pending = [first]
     caller = Caller(stack_settings, lambda: pending.pop() if pending else sipp_ports(), tmp_path)
     new = await create_account(
@@ -232,20 +218,23 @@ async def test_a_phone_recording_lands_in_the_library(
     pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
     code_entry(pcap, new.code).silence(1.0).digits("1", tone_s=KEY_S)  # main menu: record a message
     pcap.silence(prompt_s("ivr_record") + 1.5)
-    pcap.audio(tones.sine(440.0, 1.0, 0.4)).silence(0.6).digits("#", tone_s=KEY_S)
-    pcap.silence(1.0).digits("2", tone_s=KEY_S)  # validate
-    pcap.silence(1.0)
+    pcap.audio(tones.sine(440.0, 1.0, 0.4)).silence(0.4).digits("#", tone_s=KEY_S)
+    pcap.silence(0.5).digits("2", tone_s=KEY_S)  # validate, during the review menu
     spooled = set(spool_files(spool_dir(stack_settings)))  # another test's leftovers, if any
-    call = await caller.call(pcap, number=DID, timeout_s=40)
-    assert call.ended_by_asterisk, call.sipp.diagnostics()
-    messages = await messages_store.list_messages(pool, new.account.id)
+    call = await caller.call(pcap, number=DID, hang_up_after_s=pcap.duration_s + 0.5)
+    assert "CALLER_BYE" in call.events, call.sipp.diagnostics()
+
+    async def saved() -> list[Message]:
+        return await messages_store.list_messages(pool, new.account.id)
+
+    messages = await wait_for(saved, what="the recording in the library")
     assert [(m.origin, m.is_greeting) for m in messages] == [("phone", False)]
     stored = messages[0].wav(stack_settings.media_dir)
     assert tones.tone_duration_s(tones.read_wav(stored)[0], 440.0) == pytest.approx(1.0, abs=0.1)
     for file in stored.parent.iterdir():
         assert_private(file, user.pw_uid, stack_settings.asterisk_uid)
     # Asterisk's raw recording was read and removed by the engine (a member of Asterisk's group).
-    assert set(spool_files(spool_dir(stack_settings))) <= spooled
+    await wait_for(lambda: set(spool_files(spool_dir(stack_settings))) <= spooled, what="the spool emptied")
     assert spool_dir(stack_settings).stat().st_mode & 0o007 == 0
 
 
