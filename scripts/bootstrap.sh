@@ -17,6 +17,7 @@ APT_PACKAGES=(
                                                 # real voices of the AMD bench (bench/support/amd_corpus.py)
   iproute2 procps util-linux                    # ss, pkill, mountpoint/findmnt
   logrotate                                     # the engine rotates its instance's logs
+  acl                                           # setfacl: the service user traverses a clone under /root
   docker-compose kamailio systemd               # validators of docker/ and deploy/systemd/ (tests/unit/test_deploy.py)
   podman runc                                   # `make smoke`: docker/compose.yml run for real (tests/smoke)
   chromium chromium-driver fonts-dejavu-core    # browser tests of the private space (tests/e2e)

@@ -21,4 +21,6 @@ done
 inst=$(sed -n 's/^astetcdir => \(\/srv\/[^ ]*\)\/etc.*/\1/p' "$conf")
 [ -n "$inst" ] || { echo "no astetcdir in $conf" >&2; exit 1; }
 [ "$inst" = "$node" ] || ln -sfn "$node" "$inst"
+# Recordings and logs: Asterisk's group (the engine reads the recordings by it), nobody else (as `stack up`).
+umask 007
 exec /usr/sbin/asterisk -f -C "$inst/etc/asterisk.conf" -U asterisk -G asterisk

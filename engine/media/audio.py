@@ -156,6 +156,7 @@ async def _run(argv: Sequence[str], timeout_s: float, limits: AudioLimits) -> tu
 # HLS playlist or a concat list would otherwise make ffmpeg open other files or URLs (issue 17).
 _INPUT_WHITELIST = ("-protocol_whitelist", "file")
 MEDIA_FILE_MODE = 0o640
+MEDIA_DIR_MODE = 0o2750  # setgid: the tree's group (Asterisk's) throughout
 _PROBE_WHITELIST = (*_INPUT_WHITELIST, "-format_whitelist", ",".join(_FORMATS))
 
 
@@ -420,8 +421,20 @@ def _make_workdir(dest_dir: Path, stem: str, finals: Iterable[Path]) -> Path:
     """
     if existing := [p for p in finals if p.exists()]:
         raise FileExistsError(f"would overwrite {existing[0]}")
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    make_media_dir(dest_dir)
     return Path(tempfile.mkdtemp(prefix=f".tmp-{stem}-", dir=dest_dir))
+
+
+def make_media_dir(path: Path) -> None:
+    """Create a directory of the media tree. Made by root (an operator's `vocalcast message add`), it goes
+    to the tree's owner, the engine's service user, who writes into it later (issue 17)."""
+    if path.is_dir():
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(MEDIA_DIR_MODE)  # whatever the umask of the command that made it
+    owner = path.parent.stat().st_uid
+    if os.geteuid() == 0 and owner != 0:
+        os.chown(path, owner, -1)  # the group is the tree's already (setgid)
 
 
 def _publish(staged: dict[str, Path], finals: dict[str, Path]) -> None:

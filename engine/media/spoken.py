@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from engine.media.audio import AudioLimits, convert, probe_duration_s
+from engine.media.audio import AudioLimits, convert, make_media_dir, probe_duration_s
 
 VOICE: Final = "fr-fr"
 WORDS_PER_MINUTE: Final = 150
@@ -37,7 +37,7 @@ async def spoken(media_dir: Path, text: str) -> Spoken:
     async with _LOCK:
         wav = dest / f"{stem}.wav"
         if not all((dest / f"{stem}.{kind}").exists() for kind in ("wav", "alaw", "ulaw")):
-            await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(make_media_dir, dest)
             await _synthesise(text, dest, stem)
         duration_s = await probe_duration_s(wav, timeout_s=LIMITS.run_timeout_s)
     return Spoken(dest / stem, duration_s)

@@ -24,9 +24,11 @@ def log_globs(settings: Settings) -> list[Path]:
     return [settings.state_dir / "logs" / "*.log", host_dir(settings) / "log" / "*.log"]
 
 
-def render(settings: Settings) -> str:
-    """logrotate's configuration for this instance."""
+def render(settings: Settings, *, as_root: bool = True) -> str:
+    """logrotate's configuration for this instance. ``as_root`` false: for the engine as the service user
+    (issue 17), owner of the logs directory and in Asterisk's group (logrotate cannot switch to root)."""
     paths = " ".join(f'"{p}"' for p in log_globs(settings))
+    su = "    su root root\n" if as_root else ""
     return (
         "# Written by the engine (engine/services/logrotate.py) at each rotation: edits are lost.\n"
         f"{paths} {{\n"
@@ -38,7 +40,7 @@ def render(settings: Settings) -> str:
         "    copytruncate\n"
         "    missingok\n"
         "    notifempty\n"
-        "    su root root\n"
+        f"{su}"
         "}\n"
     )
 
@@ -50,11 +52,15 @@ async def rotate(settings: Settings, *, force: bool = False) -> bool:
     if program is None:
         log.warning("logs.rotate_skipped", reason="logrotate is not installed")
         return False
-    run = settings.state_dir / "run"
+    # The engine's own directory below run/ (the rest of run/, the PID files, stays root's: issue 17).
+    run = settings.state_dir / "run" / "engine"
     run.mkdir(parents=True, exist_ok=True)
     conf = run / "logrotate.conf"
-    conf.write_text(render(settings), encoding="utf-8")
-    conf.chmod(0o644)  # logrotate refuses a configuration others may write
+    conf.unlink(missing_ok=True)  # a new file, ours: logrotate refuses a configuration someone else owns
+    # logrotate also refuses a configuration others may write
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(render(settings, as_root=os.geteuid() == 0))
     args = [program, "--state", str(run / "logrotate.state"), *(["--force"] if force else []), str(conf)]
     proc = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

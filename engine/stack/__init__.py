@@ -26,7 +26,7 @@ from engine.errors import StackError
 from engine.services.nodes import nodes_report
 from engine.services.trunks import Trunks
 from engine.settings import INSTANCE_FILE, PROJECT_ROOT, Settings, instance_record
-from engine.stack import asterisk, postgres, procs
+from engine.stack import asterisk, postgres, procs, service_user
 from engine.stack.root import RootInfo, ensure_root, read_info, root_path
 from engine.store import Database, migrate
 from engine.store.cdr import grant_cdr_insert
@@ -150,6 +150,8 @@ def prepare(settings: Settings, *, module_dir: str | None = None) -> list[Trunk]
         asterisk.render_config(settings, root, usable)
     else:
         asterisk.render(settings, module_dir, usable)
+    # The unit or container that runs `vocalcast serve` runs it as the service user (issue 17).
+    service_user.give_paths(settings, service_user.ensure_user(settings))
     return usable
 
 
@@ -168,12 +170,29 @@ def run_asterisk(settings: Settings) -> None:
     asterisk.run_foreground(settings, ensure_root(settings))
 
 
+def _open_checkout(user: service_user.ServiceUser, *, asterisk_group: bool = True) -> None:
+    """A checkout under a closed directory (a clone under /root): the service user may traverse it (an
+    ACL entry, traverse only), and `stack up` says so."""
+    opened = service_user.open_way(user, [PROJECT_ROOT, Path(sys.prefix)], asterisk_group=asterisk_group)
+    if opened:
+        log.info(
+            "service_user.traverse_granted",
+            user=user.name,
+            acl=f"u:{user.name}:--x",
+            directories=[str(directory) for directory in opened],
+        )
+
+
 def start_demo_phone(settings: Settings) -> int:
     logs = settings.state_dir / "logs"
+    # As the service user, like the engine: it writes into the logs directory that user owns (issue 17).
+    user = service_user.ensure_user(settings)
+    _open_checkout(user, asterisk_group=False)  # its scenario is in the checkout
+    service_user.give_paths(settings, user)
     return procs.spawn(
         settings.state_dir,
         "demo-phone",
-        [
+        service_user.command(user, [
             "sipp",
             "-sf",
             str(DEMO_PHONE),
@@ -193,21 +212,26 @@ def start_demo_phone(settings: Settings) -> int:
             "-trace_logs",
             "-log_file",
             str(logs / "demo-phone.calls.log"),
-        ],
+        ], asterisk_group=False),
         log_path=Path(os.devnull),
-    )
+    )  # fmt: skip
 
 
 def start_engine(settings: Settings, *, overrides: dict[str, str] | None = None) -> int:
-    """``overrides``: variables that win over this shell's (a cluster node's own ports and name)."""
-    env = {**_environ_with_state_dir(settings), **(overrides or {})}
+    """The engine as the unprivileged service user (issue 17), its ffmpeg and ffprobe with it.
+    ``overrides``: variables that win over this shell's (a cluster node's own ports and name)."""
+    user = service_user.ensure_user(settings)
+    _open_checkout(user)
+    service_user.give_paths(settings, user)
+    env = service_user.environment(user, {**_environ_with_state_dir(settings), **(overrides or {})})
     pid = procs.spawn(
         settings.state_dir,
         "engine",
-        [sys.executable, "-m", "engine.cli", "serve"],
+        service_user.command(user, [sys.executable, "-m", "engine.cli", "serve"]),
         log_path=settings.state_dir / "logs" / "engine.log",
         env=env,
         cwd=PROJECT_ROOT,
+        log_owner=(user.uid, user.gid),
     )
     url = settings.health_url
     deadline = time.monotonic() + 30

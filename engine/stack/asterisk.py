@@ -196,6 +196,9 @@ def cli(settings: Settings, root_path: Path, command: str, *, timeout_s: float =
 
 
 ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+# What Asterisk creates (recordings, its logs) is its group's too: the engine, a member, reads and deletes
+# the IVR's recordings and rotates the logs; other local users get nothing (issue 17).
+UMASK = 0o007
 
 
 def command(settings: Settings) -> list[str]:
@@ -218,6 +221,7 @@ def run_foreground(settings: Settings, root: RootInfo) -> None:
     """Mount this instance into the root and become Asterisk (exec), for a supervisor such as systemd."""
     mount(settings, root)
     argv = ["chroot", str(root.path), *command(settings)]
+    os.umask(UMASK)
     os.execve("/usr/sbin/chroot", argv, ENVIRONMENT)  # noqa: S606 - our fixed argv, no shell
 
 
@@ -233,6 +237,7 @@ def start(settings: Settings, root: RootInfo) -> int:
         ["chroot", str(root.path), *command(settings)],
         log_path=log_path,
         env=ENVIRONMENT,
+        umask=UMASK,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

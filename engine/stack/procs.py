@@ -74,14 +74,20 @@ def spawn(
     log_path: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    umask: int = 0o027,
+    log_owner: tuple[int, int] | None = None,
 ) -> int:
-    """Start ``argv`` in its own session (it outlives this command), record its PID."""
+    """Start ``argv`` in its own session (it outlives this command), record its PID. ``log_owner``: the
+    (uid, gid) the log file is given, for a process that drops root (its own logrotate truncates it)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid_file(state_dir, name).parent.mkdir(parents=True, exist_ok=True)
-    # Logs hold customers' numbers and e-mail addresses: root only (issue 17).
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    # Logs hold customers' numbers and e-mail addresses: their owner only (issue 17). Never through a
+    # symbolic link: the logs directory belongs to the service user, who could have planted one.
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
     if stat.S_ISREG(os.fstat(fd).st_mode):  # never /dev/null (its mode is every local user's)
         os.fchmod(fd, 0o600)
+        if log_owner is not None:
+            os.fchown(fd, *log_owner)
     with os.fdopen(fd, "ab") as log, Path(os.devnull).open("rb") as devnull:
         proc = subprocess.Popen(
             list(argv),
@@ -91,7 +97,7 @@ def spawn(
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
-            umask=0o027,  # what it creates: never readable by other local users
+            umask=umask,  # what it creates: never readable by other local users (0o027 unless told)
         )
     _children[proc.pid] = proc
     pid_file(state_dir, name).write_text(f"{proc.pid}\n")

@@ -8,6 +8,7 @@ from the same trunk rows and the instance's own settings (its mode: the demo tru
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,12 +37,20 @@ def write(settings: Settings, trunks: Iterable[Trunk]) -> Path:
 
 
 def write_config(path: Path, text: str, gid: int) -> None:
-    """Replace an Asterisk config file at once: 0640, root and the asterisk group."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.chown(tmp, 0, gid)
-    tmp.chmod(0o640)
-    tmp.replace(path)
+    """Replace an Asterisk config file at once: 0640, the asterisk group. Written by root (`stack up`,
+    `vocalcast trunk add`) or by the engine as the service user, a member of that group, in a directory
+    the service user owns (issue 17): the temporary file is a new one of a random name (never an existing
+    file or a symbolic link someone placed there), and the rename replaces the name, not what it points to."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            os.fchown(f.fileno(), -1, gid)
+            os.fchmod(f.fileno(), 0o640)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 async def reload(ari: AriClient) -> None:

@@ -19,6 +19,9 @@ TOOLS: Mapping[str, str] = {
     "sipp": "sip-tester",  # callees, trunks and callers of the integration tests
     "tshark": "tshark",  # decodes our generated and captured pcaps independently of our own reader
     "logrotate": "logrotate",  # the engine's log rotation (tests/unit/test_logrotate.py)
+    "setpriv": "util-linux",  # the engine drops root (tests/security/test_service_user.py)
+    "setfacl": "acl",  # a clone under /root opened to the service user (tests/unit/test_service_user.py)
+    "getfacl": "acl",
     "docker-compose": "docker-compose",  # validates docker/compose.yml (tests/unit/test_deploy.py)
     "kamailio": "kamailio",  # parses and runs the edge's config (tests/unit/test_deploy.py)
     "kamcmd": "kamailio",

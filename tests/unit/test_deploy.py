@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from engine.settings import PROJECT_ROOT, Settings
-from engine.stack import IMAGE_MODULE_DIR, asterisk
+from engine.stack import IMAGE_MODULE_DIR, asterisk, service_user
 from engine.stack.root import PACKAGES
 from tests.conftest import PORT_BASE
 from tests.conftest import test_environ as stack_environ
@@ -311,3 +311,34 @@ def test_systemd_analyze_verifies_the_units_without_a_word(tmp_path: Path) -> No
 def test_systemd_analyze_reports_a_misspelt_key(tmp_path: Path) -> None:
     proc = _verify(_installed_units(tmp_path, {"\nRestart=": "\nRestat="}))
     assert "Unknown key 'Restat'" in proc.stderr
+
+
+# --- the engine's service user (issue 17) ----------------------------------------------------------------
+def test_every_deployment_runs_the_engine_as_the_service_user(env_dir: Path) -> None:
+    """`make up` (setpriv), the systemd unit and the engine image agree: user `vocalcast`, Asterisk's gid as
+    its one supplementary group, no way back to root; root only where paths are handed over."""
+    asterisk_gid = Settings.from_env({}).asterisk_uid
+    unit = (UNITS / "vocalcast-engine.service").read_text()
+    settings = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#")
+    )
+    assert settings["User"] == settings["Group"] == service_user.SERVICE_USER
+    assert settings["SupplementaryGroups"] == str(asterisk_gid)
+    assert settings["NoNewPrivileges"] == "yes"
+    assert settings["CapabilityBoundingSet"] == settings["AmbientCapabilities"] == ""
+    assert settings["UMask"] == "0027"
+    assert "/var/lib/vocalcast" in settings["ReadWritePaths"].split()
+    # The root part: the Asterisk unit's `stack prepare` creates the user and hands it its paths.
+    assert "User=" not in (UNITS / "vocalcast-asterisk.service").read_text()
+
+    dockerfile = (DOCKER / "engine" / "Dockerfile").read_text()
+    assert f"ARG ASTERISK_UID={asterisk_gid}" in dockerfile
+    assert "--groups asterisk" in dockerfile and " vocalcast\n" in dockerfile
+    assert dockerfile.rstrip().splitlines()[-3] == "USER ${VOCALCAST_UID}"
+    proc = _compose_config(COMPOSE, env_dir)
+    services = yaml.safe_load(proc.stdout)["services"]
+    for n in (1, 2):
+        assert services[f"node{n}-prepare"]["user"] == "root"
+        assert "user" not in services[f"engine{n}"]  # the image's USER
+        assert services[f"engine{n}"]["build"]["args"]["ASTERISK_UID"] == str(asterisk_gid)
+    assert "umask 007" in (DOCKER / "asterisk" / "entrypoint.sh").read_text()
