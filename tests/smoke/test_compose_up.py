@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from engine.settings import PROJECT_ROOT, Settings
+from engine.stack import http_status
 from engine.stack.root import ensure_root, host_mirror
 from tests.conftest import PORT_BASE
 from tests.conftest import test_environ as stack_environ
@@ -51,6 +52,7 @@ NODE1 = {
     "VOCALCAST_ARI_PORT": PORT_BASE + 1488,
     "VOCALCAST_AGI_PORT": PORT_BASE + 1473,
     "VOCALCAST_HEP_PORT": PORT_BASE + 1499,
+    "VOCALCAST_MEDIA_HTTP_PORT": PORT_BASE + 1485,
 }
 
 
@@ -183,7 +185,12 @@ def _override(env_dir: Path) -> Path:
         f"1 sip:127.0.0.1:{CARRIER} 0 0 duid=carrier\n"
         f"2 sip:127.0.0.1:{NODE1['VOCALCAST_SIP_PORT']} 8 0 duid=media1\n"
     )
-    node_env = {name: str(port) for name, port in NODE1.items()} | {"VOCALCAST_MAX_CHANNELS": "20"}
+    node_env = {name: str(port) for name, port in NODE1.items()} | {
+        "VOCALCAST_MAX_CHANNELS": "20",
+        # http media transport (compose.yml): the moved media listener and ARI.
+        "VOCALCAST_MEDIA_URL": f"http://127.0.0.1:{NODE1['VOCALCAST_MEDIA_HTTP_PORT']}",
+        "VOCALCAST_MEDIA_SERVERS": f"node1=http://127.0.0.1:{NODE1['VOCALCAST_ARI_PORT']}",
+    }
     code = f"{PROJECT_ROOT}:{PROJECT_ROOT}:ro"
     override = {
         "services": {
@@ -373,6 +380,12 @@ def test_compose_up_one_node_places_a_call_through_kamailio(podman_socket: str, 
             env=_podman_env(),
         )
         ps = _run([*compose, "ps"], env=compose_env)
+        # http media transport: the engine's media listener answers (403 unsigned) and no library is
+        # mounted into the Asterisk container.
+        media_status = http_status(f"http://127.0.0.1:{NODE1['VOCALCAST_MEDIA_HTTP_PORT']}/m/")
+        asterisk_mounts = json.loads(
+            _run(["podman", "inspect", "--format", "{{json .Mounts}}", f"{PROJECT}_asterisk1_1"])
+        )
     finally:
         stop.set()
         pump.join(timeout=30)
@@ -402,6 +415,13 @@ def test_compose_up_one_node_places_a_call_through_kamailio(podman_socket: str, 
     assert f"Via: SIP/2.0/UDP 127.0.0.1:{EDGE_EXTERNAL};" in invite, invite
     assert f"Record-Route: <sip:127.0.0.1:{EDGE_EXTERNAL};" in invite, invite
     assert "X-VC-Trunk" not in invite
+    assert media_status == 403
+    assert "/srv/vocalcast" in {m.get("Destination") for m in asterisk_mounts}, asterisk_mounts
+    assert not [
+        m
+        for m in asterisk_mounts
+        if str(m.get("Name", "")).endswith("_media") or str(m.get("Destination", "")).endswith("/media")
+    ], asterisk_mounts
     for service in ("postgres", "kamailio", "asterisk1", "engine1"):
         line = next(line for line in ps.splitlines() if f"_{service}_1 " in line)
         assert "(healthy)" in line, ps

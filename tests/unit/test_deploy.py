@@ -13,6 +13,8 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -104,6 +106,131 @@ def test_docker_compose_rejects_a_broken_compose_file(env_dir: Path, tmp_path: P
         broken.unlink()
     assert proc.returncode != 0
     assert "gpus" in proc.stderr
+
+
+# --- media without a shared filesystem (issue 19) ---------------------------------------------------------
+def _volume_source_target(volume: object) -> tuple[str, str]:
+    parts = str(volume).split(":")
+    return parts[0], parts[1]
+
+
+def _media_problems(services: dict[str, dict[str, Any]], tmp_path: Path) -> list[str]:
+    """What keeps the compose file's nodes from running without a media volume shared with the Asterisk
+    boxes: an Asterisk mounting the library (or any volume of another node), or an engine not in http
+    transport, or its Asterisk unable to reach its media listener, its FastAGI server or its ARI."""
+    problems = []
+    nodes = sorted(name.removeprefix("engine") for name in services if name.startswith("engine"))
+    # Every volume a node's services mount, by node; and the engines' library volume.
+    owners: dict[str, set[str]] = {}
+    library: set[str] = set()
+    for name, service in services.items():
+        node = next((n for n in nodes if name in (f"engine{n}", f"asterisk{n}", f"node{n}-prepare")), "")
+        env = service.get("environment") or {}
+        media_dir = env.get("VOCALCAST_MEDIA_DIR") or f"{env.get('VOCALCAST_STATE_DIR')}/media"
+        for volume in service.get("volumes") or []:
+            source, target = _volume_source_target(volume)
+            owners.setdefault(source, set()).add(node)
+            if name.startswith("engine") and target == media_dir:
+                library.add(source)
+    if not library:
+        problems.append("no engine mounts a library volume at its media dir")
+    for n in nodes:
+        asterisk, engine, prepare = (
+            services[f"asterisk{n}"],
+            services[f"engine{n}"],
+            services[f"node{n}-prepare"],
+        )
+        for volume in asterisk.get("volumes") or []:
+            source, target = _volume_source_target(volume)
+            if source in library:
+                problems.append(f"asterisk{n} mounts the library ({source} at {target})")
+            elif owners.get(source, set()) - {n}:
+                problems.append(f"asterisk{n} shares {source} with another node")
+        env = {k: str(v) for k, v in engine["environment"].items() if v != ""}
+        # The prepare step renders the dialplan (AGI host, media server name): the same settings.
+        if {k: str(v) for k, v in prepare["environment"].items() if v != ""} != env:
+            problems.append(f"node{n}-prepare and engine{n} have different settings")
+        settings = Settings.from_env(env | {"VOCALCAST_STATE_DIR": str(tmp_path / f"node{n}")})
+        if settings.media_transport != "http":
+            problems.append(f"engine{n}: VOCALCAST_MEDIA_TRANSPORT is {settings.media_transport!r}, not http")
+            continue
+        if not ("VOCALCAST_MEDIA_URL" in env and "VOCALCAST_MEDIA_SERVERS" in env):
+            problems.append(f"engine{n}: VOCALCAST_MEDIA_URL and VOCALCAST_MEDIA_SERVERS must be set")
+        # Host networking on both: the Asterisk reaches what its engine binds on loopback.
+        if not asterisk.get("network_mode") == engine.get("network_mode") == "host":
+            problems.append(f"node {n}: engine and Asterisk not both on the host network")
+        reachable = {"127.0.0.1", "0.0.0.0"}
+        media = urlsplit(settings.media_base_url)
+        if media.hostname != "127.0.0.1" or media.port != settings.media_http_port:
+            problems.append(f"engine{n}: media URL {settings.media_base_url} is not its listener")
+        if settings.media_http_bind not in reachable:
+            problems.append(
+                f"engine{n}: media listener on {settings.media_http_bind}, out of its Asterisk's reach"
+            )
+        if settings.agi_host != "127.0.0.1" or settings.agi_bind not in reachable:
+            problems.append(f"engine{n}: FastAGI on {settings.agi_bind}, dialplan asks {settings.agi_host}")
+        if settings.media_server_urls != {settings.node_name: f"http://127.0.0.1:{settings.ari_port}"}:
+            problems.append(f"engine{n}: VOCALCAST_MEDIA_SERVERS {settings.media_servers!r} misses its ARI")
+    return problems
+
+
+def test_no_asterisk_mounts_the_library_and_every_node_plays_over_http(env_dir: Path, tmp_path: Path) -> None:
+    proc = _compose_config(COMPOSE, env_dir)
+    assert proc.returncode == 0, proc.stderr
+    services = yaml.safe_load(proc.stdout)["services"]
+    assert _media_problems(services, tmp_path) == []
+    # The library is one volume of the engines (they all write to it), mounted by no Asterisk.
+    libraries = {
+        _volume_source_target(v)[0]
+        for n in (1, 2)
+        for v in services[f"engine{n}"]["volumes"]
+        if _volume_source_target(v)[1] == "/var/lib/vocalcast/media"
+    }
+    assert libraries == {"media"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        # The media volume mounted into an Asterisk again (the compose file before http transport).
+        (
+            (
+                "      - node2-asterisk:/srv/vocalcast",
+                "      - media:/srv/vocalcast/media:ro\n      - node2-asterisk:/srv/vocalcast",
+            ),
+            "asterisk2 mounts the library (media at /srv/vocalcast/media)",
+        ),
+        (("VOCALCAST_MEDIA_TRANSPORT: http", "VOCALCAST_MEDIA_TRANSPORT: files"), "not http"),
+        (('VOCALCAST_MEDIA_URL: "http://127.0.0.1:18291"', ""), "must be set"),
+        (
+            (
+                'VOCALCAST_MEDIA_URL: "http://127.0.0.1:18291"',
+                'VOCALCAST_MEDIA_URL: "http://127.0.0.1:18191"',
+            ),
+            "is not its listener",
+        ),
+        (
+            ('VOCALCAST_MEDIA_HTTP_BIND: "127.0.0.1"', 'VOCALCAST_MEDIA_HTTP_BIND: "192.0.2.1"'),
+            "out of its Asterisk's reach",
+        ),
+        (('VOCALCAST_AGI_HOST: "127.0.0.1"', 'VOCALCAST_AGI_HOST: "192.0.2.1"'), "dialplan asks 192.0.2.1"),
+        (('"node2=http://127.0.0.1:18281"', '"node1=http://127.0.0.1:18181"'), "misses its ARI"),
+    ],
+)
+def test_the_media_check_fails_a_compose_file_that_shares_media_or_lacks_http(
+    env_dir: Path, tmp_path: Path, edit: tuple[str, str], problem: str
+) -> None:
+    text = COMPOSE.read_text()
+    assert edit[0] in text
+    broken = DOCKER / f".compose-media-{os.getpid()}.yml"
+    broken.write_text(text.replace(edit[0], edit[1], 1))
+    try:
+        proc = _compose_config(broken, env_dir)
+    finally:
+        broken.unlink()
+    assert proc.returncode == 0, proc.stderr
+    problems = _media_problems(yaml.safe_load(proc.stdout)["services"], tmp_path)
+    assert any(problem in p for p in problems), problems
 
 
 def test_the_repository_holds_no_secret() -> None:
