@@ -2,7 +2,8 @@
 
 Each instance (``make up``, ``make test``) keeps its Asterisk files in <state dir>/asterisk, which
 is bind-mounted at /srv/<instance id> inside the shared root; the media directory is mounted
-read-only below it. The root itself is never edited by hand.
+read-only below it, unless messages go over HTTP (VOCALCAST_MEDIA_TRANSPORT=http). The root itself is
+never edited by hand.
 """
 
 from __future__ import annotations
