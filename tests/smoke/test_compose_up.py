@@ -379,6 +379,40 @@ def test_compose_up_one_node_places_a_call_through_kamailio(podman_socket: str, 
             timeout=120,
             env=_podman_env(),
         )
+        # A library message (the engines' `media` volume), played as a send plays it: asterisk1 mounts
+        # no library, so it can only fetch it from engine1's media listener (http transport).
+        _run([*vocalcast, "account", "create", "--email", "smoke@example.fr"])
+        added = _run(
+            [
+                *vocalcast,
+                "message",
+                "add",
+                "--account",
+                "smoke@example.fr",
+                "--json",
+                str(PROJECT_ROOT / "sounds/fr/greeting_default.wav"),
+            ]
+        )
+        message_probe = subprocess.run(
+            [
+                *vocalcast,
+                "call",
+                "probe",
+                "0100000002",
+                "--trunk",
+                "edge",
+                "--account",
+                "smoke@example.fr",
+                "--message",
+                str(json.loads(added)["ref"]),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env=_podman_env(),
+        )
+        media_cache = _run(["podman", "exec", engine, "ls", "/var/lib/vocalcast/asterisk/cache"]).split()
         ps = _run([*compose, "ps"], env=compose_env)
         # http media transport: the engine's media listener answers (403 unsigned) and no library is
         # mounted into the Asterisk container.
@@ -416,6 +450,9 @@ def test_compose_up_one_node_places_a_call_through_kamailio(podman_socket: str, 
     assert f"Record-Route: <sip:127.0.0.1:{EDGE_EXTERNAL};" in invite, invite
     assert "X-VC-Trunk" not in invite
     assert media_status == 403
+    played = json.loads(message_probe.stdout)
+    assert played["answered"] and played["played_to_end"] and not played["error"], message_probe.stderr
+    assert [name for name in media_cache if name.startswith("bucket-")], media_cache  # fetched over HTTP
     assert "/srv/vocalcast" in {m.get("Destination") for m in asterisk_mounts}, asterisk_mounts
     assert not [
         m
