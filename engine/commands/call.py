@@ -7,10 +7,12 @@ import asyncio
 import json
 from dataclasses import asdict
 
-from engine.errors import NoTrunk
+from engine.errors import InvalidInput, NoTrunk
 from engine.media.paths import prompt_uri
+from engine.services.messages import Messages, playback_uri
 from engine.settings import Settings
 from engine.store import Database
+from engine.store.accounts import account_by_email
 from engine.store.trunks import list_trunks
 from engine.telephony.ari import AriClient, events_task
 from engine.telephony.probe import ProbeResult, probe_call
@@ -26,6 +28,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     probe.add_argument("number", help="the number exactly as the trunk expects it on the wire")
     probe.add_argument("--trunk", required=True)
     probe.add_argument("--sound", default="greeting_default", help="a prompt name from sounds/fr")
+    probe.add_argument(
+        "--message",
+        type=int,
+        metavar="REF",
+        help="play this message of --account instead, as a send plays it (its media URL in http transport)",
+    )
+    probe.add_argument("--account", metavar="EMAIL", help="the account of --message")
     probe.set_defaults(func=_probe)
 
 
@@ -33,8 +42,14 @@ def _probe(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
 
     async def run() -> ProbeResult:
+        media = prompt_uri(settings, args.sound)
         async with Database(settings.dsn, min_size=1, max_size=1) as db:
             trunks = {t.name: t for t in await list_trunks(db)}
+            if args.message is not None:
+                if not args.account:
+                    raise InvalidInput("account_missing", "--message needs --account")
+                account = await account_by_email(db, args.account)
+                media = playback_uri(settings, await Messages(db, settings).get(account.id, args.message))
         trunk = trunks.get(args.trunk)
         if trunk is None or not trunk.enabled or (trunk.demo and not settings.demo):
             raise NoTrunk(f"no usable trunk named {args.trunk!r} (demo trunks need VOCALCAST_DEMO=1)")
@@ -54,7 +69,7 @@ def _probe(args: argparse.Namespace) -> int:
                 ari,
                 router,
                 endpoint=trunk.dial_string(args.number),
-                media=prompt_uri(settings, args.sound),
+                media=media,
                 ring_timeout_s=settings.ring_timeout_s,
                 codecs=trunk.codecs,
             )

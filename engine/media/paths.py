@@ -2,9 +2,9 @@
 recording spool into the path or sound URI Asterisk uses.
 
 Asterisk sees this instance's directory (<state dir>/asterisk on the host) at /srv/<instance id>; the
-media directory is mounted read-only below it, at /srv/<instance id>/media, and our prompts are copied
-to /srv/<instance id>/sounds at each start. Whoever starts Asterisk (the local stack, a container
-entrypoint) provides that view; the runtime only relies on it.
+media directory is mounted read-only below it (files transport), at /srv/<instance id>/media, and our
+prompts are copied to /srv/<instance id>/sounds at each start. Whoever starts Asterisk (the local
+stack, a container entrypoint) provides that view; the runtime only relies on it.
 
 With VOCALCAST_MEDIA_TRANSPORT=http (issue 19) no media server sees the media directory: a file of it is
 played from the engine's media listener by a signed URL naming the file's version (engine.media.signing,

@@ -2,7 +2,8 @@
 
 Each instance (``make up``, ``make test``) keeps its Asterisk files in <state dir>/asterisk, which
 is bind-mounted at /srv/<instance id> inside the shared root; the media directory is mounted
-read-only below it. The root itself is never edited by hand.
+read-only below it, unless messages go over HTTP (VOCALCAST_MEDIA_TRANSPORT=http). The root itself is
+never edited by hand.
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ def _install_sounds(target: Path) -> None:
 
 # --- mounts ----------------------------------------------------------------------------------------
 def mount(settings: Settings, root: RootInfo) -> None:
+    """This instance's directory into the root; the media directory read-only below it, unless Asterisk
+    fetches messages over HTTP (VOCALCAST_MEDIA_TRANSPORT=http, issue 19): then it never sees the library."""
     inside = root.path / instance_dir(settings).relative_to("/")
     media_inside = inside / "media"
     settings.media_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +134,10 @@ def mount(settings: Settings, root: RootInfo) -> None:
     inside.mkdir(parents=True, exist_ok=True)
     if not _is_mountpoint(inside):
         _run(["mount", "--bind", str(host_dir(settings)), str(inside)])
+    if settings.media_transport == "http":
+        if _is_mountpoint(media_inside):  # left by a start in files transport
+            _run(["umount", str(media_inside)])
+        return
     media_inside.mkdir(exist_ok=True)
     if not _is_mountpoint(media_inside):
         _run(["mount", "--bind", str(settings.media_dir), str(media_inside)])

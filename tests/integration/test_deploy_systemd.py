@@ -15,7 +15,7 @@ import pytest
 from engine.errors import StackError
 from engine.settings import PROJECT_ROOT, Settings
 from engine.stack import asterisk
-from engine.stack.root import read_info, root_path
+from engine.stack.root import mounts_under, read_info, root_path
 from tests.conftest import PORT_BASE
 from tests.conftest import test_environ as stack_environ
 
@@ -40,6 +40,8 @@ def test_the_asterisk_units_commands_prepare_and_run_asterisk_in_the_foreground(
         "VOCALCAST_RTP_START": str(PORT_BASE + 1800),
         "VOCALCAST_RTP_END": str(PORT_BASE + 1999),
         "VOCALCAST_MAX_CHANNELS": "40",
+        # As vocalcast.env.example: messages over HTTP, so the library is never mounted into the root.
+        "VOCALCAST_MEDIA_TRANSPORT": "http",
     }
     node = Settings.from_env(env)
     vocalcast = str(PROJECT_ROOT / ".venv/bin/vocalcast")
@@ -70,6 +72,13 @@ def test_the_asterisk_units_commands_prepare_and_run_asterisk_in_the_foreground(
         assert Path(f"/proc/{proc.pid}/exe").resolve() == (root.path / "usr/sbin/asterisk").resolve()
         settings_line = asterisk.cli(node, root.path, "core show settings")
         assert f"/srv/{node.instance_id}/etc" in settings_line
+        # The node's directory is in the root, the library is not (http transport, issue 19).
+        inside = (root.path / f"srv/{node.instance_id}").resolve()
+        mounted = set(mounts_under(root.path))
+        assert inside in mounted
+        assert not [p for p in mounted if p.is_relative_to(inside) and p != inside], mounted
+        assert node.media_dir.is_dir()
+        assert not (inside / "media").exists()
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)

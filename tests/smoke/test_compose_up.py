@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from engine.settings import PROJECT_ROOT, Settings
+from engine.stack import http_status
 from engine.stack.root import ensure_root, host_mirror
 from tests.conftest import PORT_BASE
 from tests.conftest import test_environ as stack_environ
@@ -51,6 +52,7 @@ NODE1 = {
     "VOCALCAST_ARI_PORT": PORT_BASE + 1488,
     "VOCALCAST_AGI_PORT": PORT_BASE + 1473,
     "VOCALCAST_HEP_PORT": PORT_BASE + 1499,
+    "VOCALCAST_MEDIA_HTTP_PORT": PORT_BASE + 1485,
 }
 
 
@@ -96,7 +98,9 @@ def _import_tree(tree: Path, name: str) -> None:
         ["tar", "-C", str(tree), "--exclude=./srv/*", "--exclude=./proc/*", "--exclude=./dev/*", "-c", "."],
         stdout=subprocess.PIPE,
     )
-    _run(["podman", "import", "-", name], stdin=tar.stdout)
+    assert tar.stdout is not None
+    with tar.stdout:  # closed here: an open pipe is a ResourceWarning, an error under pytest's settings
+        _run(["podman", "import", "-", name], stdin=tar.stdout)
     assert tar.wait() == 0
 
 
@@ -183,7 +187,12 @@ def _override(env_dir: Path) -> Path:
         f"1 sip:127.0.0.1:{CARRIER} 0 0 duid=carrier\n"
         f"2 sip:127.0.0.1:{NODE1['VOCALCAST_SIP_PORT']} 8 0 duid=media1\n"
     )
-    node_env = {name: str(port) for name, port in NODE1.items()} | {"VOCALCAST_MAX_CHANNELS": "20"}
+    node_env = {name: str(port) for name, port in NODE1.items()} | {
+        "VOCALCAST_MAX_CHANNELS": "20",
+        # http media transport (compose.yml): the moved media listener and ARI.
+        "VOCALCAST_MEDIA_URL": f"http://127.0.0.1:{NODE1['VOCALCAST_MEDIA_HTTP_PORT']}",
+        "VOCALCAST_MEDIA_SERVERS": f"node1=http://127.0.0.1:{NODE1['VOCALCAST_ARI_PORT']}",
+    }
     code = f"{PROJECT_ROOT}:{PROJECT_ROOT}:ro"
     override = {
         "services": {
@@ -372,7 +381,47 @@ def test_compose_up_one_node_places_a_call_through_kamailio(podman_socket: str, 
             timeout=120,
             env=_podman_env(),
         )
+        # A library message (the engines' `media` volume), played as a send plays it: asterisk1 mounts
+        # no library, so it can only fetch it from engine1's media listener (http transport).
+        _run([*vocalcast, "account", "create", "--email", "smoke@example.fr"])
+        added = _run(
+            [
+                *vocalcast,
+                "message",
+                "add",
+                "--account",
+                "smoke@example.fr",
+                "--json",
+                str(PROJECT_ROOT / "sounds/fr/greeting_default.wav"),
+            ]
+        )
+        message_probe = subprocess.run(
+            [
+                *vocalcast,
+                "call",
+                "probe",
+                "0100000002",
+                "--trunk",
+                "edge",
+                "--account",
+                "smoke@example.fr",
+                "--message",
+                str(json.loads(added)["ref"]),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env=_podman_env(),
+        )
+        media_cache = _run(["podman", "exec", engine, "ls", "/var/lib/vocalcast/asterisk/cache"]).split()
         ps = _run([*compose, "ps"], env=compose_env)
+        # http media transport: the engine's media listener answers (403 unsigned) and no library is
+        # mounted into the Asterisk container.
+        media_status = http_status(f"http://127.0.0.1:{NODE1['VOCALCAST_MEDIA_HTTP_PORT']}/m/")
+        asterisk_mounts = json.loads(
+            _run(["podman", "inspect", "--format", "{{json .Mounts}}", f"{PROJECT}_asterisk1_1"])
+        )
     finally:
         stop.set()
         pump.join(timeout=30)
@@ -402,6 +451,16 @@ def test_compose_up_one_node_places_a_call_through_kamailio(podman_socket: str, 
     assert f"Via: SIP/2.0/UDP 127.0.0.1:{EDGE_EXTERNAL};" in invite, invite
     assert f"Record-Route: <sip:127.0.0.1:{EDGE_EXTERNAL};" in invite, invite
     assert "X-VC-Trunk" not in invite
+    played = json.loads(message_probe.stdout)
+    assert played["answered"] and played["played_to_end"] and not played["error"], played
+    assert [name for name in media_cache if name.startswith("bucket-")], media_cache  # fetched over HTTP
+    assert media_status == 403
+    assert "/srv/vocalcast" in {m.get("Destination") for m in asterisk_mounts}, asterisk_mounts
+    assert not [
+        m
+        for m in asterisk_mounts
+        if str(m.get("Name", "")).endswith("_media") or str(m.get("Destination", "")).endswith("/media")
+    ], asterisk_mounts
     for service in ("postgres", "kamailio", "asterisk1", "engine1"):
         line = next(line for line in ps.splitlines() if f"_{service}_1 " in line)
         assert "(healthy)" in line, ps

@@ -13,6 +13,8 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -104,6 +106,132 @@ def test_docker_compose_rejects_a_broken_compose_file(env_dir: Path, tmp_path: P
         broken.unlink()
     assert proc.returncode != 0
     assert "gpus" in proc.stderr
+
+
+# --- media without a shared filesystem (issue 19) ---------------------------------------------------------
+def _volume_source_target(volume: object) -> tuple[str, str]:
+    parts = str(volume).split(":")
+    return parts[0], parts[1]
+
+
+def _node_media_problems(label: str, env: dict[str, str], state_dir: Path) -> list[str]:
+    """What keeps one node (an engine and its Asterisk on one host) from http media transport: its
+    Asterisk must reach its media listener and FastAGI on loopback, and the engine its Asterisk's ARI."""
+    settings = Settings.from_env(env | {"VOCALCAST_STATE_DIR": str(state_dir)})
+    if settings.media_transport != "http":
+        return [f"{label}: VOCALCAST_MEDIA_TRANSPORT is {settings.media_transport!r}, not http"]
+    problems = []
+    if not ("VOCALCAST_MEDIA_URL" in env and "VOCALCAST_MEDIA_SERVERS" in env):
+        problems.append(f"{label}: VOCALCAST_MEDIA_URL and VOCALCAST_MEDIA_SERVERS must be set")
+    reachable = {"127.0.0.1", "0.0.0.0"}
+    media = urlsplit(settings.media_base_url)
+    if media.hostname != "127.0.0.1" or media.port != settings.media_http_port:
+        problems.append(f"{label}: media URL {settings.media_base_url} is not its listener")
+    if settings.media_http_bind not in reachable:
+        problems.append(f"{label}: media listener on {settings.media_http_bind}, out of its Asterisk's reach")
+    if settings.agi_host != "127.0.0.1" or settings.agi_bind not in reachable:
+        problems.append(f"{label}: FastAGI on {settings.agi_bind}, dialplan asks {settings.agi_host}")
+    if settings.media_server_urls != {settings.node_name: f"http://127.0.0.1:{settings.ari_port}"}:
+        problems.append(f"{label}: VOCALCAST_MEDIA_SERVERS {settings.media_servers!r} misses its ARI")
+    return problems
+
+
+def _media_problems(services: dict[str, dict[str, Any]], tmp_path: Path) -> list[str]:
+    """What keeps the compose file's nodes from running without a media volume shared with the Asterisk
+    boxes: an Asterisk mounting the library (or any volume of another node), or an engine not in http
+    transport, or its Asterisk unable to reach its media listener, its FastAGI server or its ARI."""
+    problems = []
+    nodes = sorted(name.removeprefix("engine") for name in services if name.startswith("engine"))
+    # Every volume a node's services mount, by node; and the engines' library volume.
+    owners: dict[str, set[str]] = {}
+    library: set[str] = set()
+    for name, service in services.items():
+        node = next((n for n in nodes if name in (f"engine{n}", f"asterisk{n}", f"node{n}-prepare")), "")
+        env = service.get("environment") or {}
+        media_dir = env.get("VOCALCAST_MEDIA_DIR") or f"{env.get('VOCALCAST_STATE_DIR')}/media"
+        for volume in service.get("volumes") or []:
+            source, target = _volume_source_target(volume)
+            owners.setdefault(source, set()).add(node)
+            if name.startswith("engine") and target == media_dir:
+                library.add(source)
+    if not library:
+        problems.append("no engine mounts a library volume at its media dir")
+    for n in nodes:
+        asterisk, engine, prepare = (
+            services[f"asterisk{n}"],
+            services[f"engine{n}"],
+            services[f"node{n}-prepare"],
+        )
+        for volume in asterisk.get("volumes") or []:
+            source, target = _volume_source_target(volume)
+            if source in library:
+                problems.append(f"asterisk{n} mounts the library ({source} at {target})")
+            elif owners.get(source, set()) - {n}:
+                problems.append(f"asterisk{n} shares {source} with another node")
+        env = {k: str(v) for k, v in engine["environment"].items() if v != ""}
+        # The prepare step renders the dialplan (AGI host, media server name): the same settings.
+        if {k: str(v) for k, v in prepare["environment"].items() if v != ""} != env:
+            problems.append(f"node{n}-prepare and engine{n} have different settings")
+        # Host networking on both: the Asterisk reaches what its engine binds on loopback.
+        if not asterisk.get("network_mode") == engine.get("network_mode") == "host":
+            problems.append(f"node {n}: engine and Asterisk not both on the host network")
+        problems += _node_media_problems(f"engine{n}", env, tmp_path / f"node{n}")
+    return problems
+
+
+def test_no_asterisk_mounts_the_library_and_every_node_plays_over_http(env_dir: Path, tmp_path: Path) -> None:
+    proc = _compose_config(COMPOSE, env_dir)
+    assert proc.returncode == 0, proc.stderr
+    services = yaml.safe_load(proc.stdout)["services"]
+    assert _media_problems(services, tmp_path) == []
+    # The library is one volume of the engines (they all write to it), mounted by no Asterisk.
+    libraries = {
+        _volume_source_target(v)[0]
+        for n in (1, 2)
+        for v in services[f"engine{n}"]["volumes"]
+        if _volume_source_target(v)[1] == "/var/lib/vocalcast/media"
+    }
+    assert libraries == {"media"}
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        # The media volume mounted into an Asterisk again (the compose file before http transport).
+        (
+            (
+                "      - node2-asterisk:/srv/vocalcast",
+                "      - media:/srv/vocalcast/media:ro\n      - node2-asterisk:/srv/vocalcast",
+            ),
+            "asterisk2 mounts the library (media at /srv/vocalcast/media)",
+        ),
+        (("VOCALCAST_MEDIA_TRANSPORT: http", "VOCALCAST_MEDIA_TRANSPORT: files"), "not http"),
+        (('VOCALCAST_MEDIA_URL: "http://127.0.0.1:18291"', ""), "must be set"),
+        (
+            (
+                'VOCALCAST_MEDIA_URL: "http://127.0.0.1:18291"',
+                'VOCALCAST_MEDIA_URL: "http://127.0.0.1:18191"',
+            ),
+            "is not its listener",
+        ),
+        (
+            ('VOCALCAST_MEDIA_HTTP_BIND: "127.0.0.1"', 'VOCALCAST_MEDIA_HTTP_BIND: "192.0.2.1"'),
+            "out of its Asterisk's reach",
+        ),
+        (('VOCALCAST_AGI_HOST: "127.0.0.1"', 'VOCALCAST_AGI_HOST: "192.0.2.1"'), "dialplan asks 192.0.2.1"),
+        (('"node2=http://127.0.0.1:18281"', '"node1=http://127.0.0.1:18181"'), "misses its ARI"),
+    ],
+)
+def test_the_media_check_fails_a_compose_file_that_shares_media_or_lacks_http(
+    tmp_path: Path, edit: tuple[str, str], problem: str
+) -> None:
+    """Each broken copy read as YAML (anchors and merge keys resolved, as docker-compose does; its own
+    run, 1.5 s each, is the test above): the check names what is wrong."""
+    text = COMPOSE.read_text()
+    assert edit[0] in text
+    assert _media_problems(yaml.safe_load(text)["services"], tmp_path) == []
+    problems = _media_problems(yaml.safe_load(text.replace(edit[0], edit[1], 1))["services"], tmp_path)
+    assert any(problem in p for p in problems), problems
 
 
 def test_the_repository_holds_no_secret() -> None:
@@ -306,6 +434,26 @@ def test_systemd_analyze_verifies_the_units_without_a_word(tmp_path: Path) -> No
     assert f"ExecStart={vocalcast} stack run-asterisk\n" in text
     assert f"ExecStart={vocalcast} serve\n" in text
     assert f"-f {PROJECT_ROOT}/docker/kamailio/kamailio.cfg" in text
+
+
+def _env_file(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    return {name: value for name, value in pairs if value}
+
+
+def test_the_bare_metal_node_plays_over_http_with_its_own_asterisk(tmp_path: Path) -> None:
+    """vocalcast.env.example (both units' EnvironmentFile: `stack prepare` renders the dialplan's AGI host
+    from it, the engine serves media by it) sets http transport; dropping it is caught."""
+    example = (UNITS / "vocalcast.env.example").read_text()
+    for unit in ("vocalcast-asterisk.service", "vocalcast-engine.service"):
+        assert "EnvironmentFile=/etc/vocalcast/vocalcast.env\n" in (UNITS / unit).read_text()
+    assert _node_media_problems("systemd", _env_file(example), tmp_path / "node") == []
+    without = example.replace("VOCALCAST_MEDIA_TRANSPORT=http\n", "")
+    assert _node_media_problems("systemd", _env_file(without), tmp_path / "node") == [
+        "systemd: VOCALCAST_MEDIA_TRANSPORT is 'files', not http"
+    ]
+    elsewhere = example.replace("VOCALCAST_MEDIA_SERVERS=node1=", "VOCALCAST_MEDIA_SERVERS=node2=")
+    assert any("misses its ARI" in p for p in _node_media_problems("x", _env_file(elsewhere), tmp_path / "n"))
 
 
 def test_systemd_analyze_reports_a_misspelt_key(tmp_path: Path) -> None:
