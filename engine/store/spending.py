@@ -45,6 +45,12 @@ async def daily_spending(db: Executor, account_id: UUID, *, default_cap: int) ->
     return DailySpending(int(cap), int(row["spent"]), row["next_day"])
 
 
+async def own_daily_cap(db: Executor, account_id: UUID) -> int | None:
+    """The account's own cap (None: it follows the setting)."""
+    cap: int | None = await db.fetchval("SELECT daily_spend_cap FROM accounts WHERE id = $1", account_id)
+    return cap
+
+
 async def set_daily_cap(db: Executor, account_id: UUID, cap: int | None) -> None:
     """The account's own cap (None: the setting's; 0: no cap)."""
     if cap is not None and cap < 0:

@@ -1,5 +1,6 @@
 """Transfers (touche 9) as the account pays for them (issue 17): each transfer's started minutes beyond
-the first cost ``unit`` credits, charged once per attempt; a send's transfer minutes and credits."""
+the first cost ``unit`` credits, charged once per attempt; a send's transfer minutes and credits; the
+account's own caps (longest transfer, simultaneous transfers)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from uuid import UUID
 
 import structlog
 
+from engine.domain.accounts import UnknownAccount
 from engine.store import credits
 from engine.store.db import Executor, in_transaction
 
@@ -19,6 +21,48 @@ class TransferUsage:
     transfers: int  # attempts whose call centre answered
     minutes: int  # started minutes of those conversations
     credits: int  # what they were charged beyond the call's own credit
+
+
+@dataclass(frozen=True, slots=True)
+class TransferLimits:
+    """The account's own transfer caps; None follows the setting (VOCALCAST_TRANSFER_MAX_S,
+    VOCALCAST_ACCOUNT_MAX_TRANSFERS)."""
+
+    max_s: float | None
+    max_simultaneous: int | None
+
+
+async def limits(db: Executor, account_id: UUID) -> TransferLimits:
+    row = await db.fetchrow("SELECT transfer_max_s, max_transfers FROM accounts WHERE id = $1", account_id)
+    if row is None:
+        raise UnknownAccount(f"no account {account_id}")
+    return TransferLimits(row["transfer_max_s"], row["max_transfers"])
+
+
+async def set_limits(
+    db: Executor,
+    account_id: UUID,
+    *,
+    max_s: float | None,
+    max_simultaneous: int | None,
+    change_max_s: bool = True,
+    change_max_simultaneous: bool = True,
+) -> TransferLimits:
+    """Set the account's own caps (checked by the caller; None: the setting's); a cap whose ``change_*``
+    is False stays as it is. One statement: both change or neither."""
+    row = await db.fetchrow(
+        "UPDATE accounts SET transfer_max_s = CASE WHEN $2 THEN $3 ELSE transfer_max_s END, "
+        "max_transfers = CASE WHEN $4 THEN $5 ELSE max_transfers END WHERE id = $1 "
+        "RETURNING transfer_max_s, max_transfers",
+        account_id,
+        change_max_s,
+        max_s,
+        change_max_simultaneous,
+        max_simultaneous,
+    )
+    if row is None:
+        raise UnknownAccount(f"no account {account_id}")
+    return TransferLimits(row["transfer_max_s"], row["max_transfers"])
 
 
 async def usage(db: Executor, send_id: UUID) -> TransferUsage:
