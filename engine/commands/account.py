@@ -16,12 +16,11 @@ from engine.commands import privacy
 from engine.commands.runner import run_with_services
 from engine.domain.accounts import Account, NewAccount, SenderNumber, check_sender
 from engine.domain.commercial import PURPOSES
-from engine.domain.spending import DailySpending
+from engine.domain.spending import DailySpending, TransferLimits
 from engine.errors import InvalidInput
 from engine.services import Services
 from engine.services.accounts import KEEP, Keep, NamedDefaults
 from engine.settings import Settings
-from engine.store.transfers import TransferLimits
 
 LEDGER_TAIL = 10
 

@@ -23,7 +23,7 @@ from engine.domain.accounts import (
 )
 from engine.domain.commercial import Purpose
 from engine.domain.numbers import Number, normalize
-from engine.domain.spending import DailySpending
+from engine.domain.spending import DailySpending, TransferLimits
 from engine.domain.tokens import ApiToken, NewToken
 from engine.errors import InvalidInput, NotFound
 from engine.services.messages import Messages
@@ -164,7 +164,7 @@ class Accounts:
 
     # --- transfers (touche 9) ------------------------------------------------------------------------------
 
-    async def transfer_limits(self, account_id: UUID) -> transfers.TransferLimits:
+    async def transfer_limits(self, account_id: UUID) -> TransferLimits:
         """The account's own transfer caps (None: the settings')."""
         return await transfers.limits(self._db, account_id)
 
@@ -174,7 +174,7 @@ class Accounts:
         *,
         max_minutes: int | Keep | None = KEEP,
         max_simultaneous: int | Keep | None = KEEP,
-    ) -> transfers.TransferLimits:
+    ) -> TransferLimits:
         """The account's longest transfer in whole minutes (1 up to VOCALCAST_TRANSFER_MAX_S, which bounds
         every account) and its simultaneous transfers (0: none); None: the setting's; KEEP: unchanged."""
         longest = int(self._settings.transfer_max_s // 60)
