@@ -28,11 +28,11 @@ pytestmark = pytest.mark.integration
 SUBJECT = "Un message d'accueil a été enregistré par téléphone"
 
 
-async def api(engine: Engine, token: str, method: str, path: str) -> tuple[int, Any]:
+async def api(engine: Engine, token: str, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
     url = f"http://127.0.0.1:{engine.http_port}/api/v1{path}"
     async with (
         aiohttp.ClientSession() as http,
-        http.request(method, url, headers={"Authorization": f"Bearer {token}"}) as resp,
+        http.request(method, url, headers={"Authorization": f"Bearer {token}"}, **kwargs) as resp,
     ):
         return resp.status, await resp.json()
 
@@ -134,3 +134,15 @@ async def test_a_phone_greeting_can_be_dismissed_or_confirmed_through_the_api(
     # An uploaded message never waits: there is nothing to confirm.
     status, body = await api(engine, token, "POST", f"/messages/{client.message.ref}/confirm-greeting")
     assert status == 404, body
+
+    # Choosing a waiting greeting as the default (« Paramètres », the API's defaults) confirms it too.
+    third = await engine.services.recordings.save(client.account.id, raw, is_greeting=True)
+    status, defaults = await api(engine, token, "GET", "/account/defaults")
+    assert status == 200, defaults
+    status, body = await api(
+        engine, token, "PUT", "/account/defaults", json={**defaults, "greeting_ref": third.ref}
+    )
+    assert status == 200, body
+    assert await default_greeting(db, client) == third.id
+    status, body = await api(engine, token, "GET", f"/messages/{third.ref}")
+    assert body["greeting_pending"] is False
