@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV  := .venv/bin
 
-.PHONY: cluster-up cluster-test up down status test soak smoke lint bench bootstrap
+.PHONY: cluster-up cluster-test up down status test soak fuzz smoke lint bench bootstrap
 
 bootstrap:
 	@./scripts/bootstrap.sh
@@ -32,6 +32,14 @@ soak: bootstrap
 	@for run in 1 2 3 4 5 6 7 8 9 10; do \
 		$(VENV)/python -m pytest -q tests/integration/test_crash.py -k random_points || exit 1; \
 	done
+
+## The full fuzz run of issue 17 (seeded; VOCALCAST_FUZZ_SEED=N replays one): 10,000 http.php requests, 1,000 mail
+## subjects, 200 malformed contacts CSV and 200 malformed audio files, with no time cap. `make test` runs
+## the same tests with small counts within about 120 s in all (tests/security/fuzzing.py).
+fuzz: bootstrap
+	@VOCALCAST_FUZZ_HTTP=10000 VOCALCAST_FUZZ_MAIL=1000 VOCALCAST_FUZZ_CSV=200 VOCALCAST_FUZZ_AUDIO=200 \
+		VOCALCAST_FUZZ_BUDGET_S=0 $(VENV)/python -m pytest -q -rA tests/security/test_fuzz_httpphp.py \
+		tests/security/test_fuzz_mail.py tests/security/test_fuzz_uploads.py
 
 ## The production compose file for real (docker/compose.yml, one node, one call through Kamailio) under
 ## Debian's podman; builds its images from local tarballs the first time (minutes), not part of `make test`.

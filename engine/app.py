@@ -31,6 +31,7 @@ from engine.telephony.calls import CallService
 from engine.telephony.sipwatch import SipWatch
 from engine.telephony.stasis import StasisRouter
 from engine.web import httpphp, routes, webhook_payloads
+from engine.web.runner import HttpRunner
 from ivr import service as ivr_service
 
 log = structlog.get_logger(__name__)
@@ -165,7 +166,7 @@ class Engine:
 
     async def _start_http(self) -> None:
         app = routes.build(self.services)
-        runner = web.AppRunner(
+        runner = HttpRunner(
             app,
             access_log_class=AccessLogger,
             handle_signals=False,

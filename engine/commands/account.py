@@ -1,4 +1,5 @@
-"""`vocalcast account create|show|credit|code|password|sender|defaults|options`: operators' account tools.
+"""`vocalcast account create|show|credit|daily-cap|transfers|code|password|sender|defaults|options`:
+operators' account tools.
 
 Every subcommand names its account with ``--account EMAIL``; a password or personal code is printed
 only when it is made, since the database keeps only hashes of them.
@@ -15,10 +16,11 @@ from engine.commands import privacy
 from engine.commands.runner import run_with_services
 from engine.domain.accounts import Account, NewAccount, SenderNumber, check_sender
 from engine.domain.commercial import PURPOSES
-from engine.domain.spending import DailySpending
+from engine.domain.spending import DailySpending, TransferLimits
 from engine.errors import InvalidInput
 from engine.services import Services
-from engine.services.accounts import NamedDefaults
+from engine.services.accounts import KEEP, Keep, NamedDefaults
+from engine.settings import Settings
 
 LEDGER_TAIL = 10
 
@@ -99,6 +101,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a whole number (0: no cap), or 'default' for VOCALCAST_DAILY_SPEND_CAP",
     )
     cap.set_defaults(func=_daily_cap)
+
+    transfers = actions.add_parser(
+        "transfers", help="the account's transfer caps (touche 9): longest transfer, transfers at once"
+    )
+    transfers.add_argument("--account", required=True, metavar="EMAIL")
+    transfers.add_argument(
+        "--max-minutes",
+        metavar="N|default",
+        help="longest transferred conversation, whole minutes (default: VOCALCAST_TRANSFER_MAX_S)",
+    )
+    transfers.add_argument(
+        "--max-simultaneous",
+        metavar="N|default",
+        help="transfers at once (0: none; default: VOCALCAST_ACCOUNT_MAX_TRANSFERS)",
+    )
+    transfers.set_defaults(func=_transfers)
 
     code = actions.add_parser("code", help="give the account a new personal code (prints it once)")
     code.add_argument("--account", required=True, metavar="EMAIL")
@@ -287,6 +305,54 @@ def _daily_cap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cap_value(flag: str, raw: str | None, expected: str) -> int | Keep | None:
+    """A cap as typed: KEEP when the option is absent, None for 'default', else a whole number."""
+    if raw is None:
+        return KEEP
+    value = raw.strip().lower()
+    if value == "default":
+        return None
+    if not value.isdigit():
+        raise InvalidInput("cap_invalid", f"{flag}: expected {expected} or 'default', got {raw!r}")
+    return int(value)
+
+
+def _transfers(args: argparse.Namespace) -> int:
+    if args.max_minutes is None and args.max_simultaneous is None:
+        raise InvalidInput("cap_missing", "account transfers: give --max-minutes, --max-simultaneous or both")
+    minutes = _cap_value("--max-minutes", args.max_minutes, "a whole number of minutes")
+    at_once = _cap_value("--max-simultaneous", args.max_simultaneous, "a whole number >= 0")
+
+    async def run(services: Services) -> tuple[Account, TransferLimits]:
+        account = await services.accounts.by_email(args.account)
+        try:
+            limits = await services.accounts.set_transfer_limits(
+                account.id, max_minutes=minutes, max_simultaneous=at_once
+            )
+        except InvalidInput as exc:
+            flag = "--max-minutes" if exc.code == "transfer_max_invalid" else "--max-simultaneous"
+            raise InvalidInput(exc.code, f"{flag}: {exc}") from exc
+        return account, limits
+
+    account, limits = run_with_services(run)
+    print(f"{account.email}: {_transfer_caps(limits, Settings.from_env(), of='transfers of ')}")
+    return 0
+
+
+def _transfer_caps(limits: TransferLimits, settings: Settings, *, of: str = "") -> str:
+    """'at most 5 min (own), 2 at once (default)': what the dialer applies to the account's transfers."""
+    if limits.max_s is None:
+        minutes = f"{int(settings.transfer_max_s // 60)} min (default)"
+    else:
+        minutes = f"{int(min(limits.max_s, settings.transfer_max_s) // 60)} min (own)"
+    if limits.max_simultaneous is None:
+        at_once = f"{settings.account_max_transfers} at once (default)"
+    else:
+        none = ": no transfer" if limits.max_simultaneous == 0 else ""
+        at_once = f"{limits.max_simultaneous} at once (own{none})"
+    return f"{of}at most {minutes}, {at_once}"
+
+
 def _options(args: argparse.Namespace) -> int:
     async def run(services: Services) -> Account:
         account = await services.accounts.by_email(args.account)
@@ -431,6 +497,7 @@ def _show(args: argparse.Namespace) -> int:
         account = await services.accounts.by_email(args.account)
         entries = await services.accounts.ledger(account.id, limit=LEDGER_TAIL)
         messages = await services.messages.list(account.id)
+        limits = await services.accounts.transfer_limits(account.id)
         return {
             "id": str(account.id),
             "email": account.email,
@@ -440,6 +507,12 @@ def _show(args: argparse.Namespace) -> int:
                 "voicemail_drop": account.allow_voicemail_drop,
             },
             "credits": {"available": account.balance, "reserved": account.reserved},
+            # The account's own caps (None: the settings'), as `account daily-cap` and `transfers` set them.
+            "limits": {
+                "daily_cap": await services.accounts.daily_cap(account.id),
+                "transfer_max_minutes": None if limits.max_s is None else int(limits.max_s // 60),
+                "max_transfers": limits.max_simultaneous,
+            },
             "ledger": [
                 {
                     "id": e.id,
@@ -469,6 +542,18 @@ def _show(args: argparse.Namespace) -> int:
         f"voicemail drop {_word(report['options']['voicemail_drop'])}"
     )
     print(f"  messages:  {report['messages']}")
+    settings = Settings.from_env()
+    limits = report["limits"]
+    own_cap = limits["daily_cap"]
+    if own_cap is None:
+        default = settings.daily_spend_cap
+        daily = f"{default} credits a day (default)" if default else "no cap (default)"
+    else:
+        daily = f"{own_cap} credits a day (own)" if own_cap else "no cap (own)"
+    print(f"  daily cap: {daily}")
+    minutes = limits["transfer_max_minutes"]
+    caps = TransferLimits(None if minutes is None else minutes * 60.0, limits["max_transfers"])
+    print(f"  transfers: {_transfer_caps(caps, settings)}")
     print("  defaults:  " + ", ".join(f"{k}={_show_value(v)}" for k, v in report["defaults"].items()))
     for s in report["senders"]:
         print(f"  sender:    {s['e164']} {s['status']}{' (mobile)' if s['is_mobile'] else ''}")

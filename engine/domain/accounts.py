@@ -380,6 +380,9 @@ class Message:
     loudness_lufs: float
     true_peak_dbfs: float
     created_at: datetime
+    # A greeting recorded by phone: it becomes the default greeting only once the customer confirms it
+    # on the site (or the API); until then, and if dismissed, the default stays as it was.
+    greeting_pending: bool = False
 
     def wav(self, media_dir: Path) -> Path:
         return media_dir / self.audio_stem.with_name(self.audio_stem.name + ".wav")

@@ -23,13 +23,13 @@ from engine.domain.accounts import (
 )
 from engine.domain.commercial import Purpose
 from engine.domain.numbers import Number, normalize
-from engine.domain.spending import DailySpending
+from engine.domain.spending import DailySpending, TransferLimits
 from engine.domain.tokens import ApiToken, NewToken
 from engine.errors import InvalidInput, NotFound
 from engine.services.messages import Messages
 from engine.settings import Settings
 from engine.store import accounts as store
-from engine.store import credits, senders, spending
+from engine.store import credits, senders, spending, transfers
 from engine.store import tokens as tokens_store
 from engine.store.db import Database
 
@@ -163,6 +163,45 @@ class Accounts:
 
     async def daily_spending(self, account_id: UUID) -> DailySpending:
         return await spending.daily_spending(self._db, account_id, default_cap=self._settings.daily_spend_cap)
+
+    async def daily_cap(self, account_id: UUID) -> int | None:
+        """The account's own daily cap (None: VOCALCAST_DAILY_SPEND_CAP's; 0: none)."""
+        return await spending.own_daily_cap(self._db, account_id)
+
+    # --- transfers (touche 9) ------------------------------------------------------------------------------
+
+    async def transfer_limits(self, account_id: UUID) -> TransferLimits:
+        """The account's own transfer caps (None: the settings')."""
+        return await transfers.limits(self._db, account_id)
+
+    async def set_transfer_limits(
+        self,
+        account_id: UUID,
+        *,
+        max_minutes: int | Keep | None = KEEP,
+        max_simultaneous: int | Keep | None = KEEP,
+    ) -> TransferLimits:
+        """The account's longest transfer in whole minutes (1 up to VOCALCAST_TRANSFER_MAX_S, which bounds
+        every account) and its simultaneous transfers (0: none); None: the setting's; KEEP: unchanged."""
+        longest = int(self._settings.transfer_max_s // 60)
+        if isinstance(max_minutes, int) and not 1 <= max_minutes <= longest:
+            raise InvalidInput(
+                "transfer_max_invalid",
+                f"expected a whole number of minutes from 1 to {longest} (VOCALCAST_TRANSFER_MAX_S "
+                f"({longest} min) bounds every account), got {max_minutes}",
+            )
+        if isinstance(max_simultaneous, int) and max_simultaneous < 0:
+            raise InvalidInput(
+                "max_transfers_invalid", f"expected a whole number >= 0, got {max_simultaneous}"
+            )
+        return await transfers.set_limits(
+            self._db,
+            account_id,
+            max_s=None if max_minutes is None or max_minutes is KEEP else max_minutes * 60.0,
+            max_simultaneous=None if max_simultaneous is KEEP else max_simultaneous,
+            change_max_s=max_minutes is not KEEP,
+            change_max_simultaneous=max_simultaneous is not KEEP,
+        )
 
     async def ledger(
         self, account_id: UUID, *, limit: int = 50, before_id: int | None = None

@@ -222,7 +222,8 @@ class Logins:
     async def purge(self) -> dict[str, int]:
         """Delete what unauthenticated traffic left behind and no rule needs any more: rate events older
         than a day (the longest window is an hour), throttle counters whose longest window is over,
-        trusted pairs gone quiet, refusals older than VOCALCAST_REFUSALS_KEEP_DAYS."""
+        trusted pairs gone quiet, refusals older than VOCALCAST_REFUSALS_KEEP_DAYS, expired web sessions and
+        password reset links (anyone may ask for a reset: not only a login may clear them)."""
         settings = self._settings
         longest_window_s = span_s(Budget("", 1, settings.login_window_s), MAX_STRIKES) * 2
         return {
@@ -233,6 +234,7 @@ class Logins:
                 trusted_older_than_s=settings.login_trusted_days * 86400.0,
             ),
             "refusals": await refusals_store.prune(self._db, settings.refusals_keep_days * 86400.0),
+            **await webspace.prune(self._db),
         }
 
     async def housekeeping(self) -> None:

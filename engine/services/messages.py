@@ -88,8 +88,10 @@ class Messages:
         origin: Origin,
         is_greeting: bool = False,
         original_name: str | None = None,
+        greeting_pending: bool = False,
     ) -> Message:
-        """Convert ``src_path`` (WAV or MP3, any rate) and add it to the account's library.
+        """Convert ``src_path`` (WAV or MP3, any rate) and add it to the account's library
+        (``greeting_pending``: a greeting recorded by phone, waiting for the customer's confirmation).
 
         Raises engine.media.audio's InvalidInput codes for a refused file, ``title_invalid``, or NotFound
         for an unknown account; in every failure nothing is stored and no reference is used. ``src_path``
@@ -137,6 +139,7 @@ class Messages:
                 loudness_lufs=converted.loudness_lufs,
                 true_peak_dbfs=converted.true_peak_dbfs,
                 created_at=created_at,
+                greeting_pending=is_greeting and greeting_pending,
             )
         )
         if task.cancelled() or task.exception() is not None:
@@ -154,6 +157,10 @@ class Messages:
         )
         return message
 
+    async def pending_greetings(self, account_id: UUID) -> list[Message]:
+        """Greetings recorded by phone that wait for the customer's confirmation."""
+        return await store.pending_greetings(self._db, account_id)
+
     async def list(self, account_id: UUID, *, greetings_only: bool = False) -> list[Message]:
         return await store.list_messages(self._db, account_id, greetings_only=greetings_only)
 
@@ -167,6 +174,18 @@ class Messages:
 
     async def get_by_id(self, account_id: UUID, message_id: UUID) -> Message:
         return await store.get_message_by_id(self._db, account_id, message_id)
+
+    async def confirm_greeting(self, account_id: UUID, ref: int) -> Message:
+        """The customer makes a greeting recorded by phone its default greeting; NotFound unless it waits."""
+        message = await store.settle_pending_greeting(self._db, account_id, ref, make_default=True)
+        log.info("greeting_confirmed", account_id=str(account_id), message_id=str(message.id), ref=ref)
+        return message
+
+    async def dismiss_greeting(self, account_id: UUID, ref: int) -> Message:
+        """The customer keeps its default greeting: the one recorded by phone stays in the library only."""
+        message = await store.settle_pending_greeting(self._db, account_id, ref, make_default=False)
+        log.info("greeting_dismissed", account_id=str(account_id), message_id=str(message.id), ref=ref)
+        return message
 
     async def rename(self, account_id: UUID, ref: int, title: str) -> Message:
         return await store.rename_message(self._db, account_id, ref, check_title(title))

@@ -161,14 +161,20 @@ class Privacy:
     async def purge(self, now: datetime | None = None) -> dict[str, int]:
         """What the retention settings say is due at ``now``: numbers older than
         VOCALCAST_RETENTION_NUMBERS_DAYS pseudonymised, messages deleted more than
-        VOCALCAST_RETENTION_DELETED_MESSAGES_DAYS ago without title, file name nor files."""
+        VOCALCAST_RETENTION_DELETED_MESSAGES_DAYS ago without title, file name nor files, the CDRs of
+        inbound calls (strangers' calls to the recording line) older than
+        VOCALCAST_RETENTION_INBOUND_CDR_DAYS deleted."""
         settings = self._settings
         now = now or self.now()
         key = settings.require("secret_key")
         async with self._db.transaction() as conn:
+            inbound_cdr = await store.delete_inbound_cdrs(
+                conn, now - timedelta(days=settings.retention_inbound_cdr_days)
+            )
             done = await store.pseudonymise_before(
                 conn, now - timedelta(days=settings.retention_numbers_days), key=key
             )
+            done["inbound_cdr"] = inbound_cdr
             messages = await store.forget_deleted_messages(
                 conn, now - timedelta(days=settings.retention_deleted_messages_days)
             )

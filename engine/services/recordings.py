@@ -1,5 +1,6 @@
 """Recordings by phone: what the recording IVR (ivr/) needs from the engine — the personal-code check
-under its lockout, and saving a recording into the account's library.
+under its lockout, and saving a recording into the account's library (a greeting waits for the
+customer's confirmation on the site, and an e-mail tells the customer).
 
 Personal-code guessing defence: a caller number that types ``ivr_lockout_failures`` wrong codes within
 ``ivr_lockout_window_s`` is blocked for ``ivr_lockout_s`` (the failure that reaches the limit blocks, not
@@ -12,16 +13,19 @@ kept across restarts. ``vocalcast_ivr_guess_budget_spent`` on /metrics is the al
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import structlog
 
-from engine.domain.accounts import Message
+from engine import mailer
+from engine.domain.accounts import PARIS, Message
 from engine.domain.recordings import ANONYMOUS, GLOBAL_WINDOW_S, masked_caller, throttle_delay_s
-from engine.errors import InvalidInput
+from engine.errors import NotFound
 from engine.metrics import Metrics
 from engine.services.messages import Messages
 from engine.settings import Settings
@@ -37,7 +41,9 @@ class Recordings:
 
     def __init__(self, db: Database, settings: Settings, messages: Messages) -> None:
         self._db = db
+        self._settings = settings
         self._messages = messages
+        self._mails: set[asyncio.Task[None]] = set()
         self._secret_key = settings.require("secret_key")
         self._window_s = settings.ivr_lockout_window_s
         self._max_failures = settings.ivr_lockout_failures
@@ -120,17 +126,47 @@ class Recordings:
         return account.id if account is not None else None
 
     async def save(self, account_id: UUID, recording: Path, *, is_greeting: bool) -> Message:
-        message = await self._messages.add(account_id, recording, origin="phone", is_greeting=is_greeting)
+        """Add the recording to the account's library. A greeting waits for the customer's confirmation on
+        the site before it becomes the default greeting (a personal code may have been guessed or
+        overheard: whoever typed it must not choose what the account's sends play first), and the
+        customer is told by e-mail at once."""
+        message = await self._messages.add(
+            account_id, recording, origin="phone", is_greeting=is_greeting, greeting_pending=is_greeting
+        )
         if is_greeting:
-            await self._make_default_greeting(account_id, message)
+            self._background(self._mail_pending_greeting(account_id, message))
         return message
 
-    async def _make_default_greeting(self, account_id: UUID, message: Message) -> None:
-        """A greeting recorded by phone replaces the account's default greeting (whether sends use a
-        greeting by default stays the customer's choice: ``greeting_enabled`` is left as it is)."""
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._mails.add(task)
+        task.add_done_callback(self._mails.discard)
+
+    async def settled(self) -> None:
+        """Wait for the e-mails started so far."""
+        while self._mails:
+            await asyncio.gather(*self._mails, return_exceptions=True)
+
+    async def _mail_pending_greeting(self, account_id: UUID, message: Message) -> None:
         try:
             account = await accounts_store.get_account(self._db, account_id)
-            defaults = dataclasses.replace(account.defaults, greeting_message_id=message.id)
-            await accounts_store.set_defaults(self._db, account_id, defaults)
-        except InvalidInput as exc:  # another default became invalid meanwhile: the greeting is saved anyway
-            log.warning("ivr.default_greeting_not_set", account_id=str(account_id), code=exc.code)
+        except NotFound:  # deleted meanwhile: nobody to tell
+            return
+        when = message.created_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+        mail = mailer.compose(
+            self._settings,
+            to=account.email,
+            subject="Un message d'accueil a été enregistré par téléphone",
+            body=(
+                "Bonjour,\n\n"
+                f"Un message d'accueil (n° {message.ref}, « {message.title} ») a été enregistré le {when} "
+                "par téléphone, avec le code personnel de votre compte.\n\n"
+                "Il ne remplacera votre message d'accueil par défaut qu'après votre confirmation : "
+                "écoutez-le dans votre espace privé, page « Messages enregistrés », puis confirmez-le ou "
+                "ignorez-le. D'ici là, vos envois gardent leur message d'accueil actuel.\n\n"
+                "Si vous n'êtes pas à l'origine de cet enregistrement, ne le confirmez pas, supprimez-le, "
+                "et demandez un nouveau code personnel dans « Paramètres » : l'ancien ne servira plus.\n"
+            ),
+        )
+        if await mailer.send(self._settings, mail):
+            log.info("ivr.pending_greeting_mail_sent", account_id=str(account_id), ref=message.ref)

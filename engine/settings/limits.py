@@ -29,7 +29,8 @@ class LimitSettings:
         "VOCALCAST_ACCOUNT_MAX_TRANSFERS",
         non_negative_int,
         "10",
-        "Simultaneous transfers (touche 9) per account and engine unless the account has its own cap; "
+        "Simultaneous transfers (touche 9) per account, all engines together, unless the account has its "
+        "own cap (`vocalcast account transfers`); "
         "beyond, the callee hears the apology. 0: no transfer.",
     )
     transfer_minute_credits: int = setting(

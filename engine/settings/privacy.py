@@ -25,6 +25,14 @@ class PrivacySettings:
         "30",
         "Days a deleted message keeps its title and file name (its audio is removed at deletion).",
     )
+    # issue 17: calls from strangers to the recording line (and busy refusals, call-backs) leave CDRs that
+    # no attempt names; they go whole after this many days.
+    retention_inbound_cdr_days: int = setting(
+        "VOCALCAST_RETENTION_INBOUND_CDR_DAYS",
+        positive_int,
+        "90",
+        "Days the CDR of an inbound call (recording line, call-back, refused busy) is kept, then deleted.",
+    )
     retention_purge_every_s: float = setting(
         "VOCALCAST_RETENTION_PURGE_EVERY_S",
         non_negative_float,

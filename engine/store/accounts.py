@@ -370,6 +370,11 @@ async def set_defaults(db: Executor, account_id: UUID, defaults: SendDefaults) -
             defaults.retry_interval_s,
             defaults.voicemail_drop,
         )
+        if defaults.greeting_message_id is not None:  # chosen by the customer: it waits no more
+            await conn.execute(
+                "UPDATE messages SET greeting_pending = false WHERE id = $1 AND greeting_pending",
+                defaults.greeting_message_id,
+            )
         return await _get(conn, account_id)
 
 

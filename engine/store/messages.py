@@ -19,7 +19,7 @@ from engine.store.db import Executor, in_transaction
 
 _COLUMNS: Final = (
     "id, account_id, ref, title, origin, is_greeting, duration_s, audio_stem, original_file, "
-    "original_name, loudness_lufs, true_peak_dbfs, created_at"
+    "original_name, loudness_lufs, true_peak_dbfs, created_at, greeting_pending"
 )
 
 
@@ -38,6 +38,7 @@ def _message(row: asyncpg.Record) -> Message:
         loudness_lufs=row["loudness_lufs"],
         true_peak_dbfs=row["true_peak_dbfs"],
         created_at=row["created_at"],
+        greeting_pending=row["greeting_pending"],
     )
 
 
@@ -60,6 +61,7 @@ async def insert_message(
     loudness_lufs: float,
     true_peak_dbfs: float,
     created_at: datetime,
+    greeting_pending: bool = False,
 ) -> Message:
     """Take the account's next reference and insert the row, in one transaction (a failure uses no ref)."""
     async with in_transaction(db) as conn:
@@ -72,7 +74,7 @@ async def insert_message(
             raise NotFound(f"no account {account_id}", message_fr="Compte introuvable.")
         row = await conn.fetchrow(
             f"INSERT INTO messages ({_COLUMNS}) "  # noqa: S608 - constant columns
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
             f"RETURNING {_COLUMNS}",
             message_id,
             account_id,
@@ -87,6 +89,7 @@ async def insert_message(
             loudness_lufs,
             true_peak_dbfs,
             created_at,
+            greeting_pending,
         )
     return _message(row)
 
@@ -140,6 +143,41 @@ async def rename_message(db: Executor, account_id: UUID, ref: int, title: str) -
     if row is None:
         raise _not_found(account_id, ref)
     return _message(row)
+
+
+async def pending_greetings(db: Executor, account_id: UUID) -> list[Message]:
+    """The account's greetings recorded by phone that wait for its confirmation, by reference."""
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM messages "  # noqa: S608 - constant columns
+        "WHERE account_id = $1 AND deleted_at IS NULL AND greeting_pending ORDER BY ref",
+        account_id,
+    )
+    return [_message(r) for r in rows]
+
+
+async def settle_pending_greeting(db: Executor, account_id: UUID, ref: int, *, make_default: bool) -> Message:
+    """The customer's answer about a greeting recorded by phone: it no longer waits, and with
+    ``make_default`` it becomes the account's default greeting (whether sends play a greeting by default
+    stays as the customer set it). NotFound unless the account's live message ``ref`` is waiting."""
+    async with in_transaction(db) as conn:
+        row = await conn.fetchrow(
+            f"UPDATE messages SET greeting_pending = false "  # noqa: S608 - constant columns
+            "WHERE account_id = $1 AND ref = $2 AND deleted_at IS NULL AND greeting_pending "
+            f"RETURNING {_COLUMNS}",
+            account_id,
+            ref,
+        )
+        if row is None:
+            raise NotFound(
+                f"account {account_id} has no greeting {ref} waiting for confirmation",
+                message_fr="Aucun message d'accueil n'attend de confirmation sous ce numéro.",
+            )
+        message = _message(row)
+        if make_default:
+            await conn.execute(
+                "UPDATE accounts SET default_greeting_message_id = $2 WHERE id = $1", account_id, message.id
+            )
+    return message
 
 
 async def message_in_use(conn: asyncpg.Connection, message_id: UUID) -> bool:

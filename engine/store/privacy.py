@@ -490,6 +490,19 @@ async def pseudonymise_before(conn: asyncpg.Connection, before: datetime, *, key
     return out
 
 
+async def delete_inbound_cdrs(conn: asyncpg.Connection, before: datetime) -> int:
+    """Delete the CDRs of inbound calls (every context of the inbound dialplan: the recording line, its
+    busy refusals, call-backs, unallocated numbers) that started before ``before``; a CDR an attempt
+    names (uniqueid) is an outbound call's and stays."""
+    status = await conn.execute(
+        "DELETE FROM asterisk_cdr c WHERE coalesce(c.start, c.inserted_at) < $1 "
+        "AND c.dcontext LIKE 'vocalcast-inbound%' "
+        "AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.id::text = c.uniqueid)",
+        before,
+    )
+    return rows_affected(status)
+
+
 async def forget_deleted_messages(conn: asyncpg.Connection, before: datetime) -> list[PurgedMessage]:
     """Messages deleted before ``before`` lose their title and file name (their files were removed at
     deletion; the caller removes any left). Returns their files."""

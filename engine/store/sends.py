@@ -225,7 +225,8 @@ async def recipients(
         "'outcome', a.outcome, 'cause', a.cause, 'sip_code', a.sip_code, 'created_at', a.created_at, "
         "'ended_at', a.ended_at, 'ring_s', a.ring_s, 'talk_s', a.talk_s, 'transfer_outcome', "
         "a.transfer_outcome, "
-        "'transfer_s', a.transfer_s, 'demo', a.demo) ORDER BY a.created_at) FILTER (WHERE a.id IS NOT NULL), "
+        "'transfer_s', a.transfer_s, 'transfer_credits', a.transfer_credits, 'demo', a.demo) "
+        "ORDER BY a.created_at) FILTER (WHERE a.id IS NOT NULL), "
         "'[]') AS attempts_detail "
         "FROM send_recipients r LEFT JOIN attempts a ON a.recipient_id = r.id "
         "WHERE r.send_id = $1 AND r.id > $3 GROUP BY r.id ORDER BY r.id LIMIT $2",

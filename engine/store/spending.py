@@ -1,5 +1,6 @@
-"""An account's daily spending cap (issue 17): what the day's calls cost so far, and postponing a send's
-due recipients to the next day once the cap is reached.
+"""An account's daily spending cap (issue 17): what the day's calls cost so far, claims that never take
+the account past it (whichever engine of a cluster claims), and postponing a send's due recipients to
+the next day once the cap is reached.
 
 The day is the French one (Europe/Paris). Spending counts every credit the day's calls can take: credits
 consumed by settled calls, final outcomes not yet settled that consume one, and calls in flight (each may
@@ -8,14 +9,22 @@ be answered). A call never costs more than one credit here (transfer minutes are
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Final, Generic, TypeVar
 from uuid import UUID
 
 from engine.domain.outcomes import Outcome
 from engine.domain.spending import DailySpending
-from engine.store.db import Executor, rows_affected
+from engine.store.db import Executor, in_transaction, rows_affected
 
 DAILY_CAP_REASON = "daily_cap"
+# Namespace of the per-account advisory lock under which an account with a cap reads its spending and
+# claims (the second key is the account's hash).
+_SPEND_LOCK: Final = 0x7370656E  # "spen"
+
+T = TypeVar("T")
 
 
 async def daily_spending(db: Executor, account_id: UUID, *, default_cap: int) -> DailySpending:
@@ -45,6 +54,12 @@ async def daily_spending(db: Executor, account_id: UUID, *, default_cap: int) ->
     return DailySpending(int(cap), int(row["spent"]), row["next_day"])
 
 
+async def own_daily_cap(db: Executor, account_id: UUID) -> int | None:
+    """The account's own cap (None: it follows the setting)."""
+    cap: int | None = await db.fetchval("SELECT daily_spend_cap FROM accounts WHERE id = $1", account_id)
+    return cap
+
+
 async def set_daily_cap(db: Executor, account_id: UUID, cap: int | None) -> None:
     """The account's own cap (None: the setting's; 0: no cap)."""
     if cap is not None and cap < 0:
@@ -63,3 +78,45 @@ async def postpone_to(db: Executor, send_id: UUID, until: datetime, now: datetim
         now,
     )
     return rows_affected(status)
+
+
+@dataclass(frozen=True, slots=True)
+class CappedClaim(Generic[T]):
+    """What a claim under the daily cap took, and why it took no more."""
+
+    claims: list[T] = field(default_factory=list)
+    spending: DailySpending | None = None  # None: the account has no cap (not counted)
+    postponed: int = 0  # due recipients sent to the next day: the cap is reached
+
+
+async def claim_within_cap(
+    db: Executor,
+    account_id: UUID,
+    send_id: UUID,
+    *,
+    default_cap: int,
+    limit: int,
+    now: datetime,
+    claim: Callable[[Executor, int], Awaitable[list[T]]],
+) -> CappedClaim[T]:
+    """``claim(conn, n)`` at most as many calls as the account's daily cap still allows (``limit`` at
+    most); at the cap, the send's due recipients wait for the next day and nothing is claimed.
+
+    Under a cap, reading the day's spending and claiming happen in one transaction under the account's
+    lock: two engines (or two sends of the account) cannot both read the same spending before either's
+    claims commit, so together they never claim past the cap (a claimed recipient counts as spent at
+    once: it is 'calling')."""
+    cap = await db.fetchval(
+        "SELECT coalesce(daily_spend_cap, $2) FROM accounts WHERE id = $1", account_id, default_cap
+    )
+    if not cap:
+        return CappedClaim(await claim(db, limit))
+    async with in_transaction(db) as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _SPEND_LOCK, str(account_id))
+        spending = await daily_spending(conn, account_id, default_cap=default_cap)
+        remaining = spending.remaining
+        if remaining is None:  # the cap was lifted meanwhile
+            return CappedClaim(await claim(conn, limit))
+        if remaining <= 0:
+            return CappedClaim([], spending, await postpone_to(conn, send_id, spending.next_day, now))
+        return CappedClaim(await claim(conn, min(limit, remaining)), spending)

@@ -89,10 +89,12 @@ async def close_other_sessions(db: Executor, account_id: UUID, *, keep_token: st
     return rows_affected(status)
 
 
-async def prune(db: Executor) -> None:
-    """Forget expired sessions and reset links (called now and then, on a login)."""
-    await db.execute("DELETE FROM web_sessions WHERE expires_at < now()")
-    await db.execute("DELETE FROM password_resets WHERE expires_at < now() - interval '1 day'")
+async def prune(db: Executor) -> dict[str, int]:
+    """Forget expired sessions and reset links (on a login, and by the logins' periodic purge: reset
+    requests come from anyone); how many of each were deleted."""
+    sessions = await db.execute("DELETE FROM web_sessions WHERE expires_at < now()")
+    resets = await db.execute("DELETE FROM password_resets WHERE expires_at < now() - interval '1 day'")
+    return {"web_sessions": rows_affected(sessions), "password_resets": rows_affected(resets)}
 
 
 # --- password resets ----------------------------------------------------------------------------------------

@@ -61,8 +61,9 @@ class CallerId:
 class LegSlots(Protocol):
     """The trunk's channels and pace, for the second leg of a call (the transfer to the call centre)."""
 
-    def acquire(self) -> bool:
-        """Take a channel and a token of the trunk for the leg; False when it has none to spare now."""
+    async def acquire(self) -> bool:
+        """Take a channel and a token of the trunk for the leg (and the account's place, when it has a cap
+        on simultaneous transfers); False when there is none to spare now."""
         ...
 
     def release(self) -> None:

@@ -405,7 +405,7 @@ class OutboundCall:
             await self._feed(ce.TransferEnded())
             return
         slots = request.transfer_slots
-        if slots is not None and not slots.acquire():
+        if slots is not None and not await slots.acquire():
             # The trunk's channels (or its pace) are all taken: placing the leg would break the carrier's
             # limit. The transfer fails: the callee hears the apology and the message again.
             self._log.warning("call.transfer_refused_trunk_full")

@@ -42,6 +42,8 @@ def message_json(message: Message) -> dict[str, Any]:
         "ref": message.ref,
         "title": message.title,
         "is_greeting": message.is_greeting,
+        # Recorded by phone, it waits for the customer's confirmation before it becomes the default.
+        "greeting_pending": message.greeting_pending,
         "origin": message.origin,
         "duration_s": round(message.duration_s, 3),
         "original_name": message.original_name,
@@ -122,6 +124,18 @@ async def delete_message(request: web.Request) -> web.Response:
     return no_content()
 
 
+async def confirm_greeting(request: web.Request) -> web.Response:
+    """A greeting recorded by phone becomes the account's default greeting (404 unless it waits)."""
+    message = await services_of(request).messages.confirm_greeting(account_of(request).id, _ref(request))
+    return json_response(message_json(message))
+
+
+async def dismiss_greeting(request: web.Request) -> web.Response:
+    """A greeting recorded by phone stays in the library only (404 unless it waits)."""
+    message = await services_of(request).messages.dismiss_greeting(account_of(request).id, _ref(request))
+    return json_response(message_json(message))
+
+
 async def _file(path: Path, headers: dict[str, str]) -> web.Response:
     try:
         data = await asyncio.to_thread(path.read_bytes)
@@ -167,3 +181,5 @@ def add_routes(api: web.Application) -> None:
     api.router.add_delete("/messages/{ref}", delete_message)
     api.router.add_get("/messages/{ref}/audio", download_audio, allow_head=False)
     api.router.add_get("/messages/{ref}/original", download_original, allow_head=False)
+    api.router.add_post("/messages/{ref}/confirm-greeting", confirm_greeting)
+    api.router.add_post("/messages/{ref}/dismiss-greeting", dismiss_greeting)

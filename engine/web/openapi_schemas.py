@@ -216,6 +216,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "ref": INTEGER,
             "title": STRING,
             "is_greeting": BOOLEAN,
+            "greeting_pending": BOOLEAN,
             "origin": {"type": "string", "enum": ["phone", "file"]},
             "duration_s": NUMBER,
             "original_name": nullable(STRING),

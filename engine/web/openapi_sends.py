@@ -51,6 +51,26 @@ PATHS: Final[dict[str, dict[str, dict[str, Any]]]] = {
             errors=(409,),
         ),
     },
+    "/messages/{ref}/confirm-greeting": {
+        "post": op(
+            "confirmGreeting",
+            "Messages",
+            "Faire d'un message d'accueil enregistré par téléphone (greeting_pending) le message d'accueil "
+            "par défaut du compte : il ne l'est qu'après cette confirmation.",
+            {200: reply(ref("Message"), "Le message, qui n'attend plus.")},
+            params=(REF,),
+        )
+    },
+    "/messages/{ref}/dismiss-greeting": {
+        "post": op(
+            "dismissGreeting",
+            "Messages",
+            "Ignorer un message d'accueil enregistré par téléphone (greeting_pending) : il reste dans la "
+            "bibliothèque, le message d'accueil par défaut ne change pas.",
+            {200: reply(ref("Message"), "Le message, qui n'attend plus.")},
+            params=(REF,),
+        )
+    },
     "/messages/{ref}/audio": {
         "get": op(
             "downloadAudio",

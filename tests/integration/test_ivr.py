@@ -314,7 +314,7 @@ async def test_store_purge_and_expired_blocks(db: Database) -> None:
 # --- the backend on the real store and library -----------------------------------------------------------
 
 
-async def test_greeting_by_phone_becomes_the_default_greeting(
+async def test_greeting_by_phone_waits_for_confirmation_before_it_is_the_default(
     ivr_settings: Settings, db: Database, speech: array[int], tmp_path: Path
 ) -> None:
     account_id, code = await new_account(ivr_settings, db)
@@ -326,7 +326,11 @@ async def test_greeting_by_phone_becomes_the_default_greeting(
     greeting = await backend.save(account_id, raw, is_greeting=True)
 
     account = await accounts_store.get_account(db, account_id)
-    assert greeting.is_greeting and greeting.origin == "phone"
+    assert greeting.is_greeting and greeting.origin == "phone" and greeting.greeting_pending
+    assert account.defaults.greeting_message_id is None  # issue 17: only once the customer confirms it
+    await backend.settled()  # its e-mail (no relay here: logged)
+    await messages_store.settle_pending_greeting(db, account_id, greeting.ref, make_default=True)
+    account = await accounts_store.get_account(db, account_id)
     assert account.defaults.greeting_message_id == greeting.id
     assert account.defaults.greeting_enabled is False  # using it by default stays the customer's choice
     assert raw.exists()  # the IVR, not the library, removes the raw recording

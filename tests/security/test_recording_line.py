@@ -16,6 +16,7 @@ import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -223,6 +224,26 @@ async def test_calls_above_the_cap_are_refused_busy_before_they_are_answered(
     for call in [*first_two, after]:
         assert call.count("ivr_welcome", first_s=0.6) == 1, call.sipp.diagnostics()
     await wait_for(lambda: line.server.active_sessions == 0, what="every session to end")
+    # These strangers' calls, the busy refusal included, leave CDRs that no attempt names: the retention
+    # purge deletes them once VOCALCAST_RETENTION_INBOUND_CDR_DAYS have passed, and not before.
+    callers = ["0610000000", "0610000001", "0610000099", "0610000098"]
+
+    async def cdrs() -> list[str]:
+        rows = await db.fetch("SELECT dcontext FROM asterisk_cdr WHERE src = ANY($1::text[])", callers)
+        return [r["dcontext"] for r in rows]
+
+    async def all_four() -> list[str] | None:
+        found = await cdrs()
+        return found if len(found) >= len(callers) else None
+
+    contexts = await wait_for(all_four, what="the four calls' CDRs")
+    assert all(c.startswith("vocalcast-inbound") for c in contexts), contexts
+    privacy = build(line_settings, db).privacy
+    days = timedelta(days=line_settings.retention_inbound_cdr_days)
+    await privacy.purge(datetime.now(UTC) + days - timedelta(hours=1))
+    assert len(await cdrs()) == len(contexts)
+    await privacy.purge(datetime.now(UTC) + days + timedelta(hours=1))
+    assert await cdrs() == []
 
 
 async def test_the_budget_alert_is_on_the_engines_metrics(stack_settings: Settings, db: Database) -> None:

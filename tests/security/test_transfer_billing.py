@@ -1,10 +1,13 @@
 """Transfers unmetered (issue 17): one credit bought up to 30 minutes of a second outbound leg. Each
 transfer's started minutes beyond the first now cost VOCALCAST_TRANSFER_MINUTE_CREDITS credits, charged
-once, recorded per attempt and shown per send in the API. On the real database and engine over HTTP."""
+once, recorded per attempt and shown for invoicing: per send in the API and the web report, per recipient
+in the results CSV. On the real database and engine over HTTP."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import uuid
 from pathlib import Path
 
@@ -16,9 +19,11 @@ from engine.services.sends import create_send
 from engine.settings import Settings
 from engine.store import Database
 from engine.store import transfers as transfers_store
+from engine.store.accounts import set_password
 from engine.store.credits import balance
 from engine.store.tokens import create_token
 from tests.integration.dialing import customer, targets
+from tests.integration.uiclient import UiClient
 
 pytestmark = pytest.mark.integration
 
@@ -82,4 +87,24 @@ async def test_transfer_minutes_beyond_the_first_are_charged_once_and_reported(
         ):
             assert resp.status == 200
             detail = await resp.json()
+        # The web report and the results CSV say it too, in French, for invoicing.
+        await set_password(db, who.account.id, "motdepasse-solide-42")
+        browser = UiClient(engine)
+        try:
+            await browser.login(who.account.email, "motdepasse-solide-42")
+            report = await browser.get(f"/historique/{send.id}")
+            exported = await browser.get(f"/historique/{send.id}/resultats.csv")
+        finally:
+            await browser.close()
     assert detail["transfers"] == {"answered": 4, "minutes": 1 + 1 + 2 + 3, "credits": due}
+    assert report.status == 200
+    assert report.contains("Transferts aboutis 4"), report.visible
+    assert report.contains("Minutes de transfert 7 (minutes commencées)"), report.visible
+    assert report.contains(f"Crédits de transfert {due}"), report.visible
+    assert exported.status == 200
+    rows = list(csv.DictReader(io.StringIO(exported.text.lstrip("\ufeff")), delimiter=";"))
+    by_recipient = [(r["Minutes de transfert"], r["Crédits de transfert"]) for r in rows]
+    # Recipients in order: 150 s (3 started minutes, 2 × 2 credits), 45 s, 60 s, 61 s (2 minutes, 2 credits).
+    assert by_recipient == [("3", "4"), ("1", "0"), ("1", "0"), ("2", "2")]
+    assert sum(int(m) for m, _ in by_recipient) == detail["transfers"]["minutes"]
+    assert sum(int(c) for _, c in by_recipient) == due

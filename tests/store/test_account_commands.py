@@ -125,6 +125,69 @@ def test_daily_cap_own_default_or_none(
         assert "whole number" in err
 
 
+def test_transfer_caps_own_default_and_shown(
+    stack_settings: Settings, capsys: pytest.CaptureFixture[str], email: str
+) -> None:
+    """Issue 17: an account's transfer caps are set from the CLI (they were SQL only), read by the dialer
+    from the account row, and shown by `account show`; a bad value is refused with a precise reason."""
+    _create(capsys, email)
+    rc, out, _ = run_command(
+        capsys, "account", "transfers", "--account", email, "--max-minutes", "5", "--max-simultaneous", "2"
+    )
+    assert rc == 0, out
+    assert "transfers of at most 5 min (own), 2 at once (own)" in out
+    row = with_db(
+        stack_settings,
+        lambda db: db.fetchrow("SELECT transfer_max_s, max_transfers FROM accounts WHERE email = $1", email),
+    )
+    assert row is not None
+    assert (row["transfer_max_s"], row["max_transfers"]) == (300.0, 2)
+    rc, out, _ = run_command(capsys, "account", "show", "--account", email, "--json")
+    limits = json.loads(out)["limits"]
+    assert (limits["transfer_max_minutes"], limits["max_transfers"]) == (5, 2)
+    rc, out, _ = run_command(capsys, "account", "show", "--account", email)
+    assert "transfers: at most 5 min (own), 2 at once (own)" in out
+    # One cap back to the setting's, the other left as it is; 0 simultaneous: no transfer at all.
+    rc, out, _ = run_command(
+        capsys,
+        "account",
+        "transfers",
+        "--account",
+        email,
+        "--max-minutes",
+        "default",
+        "--max-simultaneous",
+        "0",
+    )
+    max_min = int(stack_settings.transfer_max_s // 60)
+    assert f"transfers of at most {max_min} min (default), 0 at once (own: no transfer)" in out
+    rc, out, _ = run_command(
+        capsys, "account", "transfers", "--account", email, "--max-simultaneous", "default"
+    )
+    default_n = stack_settings.account_max_transfers
+    assert f"transfers of at most {max_min} min (default), {default_n} at once (default)" in out
+    rc, out, _ = run_command(capsys, "account", "show", "--account", email, "--json")
+    limits = json.loads(out)["limits"]
+    assert (limits["transfer_max_minutes"], limits["max_transfers"]) == (None, None)
+    bad = [
+        (["--max-minutes", "0"], f"--max-minutes: expected a whole number of minutes from 1 to {max_min}"),
+        (
+            ["--max-minutes", str(max_min + 1)],
+            f"VOCALCAST_TRANSFER_MAX_S ({max_min} min) bounds every account",
+        ),
+        (["--max-minutes", "2.5"], "--max-minutes: expected a whole number of minutes"),
+        (["--max-simultaneous", "-1"], "--max-simultaneous: expected a whole number >= 0 or 'default'"),
+        (["--max-simultaneous", "beaucoup"], "got 'beaucoup'"),
+        ([], "give --max-minutes, --max-simultaneous or both"),
+    ]
+    for args, reason in bad:
+        rc, _, err = run_command(capsys, "account", "transfers", "--account", email, *args)
+        assert rc == 2, args
+        assert reason in err, (args, err)
+    rc, out, _ = run_command(capsys, "account", "show", "--account", email, "--json")
+    assert json.loads(out)["limits"]["max_transfers"] is None  # nothing changed by a refused command
+
+
 def test_code_regeneration_voids_the_old_code(
     stack_settings: Settings, capsys: pytest.CaptureFixture[str], email: str
 ) -> None:

@@ -15,8 +15,10 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 from uuid import UUID
 
+import asyncpg
 import structlog
 
 from engine.domain.callevents import CallResult, EndReason
@@ -34,6 +36,7 @@ from engine.services.dialing.trunkpool import TrunkPool
 from engine.services.dialing.trunkshare import SharedLimits
 from engine.settings import Settings
 from engine.store import attempts as attempts_store
+from engine.store import transfers as transfers_store
 from engine.store.attempts import Claim
 from engine.store.db import Database
 from engine.telephony.callrequest import CallRequest, OriginateUncertain, OriginateWithheld
@@ -82,7 +85,7 @@ class Attempts:
         self.calls = calls
         self.pool = pool
         self.results = results
-        self.account_transfers = AccountTransfers()
+        self.account_transfers: TransferPlaces = AccountTransfers(db)
         self.metrics = metrics
         self.node = node
         self.app = app
@@ -287,14 +290,18 @@ class Attempts:
             transfer_endpoint=lambda number: trunk.dial_string(wire(number)),
             transfer_caller_id=transfer_caller,
             codecs=trunk.codecs,
-            transfer_slots=self._transfer_leg(context, trunk),
+            transfer_slots=self._transfer_leg(claim, context, trunk),
         )
 
-    def _transfer_leg(self, context: SendContext, trunk: Trunk) -> TransferLeg | AccountTransferLeg:
+    def _transfer_leg(
+        self, claim: Claim, context: SendContext, trunk: Trunk
+    ) -> TransferLeg | AccountTransferLeg:
         leg = TransferLeg(self.pool, trunk.name, self.wake)
         if context.transfer_cap is None:
             return leg
-        return AccountTransferLeg(leg, self.account_transfers, context.account_id, context.transfer_cap)
+        return AccountTransferLeg(
+            leg, self.account_transfers, claim.attempt_id, context.account_id, context.transfer_cap
+        )
 
     # --- results -------------------------------------------------------------------------------------------
     async def record(
@@ -352,7 +359,7 @@ class TransferLeg:
     trunk: str
     wake: Callable[[], None]
 
-    def acquire(self) -> bool:
+    async def acquire(self) -> bool:
         return self.pool.take_leg(self.trunk, time.monotonic())
 
     def release(self) -> None:
@@ -360,28 +367,56 @@ class TransferLeg:
         self.wake()
 
 
+class TransferPlaces(Protocol):
+    """The places of each account's simultaneous transfers."""
+
+    async def take(self, attempt_id: UUID, account_id: UUID, cap: int) -> bool:
+        """A place for the attempt's transfer leg among the account's ``cap``; False when all are taken."""
+        ...
+
+    def give_back(self, attempt_id: UUID) -> None:
+        """The attempt's transfer leg is gone."""
+        ...
+
+
 class AccountTransfers:
-    """Transfers in progress per account in this engine (issue 17: one credit must not buy a call centre
-    line for many callees at once)."""
+    """Transfers in progress per account, counted in PostgreSQL for the whole cluster (issue 17: one credit
+    must not buy a call centre line for many callees at once, whichever engines place the calls).
 
-    def __init__(self) -> None:
-        self._held: dict[UUID, int] = {}
+    Taking a place waits for PostgreSQL; PostgreSQL away, no place is given (the callee hears the
+    apology). Giving it back runs in the background; if that fails, the place frees when the attempt
+    ends (an ended attempt holds none)."""
 
-    def held(self, account_id: UUID) -> int:
-        return self._held.get(account_id, 0)
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._giving_back: dict[UUID, asyncio.Task[None]] = {}
 
-    def take(self, account_id: UUID, cap: int) -> bool:
-        if self.held(account_id) >= cap:
+    async def take(self, attempt_id: UUID, account_id: UUID, cap: int) -> bool:
+        if cap <= 0:
             return False
-        self._held[account_id] = self.held(account_id) + 1
-        return True
+        previous = self._giving_back.get(attempt_id)
+        if previous is not None:  # the same callee pressed 9 again: its last leg's place is freed first
+            await asyncio.wait({previous})
+        try:
+            return await transfers_store.hold(self._db, attempt_id, account_id, cap)
+        except (DatabaseUnavailable, asyncpg.PostgresError) as exc:
+            log.warning("call.transfer_place_unknown", attempt_id=str(attempt_id), error=str(exc))
+            return False
 
-    def give_back(self, account_id: UUID) -> None:
-        left = self.held(account_id) - 1
-        if left > 0:
-            self._held[account_id] = left
-        else:
-            self._held.pop(account_id, None)
+    def give_back(self, attempt_id: UUID) -> None:
+        task = asyncio.create_task(self._give_back(attempt_id), name=f"transfer-place-{attempt_id}")
+        self._giving_back[attempt_id] = task
+        task.add_done_callback(lambda done: self._forget(attempt_id, done))
+
+    def _forget(self, attempt_id: UUID, task: asyncio.Task[None]) -> None:
+        if self._giving_back.get(attempt_id) is task:
+            del self._giving_back[attempt_id]
+
+    async def _give_back(self, attempt_id: UUID) -> None:
+        try:
+            await transfers_store.release(self._db, attempt_id)
+        except (DatabaseUnavailable, asyncpg.PostgresError) as exc:
+            log.warning("call.transfer_place_kept_until_the_end", attempt_id=str(attempt_id), error=str(exc))
 
 
 @dataclass
@@ -390,22 +425,23 @@ class AccountTransferLeg:
     refused as when the trunk is full (the callee hears the apology and the message again)."""
 
     leg: TransferLeg
-    transfers: AccountTransfers
+    places: TransferPlaces
+    attempt_id: UUID
     account_id: UUID
     cap: int
 
-    def acquire(self) -> bool:
-        if not self.transfers.take(self.account_id, self.cap):
+    async def acquire(self) -> bool:
+        if not await self.places.take(self.attempt_id, self.account_id, self.cap):
             log.warning("call.transfer_refused_account_cap", account_id=str(self.account_id), cap=self.cap)
             return False
-        if self.leg.acquire():
+        if await self.leg.acquire():
             return True
-        self.transfers.give_back(self.account_id)
+        self.places.give_back(self.attempt_id)
         return False
 
     def release(self) -> None:
         self.leg.release()
-        self.transfers.give_back(self.account_id)
+        self.places.give_back(self.attempt_id)
 
 
 def _overloaded(result: CallResult) -> bool:

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,7 +54,9 @@ from engine.store import sends as sends_store
 from engine.store import spending as spending_store
 from engine.store import transfers as transfers_store
 from engine.store.attempts import Claim, Slot
+from engine.store.db import Executor
 from engine.store.nodes import TakenOver
+from engine.store.sends import RunnableSend
 from engine.telephony.ari import AriClient, AriError, Event
 from engine.telephony.callrequest import CallRequest
 from engine.telephony.calls import CallService
@@ -343,40 +345,25 @@ class Dialer:
             share = -(-free // (len(sends) - index))  # ceil
             if send.id not in self._abroad_checked:
                 await self._leave_out_abroad(send.id)
-            if send.account_id is not None:
-                share = await self._within_daily_cap(send.id, send.account_id, share, now_dt)
-                if share <= 0:
-                    continue
-            take = functools.partial(
-                attempts_store.claim,
-                send_id=send.id,
+            if send.commercial and not await self._preamble_ready(send.id):
+                continue
+            claim_due = functools.partial(
+                self._claim,
+                send=send,
                 classes=[(c.pattern, len(room)) for c, room in zip(mine, rooms, strict=True)],
                 slots=[
                     Slot(t, i + 1, self.pool.trunks[t].trunk.demo)
                     for i, room in enumerate(rooms)
                     for t in room
                 ],
-                limit=share,
-                node=self.node,
-                app=self.ari.app,
-                now=now_dt,
-                epoch=self.membership.epoch,
+                now_dt=now_dt,
             )
-            if send.commercial and not await self._preamble_ready(send.id):
-                continue
-            if send.commercial and send.account_id is not None:
-                # The law first: only the recipients it allows now are claimed (the others wait).
-                claims = await lawgate.claim_lawfully(
-                    self.db,
-                    send.id,
-                    send.account_id,
-                    now_dt,
-                    limit=share + 10,
-                    claim=take,
-                    stop_key=self.settings.require("secret_key"),
+            if send.account_id is not None:
+                claims = await self._claim_within_daily_cap(
+                    send.id, send.account_id, share, now_dt, claim_due
                 )
             else:
-                claims = await take(self.db)
+                claims = await claim_due(self.db, share)
             if not claims:
                 continue
             context = await self.send_context(send.id)
@@ -403,28 +390,74 @@ class Dialer:
                 log.warning("send.international_left_out", send_id=str(send_id), recipients=left)
         self._abroad_checked.add(send_id)
 
-    async def _within_daily_cap(self, send_id: UUID, account_id: UUID, share: int, now_dt: datetime) -> int:
-        """How many of ``share`` calls the account's daily spending cap still allows; at the cap, the send's
-        due recipients wait for the next day (reason ``daily_cap`` in the report) and 0 is returned."""
-        spending = await spending_store.daily_spending(
-            self.db, account_id, default_cap=self.settings.daily_spend_cap
+    async def _claim(
+        self,
+        db: Executor,
+        limit: int,
+        *,
+        send: RunnableSend,
+        classes: list[tuple[str, int]],
+        slots: list[Slot],
+        now_dt: datetime,
+    ) -> list[Claim]:
+        """Claim up to ``limit`` of the send's due recipients on ``db`` (the pool, or the transaction of
+        the daily cap's claim)."""
+        take = functools.partial(
+            attempts_store.claim,
+            send_id=send.id,
+            classes=classes,
+            slots=slots,
+            limit=limit,
+            node=self.node,
+            app=self.ari.app,
+            now=now_dt,
+            epoch=self.membership.epoch,
         )
-        remaining = spending.remaining
-        if remaining is None:
-            return share
-        if remaining <= 0:
-            held = await spending_store.postpone_to(self.db, send_id, spending.next_day, now_dt)
+        if send.commercial and send.account_id is not None:
+            # The law first: only the recipients it allows now are claimed (the others wait).
+            return await lawgate.claim_lawfully(
+                db,
+                send.id,
+                send.account_id,
+                now_dt,
+                limit=limit + 10,
+                claim=take,
+                stop_key=self.settings.require("secret_key"),
+            )
+        return await take(db)
+
+    async def _claim_within_daily_cap(
+        self,
+        send_id: UUID,
+        account_id: UUID,
+        share: int,
+        now_dt: datetime,
+        claim: Callable[[Executor, int], Awaitable[list[Claim]]],
+    ) -> list[Claim]:
+        """Claim at most as many of ``share`` calls as the account's daily spending cap still allows, the
+        whole cluster together (engine/store/spending.claim_within_cap); at the cap, the send's due
+        recipients wait for the next day (reason ``daily_cap`` in the report) and none is claimed."""
+        capped = await spending_store.claim_within_cap(
+            self.db,
+            account_id,
+            send_id,
+            default_cap=self.settings.daily_spend_cap,
+            limit=share,
+            now=now_dt,
+            claim=claim,
+        )
+        spending = capped.spending
+        if spending is not None and not capped.claims and spending.remaining == 0:
             log.warning(
                 "send.daily_cap_reached",
                 send_id=str(send_id),
                 account_id=str(account_id),
                 cap=spending.cap,
                 spent=spending.spent,
-                postponed=held,
+                postponed=capped.postponed,
                 until=spending.next_day.isoformat(),
             )
-            return 0
-        return min(share, remaining)
+        return capped.claims
 
     async def _run_when_paced(self, claim: Claim, context: SendContext) -> None:
         await self.pool.wait_for_token(claim.trunk)

@@ -19,7 +19,7 @@ from engine.store import commercial as commercial_store
 from engine.store import consent as consent_store
 from engine.store import stoplists as stoplists_store
 from engine.store.attempts import Claim
-from engine.store.db import Database, Executor
+from engine.store.db import Executor, in_transaction
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +79,7 @@ class Claimer(Protocol):
 
 
 async def claim_lawfully(
-    db: Database,
+    db: Executor,
     send_id: UUID,
     account_id: UUID,
     now: datetime,
@@ -91,7 +91,7 @@ async def claim_lawfully(
     """Gate and claim in one transaction, under the account's lock: two engines (or two of the account's
     sends to one number) cannot both read a number's history before either claim is committed, so the
     cap of 4 attempts per 30 days holds across them. The attempt rows commit here, before any originate."""
-    async with db.transaction() as conn:
+    async with in_transaction(db) as conn:  # a savepoint inside the daily cap's claim (spending.py)
         await commercial_store.lock_account(conn, account_id)
         only = await allowed(conn, send_id, account_id, now, limit=limit, stop_key=stop_key)
         if not only:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -86,6 +87,11 @@ def _chart(outcomes: dict[str, int]) -> list[dict[str, Any]]:
     return bars
 
 
+def _transfer_minutes(attempts: list[dict[str, Any]]) -> int:
+    """Started minutes of the recipient's transferred conversations (as the send's total counts them)."""
+    return sum(math.ceil(a["transfer_s"] / 60) for a in attempts if (a.get("transfer_s") or 0) > 0)
+
+
 def _recipient_row(row: dict[str, Any]) -> dict[str, Any]:
     attempts = row["attempts_detail"]
     if isinstance(attempts, str):
@@ -93,6 +99,9 @@ def _recipient_row(row: dict[str, Any]) -> dict[str, Any]:
     last = attempts[-1] if attempts else {}
     transfer = last.get("transfer_outcome")
     return {
+        # Invoicing (issue 17): the transfers' started minutes and the credits they were charged.
+        "transfer_min": _transfer_minutes(attempts),
+        "transfer_credits": sum(a.get("transfer_credits") or 0 for a in attempts),
         "id": row["id"],
         "number": phone_fr(row["e164"]),
         "result": Outcome(row["outcome"]).label_fr
@@ -122,6 +131,7 @@ def _recipient_row(row: dict[str, Any]) -> dict[str, Any]:
 async def detail(p: Page) -> web.StreamResponse:
     send = await _send(p)
     progress = await p.services.sends.progress(send)
+    transfers = await p.services.sends.transfer_usage(send)
     after = int(p.text("apres")) if p.text("apres").isdigit() else 0
     rows = await p.services.sends.recipients(send, limit=RECIPIENTS_PER_PAGE + 1, after_id=after)
     more = len(rows) > RECIPIENTS_PER_PAGE
@@ -139,6 +149,7 @@ async def detail(p: Page) -> web.StreamResponse:
         window_note=None if wait is None else window_wait_fr(wait, now),
         send=send,
         progress=progress,
+        transfers=transfers,
         percent=_percent(send.status, progress.total - progress.remaining, progress.total),
         message_label=message_label,
         bars=_chart(progress.outcomes),
@@ -243,8 +254,11 @@ async def export_csv(p: Page) -> web.StreamResponse:
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     out.write("\ufeff")
     writer.writerow(
-        ["Numéro", "Résultat", "Code résultat", "Essais", "Fin", "Écoute (s)", "Transfert", "Référence"]
-    )
+        [
+            "Numéro", "Résultat", "Code résultat", "Essais", "Fin", "Écoute (s)", "Transfert",
+            "Minutes de transfert", "Crédits de transfert", "Référence",
+        ]
+    )  # fmt: skip
     after = 0
     while True:
         rows = await p.services.sends.recipients(send, limit=CSV_BATCH, after_id=after)
@@ -258,6 +272,8 @@ async def export_csv(p: Page) -> web.StreamResponse:
                 row["final_at"],
                 "" if row["talk_s"] is None else f"{row['talk_s']:.1f}".replace(".", ","),
                 row["transfer"],
+                row["transfer_min"],
+                row["transfer_credits"],
                 send.comment,
             ]
             writer.writerow([csv_cell(c) for c in cells])

@@ -1,4 +1,5 @@
-"""« Messages enregistrés » (listen, rename, delete) and « Enregistrer un message » (WAV/MP3 upload).
+"""« Messages enregistrés » (listen, rename, delete; confirm or dismiss a greeting recorded by phone) and
+« Enregistrer un message » (WAV/MP3 upload).
 
 Uploads are streamed to a temporary file (never held in memory) and handed to the messages service, which
 converts, checks and stores them, or refuses them with a French reason and stores nothing.
@@ -14,7 +15,7 @@ from typing import Final
 from aiohttp import BodyPartReader, web
 
 from engine.domain.accounts import MessageInUse
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, NotFound
 from engine.web import sessions
 from engine.web.ui.core import Page, page, upload_page
 
@@ -31,7 +32,8 @@ def _ref(p: Page) -> int:
 
 async def _render_list(p: Page, *, errors: dict[int, str] | None = None, status: int = 200) -> web.Response:
     messages = await p.services.messages.list(p.account.id)
-    return p.render("messages.html", status=status, messages=messages, errors=errors or {})
+    pending = [m for m in messages if m.greeting_pending]
+    return p.render("messages.html", status=status, messages=messages, pending=pending, errors=errors or {})
 
 
 @page
@@ -57,6 +59,31 @@ async def delete(p: Page) -> web.StreamResponse:
     except MessageInUse as exc:
         return await _render_list(p, errors={ref: exc.message_fr}, status=409)
     return p.redirect("/messages", f"Message n° {ref} supprimé.")
+
+
+@page
+async def confirm_greeting(p: Page) -> web.StreamResponse:
+    ref = _ref(p)
+    try:
+        await p.services.messages.confirm_greeting(p.account.id, ref)
+    except NotFound as exc:
+        return await _render_list(p, errors={ref: exc.message_fr}, status=404)
+    note = "" if p.account.defaults.greeting_enabled else " Activez-le dans « Paramètres » pour vos envois."
+    return p.redirect(
+        "/messages", f"Le message d'accueil n° {ref} est désormais votre message d'accueil.{note}"
+    )
+
+
+@page
+async def dismiss_greeting(p: Page) -> web.StreamResponse:
+    ref = _ref(p)
+    try:
+        await p.services.messages.dismiss_greeting(p.account.id, ref)
+    except NotFound as exc:
+        return await _render_list(p, errors={ref: exc.message_fr}, status=404)
+    return p.redirect(
+        "/messages", f"Message d'accueil n° {ref} ignoré : votre message d'accueil par défaut ne change pas."
+    )
 
 
 @page
@@ -156,4 +183,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/messages/nouveau", upload)
     app.router.add_post("/messages/{ref}/renommer", rename)
     app.router.add_post("/messages/{ref}/supprimer", delete)
+    app.router.add_post("/messages/{ref}/accueil/confirmer", confirm_greeting)
+    app.router.add_post("/messages/{ref}/accueil/ignorer", dismiss_greeting)
     app.router.add_get("/messages/{ref}/ecoute", listen)

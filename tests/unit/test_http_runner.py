@@ -1,0 +1,27 @@
+"""An overlong request line to http.php gets its code 100, not the HTTP parser's 400 (issue 17): the line
+is told by the start aiohttp keeps of it, from its C parser (the target) or its Python one (the line)."""
+
+from __future__ import annotations
+
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+
+from engine.web.runner import is_http_php_line
+
+
+def test_only_an_overlong_line_to_http_php_is_told_apart() -> None:
+    for kept in (
+        bytearray(b"/http.php?email=a%40b.fr&numero=0612..."),  # C parser: the target, a bytearray
+        b"GET /http.php?email=a%40b.fr&numero=0612...",  # Python parser: the request line
+        b"POST /http.php HTTP/1.1",
+        b"/http.php...",
+    ):
+        assert is_http_php_line(LineTooLong(kept, 73728)), kept
+    for kept in (
+        b"/http.phpx?a=b...",
+        b"GET /connexion?suite=xxx...",
+        b"/api/v1/sends?x...",
+        b"X-Long: aaa...",
+    ):
+        assert not is_http_php_line(LineTooLong(kept, 73728)), kept
+    assert not is_http_php_line(BadHttpMessage("/http.php?x"))
+    assert not is_http_php_line(None)
