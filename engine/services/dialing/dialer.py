@@ -311,7 +311,7 @@ class Dialer:
             if self.active < self.settings.max_channels:
                 self._note_token_wait(now)
             return
-        sends = await sends_store.runnable_sends(self.db, now_dt)
+        sends = await sends_store.runnable_sends(self.db, now_dt, default_cap=self.settings.daily_spend_cap)
         if not sends:
             return
         classes = self.pool.plan(now)
@@ -343,7 +343,7 @@ class Dialer:
             share = -(-free // (len(sends) - index))  # ceil
             if send.id not in self._abroad_checked:
                 await self._leave_out_abroad(send.id)
-            if send.account_id is not None:
+            if send.account_id is not None and send.daily_cap:
                 share = await self._within_daily_cap(send.id, send.account_id, share, now_dt)
                 if share <= 0:
                     continue
@@ -361,6 +361,7 @@ class Dialer:
                 app=self.ari.app,
                 now=now_dt,
                 epoch=self.membership.epoch,
+                touch=False,  # below, once its calls are on their way
             )
             if send.commercial and not await self._preamble_ready(send.id):
                 continue
@@ -389,6 +390,7 @@ class Dialer:
                 else:  # a failover took its token while it was being claimed: it keeps the pace
                     self._spawn(self._run_when_paced(claim, context), claim)
             free -= len(claims)
+            await attempts_store.touch_send(self.db, send.id, now_dt)
         if free > 0:
             self._note_token_wait(now)
 
