@@ -139,7 +139,6 @@ class Dialer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._checked_at = float("-inf")
         self._completed_at = 0.0
-        self._completing: asyncio.Task[None] | None = None  # billing and completion, beside the dispatch
         self._started_due_at = float("-inf")
         self._token_due: float | None = None
         self._reconciled_at = time.monotonic()
@@ -208,9 +207,6 @@ class Dialer:
         for foster in list(self._fosters.values()):
             foster.cancel()
         await asyncio.gather(*self._fosters.values(), return_exceptions=True)
-        if self._completing is not None:
-            self._completing.cancel()
-            await asyncio.gather(self._completing, return_exceptions=True)
         tasks = list(self._tasks)
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=timeout_s)
@@ -260,24 +256,16 @@ class Dialer:
             await self._dispatch(now_dt)
         if self.shared is not None:
             await self.shared.sync_if_due()
-        self._complete_soon()
+        await self._complete()
         if time.monotonic() - self._reconciled_at > RECONCILE_EVERY_S:
             self._reconciled_at = time.monotonic()
             await self.adoption.reconcile()
 
-    def _complete_soon(self) -> None:
-        """Every second, transfers billed and finished sends completed, in a task of their own: a channel
-        freed meanwhile is claimed for at once, not after them (settling a second's results takes a few
-        statements). A claim and a completion may run side by side, as on two engines: a claim moves its
-        recipients from pending to calling in one statement, so a completion sees one or the other."""
+    async def _complete(self) -> None:
         now = time.monotonic()
-        if now - self._completed_at < 1.0 or (self._completing is not None and not self._completing.done()):
+        if now - self._completed_at < 1.0:
             return
         self._completed_at = now
-        self._completing = asyncio.create_task(self._complete(), name="dialer-complete")
-        self._completing.add_done_callback(_completion_done)
-
-    async def _complete(self) -> None:
         charged = await transfers_store.bill(self.db, unit=self.settings.transfer_minute_credits)
         if charged:
             log.info("transfers.billed", credits=charged)
@@ -613,16 +601,6 @@ class Dialer:
         except AriError as exc:
             raise TelephonyUnavailable(f"ARI endpoints: {exc}") from exc
         return {str(e.get("resource")): str(e.get("state", "unknown")) for e in endpoints}
-
-
-def _completion_done(task: asyncio.Task[None]) -> None:
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if isinstance(exc, DatabaseUnavailable):
-        log.warning("dialer.completion_postponed", error=str(exc))  # the next second's tries again
-    elif exc is not None:
-        log.error("dialer.completion_failed", exc_info=exc)
 
 
 def transfer_number(context: attempts_store.DialContext) -> str | None:
