@@ -151,6 +151,7 @@ async def claim(
     now: datetime,
     only: Sequence[int] | None = None,
     epoch: int | None = None,
+    touch: bool = True,
 ) -> list[Claim]:
     """Take up to ``limit`` due recipients of a send, each matched to a slot of the first route class whose
     pattern its number matches (``classes``: (regex, slot count), best first), and commit one attempt row
@@ -158,7 +159,8 @@ async def claim(
     never to calling the number again blindly. (Row locks, SKIP LOCKED: several engines share the work.)
     ``only``: claim none but these recipients (those the law's gate allowed: commercial sends).
     ``epoch``: the node's (engine/store/nodes.py): nothing is claimed once it was raised, or while the
-    node drains (None: no node check, for callers outside the dialer)."""
+    node drains (None: no node check, for callers outside the dialer). ``touch``: note the claim's time
+    on the send (False: the caller does, with ``touch_send``, once its calls are on their way)."""
     if not slots or limit <= 0:
         return []
     rows = await db.fetch(
@@ -182,9 +184,15 @@ async def claim(
     claims = [
         Claim(r["id"], send_id, r["recipient_id"], r["e164"], r["attempt_no"], r["trunk"]) for r in rows
     ]
+    if touch:
+        await touch_send(db, send_id, now)
+    return claims
+
+
+async def touch_send(db: Executor, send_id: UUID, now: datetime) -> None:
+    """When the send's recipients were last claimed (fairness between sends)."""
     # Outside the claim's statement: fairness only needs it roughly right, and no claim should wait for it.
     await db.execute("UPDATE sends SET last_claim_at = $2 WHERE id = $1", send_id, now)
-    return claims
 
 
 async def failover_attempt(

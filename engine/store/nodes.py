@@ -8,6 +8,7 @@ it sees the new epoch and places nothing."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -80,13 +81,19 @@ async def fence(conn: asyncpg.Connection, name: str, epoch: int, attempt_id: UUI
     and the attempt is still its own and open; False when the attempt is not (any more); None when the
     node's epoch was raised (it was fenced). The node's row stays locked FOR KEY SHARE until the
     transaction ends (a takeover waits for it)."""
-    held = await conn.fetchval("SELECT epoch = $2 FROM nodes WHERE name = $1 FOR KEY SHARE", name, epoch)
-    if not held:
-        return None
-    mine = await conn.fetchval(
-        "SELECT 1 FROM attempts WHERE id = $1 AND node = $2 AND state <> 'ended'", attempt_id, name
+    # One round trip (it runs before every originate). A takeover waited for commits the raised epoch and
+    # the moved attempts together: the epoch, checked again on the row version that lock wait returns,
+    # says so whatever the attempt's read saw.
+    row = await conn.fetchrow(
+        "SELECT n.epoch = $2 AS held, EXISTS (SELECT 1 FROM attempts a WHERE a.id = $3 AND a.node = $1 "
+        "AND a.state <> 'ended') AS mine FROM nodes n WHERE n.name = $1 FOR KEY SHARE OF n",
+        name,
+        epoch,
+        attempt_id,
     )
-    return mine is not None
+    if row is None or not row["held"]:
+        return None
+    return bool(row["mine"])
 
 
 async def dead(db: Executor, me: str, dead_after_s: float) -> list[tuple[str, int]]:
@@ -162,8 +169,15 @@ async def list_nodes(db: Executor) -> list[NodeRow]:
 async def fenced_transaction(db: Database, idle_timeout_s: float) -> AsyncIterator[asyncpg.Connection]:
     """A transaction that PostgreSQL ends by itself when its client stays idle in it for longer than
     ``idle_timeout_s`` (a node frozen while it holds its row's lock never blocks a takeover for long)."""
-    async with db.transaction() as conn:
-        await conn.execute(
-            f"SET LOCAL idle_in_transaction_session_timeout = {max(1, int(idle_timeout_s * 1000))}"
-        )
-        yield conn
+    timeout_ms = max(1, int(idle_timeout_s * 1000))
+    async with db.connection() as conn:
+        # BEGIN and the timeout in one round trip (the simple query protocol takes both).
+        await conn.execute(f"BEGIN; SET LOCAL idle_in_transaction_session_timeout = {timeout_ms}")
+        try:
+            yield conn
+        except BaseException:
+            # A connection PostgreSQL closed (the timeout) has nothing to roll back: the pool drops it.
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")

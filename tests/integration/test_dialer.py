@@ -431,57 +431,6 @@ async def test_failover_only_before_ringing(
             assert counted["0" + e164[3:]] == ours, (trunk, e164)
 
 
-async def test_two_engines_share_the_work_without_double_calls(
-    stack_settings: Settings,
-    db: Database,
-    sipp_ports,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
-) -> None:
-    sipp = await callees(stack_settings, sipp_ports, tmp_path, max_channels=20, max_cps=40)
-    who = await customer(db, stack_settings, tmp_path, credits=1000, seconds=1.0)
-    numbers = [f"06{i:08d}" for i in range(14000000, 14000080)]
-    base = {"VOCALCAST_RING_TIMEOUT_S": "2", "VOCALCAST_MAX_CHANNELS": "10", **FAST_TRUNK_ENV}
-    one = EngineProcess(engine_env({**base, "VOCALCAST_NODE": "alpha"}), tmp_path / "alpha.log")
-    other_port = str(int(stack_settings.http_port) + 1)
-    two = EngineProcess(
-        engine_env({**base, "VOCALCAST_NODE": "beta", "VOCALCAST_HTTP_PORT": other_port}),
-        tmp_path / "beta.log",
-    )
-    async with sipp:
-        await one.start()
-        await two.start()
-        try:
-            send = await create_send(
-                db,
-                stack_settings,
-                who.account,
-                message_ref=who.message.ref,
-                targets=targets(numbers),
-                origin="api",
-                retries=1,
-                retry_interval_s=1,
-            )
-            await _until_completed(db, send.id, timeout_s=90)
-        finally:
-            await one.stop()
-            await two.stop()
-    nodes = {
-        r["node"]: r["n"]
-        for r in await db.fetch(
-            "SELECT node, count(*) AS n FROM attempts WHERE send_id = $1 GROUP BY node", send.id
-        )
-    }
-    assert set(nodes) == {"alpha", "beta"}, nodes
-    apps = {r["app"] for r in await db.fetch("SELECT DISTINCT app FROM attempts WHERE send_id = $1", send.id)}
-    assert apps == {"vocalcast-alpha", "vocalcast-beta"}
-    rows = await sends_store.recipients(db, send.id, limit=1000)
-    invites = invites_per_number(sipp)
-    failed_by_trunk = await trunk_failures(db, send.id)
-    for row in rows:
-        assert row["state"] == "done"
-        assert invites["0" + row["e164"][3:]] == row["attempts"] + failed_by_trunk.get(row["e164"], 0)
-
-
 async def cycles_without_asterisk(engine: Engine, count: int) -> None:
     """Returns after `count` more dialer cycles found Asterisk away, each one able to place a call: when
     it began, the trunk had a free channel and a token (only a claim takes a token; the engine's own limit,

@@ -313,7 +313,7 @@ class Dialer:
             if self.active < self.settings.max_channels:
                 self._note_token_wait(now)
             return
-        sends = await sends_store.runnable_sends(self.db, now_dt)
+        sends = await sends_store.runnable_sends(self.db, now_dt, default_cap=self.settings.daily_spend_cap)
         if not sends:
             return
         classes = self.pool.plan(now)
@@ -358,7 +358,7 @@ class Dialer:
                 ],
                 now_dt=now_dt,
             )
-            if send.account_id is not None:
+            if send.account_id is not None and send.daily_cap:  # no cap: no query before the claim
                 claims = await self._claim_within_daily_cap(
                     send.id, send.account_id, share, now_dt, claim_due
                 )
@@ -376,6 +376,7 @@ class Dialer:
                 else:  # a failover took its token while it was being claimed: it keeps the pace
                     self._spawn(self._run_when_paced(claim, context), claim)
             free -= len(claims)
+            await attempts_store.touch_send(self.db, send.id, now_dt)
         if free > 0:
             self._note_token_wait(now)
 
@@ -412,6 +413,7 @@ class Dialer:
             app=self.ari.app,
             now=now_dt,
             epoch=self.membership.epoch,
+            touch=False,  # by the dispatch, once its calls are on their way
         )
         if send.commercial and send.account_id is not None:
             # The law first: only the recipients it allows now are claimed (the others wait).
