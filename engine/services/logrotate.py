@@ -55,15 +55,34 @@ async def rotate(settings: Settings, *, force: bool = False) -> bool:
     # The engine's own directory below run/ (the rest of run/, the PID files, stays root's: issue 17).
     run = settings.state_dir / "run" / "engine"
     run.mkdir(parents=True, exist_ok=True)
+    # Root (an operator's command, an engine started by hand) rotates as the directory's owner, the
+    # service user when `stack up` runs the engine: the files it leaves (state, rotated logs) stay the
+    # engine's, whose own daily run could not touch root's.
+    owner = run.stat()
+    as_owner = os.geteuid() == 0 and owner.st_uid != 0
     conf = run / "logrotate.conf"
     conf.unlink(missing_ok=True)  # a new file, ours: logrotate refuses a configuration someone else owns
     # logrotate also refuses a configuration others may write
     fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(render(settings, as_root=os.geteuid() == 0))
-    args = [program, "--state", str(run / "logrotate.state"), *(["--force"] if force else []), str(conf)]
+        f.write(render(settings, as_root=os.geteuid() == 0 and not as_owner))
+    state = run / "logrotate.state"
+    args = [program, "--state", str(state), *(["--force"] if force else []), str(conf)]
+    uid = gid = None
+    groups: list[int] | None = None
+    if as_owner:
+        uid, gid = owner.st_uid, owner.st_gid
+        os.chown(conf, uid, gid, follow_symlinks=False)
+        if state.exists():  # left by a run as root before this rule
+            os.chown(state, uid, gid, follow_symlinks=False)
+        groups = [settings.asterisk_uid]  # the engine's one supplementary group: Asterisk's logs too
     proc = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        user=uid,
+        group=gid,
+        extra_groups=groups,
     )
     out, err = await proc.communicate()
     if proc.returncode != 0:

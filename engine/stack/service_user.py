@@ -189,6 +189,8 @@ def give_paths(settings: Settings, user: ServiceUser) -> None:
         _own(log, user.uid, user.gid, None)  # the logs root's processes write stay 0600: owner only
     for export in (state / "exports").iterdir():
         _own(export, user.uid, user.gid, None)
+    for item in engine_dir(settings).iterdir():  # e.g. logrotate's state, from a rotation run as root
+        _own(item, user.uid, user.gid, None)
     media = settings.media_dir
     media.mkdir(parents=True, exist_ok=True)
     _own_tree(media, user.uid, user.extra_gid)

@@ -3,6 +3,9 @@ and Asterisk's own), keeping VOCALCAST_LOG_KEEP_DAYS generations, open files tru
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from engine.media.paths import host_dir
@@ -59,3 +62,39 @@ def test_the_configuration_names_the_settings_days() -> None:
     text = render(settings)
     assert '"/srv/x/logs/*.log"' in text and '"/srv/x/asterisk/log/*.log"' in text
     assert "rotate 9\n" in text and "copytruncate" in text
+
+
+NOBODY = 65534
+
+
+def _engine_owned_state(base: Path) -> Settings:
+    """A state directory as `stack up` leaves it: logs and run/engine the service user's (here nobody),
+    with logrotate's state root's, as an earlier rotation run as root left it."""
+    base.chmod(0o755)
+    settings = _settings(base, keep=3)
+    logs, run = settings.state_dir / "logs", settings.state_dir / "run" / "engine"
+    for path in (logs, run):
+        path.mkdir(parents=True)
+        os.chown(path, NOBODY, NOBODY)
+    settings.state_dir.chmod(0o755)
+    (settings.state_dir / "run").chmod(0o755)
+    (logs / "engine.log").write_text("day 1\n")
+    os.chown(logs / "engine.log", NOBODY, NOBODY)
+    (run / "logrotate.state").write_text("")
+    return settings
+
+
+async def test_root_rotates_as_the_owner_of_the_engines_directory() -> None:
+    """An operator's command (root) rotating the logs of an engine that runs as the service user leaves
+    nothing the engine's own daily run cannot use: it runs logrotate as that user (a state file root
+    left before is handed over)."""
+    base = Path(tempfile.mkdtemp(prefix="vc-rotate-"))
+    try:
+        settings = _engine_owned_state(base)
+        assert await rotate(settings, force=True)
+        logs, run = settings.state_dir / "logs", settings.state_dir / "run" / "engine"
+        assert (logs / "engine.log.1").read_text() == "day 1\n"
+        for path in (logs / "engine.log.1", run / "logrotate.state", run / "logrotate.conf"):
+            assert path.stat().st_uid == NOBODY, path
+    finally:
+        shutil.rmtree(base)
