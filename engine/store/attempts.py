@@ -20,6 +20,7 @@ from engine.domain.outcomes import Outcome
 from engine.domain.retries import LegalCap, RetryPolicy, RetryTiming, decide
 from engine.store import commercial as commercial_store
 from engine.store import consent as consent_store
+from engine.store import sends as sends_store
 from engine.store import stoplists
 from engine.store.db import Database, Executor, in_transaction
 
@@ -228,6 +229,9 @@ async def failover_attempt(
 # an attempt we cut (our_cut: Asterisk or our host failed, see engine/domain/unobserved.py), called again
 # at once.
 # FOR UPDATE OF r, in id order: a concurrent change of a recipient is waited for and its new state checked.
+# FOR KEY SHARE OF s: a cancel in progress (its send FOR UPDATE) is waited for and its status seen, else
+# a recipient retried by a result written meanwhile would stay pending in a send nobody calls any more,
+# its credit held (the cancel only ends the recipients pending when it runs).
 _RECORD: Final = (
     "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], "
     "$7::timestamptz[], $8::timestamptz[], $9::float8[], $10::float8[], $11::text[], $12::float8[], "
@@ -247,7 +251,7 @@ _RECORD: Final = (
     "coalesce(r.trunk_wait_since, now()) + make_interval(secs => e.wait_max) <= now()) AS final "
     "FROM send_recipients r JOIN ended e ON e.recipient_id = r.id AND e.move "
     "JOIN sends s ON s.id = r.send_id "
-    "WHERE r.state = 'calling' ORDER BY r.id FOR UPDATE OF r), "
+    "WHERE r.state = 'calling' ORDER BY r.id FOR UPDATE OF r FOR KEY SHARE OF s), "
     "moved AS (UPDATE send_recipients r SET "
     "state = CASE WHEN n.final THEN 'done' ELSE 'pending' END, "
     "outcome = CASE WHEN NOT n.final THEN NULL WHEN n.trunk_failure THEN 'congestion' ELSE n.outcome END, "
@@ -415,14 +419,25 @@ async def record_results(
 
 
 async def requeue(db: Executor, claim_: Claim) -> None:
-    """Give a claimed recipient back untouched (the call was never placed: no trunk, engine stopping)."""
+    """Give a claimed recipient back untouched (the call was never placed: lease expired, no trunk, engine
+    stopping). The send is locked FOR KEY SHARE first, as a claim does: a cancel in progress (FOR UPDATE)
+    is waited for and its outcome seen. A send no longer running nor paused (cancelled while the call was
+    claimed) gets no recipient back to pending, where nothing would ever call it nor release its credit:
+    it ends cancelled, as the cancel would have ended it, and the credit it held is released."""
     async with in_transaction(db) as conn:
-        await conn.execute("DELETE FROM attempts WHERE id = $1 AND state = 'originating'", claim_.attempt_id)
-        await conn.execute(
-            "UPDATE send_recipients SET state = 'pending', attempts = attempts - 1 WHERE id = $1 AND state "
-            "= 'calling'",
-            claim_.recipient_id,
+        send = await conn.fetchrow(
+            "SELECT status, account_id FROM sends WHERE id = $1 FOR KEY SHARE", claim_.send_id
         )
+        over = send is not None and send["status"] not in ("running", "paused")
+        await conn.execute("DELETE FROM attempts WHERE id = $1 AND state = 'originating'", claim_.attempt_id)
+        given = await conn.fetchval(
+            "WITH g AS (UPDATE send_recipients SET state = $2, attempts = attempts - 1 WHERE id = $1 "
+            "AND state = 'calling' RETURNING 1) SELECT count(*) FROM g",
+            claim_.recipient_id,
+            "cancelled" if over else "pending",
+        )
+        if over and given and send is not None:
+            await sends_store.release_held(conn, send["account_id"], claim_.send_id, 1, "envoi annulé")
 
 
 # --- reconciliation -------------------------------------------------------------------------------------

@@ -296,6 +296,16 @@ async def change_status(db: Executor, send_id: UUID, action: str, *, account_id:
         return await get_send(conn, send_id)
 
 
+async def release_held(
+    conn: asyncpg.Connection, account_id: UUID, send_id: UUID, count: int, reason: str
+) -> None:
+    """Release ``count`` credits the send still holds, if it holds them (a completed send released what it
+    held when it completed): recipients it will not call (engine/store/attempts.py requeue)."""
+    held = await conn.fetchval("SELECT credits_held FROM sends WHERE id = $1", send_id)
+    if held:
+        await _release(conn, account_id, send_id, min(count, held), reason)
+
+
 async def _release(
     conn: asyncpg.Connection, account_id: UUID, send_id: UUID, count: int, reason: str
 ) -> None:

@@ -570,3 +570,94 @@ async def test_a_cut_of_ours_gives_the_attempt_back_and_stages_are_kept_until_th
     }
     assert stages[ours.attempt_id] == ("message", "ours", "v1;stage=message;o=1.000")
     assert stages[callee.attempt_id] == ("star_wait", "callee", "v1;stage=star_wait;o=1.000")
+
+
+async def _claim_one(db: Database, send_id: object) -> attempts_store.Claim:
+    claims = await attempts_store.claim(
+        db,
+        send_id,  # type: ignore[arg-type]
+        [("", 1)],
+        [attempts_store.Slot("t", 1, demo=False)],
+        limit=1,
+        node="n",
+        app="x",
+        now=datetime.now(UTC),
+    )
+    assert len(claims) == 1
+    return claims[0]
+
+
+async def _books(db: Database, send_id: object) -> dict[str, Any]:
+    """The send's recipients by state, and the credits it holds (its column and its ledger)."""
+    row = await db.fetchrow(
+        "SELECT s.credits_held, (SELECT coalesce(sum(held), 0) FROM credit_ledger l WHERE l.send_id = s.id) "
+        "AS ledger FROM sends s WHERE s.id = $1",
+        send_id,
+    )
+    assert row is not None
+    states = {
+        r["state"]: r["n"]
+        for r in await db.fetch(
+            "SELECT state, count(*) AS n FROM send_recipients WHERE send_id = $1 GROUP BY state", send_id
+        )
+    }
+    return {"held": row["credits_held"], "ledger": row["ledger"], **states}
+
+
+async def test_a_call_handed_back_after_its_send_was_cancelled_ends_cancelled_and_frees_its_credit(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """A claimed call the dialer hands back (lease expired, no trunk, engine stopping) once its send was
+    cancelled, or while the cancel is in progress: its recipient ends cancelled, not pending in a send
+    nobody calls any more, and the credit it held is released. A paused send gets it back pending."""
+    who = await customer(db, stack_settings, tmp_path, credits=10)
+    send = await _send_of(db, stack_settings, who, ["0612000001", "0612000002", "0612000003"])
+    first = await _claim_one(db, send.id)
+    await steer(db, send.id, "cancel")  # the two pending ones are cancelled, their credits released
+    assert await _books(db, send.id) == {"held": 1, "ledger": 1, "calling": 1, "cancelled": 2}
+    await attempts_store.requeue(db, first)
+    assert await _books(db, send.id) == {"held": 0, "ledger": 0, "cancelled": 3}
+    assert (await balance(db, who.account.id)).available == 10
+    assert await db.fetchval("SELECT count(*) FROM attempts WHERE send_id = $1", send.id) == 0
+
+    # The cancel in progress (its send locked) while the call is handed back: the hand-back waits for it.
+    other = await _send_of(db, stack_settings, who, ["0612000004", "0612000005"])
+    second = await _claim_one(db, other.id)
+    async with db.transaction() as conn:
+        await conn.execute("SELECT 1 FROM sends WHERE id = $1 FOR UPDATE", other.id)
+        handed_back = asyncio.create_task(attempts_store.requeue(db, second))
+        await asyncio.sleep(0.3)
+        assert not handed_back.done()  # waiting for the cancel
+        await sends_store.change_status(conn, other.id, "cancel")
+    await handed_back
+    assert await _books(db, other.id) == {"held": 0, "ledger": 0, "cancelled": 2}
+
+    # Paused: the recipient goes back pending, its credit still held for when the send resumes.
+    paused = await _send_of(db, stack_settings, who, ["0612000006"])
+    third = await _claim_one(db, paused.id)
+    await steer(db, paused.id, "pause")
+    await attempts_store.requeue(db, third)
+    assert await _books(db, paused.id) == {"held": 1, "ledger": 1, "pending": 1}
+    assert await db.fetchval("SELECT attempts FROM send_recipients WHERE id = $1", third.recipient_id) == 0
+
+
+async def test_a_result_recorded_while_its_send_is_being_cancelled_ends_its_recipient(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """A result that would retry its recipient (busy), written while a cancel of its send is in progress:
+    it waits for the cancel and ends the recipient (a cancelled send retries nobody), so the settlement
+    releases its credit; it never goes back pending in a send nobody calls any more."""
+    who = await customer(db, stack_settings, tmp_path, credits=10)
+    send = await _send_of(db, stack_settings, who, ["0612000001", "0612000002"])
+    claim = await _claim_one(db, send.id)
+    policy = RetryPolicy(extra_attempts=2, interval_s=600)
+    async with db.transaction() as conn:
+        await conn.execute("SELECT 1 FROM sends WHERE id = $1 FOR UPDATE", send.id)
+        recorded = asyncio.create_task(
+            attempts_store.record_results(db, [attempts_store.Result(claim, _result(Outcome.busy), policy)])
+        )
+        await asyncio.sleep(0.3)
+        await sends_store.change_status(conn, send.id, "cancel")
+    assert [r.final for r in await recorded] == [True]
+    await sends_store.settle(db)
+    assert await _books(db, send.id) == {"held": 0, "ledger": 0, "cancelled": 1, "done": 1}
