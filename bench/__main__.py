@@ -20,7 +20,7 @@ from bench.support import checks
 
 RESULTS = Path(__file__).parent / "results"
 # Order matters little; the stack-backed ones share one test instance.
-BENCHES = ["audio", "recipients", "ari_originate", "dialer", "carrier", "amd", "privacy"]
+BENCHES = ["audio", "recipients", "ari_originate", "dialer", "carrier", "amd", "privacy", "cluster"]
 
 
 def _run(name: str, parts: list[str]) -> dict[str, Any]:
