@@ -263,9 +263,9 @@ async def test_a_frozen_node_taken_over_sends_no_invite_once_it_wakes(
         f.seek(woke_at)
         awake = f.read().decode(errors="replace")
     # Awake, alpha dropped its calls without a request to Asterisk nor a result (issue 19).
-    assert "node.fenced_calls_dropped" in awake, awake[-3000:]
     for acted in ("attempt.recorded", "call.finished"):
         assert acted not in awake, f"alpha awake: {acted}\n{awake[-3000:]}"
+    assert "node.fenced_calls_dropped" in awake, awake[-3000:]
     # The foster drove each call open at the freeze to its end: a callee answered heard the whole message
     # (the listeners stay on the line until our BYE), its outcome recorded by beta.
     assert up, "no call of alpha was open when it froze"
