@@ -113,20 +113,24 @@ class Membership:
         """This node may still place calls: joined, not fenced, its lease current."""
         return self.epoch is not None and not self.fenced and time.monotonic() < self.lease_until
 
-    async def confirm(self) -> None:
-        """Before an ARI request on this node's calls: raises AriFenced once the node is fenced. While its
-        lease is current it goes through at once; when the lease ran out (the process was frozen, or
+    async def holds(self) -> bool:
+        """Before this node acts on its calls (an ARI request, a result written): False once it is fenced.
+        While its lease is current it answers at once; when the lease ran out (the process was frozen, or
         PostgreSQL is slow) a heartbeat first says whether the node still holds its epoch."""
         if not self.fenced and (self.epoch is None or time.monotonic() < self.lease_until):
-            return
+            return True
         async with self._confirming:
             if not self.fenced and time.monotonic() >= self.lease_until:
                 # PostgreSQL away: the node cannot tell, it acts as before (a takeover needs PostgreSQL too).
                 with contextlib.suppress(DatabaseUnavailable):
                     await self._renew()
-        if self.fenced:
-            if self._dropping is not None:
-                await asyncio.shield(self._dropping)
+        if self.fenced and self._dropping is not None:
+            await asyncio.shield(self._dropping)  # its calls dropped before it answers
+        return not self.fenced
+
+    async def confirm(self) -> None:
+        """The gate of this node's ARI client (engine/telephony/ari.py): AriFenced once it is fenced."""
+        if not await self.holds():
             raise AriFenced(f"node {self.node} was fenced (epoch {self.epoch} taken over)")
 
     async def run(self) -> None:
