@@ -54,6 +54,10 @@ class AriUnavailable(TelephonyUnavailable):
     """Asterisk's HTTP server cannot be reached."""
 
 
+class AriFenced(AriUnavailable):
+    """This node was fenced (issue 19): it touches Asterisk no more, another node drives its calls."""
+
+
 _STATUS_ERRORS: dict[int, type[AriError]] = {
     404: AriNotFound,
     409: AriConflict,
@@ -99,6 +103,11 @@ class AriClient:
         self.state = AriState()
         self._ready = asyncio.Event()
         self._on_connect: list[Hook] = []
+        # Fencing (issue 19): awaited before every request and (re)connection; it raises AriFenced when
+        # this node was taken over. fence() then closes the events websocket for good.
+        self.gate: Callable[[], Awaitable[None]] | None = None
+        self.fenced = False
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> AriClient:
@@ -144,6 +153,7 @@ class AriClient:
         params: Mapping[str, str | int | float] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> Any:
+        await self._pass_gate()
         url = self.base_url + path
         query = {k: str(v) for k, v in (params or {}).items()}
         try:
@@ -299,6 +309,19 @@ class AriClient:
         result: Event = await self.request("GET", "/asterisk/info")
         return result
 
+    async def _pass_gate(self) -> None:
+        if self.fenced:
+            raise AriFenced(f"ARI app {self.app}: this node was fenced")
+        if self.gate is not None:
+            await self.gate()
+
+    async def fence(self) -> None:
+        """This node was taken over: no request any more, and the events websocket closed for good (a
+        reconnection would take the application back from the node that serves it now)."""
+        self.fenced = True
+        if self._ws is not None:
+            await self._ws.close()
+
     # --- events --------------------------------------------------------------------------------
     async def run_events(self, handler: EventHandler) -> None:
         """Keep the events websocket open forever, reconnecting with backoff. Cancel to stop."""
@@ -309,6 +332,10 @@ class AriClient:
                 delay = 0.1
             except asyncio.CancelledError:
                 raise
+            except AriFenced:
+                self._set_disconnected()
+                log.warning("ari.events.fenced", app=self.app)
+                await asyncio.Event().wait()  # never again: the process must restart to join anew
             except Exception as exc:  # noqa: BLE001 - task boundary: any failure means "reconnect"
                 self.state.last_error = f"{exc.__class__.__name__}: {exc}"
                 log.warning(
@@ -320,6 +347,7 @@ class AriClient:
             delay = min(delay * 2, self._reconnect_max_s)
 
     async def _listen(self, handler: EventHandler) -> None:
+        await self._pass_gate()
         url = self.base_url.replace("http://", "ws://", 1) + "/events"
         async with self.session.ws_connect(
             url,
@@ -328,6 +356,7 @@ class AriClient:
             timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
             max_msg_size=16 * 1024 * 1024,
         ) as ws:
+            self._ws = ws
             self.state.connected = True
             self.state.connected_since = time.time()
             # The websocket is open; Asterisk registers the app with it. Events missed during the
@@ -350,6 +379,9 @@ class AriClient:
                     handler(event)
                 elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                     break
+            self._ws = None
+            if self.fenced:
+                raise AriFenced(f"ARI app {self.app}: this node was fenced")
             raise AriUnavailable(f"events websocket closed ({ws.close_code})")
 
     async def _check_registered(self) -> None:

@@ -57,6 +57,14 @@ class CallService:
         """Close the beep wait's socket, should a call still hold it (the engine stops)."""
         self.ears.close()
 
+    def abandon_all(self) -> int:
+        """This node was fenced (issue 19): forget every call, touching nothing in Asterisk."""
+        calls = list(self.calls.values())
+        for call in calls:
+            call.abandon()
+        self.calls.clear()
+        return len(calls)
+
     def on_finished(self, request: CallRequest, result: CallResult) -> None:
         self.calls.pop(request.attempt_id, None)
         if self._on_result is not None:

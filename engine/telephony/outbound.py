@@ -119,6 +119,7 @@ class OutboundCall:
         self._transfer_slot_held = False
         self._linger: asyncio.TimerHandle | None = None
         self._soft_hangup = False
+        self._abandoned = False  # its node was fenced (abandon)
         self._asterisk_stopping = False  # Asterisk said it hangs the call up because it shuts down
         self.originated = False  # POST /channels succeeded: the channel exists until it is destroyed
         self.transfer_originated = False  # the same for the transfer leg
@@ -453,7 +454,22 @@ class OutboundCall:
             self._transfer_slot_held = False
             self.request.transfer_slots.release()
 
+    def abandon(self) -> None:
+        """Forget the call without a request to Asterisk nor a result (its node was fenced: another node
+        drives its channel now)."""
+        self._abandoned = True
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self._linger is not None:
+            self._linger.cancel()
+        if not self.done.done():
+            self.done.cancel()
+        self._log.warning("call.abandoned_fenced")
+
     def _finish(self, result: CallResult) -> None:
+        if self._abandoned:
+            return
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()

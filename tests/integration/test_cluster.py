@@ -248,9 +248,32 @@ async def test_a_frozen_node_taken_over_sends_no_invite_once_it_wakes(
             str(r["id"]) for r in await db.fetch("SELECT id FROM attempts WHERE app = 'vocalcast-alpha'")
         }
         before = invited_attempts(sipp) & alpha_attempts
+        # Its calls still up at the freeze: beta's foster drives them now (alpha still holds them in memory).
+        up = {
+            r["id"]
+            for r in await db.fetch(
+                "SELECT id FROM attempts WHERE app = 'vocalcast-alpha' AND state <> 'ended'"
+            )
+        }
+        woke_at = alpha.log_path.stat().st_size  # what alpha logs from here on, it did once awake
         os.kill(alpha.proc.pid, signal.SIGCONT)
         await wait_for(lambda: _fenced(alpha), timeout_s=10, what="alpha to see it was fenced (its /healthz)")
         await completed(db, send.id)
+    with alpha.log_path.open("rb") as f:
+        f.seek(woke_at)
+        awake = f.read().decode(errors="replace")
+    # Awake, alpha dropped its calls without a request to Asterisk nor a result (issue 19).
+    for acted in ("attempt.recorded", "call.finished"):
+        assert acted not in awake, f"alpha awake: {acted}\n{awake[-3000:]}"
+    assert "node.fenced_calls_dropped" in awake, awake[-3000:]
+    # The foster drove each call open at the freeze to its end: a callee answered heard the whole message
+    # (the listeners stay on the line until our BYE), its outcome recorded by beta.
+    assert up, "no call of alpha was open when it froze"
+    ends = await db.fetch(
+        "SELECT id, end_reason, node, answered_at FROM attempts WHERE id = ANY($1::uuid[])", list(up)
+    )
+    assert all(r["node"] == "beta" for r in ends), ends
+    assert all(r["end_reason"] == "message_completed" for r in ends if r["answered_at"]), ends
     alpha_attempts = {
         str(r["id"]) for r in await db.fetch("SELECT id FROM attempts WHERE app = 'vocalcast-alpha'")
     }

@@ -315,6 +315,11 @@ class Attempts:
         trunk_failure: bool = False,
     ) -> None:
         """Write the result; while PostgreSQL is away, keep it and retry (nothing is lost)."""
+        if self.membership is not None and not await self.membership.holds():
+            # Not this node's attempt any more (its lease ran out: it beat first, and learnt it was fenced):
+            # the node that took it over records its outcome.
+            log.warning("attempt.not_recorded_fenced", attempt_id=str(claim.attempt_id))
+            return
         item = attempts_store.Result(
             claim,
             result,

@@ -146,9 +146,17 @@ class Dialer:
         self._reconciled_at = time.monotonic()
         # This engine as a node of the cluster: heartbeat, epoch (fencing), drain, takeovers (issue 19).
         self.membership = Membership(
-            settings, db, node=self.node, app=ari.app, on_takeover=self._on_takeover, on_change=self.wake
+            settings,
+            db,
+            node=self.node,
+            app=ari.app,
+            on_takeover=self._on_takeover,
+            on_change=self.wake,
+            on_fenced=self._drop_calls,
         )
         self.attempts.membership = self.membership
+        # No ARI request of a node fenced meanwhile (it learns so before it acts: Membership.confirm).
+        ari.gate = self.membership.confirm
         # VOCALCAST_CLUSTER: the trunks' channels, pace and pauses taken from PostgreSQL's counters.
         self.shared = SharedLimits(db, self.node, self.pool) if settings.cluster else None
         self.attempts.shared = self.shared
@@ -561,6 +569,25 @@ class Dialer:
             task = asyncio.create_task(foster.run(), name=f"foster-{app}")
             self._fosters[app] = task
             task.add_done_callback(functools.partial(self._foster_done, app))
+        self.wake()
+
+    async def _drop_calls(self) -> None:
+        """This node was fenced: its calls are another node's now. Forget them without touching Asterisk
+        (its ARI client refuses every request from now on, its events websocket is closed) and record
+        nothing for them: whoever took them over drives their channels and records their outcomes."""
+        await self.ari.fence()
+        dropped = self.calls.abandon_all()
+        tasks = [*self._tasks, *self._fosters.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        log.error(
+            "node.fenced_calls_dropped",
+            node=self.node,
+            calls=dropped,
+            attempts=len(self._tasks),
+            fostered=sorted(self._fosters),
+        )
         self.wake()
 
     async def _adopted(self, node: str) -> None:

@@ -6,15 +6,25 @@ transaction (a takeover raises it), and the node places no call once half of VOC
 has passed since its last heartbeat was written (its lease: a process frozen between that check and its
 request wakes with an expired lease). A node that finds itself fenced never places a call again; it says
 so in /healthz until it is restarted (a restart joins again with a new epoch).
+
+A node that wakes fenced still holds its calls in memory (call objects, timers, ARI handles) while the
+node that took it over drives their channels: before any ARI request (engine/telephony/ari.py gate), a node
+whose lease ran out beats first, and learns so before it acts. Once fenced it drops those calls without
+touching Asterisk, records nothing for them and closes its events websocket (on_fenced, the dialer's); it
+stays up, fenced, saying so in its log and /healthz, rather than exiting: an exit would lose that report and,
+under a supervisor restarting it at once, rejoin with a new epoch while its calls are still the taker's — the
+operator restarts it (`vocalcast stack restart`, systemd) once the cause of the freeze is understood.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -25,6 +35,7 @@ from engine.settings import Settings
 from engine.store import Database
 from engine.store import nodes as nodes_store
 from engine.store.nodes import TakenOver
+from engine.telephony.ari import AriFenced
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +58,7 @@ class Membership:
         app: str,
         on_takeover: Callable[[TakenOver], Awaitable[None]] | None = None,
         on_change: Callable[[], None] | None = None,
+        on_fenced: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -54,12 +66,15 @@ class Membership:
         self.app = app
         self.on_takeover = on_takeover
         self.on_change = on_change
+        self.on_fenced = on_fenced
         self.epoch: int | None = None
         self.draining = False
         self.fenced = False
         self.lease_until = float("-inf")  # monotonic: no call may be placed after it
         self.took_over: list[str] = []
         self._joining = asyncio.Lock()
+        self._confirming = asyncio.Lock()
+        self._dropping: asyncio.Task[None] | None = None
 
     @property
     def lease_s(self) -> float:
@@ -98,6 +113,26 @@ class Membership:
         """This node may still place calls: joined, not fenced, its lease current."""
         return self.epoch is not None and not self.fenced and time.monotonic() < self.lease_until
 
+    async def holds(self) -> bool:
+        """Before this node acts on its calls (an ARI request, a result written): False once it is fenced.
+        While its lease is current it answers at once; when the lease ran out (the process was frozen, or
+        PostgreSQL is slow) a heartbeat first says whether the node still holds its epoch."""
+        if not self.fenced and (self.epoch is None or time.monotonic() < self.lease_until):
+            return True
+        async with self._confirming:
+            if not self.fenced and time.monotonic() >= self.lease_until:
+                # PostgreSQL away: the node cannot tell, it acts as before (a takeover needs PostgreSQL too).
+                with contextlib.suppress(DatabaseUnavailable):
+                    await self._renew()
+        if self.fenced and self._dropping is not None:
+            await asyncio.shield(self._dropping)  # its calls dropped before it answers
+        return not self.fenced
+
+    async def confirm(self) -> None:
+        """The gate of this node's ARI client (engine/telephony/ari.py): AriFenced once it is fenced."""
+        if not await self.holds():
+            raise AriFenced(f"node {self.node} was fenced (epoch {self.epoch} taken over)")
+
     async def run(self) -> None:
         """Forever: the heartbeat, then the takeover of nodes silent for too long."""
         while True:
@@ -113,18 +148,7 @@ class Membership:
         if self.epoch is None:
             await self.ensure_joined()
             return
-        started = time.monotonic()
-        beat = await nodes_store.beat(self.db, self.node, self.epoch)
-        if beat is None:
-            self._fenced()
-            return
-        self.lease_until = started + self.lease_s
-        if beat.draining != self.draining:
-            self.draining = beat.draining
-            log.warning("node.draining" if beat.draining else "node.drain_ended", node=self.node)
-            if self.on_change is not None:
-                self.on_change()
-        if self.on_takeover is None:
+        if not await self._renew() or self.on_takeover is None:
             return
         for name, epoch in await nodes_store.dead(self.db, self.node, self.settings.node_dead_after_s):
             taken = await nodes_store.take_over(
@@ -138,12 +162,33 @@ class Membership:
             self.took_over.append(name)
             await self.on_takeover(taken)
 
+    async def _renew(self) -> bool:
+        """One heartbeat: the lease renewed and the drain read; False when the node was fenced."""
+        if self.epoch is None:
+            return True
+        started = time.monotonic()
+        beat = await nodes_store.beat(self.db, self.node, self.epoch)
+        if beat is None:
+            self._fenced()
+            return False
+        self.lease_until = started + self.lease_s
+        if beat.draining != self.draining:
+            self.draining = beat.draining
+            log.warning("node.draining" if beat.draining else "node.drain_ended", node=self.node)
+            if self.on_change is not None:
+                self.on_change()
+        return True
+
     def _fenced(self) -> None:
+        if self.fenced:
+            return
         self.fenced = True
         self.lease_until = float("-inf")
         log.error(
             "node.fenced", node=self.node, epoch=self.epoch, hint="another node took it over; restart it"
         )
+        if self.on_fenced is not None:
+            self._dropping = asyncio.create_task(self.on_fenced(), name=f"fenced-{self.node}")
         if self.on_change is not None:
             self.on_change()
 
