@@ -24,6 +24,7 @@ from pathlib import Path
 
 from engine.domain.trunks import Trunk, usable_trunks
 from engine.errors import StackError
+from engine.media.paths import host_dir
 from engine.settings import Settings
 from engine.telephony import trunkconf
 from engine.telephony.ari import AriClient, AriUnavailable
@@ -167,7 +168,16 @@ class Cluster:
     nodes: list[Node] = field(default_factory=list)
 
     def media_servers(self) -> list[MediaServer]:
-        return [MediaServer(n.name, "127.0.0.1", int(n.overrides["VOCALCAST_SIP_PORT"])) for n in self.nodes]
+        """Each node's Asterisk where Kamailio reaches it: its SIP port on 127.0.0.1, or on the address its
+        topology entry names (VOCALCAST_SIP_BIND: a node on another host)."""
+        return [
+            MediaServer(
+                n.name,
+                n.overrides.get("VOCALCAST_SIP_BIND", "127.0.0.1"),
+                int(n.overrides["VOCALCAST_SIP_PORT"]),
+            )
+            for n in self.nodes
+        ]
 
 
 def read_topology(settings: Settings) -> Cluster | None:
@@ -208,7 +218,9 @@ class Applied:
 
 async def apply_trunks(settings: Settings, cluster: Cluster, trunks: list[Trunk]) -> Applied:
     """A trunk change applied everywhere: Kamailio's dispatcher list (reloaded live), then every media
-    server's pjsip_trunks.conf (its endpoints toward Kamailio), reloaded through its own ARI."""
+    server's pjsip_trunks.conf (its endpoints toward Kamailio), reloaded through its own ARI. A node whose
+    Asterisk directory is not on this host (the edge host of a bare-metal install) counts as unreachable:
+    `vocalcast trunk apply` on that node applies its own, and its `stack prepare` does at its start."""
     usable = usable_trunks(trunks, demo=settings.demo)
     write_dispatcher(cluster.edge, render_dispatcher(usable, cluster.media_servers()))
     edge_down = not await asyncio.to_thread(reload, cluster.edge)
@@ -217,6 +229,9 @@ async def apply_trunks(settings: Settings, cluster: Cluster, trunks: list[Trunk]
     unreachable: list[str] = []
     for node in cluster.nodes:
         ns = node.settings()
+        if not (host_dir(ns) / "etc").is_dir():
+            unreachable.append(node.name)
+            continue
         trunkconf.write(ns, trunks)
         try:
             async with AriClient(

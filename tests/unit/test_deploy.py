@@ -163,7 +163,13 @@ def _edge_problems(services: dict[str, dict[str, Any]], topology: dict[str, Any]
             )
     for name, o in nodes.items():
         env = services.get(f"engine{name.removeprefix('node')}", {}).get("environment", {})
-        for key in ("VOCALCAST_NODE", "VOCALCAST_SIP_PORT", "VOCALCAST_ARI_PORT", "VOCALCAST_SIP_EDGE"):
+        for key in (
+            "VOCALCAST_NODE",
+            "VOCALCAST_SIP_BIND",
+            "VOCALCAST_SIP_PORT",
+            "VOCALCAST_ARI_PORT",
+            "VOCALCAST_SIP_EDGE",
+        ):
             if env.get(key) != o.get(key):
                 problems.append(
                     f"{name}: cluster.json's {key} {o.get(key)!r} is not the engine's {env.get(key)!r}"
@@ -608,6 +614,27 @@ def test_systemd_analyze_verifies_the_units_without_a_word(tmp_path: Path) -> No
     assert f"ExecStart={vocalcast} stack run-asterisk\n" in text
     assert f"ExecStart={vocalcast} serve\n" in text
     assert f"-f {PROJECT_ROOT}/docker/kamailio/kamailio.cfg" in text
+
+
+def test_the_bare_metal_edge_reads_the_rendered_list_and_the_node_goes_through_it() -> None:
+    """As in the compose file (issue 19): the Kamailio unit reads the list `vocalcast trunk apply` renders in
+    the edge host's cluster home, with its control socket there; the node's env points its trunks at the
+    unit's internal socket."""
+    unit = (UNITS / "vocalcast-kamailio.service").read_text()
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    args = shlex.split(exec_start.removeprefix("ExecStart="))
+    defines = dict(args[i + 1].split("=", 1) for i, a in enumerate(args[:-1]) if a == "-A")
+    edge = Edge(Path("/var/lib/vocalcast-cluster"), 5080, 5060)
+    assert defines["DSLIST"] == str(edge.dispatcher_list)
+    assert defines["CTL_SOCKET"] == edge.ctl
+    node = _env_file((UNITS / "vocalcast.env.example").read_text())
+    kamailio_env = _env_file((UNITS / "kamailio.env.example").read_text())
+    internal = (
+        defines["INTERNAL_LISTEN"]
+        .removeprefix("udp:")
+        .replace("${EDGE_INTERNAL_ADDRESS}", kamailio_env["EDGE_INTERNAL_ADDRESS"])
+    )
+    assert node["VOCALCAST_SIP_EDGE"] == internal
 
 
 def _env_file(text: str) -> dict[str, str]:

@@ -16,8 +16,11 @@ from engine.errors import StackError
 from engine.settings import Settings
 from engine.stack.cluster import layout
 from engine.telephony.edge import (
+    Cluster,
     Edge,
     MediaServer,
+    Node,
+    apply_trunks,
     kamcmd,
     read_topology,
     reload,
@@ -147,3 +150,33 @@ def test_the_cluster_is_found_from_its_own_state_dir_and_from_each_nodes(tmp_pat
     # A directory that merely sits two levels below is no node of it.
     stranger = Settings.from_env({"VOCALCAST_STATE_DIR": str(settings.state_dir / "nodes" / "node9")})
     assert read_topology(stranger) is None
+
+
+async def test_on_the_edge_host_the_list_names_the_nodes_addresses_and_their_trunks_wait_for_them(
+    tmp_path: Path,
+) -> None:
+    """A bare-metal edge host (issue 19): its topology names nodes on other hosts (their SIP address), whose
+    Asterisk directories are not here — the list is rendered with their addresses and Kamailio not running
+    is said; the nodes are unreachable from here (each applies its own), nothing is written for them."""
+    home = tmp_path / "cluster"
+    elsewhere = tmp_path / "not-here"
+    nodes = [
+        Node(
+            f"node{i}",
+            {
+                "VOCALCAST_STATE_DIR": str(elsewhere / f"node{i}"),
+                "VOCALCAST_NODE": f"node{i}",
+                "VOCALCAST_SIP_BIND": f"10.0.0.{i}",
+                "VOCALCAST_SIP_PORT": "5160",
+                "VOCALCAST_SIP_EDGE": "10.0.0.9:5080",
+            },
+        )
+        for i in (1, 2)
+    ]
+    built = Cluster(Edge(home, internal_port=5080, external_port=5060, host="10.0.0.9"), nodes)
+    settings = Settings.from_env({"VOCALCAST_STATE_DIR": str(home), "VOCALCAST_DEMO": "0"})
+    done = await apply_trunks(settings, built, [DIGEST])
+    assert done.unreachable == ["node1", "node2"] and done.edge_down and done.loaded == {}
+    lines = [line for line in built.edge.dispatcher_list.read_text().splitlines() if line.startswith("2 ")]
+    assert lines == ["2 sip:10.0.0.1:5160 8 0 duid=node1", "2 sip:10.0.0.2:5160 8 0 duid=node2"]
+    assert not elsewhere.exists()
