@@ -8,6 +8,11 @@ servers, both of them."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,8 @@ from engine.services.trunks import Trunks
 from engine.settings import Settings
 from engine.stack import cluster
 from engine.store import Database
-from engine.telephony.edge import Cluster
+from engine.telephony.edge import Cluster, kamcmd, reload, render_dispatcher, write_dispatcher
+from engine.telephony.trunks import edge_set
 from lab.sipp import SippProcess
 from tests.integration.dialing import SIPP_DIR, customer, targets
 from tests.integration.edgecluster import answered_by, callees_behind_a_proxy, edge_cluster, via_ports
@@ -176,3 +182,36 @@ def test_stack_status_shows_every_piece_of_the_cluster(edge: tuple[Settings, Clu
     text = stack.format_status(report)
     for name in expected:
         assert f"{name} running" in " ".join(text.split()), text
+
+
+async def test_trunk_apply_renders_the_edge_list_again_and_kamailio_takes_it(
+    edge: tuple[Settings, Cluster],
+) -> None:
+    """`vocalcast trunk apply` (the compose file's edge-prepare, the edge host's unit): Kamailio running on a
+    list that lost every trunk gets each trunk's set back, live, and every media server its trunks."""
+    settings, built = edge
+    async with Database(settings.dsn, min_size=1, max_size=2) as db:
+        trunks = Trunks(db, settings)
+        if not await trunks.all():
+            await trunks.save(Trunk(name="edgeapply", host="127.0.0.1", port=5999, qualify=False))
+        names = [t.name for t in await trunks.all()]
+    sets = {str(edge_set(name)) for name in names}
+
+    def live_sets() -> set[str]:
+        return set(re.findall(r"SET: \{\s*ID: (\d+)", kamcmd(built.edge, "dispatcher.list")))
+
+    write_dispatcher(built.edge, render_dispatcher([], built.media_servers()))
+    assert reload(built.edge)
+    assert live_sets() == {"2"}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "engine.cli", "trunk", "apply"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "trunks rendered and applied" in done.stdout, done.stdout + done.stderr
+    assert live_sets() == sets | {"2"}
