@@ -215,3 +215,52 @@ async def test_trunk_apply_renders_the_edge_list_again_and_kamailio_takes_it(
     assert done.returncode == 0, done.stderr
     assert "trunks rendered and applied" in done.stdout, done.stdout + done.stderr
     assert live_sets() == sets | {"2"}
+
+
+async def test_a_trunk_that_registers_is_registered_by_kamailio(
+    edge: tuple[Settings, Cluster], sipp_ports: Any, tmp_path: Path
+) -> None:
+    """`--auth register` through the edge: Kamailio (uac, its db_text table rendered by the trunk commands)
+    registers at the carrier with the trunk's credentials, its contact its own external address; no media
+    server registers."""
+    settings, built = edge
+    sip_port, media_port = sipp_ports()
+    registrar = SippProcess(
+        SIPP_DIR / "registrar_digest.xml",
+        local_port=sip_port,
+        media_port=media_port,
+        workdir=tmp_path,
+        keys={"username": "reguser", "password": "r3g=pw"},
+        name="registrar",
+    )
+    async with Database(settings.dsn, min_size=1, max_size=2) as db, registrar:
+        applied = await Trunks(db, settings).save(
+            Trunk(
+                name="edgereg",
+                host="127.0.0.1",
+                port=sip_port,
+                auth="register",
+                username="reguser",
+                password="r3g=pw",
+                qualify=False,
+            )
+        )
+        assert applied.missing == [], applied
+        events: list[dict[str, str]] = []
+        for _ in range(100):  # Kamailio's registration timer ticks every 5 s
+            events = [e for e in registrar.log_events() if e.get("event") == "REGISTER"]
+            if events:
+                break
+            await asyncio.sleep(0.1)
+        await Trunks(db, settings).remove("edgereg")
+    # Removed with its trunk (Kamailio's registrations in memory: none left).
+    assert "l_uuid" not in kamcmd(built.edge, "uac.reg_dump")
+    assert events, registrar.diagnostics()
+    assert events[0]["valid"] == "true", events
+    assert events[0]["to"] == "sip:reguser@127.0.0.1"
+    assert events[0]["contact"] == f"sip:edgereg@{built.edge.external}"
+    # Sent from Kamailio's external socket (the carrier's side).
+    vias = [
+        v for m in registrar.messages() if m.method == "REGISTER" for n, v in m.headers if n.lower() == "via"
+    ]
+    assert vias and all(built.edge.external in v for v in vias), vias

@@ -24,7 +24,7 @@ from engine.domain.trunks import Trunk
 from engine.settings import PROJECT_ROOT, Settings
 from engine.stack import IMAGE_MODULE_DIR, asterisk, service_user
 from engine.stack.root import PACKAGES
-from engine.telephony.edge import Edge, MediaServer, render_dispatcher
+from engine.telephony.edge import UACREG_VERSION, Edge, MediaServer, render_dispatcher, render_registrations
 from tests.conftest import PORT_BASE
 from tests.conftest import test_environ as stack_environ
 
@@ -136,6 +136,8 @@ def _edge_problems(services: dict[str, dict[str, Any]], topology: dict[str, Any]
         problems.append(f"Kamailio reads {defines.get('DSLIST')}, not the rendered {edge.dispatcher_list}")
     if f"unixs:{defines.get('CTL_SOCKET', '').removeprefix('unixs:')}" != edge.ctl:
         problems.append(f"Kamailio's control socket is not {edge.ctl}: `trunk add` cannot reload it")
+    if defines.get("UACREG_DB") != f"text://{edge.registrations_db}":
+        problems.append(f"Kamailio's registrations are not the rendered {edge.registrations_db}")
     if kamailio["healthcheck"]["test"][-3:-1] != ["-s", edge.ctl]:
         problems.append("Kamailio's healthcheck does not ask its control socket")
     for name, service in (
@@ -462,8 +464,12 @@ def test_the_asterisk_image_runs_the_stacks_asterisk_command(tmp_path: Path) -> 
 
 
 # --- Kamailio ------------------------------------------------------------------------------------------
-def _kamailio_args(tmp_path: Path, internal: int, external: int, dslist: Path = DISPATCHER_LIST) -> list[str]:
+def _kamailio_args(
+    tmp_path: Path, internal: int, external: int, dslist: Path = DISPATCHER_LIST, uacreg: Path | None = None
+) -> list[str]:
+    registrations = ["-A", f'UACREG_DB="text://{uacreg}"', "-A", f'REG_CONTACT="127.0.0.1:{external}"']
     return [
+        *(registrations if uacreg else []),
         "-f",
         str(KAMAILIO_CFG),
         "-A",
@@ -519,6 +525,11 @@ def _rendered_list(tmp_path: Path) -> Path:
     ]
     path = tmp_path / "rendered.list"
     path.write_text(render_dispatcher(trunks, media))
+    db = tmp_path / "db"  # the registrations' table, rendered beside it (a trunk that registers)
+    db.mkdir()
+    (db / "version").write_text(UACREG_VERSION)
+    register = Trunk(name="opr", host="127.0.0.1", port=5072, auth="register", username="u2", password="p=2")
+    (db / "uacreg").write_text(render_registrations([*trunks, register]))
     return path
 
 
@@ -538,7 +549,13 @@ def test_kamailio_runs_the_edge_config_and_loads_the_dispatcher_list(tmp_path: P
                 "32",
                 "-M",
                 "4",
-                *_kamailio_args(tmp_path, PORT_BASE + 1400, PORT_BASE + 1401, dslist),
+                *_kamailio_args(
+                    tmp_path,
+                    PORT_BASE + 1400,
+                    PORT_BASE + 1401,
+                    dslist,
+                    uacreg=tmp_path / "db" if which == "rendered" else None,
+                ),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -567,6 +584,16 @@ def test_kamailio_runs_the_edge_config_and_loads_the_dispatcher_list(tmp_path: P
             if line.strip() and not line.startswith("#")
         )
         assert uris == expected
+        if which == "rendered":
+            regs = subprocess.run(
+                ["kamcmd", "-s", f"unixs:{tmp_path}/ctl", "uac.reg_dump"],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=5,
+            ).stdout
+            assert re.findall(r"l_uuid: (\S+)", regs) == ["opr"], regs
+            assert "auth_password: p=2" in regs and "auth_proxy: sip:127.0.0.1:5072" in regs, regs
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
@@ -627,6 +654,7 @@ def test_the_bare_metal_edge_reads_the_rendered_list_and_the_node_goes_through_i
     edge = Edge(Path("/var/lib/vocalcast-cluster"), 5080, 5060)
     assert defines["DSLIST"] == str(edge.dispatcher_list)
     assert defines["CTL_SOCKET"] == edge.ctl
+    assert defines["UACREG_DB"] == f"text://{edge.registrations_db}"
     node = _env_file((UNITS / "vocalcast.env.example").read_text())
     kamailio_env = _env_file((UNITS / "kamailio.env.example").read_text())
     internal = (

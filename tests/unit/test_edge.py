@@ -25,6 +25,7 @@ from engine.telephony.edge import (
     read_topology,
     reload,
     render_dispatcher,
+    render_registrations,
     write_topology,
 )
 from engine.telephony.trunks import EDGE_ENDPOINT, edge_set, render_pjsip
@@ -180,3 +181,29 @@ async def test_on_the_edge_host_the_list_names_the_nodes_addresses_and_their_tru
     lines = [line for line in built.edge.dispatcher_list.read_text().splitlines() if line.startswith("2 ")]
     assert lines == ["2 sip:10.0.0.1:5160 8 0 duid=node1", "2 sip:10.0.0.2:5160 8 0 duid=node2"]
     assert not elsewhere.exists()
+
+
+def test_the_registrations_table_holds_each_registering_trunk_as_its_pjsip_registration_would() -> None:
+    text = render_registrations(
+        [
+            DIGEST,  # auth=register
+            Trunk(name="opa", host="192.0.2.10"),
+            Trunk(name="opb", host="192.0.2.11", port=5080, auth="digest", username="b", password="x"),
+            Trunk(
+                name="opc",
+                host="192.0.2.12",
+                auth="register",
+                username="c1",
+                password="p=c",
+                from_domain="c.fr",
+            ),
+        ]
+    )
+    header, *rows = text.splitlines()
+    assert header.split()[0] == "id(int,auto)" and "realm(string,null)" in header
+    # id:l_uuid:l_username:l_domain:r_username:r_domain:realm:auth_username:auth_password:auth_ha1:auth_proxy:
+    # expires:flags:reg_delay:contact_addr:socket — ':' escaped inside a value (db_text).
+    assert rows == [
+        "1:opc:c1:c.fr:c1:c.fr::c1:p=c::sip\\:192.0.2.12\\:5060:3600:0:0::",
+        "2:opd:u1:192.0.2.20:u1:192.0.2.20::u1:pw=1::sip\\:192.0.2.20\\:5070:3600:0:0::",
+    ]
