@@ -118,6 +118,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rm.add_argument("name")
     rm.set_defaults(func=_remove)
 
+    apply = actions.add_parser(
+        "apply",
+        help="render and reload the trunks everywhere again, changing nothing (a cluster: Kamailio's "
+        "dispatcher list and every media server; the compose file's edge-prepare runs it)",
+    )
+    apply.set_defaults(func=_apply)
+
 
 class _BadNumber(ValueError):
     pass
@@ -292,3 +299,12 @@ def _remove(args: argparse.Namespace) -> int:
 
     _report(f"trunk {args.name} removed", run_with_services(run))
     return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    async def run(services: Services) -> Applied:
+        return await services.trunks.apply()
+
+    applied = run_with_services(run)
+    _report("trunks rendered", applied)
+    return 0 if not applied.missing else 1

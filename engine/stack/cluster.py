@@ -134,6 +134,7 @@ def up(
                 if not _listening(ns.ari_port):
                     raise StackError(f"{node.name}'s Asterisk does not serve ARI on {ns.ari_port}")
             started.append(f"{node.name}-asterisk")
+    edge.write_registrations(cluster.edge, edge.render_registrations(usable))
     edge.write_dispatcher(cluster.edge, edge.render_dispatcher(usable, cluster.media_servers()))
     if procs.read_pid(settings.state_dir, kamailio.NAME) is None:
         kamailio.start(cluster.edge)

@@ -16,6 +16,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from engine.domain.trunks import Trunk, usable_trunks
 from engine.errors import StackError
+from engine.media.paths import host_dir
 from engine.settings import Settings
 from engine.telephony import trunkconf
 from engine.telephony.ari import AriClient, AriUnavailable
@@ -59,6 +61,11 @@ class Edge:
         return self.dir / "dispatcher.list"
 
     @property
+    def registrations_db(self) -> Path:
+        """Kamailio's db_text database of its registrations toward carriers (the uacreg table)."""
+        return self.dir / "db"
+
+    @property
     def ctl(self) -> str:
         return f"unixs:{self.dir / 'ctl'}"
 
@@ -92,6 +99,51 @@ def render_dispatcher(trunks: Iterable[Trunk], media: Sequence[MediaServer]) -> 
     for server in media:
         lines.append(f"{MEDIA_SET} sip:{server.host}:{server.port} {PROBED} 0 duid={server.name}")
     return "\n".join(lines) + "\n"
+
+
+UACREG_HEADER = (
+    "id(int,auto) l_uuid(string) l_username(string) l_domain(string) r_username(string) r_domain(string) "
+    "realm(string,null) auth_username(string) auth_password(string) auth_ha1(string,null) auth_proxy(string) "
+    "expires(int) flags(int) reg_delay(int) contact_addr(string,null) socket(string,null)"
+)
+UACREG_VERSION = "table_name(string) table_version(int)\nuacreg:5\n"  # Kamailio 5.6's uacreg
+REGISTRATION_EXPIRES_S = 3600  # as the single node's PJSIP registration asks
+
+
+def _dbtext(value: str) -> str:
+    return "".join({"\\": "\\\\", ":": "\\:", "\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(c, c) for c in value)
+
+
+def render_registrations(trunks: Iterable[Trunk]) -> str:
+    """Kamailio's uacreg table (db_text): one registration per trunk that registers (`--auth register`),
+    made as the single node's PJSIP registration makes it — To/From sip:<username>@<from domain or host>,
+    sent to sip:<host>:<port>, the trunk's credentials for any realm. The contact is
+    sip:<trunk name>@<Kamailio's external address> (REG_CONTACT, kamailio.cfg): a carrier's call to it is
+    an inbound call like any other."""
+    rows = [UACREG_HEADER]
+    for i, t in enumerate(sorted((t for t in trunks if t.auth == "register"), key=lambda t: t.name), start=1):
+        t.validate()
+        domain = t.from_domain or t.host
+        user = t.username or ""
+        fields = [str(i), t.name, user, domain, user, domain, "", user, t.password or "", ""]
+        fields += [f"sip:{t.host}:{t.port}", str(REGISTRATION_EXPIRES_S), "0", "0", "", ""]
+        rows.append(":".join(_dbtext(f) for f in fields))
+    return "\n".join(rows) + "\n"
+
+
+def write_registrations(edge: Edge, text: str) -> None:
+    """Replace the uacreg table at once (root:kamailio 0640: credentials inside; db_text reads a table
+    again when its file changed)."""
+    gid = _kamailio_gid()
+    edge.registrations_db.mkdir(parents=True, exist_ok=True)
+    os.chown(edge.registrations_db, 0, gid)
+    edge.registrations_db.chmod(0o750)
+    for name, content in (("version", UACREG_VERSION), ("uacreg", text)):
+        tmp = edge.registrations_db / f".{name}.tmp"
+        tmp.write_text(content)
+        os.chown(tmp, 0, gid)
+        tmp.chmod(0o640)
+        tmp.replace(edge.registrations_db / name)
 
 
 def write_dispatcher(edge: Edge, text: str) -> None:
@@ -145,7 +197,24 @@ def reload(edge: Edge) -> bool:
                 raise
             time.sleep(0.2)
         else:
-            return True
+            break
+    if (edge.registrations_db / "uacreg").is_file():
+        sync_registrations(edge)
+    return True
+
+
+def sync_registrations(edge: Edge) -> None:
+    """Kamailio's registrations in memory made the table's, record by record: `uac.reg_reload` is refused
+    for 30 timer intervals after the previous one (150 s here), so each wanted record is loaded again
+    (`uac.reg_refresh`: it registers anew) and each one no longer wanted removed (`uac.reg_remove`)."""
+    rows = (edge.registrations_db / "uacreg").read_text().splitlines()[1:]
+    wanted = [row.split(":")[1] for row in rows if row.strip()]
+    current = re.findall(r"l_uuid: (\S+)", kamcmd(edge, "uac.reg_dump"))
+    for name in current:
+        if name not in wanted:
+            kamcmd(edge, "uac.reg_remove", f"s:{name}")
+    for name in wanted:
+        kamcmd(edge, "uac.reg_refresh", f"s:{name}")
 
 
 @dataclass(frozen=True)
@@ -167,7 +236,16 @@ class Cluster:
     nodes: list[Node] = field(default_factory=list)
 
     def media_servers(self) -> list[MediaServer]:
-        return [MediaServer(n.name, "127.0.0.1", int(n.overrides["VOCALCAST_SIP_PORT"])) for n in self.nodes]
+        """Each node's Asterisk where Kamailio reaches it: its SIP port on 127.0.0.1, or on the address its
+        topology entry names (VOCALCAST_SIP_BIND: a node on another host)."""
+        return [
+            MediaServer(
+                n.name,
+                n.overrides.get("VOCALCAST_SIP_BIND", "127.0.0.1"),
+                int(n.overrides["VOCALCAST_SIP_PORT"]),
+            )
+            for n in self.nodes
+        ]
 
 
 def read_topology(settings: Settings) -> Cluster | None:
@@ -208,8 +286,11 @@ class Applied:
 
 async def apply_trunks(settings: Settings, cluster: Cluster, trunks: list[Trunk]) -> Applied:
     """A trunk change applied everywhere: Kamailio's dispatcher list (reloaded live), then every media
-    server's pjsip_trunks.conf (its endpoints toward Kamailio), reloaded through its own ARI."""
+    server's pjsip_trunks.conf (its endpoints toward Kamailio), reloaded through its own ARI. A node whose
+    Asterisk directory is not on this host (the edge host of a bare-metal install) counts as unreachable:
+    `vocalcast trunk apply` on that node applies its own, and its `stack prepare` does at its start."""
     usable = usable_trunks(trunks, demo=settings.demo)
+    write_registrations(cluster.edge, render_registrations(usable))
     write_dispatcher(cluster.edge, render_dispatcher(usable, cluster.media_servers()))
     edge_down = not await asyncio.to_thread(reload, cluster.edge)
     loaded: dict[str, list[str]] = {}
@@ -217,6 +298,9 @@ async def apply_trunks(settings: Settings, cluster: Cluster, trunks: list[Trunk]
     unreachable: list[str] = []
     for node in cluster.nodes:
         ns = node.settings()
+        if not (host_dir(ns) / "etc").is_dir():
+            unreachable.append(node.name)
+            continue
         trunkconf.write(ns, trunks)
         try:
             async with AriClient(

@@ -8,6 +8,11 @@ servers, both of them."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,8 @@ from engine.services.trunks import Trunks
 from engine.settings import Settings
 from engine.stack import cluster
 from engine.store import Database
-from engine.telephony.edge import Cluster
+from engine.telephony.edge import Cluster, kamcmd, reload, render_dispatcher, write_dispatcher
+from engine.telephony.trunks import edge_set
 from lab.sipp import SippProcess
 from tests.integration.dialing import SIPP_DIR, customer, targets
 from tests.integration.edgecluster import answered_by, callees_behind_a_proxy, edge_cluster, via_ports
@@ -176,3 +182,85 @@ def test_stack_status_shows_every_piece_of_the_cluster(edge: tuple[Settings, Clu
     text = stack.format_status(report)
     for name in expected:
         assert f"{name} running" in " ".join(text.split()), text
+
+
+async def test_trunk_apply_renders_the_edge_list_again_and_kamailio_takes_it(
+    edge: tuple[Settings, Cluster],
+) -> None:
+    """`vocalcast trunk apply` (the compose file's edge-prepare, the edge host's unit): Kamailio running on a
+    list that lost every trunk gets each trunk's set back, live, and every media server its trunks."""
+    settings, built = edge
+    async with Database(settings.dsn, min_size=1, max_size=2) as db:
+        trunks = Trunks(db, settings)
+        if not await trunks.all():
+            await trunks.save(Trunk(name="edgeapply", host="127.0.0.1", port=5999, qualify=False))
+        names = [t.name for t in await trunks.all()]
+    sets = {str(edge_set(name)) for name in names}
+
+    def live_sets() -> set[str]:
+        return set(re.findall(r"SET: \{\s*ID: (\d+)", kamcmd(built.edge, "dispatcher.list")))
+
+    write_dispatcher(built.edge, render_dispatcher([], built.media_servers()))
+    assert reload(built.edge)
+    assert live_sets() == {"2"}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "engine.cli", "trunk", "apply"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "trunks rendered and applied" in done.stdout, done.stdout + done.stderr
+    assert live_sets() == sets | {"2"}
+
+
+async def test_a_trunk_that_registers_is_registered_by_kamailio(
+    edge: tuple[Settings, Cluster], sipp_ports: Any, tmp_path: Path
+) -> None:
+    """`--auth register` through the edge: Kamailio (uac, its db_text table rendered by the trunk commands)
+    registers at the carrier with the trunk's credentials, its contact its own external address; no media
+    server registers."""
+    settings, built = edge
+    sip_port, media_port = sipp_ports()
+    registrar = SippProcess(
+        SIPP_DIR / "registrar_digest.xml",
+        local_port=sip_port,
+        media_port=media_port,
+        workdir=tmp_path,
+        keys={"username": "reguser", "password": "r3g=pw"},
+        name="registrar",
+    )
+    async with Database(settings.dsn, min_size=1, max_size=2) as db, registrar:
+        applied = await Trunks(db, settings).save(
+            Trunk(
+                name="edgereg",
+                host="127.0.0.1",
+                port=sip_port,
+                auth="register",
+                username="reguser",
+                password="r3g=pw",
+                qualify=False,
+            )
+        )
+        assert applied.missing == [], applied
+        events: list[dict[str, str]] = []
+        for _ in range(100):  # Kamailio's registration timer ticks every 5 s
+            events = [e for e in registrar.log_events() if e.get("event") == "REGISTER"]
+            if events:
+                break
+            await asyncio.sleep(0.1)
+        await Trunks(db, settings).remove("edgereg")
+    # Removed with its trunk (Kamailio's registrations in memory: none left).
+    assert "l_uuid" not in kamcmd(built.edge, "uac.reg_dump")
+    assert events, registrar.diagnostics()
+    assert events[0]["valid"] == "true", events
+    assert events[0]["to"] == "sip:reguser@127.0.0.1"
+    assert events[0]["contact"] == f"sip:edgereg@{built.edge.external}"
+    # Sent from Kamailio's external socket (the carrier's side).
+    vias = [
+        v for m in registrar.messages() if m.method == "REGISTER" for n, v in m.headers if n.lower() == "via"
+    ]
+    assert vias and all(built.edge.external in v for v in vias), vias

@@ -5,6 +5,7 @@ on a broken copy, so a green run means the files were really read."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -19,9 +20,11 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from engine.domain.trunks import Trunk
 from engine.settings import PROJECT_ROOT, Settings
 from engine.stack import IMAGE_MODULE_DIR, asterisk, service_user
 from engine.stack.root import PACKAGES
+from engine.telephony.edge import UACREG_VERSION, Edge, MediaServer, render_dispatcher, render_registrations
 from tests.conftest import PORT_BASE
 from tests.conftest import test_environ as stack_environ
 
@@ -30,6 +33,8 @@ COMPOSE = DOCKER / "compose.yml"
 UNITS = PROJECT_ROOT / "deploy" / "systemd"
 KAMAILIO_CFG = DOCKER / "kamailio" / "kamailio.cfg"
 DISPATCHER_LIST = DOCKER / "kamailio" / "dispatcher.list"
+CLUSTER_JSON = DOCKER / "kamailio" / "cluster.json"
+CLUSTER_TOOLS = ("edge-prepare", "admin")  # the cluster home's services: every node's trunks, Kamailio's list
 VENV_BIN = PROJECT_ROOT / ".venv" / "bin"
 
 
@@ -64,6 +69,8 @@ def test_docker_compose_accepts_the_compose_file(env_dir: Path) -> None:
     assert set(services) == {
         "postgres",
         "kamailio",
+        "edge-prepare",
+        "admin",
         *(f"node{n}-prepare" for n in (1, 2)),
         *(f"asterisk{n}" for n in (1, 2)),
         *(f"engine{n}" for n in (1, 2)),
@@ -95,6 +102,150 @@ def test_docker_compose_accepts_the_compose_file(env_dir: Path) -> None:
     ]
     assert len(ports) == len(set(ports))
     assert "core waitfullybooted" in (DOCKER / "asterisk" / "healthcheck.sh").read_text()
+
+
+# --- Kamailio carries the trunks, as in the local cluster (issue 19) ----------------------------------------
+def _kamailio_defines(service: dict[str, Any]) -> dict[str, str]:
+    args = [str(a) for a in service["command"]]
+    pairs = [args[i + 1].split("=", 1) for i, a in enumerate(args[:-1]) if a == "-A" and "=" in args[i + 1]]
+    return {k: v.strip('"') for k, v in pairs}
+
+
+def _volume_targets(service: dict[str, Any]) -> dict[str, str]:
+    """target -> source (a volume's name, or a bind's path as given)."""
+    return {t: s for s, t in (_volume_source_target(v) for v in service.get("volumes", []))}
+
+
+def _edge_problems(services: dict[str, dict[str, Any]], topology: dict[str, Any]) -> list[str]:
+    """What keeps the compose file from the local cluster's mechanism: every node's Asterisk pointed at
+    Kamailio (VOCALCAST_SIP_EDGE), Kamailio reading the dispatcher list `vocalcast trunk apply|add|remove`
+    renders (in the cluster home they and Kamailio share) and reloadable through its control socket there,
+    and the topology the trunk commands read naming the compose file's nodes and their volumes."""
+    problems: list[str] = []
+    kamailio = services["kamailio"]
+    defines = _kamailio_defines(kamailio)
+    internal = defines.get("INTERNAL_LISTEN", "").removeprefix("udp:")
+    prep = services.get("edge-prepare")
+    if prep is None or prep.get("command") != ["trunk", "apply"]:
+        return [*problems, "no edge-prepare service running `vocalcast trunk apply`"]
+    home = Path(prep["environment"]["VOCALCAST_STATE_DIR"])
+    edge = Edge(home, int(topology["edge"]["internal_port"]), int(topology["edge"]["external_port"]))
+    if edge.internal != internal:
+        problems.append(f"cluster.json's edge {edge.internal} is not Kamailio's internal socket {internal}")
+    if defines.get("DSLIST") != str(edge.dispatcher_list):
+        problems.append(f"Kamailio reads {defines.get('DSLIST')}, not the rendered {edge.dispatcher_list}")
+    if f"unixs:{defines.get('CTL_SOCKET', '').removeprefix('unixs:')}" != edge.ctl:
+        problems.append(f"Kamailio's control socket is not {edge.ctl}: `trunk add` cannot reload it")
+    if defines.get("UACREG_DB") != f"text://{edge.registrations_db}":
+        problems.append(f"Kamailio's registrations are not the rendered {edge.registrations_db}")
+    if kamailio["healthcheck"]["test"][-3:-1] != ["-s", edge.ctl]:
+        problems.append("Kamailio's healthcheck does not ask its control socket")
+    for name, service in (
+        ("kamailio", kamailio),
+        ("edge-prepare", prep),
+        ("admin", services.get("admin", {})),
+    ):
+        if _volume_targets(service).get(str(home)) != "edge":
+            problems.append(f"{name} does not mount the edge volume at {home}")
+    if any(t.startswith("/etc/vocalcast/kamailio") for t in _volume_targets(kamailio)):
+        problems.append("Kamailio mounts a hand-written dispatcher list")
+    if kamailio.get("depends_on", {}).get("edge-prepare") != {"condition": "service_completed_successfully"}:
+        problems.append("Kamailio may start before its list is rendered")
+    if _volume_targets(prep).get(str(home / "run" / "cluster.json"), "").split("/")[-1] != "cluster.json":
+        problems.append("edge-prepare does not see the topology (run/cluster.json)")
+    nodes = {n["name"]: n["overrides"] for n in topology["nodes"]}
+    engines = sorted(n for n in services if n.startswith("engine"))
+    if sorted(f"engine{name.removeprefix('node')}" for name in nodes) != engines:
+        problems.append(f"cluster.json's nodes {sorted(nodes)} are not the compose file's {engines}")
+    for label in sorted(n for n in services if n.startswith("engine") or n.endswith("-prepare")):
+        env = services[label].get("environment", {})
+        if label != "edge-prepare" and env.get("VOCALCAST_SIP_EDGE") != internal:
+            problems.append(
+                f"{label}: VOCALCAST_SIP_EDGE is {env.get('VOCALCAST_SIP_EDGE')!r}, not {internal}"
+            )
+    for name, o in nodes.items():
+        env = services.get(f"engine{name.removeprefix('node')}", {}).get("environment", {})
+        for key in (
+            "VOCALCAST_NODE",
+            "VOCALCAST_SIP_BIND",
+            "VOCALCAST_SIP_PORT",
+            "VOCALCAST_ARI_PORT",
+            "VOCALCAST_SIP_EDGE",
+        ):
+            if env.get(key) != o.get(key):
+                problems.append(
+                    f"{name}: cluster.json's {key} {o.get(key)!r} is not the engine's {env.get(key)!r}"
+                )
+        targets = _volume_targets(prep)
+        state = o["VOCALCAST_STATE_DIR"]
+        if (targets.get(state), targets.get(f"{state}/asterisk")) != (f"{name}-state", f"{name}-asterisk"):
+            problems.append(f"edge-prepare does not mount {name}'s volumes at {state}")
+    return problems
+
+
+def test_the_compose_nodes_go_through_kamailio_and_it_reads_the_rendered_list(env_dir: Path) -> None:
+    proc = _compose_config(COMPOSE, env_dir)
+    assert proc.returncode == 0, proc.stderr
+    services = yaml.safe_load(proc.stdout)["services"]
+    topology = json.loads(CLUSTER_JSON.read_text())
+    assert _edge_problems(services, topology) == []
+    # The operator's trunk commands run where edge-prepare runs, as a tool (not started by `up`).
+    assert services["admin"]["profiles"] == ["tools"]
+    assert {k: v for k, v in services["admin"].items() if k not in ("profiles", "command")} == {
+        k: v for k, v in services["edge-prepare"].items() if k not in ("command", "depends_on")
+    }
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ('  VOCALCAST_SIP_EDGE: "127.0.0.1:5080"\n', "", "engine1: VOCALCAST_SIP_EDGE is None"),
+        (
+            "      - 'DSLIST=\"/var/lib/vocalcast-cluster/kamailio/dispatcher.list\"'",
+            "      - 'DSLIST=\"/etc/vocalcast/kamailio/dispatcher.list\"'",
+            "Kamailio reads /etc/vocalcast/kamailio/dispatcher.list, not the rendered",
+        ),
+        (
+            "    volumes:\n      - edge:/var/lib/vocalcast-cluster\n    depends_on:\n      edge-prepare:",
+            "    volumes:\n      - ./kamailio/dispatcher.list:/etc/vocalcast/kamailio/dispatcher.list:ro\n"
+            "    depends_on:\n      edge-prepare:",
+            "kamailio does not mount the edge volume",
+        ),
+    ],
+)
+def test_the_edge_check_fails_a_compose_file_off_the_clusters_mechanism(
+    env_dir: Path, old: str, new: str, problem: str
+) -> None:
+    text = COMPOSE.read_text()
+    assert old in text
+    broken = DOCKER / f".compose-edge-{os.getpid()}.yml"
+    broken.write_text(text.replace(old, new, 1))
+    try:
+        proc = _compose_config(broken, env_dir)
+    finally:
+        broken.unlink()
+    assert proc.returncode == 0, proc.stderr
+    problems = _edge_problems(yaml.safe_load(proc.stdout)["services"], json.loads(CLUSTER_JSON.read_text()))
+    assert any(problem in p for p in problems), problems
+
+
+def test_the_edge_check_fails_the_compose_file_before_issue_19s_edge(env_dir: Path, tmp_path: Path) -> None:
+    """The compose file as it was (hand-written list, no edge setting) is caught."""
+    old = subprocess.run(
+        ["git", "-C", str(PROJECT_ROOT), "show", "a667d28:docker/compose.yml"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert old.returncode == 0, old.stderr
+    broken = DOCKER / f".compose-old-{os.getpid()}.yml"
+    broken.write_text(old.stdout)
+    try:
+        proc = _compose_config(broken, env_dir)
+    finally:
+        broken.unlink()
+    problems = _edge_problems(yaml.safe_load(proc.stdout)["services"], json.loads(CLUSTER_JSON.read_text()))
+    assert problems == ["no edge-prepare service running `vocalcast trunk apply`"]
 
 
 def test_docker_compose_rejects_a_broken_compose_file(env_dir: Path, tmp_path: Path) -> None:
@@ -146,6 +297,8 @@ def _media_problems(services: dict[str, dict[str, Any]], tmp_path: Path) -> list
     owners: dict[str, set[str]] = {}
     library: set[str] = set()
     for name, service in services.items():
+        if name in CLUSTER_TOOLS:
+            continue  # the trunk commands' services: no Asterisk runs there (the edge check holds them)
         node = next((n for n in nodes if name in (f"engine{n}", f"asterisk{n}", f"node{n}-prepare")), "")
         env = service.get("environment") or {}
         media_dir = env.get("VOCALCAST_MEDIA_DIR") or f"{env.get('VOCALCAST_STATE_DIR')}/media"
@@ -310,12 +463,16 @@ def test_the_asterisk_image_runs_the_stacks_asterisk_command(tmp_path: Path) -> 
 
 
 # --- Kamailio ------------------------------------------------------------------------------------------
-def _kamailio_args(tmp_path: Path, internal: int, external: int) -> list[str]:
+def _kamailio_args(
+    tmp_path: Path, internal: int, external: int, dslist: Path = DISPATCHER_LIST, uacreg: Path | None = None
+) -> list[str]:
+    registrations = ["-A", f'UACREG_DB="text://{uacreg}"', "-A", f'REG_CONTACT="127.0.0.1:{external}"']
     return [
+        *(registrations if uacreg else []),
         "-f",
         str(KAMAILIO_CFG),
         "-A",
-        f'DSLIST="{DISPATCHER_LIST}"',
+        f'DSLIST="{dslist}"',
         "-A",
         f'CTL_SOCKET="unixs:{tmp_path}/ctl"',
         "-A",
@@ -345,8 +502,41 @@ def test_kamailio_parses_the_edge_config(tmp_path: Path) -> None:
     assert bad.returncode != 0
 
 
-def test_kamailio_runs_the_edge_config_and_loads_the_dispatcher_list(tmp_path: Path) -> None:
-    """Kamailio really starts on the file (both sockets, every module) and keeps every dispatcher line."""
+def _rendered_list(tmp_path: Path) -> Path:
+    """The list `vocalcast trunk apply` renders for the compose file's topology, with a trunk that has
+    credentials (hex attributes) beside one without."""
+    topology = json.loads(CLUSTER_JSON.read_text())
+    media = [
+        MediaServer(n["name"], "127.0.0.1", int(n["overrides"]["VOCALCAST_SIP_PORT"]))
+        for n in topology["nodes"]
+    ]
+    trunks = [
+        Trunk(
+            name="opd",
+            host="127.0.0.1",
+            port=5070,
+            auth="digest",
+            username="u1",
+            password="pw=1",
+            max_cps=2.5,
+        ),
+        Trunk(name="opa", host="127.0.0.1", port=5071),
+    ]
+    path = tmp_path / "rendered.list"
+    path.write_text(render_dispatcher(trunks, media))
+    db = tmp_path / "db"  # the registrations' table, rendered beside it (a trunk that registers)
+    db.mkdir()
+    (db / "version").write_text(UACREG_VERSION)
+    register = Trunk(name="opr", host="127.0.0.1", port=5072, auth="register", username="u2", password="p=2")
+    (db / "uacreg").write_text(render_registrations([*trunks, register]))
+    return path
+
+
+@pytest.mark.parametrize("which", ["rendered", "image fallback"])
+def test_kamailio_runs_the_edge_config_and_loads_the_dispatcher_list(tmp_path: Path, which: str) -> None:
+    """Kamailio really starts on the file (both sockets, every module) and keeps every dispatcher line:
+    of the list the trunk commands render (the compose file's), and of the image's fallback."""
+    dslist = _rendered_list(tmp_path) if which == "rendered" else DISPATCHER_LIST
     log = tmp_path / "kamailio.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -358,7 +548,13 @@ def test_kamailio_runs_the_edge_config_and_loads_the_dispatcher_list(tmp_path: P
                 "32",
                 "-M",
                 "4",
-                *_kamailio_args(tmp_path, PORT_BASE + 1400, PORT_BASE + 1401),
+                *_kamailio_args(
+                    tmp_path,
+                    PORT_BASE + 1400,
+                    PORT_BASE + 1401,
+                    dslist,
+                    uacreg=tmp_path / "db" if which == "rendered" else None,
+                ),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -383,10 +579,20 @@ def test_kamailio_runs_the_edge_config_and_loads_the_dispatcher_list(tmp_path: P
         uris = sorted(re.findall(r"URI: (\S+)", listed))
         expected = sorted(
             line.split()[1]
-            for line in DISPATCHER_LIST.read_text().splitlines()
+            for line in dslist.read_text().splitlines()
             if line.strip() and not line.startswith("#")
         )
         assert uris == expected
+        if which == "rendered":
+            regs = subprocess.run(
+                ["kamcmd", "-s", f"unixs:{tmp_path}/ctl", "uac.reg_dump"],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=5,
+            ).stdout
+            assert re.findall(r"l_uuid: (\S+)", regs) == ["opr"], regs
+            assert "auth_password: p=2" in regs and "auth_proxy: sip:127.0.0.1:5072" in regs, regs
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
@@ -434,6 +640,28 @@ def test_systemd_analyze_verifies_the_units_without_a_word(tmp_path: Path) -> No
     assert f"ExecStart={vocalcast} stack run-asterisk\n" in text
     assert f"ExecStart={vocalcast} serve\n" in text
     assert f"-f {PROJECT_ROOT}/docker/kamailio/kamailio.cfg" in text
+
+
+def test_the_bare_metal_edge_reads_the_rendered_list_and_the_node_goes_through_it() -> None:
+    """As in the compose file (issue 19): the Kamailio unit reads the list `vocalcast trunk apply` renders in
+    the edge host's cluster home, with its control socket there; the node's env points its trunks at the
+    unit's internal socket."""
+    unit = (UNITS / "vocalcast-kamailio.service").read_text()
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    args = shlex.split(exec_start.removeprefix("ExecStart="))
+    defines = dict(args[i + 1].split("=", 1) for i, a in enumerate(args[:-1]) if a == "-A")
+    edge = Edge(Path("/var/lib/vocalcast-cluster"), 5080, 5060)
+    assert defines["DSLIST"] == str(edge.dispatcher_list)
+    assert defines["CTL_SOCKET"] == edge.ctl
+    assert defines["UACREG_DB"] == f"text://{edge.registrations_db}"
+    node = _env_file((UNITS / "vocalcast.env.example").read_text())
+    kamailio_env = _env_file((UNITS / "kamailio.env.example").read_text())
+    internal = (
+        defines["INTERNAL_LISTEN"]
+        .removeprefix("udp:")
+        .replace("${EDGE_INTERNAL_ADDRESS}", kamailio_env["EDGE_INTERNAL_ADDRESS"])
+    )
+    assert node["VOCALCAST_SIP_EDGE"] == internal
 
 
 def _env_file(text: str) -> dict[str, str]:

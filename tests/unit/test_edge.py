@@ -16,12 +16,16 @@ from engine.errors import StackError
 from engine.settings import Settings
 from engine.stack.cluster import layout
 from engine.telephony.edge import (
+    Cluster,
     Edge,
     MediaServer,
+    Node,
+    apply_trunks,
     kamcmd,
     read_topology,
     reload,
     render_dispatcher,
+    render_registrations,
     write_topology,
 )
 from engine.telephony.trunks import EDGE_ENDPOINT, edge_set, render_pjsip
@@ -147,3 +151,59 @@ def test_the_cluster_is_found_from_its_own_state_dir_and_from_each_nodes(tmp_pat
     # A directory that merely sits two levels below is no node of it.
     stranger = Settings.from_env({"VOCALCAST_STATE_DIR": str(settings.state_dir / "nodes" / "node9")})
     assert read_topology(stranger) is None
+
+
+async def test_on_the_edge_host_the_list_names_the_nodes_addresses_and_their_trunks_wait_for_them(
+    tmp_path: Path,
+) -> None:
+    """A bare-metal edge host (issue 19): its topology names nodes on other hosts (their SIP address), whose
+    Asterisk directories are not here — the list is rendered with their addresses and Kamailio not running
+    is said; the nodes are unreachable from here (each applies its own), nothing is written for them."""
+    home = tmp_path / "cluster"
+    elsewhere = tmp_path / "not-here"
+    nodes = [
+        Node(
+            f"node{i}",
+            {
+                "VOCALCAST_STATE_DIR": str(elsewhere / f"node{i}"),
+                "VOCALCAST_NODE": f"node{i}",
+                "VOCALCAST_SIP_BIND": f"10.0.0.{i}",
+                "VOCALCAST_SIP_PORT": "5160",
+                "VOCALCAST_SIP_EDGE": "10.0.0.9:5080",
+            },
+        )
+        for i in (1, 2)
+    ]
+    built = Cluster(Edge(home, internal_port=5080, external_port=5060, host="10.0.0.9"), nodes)
+    settings = Settings.from_env({"VOCALCAST_STATE_DIR": str(home), "VOCALCAST_DEMO": "0"})
+    done = await apply_trunks(settings, built, [DIGEST])
+    assert done.unreachable == ["node1", "node2"] and done.edge_down and done.loaded == {}
+    lines = [line for line in built.edge.dispatcher_list.read_text().splitlines() if line.startswith("2 ")]
+    assert lines == ["2 sip:10.0.0.1:5160 8 0 duid=node1", "2 sip:10.0.0.2:5160 8 0 duid=node2"]
+    assert not elsewhere.exists()
+
+
+def test_the_registrations_table_holds_each_registering_trunk_as_its_pjsip_registration_would() -> None:
+    text = render_registrations(
+        [
+            DIGEST,  # auth=register
+            Trunk(name="opa", host="192.0.2.10"),
+            Trunk(name="opb", host="192.0.2.11", port=5080, auth="digest", username="b", password="x"),
+            Trunk(
+                name="opc",
+                host="192.0.2.12",
+                auth="register",
+                username="c1",
+                password="p=c",
+                from_domain="c.fr",
+            ),
+        ]
+    )
+    header, *rows = text.splitlines()
+    assert header.split()[0] == "id(int,auto)" and "realm(string,null)" in header
+    # id:l_uuid:l_username:l_domain:r_username:r_domain:realm:auth_username:auth_password:auth_ha1:auth_proxy:
+    # expires:flags:reg_delay:contact_addr:socket — ':' escaped inside a value (db_text).
+    assert rows == [
+        "1:opc:c1:c.fr:c1:c.fr::c1:p=c::sip\\:192.0.2.12\\:5060:3600:0:0::",
+        "2:opd:u1:192.0.2.20:u1:192.0.2.20::u1:pw=1::sip\\:192.0.2.20\\:5070:3600:0:0::",
+    ]
