@@ -5,18 +5,18 @@ Never call anyone twice by mistake: an attempt row is committed before its origi
 an attempt whose originate may have been sent is only ever reconciled (channels, then CDRs).
 
 The parts: the trunk pool and its watch (which trunk may take which call: trunkpool.py, trunkwatch.py),
-one attempt from originate to recorded result (attempt.py), adoption of calls that outlived a gap
-(adoption.py), results written in batches (results.py).
+the gates a claim passes (claims.py), each send's call plan (contexts.py), one attempt from originate to
+recorded result (attempt.py), adoption of calls that outlived a gap (adoption.py), results written in
+batches (results.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,20 +26,16 @@ import structlog
 
 from engine.domain.breaker import BreakerSettings
 from engine.domain.callevents import CallResult
-from engine.domain.callplan import CallPlan, DropMode
-from engine.domain.numbers import Refusal, normalize
 from engine.domain.pacing import AdaptivePace
-from engine.domain.preamble import opt_out_text, preamble_text
 from engine.domain.quality import QualityRules
 from engine.domain.retries import RetryPolicy, RetryTiming
-from engine.errors import DatabaseUnavailable, InvalidInput, TelephonyUnavailable
-from engine.media.paths import prompt_uri, sound_uri
-from engine.media.spoken import spoken
+from engine.errors import DatabaseUnavailable, TelephonyUnavailable
 from engine.metrics import Metrics
-from engine.services.dialing import lawgate
 from engine.services.dialing.adoption import Adoption
 from engine.services.dialing.attempt import Attempts, SendContext
+from engine.services.dialing.claims import Claims
 from engine.services.dialing.clock import Clock
+from engine.services.dialing.contexts import SendContexts
 from engine.services.dialing.membership import Membership
 from engine.services.dialing.results import ResultWriter
 from engine.services.dialing.stages import StageRecorder
@@ -48,15 +44,12 @@ from engine.services.dialing.trunkpool import TrunkPool
 from engine.services.dialing.trunkshare import SharedLimits, keep, within
 from engine.services.dialing.trunkwatch import TrunkWatch
 from engine.settings import Settings
-from engine.store import Database, dialtime
+from engine.store import Database
 from engine.store import attempts as attempts_store
 from engine.store import sends as sends_store
-from engine.store import spending as spending_store
 from engine.store import transfers as transfers_store
 from engine.store.attempts import Claim, Slot
-from engine.store.db import Executor
 from engine.store.nodes import TakenOver
-from engine.store.sends import RunnableSend
 from engine.telephony.ari import AriClient, AriError, Event
 from engine.telephony.callrequest import CallRequest
 from engine.telephony.calls import CallService
@@ -136,8 +129,7 @@ class Dialer:
             sipwatch=sipwatch,
         )
         self._wake = asyncio.Event()
-        self._contexts: dict[UUID, SendContext] = {}
-        self._abroad_checked: set[UUID] = set()  # sends whose recipients abroad were checked (issue 17)
+        self.contexts = SendContexts(settings, db)  # each send's call plan, made once per engine
         self._tasks: set[asyncio.Task[None]] = set()
         self._checked_at = float("-inf")
         self._completed_at = 0.0
@@ -155,6 +147,7 @@ class Dialer:
             on_fenced=self._drop_calls,
         )
         self.attempts.membership = self.membership
+        self.claims = Claims(settings, db, node=self.node, app=ari.app, membership=self.membership)
         # No ARI request of a node fenced meanwhile (it learns so before it acts: Membership.confirm).
         ari.gate = self.membership.confirm
         # VOCALCAST_CLUSTER: the trunks' channels, pace and pauses taken from PostgreSQL's counters.
@@ -280,7 +273,7 @@ class Dialer:
         if charged:
             log.info("transfers.billed", credits=charged)
         for send_id in await sends_store.complete_finished(self.db):
-            self._contexts.pop(send_id, None)
+            self.contexts.forget(send_id)
             log.info("send.completed", send_id=str(send_id))
 
     def _wait_s(self) -> float:
@@ -351,27 +344,19 @@ class Dialer:
             if not any(rooms):
                 continue
             share = -(-free // (len(sends) - index))  # ceil
-            if send.id not in self._abroad_checked:
-                await self._leave_out_abroad(send.id)
-            if send.commercial and not await self._preamble_ready(send.id):
+            if send.commercial and not await self.contexts.preamble_ready(send.id):
                 continue
-            claim_due = functools.partial(
-                self._claim,
-                send=send,
+            claims = await self.claims.take(
+                send,
                 classes=[(c.pattern, len(room)) for c, room in zip(mine, rooms, strict=True)],
                 slots=[
                     Slot(t, i + 1, self.pool.trunks[t].trunk.demo)
                     for i, room in enumerate(rooms)
                     for t in room
                 ],
+                limit=share,
                 now_dt=now_dt,
             )
-            if send.account_id is not None and send.daily_cap:  # no cap: no query before the claim
-                claims = await self._claim_within_daily_cap(
-                    send.id, send.account_id, share, now_dt, claim_due
-                )
-            else:
-                claims = await claim_due(self.db, share)
             if not claims:
                 continue
             context = await self.send_context(send.id)
@@ -387,87 +372,6 @@ class Dialer:
             await attempts_store.touch_send(self.db, send.id, now_dt)
         if free > 0:
             self._note_token_wait(now)
-
-    async def _leave_out_abroad(self, send_id: UUID) -> None:
-        """Once per send and engine, before its first claim here: an account that lost the international
-        option since the send was created calls no number abroad (each is left out, reason in the report)."""
-        allowed, pending = await dialtime.pending_outside_france(self.db, send_id)
-        if not allowed:
-            abroad = [rid for rid, e164 in pending if isinstance(normalize(e164), Refusal)]
-            left = await dialtime.leave_out(self.db, abroad, dialtime.NO_INTERNATIONAL)
-            if left:
-                log.warning("send.international_left_out", send_id=str(send_id), recipients=left)
-        self._abroad_checked.add(send_id)
-
-    async def _claim(
-        self,
-        db: Executor,
-        limit: int,
-        *,
-        send: RunnableSend,
-        classes: list[tuple[str, int]],
-        slots: list[Slot],
-        now_dt: datetime,
-    ) -> list[Claim]:
-        """Claim up to ``limit`` of the send's due recipients on ``db`` (the pool, or the transaction of
-        the daily cap's claim)."""
-        take = functools.partial(
-            attempts_store.claim,
-            send_id=send.id,
-            classes=classes,
-            slots=slots,
-            limit=limit,
-            node=self.node,
-            app=self.ari.app,
-            now=now_dt,
-            epoch=self.membership.epoch,
-            touch=False,  # by the dispatch, once its calls are on their way
-        )
-        if send.commercial and send.account_id is not None:
-            # The law first: only the recipients it allows now are claimed (the others wait).
-            return await lawgate.claim_lawfully(
-                db,
-                send.id,
-                send.account_id,
-                now_dt,
-                limit=limit + 10,
-                claim=take,
-                stop_key=self.settings.require("secret_key"),
-            )
-        return await take(db)
-
-    async def _claim_within_daily_cap(
-        self,
-        send_id: UUID,
-        account_id: UUID,
-        share: int,
-        now_dt: datetime,
-        claim: Callable[[Executor, int], Awaitable[list[Claim]]],
-    ) -> list[Claim]:
-        """Claim at most as many of ``share`` calls as the account's daily spending cap still allows, the
-        whole cluster together (engine/store/spending.claim_within_cap); at the cap, the send's due
-        recipients wait for the next day (reason ``daily_cap`` in the report) and none is claimed."""
-        capped = await spending_store.claim_within_cap(
-            self.db,
-            account_id,
-            send_id,
-            default_cap=self.settings.daily_spend_cap,
-            limit=share,
-            now=now_dt,
-            claim=claim,
-        )
-        spending = capped.spending
-        if spending is not None and not capped.claims and spending.remaining == 0:
-            log.warning(
-                "send.daily_cap_reached",
-                send_id=str(send_id),
-                account_id=str(account_id),
-                cap=spending.cap,
-                spent=spending.spent,
-                postponed=capped.postponed,
-                until=spending.next_day.isoformat(),
-            )
-        return capped.claims
 
     async def _run_when_paced(self, claim: Claim, context: SendContext) -> None:
         await self.pool.wait_for_token(claim.trunk)
@@ -485,73 +389,7 @@ class Dialer:
             log.error("call.attempt_failed", task=task.get_name(), exc_info=task.exception())
 
     async def send_context(self, send_id: UUID) -> SendContext:
-        context = self._contexts.get(send_id)
-        if context is not None:
-            return context
-        row = await attempts_store.dial_context(self.db, send_id)
-        if row is None:
-            raise RuntimeError(f"send {send_id} vanished")
-        media = self.settings.media_dir
-        message = sound_uri(self.settings, media / row.audio_stem)
-        greeting = sound_uri(self.settings, media / row.greeting_stem) if row.greeting_stem else None
-        transfer_max_s = self.settings.transfer_max_s
-        if row.account_transfer_max_s is not None:
-            transfer_max_s = min(transfer_max_s, row.account_transfer_max_s)
-        plan = CallPlan(
-            message=message,
-            greeting=greeting,
-            transfer_number=transfer_number(row),
-            drop_mode=DropMode.amd if row.voicemail_drop else DropMode.none,
-            transfer_wait_media=prompt_uri(self.settings, "transfer_wait"),
-            transfer_apology_media=prompt_uri(self.settings, "transfer_failed"),
-            star_wait_s=self.settings.star_wait_s,
-            transfer_ring_timeout_s=self.settings.transfer_ring_timeout_s,
-            transfer_max_s=transfer_max_s,
-            # A lost event is caught by the deadline of the stage it left the call in (ringing: the ring
-            # timeout; a playback: its medium's length; plus a margin), rather than by a cap on the call.
-            ring_timeout_s=self.settings.ring_timeout_s,
-            message_s=row.message_duration_s or None,
-            greeting_s=row.greeting_duration_s or None,
-        )
-        if row.purpose == "commercial":
-            plan = await self._commercial(plan, row.company_name)
-        cap = row.account_max_transfers
-        context = SendContext(
-            send_id,
-            row.account_id,
-            plan,
-            row.sender_e164,
-            row.retry,
-            row.demo,
-            transfer_cap=self.settings.account_max_transfers if cap is None else cap,
-        )
-        self._contexts[send_id] = context
-        return context
-
-    async def _preamble_ready(self, send_id: UUID) -> bool:
-        """A commercial call never starts without its preamble: it is made before any claim (the
-        context is kept), and a send whose preamble cannot be made waits, its recipients untouched."""
-        try:
-            await self.send_context(send_id)
-        except (OSError, RuntimeError, InvalidInput) as exc:
-            log.error("send.preamble_failed", send_id=str(send_id), error=str(exc))
-            return False
-        return True
-
-    async def _commercial(self, plan: CallPlan, company: str | None) -> CallPlan:
-        """A commercial call opens with who calls and the opt-out key (issue 18), spoken by our voice."""
-        key = self.settings.opt_out_key
-        media = self.settings.media_dir
-        preamble = await spoken(media, preamble_text(company, key))
-        thanks = await spoken(media, opt_out_text(company))
-        return dataclasses.replace(
-            plan,
-            preamble=sound_uri(self.settings, preamble.path),
-            preamble_s=preamble.duration_s,
-            opt_out_key=key,
-            opt_out_media=sound_uri(self.settings, thanks.path),
-            opt_out_s=thanks.duration_s,
-        )
+        return await self.contexts.get(send_id)
 
     # --- nodes taken over (engine.services.dialing.takeover) -------------------------------------------
     async def _on_takeover(self, taken: TakenOver) -> None:
@@ -661,16 +499,3 @@ class Dialer:
         except AriError as exc:
             raise TelephonyUnavailable(f"ARI endpoints: {exc}") from exc
         return {str(e.get("resource")): str(e.get("state", "unknown")) for e in endpoints}
-
-
-def transfer_number(context: attempts_store.DialContext) -> str | None:
-    """The send's transfer number, checked again at dial time: an account that lost the international
-    option since the send was created transfers to French numbers only (touche 9 stays silent)."""
-    number = context.transfer_number
-    if number is None or context.allow_international:
-        return number
-    checked = normalize(number, allow_international=False)
-    if isinstance(checked, Refusal):
-        log.warning("dialer.transfer_dropped", reason=checked.code, send_account=str(context.account_id))
-        return None
-    return number
