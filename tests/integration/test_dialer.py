@@ -27,10 +27,8 @@ from lab.sipp import SippProcess
 from tests.integration.conftest import add_trunk, wait_for
 from tests.integration.dialing import (
     SIPP_DIR,
-    EngineProcess,
     customer,
     customer_greeting,
-    engine_env,
     invites_per_number,
     targets,
 )
@@ -172,84 +170,6 @@ async def test_mixed_send_completes_with_one_outcome_each(
     assert (await balance(db, who.account.id)).available == 100 - delivered
     assert (await balance(db, who.account.id)).reserved == 0
     await asyncio.sleep(0)
-
-
-async def test_kill_9_mid_send_loses_nobody_and_calls_nobody_twice(
-    stack_settings: Settings,
-    db: Database,
-    sipp_ports,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
-) -> None:
-    """A 200-recipient send; the engine is killed (-9) halfway and restarted: every recipient ends
-    with exactly one final outcome, and no number got more INVITEs than its allowed attempts."""
-    sipp = await callees(stack_settings, sipp_ports, tmp_path, max_channels=40, max_cps=40)
-    who = await customer(db, stack_settings, tmp_path, credits=1000, seconds=1.5)
-    numbers = [f"06{i:08d}" for i in range(12000000, 12000200)]
-    env = engine_env(
-        {
-            "VOCALCAST_RING_TIMEOUT_S": "2",
-            "VOCALCAST_MAX_CPS": "60",
-            "VOCALCAST_MAX_CHANNELS": "40",
-            **FAST_TRUNK_ENV,
-        }
-    )
-    first = EngineProcess(env, tmp_path / "engine-1.log")
-    second = EngineProcess(env, tmp_path / "engine-2.log")
-    async with sipp:
-        await first.start()
-        try:
-            send = await create_send(
-                db,
-                stack_settings,
-                who.account,
-                message_ref=who.message.ref,
-                targets=targets(numbers),
-                origin="cli",
-                retries=1,
-                retry_interval_s=1,
-            )
-
-            async def halfway() -> bool:
-                return (await sends_store.progress(db, send.id)).attempts >= 100
-
-            await wait_for(halfway, timeout_s=60, interval_s=0.05, what="half of the attempts")
-            first.kill()
-            await first.stop()
-            assert first.proc is not None and first.proc.returncode == -9
-            in_flight = (await sends_store.progress(db, send.id)).calling
-            await second.start()
-
-            async def done() -> bool:
-                return (await sends_store.get_send(db, send.id)).status is SendStatus.completed
-
-            await wait_for(done, timeout_s=120, interval_s=0.2, what="the send to complete after the restart")
-        finally:
-            first.kill()
-            await first.stop()
-            await second.stop()
-
-    rows = await sends_store.recipients(db, send.id, limit=1000)
-    assert len(rows) == 200
-    assert all(r["state"] == "done" and r["outcome"] for r in rows)
-    invites = invites_per_number(sipp)
-    failed_by_trunk = await trunk_failures(db, send.id)
-    cut = await our_cuts(db, send.id)
-    for row in rows:
-        # At most 1 + retries attempts, and never more calls on the wire than attempts recorded (and calls
-        # the trunk failed or we cut — a call answered while no engine was up — which the recipient gets
-        # back).
-        national = "0" + row["e164"][3:]
-        assert row["attempts"] <= 2, row
-        given_back = failed_by_trunk.get(row["e164"], 0) + cut.get(row["e164"], 0)
-        assert invites[national] <= row["attempts"] + given_back, (row, invites[national])
-        assert invites[national] >= 1 or row["outcome"] == "failed", row
-    assert in_flight > 0  # the kill really hit calls in progress
-    reconciled = await db.fetchval(
-        "SELECT count(*) FROM attempts WHERE send_id = $1 AND reconciled IS NOT NULL", send.id
-    )
-    assert reconciled >= 1
-    final = await sends_store.get_send(db, send.id)
-    assert final.credits_held == 0
 
 
 async def _until_completed(db: Database, send_id, timeout_s: float = 60) -> None:  # type: ignore[no-untyped-def]
