@@ -22,7 +22,7 @@ from engine.domain.stoplists import number_hash
 from engine.domain.trunks import Trunk
 from engine.errors import InvalidInput
 from engine.media.spoken import spoken
-from engine.services.dialing import dialer as dialer_module
+from engine.services.dialing import contexts as contexts_module
 from engine.services.sends import create_send
 from engine.settings import Settings
 from engine.store import Database
@@ -59,7 +59,7 @@ def paris(hour: int, minute: int, second: int = 0) -> datetime:
 def short_preamble(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests of the calling hours: every call still opens with a preamble, a short one (the real one
     lasts about 10 s, which these tests' calls would spend listening)."""
-    monkeypatch.setattr(dialer_module, "preamble_text", lambda _company, _key: "Appel commercial.")
+    monkeypatch.setattr(contexts_module, "preamble_text", lambda _company, _key: "Appel commercial.")
 
 
 @pytest.mark.usefixtures("short_preamble")
