@@ -102,8 +102,10 @@ async def _prepare_database(settings: Settings) -> list[Trunk]:
         return await list_trunks(db)
 
 
-def up(settings: Settings, *, engine: bool = True) -> UpResult:
-    settings = ensure_secrets(settings)
+def prepare_instance(settings: Settings) -> tuple[RootInfo, list[str], list[Trunk]]:
+    """What every `stack up` (one node, or a cluster: engine/stack/cluster.py) does first: the cached
+    Asterisk root, the instance's records, PostgreSQL (unless the database is elsewhere) and the
+    database's migrations; (the root, what it started, the trunks)."""
     started: list[str] = []
     root = ensure_root(settings)
     (settings.state_dir / "run" / "asterisk.root").write_text(str(root.path) + "\n")
@@ -118,6 +120,12 @@ def up(settings: Settings, *, engine: bool = True) -> UpResult:
         postgres.wait_ready(settings)
         postgres.ensure_roles(settings, settings.require("db_password"), settings.require("cdr_db_password"))
     trunks = asyncio.run(_prepare_database(settings))
+    return root, started, trunks
+
+
+def up(settings: Settings, *, engine: bool = True) -> UpResult:
+    settings = ensure_secrets(settings)
+    root, started, trunks = prepare_instance(settings)
     if procs.read_pid(settings.state_dir, "asterisk") is None:
         asterisk.render_config(settings, root, usable_trunks(trunks, demo=settings.demo))
         asterisk.start(settings, root)

@@ -11,7 +11,6 @@ The nodes share the instance's media directory (one host) and its secrets.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import socket
@@ -21,8 +20,7 @@ from typing import Any
 from engine.domain.trunks import usable_trunks
 from engine.errors import StackError
 from engine.settings import INSTANCE_FILE, Settings, instance_record
-from engine.stack import asterisk, kamailio, postgres, procs
-from engine.stack.root import ensure_root
+from engine.stack import asterisk, kamailio, procs
 from engine.telephony import edge
 from engine.telephony.edge import TOPOLOGY, Cluster, Edge, Node, read_topology
 
@@ -106,18 +104,7 @@ def up(
     cluster = layout(settings, count, extra)
     if existing is not None and [n.name for n in existing.nodes] != [n.name for n in cluster.nodes]:
         raise StackError(f"a cluster of {len(existing.nodes)} nodes runs here: `stack down` first")
-    started: list[str] = []
-    root = ensure_root(settings)
-    (settings.state_dir / "run" / "asterisk.root").write_text(str(root.path) + "\n")
-    (settings.state_dir / "run" / "mode").write_text("demo\n" if settings.demo else "live\n")
-    (settings.state_dir / INSTANCE_FILE).write_text(instance_record(settings))
-    if not settings.database_url:
-        if postgres.running_pid(settings) is None:
-            started.append("postgresql")
-        postgres.start(settings)
-        postgres.wait_ready(settings)
-        postgres.ensure_roles(settings, settings.require("db_password"), settings.require("cdr_db_password"))
-    trunks = asyncio.run(stack._prepare_database(settings))
+    root, started, trunks = stack.prepare_instance(settings)
     edge.write_topology(settings, cluster)
     usable = usable_trunks(trunks, demo=settings.demo)
     node_settings = [_prepare_node(settings, node) for node in cluster.nodes]
