@@ -50,6 +50,7 @@ def test_environ() -> dict[str, str]:
         "VOCALCAST_SMTP_PORT": str(base + 25),
         "VOCALCAST_DEMO_SIP_PORT": str(base + 70),
         "VOCALCAST_HEP_PORT": str(base + 99),
+        "VOCALCAST_MEDIA_HTTP_PORT": str(base + 84),  # the cluster's nodes: + 100 x I
         "VOCALCAST_RTP_START": str(base + 2000),
         "VOCALCAST_MAX_CHANNELS": "100",
         "VOCALCAST_PG_FSYNC": "0",

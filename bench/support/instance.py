@@ -46,6 +46,7 @@ def bench_environ(base: int = BENCH_PORT_BASE) -> dict[str, str]:
         "VOCALCAST_SMTP_PORT": str(base + 25),
         "VOCALCAST_DEMO_SIP_PORT": str(base + 70),
         "VOCALCAST_HEP_PORT": str(base + 99),
+        "VOCALCAST_MEDIA_HTTP_PORT": str(base + 84),  # the cluster's nodes: + 100 x I
         "VOCALCAST_RTP_START": str(BENCH_RTP_START),
         "VOCALCAST_MAX_CHANNELS": str(BENCH_MAX_CHANNELS),
         "VOCALCAST_MAX_RECIPIENTS": "100000",

@@ -137,6 +137,8 @@ def mount(settings: Settings, root: RootInfo) -> None:
     if settings.media_transport == "http":
         if _is_mountpoint(media_inside):  # left by a start in files transport
             _run(["umount", str(media_inside)])
+        with contextlib.suppress(FileNotFoundError):
+            media_inside.rmdir()  # its empty mount point too: nothing named media in the instance
         return
     media_inside.mkdir(exist_ok=True)
     if not _is_mountpoint(media_inside):

@@ -4,9 +4,12 @@ engine that drives it (its own node name and ARI application, VOCALCAST_CLUSTER=
 
 Ports, from the instance's settings: Kamailio listens for the carriers on SIP port + 50 and for the media
 servers on SIP port + 51; node i (1..N) takes every port of the instance plus 100 x i (SIP, ARI, FastAGI,
-HEP, HTTP, SMTP) and the i-th RTP range after the instance's own. The topology is kept in
+HEP, HTTP, SMTP, media) and the i-th RTP range after the instance's own. The topology is kept in
 <state dir>/run/cluster.json: `stack down`, `stack status` and `vocalcast trunk add|remove` read it.
-The nodes share the instance's media directory (one host) and its secrets.
+The engines share the instance's media directory (one host) and its secrets; the media servers do not see
+it: the nodes run the http media transport (VOCALCAST_MEDIA_TRANSPORT=http), as the compose file's do —
+each Asterisk plays a message from its engine's media listener by a signed URL, through its media cache,
+and the IVR fetches each recording through the ARI of the Asterisk that made it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ _SHIFTED = {
     "VOCALCAST_HEP_PORT": "hep_port",
     "VOCALCAST_HTTP_PORT": "http_port",
     "VOCALCAST_SMTP_PORT": "smtp_port",
+    "VOCALCAST_MEDIA_HTTP_PORT": "media_http_port",
 }
 
 
@@ -51,6 +55,7 @@ def layout(settings: Settings, count: int, extra: dict[str, str] | None = None) 
     nodes = []
     for i in range(1, count + 1):
         name = f"node{i}"
+        ari_port = settings.ari_port + NODE_STEP * i
         overrides = {
             **(extra or {}),
             "VOCALCAST_STATE_DIR": str(settings.state_dir / "nodes" / name),
@@ -58,6 +63,10 @@ def layout(settings: Settings, count: int, extra: dict[str, str] | None = None) 
             "VOCALCAST_CLUSTER": "1",
             "VOCALCAST_SIP_EDGE": edge.internal,
             "VOCALCAST_MEDIA_DIR": str(settings.media_dir),
+            # No media server mounts the library (issue 19): messages over HTTP, recordings through ARI.
+            "VOCALCAST_MEDIA_TRANSPORT": "http",
+            "VOCALCAST_MEDIA_URL": "",
+            "VOCALCAST_MEDIA_SERVERS": f"{name}=http://127.0.0.1:{ari_port}",
             "VOCALCAST_CACHE_DIR": str(settings.cache_dir),
             "VOCALCAST_PG_PORT": str(settings.pg_port),
             "VOCALCAST_DEMO": "1" if settings.demo else "0",

@@ -8,14 +8,17 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from engine.domain.trunks import Trunk
+from engine.services.trunks import Trunks
 from engine.settings import Settings
 from engine.stack import GENERATED_SECRETS, cluster
 from engine.store import Database
 from engine.telephony.edge import Cluster
 from lab.sipp import SippProcess
 from tests.integration.test_cluster import CLUSTER_ENV
-from tests.integration.test_dialer import CALLEES
+from tests.support.carrier import traced_carrier
 
 
 def edge_cluster(stack_settings: Settings, *, max_channels: int) -> Iterator[tuple[Settings, Cluster]]:
@@ -57,28 +60,30 @@ async def _empty_tables(settings: Settings) -> None:
         await db.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 
-def via_ports(sipp: SippProcess) -> tuple[set[str], set[int]]:
-    """Of every new call the carrier received: the top Via's address (who sent it to the carrier) and
-    the port in the second Via (the media server behind it)."""
-    tops: set[str] = set()
-    behind: set[int] = set()
-    for m in sipp.messages():
-        if m.direction == "received" and m.method == "INVITE":
-            vias = [v for value in m.header_values("Via") for v in value.split(",")]
-            tops.add(vias[0].split()[1].split(";")[0])
-            behind.add(int(vias[1].split()[1].split(";")[0].rsplit(":", 1)[1]))
-    return tops, behind
+async def carrier_and_trunk(
+    db: Database, settings: Settings, sipp_ports: Any, tmp_path: Path, *, channels: int, cps: float
+) -> SippProcess:
+    """A fresh traced SIPp carrier (not started) and the trunk `edgecarrier` toward it with its
+    ``channels`` and ``cps``, added while everything runs: Kamailio's list and both media servers take
+    it."""
+    sip_port, media_port = sipp_ports()
+    applied = await Trunks(db, settings).save(
+        Trunk(
+            name="edgecarrier",
+            host="127.0.0.1",
+            port=sip_port,
+            number_format="national",
+            max_channels=channels,
+            max_cps=cps,
+        )
+    )
+    assert applied.reloaded and applied.loaded == ["edgecarrier"] and applied.missing == [], applied
+    return traced_carrier(sip_port, media_port, tmp_path, name="edgecarrier", record_route=True)
 
 
-def callees_behind_a_proxy(workdir: Path) -> Path:
-    """tests/sipp/dialer_callees.xml keeping Kamailio in the dialog: Record-Route copied into its 180 and
-    200, as a real carrier does (SIPp's scenario does not), so BYEs pass through Kamailio too."""
-    scenario = workdir / "callees_rr.xml"
-    text = CALLEES.read_text()
-    anchor = "[last_CSeq:]\n      Contact:"
-    assert text.count(anchor) == 2
-    scenario.write_text(text.replace(anchor, "[last_CSeq:]\n      [last_Record-Route:]\n      Contact:"))
-    return scenario
+def asterisk_root(settings: Settings) -> Path:
+    """The cached root every media server of the cluster runs in."""
+    return Path((settings.state_dir / "run" / "asterisk.root").read_text().strip())
 
 
 def answered_by(caller: SippProcess) -> set[int]:

@@ -23,17 +23,16 @@ import aiohttp
 import pytest
 
 from engine.domain.sends import SendStatus
-from engine.domain.trunkshare import burst
-from engine.services.sends import create_send
 from engine.settings import PROJECT_ROOT, Settings
 from engine.store import Database
 from engine.store import sends as sends_store
 from engine.telephony.sipwatch import ATTEMPT_HEADER
 from lab.sipp import SippProcess
 from tests.integration.conftest import wait_for
-from tests.integration.dialing import EngineProcess, customer, engine_env, invites_per_number, targets
-from tests.integration.test_carrier import _seconds, open_dialogs_at_most
+from tests.integration.dialing import EngineProcess, engine_env, invites_per_number
 from tests.integration.test_dialer import FAST_TRUNK_ENV, callees, trunk_failures
+from tests.support.carrier import check_the_carriers_view
+from tests.support.listeners import listeners_send
 
 pytestmark = pytest.mark.integration
 
@@ -97,49 +96,11 @@ async def alpha_claimed(db: Database, send_id: Any, at_least: int = 2) -> None:
     await wait_for(claimed, timeout_s=30, interval_s=0.05, what="calls of alpha")
 
 
-async def listeners_send(db: Database, settings: Settings, tmp_path: Path, first: int, count: int) -> Any:
-    """A send to `count` listeners (numbers ending in 0-4 stay on the line until our BYE), one retry."""
-    numbers: list[str] = []
-    n = first
-    while len(numbers) < count:
-        if n % 10 < 5:
-            numbers.append(f"06{n:08d}")
-        n += 1
-    who = await customer(db, settings, tmp_path, credits=1000, seconds=1.0)
-    return await create_send(
-        db,
-        settings,
-        who.account,
-        message_ref=who.message.ref,
-        targets=targets(numbers),
-        origin="api",
-        retries=1,
-        retry_interval_s=1,
-    )
-
-
 async def completed(db: Database, send_id: Any, timeout_s: float = 60) -> None:
     async def done() -> bool:
         return (await sends_store.get_send(db, send_id)).status is SendStatus.completed
 
     await wait_for(done, timeout_s=timeout_s, interval_s=0.2, what="the send to complete")
-
-
-def invites_in_a_second_at_most(sipp: SippProcess) -> int:
-    """The most new calls (first INVITE of a Call-ID) the carrier received within any 1-second window."""
-    seen: set[str] = set()
-    times: list[float] = []
-    for message in sipp.messages():
-        if message.direction == "received" and message.method == "INVITE" and message.call_id not in seen:
-            seen.add(message.call_id or "")
-            times.append(_seconds(message.time))
-    times.sort()
-    most, start = 0, 0
-    for end, at in enumerate(times):
-        while at - times[start] >= 1.0:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 def invited_attempts(sipp: SippProcess) -> set[str]:
@@ -179,8 +140,7 @@ async def check_every_recipient(
 
 
 def check_carrier_limits(sipp: SippProcess) -> None:
-    assert open_dialogs_at_most(sipp) <= CHANNELS
-    assert invites_in_a_second_at_most(sipp) <= CPS + burst(CPS)
+    check_the_carriers_view(sipp, channels=CHANNELS, cps=CPS)
 
 
 async def nodes_of(db: Database, send_id: Any) -> Counter[str]:

@@ -9,6 +9,7 @@ servers, both of them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import subprocess
@@ -21,29 +22,30 @@ import pytest
 
 from engine import stack
 from engine.domain.trunks import Trunk
+from engine.media.paths import host_dir, instance_dir
+from engine.services.messages import playback_uri
 from engine.services.sends import create_send
 from engine.services.trunks import Trunks
 from engine.settings import Settings
-from engine.stack import cluster
+from engine.stack import cluster, procs
+from engine.stack.asterisk import cli
 from engine.store import Database
-from engine.telephony.edge import Cluster, kamcmd, reload, render_dispatcher, write_dispatcher
+from engine.telephony.edge import Cluster, Node, kamcmd, reload, render_dispatcher, write_dispatcher
 from engine.telephony.trunks import edge_set
+from lab import tones
+from lab.rtpcapture import RtpCapture
 from lab.sipp import SippProcess
 from tests.integration.dialing import SIPP_DIR, customer, targets
-from tests.integration.edgecluster import answered_by, callees_behind_a_proxy, edge_cluster, via_ports
-from tests.integration.test_cluster import (
-    CPS,
-    check_carrier_limits,
-    check_every_recipient,
-    completed,
-    invited_attempts,
-    listeners_send,
-    nodes_of,
-)
+from tests.integration.edgecluster import answered_by, asterisk_root, carrier_and_trunk, edge_cluster
+from tests.integration.test_cluster import CPS, check_every_recipient, completed, invited_attempts, nodes_of
+from tests.support.carrier import check_the_carriers_view
+from tests.support.listeners import listeners_send
 
 pytestmark = pytest.mark.integration
 
 CHANNELS = 6
+TONE_S = 1.0  # the message: tests.integration.dialing.customer's tone
+MESSAGE_HZ = 700.0
 NODE_APPS = {"vocalcast-node1", "vocalcast-node2"}
 
 
@@ -56,42 +58,66 @@ async def test_a_send_over_two_nodes_leaves_through_kamailio_within_the_carriers
     edge: tuple[Settings, Cluster], sipp_ports: Any, tmp_path: Path
 ) -> None:
     settings, built = edge
-    scenario = callees_behind_a_proxy(tmp_path)
-    sip_port, media_port = sipp_ports()
-    sipp = SippProcess(
-        scenario,
-        local_port=sip_port,
-        media_port=media_port,
-        workdir=tmp_path,
-        trace_messages=True,
-        extra_args=["-aa"],
-        name="edgecarrier",
-    )
-    async with Database(settings.dsn, min_size=1, max_size=4) as db, sipp:
-        # Added once, while everything runs: Kamailio's list and both media servers take it.
-        applied = await Trunks(db, settings).save(
-            Trunk(
-                name="edgecarrier",
-                host="127.0.0.1",
-                port=sip_port,
-                number_format="national",
-                max_channels=CHANNELS,
-                max_cps=CPS,
-            )
-        )
-        assert applied.reloaded and applied.loaded == ["edgecarrier"] and applied.missing == [], applied
-        send = await listeners_send(db, settings, tmp_path, 23000000, 30)
-        await completed(db, send.id, timeout_s=90)
+    root = asterisk_root(settings)
+    for node in built.nodes:
+        library_out_of_reach(settings.media_dir, node)
+    async with Database(settings.dsn, min_size=1, max_size=4) as db:
+        sipp = await carrier_and_trunk(db, settings, sipp_ports, tmp_path, channels=CHANNELS, cps=CPS)
+        assert sipp.media_port is not None
+        async with sipp, RtpCapture([sipp.media_port]) as capture:
+            # The message is added now, long after the media servers started: neither has seen it.
+            who = await customer(db, settings, tmp_path, seconds=TONE_S)
+            send = await listeners_send(db, settings, tmp_path, 23000000, 30, who=who)
+            await completed(db, send.id, timeout_s=90)
         await check_every_recipient(db, sipp, send.id)
         assert set((await nodes_of(db, send.id)).keys()) == NODE_APPS
         attempts = {str(r["id"]): r["app"] for r in await db.fetch("SELECT id, app FROM attempts")}
-    check_carrier_limits(sipp)
-    # Every call reached the carrier from Kamailio's external socket, from both media servers, and
-    # calls of both engines reached it.
-    tops, behind = via_ports(sipp)
-    assert tops == {built.edge.external}, tops
-    assert behind == {int(n.overrides["VOCALCAST_SIP_PORT"]) for n in built.nodes}, behind
+    # Within the carrier's limits; every call reached it from Kamailio's external socket, from both
+    # media servers, and calls of both engines reached it.
+    check_the_carriers_view(sipp, channels=CHANNELS, cps=CPS, edge=built)
     assert {attempts[a] for a in invited_attempts(sipp)} == NODE_APPS
+    # Both media servers played the message to the carrier, whole, fetched from their engine's media
+    # listener into their media cache (they have no other way to it).
+    heard = tone_per_call(capture, sipp.media_port)
+    for node in built.nodes:
+        first, last = int(node.overrides["VOCALCAST_RTP_START"]), int(node.overrides["VOCALCAST_RTP_END"])
+        calls = [seconds for port, seconds in heard if first <= port <= last]
+        print(f"{node.name}: {len(calls)} calls, the tone heard {sorted(calls)} s")
+        assert calls and all(TONE_S * 0.95 <= s <= TONE_S * 1.05 for s in calls), (node.name, calls)
+        url = playback_uri(node.settings(), who.message).removeprefix("sound:")
+        assert url.startswith(f"http://127.0.0.1:{node.overrides['VOCALCAST_MEDIA_HTTP_PORT']}/"), url
+        assert url in cli(node.settings(), root, "media cache show all"), node.name
+
+
+def library_out_of_reach(library: Path, node: Node) -> None:
+    """The node's Asterisk has no path to the message library: not in its filesystem (its root), not
+    mounted anywhere in it, named by none of its configuration files (http media transport)."""
+    settings = node.settings()
+    assert settings.media_transport == "http"
+    pid = procs.read_pid(settings.state_dir, "asterisk")
+    assert pid is not None
+    view = Path(f"/proc/{pid}/root")  # the filesystem as the Asterisk process sees it
+    inside = view / instance_dir(settings).relative_to("/")
+    assert inside.is_dir() and not (inside / "media").exists()
+    assert not (view / library.relative_to("/")).exists()
+    shown = library.stat()
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        point = view / line.split()[4].lstrip("/")
+        with contextlib.suppress(OSError):
+            assert (point.stat().st_dev, point.stat().st_ino) != (shown.st_dev, shown.st_ino), line
+    for conf in (host_dir(settings) / "etc").iterdir():
+        text = conf.read_text()
+        assert str(library) not in text and f"{instance_dir(settings)}/media" not in text, conf
+
+
+def tone_per_call(capture: RtpCapture, media_port: int) -> list[tuple[int, float]]:
+    """Each call's RTP stream to the carrier's media port (a media server reuses its RTP ports from call
+    to call: told apart by their SSRC): its source port and the seconds of the message's tone in it."""
+    return [
+        (stream.key.src_port, tones.tone_duration_s(stream.decoded_samples(), MESSAGE_HZ))
+        for stream in capture.streams
+        if stream.key.dst_port == media_port
+    ]
 
 
 async def test_a_trunk_with_credentials_is_authenticated_by_kamailio(

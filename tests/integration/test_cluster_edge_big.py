@@ -20,96 +20,32 @@ from typing import Any
 import aiohttp
 import pytest
 
-from engine.domain.trunks import Trunk
-from engine.domain.trunkshare import burst
 from engine.services.nodes import set_draining
-from engine.services.sends import create_send
-from engine.services.trunks import Trunks
 from engine.settings import Settings
 from engine.stack import asterisk, cluster, procs
 from engine.store import Database
 from engine.telephony.edge import Cluster, Node
 from lab.sipp import SippProcess
 from tests.integration.conftest import wait_for
-from tests.integration.dialing import SIPP_DIR, customer, targets
-from tests.integration.edgecluster import answered_by, callees_behind_a_proxy, edge_cluster, via_ports
-from tests.integration.test_carrier import open_dialogs_at_most
-from tests.integration.test_cluster import (
-    check_every_recipient,
-    completed,
-    invited_attempts,
-    invites_in_a_second_at_most,
-    listeners_send,
-    nodes_of,
-)
+from tests.integration.dialing import SIPP_DIR
+from tests.integration.edgecluster import answered_by, asterisk_root, carrier_and_trunk, edge_cluster
+from tests.integration.test_cluster import check_every_recipient, completed, invited_attempts, nodes_of
+from tests.support.carrier import check_the_carriers_view
+from tests.support.listeners import listeners_send
 
 pytestmark = pytest.mark.integration
 
 CHANNELS = 40
 CPS = 10.0
 NUMBERS = int(os.environ.get("VOCALCAST_CLUSTER_TEST_NUMBERS", "500"))
-
-
-async def long_listeners_send(
-    db: Database, settings: Settings, tmp_path: Path, *, first: int = 25000000, count: int = NUMBERS
-) -> Any:
-    """``count`` listeners (numbers ending in 0-4) of a 5-second message, one retry: at 10 calls a second,
-    more calls would be up at once than the carrier's 40 channels, so both limits are tested."""
-    numbers = [f"06{n:08d}" for n in range(first, first + 2 * count) if n % 10 < 5][:count]
-    who = await customer(
-        db, settings, tmp_path, credits=10 * count, seconds=5.0, email=f"c{first}@example.fr"
-    )
-    return await create_send(
-        db,
-        settings,
-        who.account,
-        message_ref=who.message.ref,
-        targets=targets(numbers),
-        origin="api",
-        retries=1,
-        retry_interval_s=1,
-    )
+# A 5-second message: at 10 calls a second, more calls would be up at once than the carrier's 40
+# channels, so both limits are tested.
+LONG_S = 5.0
 
 
 @pytest.fixture(scope="module")
 def edge(stack_settings: Settings) -> Iterator[tuple[Settings, Cluster]]:
     yield from edge_cluster(stack_settings, max_channels=CHANNELS)
-
-
-async def carrier_and_trunk(db: Database, settings: Settings, sipp_ports: Any, tmp_path: Path) -> SippProcess:
-    """A fresh SIPp carrier (not started) and the trunk toward it, applied to Kamailio and both nodes."""
-    sip_port, media_port = sipp_ports()
-    applied = await Trunks(db, settings).save(
-        Trunk(
-            name="edgecarrier",
-            host="127.0.0.1",
-            port=sip_port,
-            number_format="national",
-            max_channels=CHANNELS,
-            max_cps=CPS,
-        )
-    )
-    assert applied.loaded == ["edgecarrier"] and applied.missing == [], applied
-    return SippProcess(
-        callees_behind_a_proxy(tmp_path),
-        local_port=sip_port,
-        media_port=media_port,
-        workdir=tmp_path,
-        trace_messages=True,
-        extra_args=["-aa"],
-        name="carrier",
-    )
-
-
-def check_the_carriers_view(sipp: SippProcess, built: Cluster, *, both: bool = True) -> None:
-    most_dialogs, most_invites = open_dialogs_at_most(sipp), invites_in_a_second_at_most(sipp)
-    print(f"carrier saw at most {most_dialogs} dialogs and {most_invites} INVITEs in a second")
-    assert most_dialogs <= CHANNELS
-    assert most_invites <= CPS + burst(CPS)
-    tops, behind = via_ports(sipp)
-    assert tops == {built.edge.external}, tops
-    if both:
-        assert behind == {int(n.overrides["VOCALCAST_SIP_PORT"]) for n in built.nodes}, behind
 
 
 async def node_health(node: Node) -> tuple[int, dict[str, Any]]:
@@ -136,7 +72,7 @@ async def test_a_frozen_node_taken_over_sends_no_invite_through_kamailio_once_it
     pid = procs.read_pid(node1.state_dir, "engine")
     assert pid is not None
     async with Database(settings.dsn, min_size=1, max_size=4) as db:
-        sipp = await carrier_and_trunk(db, settings, sipp_ports, tmp_path)
+        sipp = await carrier_and_trunk(db, settings, sipp_ports, tmp_path, channels=CHANNELS, cps=CPS)
         async with sipp:
             send = await listeners_send(db, settings, tmp_path, 26000000, 60)
 
@@ -169,7 +105,7 @@ async def test_a_frozen_node_taken_over_sends_no_invite_through_kamailio_once_it
             await check_every_recipient(db, sipp, send.id)
             after = invited_attempts(sipp) & await attempts_of(db, send.id, node1)
     assert after == before, f"node1 sent {len(after - before)} INVITE(s) after it woke up"
-    check_the_carriers_view(sipp, built)
+    check_the_carriers_view(sipp, channels=CHANNELS, cps=CPS, edge=built)
 
 
 async def test_a_drained_node_finishes_its_calls_through_kamailio_and_the_other_carries_the_rest(
@@ -181,9 +117,9 @@ async def test_a_drained_node_finishes_its_calls_through_kamailio_and_the_other_
     procs.stop(node1.state_dir, "engine", timeout_s=15)
     await asyncio.to_thread(cluster.start_engines, built)
     async with Database(settings.dsn, min_size=1, max_size=4) as db:
-        sipp = await carrier_and_trunk(db, settings, sipp_ports, tmp_path)
+        sipp = await carrier_and_trunk(db, settings, sipp_ports, tmp_path, channels=CHANNELS, cps=CPS)
         async with sipp:
-            send = await long_listeners_send(db, settings, tmp_path, first=27000000, count=80)
+            send = await listeners_send(db, settings, tmp_path, 27000000, 80, seconds=LONG_S)
 
             async def node1_calling() -> bool:
                 return bool(
@@ -214,7 +150,7 @@ async def test_a_drained_node_finishes_its_calls_through_kamailio_and_the_other_
             apps = await nodes_of(db, send.id)
             assert apps["vocalcast-node2"] > apps["vocalcast-node1"] > 0, apps
             assert await set_draining(settings, node1.name, False)
-    check_the_carriers_view(sipp, built)
+    check_the_carriers_view(sipp, channels=CHANNELS, cps=CPS, edge=built)
 
 
 async def test_a_node_killed_with_its_media_server_stopped_mid_send_is_finished_by_the_other(
@@ -222,11 +158,11 @@ async def test_a_node_killed_with_its_media_server_stopped_mid_send_is_finished_
 ) -> None:
     settings, built = edge
     node1, node2 = built.nodes
-    root = Path((settings.state_dir / "run" / "asterisk.root").read_text().strip())
+    root = asterisk_root(settings)
     async with Database(settings.dsn, min_size=1, max_size=4) as db:
-        sipp = await carrier_and_trunk(db, settings, sipp_ports, tmp_path)
+        sipp = await carrier_and_trunk(db, settings, sipp_ports, tmp_path, channels=CHANNELS, cps=CPS)
         async with sipp:
-            send = await long_listeners_send(db, settings, tmp_path)
+            send = await listeners_send(db, settings, tmp_path, 25000000, NUMBERS, seconds=LONG_S)
 
             async def node1_calling() -> bool:
                 return bool(
@@ -253,7 +189,7 @@ async def test_a_node_killed_with_its_media_server_stopped_mid_send_is_finished_
             assert set(apps) == {"vocalcast-node1", "vocalcast-node2"}, apps
             assert await db.fetchval("SELECT taken_over_by FROM nodes WHERE name = 'node1'") == node2.name
     print(f"\ncluster run: {NUMBERS} numbers, attempts per node {dict(apps)}")
-    check_the_carriers_view(sipp, built)
+    check_the_carriers_view(sipp, channels=CHANNELS, cps=CPS, edge=built)
     # Calls to the recording number now reach the live media server only (Kamailio's OPTIONS probing
     # marked node1's down; a call sent to it meanwhile would fail over after 2 s).
     sip_port, media_port = sipp_ports()

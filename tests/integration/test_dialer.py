@@ -26,12 +26,12 @@ from engine.store.credits import balance
 from lab.sipp import SippProcess
 from tests.integration.conftest import add_trunk, wait_for
 from tests.integration.dialing import (
-    SIPP_DIR,
     customer,
     customer_greeting,
     invites_per_number,
     targets,
 )
+from tests.support.carrier import CALLEES, traced_carrier
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +55,6 @@ FAST_TRUNK_ENV = {
     "VOCALCAST_TRUNK_WAIT_MAX_S": "10",
     "VOCALCAST_TRUNK_CHECK_S": "0.5",
 }
-
-CALLEES = SIPP_DIR / "dialer_callees.xml"
 
 
 async def trunk_failures(db: Database, send_id) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -99,15 +97,7 @@ async def callees(  # type: ignore[no-untyped-def]
     await add_trunk(
         settings, Trunk(name=name, host="127.0.0.1", port=sip_port, number_format="national", **trunk)
     )
-    return SippProcess(
-        scenario,
-        local_port=sip_port,
-        media_port=media_port,
-        workdir=tmp_path,
-        trace_messages=trace,
-        extra_args=["-aa"],  # answers the trunk's OPTIONS qualify
-        name=name,
-    )
+    return traced_carrier(sip_port, media_port, tmp_path, name=name, scenario=scenario, trace=trace)
 
 
 async def test_mixed_send_completes_with_one_outcome_each(
