@@ -13,6 +13,7 @@ by `vocalcast stack up --nodes N` (engine/stack/cluster.py); `vocalcast trunk ad
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -108,6 +109,7 @@ UACREG_HEADER = (
 )
 UACREG_VERSION = "table_name(string) table_version(int)\nuacreg:5\n"  # Kamailio 5.6's uacreg
 REGISTRATION_EXPIRES_S = 3600  # as the single node's PJSIP registration asks
+DEFAULT_SIP_PORT = 5060
 
 
 def _dbtext(value: str) -> str:
@@ -119,31 +121,47 @@ def render_registrations(trunks: Iterable[Trunk]) -> str:
     made as the single node's PJSIP registration makes it — To/From sip:<username>@<from domain or host>,
     sent to sip:<host>:<port>, the trunk's credentials for any realm. The contact is
     sip:<trunk name>@<Kamailio's external address> (REG_CONTACT, kamailio.cfg): a carrier's call to it is
-    an inbound call like any other."""
+    an inbound call like any other.
+
+    Kamailio's uac sends each REGISTER to the row's auth_proxy (its next hop) with the Request-URI
+    sip:<r_domain>, the To/From domain too. A trunk with an outbound proxy is registered through it:
+    auth_proxy is the proxy, and the Request-URI names the registrar for the proxy to route by — the
+    from domain, else <host>, with :<port> unless 5060 (PJSIP sends sip:<host>:<port> as its Request-URI
+    and a Route header to the proxy; Kamailio's uac sends no Route header)."""
     rows = [UACREG_HEADER]
     for i, t in enumerate(sorted((t for t in trunks if t.auth == "register"), key=lambda t: t.name), start=1):
         t.validate()
         domain = t.from_domain or t.host
+        if t.outbound_proxy and not t.from_domain and t.port != DEFAULT_SIP_PORT:
+            domain = f"{t.host}:{t.port}"
+        hop = t.outbound_proxy or f"sip:{t.host}:{t.port}"
         user = t.username or ""
         fields = [str(i), t.name, user, domain, user, domain, "", user, t.password or "", ""]
-        fields += [f"sip:{t.host}:{t.port}", str(REGISTRATION_EXPIRES_S), "0", "0", "", ""]
+        fields += [hop, str(REGISTRATION_EXPIRES_S), "0", "0", "", ""]
         rows.append(":".join(_dbtext(f) for f in fields))
     return "\n".join(rows) + "\n"
 
 
 def write_registrations(edge: Edge, text: str) -> None:
-    """Replace the uacreg table at once (root:kamailio 0640: credentials inside; db_text reads a table
-    again when its file changed)."""
+    """Replace the uacreg table at once (root:kamailio 0640: credentials inside). db_text reads a table
+    again when its file's modification time changed, in whole seconds: a table written twice within one
+    second (two trunks added at once) gets a time one second past the previous one's, or Kamailio would
+    keep the first version (and `uac.reg_refresh` of the second trunk answer 404)."""
     gid = _kamailio_gid()
     edge.registrations_db.mkdir(parents=True, exist_ok=True)
     os.chown(edge.registrations_db, 0, gid)
     edge.registrations_db.chmod(0o750)
     for name, content in (("version", UACREG_VERSION), ("uacreg", text)):
+        target = edge.registrations_db / name
         tmp = edge.registrations_db / f".{name}.tmp"
         tmp.write_text(content)
         os.chown(tmp, 0, gid)
         tmp.chmod(0o640)
-        tmp.replace(edge.registrations_db / name)
+        with contextlib.suppress(FileNotFoundError):
+            previous = int(target.stat().st_mtime)
+            if int(tmp.stat().st_mtime) <= previous:
+                os.utime(tmp, (previous + 1, previous + 1))
+        tmp.replace(target)
 
 
 def write_dispatcher(edge: Edge, text: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import subprocess
@@ -248,45 +249,60 @@ async def test_a_trunk_that_registers_is_registered_by_kamailio(
 ) -> None:
     """`--auth register` through the edge: Kamailio (uac, its db_text table rendered by the trunk commands)
     registers at the carrier with the trunk's credentials, its contact its own external address; no media
-    server registers."""
+    server registers. A trunk with an outbound proxy is registered through it: the REGISTER reaches the
+    proxy (nothing listens at the registrar's own address), naming the registrar in its Request-URI."""
     settings, built = edge
-    sip_port, media_port = sipp_ports()
-    registrar = SippProcess(
-        SIPP_DIR / "registrar_digest.xml",
-        local_port=sip_port,
-        media_port=media_port,
-        workdir=tmp_path,
-        keys={"username": "reguser", "password": "r3g=pw"},
-        name="registrar",
-    )
-    async with Database(settings.dsn, min_size=1, max_size=2) as db, registrar:
-        applied = await Trunks(db, settings).save(
-            Trunk(
-                name="edgereg",
-                host="127.0.0.1",
-                port=sip_port,
-                auth="register",
-                username="reguser",
-                password="r3g=pw",
-                qualify=False,
-            )
+    registrars = {}
+    for name in ("registrar", "proxy"):
+        sip_port, media_port = sipp_ports()
+        registrars[name] = SippProcess(
+            SIPP_DIR / "registrar_digest.xml",
+            local_port=sip_port,
+            media_port=media_port,
+            workdir=tmp_path,
+            keys={"username": "reguser", "password": "r3g=pw"},
+            name=name,
         )
-        assert applied.missing == [], applied
-        events: list[dict[str, str]] = []
+    direct, proxy = registrars["registrar"], registrars["proxy"]
+    behind_proxy, _ = sipp_ports()  # the proxied trunk's registrar: nothing listens there
+    trunks = [
+        Trunk(name="edgereg", host="127.0.0.1", port=direct.local_port),
+        Trunk(
+            name="edgeregpx",
+            host="127.0.0.1",
+            port=behind_proxy,
+            outbound_proxy=f"sip:127.0.0.1:{proxy.local_port};lr",
+        ),
+    ]
+    async with Database(settings.dsn, min_size=1, max_size=2) as db, direct, proxy:
+        for trunk in trunks:
+            registering = dataclasses.replace(
+                trunk, auth="register", username="reguser", password="r3g=pw", qualify=False
+            )
+            assert (await Trunks(db, settings).save(registering)).missing == []
         for _ in range(100):  # Kamailio's registration timer ticks every 5 s
-            events = [e for e in registrar.log_events() if e.get("event") == "REGISTER"]
-            if events:
+            if all(registered(r) for r in (direct, proxy)):
                 break
             await asyncio.sleep(0.1)
-        await Trunks(db, settings).remove("edgereg")
+        for trunk in trunks:
+            await Trunks(db, settings).remove(trunk.name)
     # Removed with its trunk (Kamailio's registrations in memory: none left).
     assert "l_uuid" not in kamcmd(built.edge, "uac.reg_dump")
-    assert events, registrar.diagnostics()
-    assert events[0]["valid"] == "true", events
-    assert events[0]["to"] == "sip:reguser@127.0.0.1"
-    assert events[0]["contact"] == f"sip:edgereg@{built.edge.external}"
-    # Sent from Kamailio's external socket (the carrier's side).
-    vias = [
-        v for m in registrar.messages() if m.method == "REGISTER" for n, v in m.headers if n.lower() == "via"
-    ]
-    assert vias and all(built.edge.external in v for v in vias), vias
+    for registrar, trunk, aor in (
+        (direct, "edgereg", "127.0.0.1"),
+        (proxy, "edgeregpx", f"127.0.0.1:{behind_proxy}"),
+    ):
+        events = registered(registrar)
+        assert events, registrar.diagnostics()
+        assert events[0]["valid"] == "true", events
+        assert events[0]["to"] == f"sip:reguser@{aor}"
+        assert events[0]["contact"] == f"sip:{trunk}@{built.edge.external}"
+        sent = [m for m in registrar.messages() if m.method == "REGISTER"]
+        # Sent from Kamailio's external socket (the carrier's side), to the registrar by its Request-URI.
+        assert sent and {m.start_line.split()[1] for m in sent} == {f"sip:{aor}"}, sent
+        vias = [v for m in sent for n, v in m.headers if n.lower() == "via"]
+        assert vias and all(built.edge.external in v for v in vias), vias
+
+
+def registered(registrar: SippProcess) -> list[dict[str, str]]:
+    return [e for e in registrar.log_events() if e.get("event") == "REGISTER"]

@@ -5,6 +5,7 @@ collide."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from engine.telephony.edge import (
     reload,
     render_dispatcher,
     render_registrations,
+    write_registrations,
     write_topology,
 )
 from engine.telephony.trunks import EDGE_ENDPOINT, edge_set, render_pjsip
@@ -203,7 +205,20 @@ def test_the_registrations_table_holds_each_registering_trunk_as_its_pjsip_regis
     assert header.split()[0] == "id(int,auto)" and "realm(string,null)" in header
     # id:l_uuid:l_username:l_domain:r_username:r_domain:realm:auth_username:auth_password:auth_ha1:auth_proxy:
     # expires:flags:reg_delay:contact_addr:socket — ':' escaped inside a value (db_text).
+    # opd registers through its outbound proxy (auth_proxy: uac's next hop), the Request-URI (sip:<r_domain>)
+    # naming its registrar, port included, for the proxy to route by.
     assert rows == [
         "1:opc:c1:c.fr:c1:c.fr::c1:p=c::sip\\:192.0.2.12\\:5060:3600:0:0::",
-        "2:opd:u1:192.0.2.20:u1:192.0.2.20::u1:pw=1::sip\\:192.0.2.20\\:5070:3600:0:0::",
+        "2:opd:u1:192.0.2.20\\:5070:u1:192.0.2.20\\:5070::u1:pw=1::sip\\:proxy.example.fr;lr:3600:0:0::",
     ]
+
+
+def test_the_registrations_table_written_twice_in_one_second_is_newer_each_time(tmp_path: Path) -> None:
+    """db_text reads a table again only when its file's time (whole seconds) changed: two trunks added at
+    once must not leave Kamailio on the first version."""
+    edge = Edge(tmp_path, internal_port=5080, external_port=5060)
+    times = []
+    for trunks in ([DIGEST], [DIGEST, dataclasses.replace(DIGEST, name="ope")], []):
+        write_registrations(edge, render_registrations(trunks))
+        times.append(int((edge.registrations_db / "uacreg").stat().st_mtime))
+    assert times[0] < times[1] < times[2], times
