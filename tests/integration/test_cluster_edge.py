@@ -2,9 +2,12 @@
 Kamailio edge (docker/kamailio/kamailio.cfg), two Asterisk media servers and two engines on the test
 instance's PostgreSQL. Measured at a SIPp carrier: a send over both nodes leaves through Kamailio from both
 media servers within the carrier's channels and pace, every recipient ending right, through a trunk added
-once (applied to Kamailio and to every media server); a trunk with credentials is authenticated by
-Kamailio (the carrier checks the digest); calls to the recording number through Kamailio reach the media
-servers, both of them."""
+once (applied to Kamailio and to every media server); neither media server has a path to the message
+library (http media transport), and the message, added after the cluster is up, is heard whole by the
+carrier from both, each holding it in its media cache; a trunk with credentials behind an outbound proxy is
+called through the proxy and authenticated by Kamailio (the carrier checks the digest); trunks that
+register are registered by Kamailio, directly or through their outbound proxy; calls to the recording
+number through Kamailio reach the media servers, both of them."""
 
 from __future__ import annotations
 
@@ -124,8 +127,12 @@ def tone_per_call(capture: RtpCapture, media_port: int) -> list[tuple[int, float
 async def test_a_trunk_with_credentials_is_authenticated_by_kamailio(
     edge: tuple[Settings, Cluster], sipp_ports: Any, tmp_path: Path
 ) -> None:
+    """Its carrier behind an outbound proxy (the SIPp carrier listens as the proxy; nothing at the trunk's
+    own address): every INVITE, the authenticated one too, goes through the proxy, the carrier's address
+    in its Request-URI."""
     settings, built = edge
     sip_port, media_port = sipp_ports()
+    behind_proxy, _ = sipp_ports()
     carrier = SippProcess(
         SIPP_DIR / "carrier_digest.xml",
         local_port=sip_port,
@@ -144,7 +151,8 @@ async def test_a_trunk_with_credentials_is_authenticated_by_kamailio(
             Trunk(
                 name="edgedigest",
                 host="127.0.0.1",
-                port=sip_port,
+                port=behind_proxy,
+                outbound_proxy=f"sip:127.0.0.1:{sip_port};lr",
                 auth="digest",
                 username="vcuser",
                 password="s3cr=t",
@@ -169,6 +177,9 @@ async def test_a_trunk_with_credentials_is_authenticated_by_kamailio(
     # The carrier checked each call's digest against the trunk's credentials (held by Kamailio only).
     assert sorted(e["number"] for e in auth) == numbers, carrier.diagnostics()
     assert {e["valid"] for e in auth} == {"true"}
+    invites = [m for m in carrier.messages() if m.direction == "received" and m.method == "INVITE"]
+    assert len(invites) == 2 * len(numbers)  # each challenged, then sent again with its digest
+    assert {m.start_line.split()[1].split("@")[1] for m in invites} == {f"127.0.0.1:{behind_proxy}"}
 
 
 async def test_calls_to_the_recording_number_through_kamailio_reach_both_media_servers(

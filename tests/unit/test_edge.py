@@ -75,7 +75,7 @@ def test_the_dispatcher_list_holds_each_trunks_carrier_limits_credentials_and_th
         f"{edge_set('opa')} sip:192.0.2.10:5060 0 0 duid=opa;vc_ch=30;vc_cps=5",
         # Hex: a password may hold '=' (and the list's attributes are key=value;...).
         f"{edge_set('opd')} sip:192.0.2.20:5070 0 0 duid=opd;vc_ch=7;vc_cps=3;vc_user={b'u1'.hex()};"
-        f"vc_pass={b'pw=1'.hex()}",
+        f"vc_pass={b'pw=1'.hex()};vc_px={b'sip:proxy.example.fr;lr'.hex()}",
         "2 sip:127.0.0.1:5160 8 0 duid=node1",
         "2 sip:127.0.0.1:5260 8 0 duid=node2",
     ]
