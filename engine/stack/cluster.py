@@ -219,5 +219,7 @@ def status(settings: Settings) -> dict[str, Any]:
         pieces[f"{node.name}-engine"].update(
             http=f"http://127.0.0.1:{o['VOCALCAST_HTTP_PORT']}/", app=f"vocalcast-{node.name}"
         )
+        if "VOCALCAST_MEDIA_HTTP_PORT" in o:  # the media listener its Asterisk plays messages from
+            pieces[f"{node.name}-engine"]["media"] = f"http://127.0.0.1:{o['VOCALCAST_MEDIA_HTTP_PORT']}/"
     report["cluster"] = {"nodes": len(cluster.nodes), "edge": cluster.edge.external}
     return report

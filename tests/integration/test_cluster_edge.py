@@ -216,6 +216,8 @@ def test_stack_status_shows_every_piece_of_the_cluster(edge: tuple[Settings, Clu
     assert {name for name, piece in pieces.items() if piece["state"] == "running"} >= expected, pieces
     assert "asterisk" not in pieces and "engine" not in pieces  # the single-node pieces do not run here
     assert pieces["kamailio"]["external"] == built.edge.external
+    for node in built.nodes:  # each engine's own media listener
+        assert pieces[f"{node.name}-engine"]["media"] == node.settings().media_base_url + "/"
     assert {n["name"]: n["state"] for n in report["nodes"]} == {"node1": "active", "node2": "active"}
     text = stack.format_status(report)
     for name in expected:
