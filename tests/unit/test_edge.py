@@ -100,8 +100,11 @@ def test_the_local_clusters_ports_are_distinct(tmp_path: Path) -> None:
         assert o["VOCALCAST_SIP_EDGE"] == cluster.edge.internal
         assert o["VOCALCAST_MEDIA_DIR"] == str(settings.media_dir)
         assert node.settings().app_name == f"vocalcast-{node.name}"
+        # No media server reads the library: each plays from its own engine's media listener.
+        assert node.settings().media_transport == "http"
+        assert node.settings().media_base_url == f"http://127.0.0.1:{o['VOCALCAST_MEDIA_HTTP_PORT']}"
     s = settings
-    instance = [s.sip_port, s.ari_port, s.agi_port, s.http_port, s.hep_port]
+    instance = [s.sip_port, s.ari_port, s.agi_port, s.http_port, s.hep_port, s.media_http_port]
     assert len(set(ports)) == len(ports) and not set(ports) & set(instance), ports
     ranges.append(range(settings.rtp_start, settings.rtp_end + 1))
     for i, a in enumerate(ranges):
