@@ -34,6 +34,7 @@ from engine.settings import Settings
 from engine.stack import cluster, procs
 from engine.stack.asterisk import cli
 from engine.store import Database
+from engine.store import trunks as trunks_store
 from engine.telephony.edge import Cluster, Node, kamcmd, reload, render_dispatcher, write_dispatcher
 from engine.telephony.trunks import edge_set
 from lab import tones
@@ -288,17 +289,20 @@ async def test_a_trunk_that_registers_is_registered_by_kamailio(
         ),
     ]
     async with Database(settings.dsn, min_size=1, max_size=2) as db, direct, proxy:
+        # Both stored, then applied at once (as `vocalcast trunk apply`): one table, one timer tick.
         for trunk in trunks:
             registering = dataclasses.replace(
                 trunk, auth="register", username="reguser", password="r3g=pw", qualify=False
             )
-            assert (await Trunks(db, settings).save(registering)).missing == []
+            await trunks_store.upsert_trunk(db, registering.validate())
+        assert (await Trunks(db, settings).apply()).missing == []
         for _ in range(100):  # Kamailio's registration timer ticks every 5 s
             if all(registered(r) for r in (direct, proxy)):
                 break
             await asyncio.sleep(0.1)
         for trunk in trunks:
-            await Trunks(db, settings).remove(trunk.name)
+            await trunks_store.remove_trunk(db, trunk.name)
+        await Trunks(db, settings).apply()
     # Removed with its trunk (Kamailio's registrations in memory: none left).
     assert "l_uuid" not in kamcmd(built.edge, "uac.reg_dump")
     for registrar, trunk, aor in (
