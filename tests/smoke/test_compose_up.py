@@ -81,6 +81,7 @@ NODES = {
     },
 }
 NODE1 = NODES["node1"]
+PODMAN_RACE = "/cgroup: no such process"
 
 
 def _podman_env() -> dict[str, str]:
@@ -191,9 +192,15 @@ def _images(settings: Settings) -> None:
         "COPY docker/asterisk/entrypoint.sh docker/asterisk/healthcheck.sh /usr/local/bin/\n"
         'ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]\n',
     )
+    # The engine runs as the service user of docker/engine/Dockerfile (its lines, as they are: uid 64100,
+    # a member of Asterisk's group), with this checkout's .venv instead of the pip install.
+    dockerfile = (DOCKER / "engine" / "Dockerfile").read_text()
+    service_user = dockerfile[dockerfile.index("ARG ASTERISK_UID=") :]
+    service_user = service_user[: service_user.index("\nENTRYPOINT")]
+    assert service_user.splitlines()[-1].startswith("USER "), service_user
     _build(
         f"localhost/vocalcast/engine:{TAG}",
-        f"FROM {runtime}\nENV LANG=C.UTF-8 VOCALCAST_STATE_DIR=/var/lib/vocalcast\n"
+        f"FROM {runtime}\nENV LANG=C.UTF-8 VOCALCAST_STATE_DIR=/var/lib/vocalcast\n{service_user}\n"
         f'ENTRYPOINT ["{PROJECT_ROOT}/.venv/bin/vocalcast"]\nCMD ["serve"]\n',
     )
     _build(
@@ -494,7 +501,16 @@ def test_compose_up_one_node_places_a_call_through_a_trunk_the_operator_adds(tmp
     container_ids: list[str] = []
     try:
         up_at = time.monotonic()
-        _run([*compose, "up", "-d", "--no-build", "kamailio", "engine1"], env=compose_env, timeout=600)
+        up = [*compose, "up", "-d", "--no-build", "kamailio", "engine1"]
+        first = subprocess.run(up, capture_output=True, text=True, check=False, timeout=600, env=compose_env)
+        if first.returncode != 0 and PODMAN_RACE in first.stderr:
+            # Podman 4.3's API, not compose.yml: it may read the cgroup of a one-shot container (a
+            # prepare step) that has just exited. `up` again goes on from where it stopped; what the
+            # run proves is the end state, all asserted below. Counted in timings.json.
+            timings["up_retried_after_podman_race"] = 1
+            _run(up, env=compose_env, timeout=600)
+        else:
+            assert first.returncode == 0, first.stderr[-3000:]
         timings["up_s"] = time.monotonic() - up_at
         listed_before = _run([*kamcmd, "dispatcher.list"])
         # The operator adds the trunk while everything runs (README, "Production deployment").
@@ -566,6 +582,8 @@ def test_compose_up_one_node_places_a_call_through_a_trunk_the_operator_adds(tmp
             env=_podman_env(),
         )
         media_cache = _run(["podman", "exec", engine, "ls", "/var/lib/vocalcast/asterisk/cache"]).split()
+        # `vocalcast serve` (the container's first process) runs as the service user, not root.
+        engine_uid = _run(["podman", "exec", engine, "sh", "-c", "grep '^Uid:' /proc/1/status"]).split()
         for container in ("postgres", "kamailio", "asterisk1"):
             _wait_healthy(f"{PROJECT}_{container}_1")
         ps = _run([*compose, "ps"], env=compose_env)
@@ -620,6 +638,7 @@ def test_compose_up_one_node_places_a_call_through_a_trunk_the_operator_adds(tmp
     assert played["answered"] and played["played_to_end"] and not played["error"], played
     assert [name for name in media_cache if name.startswith("bucket-")], media_cache  # fetched over HTTP
     assert media_status == 403
+    assert engine_uid[1:] == ["64100"] * 4, engine_uid
     assert "/srv/vocalcast" in {m.get("Destination") for m in asterisk_mounts}, asterisk_mounts
     assert not [
         m
