@@ -626,6 +626,7 @@ def test_compose_up_one_node_places_a_call_through_a_trunk_the_operator_adds(tmp
     timings["total_s"] = time.monotonic() - started
     (STATE / "timings.json").write_text(json.dumps({k: round(v, 1) for k, v in timings.items()}) + "\n")
     (STATE / "compose-ps.txt").write_text(ps)
+    (STATE / "trunk-add.txt").write_text(added_trunk.stdout + added_trunk.stderr)
     # `down -v` leaves nothing: no container, no volume, no process of the run.
     assert down.returncode == 0, down.stderr
     assert left == ("", ""), left
