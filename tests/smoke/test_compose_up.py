@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -54,7 +55,8 @@ RUNTIME_PACKAGES = ("python3", "python3-venv", "ffmpeg", "curl", "logrotate", "k
 # This run's ports (BASE+1400..1499 and the RTP ranges above: the deployment tests' block).
 PG_PORT = PORT_BASE + 1432
 EDGE_INTERNAL, EDGE_EXTERNAL = PORT_BASE + 1480, PORT_BASE + 1460
-CARRIER = PORT_BASE + 1490
+CARRIER = PORT_BASE + 1490  # and its media ports, 1492..1495
+STAND_IN_MEDIA = PORT_BASE + 1450  # node2's stand-in's media ports, 1450..1453
 TRUNK = "carrier"
 NODES = {
     "node1": {
@@ -435,6 +437,26 @@ def _dialogs(messages: list[SipMessage]) -> dict[str, list[SipMessage]]:
     return calls
 
 
+def _dispatcher_flags(kamcmd: list[str], env: dict[str, str]) -> dict[int, str]:
+    """Kamailio's state of each destination by port: A(ctive)/I(nactive), then P(robing) or X."""
+    listed = _run([*kamcmd, "dispatcher.list"], env=env)
+    return {
+        int(port): flags for port, flags in re.findall(r"URI: sip:127\.0\.0\.1:(\d+)\s+FLAGS: (\w+)", listed)
+    }
+
+
+def _wait_flags(kamcmd: list[str], env: dict[str, str], port: int, wanted: str, timeout_s: float = 30) -> str:
+    """The destination's flags once they start with ``wanted`` (or the last seen after timeout_s)."""
+    deadline = time.monotonic() + timeout_s
+    flags = ""
+    while time.monotonic() < deadline:
+        flags = _dispatcher_flags(kamcmd, env).get(port, "")
+        if flags.startswith(wanted):
+            break
+        time.sleep(1)
+    return flags
+
+
 def _vias(m: SipMessage) -> list[str]:
     return [v.strip() for value in m.header_values("Via") for v in value.split(",")]
 
@@ -593,7 +615,26 @@ def test_compose_up_one_node_places_a_call_through_a_trunk_the_operator_adds(tmp
         engine_uid = _run(["podman", "exec", engine, "sh", "-c", "grep '^Uid:' /proc/1/status"]).split()
         for container in ("postgres", "kamailio", "asterisk1"):
             _wait_healthy(f"{PROJECT}_{container}_1")
+        # A media server that was down when Kamailio probed it is taken in once it answers: node2 (in the
+        # topology, not running) is inactive; a stand-in answering OPTIONS on its SIP port for a while
+        # must make it active, then Kamailio keeps probing both.
+        node2_port = NODES["node2"]["VOCALCAST_SIP_PORT"]
+        node2_down = _wait_flags(kamcmd, compose_env, node2_port, "I")
+        with (STATE / "stand-in.stderr").open("w") as stand_in_log:
+            stand_in = subprocess.Popen(
+                [
+                    *("sipp", "-sf", str(_carrier_scenario(tmp_path)), "-i", "127.0.0.1"),
+                    *("-p", str(node2_port), "-mp", str(STAND_IN_MEDIA), "-nostdin", "-aa"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=stand_in_log,
+            )
+        try:
+            node2_up = _wait_flags(kamcmd, compose_env, node2_port, "A")
+        finally:
+            _stop(stand_in)
         ps = _run([*compose, "ps"], env=compose_env)
+        flags_end = _dispatcher_flags(kamcmd, compose_env)
         # http media transport: the engine's media listener answers (403 unsigned) and no library is
         # mounted into the Asterisk container.
         media_status = http_status(f"http://127.0.0.1:{NODE1['VOCALCAST_MEDIA_HTTP_PORT']}/m/")
@@ -697,6 +738,19 @@ def test_compose_up_one_node_places_a_call_through_a_trunk_the_operator_adds(tmp
         )
     assert sorted(numbers) == ["sip:0100000001", "sip:0100000002"], numbers
 
+    # Kamailio's OPTIONS probes of the media servers (set 2, every 5 s) come from its internal socket,
+    # the address asterisk1 identifies as Kamailio (VOCALCAST_SIP_EDGE): none is refused as unknown.
+    refused = [
+        line
+        for line in logs.stdout.splitlines()
+        if line.startswith("asterisk1") and "No matching endpoint found" in line
+    ]
+    assert not refused, refused
+    # ... and go on: node2, down, was found inactive and kept probed, then taken in once it answered;
+    # asterisk1 stays active and probed to the end.
+    assert node2_down == "IP", node2_down
+    assert node2_up == "AP", node2_up
+    assert flags_end[NODE1["VOCALCAST_SIP_PORT"]] == "AP", flags_end
     for service_name in ("postgres", "kamailio", "asterisk1", "engine1"):
         line = next(line for line in ps.splitlines() if f"_{service_name}_1 " in line)
         assert "(healthy)" in line, ps
