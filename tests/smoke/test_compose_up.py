@@ -11,7 +11,9 @@ loopback while everything runs; Kamailio's dispatcher list gets its set (asked t
 socket) and asterisk1 its endpoint toward Kamailio (asked through its CLI). One call goes engine1 ->
 asterisk1 -> Kamailio -> the carrier and plays a prompt, a second plays a library message asterisk1 can
 only fetch over HTTP; the carrier's own message trace counts them (each INVITE, ACK and BYE through
-Kamailio). Every service is healthy; `down -v` leaves no container, no volume and no process.
+Kamailio). Kamailio's OPTIONS probes reach asterisk1 from its internal socket and go on (node2, not
+running, is found inactive and taken in once a stand-in answers on its port). Every service is healthy,
+the engine runs as its service user; `down -v` leaves no container, no volume and no process.
 
 No registry: the images come from tarballs — the Asterisk root `vocalcast stack` builds (the very root
 `make up` runs), and a Debian 12 root made by mmdebstrap with the runtime packages (engine, Kamailio,
