@@ -83,6 +83,9 @@ class _Handler(RequestHandler):
         if self._force_close or self._close or self._upgraded or self._payload_parser is not None:
             super().data_received(data)
             return
+        if not data:  # aiohttp re-parsing what it buffered (pipelined requests): nothing new arrived
+            self._after_parse(self._request_count, data)
+            return
         if not self._in_head and (self._last_payload is None or self._last_payload.is_eof()):
             # The previous request is complete: this chunk starts the next one.
             self._head, self._first_line, self._head_size, self._in_head = b"", None, 0, True
@@ -92,7 +95,10 @@ class _Handler(RequestHandler):
             end = data.find(b"\n")
             self._first_line = None if end < 0 else self._head_size + end
         self._head_size += len(data)
-        count = self._request_count
+        self._after_parse(self._request_count, data)
+
+    def _after_parse(self, count: int, data: bytes) -> None:
+        """Parse ``data``; ``count`` requests had come out before it."""
         super().data_received(data)
         if self._request_count != count:  # requests (or an error) came out: their heads are complete
             self._in_head = False

@@ -133,7 +133,7 @@ async def refused_as_soon_as_a_limit_is_passed(engine: Engine, client: Customer)
                 conn.close()
 
 
-async def test_a_kept_alive_connection_tells_each_request_its_own_target(engine: Engine) -> None:
+async def test_each_request_of_a_connection_is_judged_on_its_own_target_and_head(engine: Engine) -> None:
     too_long = OVERSIZED["one field"]
     # A first request to http.php, then an oversized one to a page: the page's answer (431), not 100.
     conn = await Conn.open(engine)
@@ -144,6 +144,13 @@ async def test_a_kept_alive_connection_tells_each_request_its_own_target(engine:
         await conn.send(head("POST", "/connexion", too_long))
         assert (await conn.response())[0] == 431
         assert await conn.closed()
+    finally:
+        conn.close()
+    # Requests pipelined in one write are each answered as before.
+    conn = await Conn.open(engine)
+    try:
+        await conn.send(head("GET", "/http.php", []) * 3)
+        assert [(await conn.response())[2] for _ in range(3)] == ["87"] * 3
     finally:
         conn.close()
     # And the other way round: a page, then an oversized http.php request gets its code 100.
@@ -157,9 +164,6 @@ async def test_a_kept_alive_connection_tells_each_request_its_own_target(engine:
         assert await conn.closed()
     finally:
         conn.close()
-
-
-async def test_a_head_within_the_limits_is_routed(engine: Engine) -> None:
     # 100 fields, 48 KiB in all, none over 8 KiB: below every limit, http.php answers as usual.
     fields = [(f"X-F{i}", "y" * 480) for i in range(100)] + [("X-Big", "z" * 8_000)]
     for method in ("GET", "POST"):
