@@ -43,7 +43,7 @@ _TOO_MANY_HEADERS: Final = "Too many headers received"  # aiohttp's BadHttpMessa
 
 
 class HeadersTooLarge(BadHttpMessage):
-    """The header block passed ``MAX_HEADER_BYTES`` before its end."""
+    """The header block passed ``MAX_HEADER_BYTES``, or a field aiohttp's parser let through its limit."""
 
 
 def is_http_php_line(exc: BaseException | None) -> bool:
@@ -112,20 +112,24 @@ class _Handler(RequestHandler):
             self._refuse(len(self._messages))
 
     def _check_blocks(self, count: int) -> None:
-        """Refuse the first of the last ``count`` requests parsed whose header block is too large."""
+        """Refuse the first of the last ``count`` requests parsed whose header block is too large, or one
+        of its fields (aiohttp's pure-Python parser misses a field over its limit split across reads)."""
         first = len(self._messages) - count
         for index in range(max(first, 0), len(self._messages)):
             message = self._messages[index][0]
             if isinstance(message, RawRequestMessage):
-                size = sum(len(name) + len(value) + 4 for name, value in message.raw_headers)
-                if size > MAX_HEADER_BYTES:
-                    self._refuse(index)
+                sizes = [len(name) + len(value) for name, value in message.raw_headers]
+                if sum(sizes) + 4 * len(sizes) > MAX_HEADER_BYTES:
+                    self._refuse(index, f"Header block over {MAX_HEADER_BYTES} bytes")
+                    return
+                if max(sizes, default=0) > self.max_field_size:
+                    self._refuse(index, f"Header field over {self.max_field_size} bytes")
                     return
 
-    def _refuse(self, index: int) -> None:
+    def _refuse(self, index: int, why: str = f"Header block over {MAX_HEADER_BYTES} bytes") -> None:
         """Answer the request at ``index`` of the queue (or the next one) as aiohttp answers a parse error:
         those after it are dropped, and nothing more is read."""
-        exc = HeadersTooLarge(f"Header block over {MAX_HEADER_BYTES} bytes")
+        exc = HeadersTooLarge(why)
         self._refused = True
         while len(self._messages) > index:
             self._messages.pop()
