@@ -7,7 +7,7 @@ from typing import Final
 
 from engine.domain.numbers import mask_number
 
-ANONYMOUS: Final = "anonymous"  # every hidden number shares one key: hiding it cannot dodge the lockout
+ANONYMOUS: Final = "anonymous"  # every hidden number: one key, which is never blocked (can_be_locked_out)
 GLOBAL_WINDOW_S: Final = 60.0
 # Each multiple of the global limit adds this much wait before a code check, up to the ceiling: at
 # 10 times the limit a channel checks at most one code every 10 s, and a customer still gets in.
@@ -35,6 +35,13 @@ def caller_key(caller_id: str | None) -> str:
     else:
         key = digits
     return key[:_MAX_KEY_LENGTH]
+
+
+def can_be_locked_out(caller: str) -> bool:
+    """Whether a caller's own wrong codes can block it. Hidden numbers are not one caller: blocking the
+    key they share would let one stranger lock out every customer who hides its number, so a hidden
+    caller is held by the per-call limit and the global budget (slowed like any unknown caller) only."""
+    return caller != ANONYMOUS
 
 
 def throttle_delay_s(recent_failures: int, failures_per_min: int) -> float:

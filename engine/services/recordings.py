@@ -24,7 +24,13 @@ import structlog
 
 from engine import mailer
 from engine.domain.accounts import PARIS, Message
-from engine.domain.recordings import ANONYMOUS, GLOBAL_WINDOW_S, masked_caller, throttle_delay_s
+from engine.domain.recordings import (
+    ANONYMOUS,
+    GLOBAL_WINDOW_S,
+    can_be_locked_out,
+    masked_caller,
+    throttle_delay_s,
+)
 from engine.errors import NotFound
 from engine.metrics import Metrics
 from engine.services.messages import Messages
@@ -69,15 +75,18 @@ class Recordings:
 
     # --- the lockout ----------------------------------------------------------------------------------
     async def is_blocked(self, caller: str) -> bool:
+        if not can_be_locked_out(caller):
+            return False
         return await store.blocked_until(self._db, caller) is not None
 
     async def record_failure(self, caller: str) -> bool:
-        """Count a wrong code; True when this one blocked the caller."""
+        """Count a wrong code (the global budget counts every caller's); True when this one blocked the
+        caller, which a hidden number never is."""
         count = await store.record_failure(
             self._db,
             caller,
             window_s=self._window_s,
-            max_failures=self._max_failures,
+            max_failures=self._max_failures if can_be_locked_out(caller) else None,
             lockout_s=self._lockout_s,
         )
         self._recent_failures += 1

@@ -310,6 +310,23 @@ async def _stop_opted_out(db: Executor, results: Sequence[Result]) -> None:
         await stoplists.add(db, account_id, [stoplists.Entry.of(n) for n in numbers], source="dtmf")
 
 
+async def _not_confirmed_before(db: Executor, results: Sequence[Result]) -> dict[int, int]:
+    """For each recipient whose attempt ended ``not_confirmed``, its earlier attempts that ended so (the
+    retry table's abuse row, issue 17: a greeting nobody confirms is not a free broadcast). An attempt we
+    cut or a trunk failed was given back: it does not count."""
+    mine = [r for r in results if r.result.outcome is Outcome.not_confirmed and not r.trunk_failure]
+    if not mine:
+        return {}
+    rows = await db.fetch(
+        "SELECT recipient_id, count(*) AS n FROM attempts "
+        "WHERE recipient_id = ANY($1::bigint[]) AND id <> ALL($2::uuid[]) AND outcome = 'not_confirmed' "
+        "AND NOT trunk_failure AND cut IS DISTINCT FROM 'ours' GROUP BY recipient_id",
+        [r.claim.recipient_id for r in mine],
+        [r.claim.attempt_id for r in mine],
+    )
+    return {row["recipient_id"]: row["n"] for row in rows}
+
+
 async def _legal_caps(
     db: Executor, results: Sequence[Result], now: float, stop_key: str | None
 ) -> dict[UUID, LegalCap]:
@@ -361,6 +378,7 @@ async def record_results(
     now = time.time() if now is None else now
     await _stop_opted_out(db, results)
     caps = await _legal_caps(db, results, now, stop_key)
+    not_confirmed = await _not_confirmed_before(db, results)
     columns: list[list[Any]] = [[] for _ in range(20)]
     for item in results:
         result = item.result
@@ -377,6 +395,7 @@ async def record_results(
                 timing=timing,
                 cut_on_our_side=result.free_retry,
                 legal=caps.get(item.claim.attempt_id),
+                not_confirmed_before=not_confirmed.get(item.claim.recipient_id, 0),
             )
             next_at, our_cut = decision.at, decision.rule == "our_cut"
         row = (

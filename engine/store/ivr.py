@@ -40,9 +40,10 @@ async def blocked_until(db: Executor, caller: str) -> datetime | None:
 
 
 async def record_failure(
-    db: Executor, caller: str, *, window_s: float, max_failures: int, lockout_s: float
+    db: Executor, caller: str, *, window_s: float, max_failures: int | None, lockout_s: float
 ) -> FailureCount:
-    """Count one wrong code; the ``max_failures``-th within ``window_s`` blocks the caller for ``lockout_s``.
+    """Count one wrong code; the ``max_failures``-th within ``window_s`` blocks the caller for ``lockout_s``
+    (``None``: counted, never blocked).
 
     A block already running is never shortened.
     """
@@ -55,7 +56,7 @@ async def record_failure(
             caller,
             window_s,
         )
-        if failures < max_failures:
+        if max_failures is None or failures < max_failures:
             return FailureCount(failures, None)
         until: datetime = await conn.fetchval(
             "INSERT INTO ivr_blocked_callers (caller, blocked_until, failures) "

@@ -25,6 +25,7 @@ import structlog.testing
 
 from engine.domain.numbers import Number, normalize
 from engine.domain.preamble import callback_text, opt_out_text
+from engine.domain.recordings import ANONYMOUS
 from engine.domain.sends import Target
 from engine.domain.stoplists import number_hash
 from engine.domain.trunks import Trunk
@@ -295,6 +296,25 @@ async def test_store_counts_concurrent_failures_exactly(db: Database) -> None:
     )
     assert sorted(c.failures for c in counts) == list(range(1, 11))
     assert sum(c.blocked for c in counts) == 6
+
+
+async def test_hidden_numbers_are_never_locked_out_but_count_in_the_budget(
+    ivr_settings: Settings, db: Database
+) -> None:
+    """Issue 17: hidden callers share one key, so blocking it would let one stranger lock out every
+    customer who hides its number; their wrong codes still spend the line's global budget."""
+    line = recordings(ivr_settings, db)
+    before = await ivr_store.recent_failures(db, window_s=60)
+    blocked = [await line.record_failure(ANONYMOUS) for _ in range(ivr_settings.ivr_lockout_failures + 3)]
+    assert blocked == [False] * len(blocked)
+    assert not await line.is_blocked(ANONYMOUS)
+    assert await ivr_store.blocked_until(db, ANONYMOUS) is None
+    assert await ivr_store.recent_failures(db, window_s=60) == before + len(blocked)
+    caller = "+33600000006"  # a presented number is still blocked at the limit
+    shown = [await line.record_failure(caller) for _ in range(ivr_settings.ivr_lockout_failures)]
+    assert shown[-1] is True
+    assert await line.is_blocked(caller)
+    await ivr_store.unblock(db, caller)
 
 
 async def test_store_purge_and_expired_blocks(db: Database) -> None:

@@ -121,10 +121,17 @@ async def test_a_stranger_cannot_lock_a_customer_out_of_its_usual_address(
 async def test_password_checks_run_in_a_bounded_pool(
     engine: Engine, client: Customer, stack_settings: Settings, password_checks: Checks
 ) -> None:
-    # Right passwords from 30 addresses at once: every one is checked, never more at once than the pool.
-    logins = [http_php(engine, client, password=PASSWORD, address=f"198.51.100.{i}") for i in range(30)]
+    # Right passwords from 12 addresses at once: every one is checked, never more at once than the pool.
+    # Each address logged in once before, so each keeps its own budget: counted before it is checked, a
+    # login from a new address takes a place in the account's budget across addresses, and more of them than
+    # that budget overlapping (a loaded machine) are rightly refused beyond it.
+    addresses = [f"198.51.100.{i}" for i in range(12)]
+    for address in addresses:
+        assert (await http_php(engine, client, password=PASSWORD, address=address))[:2] == (200, "80")
+    password_checks.count = password_checks.most_at_once = 0
+    logins = [http_php(engine, client, password=PASSWORD, address=address) for address in addresses]
     assert {a[:2] for a in await asyncio.gather(*logins)} == {(200, "80")}
-    assert password_checks.count == 30
+    assert password_checks.count == len(addresses)
     assert password_checks.most_at_once <= stack_settings.password_workers
 
 
