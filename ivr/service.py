@@ -59,7 +59,10 @@ def raw_recordings(settings: Settings) -> RawRecordings:
 
 
 def download_dir(settings: Settings) -> Path:
-    return settings.state_dir / "run" / "ivr-recordings"
+    """Below the engine's own run dir (engine.stack.service_user.engine_dir: the service user's, 0700):
+    <state dir>/run itself is root's, so the engine, running as its service user, could not create a
+    directory there (issue 19: every recording call of the local cluster failed on it)."""
+    return settings.state_dir / "run" / "engine" / "ivr-recordings"
 
 
 def options(settings: Settings) -> IvrOptions:

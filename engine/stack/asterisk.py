@@ -26,6 +26,7 @@ from engine.settings import PROJECT_ROOT, Settings
 from engine.stack import procs
 from engine.stack.root import RootInfo, mounts_under
 from engine.telephony import trunkconf
+from engine.telephony.trunks import EDGE_ENDPOINT
 
 TEMPLATES = PROJECT_ROOT / "dialplan"
 SOUNDS = PROJECT_ROOT / "sounds" / "fr"
@@ -73,6 +74,7 @@ def render(settings: Settings, module_dir: str, trunks: list[Trunk]) -> None:
         "agi_port": settings.agi_port,
         "agi_host": settings.agi_host,
         "media_server": settings.node_name,
+        "edge_endpoint": EDGE_ENDPOINT if settings.sip_edge else "",  # issue 19: a line's calls
         "agi_secret": settings.require("agi_secret"),
         "ivr_max_calls": settings.ivr_max_calls,
         "hep_port": settings.hep_port,

@@ -6,8 +6,10 @@ once (applied to Kamailio and to every media server); neither media server has a
 library (http media transport), and the message, added after the cluster is up, is heard whole by the
 carrier from both, each holding it in its media cache; a trunk with credentials behind an outbound proxy is
 called through the proxy and authenticated by Kamailio (the carrier checks the digest); trunks that
-register are registered by Kamailio, directly or through their outbound proxy; calls to the recording
-number through Kamailio reach the media servers, both of them."""
+register are registered by Kamailio, directly or through their outbound proxy; calls through Kamailio to
+the recording number and to a registered trunk's line (handled as that trunk's inbound calls) reach the
+recording IVR on both media servers (the whole recording call through Kamailio, stored in the library:
+test_cluster_edge_big.py, `make cluster-test`)."""
 
 from __future__ import annotations
 
@@ -38,11 +40,14 @@ from engine.store import trunks as trunks_store
 from engine.telephony.edge import Cluster, Node, kamcmd, reload, render_dispatcher, write_dispatcher
 from engine.telephony.trunks import edge_set
 from lab import tones
-from lab.rtpcapture import RtpCapture
+from lab.dtmfpcap import RtpPcapBuilder
+from lab.rtpcapture import RtpCapture, samples_to
 from lab.sipp import SippProcess
 from tests.integration.dialing import SIPP_DIR, customer, targets
 from tests.integration.edgecluster import answered_by, asterisk_root, carrier_and_trunk, edge_cluster
 from tests.integration.test_cluster import CPS, check_every_recipient, completed, invited_attempts, nodes_of
+from tests.support import audiomatch
+from tests.support.audiomatch import Heard
 from tests.support.carrier import check_the_carriers_view
 from tests.support.listeners import listeners_send
 
@@ -183,32 +188,6 @@ async def test_a_trunk_with_credentials_is_authenticated_by_kamailio(
     assert {m.start_line.split()[1].split("@")[1] for m in invites} == {f"127.0.0.1:{behind_proxy}"}
 
 
-async def test_calls_to_the_recording_number_through_kamailio_reach_both_media_servers(
-    edge: tuple[Settings, Cluster], sipp_ports: Any, tmp_path: Path
-) -> None:
-    settings, built = edge
-    sip_port, media_port = sipp_ports()
-    caller = SippProcess(
-        SIPP_DIR / "edge_caller.xml",
-        local_port=sip_port,
-        media_port=media_port,
-        remote=built.edge.external,
-        service=settings.recording_number,
-        calls=4,
-        keys={"from": "+33612345678"},
-        workdir=tmp_path,
-        trace_messages=True,
-        name="caller",
-    )
-    async with caller:
-        assert await caller.wait(30) == 0, caller.diagnostics()
-    events = caller.log_events()
-    assert sum(e.get("event") == "ANSWERED" for e in events) == 4
-    assert sum(e.get("event") == "HUNG_UP" for e in events) == 4
-    answered = answered_by(caller)
-    assert answered == {int(n.overrides["VOCALCAST_SIP_PORT"]) for n in built.nodes}, answered
-
-
 def test_stack_status_shows_every_piece_of_the_cluster(edge: tuple[Settings, Cluster]) -> None:
     settings, built = edge
     report = cluster.status(settings)
@@ -258,14 +237,22 @@ async def test_trunk_apply_renders_the_edge_list_again_and_kamailio_takes_it(
     assert live_sets() == sets | {"2"}
 
 
-async def test_a_trunk_that_registers_is_registered_by_kamailio(
+async def test_a_trunk_that_registers_is_registered_by_kamailio_and_its_line_called_through_it(
     edge: tuple[Settings, Cluster], sipp_ports: Any, tmp_path: Path
 ) -> None:
     """`--auth register` through the edge: Kamailio (uac, its db_text table rendered by the trunk commands)
     registers at the carrier with the trunk's credentials, its contact its own external address; no media
     server registers. A trunk with an outbound proxy is registered through it: the REGISTER reaches the
-    proxy (nothing listens at the registrar's own address), naming the registrar in its Request-URI."""
+    proxy (nothing listens at the registrar's own address), naming the registrar in its Request-URI.
+    Then four calls at once through Kamailio's external address, dispatched round robin (two per media
+    server): one to the recording number, three to the registered trunk's line (`--line`, one channel).
+    The line's calls reach the media servers as that trunk's inbound calls do on one node — routed by the
+    trunk's username as the called number (here the recording number; their To header names no number of
+    ours), counted in the trunk's channels: one per media server is answered by the recording IVR, the
+    third, on a media server where the trunk's one channel is taken, is refused busy. The call to the
+    recording number is answered by the recording IVR too: both media servers answered."""
     settings, built = edge
+    assert settings.recording_number == LINE_USER
     registrars = {}
     for name in ("registrar", "proxy"):
         sip_port, media_port = sipp_ports()
@@ -274,51 +261,113 @@ async def test_a_trunk_that_registers_is_registered_by_kamailio(
             local_port=sip_port,
             media_port=media_port,
             workdir=tmp_path,
-            keys={"username": "reguser", "password": "r3g=pw"},
+            # The line's trunk registers as its number, as French carriers name their accounts.
+            keys={"username": LINE_USER if name == "registrar" else "reguser", "password": "r3g=pw"},
             name=name,
         )
     direct, proxy = registrars["registrar"], registrars["proxy"]
     behind_proxy, _ = sipp_ports()  # the proxied trunk's registrar: nothing listens there
     trunks = [
-        Trunk(name="edgereg", host="127.0.0.1", port=direct.local_port),
+        Trunk(
+            name="edge-line",
+            host="127.0.0.1",
+            port=direct.local_port,
+            username=LINE_USER,
+            registration_line=True,
+            max_channels=1,
+        ),
         Trunk(
             name="edgeregpx",
             host="127.0.0.1",
             port=behind_proxy,
             outbound_proxy=f"sip:127.0.0.1:{proxy.local_port};lr",
+            username="reguser",
         ),
     ]
     async with Database(settings.dsn, min_size=1, max_size=2) as db, direct, proxy:
         # Both stored, then applied at once (as `vocalcast trunk apply`): one table, one timer tick.
         for trunk in trunks:
-            registering = dataclasses.replace(
-                trunk, auth="register", username="reguser", password="r3g=pw", qualify=False
-            )
+            registering = dataclasses.replace(trunk, auth="register", password="r3g=pw", qualify=False)
             await trunks_store.upsert_trunk(db, registering.validate())
         assert (await Trunks(db, settings).apply()).missing == []
         for _ in range(100):  # Kamailio's registration timer ticks every 5 s
             if all(registered(r) for r in (direct, proxy)):
                 break
             await asyncio.sleep(0.1)
+        plain, *calls = await asyncio.gather(
+            edge_call(built, sipp_ports, tmp_path, settings.recording_number, name="number"),
+            *(edge_call(built, sipp_ports, tmp_path, "edge-line", name=f"line{i}") for i in range(3)),
+        )
         for trunk in trunks:
             await trunks_store.remove_trunk(db, trunk.name)
         await Trunks(db, settings).apply()
     # Removed with its trunk (Kamailio's registrations in memory: none left).
     assert "l_uuid" not in kamcmd(built.edge, "uac.reg_dump")
-    for registrar, trunk, aor in (
-        (direct, "edgereg", "127.0.0.1"),
-        (proxy, "edgeregpx", f"127.0.0.1:{behind_proxy}"),
+    for registrar, trunk, user, aor in (
+        (direct, "edge-line", LINE_USER, "127.0.0.1"),
+        (proxy, "edgeregpx", "reguser", f"127.0.0.1:{behind_proxy}"),
     ):
         events = registered(registrar)
         assert events, registrar.diagnostics()
         assert events[0]["valid"] == "true", events
-        assert events[0]["to"] == f"sip:reguser@{aor}"
+        assert events[0]["to"] == f"sip:{user}@{aor}"
         assert events[0]["contact"] == f"sip:{trunk}@{built.edge.external}"
         sent = [m for m in registrar.messages() if m.method == "REGISTER"]
         # Sent from Kamailio's external socket (the carrier's side), to the registrar by its Request-URI.
         assert sent and {m.start_line.split()[1] for m in sent} == {f"sip:{aor}"}, sent
         vias = [v for m in sent for n, v in m.headers if n.lower() == "via"]
         assert vias and all(built.edge.external in v for v in vias), vias
+    # The line: one call answered by each media server, each by the recording IVR; the third busy.
+    busy = [sipp for sipp, _ in calls if "BUSY" in events_of(sipp)]
+    answered = [(sipp, heard) for sipp, heard in calls if "ANSWERED" in events_of(sipp)]
+    assert len(busy) == 1 and len(answered) == 2, [events_of(sipp) for sipp, _ in calls]
+    ports = {int(n.overrides["VOCALCAST_SIP_PORT"]) for n in built.nodes}
+    assert set().union(*(answered_by(sipp) for sipp, _ in answered)) == ports
+    assert "ANSWERED" in events_of(plain[0]) and answered_by(plain[0]) <= ports, plain[0].diagnostics()
+    for sipp, heard in [plain, *answered]:
+        assert len(audiomatch.find_prompt(heard, "ivr_welcome", first_s=0.6)) == 1, sipp.diagnostics()
+        assert audiomatch.find_prompt(heard, "unallocated", first_s=0.6) == [], sipp.name
+    # Busy before anything was answered: a media server refused it (486), not Kamailio.
+    (refused,) = busy
+    statuses = [m.status for m in refused.messages() if m.direction == "received" and m.status]
+    assert 486 in statuses and 200 not in statuses, statuses
+
+
+LINE_USER = "0172360170"  # the line's account name: the recording number (VOCALCAST_RECORDING_NUMBER)
+LINE_CALL_S = 2.0  # the welcome prompt starts after the answer and the AGI connection: margin under load
+
+
+async def edge_call(
+    built: Cluster, sipp_ports: Any, tmp_path: Path, called: str, *, name: str
+) -> tuple[SippProcess, Heard]:
+    """A carrier's call through Kamailio's external address to ``called`` (Request-URI and To: the
+    recording number, or a trunk's name, as the carrier calls a registered contact sip:<trunk>@<edge>);
+    silent, the caller hangs up after LINE_CALL_S. What it heard."""
+    sip_port, media_port = sipp_ports()
+    sipp = SippProcess(
+        SIPP_DIR / "edge_ivr_caller.xml",
+        local_port=sip_port,
+        media_port=media_port,
+        remote=built.edge.external,
+        service=called,
+        calls=1,
+        recv_timeout_ms=round(LINE_CALL_S * 1000),
+        keys={
+            "pcap": str(RtpPcapBuilder(codec="alaw").silence(LINE_CALL_S).write(tmp_path / f"{name}.pcap")),
+            "to": called,
+            "from": "+33612345678",
+        },
+        workdir=tmp_path,
+        trace_messages=True,
+        name=name,
+    )
+    async with RtpCapture([media_port]) as capture, sipp:
+        assert await sipp.wait(LINE_CALL_S + 15) == 0, sipp.diagnostics()
+    return sipp, Heard(samples_to(capture.streams, media_port))
+
+
+def events_of(sipp: SippProcess) -> list[str]:
+    return [e.get("event", "") for e in sipp.log_events()]
 
 
 def registered(registrar: SippProcess) -> list[dict[str, str]]:

@@ -1,6 +1,10 @@
 """`make cluster-test` (not in `make test`, about 3 min): issue 19's big runs through Kamailio, to a SIPp
 carrier limited to 40 channels and 10 calls/s, measured at the carrier (never more than 40 dialogs nor the
 pace's INVITEs in any second, every call from Kamailio, from both media servers when both carried calls):
+- recording calls to the recording number through Kamailio's external address, one answered by each media
+  server: the code typed, a voice recorded and validated, each stored in its account's library (the voice
+  found in the stored WAV), fetched by the engine of the node that answered through its media server's ARI,
+  nothing left in any media server's spool;
 - node1's engine frozen (SIGSTOP) past the takeover timeout: node2 takes over, and once node1 wakes it
   sends no INVITE (fenced);
 - node1 drained mid-send: it claims nothing more, finishes its calls, node2 carries the rest;
@@ -11,8 +15,10 @@ pace's INVITEs in any second, every call from Kamailio, from both media servers 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,16 +26,33 @@ from typing import Any
 import aiohttp
 import pytest
 
+from engine.media.paths import recording_spool
 from engine.services.nodes import set_draining
 from engine.settings import Settings
 from engine.stack import asterisk, cluster, procs
 from engine.store import Database
+from engine.store import messages as messages_store
 from engine.telephony.edge import Cluster, Node
+from lab import tones
+from lab.dtmfpcap import RtpPcapBuilder
+from lab.rtpcapture import RtpCapture, samples_to
 from lab.sipp import SippProcess
 from tests.integration.conftest import wait_for
 from tests.integration.dialing import SIPP_DIR
 from tests.integration.edgecluster import answered_by, asterisk_root, carrier_and_trunk, edge_cluster
 from tests.integration.test_cluster import check_every_recipient, completed, invited_attempts, nodes_of
+from tests.integration.test_ivr import (
+    KEY_S,
+    LEAD_S,
+    TRIM_PAD_S,
+    code_entry,
+    french_speech,
+    new_account,
+    prompt_s,
+    voiced,
+)
+from tests.support import audiomatch
+from tests.support.audiomatch import Heard
 from tests.support.carrier import check_the_carriers_view
 from tests.support.listeners import listeners_send
 
@@ -62,6 +85,96 @@ async def attempts_of(db: Database, send_id: Any, node: Node) -> set[str]:
         "SELECT id FROM attempts WHERE send_id = $1 AND app = $2", send_id, f"vocalcast-{node.name}"
     )
     return {str(r["id"]) for r in rows}
+
+
+async def test_recording_calls_through_kamailio_land_in_the_library_from_both_media_servers(
+    edge: tuple[Settings, Cluster], sipp_ports: Any, tmp_path: Path
+) -> None:
+    """The whole recording call of tests/integration/test_ivr.py, from a carrier's caller to Kamailio's
+    external address: two calls at once, dispatched round robin, so one is answered by each media server
+    (the Contact of its 200). Each types its account's code, records a voice and validates it; each
+    message is in its account's library, fetched by the answering node's engine through its own media
+    server's ARI (its log), and no media server keeps a raw recording."""
+    settings, built = edge
+    speech = await asyncio.to_thread(french_speech, tmp_path)
+    logs = {node.name: node.state_dir / "logs" / "engine.log" for node in built.nodes}
+    logged = {name: path.stat().st_size for name, path in logs.items()}
+    async with Database(settings.dsn, min_size=1, max_size=4) as db:
+        accounts = [await new_account(settings, db, next_ref=ref) for ref in (232, 233)]
+        calls = await asyncio.gather(
+            *(
+                recording_call(settings, built, sipp_ports, tmp_path, code=code, speech=speech, name=f"r{i}")
+                for i, (_, code) in enumerate(accounts)
+            )
+        )
+        stored = [await messages_store.list_messages(db, account_id) for account_id, _ in accounts]
+    ports = {int(n.overrides["VOCALCAST_SIP_PORT"]): n.name for n in built.nodes}
+    answering = []
+    for sipp, _ in calls:
+        events = [e.get("event") for e in sipp.log_events()]
+        assert "BYE_RECEIVED" in events, sipp.diagnostics()  # the IVR hung up after its goodbye
+        by = answered_by(sipp)
+        assert len(by) == 1 and by <= ports.keys(), by
+        answering.append(ports[by.pop()])
+    assert sorted(answering) == sorted(ports.values()), answering  # each media server answered one
+    voice = voiced(speech)
+    for ref, (sipp, heard), messages in zip((232, 233), calls, stored, strict=True):
+        # One phone message per call, the very voice streamed in it, its reference announced.
+        assert [(m.ref, m.origin, m.is_greeting) for m in messages] == [(ref, "phone", False)], messages
+        wav, _ = tones.read_wav(messages[0].wav(settings.media_dir))
+        matches = audiomatch.find(wav, voice)
+        assert [m.offset for m in matches] == [pytest.approx(TRIM_PAD_S * 8000, abs=400)], matches
+        words = ["ivr_saved_prefix", "num_2", "num_100", f"num_{ref - 200}"]
+        assert audiomatch.find_sequence(heard, words) is not None, (sipp.name, ref)
+    for node in built.nodes:
+        # Each recording fetched once, by the engine of the node that answered, from its own media server.
+        with logs[node.name].open() as log:
+            log.seek(logged[node.name])
+            fetched = [e for e in map(json.loads, log) if e.get("event") == "ivr.recording_fetched"]
+        assert [e["server"] for e in fetched] == [node.name], (node.name, fetched)
+        spool = recording_spool(node.settings())[1]
+        assert sorted(p.name for p in spool.glob("ivr-*")) == [], node.name
+
+
+async def recording_call(
+    settings: Settings,
+    built: Cluster,
+    sipp_ports: Any,
+    tmp_path: Path,
+    *,
+    code: str,
+    speech: array[int],
+    name: str,
+) -> tuple[SippProcess, Heard]:
+    """One caller through Kamailio (tests/sipp/edge_ivr_caller.xml): the code, "1" (record a message), the
+    voice ended by "#", "2" (validate); what it heard."""
+    pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
+    code_entry(pcap, code).silence(1.0).digits("1", tone_s=KEY_S)
+    pcap.silence(prompt_s("ivr_record") + 1.5)
+    pcap.audio(speech).silence(0.6).digits("#", tone_s=KEY_S)
+    pcap.silence(1.0).digits("2", tone_s=KEY_S)
+    pcap.silence(1.0)
+    sip_port, media_port = sipp_ports()
+    sipp = SippProcess(
+        SIPP_DIR / "edge_ivr_caller.xml",
+        local_port=sip_port,
+        media_port=media_port,
+        remote=built.edge.external,
+        service=settings.recording_number,
+        calls=1,
+        recv_timeout_ms=40_000,
+        keys={
+            "pcap": str(pcap.write(tmp_path / f"{name}.pcap")),
+            "to": settings.recording_number,
+            "from": "+33612345678",
+        },
+        workdir=tmp_path,
+        trace_messages=True,
+        name=name,
+    )
+    async with RtpCapture([media_port]) as capture, sipp:
+        assert await sipp.wait(50) == 0, sipp.diagnostics()
+    return sipp, Heard(samples_to(capture.streams, media_port))
 
 
 async def test_a_frozen_node_taken_over_sends_no_invite_through_kamailio_once_it_wakes(

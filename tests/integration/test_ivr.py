@@ -44,7 +44,7 @@ from engine.store import ivr as ivr_store
 from engine.store import messages as messages_store
 from engine.store.senders import declare_sender, verify_sender
 from ivr.fastagi import FastAGIServer
-from ivr.service import serve
+from ivr.service import download_dir, serve
 from lab import tones
 from lab.dtmfpcap import RtpPcapBuilder
 from lab.rtpcapture import RtpCapture, samples_to
@@ -75,8 +75,11 @@ def prompt_s(name: str) -> float:
 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory: pytest.TempPathFactory) -> array[int]:
+    return french_speech(tmp_path_factory.mktemp("speech"))
+
+
+def french_speech(work: Path) -> array[int]:
     """About 3.5 s of French speech, 8 kHz mono, made with espeak-ng."""
-    work = tmp_path_factory.mktemp("speech")
     raw, wav = work / "speech.wav", work / "speech8k.wav"
     subprocess.run(["espeak-ng", "-v", "fr", "-w", str(raw), SPEECH_TEXT], check=True, timeout=30)
     subprocess.run(
@@ -413,7 +416,7 @@ async def test_recording_by_phone_from_code_to_announced_reference(
     assert len(goodbye) == 1 and goodbye[0].offset > said[-1].offset
     assert call.count("ivr_bad_code") == 0
     assert spool_files(spool) == []  # deleted on the media server, through its ARI
-    assert list((remote.state_dir / "run" / "ivr-recordings").glob("ivr-*")) == []
+    assert list(download_dir(remote).glob("ivr-*")) == []
 
 
 async def test_wrong_codes_goodbye_then_lockout_at_the_fifth_failure_across_a_restart(
