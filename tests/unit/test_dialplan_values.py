@@ -3,7 +3,7 @@ of the dialplan (``$[…]``) only filtered to digits and ``+`` (issue 17: ``VC_R
 ``$[…]`` unfiltered, where quotes and operators are the expression's own). Checked on
 dialplan/extensions.conf, line by line in file order: a variable is tainted by any ``Set`` from a caller's
 value or from a tainted variable (whichever extension it is in), and clean again only once it is filtered in
-place (``Set(X=${FILTER(0-9+,${X})})``)."""
+place (``Set(X=${FILTER(0-9+,${X})})``) or set from a filtered value."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ EXTENSIONS = PROJECT_ROOT / "dialplan" / "extensions.conf"
 # What the caller writes: the called number, any SIP header, its caller ID.
 _CALLER_SOURCES = re.compile(r"\$\{EXTEN\}|PJSIP_HEADER\(|CALLERID\(|\$\{CALLERID")
 _SET = re.compile(r"\bSet\((?:LOCAL\()?(\w+)\)?=(.*)\)")
-_FILTERED = re.compile(r"^\+?\$\{FILTER\(0-9\+?,.*\}$")
+# Filtered to a set with no quote, space, bracket or expression operator but "-" (digits and "+"; a trunk's
+# name from Kamailio's X-VC-Line: lower-case letters, digits, "_" and "-", only ever read between quotes).
+_FILTERED = re.compile(r"^\+?\$\{FILTER\((?:0-9|a-z|[-_+])+,.*\}$")
 _WORD = re.compile(r"\w+")  # a variable read as ${NAME} or by name (CUT(NAME,…))
 
 
