@@ -150,6 +150,9 @@ class Dialer:
         self.claims = Claims(settings, db, node=self.node, app=ari.app, membership=self.membership)
         # No ARI request of a node fenced meanwhile (it learns so before it acts: Membership.confirm).
         ari.gate = self.membership.confirm
+        if settings.cluster:
+            # Its name and epoch in every INVITE: Kamailio checks them (issue 19, fencing at the edge).
+            ari.originate_headers = self.membership.edge_headers
         # VOCALCAST_CLUSTER: the trunks' channels, pace and pauses taken from PostgreSQL's counters.
         self.shared = SharedLimits(db, self.node, self.pool) if settings.cluster else None
         self.attempts.shared = self.shared
@@ -403,7 +406,9 @@ class Dialer:
         for app in fostered:
             if app in self._fosters:
                 continue
-            foster = Foster(self.settings, self.db, self, node=self.node, app=app, on_adopted=adopted)
+            foster = Foster(
+                self.settings, self.db, self, node=self.node, app=app, on_adopted=adopted, fenced_at=taken.at
+            )
             task = asyncio.create_task(foster.run(), name=f"foster-{app}")
             self._fosters[app] = task
             task.add_done_callback(functools.partial(self._foster_done, app))

@@ -39,6 +39,19 @@ from engine.telephony.ari import AriFenced
 
 log = structlog.get_logger(__name__)
 
+# What Kamailio checks before it relays a node's INVITE to a carrier (docker/kamailio/kamailio.cfg,
+# route[FENCE]): the epoch must still be the node's in PostgreSQL. A node frozen between its own fence
+# check below and its request to Asterisk wakes with a stale epoch: its call never leaves the edge.
+NODE_HEADER = "X-VC-Node"
+EPOCH_HEADER = "X-VC-Epoch"
+# How an originate's transaction can end under it (engine/store/db.py turns most into DatabaseUnavailable).
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+
 
 class Verdict(enum.Enum):
     """What becomes of one originate (Membership.originating)."""
@@ -108,6 +121,13 @@ class Membership:
         beat = await nodes_store.beat(self.db, self.node, self.epoch)
         self.draining = bool(beat and beat.draining)
         log.info("node.joined", node=self.node, epoch=self.epoch, draining=self.draining)
+
+    def edge_headers(self) -> dict[str, str]:
+        """The SIP headers of each channel this node creates (its ARI client adds them, VOCALCAST_CLUSTER):
+        none before it joined (Kamailio then refuses the call)."""
+        if self.epoch is None:
+            return {}
+        return {NODE_HEADER: self.node, EPOCH_HEADER: str(self.epoch)}
 
     def may_call(self) -> bool:
         """This node may still place calls: joined, not fenced, its lease current."""
@@ -201,7 +221,7 @@ class Membership:
         if self.epoch is None or self.fenced:
             yield Verdict.drop
             return
-        yielded = False
+        yielded = body_failed = False
         try:
             async with nodes_store.fenced_transaction(self.db, self.lease_s) as conn:
                 mine = await nodes_store.fence(conn, self.node, self.epoch, attempt_id)
@@ -212,10 +232,18 @@ class Membership:
                 if mine:
                     verdict = Verdict.send if self.may_call() else Verdict.requeue
                 yielded = True
-                yield verdict
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-            # PostgreSQL ended the transaction (we were frozen inside it): the request was sent or not,
-            # the attempt is reconciled like any uncertain originate.
+                try:
+                    yield verdict
+                except BaseException:
+                    body_failed = True  # the caller's own error: its to handle
+                    raise
+        except (*_CONNECTION_LOST, DatabaseUnavailable) as exc:
+            if body_failed or (not yielded and isinstance(exc, DatabaseUnavailable)):
+                raise
+            # PostgreSQL ended the transaction (we were frozen inside it), or the connection broke at its
+            # COMMIT (asyncpg's InternalClientError, a connection lost): the request was sent or not, the
+            # outcome is unknown. Like a crash at that stage: a call sent is followed as it is, an attempt
+            # whose request was not sent stays open for reconciliation; never a second originate.
             log.warning("node.originate_fence_lost", attempt_id=str(attempt_id), error=str(exc))
             if not yielded:
                 yield Verdict.drop

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from uuid import UUID
 
 import structlog
@@ -72,6 +73,7 @@ class Foster:
         node: str,
         app: str,
         on_adopted: Callable[[], Awaitable[None]] | None = None,
+        fenced_at: datetime | None = None,
     ) -> None:
         self.app = app
         self._on_adopted = on_adopted  # once its calls still up are followed (and counted) here
@@ -91,7 +93,14 @@ class Foster:
         self.stages = StageRecorder(db, self.ari)
         self.calls.on_stage = self.stages.on_stage
         self.adoption = Adoption(
-            settings, db, self.ari, self.calls, _FosterHost(dialer, self.calls), node=node, app=app
+            settings,
+            db,
+            self.ari,
+            self.calls,
+            _FosterHost(dialer, self.calls),
+            node=node,
+            app=app,
+            fenced_at=fenced_at,
         )
 
     async def run(self) -> None:
