@@ -21,12 +21,11 @@ NAME = "kamailio"
 
 
 def fence_db(settings: Settings) -> str:
-    """The database URL of the edge's fence check: the engines' server and database, the edge's role, no
-    password."""
+    """The sqlops connection of the edge's fence check (`fence=>URL`): the engines' server and database,
+    the edge's role, no password."""
     dsn = urlsplit(settings.dsn)
-    return (
-        f"postgres://{EDGE_ROLE}@{dsn.hostname or '127.0.0.1'}:{dsn.port or 5432}{dsn.path or '/vocalcast'}"
-    )
+    host, port, path = dsn.hostname or "127.0.0.1", dsn.port or 5432, dsn.path or "/vocalcast"
+    return f"fence=>postgres://{EDGE_ROLE}@{host}:{port}{path}"
 
 
 def command(edge: Edge, fence: str) -> list[str]:

@@ -38,7 +38,16 @@ SMOKE = Path(__file__).parent
 STATE = Path(f"/var/lib/vocalcast-smoke-{PORT_BASE}")
 PROJECT = f"vcsmoke{PORT_BASE}"
 TAG = "smoke"
-RUNTIME_PACKAGES = ("python3", "python3-venv", "ffmpeg", "curl", "logrotate", "kamailio", "postgresql-15")
+RUNTIME_PACKAGES = (
+    "python3",
+    "python3-venv",
+    "ffmpeg",
+    "curl",
+    "logrotate",
+    "kamailio",
+    "kamailio-postgres-modules",
+    "postgresql-15",
+)
 # This run's ports (BASE+1400..1499 is the deployment tests' block).
 PG_PORT = PORT_BASE + 1432
 EDGE_INTERNAL, EDGE_EXTERNAL = PORT_BASE + 1480, PORT_BASE + 1460
@@ -215,6 +224,8 @@ def _override(env_dir: Path) -> Path:
                     f"INTERNAL_LISTEN=udp:127.0.0.1:{EDGE_INTERNAL}",
                     "-A",
                     f"INTERNAL_PORT={EDGE_INTERNAL}",
+                    "-A",
+                    f'FENCE_DB="fence=>postgres://vocalcast_edge@127.0.0.1:{PG_PORT}/vocalcast"',
                 ],
                 "volumes": [f"{dispatcher}:/etc/vocalcast/kamailio/dispatcher.list:ro"],
             },
@@ -254,7 +265,9 @@ def _env_files(env_dir: Path) -> None:
     (env_dir / "secrets.env").write_text("".join(f"{k}={v}\n" for k, v in secrets.items()))
     (env_dir / "postgres.env").write_text(
         "POSTGRES_PASSWORD=smoke-pg\nVOCALCAST_DB_PASSWORD=smoke-db\nVOCALCAST_CDR_DB_PASSWORD=smoke-cdr\n"
+        "VOCALCAST_EDGE_DB_PASSWORD=smoke-edge\n"
     )
+    (env_dir / "kamailio.env").write_text("PGPASSWORD=smoke-edge\n")
 
 
 @pytest.fixture
