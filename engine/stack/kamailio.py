@@ -5,7 +5,6 @@ PGPASSWORD, never in its command line)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from urllib.parse import urlsplit
@@ -67,7 +66,8 @@ def start(edge: Edge, settings: Settings) -> int:
     if pid is not None:
         return pid
     log_path = edge.state_dir / "logs" / "kamailio.log"
-    env = {**os.environ, "PGPASSWORD": settings.require("edge_db_password")}
+    # Its own environment only: the fence check's password (libpq reads PGPASSWORD), none of the engine's.
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PGPASSWORD": settings.require("edge_db_password")}
     pid = procs.spawn(edge.state_dir, NAME, command(edge, fence_db(settings)), log_path=log_path, env=env)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

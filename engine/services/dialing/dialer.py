@@ -147,6 +147,7 @@ class Dialer:
             on_fenced=self._drop_calls,
         )
         self.attempts.membership = self.membership
+        self._results.holder = self.membership.holder  # a fenced node's late writes are refused
         self.claims = Claims(settings, db, node=self.node, app=ari.app, membership=self.membership)
         # No ARI request of a node fenced meanwhile (it learns so before it acts: Membership.confirm).
         ari.gate = self.membership.confirm
@@ -160,6 +161,7 @@ class Dialer:
         self.adoption = Adoption(settings, db, ari, calls, self, node=self.node, fostered=self._fosters.keys)
         # Each call's stage, kept where a restarted engine finds it (run by the engine: stages.run).
         self.stages = StageRecorder(db, ari)
+        self.stages.holder = self.membership.holder
         calls.on_stage = self.stages.on_stage
         self.attempts.on_recorded = self.stages.recorded
 
@@ -407,7 +409,14 @@ class Dialer:
             if app in self._fosters:
                 continue
             foster = Foster(
-                self.settings, self.db, self, node=self.node, app=app, on_adopted=adopted, fenced_at=taken.at
+                self.settings,
+                self.db,
+                self,
+                node=self.node,
+                app=app,
+                on_adopted=adopted,
+                fenced_at=taken.at,
+                holder=self.membership.holder,
             )
             task = asyncio.create_task(foster.run(), name=f"foster-{app}")
             self._fosters[app] = task

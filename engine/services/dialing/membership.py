@@ -122,6 +122,11 @@ class Membership:
         self.draining = bool(beat and beat.draining)
         log.info("node.joined", node=self.node, epoch=self.epoch, draining=self.draining)
 
+    def holder(self) -> tuple[str, int] | None:
+        """This node and its epoch, for the writes PostgreSQL makes conditional on it (results, stages);
+        None before it joined."""
+        return None if self.epoch is None else (self.node, self.epoch)
+
     def edge_headers(self) -> dict[str, str]:
         """The SIP headers of each channel this node creates (its ARI client adds them, VOCALCAST_CLUSTER):
         none before it joined (Kamailio then refuses the call)."""

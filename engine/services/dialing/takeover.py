@@ -74,6 +74,7 @@ class Foster:
         app: str,
         on_adopted: Callable[[], Awaitable[None]] | None = None,
         fenced_at: datetime | None = None,
+        holder: Callable[[], tuple[str, int] | None] | None = None,
     ) -> None:
         self.app = app
         self._on_adopted = on_adopted  # once its calls still up are followed (and counted) here
@@ -91,6 +92,7 @@ class Foster:
         self.router = StasisRouter()
         self.calls = CallService(self.ari, self.router)
         self.stages = StageRecorder(db, self.ari)
+        self.stages.holder = holder  # the taker's node and epoch: written only while it holds them
         self.calls.on_stage = self.stages.on_stage
         self.adoption = Adoption(
             settings,
