@@ -1,11 +1,15 @@
 """This engine as a node of the cluster (issue 19; engine/store/nodes.py): its heartbeat, its epoch, its
 drain, the fencing of its originates, and the takeover of nodes that went silent.
 
-Fencing, twice over: every claim and every originate checks the node's epoch in PostgreSQL in the same
-transaction (a takeover raises it), and the node places no call once half of VOCALCAST_NODE_DEAD_AFTER_S
-has passed since its last heartbeat was written (its lease: a process frozen between that check and its
-request wakes with an expired lease). A node that finds itself fenced never places a call again; it says
-so in /healthz until it is restarted (a restart joins again with a new epoch).
+Fencing, three times over: every claim and every originate checks the node's epoch in PostgreSQL in the
+same transaction (a takeover raises it), and the node places no call once half of
+VOCALCAST_NODE_DEAD_AFTER_S has passed since its last heartbeat was written (its lease: a process frozen
+between that check and its request wakes with an expired lease). What no check inside the process can
+cover — a freeze after the last of them, just before the request is written — the edge does: in a cluster
+every INVITE carries the node's name and epoch, which Kamailio checks in PostgreSQL before it relays it
+(edge_headers; docker/kamailio/kamailio.cfg, route[FENCE]). Its results and stages are written only while
+it holds its epoch (holder; engine/store/attempts.py). A node that finds itself fenced never places a call
+again; it says so in /healthz until it is restarted (a restart joins again with a new epoch).
 
 A node that wakes fenced still holds its calls in memory (call objects, timers, ARI handles) while the
 node that took it over drives their channels: before any ARI request (engine/telephony/ari.py gate), a node
