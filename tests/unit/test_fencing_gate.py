@@ -90,3 +90,37 @@ async def test_the_gate_runs_before_every_request() -> None:
     ari.gate = gate
     with pytest.raises(AriFenced):
         await ari.play("some-channel", "p1", "sound:x")
+
+
+async def test_every_channel_a_node_creates_carries_its_name_and_epoch_for_the_edge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What Kamailio checks before relaying an INVITE (docker/kamailio/kamailio.cfg, route[FENCE]): the
+    originate's SIP headers name the node and its current epoch; none before the node joined (the edge
+    then refuses the call)."""
+    m = _membership([], [])
+    ari = AriClient(host="127.0.0.1", port=1, user="u", password="p", app="vocalcast-alpha")
+    ari.originate_headers = m.edge_headers
+    sent: list[dict[str, Any]] = []
+
+    async def request(method: str, path: str, **kwargs: Any) -> dict[str, str]:
+        sent.append({"method": method, "path": path, **kwargs})
+        return {}
+
+    monkeypatch.setattr(ari, "request", request)
+    await ari.originate(endpoint="PJSIP/1@t", channel_id="c1", variables={"VC_APP": "vocalcast-alpha"})
+    m.epoch = 7  # it rejoined (a restart): the next channel carries the new epoch
+    await ari.originate(endpoint="PJSIP/2@t", channel_id="c2", context="ctx", originator="c1")
+    m.epoch = None
+    await ari.originate(endpoint="PJSIP/3@t", channel_id="c3")
+    assert [s["body"] for s in sent] == [
+        {
+            "variables": {
+                "VC_APP": "vocalcast-alpha",
+                "PJSIP_HEADER(add,X-VC-Node)": "alpha",
+                "PJSIP_HEADER(add,X-VC-Epoch)": "1",
+            }
+        },
+        {"variables": {"PJSIP_HEADER(add,X-VC-Node)": "alpha", "PJSIP_HEADER(add,X-VC-Epoch)": "7"}},
+        None,
+    ]
