@@ -490,9 +490,9 @@ async def open_attempts(db: Executor, node: str, app: str | None = None) -> list
 
 async def cdrs_for(db: Executor, attempt_id: UUID) -> list[asyncpg.Record]:
     """Asterisk's records of the attempt's channel (uniqueid = the channel id we chose), oldest first: a
-    channel that enters a bridge gets a record per part of its life."""
+    channel that enters a bridge gets a record per part of its life. ``inserted_at``: PostgreSQL's clock."""
     return await db.fetch(
-        'SELECT disposition, duration, billsec, start, answer, "end" FROM asterisk_cdr '
+        'SELECT disposition, duration, billsec, start, answer, "end", inserted_at FROM asterisk_cdr '
         "WHERE uniqueid = $1 ORDER BY id",
         str(attempt_id),
     )

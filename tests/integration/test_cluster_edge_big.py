@@ -214,8 +214,8 @@ async def test_a_node_frozen_between_its_fence_check_and_its_originate_gets_no_i
                     what="node2 to take the frozen node1 over",
                 )
                 # Every call node1 placed before its freeze reached the carrier by now; and its late channel
-                # is created in a later second than the takeover (the CDR's start is in whole seconds).
-                await asyncio.sleep(1.2)
+                # is created surely after the takeover (adoption.py: CDR_CLOCK_SLACK_S, 1.5 s).
+                await asyncio.sleep(2.0)
                 before = invited_attempts(sipp) & await attempts_of(db, send.id, node1)
             finally:
                 os.kill(pid, signal.SIGCONT)

@@ -5,17 +5,20 @@ request (engine/telephony/ari.py) and its calls are dropped (on_fenced)."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
 from engine.services.dialing import membership as membership_module
+from engine.services.dialing.adoption import CDR_CLOCK_SLACK_S, Adoption, AdoptionHost, Cdr
 from engine.services.dialing.membership import Membership
 from engine.settings import Settings
 from engine.store import Database
 from engine.store.nodes import Beat
 from engine.telephony.ari import AriClient, AriFenced
+from engine.telephony.calls import CallService
 
 
 def _membership(beats: list[Beat | None], dropped: list[str]) -> Membership:
@@ -124,3 +127,35 @@ async def test_every_channel_a_node_creates_carries_its_name_and_epoch_for_the_e
         {"variables": {"PJSIP_HEADER(add,X-VC-Node)": "alpha", "PJSIP_HEADER(add,X-VC-Epoch)": "7"}},
         None,
     ]
+
+
+def test_a_foster_takes_as_never_placed_only_a_channel_surely_created_after_the_takeover() -> None:
+    """A channel of the taken-over node created after its epoch was raised dialled the edge with the old
+    epoch: refused, never placed. Both times on PostgreSQL's clock; a channel that may be older than the
+    takeover (within the CDR's slack), or was answered, keeps its CDR's outcome."""
+    fenced_at = datetime(2026, 12, 5, 12, 0, 0, tzinfo=UTC)
+    t = fenced_at.timestamp()
+    foster = Adoption(
+        cast(Settings, None),
+        cast(Database, None),
+        cast(AriClient, None),
+        cast(CallService, None),
+        cast(AdoptionHost, None),
+        node="beta",
+        app="vocalcast-alpha",
+        fenced_at=fenced_at,
+    )
+    refused = foster._refused_at_the_edge
+    assert refused(Cdr("NO ANSWER", None, t + 3.0, started_at=t + CDR_CLOCK_SLACK_S + 0.1))
+    assert not refused(Cdr("NO ANSWER", None, t + 3.0, started_at=t + CDR_CLOCK_SLACK_S - 0.1))
+    assert not refused(Cdr("ANSWERED", t + 4.0, t + 9.0, started_at=t + 3.0))
+    assert not refused(None)
+    dialer = Adoption(
+        cast(Settings, None),
+        cast(Database, None),
+        cast(AriClient, None),
+        cast(CallService, None),
+        cast(AdoptionHost, None),
+        node="beta",
+    )
+    assert not dialer._refused_at_the_edge(Cdr("NO ANSWER", None, t + 3.0, started_at=t + 9.0))

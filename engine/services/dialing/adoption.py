@@ -60,6 +60,9 @@ log = structlog.get_logger(__name__)
 RECONCILE_GRACE_S: Final = 15.0  # an attempt with neither channel nor CDR is lost only after this
 # A CDR that ended this long before Asterisk's start ended before the restart: not a cut of the restart.
 RESTART_SLACK_S: Final = 2.0
+# A CDR's duration is in whole seconds, and its row is inserted a moment after the channel's end: the start
+# its insertion time gives may be up to a second and that moment late (half a second allowed for it).
+CDR_CLOCK_SLACK_S: Final = 1.5
 
 
 class AdoptionHost(Protocol):
@@ -91,7 +94,9 @@ class Cdr:
     disposition: str
     answered_at: float | None
     ended_at: float | None
-    started_at: float | None = None  # its channel's creation
+    # Its channel's creation on PostgreSQL's clock (the row's insertion less the CDR's duration): never
+    # earlier than the true start, at most CDR_CLOCK_SLACK_S later.
+    started_at: float | None = None
 
     @property
     def dial_outcome(self) -> Outcome | None:
@@ -199,12 +204,13 @@ class Adoption:
                 await forget_stage(self._ari, attempt_id)
 
     def _refused_at_the_edge(self, cdr: Cdr | None) -> bool:
-        """The attempt's channel was created after its node was fenced, and never answered: its INVITE
-        carried the old epoch (the clocks of PostgreSQL and the media server are taken as one: NTP)."""
+        """The attempt's channel was surely created after its node was fenced, and never answered: its
+        INVITE carried the old epoch. Both times on PostgreSQL's clock (the media server's may differ); a
+        channel of the second of the takeover is taken as placed (its CDR decides, as before)."""
         fenced_at = self._fenced_at
         if fenced_at is None or cdr is None or cdr.started_at is None or cdr.answered_at is not None:
             return False
-        return cdr.started_at > fenced_at.timestamp()
+        return cdr.started_at - CDR_CLOCK_SLACK_S > fenced_at.timestamp()
 
     # --- Asterisk restarts ---------------------------------------------------------------------------
     async def _note_asterisk_start(self) -> None:
@@ -325,12 +331,13 @@ class Adoption:
         answers = [r["answer"] for r in rows if r["answer"] is not None]
         ends = [r["end"] for r in rows if r["end"] is not None]
         dispositions = [str(r["disposition"] or "") for r in rows]
-        starts = [r["start"] for r in rows if r["start"] is not None]
+        first = rows[0]
+        created = first["inserted_at"].timestamp() - (first["duration"] or 0)
         return Cdr(
             disposition="ANSWERED" if "ANSWERED" in dispositions else dispositions[0],
             answered_at=min(answers).timestamp() if answers else None,
             ended_at=max(ends).timestamp() if ends else None,
-            started_at=min(starts).timestamp() if starts else None,
+            started_at=created,
         )
 
 
