@@ -75,6 +75,7 @@ class Engine:
             app=settings.app_name,
             pool_size=settings.ari_pool_size,
             reconnect_max_s=settings.ari_reconnect_max_s,
+            freeze_at_originate=settings.test_freeze_originate,
         )
         self.router = StasisRouter()
         self.router.orphan_handler = self._on_orphan

@@ -19,6 +19,7 @@ APT_PACKAGES=(
   logrotate                                     # the engine rotates its instance's logs
   acl                                           # setfacl: the service user traverses a clone under /root
   docker-compose kamailio systemd               # validators of docker/ and deploy/systemd/ (tests/unit/test_deploy.py)
+  kamailio-postgres-modules                     # the edge's fence check reads the nodes' epochs (issue 19)
   podman runc                                   # `make smoke`: docker/compose.yml run for real (tests/smoke)
   chromium chromium-driver fonts-dejavu-core    # browser tests of the private space (tests/e2e)
 )

@@ -9,10 +9,12 @@ from dataclasses import asdict
 
 from engine.errors import InvalidInput, NoTrunk
 from engine.media.paths import prompt_uri
+from engine.services.dialing.membership import EPOCH_HEADER, NODE_HEADER
 from engine.services.messages import Messages, playback_uri
 from engine.settings import Settings
 from engine.store import Database
 from engine.store.accounts import account_by_email
+from engine.store.nodes import list_nodes
 from engine.store.trunks import list_trunks
 from engine.telephony.ari import AriClient, events_task
 from engine.telephony.probe import ProbeResult, probe_call
@@ -45,6 +47,8 @@ def _probe(args: argparse.Namespace) -> int:
         media = prompt_uri(settings, args.sound)
         async with Database(settings.dsn, min_size=1, max_size=1) as db:
             trunks = {t.name: t for t in await list_trunks(db)}
+            # Through a Kamailio edge (issue 19) a call must carry its node's current epoch: this host's.
+            epochs = {n.name: n.epoch for n in await list_nodes(db)} if settings.cluster else {}
             if args.message is not None:
                 if not args.account:
                     raise InvalidInput("account_missing", "--message needs --account")
@@ -65,6 +69,10 @@ def _probe(args: argparse.Namespace) -> int:
             events_task(ari, router.dispatch),
         ):
             await ari.wait_ready(10)
+            epoch = epochs.get(settings.node_name)
+            if epoch is not None:
+                headers = {NODE_HEADER: settings.node_name, EPOCH_HEADER: str(epoch)}
+                ari.originate_headers = lambda: headers
             return await probe_call(
                 ari,
                 router,

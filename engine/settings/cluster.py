@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from engine.settings.fields import SettingsError, boolean, non_negative_float, port, setting, text
+from engine.settings.fields import (
+    SettingsError,
+    boolean,
+    non_negative_float,
+    non_negative_int,
+    port,
+    setting,
+    text,
+)
 
 MEDIA_TRANSPORTS = ("files", "http")
 
@@ -57,6 +65,14 @@ class ClusterSettings:
         "0",
         "Several engines share the trunks: each trunk's channels, calls per second and carrier pauses "
         "are taken from counters in PostgreSQL (off: each engine keeps them in its own memory).",
+    )
+    # Issue 19, fencing at the edge: the test of a node frozen between its fence check and its originate.
+    test_freeze_originate: int = setting(
+        "VOCALCAST_TEST_FREEZE_ORIGINATE",
+        non_negative_int,
+        "0",
+        "Tests only: the engine stops itself (SIGSTOP) right before its N-th POST /channels, after every "
+        "fence check (0: never).",
     )
 
     # --- media across hosts (issue 19) ------------------------------------------------------------------

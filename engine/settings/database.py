@@ -38,6 +38,14 @@ class DatabaseSettings:
         "Password of Asterisk's CDR role, INSERT-only on asterisk_cdr (generated).",
         secret=True,
     )
+    # Issue 19, fencing at the edge: Kamailio checks each originate's node epoch in PostgreSQL.
+    edge_db_password: str = setting(
+        "VOCALCAST_EDGE_DB_PASSWORD",
+        text,
+        None,
+        "Password of the Kamailio edge's role, SELECT-only on the nodes table (generated; a cluster).",
+        secret=True,
+    )
     db_pool_max: int = setting("VOCALCAST_DB_POOL_MAX", positive_int, "20", "Database pool size.")
     secret_key: str = setting(
         "VOCALCAST_SECRET_KEY",

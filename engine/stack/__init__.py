@@ -30,6 +30,7 @@ from engine.stack import asterisk, postgres, procs, service_user
 from engine.stack.root import RootInfo, ensure_root, read_info, root_path
 from engine.store import Database, migrate
 from engine.store.cdr import grant_cdr_insert
+from engine.store.nodes import EDGE_ROLE, grant_edge_select
 from engine.store.trunks import list_trunks, upsert_trunk
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,7 @@ GENERATED_SECRETS = (
     "VOCALCAST_SECRET_KEY",
     "VOCALCAST_DB_PASSWORD",
     "VOCALCAST_CDR_DB_PASSWORD",
+    "VOCALCAST_EDGE_DB_PASSWORD",
     "VOCALCAST_HEP_PASSWORD",
     "VOCALCAST_AGI_SECRET",
 )
@@ -118,7 +120,12 @@ def prepare_instance(settings: Settings) -> tuple[RootInfo, list[str], list[Trun
             started.append("postgresql")
         postgres.start(settings)
         postgres.wait_ready(settings)
-        postgres.ensure_roles(settings, settings.require("db_password"), settings.require("cdr_db_password"))
+        postgres.ensure_roles(
+            settings,
+            settings.require("db_password"),
+            settings.require("cdr_db_password"),
+            settings.require("edge_db_password"),
+        )
     trunks = asyncio.run(_prepare_database(settings))
     return root, started, trunks
 
@@ -169,6 +176,8 @@ async def _prepare_node_database(settings: Settings) -> list[Trunk]:
         async with Database(settings.dsn, min_size=1, max_size=1) as db:
             if not await grant_cdr_insert(db):
                 log.warning("cdr_role.missing", role="asterisk_cdr", hint="create it with its password")
+            if not await grant_edge_select(db):
+                log.warning("edge_role.missing", role=EDGE_ROLE, hint="create it with its password (cluster)")
     return trunks
 
 

@@ -133,7 +133,7 @@ def up(
     edge.write_registrations(cluster.edge, edge.render_registrations(usable))
     edge.write_dispatcher(cluster.edge, edge.render_dispatcher(usable, cluster.media_servers()))
     if procs.read_pid(settings.state_dir, kamailio.NAME) is None:
-        kamailio.start(cluster.edge)
+        kamailio.start(cluster.edge, settings)
         started.append("kamailio")
     else:
         edge.reload(cluster.edge)

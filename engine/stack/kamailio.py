@@ -1,21 +1,33 @@
 """The Kamailio process of the local cluster (issue 19): docker/kamailio/kamailio.cfg, the file the image
-runs, with this instance's sockets and dispatcher list (engine/telephony/edge.py renders it)."""
+runs, with this instance's sockets and dispatcher list (engine/telephony/edge.py renders it), and the
+PostgreSQL its fence check reads (as the role vocalcast_edge; its password in Kamailio's environment only,
+PGPASSWORD, never in its command line)."""
 
 from __future__ import annotations
 
 import subprocess
 import time
+from urllib.parse import urlsplit
 
 from engine.errors import StackError
-from engine.settings import PROJECT_ROOT
+from engine.settings import PROJECT_ROOT, Settings
 from engine.stack import procs
+from engine.store.nodes import EDGE_ROLE
 from engine.telephony.edge import Edge, kamcmd
 
 CONFIG = PROJECT_ROOT / "docker" / "kamailio" / "kamailio.cfg"
 NAME = "kamailio"
 
 
-def command(edge: Edge) -> list[str]:
+def fence_db(settings: Settings) -> str:
+    """The sqlops connection of the edge's fence check (`fence=>URL`): the engines' server and database,
+    the edge's role, no password."""
+    dsn = urlsplit(settings.dsn)
+    host, port, path = dsn.hostname or "127.0.0.1", dsn.port or 5432, dsn.path or "/vocalcast"
+    return f"fence=>postgres://{EDGE_ROLE}@{host}:{port}{path}"
+
+
+def command(edge: Edge, fence: str) -> list[str]:
     return [
         "kamailio",
         "-DD",
@@ -44,15 +56,19 @@ def command(edge: Edge) -> list[str]:
         f"INTERNAL_PORT={edge.internal_port}",
         "-A",
         f"EXTERNAL_LISTEN=udp:{edge.external}",
+        "-A",
+        f'FENCE_DB="{fence}"',
     ]
 
 
-def start(edge: Edge) -> int:
+def start(edge: Edge, settings: Settings) -> int:
     pid = procs.read_pid(edge.state_dir, NAME)
     if pid is not None:
         return pid
     log_path = edge.state_dir / "logs" / "kamailio.log"
-    pid = procs.spawn(edge.state_dir, NAME, command(edge), log_path=log_path)
+    # Its own environment only: the fence check's password (libpq reads PGPASSWORD), none of the engine's.
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PGPASSWORD": settings.require("edge_db_password")}
+    pid = procs.spawn(edge.state_dir, NAME, command(edge, fence_db(settings)), log_path=log_path, env=env)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if not procs.alive(pid):

@@ -1,7 +1,8 @@
 """The project-owned PostgreSQL 15 cluster: Debian's binaries, our own data, port and socket dir.
 
 It never touches a system cluster. Roles: ``vocalcast`` (the engine, owner of the database) and
-``asterisk_cdr`` (Asterisk's CDR backend, INSERT on one table only), both with generated passwords.
+``asterisk_cdr`` (Asterisk's CDR backend, INSERT on one table only) and ``vocalcast_edge`` (the Kamailio
+edge's fence check, SELECT on the nodes table only; issue 19), all with generated passwords.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from engine.settings import Settings
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 ENGINE_ROLE = "vocalcast"
 CDR_ROLE = "asterisk_cdr"
+EDGE_ROLE = "vocalcast_edge"
 DATABASE = "vocalcast"
 
 
@@ -182,9 +184,14 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def ensure_roles(settings: Settings, engine_password: str, cdr_password: str) -> None:
+def ensure_roles(
+    settings: Settings, engine_password: str, cdr_password: str, edge_password: str | None = None
+) -> None:
     """Roles and database, with the passwords from the state dir (idempotent, passwords refreshed)."""
-    for role, password in ((ENGINE_ROLE, engine_password), (CDR_ROLE, cdr_password)):
+    roles = [(ENGINE_ROLE, engine_password), (CDR_ROLE, cdr_password)]
+    if edge_password is not None:
+        roles.append((EDGE_ROLE, edge_password))
+    for role, password in roles:
         exists = psql(settings, f"SELECT 1 FROM pg_roles WHERE rolname = {_literal(role)}")  # noqa: S608
         verb = "ALTER" if exists == "1" else "CREATE"
         psql(settings, f"{verb} ROLE {role} LOGIN PASSWORD {_literal(password)}")
@@ -194,7 +201,7 @@ def ensure_roles(settings: Settings, engine_password: str, cdr_password: str) ->
     psql(
         settings,
         f"REVOKE ALL ON DATABASE {DATABASE} FROM PUBLIC; "
-        f"GRANT CONNECT ON DATABASE {DATABASE} TO {ENGINE_ROLE}, {CDR_ROLE}",
+        f"GRANT CONNECT ON DATABASE {DATABASE} TO {', '.join(role for role, _ in roles)}",
     )
 
 
@@ -207,6 +214,13 @@ def grant_cdr(settings: Settings) -> None:
         f"GRANT USAGE ON SEQUENCE asterisk_cdr_id_seq TO {CDR_ROLE}",
         database=DATABASE,
     )
+    exists = psql(settings, f"SELECT 1 FROM pg_roles WHERE rolname = {_literal(EDGE_ROLE)}")  # noqa: S608
+    if exists == "1":  # the Kamailio edge's fence check (issue 19): its epochs, nothing else
+        psql(
+            settings,
+            f"GRANT USAGE ON SCHEMA public TO {EDGE_ROLE}; GRANT SELECT ON nodes TO {EDGE_ROLE}",
+            database=DATABASE,
+        )
 
 
 def wait_ready(settings: Settings, timeout_s: float = 30.0) -> None:

@@ -232,8 +232,13 @@ async def failover_attempt(
 # FOR KEY SHARE OF s: a cancel in progress (its send FOR UPDATE) is waited for and its status seen, else
 # a recipient retried by a result written meanwhile would stay pending in a send nobody calls any more,
 # its credit held (the cancel only ends the recipients pending when it runs).
+# The writing node ($21, its epoch $22; NULL: no check): it writes only while it holds that epoch (its row
+# FOR KEY SHARE, as a claim: a takeover in progress is waited for, and a raised epoch seen) and only the
+# attempts that are still its own (a takeover moved them: a row it moved meanwhile is re-checked after the
+# wait and left alone). A node fenced after its last in-memory check writes nothing (issue 19).
 _RECORD: Final = (
-    "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], "
+    "WITH me AS (SELECT 1 FROM nodes WHERE name = $21 AND epoch = $22 FOR KEY SHARE), "
+    "v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[], "
     "$7::timestamptz[], $8::timestamptz[], $9::float8[], $10::float8[], $11::text[], $12::float8[], "
     "$13::text[], $14::bigint[], $15::boolean[], $16::timestamptz[], $17::boolean[], $18::float8[], "
     "$19::boolean[], $20::text[]) "
@@ -245,6 +250,7 @@ _RECORD: Final = (
     "ended_at = v.ended_at, ring_s = v.ring_s, talk_s = v.talk_s, transfer_outcome = v.transfer_outcome, "
     "transfer_s = v.transfer_s, reconciled = v.reconciled, trunk_failure = v.trunk_failure, cut = v.cut "
     "FROM v WHERE a.id = v.attempt_id AND a.state <> 'ended' "
+    "AND ($21::text IS NULL OR (a.node = $21 AND EXISTS (SELECT 1 FROM me))) "
     "RETURNING a.id, v.recipient_id, v.move, v.outcome, v.next_at, v.trunk_failure, v.wait_max, v.our_cut), "
     "recipient AS (SELECT r.id, e.outcome, e.next_at, e.trunk_failure, e.our_cut, "
     "e.next_at IS NULL OR s.status = 'cancelled' OR (e.trunk_failure AND "
@@ -367,11 +373,14 @@ async def record_results(
     timing: RetryTiming | None = None,
     now: float | None = None,
     stop_key: str | None = None,
+    holder: tuple[str, int] | None = None,
 ) -> list[Recorded]:
     """One statement: each attempt's result and its recipient's next state (retry or final, by the retry
     table of engine.domain.retries, its legal row for commercial sends); the credits are consumed or
     released by the next settlement (settle()), in a batch. One result per attempt. ``now``: the
-    dialer's clock (epoch seconds; engine/services/dialing/clock.py)."""
+    dialer's clock (epoch seconds; engine/services/dialing/clock.py). ``holder``: the writing node and
+    its epoch: nothing is written once the epoch was raised, nor for an attempt no longer its own (issue
+    19; None: no check)."""
     attempt_ids = [r.claim.attempt_id for r in results]
     if len(set(attempt_ids)) != len(attempt_ids):
         raise ValueError("one result per attempt in a batch")
@@ -422,7 +431,8 @@ async def record_results(
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
-    rows = {r["attempt_id"]: r for r in await db.fetch(_RECORD, *columns)}
+    node, epoch = holder if holder is not None else (None, None)
+    rows = {r["attempt_id"]: r for r in await db.fetch(_RECORD, *columns, node, epoch)}
     recorded = []
     for item in results:
         row = rows[item.claim.attempt_id]
@@ -499,9 +509,9 @@ async def open_attempts(db: Executor, node: str, app: str | None = None) -> list
 
 async def cdrs_for(db: Executor, attempt_id: UUID) -> list[asyncpg.Record]:
     """Asterisk's records of the attempt's channel (uniqueid = the channel id we chose), oldest first: a
-    channel that enters a bridge gets a record per part of its life."""
+    channel that enters a bridge gets a record per part of its life. ``inserted_at``: PostgreSQL's clock."""
     return await db.fetch(
-        'SELECT disposition, duration, billsec, start, answer, "end" FROM asterisk_cdr '
+        'SELECT disposition, duration, billsec, start, answer, "end", inserted_at FROM asterisk_cdr '
         "WHERE uniqueid = $1 ORDER BY id",
         str(attempt_id),
     )
@@ -518,17 +528,26 @@ class StageRow:
     snapshot: str
 
 
-async def record_stages(db: Executor, rows: Sequence[StageRow]) -> None:
-    """The last stage of each call, in one statement (an attempt already ended keeps its last one)."""
+async def record_stages(
+    db: Executor, rows: Sequence[StageRow], *, holder: tuple[str, int] | None = None
+) -> None:
+    """The last stage of each call, in one statement (an attempt already ended keeps its last one).
+    ``holder``: the writing node and its epoch, as for record_results: stages queued before a freeze and
+    flushed after a takeover are not written (issue 19; None: no check)."""
     if not rows:
         return
+    node, epoch = holder if holder is not None else (None, None)
     await db.execute(
+        "WITH me AS (SELECT 1 FROM nodes WHERE name = $5 AND epoch = $6 FOR KEY SHARE) "
         "UPDATE attempts a SET stage = v.stage, stage_at = v.stage_at, snapshot = v.snapshot "
         "FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[]) "
         "AS v(id, stage, stage_at, snapshot) "
-        "WHERE a.id = v.id AND a.state <> 'ended'",
+        "WHERE a.id = v.id AND a.state <> 'ended' "
+        "AND ($5::text IS NULL OR (a.node = $5 AND EXISTS (SELECT 1 FROM me)))",
         [r.attempt_id for r in rows],
         [r.stage for r in rows],
         [_ts(r.entered_at) for r in rows],
         [r.snapshot for r in rows],
+        node,
+        epoch,
     )

@@ -23,6 +23,9 @@ from engine.store.db import Database, Executor, rows_affected
 # A takeover never waits long behind a node's transaction (a node frozen in the middle of one): it tries
 # again at the next heartbeat.
 TAKEOVER_LOCK_TIMEOUT: Final = "2s"
+# The Kamailio edge's role (issue 19): it reads the nodes' epochs before it relays an INVITE to a carrier
+# (docker/kamailio/kamailio.cfg, route[FENCE]), and nothing else.
+EDGE_ROLE: Final = "vocalcast_edge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,9 @@ class TakenOver:
     epoch: int  # its new epoch: whatever it still holds is stale
     attempts: int
     apps: tuple[str, ...]  # the Stasis applications its open attempts' channels are in
+    # When its epoch was raised (PostgreSQL's clock): a channel of that node created later dialled the
+    # Kamailio edge with the old epoch, which refused it (docker/kamailio/kamailio.cfg, route[FENCE]).
+    at: datetime | None = None
 
 
 async def join(db: Executor, name: str, app: str) -> int:
@@ -126,16 +132,17 @@ async def take_over(db: Database, me: str, node: str, epoch: int, dead_after_s: 
             return None
         if row is None:
             return None
-        new_epoch = await conn.fetchval(
+        raised = await conn.fetchrow(
             "UPDATE nodes SET epoch = epoch + 1, taken_over_by = $2, taken_over_at = now() "
-            "WHERE name = $1 RETURNING epoch",
+            "WHERE name = $1 RETURNING epoch, taken_over_at",
             node,
             me,
         )
         moved = await conn.fetch(
             "UPDATE attempts SET node = $2 WHERE node = $1 AND state <> 'ended' RETURNING app", node, me
         )
-    return TakenOver(node, int(new_epoch), len(moved), tuple(sorted({r["app"] for r in moved})))
+    apps = tuple(sorted({r["app"] for r in moved}))
+    return TakenOver(node, int(raised["epoch"]), len(moved), apps, raised["taken_over_at"])
 
 
 async def set_draining(db: Executor, name: str, draining: bool) -> bool:
@@ -181,3 +188,14 @@ async def fenced_transaction(db: Database, idle_timeout_s: float) -> AsyncIterat
                 await conn.execute("ROLLBACK")
             raise
         await conn.execute("COMMIT")
+
+
+async def grant_edge_select(db: Database) -> bool:
+    """SELECT on the nodes table for the edge's role, and nothing else (a database the engine does not
+    administer: its owner grants it); False when the role does not exist on that server."""
+    async with db.transaction() as conn:
+        if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", EDGE_ROLE) is None:
+            return False
+        await conn.execute(f"GRANT USAGE ON SCHEMA public TO {EDGE_ROLE}")
+        await conn.execute(f"GRANT SELECT ON nodes TO {EDGE_ROLE}")
+    return True

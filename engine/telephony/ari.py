@@ -11,7 +11,9 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import random
+import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,6 +93,7 @@ class AriClient:
         pool_size: int = 50,
         request_timeout_s: float = 10.0,
         reconnect_max_s: float = 5.0,
+        freeze_at_originate: int = 0,
     ) -> None:
         self.app = app
         self.base_url = f"http://{host}:{port}/ari"
@@ -108,6 +111,13 @@ class AriClient:
         self.gate: Callable[[], Awaitable[None]] | None = None
         self.fenced = False
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        # Fencing at the edge (issue 19): SIP headers every channel this client creates carries (the node's
+        # name and epoch, which Kamailio checks in PostgreSQL before it relays the INVITE to a carrier).
+        self.originate_headers: Callable[[], Mapping[str, str]] | None = None
+        # Tests only (VOCALCAST_TEST_FREEZE_ORIGINATE): SIGSTOP to itself right before the N-th POST
+        # /channels, after every fence check: the window only the edge's check closes.
+        self._freeze_at_originate = freeze_at_originate
+        self._originates_written = 0
 
     # --- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> AriClient:
@@ -154,6 +164,11 @@ class AriClient:
         body: Mapping[str, Any] | None = None,
     ) -> Any:
         await self._pass_gate()
+        if self._freeze_at_originate and method == "POST" and path == "/channels":
+            self._originates_written += 1
+            if self._originates_written == self._freeze_at_originate:
+                log.warning("ari.test_freeze", app=self.app, originate=self._originates_written)
+                os.kill(os.getpid(), signal.SIGSTOP)
         url = self.base_url + path
         query = {k: str(v) for k, v in (params or {}).items()}
         try:
@@ -207,7 +222,12 @@ class AriClient:
             params["originator"] = originator
         elif formats:
             params["formats"] = ",".join(formats)
-        body = {"variables": dict(variables)} if variables else None
+        merged = dict(variables or {})
+        if self.originate_headers is not None:
+            merged.update(
+                (f"PJSIP_HEADER(add,{name})", value) for name, value in self.originate_headers().items()
+            )
+        body = {"variables": merged} if merged else None
         result: Event = await self.request("POST", "/channels", params=params, body=body)
         return result
 

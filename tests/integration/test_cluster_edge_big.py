@@ -6,7 +6,8 @@ pace's INVITEs in any second, every call from Kamailio, from both media servers 
   found in the stored WAV), fetched by the engine of the node that answered through its media server's ARI,
   nothing left in any media server's spool;
 - node1's engine frozen (SIGSTOP) past the takeover timeout: node2 takes over, and once node1 wakes it
-  sends no INVITE (fenced);
+  sends no INVITE (fenced); frozen exactly between its own fence checks and its POST /channels, its
+  INVITE is refused by Kamailio (the node's epoch checked in PostgreSQL) and never reaches the carrier;
 - node1 drained mid-send: it claims nothing more, finishes its calls, node2 carries the rest;
 - a 500-number send (a 5-second message) over both nodes; mid-send node1's engine is killed -9 and its
   Asterisk stopped: node2 takes node1 over and finishes every recipient, no number getting more INVITEs
@@ -15,8 +16,10 @@ pace's INVITEs in any second, every call from Kamailio, from both media servers 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import signal
 from array import array
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from engine import stack
 from engine.media.paths import recording_spool
 from engine.services.nodes import set_draining
 from engine.settings import Settings
@@ -219,6 +223,84 @@ async def test_a_frozen_node_taken_over_sends_no_invite_through_kamailio_once_it
             after = invited_attempts(sipp) & await attempts_of(db, send.id, node1)
     assert after == before, f"node1 sent {len(after - before)} INVITE(s) after it woke up"
     check_the_carriers_view(sipp, channels=CHANNELS, cps=CPS, edge=built)
+
+
+def _stopped(pid: int) -> bool:
+    """The process is stopped (SIGSTOP): state T in /proc."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
+
+
+FROZEN_AT = 1  # node1 stops itself right before its first POST /channels (node2 may take most calls)
+
+
+async def test_a_node_frozen_between_its_fence_check_and_its_originate_gets_no_invite_past_kamailio(
+    edge: tuple[Settings, Cluster], sipp_ports: Any, tmp_path: Path
+) -> None:
+    """The window only the edge closes: node1 passed every fence of its own (the claim, the originate's
+    transaction, its lease, its ARI gate) and stops (SIGSTOP, a test hook) right before it writes POST
+    /channels. node2 takes it over; node1 wakes and sends the request: its Asterisk dials Kamailio with
+    node1's old epoch, which Kamailio refuses (403) against PostgreSQL. The carrier gets no INVITE for it.
+    Without Kamailio's check (route(FENCE) removed from kamailio.cfg) the same run shows that INVITE."""
+    settings, built = edge
+    node1 = built.nodes[0]
+    procs.stop(node1.state_dir, "engine", timeout_s=15)
+    freeze = {**node1.overrides, "VOCALCAST_TEST_FREEZE_ORIGINATE": str(FROZEN_AT)}
+    pid = await asyncio.to_thread(stack.start_engine, node1.settings(), overrides=freeze)
+    kamailio_log = built.edge.state_dir / "logs" / "kamailio.log"
+    log_start = kamailio_log.stat().st_size
+    async with Database(settings.dsn, min_size=1, max_size=4) as db:
+        sipp = await carrier_and_trunk(db, settings, sipp_ports, tmp_path)
+        async with sipp:
+            send = await listeners_send(db, settings, tmp_path, 26500000, 24, seconds=LONG_S)
+            try:
+                await wait_for(lambda: _stopped(pid), timeout_s=30, interval_s=0.02, what="node1 to freeze")
+                await wait_for(
+                    lambda: db.fetchval("SELECT taken_over_by FROM nodes WHERE name = 'node1'"),
+                    timeout_s=15,
+                    what="node2 to take the frozen node1 over",
+                )
+                # Every call node1 placed before its freeze reached the carrier by now; and its late channel
+                # is created surely after the takeover (adoption.py: CDR_CLOCK_SLACK_S, 1.5 s).
+                await asyncio.sleep(2.0)
+                before = invited_attempts(sipp) & await attempts_of(db, send.id, node1)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+
+            async def sent_after_waking() -> set[str]:
+                return invited_attempts(sipp) & await attempts_of(db, send.id, node1) - before
+
+            def refused() -> list[str]:
+                with kamailio_log.open() as f:
+                    f.seek(log_start)
+                    return re.findall(
+                        r"fence: node node1 epoch \d+ refused, attempt ([0-9a-f-]{36})", f.read()
+                    )
+
+            # node1's request reached its Asterisk, whose INVITE Kamailio refused (without the edge's
+            # check, that INVITE reaches the carrier instead: the first assertion fails).
+            with contextlib.suppress(AssertionError):
+                await wait_for(refused, timeout_s=10, what="Kamailio to refuse node1's INVITE")
+            late = await sent_after_waking()
+            assert not late, f"node1 sent {len(late)} INVITE(s) after it woke up"
+            (frozen,) = refused()
+            await completed(db, send.id, timeout_s=120)
+            await check_every_recipient(db, sipp, send.id)
+            late = await sent_after_waking()
+            row = await db.fetchrow(
+                "SELECT a.node, a.app, a.outcome, a.reconciled, a.cut, r.attempts, r.outcome AS final "
+                "FROM attempts a JOIN send_recipients r ON r.id = a.recipient_id WHERE a.id = $1",
+                frozen,
+            )
+    print(f"\nfrozen attempt {frozen}: {dict(row)}; node1's INVITEs before the freeze {len(before)}")
+    assert not late, f"node1 sent {len(late)} INVITE(s) after it woke up"
+    assert frozen not in invited_attempts(sipp)
+    assert row["app"] == "vocalcast-node1" and row["node"] == "node2", dict(row)
+    # node2's foster recorded it as never placed: its recipient called again without using an attempt.
+    assert (row["reconciled"], row["outcome"], row["cut"]) == ("fenced", "failed", "ours"), dict(row)
+    check_the_carriers_view(sipp, built, both=False)
 
 
 async def test_a_drained_node_finishes_its_calls_through_kamailio_and_the_other_carries_the_rest(

@@ -53,7 +53,16 @@ STATE = Path(f"/var/lib/vocalcast-smoke-{PORT_BASE}")
 PROJECT = f"vcsmoke{PORT_BASE}"
 TAG = "smoke"
 CLI = Path("/opt/vocalcast/.venv/bin/vocalcast")  # docker/engine/Dockerfile's
-RUNTIME_PACKAGES = ("python3", "python3-venv", "ffmpeg", "curl", "logrotate", "kamailio", "postgresql-15")
+RUNTIME_PACKAGES = (
+    "python3",
+    "python3-venv",
+    "ffmpeg",
+    "curl",
+    "logrotate",
+    "kamailio",
+    "kamailio-postgres-modules",
+    "postgresql-15",
+)
 # This run's ports (BASE+1400..1499 and the RTP ranges above: the deployment tests' block).
 PG_PORT = PORT_BASE + 1432
 EDGE_INTERNAL, EDGE_EXTERNAL = PORT_BASE + 1480, PORT_BASE + 1460
@@ -255,13 +264,14 @@ def _topology(path: Path) -> dict[str, Any]:
 
 
 def _kamailio_command(command: list[str], topology: dict[str, Any]) -> list[str]:
-    """compose.yml's Kamailio command line (the rendered list, control socket, registrations) with this
-    run's ports and less memory."""
+    """compose.yml's Kamailio command line (the rendered list, control socket, registrations, the fence's
+    database) with this run's ports and less memory."""
     edge = json.loads((DOCKER / "kamailio" / "cluster.json").read_text())["edge"]
     moved = {
         f":{edge['external_port']}": f":{topology['edge']['external_port']}",
         f":{edge['internal_port']}": f":{topology['edge']['internal_port']}",
         f"INTERNAL_PORT={edge['internal_port']}": f"INTERNAL_PORT={topology['edge']['internal_port']}",
+        ":5432/vocalcast": f":{PG_PORT}/vocalcast",  # the fence check's database (FENCE_DB)
     }
     out: list[str] = []
     for i, given in enumerate(command):
@@ -337,7 +347,9 @@ def _env_files(env_dir: Path) -> None:
     (env_dir / "secrets.env").write_text("".join(f"{k}={v}\n" for k, v in secrets.items()))
     (env_dir / "postgres.env").write_text(
         "POSTGRES_PASSWORD=smoke-pg\nVOCALCAST_DB_PASSWORD=smoke-db\nVOCALCAST_CDR_DB_PASSWORD=smoke-cdr\n"
+        "VOCALCAST_EDGE_DB_PASSWORD=smoke-edge\n"
     )
+    (env_dir / "kamailio.env").write_text("PGPASSWORD=smoke-edge\n")
 
 
 def _health_pump(stop: threading.Event) -> None:

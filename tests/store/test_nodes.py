@@ -6,11 +6,19 @@ channels and pace."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
+import pytest
+
+from engine.domain.outcomes import Outcome
+from engine.domain.retries import RetryPolicy
+from engine.errors import DatabaseUnavailable
 from engine.services.dialing.membership import Membership, Verdict
 from engine.services.sends import create_send
 from engine.settings import Settings
@@ -18,6 +26,7 @@ from engine.store import Database, trunkshare
 from engine.store import attempts as attempts_store
 from engine.store import nodes as nodes_store
 from tests.integration.dialing import customer, targets
+from tests.store.test_sends import _result
 
 
 async def _send(db: Database, settings: Settings, tmp_path: Path, count: int):  # type: ignore[no-untyped-def]
@@ -161,3 +170,106 @@ async def test_an_originate_is_sent_only_under_a_current_epoch_and_lease(
     assert alpha.fenced and alpha.state == "fenced" and not alpha.may_call()
     async with alpha.originating(second.attempt_id) as verdict:
         assert verdict is Verdict.drop
+
+
+async def test_a_fenced_nodes_late_result_and_stage_writes_are_refused_the_takers_are_kept(
+    stack_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """Two claimers of one attempt (issue 19): alpha claimed it, was frozen and taken over by beta; its
+    result and its stages queued before the freeze reach PostgreSQL after the takeover. Neither is
+    written: beta's result is the attempt's. On the old code (no holder: the write unconditional) alpha's
+    late result ended the attempt first and beta's was dropped."""
+    send = await _send(db, stack_settings, tmp_path, 4)
+    alpha = await nodes_store.join(db, "alpha", "vocalcast-alpha")
+    beta = await nodes_store.join(db, "beta", "vocalcast-beta")
+    first, second = await _claim(db, send.id, "alpha", alpha)
+    policy = RetryPolicy(extra_attempts=0, interval_s=60)
+    stage = attempts_store.StageRow(first.attempt_id, "message", time.time(), "frozen-stage")
+    # Before any takeover, alpha writes as it always did.
+    await attempts_store.record_stages(db, [stage], holder=("alpha", alpha))
+    assert (
+        await db.fetchval("SELECT snapshot FROM attempts WHERE id = $1", first.attempt_id) == "frozen-stage"
+    )
+    await db.execute("UPDATE nodes SET last_seen = now() - interval '30 seconds' WHERE name = 'alpha'")
+    assert await nodes_store.take_over(db, "beta", "alpha", alpha, 20.0) is not None
+
+    late = dataclasses.replace(stage, snapshot="late-stage")
+    await attempts_store.record_stages(db, [late], holder=("alpha", alpha))
+    (stale,) = await attempts_store.record_results(
+        db, [attempts_store.Result(first, _result(Outcome.busy), policy)], holder=("alpha", alpha)
+    )
+    row = await db.fetchrow(
+        "SELECT state, outcome, snapshot, node FROM attempts WHERE id = $1", first.attempt_id
+    )
+    assert (row["state"], row["outcome"], row["snapshot"], row["node"]) == (
+        "originating",
+        None,
+        "frozen-stage",
+        "beta",
+    )
+    assert stale.final  # "recorded already" for its writer: it does nothing more with it
+    # The taker's own writes go through: its stage, then its result (reconciled from the CDR).
+    await attempts_store.record_stages(
+        db, [dataclasses.replace(stage, snapshot="beta-stage")], holder=("beta", beta)
+    )
+    (kept,) = await attempts_store.record_results(
+        db,
+        [attempts_store.Result(first, _result(Outcome.listened), policy, reconciled="cdr")],
+        holder=("beta", beta),
+    )
+    assert kept.final and kept.outcome is Outcome.listened
+    row = await db.fetchrow(
+        "SELECT outcome, reconciled, snapshot FROM attempts WHERE id = $1", first.attempt_id
+    )
+    assert (row["outcome"], row["reconciled"], row["snapshot"]) == ("listened", "cdr", "beta-stage")
+    recipient = await db.fetchrow(
+        "SELECT state, outcome FROM send_recipients WHERE id = $1", first.recipient_id
+    )
+    assert (recipient["state"], recipient["outcome"]) == ("done", "listened")
+    # The old code: the same late write without the condition ends the other attempt as alpha saw it.
+    await attempts_store.record_results(db, [attempts_store.Result(second, _result(Outcome.busy), policy)])
+    assert await db.fetchval("SELECT outcome FROM attempts WHERE id = $1", second.attempt_id) == "busy"
+
+
+async def test_a_connection_lost_at_the_originates_commit_is_an_unknown_outcome_not_an_error(
+    stack_settings: Settings, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Membership.originating: the request was sent inside the fenced transaction, then its COMMIT fails
+    (PostgreSQL ended the session, or asyncpg's InternalClientError): the outcome is unknown, handled like
+    a crash at that stage — no exception into the attempt's task (the old code let both escape), the
+    attempt left open for reconciliation, never a second originate. The caller's own errors still
+    propagate."""
+    send = await _send(db, stack_settings, tmp_path, 4)
+    alpha = Membership(stack_settings, db, node="alpha", app="vocalcast-alpha")
+    await alpha.join()
+    assert alpha.epoch is not None
+    first, second = await _claim(db, send.id, "alpha", alpha.epoch)
+    sent = 0
+    async with alpha.originating(first.attempt_id) as verdict:
+        assert verdict is Verdict.send
+        sent += 1  # the request went out; PostgreSQL then ends the session before its COMMIT
+        assert await db.fetchval(
+            "SELECT bool_or(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE state = 'idle in transaction' AND query LIKE '%FOR KEY SHARE OF n%'"
+        )
+    real = nodes_store.fenced_transaction
+
+    @contextlib.asynccontextmanager
+    async def commit_fails(db_: Database, idle_timeout_s: float) -> AsyncIterator[asyncpg.Connection]:
+        async with real(db_, idle_timeout_s) as conn:
+            yield conn
+            raise asyncpg.InternalClientError("cannot switch to state 15; another operation is in progress")
+
+    monkeypatch.setattr(nodes_store, "fenced_transaction", commit_fails)
+    async with alpha.originating(second.attempt_id) as verdict:
+        assert verdict is Verdict.send
+        sent += 1
+    assert sent == 2 and not alpha.fenced
+    states = await db.fetch(
+        "SELECT state FROM attempts WHERE id = ANY($1::uuid[])", [first.attempt_id, second.attempt_id]
+    )
+    assert [r["state"] for r in states] == ["originating", "originating"]  # reconciliation's to end
+    monkeypatch.setattr(nodes_store, "fenced_transaction", real)
+    with pytest.raises(DatabaseUnavailable):  # the caller's own error (a requeue failing): its to handle
+        async with alpha.originating(second.attempt_id):
+            raise DatabaseUnavailable("the caller's own write failed")

@@ -5,17 +5,20 @@ request (engine/telephony/ari.py) and its calls are dropped (on_fenced)."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
 from engine.services.dialing import membership as membership_module
+from engine.services.dialing.adoption import CDR_CLOCK_SLACK_S, Adoption, AdoptionHost, Cdr
 from engine.services.dialing.membership import Membership
 from engine.settings import Settings
 from engine.store import Database
 from engine.store.nodes import Beat
 from engine.telephony.ari import AriClient, AriFenced
+from engine.telephony.calls import CallService
 
 
 def _membership(beats: list[Beat | None], dropped: list[str]) -> Membership:
@@ -90,3 +93,69 @@ async def test_the_gate_runs_before_every_request() -> None:
     ari.gate = gate
     with pytest.raises(AriFenced):
         await ari.play("some-channel", "p1", "sound:x")
+
+
+async def test_every_channel_a_node_creates_carries_its_name_and_epoch_for_the_edge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What Kamailio checks before relaying an INVITE (docker/kamailio/kamailio.cfg, route[FENCE]): the
+    originate's SIP headers name the node and its current epoch; none before the node joined (the edge
+    then refuses the call)."""
+    m = _membership([], [])
+    ari = AriClient(host="127.0.0.1", port=1, user="u", password="p", app="vocalcast-alpha")
+    ari.originate_headers = m.edge_headers
+    sent: list[dict[str, Any]] = []
+
+    async def request(method: str, path: str, **kwargs: Any) -> dict[str, str]:
+        sent.append({"method": method, "path": path, **kwargs})
+        return {}
+
+    monkeypatch.setattr(ari, "request", request)
+    await ari.originate(endpoint="PJSIP/1@t", channel_id="c1", variables={"VC_APP": "vocalcast-alpha"})
+    m.epoch = 7  # it rejoined (a restart): the next channel carries the new epoch
+    await ari.originate(endpoint="PJSIP/2@t", channel_id="c2", context="ctx", originator="c1")
+    m.epoch = None
+    await ari.originate(endpoint="PJSIP/3@t", channel_id="c3")
+    assert [s["body"] for s in sent] == [
+        {
+            "variables": {
+                "VC_APP": "vocalcast-alpha",
+                "PJSIP_HEADER(add,X-VC-Node)": "alpha",
+                "PJSIP_HEADER(add,X-VC-Epoch)": "1",
+            }
+        },
+        {"variables": {"PJSIP_HEADER(add,X-VC-Node)": "alpha", "PJSIP_HEADER(add,X-VC-Epoch)": "7"}},
+        None,
+    ]
+
+
+def test_a_foster_takes_as_never_placed_only_a_channel_surely_created_after_the_takeover() -> None:
+    """A channel of the taken-over node created after its epoch was raised dialled the edge with the old
+    epoch: refused, never placed. Both times on PostgreSQL's clock; a channel that may be older than the
+    takeover (within the CDR's slack), or was answered, keeps its CDR's outcome."""
+    fenced_at = datetime(2026, 12, 5, 12, 0, 0, tzinfo=UTC)
+    t = fenced_at.timestamp()
+    foster = Adoption(
+        cast(Settings, None),
+        cast(Database, None),
+        cast(AriClient, None),
+        cast(CallService, None),
+        cast(AdoptionHost, None),
+        node="beta",
+        app="vocalcast-alpha",
+        fenced_at=fenced_at,
+    )
+    refused = foster._refused_at_the_edge
+    assert refused(Cdr("NO ANSWER", None, t + 3.0, started_at=t + CDR_CLOCK_SLACK_S + 0.1))
+    assert not refused(Cdr("NO ANSWER", None, t + 3.0, started_at=t + CDR_CLOCK_SLACK_S - 0.1))
+    assert not refused(Cdr("ANSWERED", t + 4.0, t + 9.0, started_at=t + 3.0))
+    assert not refused(None)
+    dialer = Adoption(
+        cast(Settings, None),
+        cast(Database, None),
+        cast(AriClient, None),
+        cast(CallService, None),
+        cast(AdoptionHost, None),
+        node="beta",
+    )
+    assert not dialer._refused_at_the_edge(Cdr("NO ANSWER", None, t + 3.0, started_at=t + 9.0))

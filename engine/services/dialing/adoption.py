@@ -60,6 +60,9 @@ log = structlog.get_logger(__name__)
 RECONCILE_GRACE_S: Final = 15.0  # an attempt with neither channel nor CDR is lost only after this
 # A CDR that ended this long before Asterisk's start ended before the restart: not a cut of the restart.
 RESTART_SLACK_S: Final = 2.0
+# A CDR's duration is in whole seconds, and its row is inserted a moment after the channel's end: the start
+# its insertion time gives may be up to a second and that moment late (half a second allowed for it).
+CDR_CLOCK_SLACK_S: Final = 1.5
 
 
 class AdoptionHost(Protocol):
@@ -91,6 +94,9 @@ class Cdr:
     disposition: str
     answered_at: float | None
     ended_at: float | None
+    # Its channel's creation on PostgreSQL's clock (the row's insertion less the CDR's duration): never
+    # earlier than the true start, at most CDR_CLOCK_SLACK_S later.
+    started_at: float | None = None
 
     @property
     def dial_outcome(self) -> Outcome | None:
@@ -111,6 +117,7 @@ class Adoption:
         node: str,
         app: str | None = None,
         fostered: Callable[[], Collection[str]] | None = None,
+        fenced_at: datetime | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
@@ -123,6 +130,9 @@ class Adoption:
         # ``app`` (a foster's adoption: only those), ``fostered`` (the dialer's: all but those).
         self._app = app
         self._fostered = fostered
+        # A foster's: when the node that placed these calls was fenced (its epoch raised). Its channels
+        # created later carried the old epoch to the Kamailio edge, which refused them: never placed.
+        self._fenced_at = fenced_at
         self._asterisk_started: datetime | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.done_after_connect = asyncio.Event()  # no new call is placed before this is set
@@ -164,6 +174,14 @@ class Adoption:
                 continue
             await self._end_transfer_of_gone_call(attempt_id, set(channels))
             cdr = await self._cdr(open_.claim.attempt_id)
+            if self._refused_at_the_edge(cdr):
+                # Its node woke after it was fenced and sent the request it held (engine/services/dialing/
+                # membership.py): Kamailio refused the INVITE. Not placed: its recipient is called again
+                # without using an attempt, nothing charged (a cut of ours before any call).
+                log.warning("call.refused_at_the_edge", attempt_id=attempt_id)
+                result = ended_unobserved(open_, None, Cut.ours)
+                await self._host.record(open_.claim, result, open_.policy, reconciled="fenced")
+                continue
             cut = self._cut(open_.created_at, cdr)
             if cut is Cut.unknown and now - open_.created_at < timedelta(
                 seconds=self._settings.ring_timeout_s + RECONCILE_GRACE_S
@@ -184,6 +202,15 @@ class Adoption:
             )
             if kept is not None:
                 await forget_stage(self._ari, attempt_id)
+
+    def _refused_at_the_edge(self, cdr: Cdr | None) -> bool:
+        """The attempt's channel was surely created after its node was fenced, and never answered: its
+        INVITE carried the old epoch. Both times on PostgreSQL's clock (the media server's may differ); a
+        channel of the second of the takeover is taken as placed (its CDR decides, as before)."""
+        fenced_at = self._fenced_at
+        if fenced_at is None or cdr is None or cdr.started_at is None or cdr.answered_at is not None:
+            return False
+        return cdr.started_at - CDR_CLOCK_SLACK_S > fenced_at.timestamp()
 
     # --- Asterisk restarts ---------------------------------------------------------------------------
     async def _note_asterisk_start(self) -> None:
@@ -304,10 +331,13 @@ class Adoption:
         answers = [r["answer"] for r in rows if r["answer"] is not None]
         ends = [r["end"] for r in rows if r["end"] is not None]
         dispositions = [str(r["disposition"] or "") for r in rows]
+        first = rows[0]
+        created = first["inserted_at"].timestamp() - (first["duration"] or 0)
         return Cdr(
             disposition="ANSWERED" if "ANSWERED" in dispositions else dispositions[0],
             answered_at=min(answers).timestamp() if answers else None,
             ended_at=max(ends).timestamp() if ends else None,
+            started_at=created,
         )
 
 

@@ -147,9 +147,13 @@ class Dialer:
             on_fenced=self._drop_calls,
         )
         self.attempts.membership = self.membership
+        self._results.holder = self.membership.holder  # a fenced node's late writes are refused
         self.claims = Claims(settings, db, node=self.node, app=ari.app, membership=self.membership)
         # No ARI request of a node fenced meanwhile (it learns so before it acts: Membership.confirm).
         ari.gate = self.membership.confirm
+        if settings.cluster:
+            # Its name and epoch in every INVITE: Kamailio checks them (issue 19, fencing at the edge).
+            ari.originate_headers = self.membership.edge_headers
         # VOCALCAST_CLUSTER: the trunks' channels, pace and pauses taken from PostgreSQL's counters.
         self.shared = SharedLimits(db, self.node, self.pool) if settings.cluster else None
         self.attempts.shared = self.shared
@@ -157,6 +161,7 @@ class Dialer:
         self.adoption = Adoption(settings, db, ari, calls, self, node=self.node, fostered=self._fosters.keys)
         # Each call's stage, kept where a restarted engine finds it (run by the engine: stages.run).
         self.stages = StageRecorder(db, ari)
+        self.stages.holder = self.membership.holder
         calls.on_stage = self.stages.on_stage
         self.attempts.on_recorded = self.stages.recorded
 
@@ -403,7 +408,16 @@ class Dialer:
         for app in fostered:
             if app in self._fosters:
                 continue
-            foster = Foster(self.settings, self.db, self, node=self.node, app=app, on_adopted=adopted)
+            foster = Foster(
+                self.settings,
+                self.db,
+                self,
+                node=self.node,
+                app=app,
+                on_adopted=adopted,
+                fenced_at=taken.at,
+                holder=self.membership.holder,
+            )
             task = asyncio.create_task(foster.run(), name=f"foster-{app}")
             self._fosters[app] = task
             task.add_done_callback(functools.partial(self._foster_done, app))

@@ -1,11 +1,15 @@
 """This engine as a node of the cluster (issue 19; engine/store/nodes.py): its heartbeat, its epoch, its
 drain, the fencing of its originates, and the takeover of nodes that went silent.
 
-Fencing, twice over: every claim and every originate checks the node's epoch in PostgreSQL in the same
-transaction (a takeover raises it), and the node places no call once half of VOCALCAST_NODE_DEAD_AFTER_S
-has passed since its last heartbeat was written (its lease: a process frozen between that check and its
-request wakes with an expired lease). A node that finds itself fenced never places a call again; it says
-so in /healthz until it is restarted (a restart joins again with a new epoch).
+Fencing, three times over: every claim and every originate checks the node's epoch in PostgreSQL in the
+same transaction (a takeover raises it), and the node places no call once half of
+VOCALCAST_NODE_DEAD_AFTER_S has passed since its last heartbeat was written (its lease: a process frozen
+between that check and its request wakes with an expired lease). What no check inside the process can
+cover — a freeze after the last of them, just before the request is written — the edge does: in a cluster
+every INVITE carries the node's name and epoch, which Kamailio checks in PostgreSQL before it relays it
+(edge_headers; docker/kamailio/kamailio.cfg, route[FENCE]). Its results and stages are written only while
+it holds its epoch (holder; engine/store/attempts.py). A node that finds itself fenced never places a call
+again; it says so in /healthz until it is restarted (a restart joins again with a new epoch).
 
 A node that wakes fenced still holds its calls in memory (call objects, timers, ARI handles) while the
 node that took it over drives their channels: before any ARI request (engine/telephony/ari.py gate), a node
@@ -38,6 +42,19 @@ from engine.store.nodes import TakenOver
 from engine.telephony.ari import AriFenced
 
 log = structlog.get_logger(__name__)
+
+# What Kamailio checks before it relays a node's INVITE to a carrier (docker/kamailio/kamailio.cfg,
+# route[FENCE]): the epoch must still be the node's in PostgreSQL. A node frozen between its own fence
+# check below and its request to Asterisk wakes with a stale epoch: its call never leaves the edge.
+NODE_HEADER = "X-VC-Node"
+EPOCH_HEADER = "X-VC-Epoch"
+# How an originate's transaction can end under it (engine/store/db.py turns most into DatabaseUnavailable).
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 
 class Verdict(enum.Enum):
@@ -108,6 +125,18 @@ class Membership:
         beat = await nodes_store.beat(self.db, self.node, self.epoch)
         self.draining = bool(beat and beat.draining)
         log.info("node.joined", node=self.node, epoch=self.epoch, draining=self.draining)
+
+    def holder(self) -> tuple[str, int] | None:
+        """This node and its epoch, for the writes PostgreSQL makes conditional on it (results, stages);
+        None before it joined."""
+        return None if self.epoch is None else (self.node, self.epoch)
+
+    def edge_headers(self) -> dict[str, str]:
+        """The SIP headers of each channel this node creates (its ARI client adds them, VOCALCAST_CLUSTER):
+        none before it joined (Kamailio then refuses the call)."""
+        if self.epoch is None:
+            return {}
+        return {NODE_HEADER: self.node, EPOCH_HEADER: str(self.epoch)}
 
     def may_call(self) -> bool:
         """This node may still place calls: joined, not fenced, its lease current."""
@@ -201,7 +230,7 @@ class Membership:
         if self.epoch is None or self.fenced:
             yield Verdict.drop
             return
-        yielded = False
+        yielded = body_failed = False
         try:
             async with nodes_store.fenced_transaction(self.db, self.lease_s) as conn:
                 mine = await nodes_store.fence(conn, self.node, self.epoch, attempt_id)
@@ -212,10 +241,18 @@ class Membership:
                 if mine:
                     verdict = Verdict.send if self.may_call() else Verdict.requeue
                 yielded = True
-                yield verdict
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-            # PostgreSQL ended the transaction (we were frozen inside it): the request was sent or not,
-            # the attempt is reconciled like any uncertain originate.
+                try:
+                    yield verdict
+                except BaseException:
+                    body_failed = True  # the caller's own error: its to handle
+                    raise
+        except (*_CONNECTION_LOST, DatabaseUnavailable) as exc:
+            if body_failed or (not yielded and isinstance(exc, DatabaseUnavailable)):
+                raise
+            # PostgreSQL ended the transaction (we were frozen inside it), or the connection broke at its
+            # COMMIT (asyncpg's InternalClientError, a connection lost): the request was sent or not, the
+            # outcome is unknown. Like a crash at that stage: a call sent is followed as it is, an attempt
+            # whose request was not sent stays open for reconciliation; never a second originate.
             log.warning("node.originate_fence_lost", attempt_id=str(attempt_id), error=str(exc))
             if not yielded:
                 yield Verdict.drop

@@ -38,6 +38,9 @@ class ResultWriter:
         self._clock = clock
         self._queue: list[_Entry] = []
         self._writing: asyncio.Task[None] | None = None
+        # The node writing and its epoch (the dialer's membership; None: no check): a node fenced meanwhile
+        # writes nothing (engine/store/attempts.py record_results, issue 19).
+        self.holder: Callable[[], tuple[str, int] | None] | None = None
 
     async def record(self, item: Result) -> Recorded:
         """Write one result with the next batch; raises what writing it raised (DatabaseUnavailable...)."""
@@ -74,6 +77,7 @@ class ResultWriter:
                 timing=self._timing,
                 now=self._clock(),
                 stop_key=self._stop_key,
+                holder=self.holder() if self.holder is not None else None,
             )
         except DatabaseUnavailable as exc:
             for _item, future in batch:

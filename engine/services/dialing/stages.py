@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Final
 from uuid import UUID
 
@@ -72,6 +73,9 @@ class StageRecorder:
         self._in_asterisk: dict[str, Stage] = {}  # the last stage written into Asterisk, per live call
         self._ended_in_asterisk: set[str] = set()  # ended calls whose stage Asterisk keeps until recorded
         self.written = 0  # rows written (tests, metrics)
+        # The node writing and its epoch (None: no check): stages queued before a freeze and flushed
+        # after a takeover are not written (engine/store/attempts.py record_stages, issue 19).
+        self.holder: Callable[[], tuple[str, int] | None] | None = None
 
     async def on_stage(self, request: CallRequest, change: StageChanged) -> None:
         attempt_id = request.attempt_id
@@ -111,7 +115,8 @@ class StageRecorder:
             return
         batch, self._pending = self._pending, {}
         try:
-            await attempts_store.record_stages(self._db, list(batch.values()))
+            holder = self.holder() if self.holder is not None else None
+            await attempts_store.record_stages(self._db, list(batch.values()), holder=holder)
         except DatabaseUnavailable as exc:
             # Kept for the next flush, unless the call moved on meanwhile (its newer stage wins).
             for attempt_id, row in batch.items():

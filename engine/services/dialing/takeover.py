@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from uuid import UUID
 
 import structlog
@@ -72,6 +73,8 @@ class Foster:
         node: str,
         app: str,
         on_adopted: Callable[[], Awaitable[None]] | None = None,
+        fenced_at: datetime | None = None,
+        holder: Callable[[], tuple[str, int] | None] | None = None,
     ) -> None:
         self.app = app
         self._on_adopted = on_adopted  # once its calls still up are followed (and counted) here
@@ -89,9 +92,17 @@ class Foster:
         self.router = StasisRouter()
         self.calls = CallService(self.ari, self.router)
         self.stages = StageRecorder(db, self.ari)
+        self.stages.holder = holder  # the taker's node and epoch: written only while it holds them
         self.calls.on_stage = self.stages.on_stage
         self.adoption = Adoption(
-            settings, db, self.ari, self.calls, _FosterHost(dialer, self.calls), node=node, app=app
+            settings,
+            db,
+            self.ari,
+            self.calls,
+            _FosterHost(dialer, self.calls),
+            node=node,
+            app=app,
+            fenced_at=fenced_at,
         )
 
     async def run(self) -> None:
