@@ -252,7 +252,7 @@ async def test_a_node_frozen_between_its_fence_check_and_its_originate_gets_no_i
     kamailio_log = built.edge.state_dir / "logs" / "kamailio.log"
     log_start = kamailio_log.stat().st_size
     async with Database(settings.dsn, min_size=1, max_size=4) as db:
-        sipp = await carrier_and_trunk(db, settings, sipp_ports, tmp_path)
+        sipp = await carrier_and_trunk(db, settings, sipp_ports, tmp_path, channels=CHANNELS, cps=CPS)
         async with sipp:
             send = await listeners_send(db, settings, tmp_path, 26500000, 24, seconds=LONG_S)
             try:
@@ -300,7 +300,7 @@ async def test_a_node_frozen_between_its_fence_check_and_its_originate_gets_no_i
     assert row["app"] == "vocalcast-node1" and row["node"] == "node2", dict(row)
     # node2's foster recorded it as never placed: its recipient called again without using an attempt.
     assert (row["reconciled"], row["outcome"], row["cut"]) == ("fenced", "failed", "ours"), dict(row)
-    check_the_carriers_view(sipp, built, both=False)
+    check_the_carriers_view(sipp, channels=CHANNELS, cps=CPS, edge=built, every_node=False)
 
 
 async def test_a_drained_node_finishes_its_calls_through_kamailio_and_the_other_carries_the_rest(
