@@ -53,7 +53,7 @@ class AriUnprocessable(AriError):
 
 
 class AriUnavailable(TelephonyUnavailable):
-    """Asterisk's HTTP server cannot be reached."""
+    """Asterisk's HTTP server cannot be reached, or it answers but ARI is not mounted yet (booting)."""
 
 
 class AriFenced(AriUnavailable):
@@ -178,6 +178,10 @@ class AriClient:
                     try:
                         message = json.loads(text).get("message", text)
                     except (ValueError, AttributeError):
+                        if resp.status == 404:  # Asterisk's own HTML page: no /ari yet (res_ari loading)
+                            raise AriUnavailable(
+                                f"ARI {method} {path}: not mounted yet (404, not ARI's)"
+                            ) from None
                         message = text
                     raise _STATUS_ERRORS.get(resp.status, AriError)(resp.status, method, path, message)
                 if not text:
