@@ -45,6 +45,7 @@ CUSTOMER = "0611223344"  # the customer's usual number
 NEWCOMER = "0655667788"  # another customer, calling for the first time
 ATTACKERS = 4  # calls, each from a new number, each typing the most codes a call allows
 WRONG = ("13572468", "24681357", "11223344")
+THROTTLE_MAX_S = 4.0  # the longest wait of a slowed check here (VOCALCAST_IVR_THROTTLE_MAX_S)
 __all__ = ["sipp_ports"]  # the integration tests' fixture: SIPp ports from this instance's block
 
 
@@ -60,7 +61,9 @@ class Line:
 
 @pytest.fixture
 def line_settings(stack_settings: Settings) -> Settings:
-    """Short timers, and a guess budget of one wrong code a minute: the attack spends it at once."""
+    """Short timers, and a guess budget of one wrong code a minute: the attack spends it at once. A
+    slowed check waits at most THROTTLE_MAX_S (10 s in production): still longer than the attacker's
+    pause between two codes, so the codes typed while a check waits go unheard."""
     return dataclasses.replace(
         stack_settings,
         ivr_digit_timeout_s=3,
@@ -69,6 +72,7 @@ def line_settings(stack_settings: Settings) -> Settings:
         ivr_code_tries=3,
         ivr_lockout_failures=5,
         ivr_global_failures_per_min=1,
+        ivr_throttle_max_s=THROTTLE_MAX_S,
     )
 
 
@@ -179,7 +183,7 @@ async def test_rotating_caller_ids_spend_the_budget_while_known_customers_keep_t
     # Under the attack: the customer from its usual number gets the menu as fast as before; a newcomer
     # waits, yet gets in (slowed down, never locked out).
     known_pcap = right_code(code, wait_s=menu_s)
-    newcomer_pcap = right_code(newcomer_code, wait_s=12.0)  # the longest wait (10 s), then the menu
+    newcomer_pcap = right_code(newcomer_code, wait_s=THROTTLE_MAX_S + 2.0)  # the longest wait, the menu
     known, newcomer = await asyncio.gather(
         caller.call(known_pcap, caller_id=CUSTOMER, hang_up_after_s=known_pcap.duration_s),
         caller.call(newcomer_pcap, caller_id=NEWCOMER, hang_up_after_s=newcomer_pcap.duration_s),
