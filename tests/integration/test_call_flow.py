@@ -39,7 +39,7 @@ from engine.telephony.ari import AriClient, AriNotFound, events_task
 from engine.telephony.callrequest import CallerId, CallRequest
 from engine.telephony.calls import CallService
 from engine.telephony.stasis import StasisRouter
-from engine.telephony.trunks import MIN_SESSION_EXPIRES_S, SESSION_EXPIRES_S, render_pjsip
+from engine.telephony.trunks import HEADER, MIN_SESSION_EXPIRES_S, SESSION_EXPIRES_S, render_pjsip
 from lab import tones
 from lab.rtpcapture import RtpCapture, RtpStream, tone_packet_times
 from lab.sipp import SipMessage, SippProcess
@@ -284,10 +284,51 @@ async def test_refusals_before_the_answer(
 # --- answered calls ------------------------------------------------------------------------------------
 
 
-async def test_answered_calls(phones: PhonesFactory, tmp_path: Path) -> None:
-    """Every behaviour of an answered call at once, with the RTP both ways captured."""
+async def frozen_dialog(p: Phones) -> CallResult:
+    """The phone's SIP stack freezes (SIGSTOP) while the call waits for `*`: no BYE, no answer to the
+    session refresh. RTP timeout and the call's own limits are out of reach (10 min); the session timer
+    (90 s, the RFC's floor; refreshed at 45 s; the refresh, then the BYE, time out after 64 x T1:
+    6.4 s with the tests' VOCALCAST_SIP_T1_MS) ends the call."""
+    plan = replace(p.plan, star_wait_s=600.0, greeting_max_plays=1, max_call_s=900.0)
+    call = await p.service.start(p.request(Behaviour.silent.number, plan=plan))
+    await wait_for(lambda: call.flow.state is not CallState.dialing, 15, what="the answer")
+    assert p.sipp.pid is not None
+    os.kill(p.sipp.pid, signal.SIGSTOP)
+    try:
+        return await asyncio.wait_for(call.done, 3 * MIN_SESSION_EXPIRES_S)
+    finally:
+        os.kill(p.sipp.pid, signal.SIGKILL)
+        await p.sipp.wait(5)
+
+
+@contextlib.asynccontextmanager
+async def frozen_beside(f: Phones, settings: Settings, ari: Ari) -> AsyncIterator[asyncio.Task[CallResult]]:
+    """frozen_dialog() on the phones ``f``, running while the block runs (its trunk alone gets the
+    shortest session timer; the other trunks keep the timers they have in production)."""
+    await shorten_trunk_timers(
+        settings, ari, rtp_timeout_s=600, session_expires_s=MIN_SESSION_EXPIRES_S, only=f.trunk
+    )
+    task = asyncio.create_task(frozen_dialog(f))
+    try:
+        yield task
+    finally:
+        if not task.done():  # the block failed: the frozen phone is killed, not left stopped
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def test_answered_calls(
+    phones: PhonesFactory, stack_settings: Settings, ari: Ari, tmp_path: Path
+) -> None:
+    """Every behaviour of an answered call at once, with the RTP both ways captured; beside them (it
+    takes a minute), a dialog that stops answering, ended by the session timer."""
     announcement = audio_pcap(tmp_path / "announce.pcap", tones.sine(440, 6.0, 0.2))
-    async with phones(announce=announcement) as p:
+    async with (
+        phones("frozen") as f,
+        phones(announce=announcement) as p,
+        frozen_beside(f, stack_settings, ari) as frozen,
+    ):
         hidden = Behaviour.star.dial(0)
         verified = Behaviour.star.dial(1)
         silent = Behaviour.silent.dial(0)
@@ -313,6 +354,7 @@ async def test_answered_calls(phones: PhonesFactory, tmp_path: Path) -> None:
         async with RtpCapture([p.media_port]) as capture:
             placed = await asyncio.gather(*(p.place(n, **o) for n, o in calls.items()))
         results = dict(zip(calls, placed, strict=True))
+        ended_by_the_session_timer = await frozen
     messages = p.messages()
 
     # Listened: `*` during the greeting (as RFC 2833, SIP INFO, in-band), then the whole message.
@@ -394,6 +436,22 @@ async def test_answered_calls(phones: PhonesFactory, tmp_path: Path) -> None:
         assert p.flow(number)[-2:] == [("sent", "BYE"), ("received", 200)]
         played = tones.tone_duration_s(heard(capture, p, number), MESSAGE_HZ)
         assert 0 < played < MESSAGE_TONE_S * 0.95, (number, played)
+
+    # The frozen dialog: Asterisk ended it itself (ours would say no_star or call_limit).
+    result = ended_by_the_session_timer
+    assert (result.outcome, result.end_reason, result.greeting_plays) == (
+        Outcome.not_confirmed,
+        EndReason.callee_hangup,
+        1,
+    ), result
+    # Offered, never required: a trunk that does not know session timers still takes the call.
+    invite = invite_to(f.messages(), Behaviour.silent.number)
+    assert (invite.header("Session-Expires") or "").split(";")[0].strip() == str(MIN_SESSION_EXPIRES_S)
+    assert "timer" in (invite.header("Supported") or "")
+    assert not any("timer" in value for value in invite.header_values("Require")), invite.headers
+    # The other calls' trunk kept the production timer.
+    expires = invite_to(messages, hidden).header("Session-Expires") or ""
+    assert expires.split(";")[0].strip() == str(SESSION_EXPIRES_S), expires
 
 
 # --- transfer with 9 ------------------------------------------------------------------------------------
@@ -595,14 +653,24 @@ async def test_voicemail_drop_hears_a_beep_at_any_frequency(phones: PhonesFactor
 
 
 async def shorten_trunk_timers(
-    settings: Settings, ari: Ari, *, rtp_timeout_s: int, session_expires_s: int = SESSION_EXPIRES_S
+    settings: Settings,
+    ari: Ari,
+    *,
+    rtp_timeout_s: int,
+    session_expires_s: int = SESSION_EXPIRES_S,
+    only: str | None = None,
 ) -> None:
-    """Every trunk rendered with these timers and PJSIP reloaded; the defaults come back when the
-    test's trunk is removed (apply_trunks renders the table again)."""
+    """Every trunk (or the trunk ``only``, the others as configured) rendered with these timers and PJSIP
+    reloaded; the defaults come back when the test's trunk is removed (apply_trunks renders the table
+    again)."""
     async with Database(settings.dsn, min_size=1, max_size=1) as database:
         trunks = usable_trunks(await list_trunks(database), demo=settings.demo)
+    shortened = [t for t in trunks if only in {None, t.name}]
     conf = host_dir(settings) / "etc" / "pjsip_trunks.conf"
-    conf.write_text(render_pjsip(trunks, rtp_timeout_s=rtp_timeout_s, session_expires_s=session_expires_s))
+    text = render_pjsip(shortened, rtp_timeout_s=rtp_timeout_s, session_expires_s=session_expires_s)
+    if only is not None:  # the other trunks, with the timers they have in production
+        text += render_pjsip([t for t in trunks if t.name != only]).removeprefix(HEADER)
+    conf.write_text(text)
     await ari.client.reload_module("res_pjsip.so")
 
 
@@ -635,42 +703,6 @@ async def test_a_phone_that_dies_is_hung_up_by_the_rtp_timeout(
         1,
     ), result
     assert result.ended_at - (result.answered_at or 0) < plan.star_wait_s
-
-
-async def test_a_dialog_that_stops_answering_is_ended_by_the_session_timer(
-    phones: PhonesFactory, stack_settings: Settings, ari: Ari
-) -> None:
-    """The phone's SIP stack freezes (SIGSTOP) while the call waits for `*`: no BYE, no answer to the
-    session refresh. RTP timeout and the call's own limits are out of reach (10 min); the session timer
-    (90 s, the RFC's floor; refreshed at 45 s; the refresh, then the BYE, time out after 64 x T1:
-    6.4 s with the tests' VOCALCAST_SIP_T1_MS) ends the call."""
-    async with phones() as p:
-        await shorten_trunk_timers(
-            stack_settings, ari, rtp_timeout_s=600, session_expires_s=MIN_SESSION_EXPIRES_S
-        )
-
-        plan = replace(p.plan, star_wait_s=600.0, greeting_max_plays=1, max_call_s=900.0)
-        call = await p.service.start(p.request(Behaviour.silent.number, plan=plan))
-        await wait_for(lambda: call.flow.state is not CallState.dialing, 15, what="the answer")
-        assert p.sipp.pid is not None
-        os.kill(p.sipp.pid, signal.SIGSTOP)
-        try:
-            result = await asyncio.wait_for(call.done, 3 * MIN_SESSION_EXPIRES_S)
-        finally:
-            os.kill(p.sipp.pid, signal.SIGKILL)
-            await p.sipp.wait(5)
-
-    # Asterisk ended the dialog itself (ours would say no_star or call_limit).
-    assert (result.outcome, result.end_reason, result.greeting_plays) == (
-        Outcome.not_confirmed,
-        EndReason.callee_hangup,
-        1,
-    ), result
-    # Offered, never required: a trunk that does not know session timers still takes the call.
-    invite = invite_to(p.messages(), Behaviour.silent.number)
-    assert (invite.header("Session-Expires") or "").split(";")[0].strip() == str(MIN_SESSION_EXPIRES_S)
-    assert "timer" in (invite.header("Supported") or "")
-    assert not any("timer" in value for value in invite.header_values("Require")), invite.headers
 
 
 async def test_the_sweep_ends_calls_whose_events_were_lost(
@@ -757,7 +789,7 @@ async def test_another_engine_carries_calls_on_from_their_last_stage(
         return seen[-1].stage if seen else None
 
     async with phones() as p, RtpCapture([p.media_port]) as capture:
-        plan = replace(p.plan, star_wait_s=8.0, greeting_max_plays=2)
+        plan = replace(p.plan, star_wait_s=5.0, greeting_max_plays=2)
         first_router = StasisRouter()
         async with engine() as first, events_task(first, first_router.dispatch):
             await first.wait_ready(10)
