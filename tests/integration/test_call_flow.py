@@ -562,7 +562,10 @@ MACHINE_GREETING_FR = "Bonjour, vous êtes sur la messagerie de Paul. Laissez vo
 
 async def test_voicemail_drop_waits_for_the_beep(phones: PhonesFactory, tmp_path: Path) -> None:
     """AMD on answer: a machine (greeting, beep, silence) gets the message after its beep; a person
-    ("Allô ?") gets the normal flow (greeting, `*`, message)."""
+    ("Allô ?") gets the normal flow (greeting, `*`, message). At the same time, on another phone, a 440 Hz
+    beep (Asterisk's TONE_DETECT watched 1000 Hz only) on a line that never goes quiet after it (noise,
+    about -30 dBFS): no silence can end the beep wait, only the beep heard can, well before the wait's cap
+    (8 s here). Fails on the 1000 Hz detector: the cap started the message."""
     greeting = await speech(MACHINE_GREETING_FR, tmp_path)
     machine = audio_pcap(
         tmp_path / "machine.pcap",
@@ -570,7 +573,13 @@ async def test_voicemail_drop_waits_for_the_beep(phones: PhonesFactory, tmp_path
     )
     hello = await speech("Allô ?", tmp_path)
     human = audio_pcap(tmp_path / "human.pcap", hello + tones.silence(3.0), then_digits="*")
-    async with phones(machine=machine, human=human) as p:
+    beep_hz = 440.0
+    rng = random.Random(440)
+    hiss = array("h", (max(-32768, min(32767, round(rng.gauss(0.0, 1000.0)))) for _ in range(8000 * 12)))
+    noisy = audio_pcap(
+        tmp_path / "noisy.pcap", greeting + tones.silence(0.3) + tones.sine(beep_hz, 0.5, 0.3) + hiss
+    )
+    async with phones(machine=machine, human=human) as p, phones("noisy", machine=noisy) as n:
         plan = replace(p.plan, drop_mode=DropMode.amd)
         # The third phone says nothing and hangs up while AMD still listens (initial silence: 3.5 s).
         numbers = (
@@ -578,9 +587,12 @@ async def test_voicemail_drop_waits_for_the_beep(phones: PhonesFactory, tmp_path
             Behaviour.human.number,
             Behaviour.star_then_bye_with_reason.number,
         )
-        async with RtpCapture([p.media_port]) as capture:
-            placed = await asyncio.gather(*(p.place(n, plan=plan) for n in numbers))
-        on_machine, on_person, gone_during_amd = placed
+        async with RtpCapture([p.media_port, n.media_port]) as capture:
+            placed = await asyncio.gather(
+                *(p.place(number, plan=plan) for number in numbers),
+                n.place(Behaviour.machine.number, plan=replace(plan, beep_wait_max_s=8.0)),
+            )
+        on_machine, on_person, gone_during_amd, on_noisy_machine = placed
 
     assert (on_machine.outcome, on_machine.end_reason, on_machine.amd_status, on_machine.greeting_plays) == (
         Outcome.voicemail,
@@ -618,30 +630,14 @@ async def test_voicemail_drop_waits_for_the_beep(phones: PhonesFactory, tmp_path
         None,
     ), r
 
-
-async def test_voicemail_drop_hears_a_beep_at_any_frequency(phones: PhonesFactory, tmp_path: Path) -> None:
-    """A 440 Hz beep (Asterisk's TONE_DETECT watched 1000 Hz only) on a line that never goes quiet after it
-    (noise, about -30 dBFS): no silence can end the beep wait, only the beep heard can, well before the
-    wait's cap (8 s here). Fails on the 1000 Hz detector: the cap started the message."""
-    greeting = await speech(MACHINE_GREETING_FR, tmp_path)
-    beep_hz = 440.0
-    rng = random.Random(440)
-    hiss = array("h", (max(-32768, min(32767, round(rng.gauss(0.0, 1000.0)))) for _ in range(8000 * 12)))
-    machine = audio_pcap(
-        tmp_path / "machine.pcap", greeting + tones.silence(0.3) + tones.sine(beep_hz, 0.5, 0.3) + hiss
-    )
-    async with phones(machine=machine) as p:
-        plan = replace(p.plan, drop_mode=DropMode.amd, beep_wait_max_s=8.0)
-        number = Behaviour.machine.number
-        async with RtpCapture([p.media_port]) as capture:
-            on_machine = await p.place(number, plan=plan)
-    assert (on_machine.outcome, on_machine.end_reason, on_machine.amd_status) == (
+    # The 440 Hz beep over noise.
+    assert (on_noisy_machine.outcome, on_noisy_machine.end_reason, on_noisy_machine.amd_status) == (
         Outcome.voicemail,
         EndReason.message_completed,
         "MACHINE",
-    ), on_machine
-    beep = tone_packet_times(said(capture, p, number), beep_hz)
-    message = tone_packet_times(between(capture, p.asterisk_port(number), p.media_port), MESSAGE_HZ)
+    ), on_noisy_machine
+    beep = tone_packet_times(said(capture, n, number), beep_hz)
+    message = tone_packet_times(between(capture, n.asterisk_port(number), n.media_port), MESSAGE_HZ)
     assert beep and message
     delay_s = (message[0] - 0.3) - (beep[-1] + 0.02)  # the message file opens with 0.3 s of silence
     print(f"voicemail drop, {beep_hz:g} Hz beep over noise: message started {delay_s:.2f} s after the beep")
