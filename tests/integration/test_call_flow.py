@@ -321,12 +321,16 @@ async def frozen_beside(f: Phones, settings: Settings, ari: Ari) -> AsyncIterato
 async def test_answered_calls(
     phones: PhonesFactory, stack_settings: Settings, ari: Ari, tmp_path: Path
 ) -> None:
-    """Every behaviour of an answered call at once, with the RTP both ways captured; beside them (it
-    takes a minute), a dialog that stops answering, ended by the session timer."""
+    """Every behaviour of an answered call at once, with the RTP both ways captured: the transfers with
+    `9` too (check_transfers), and (it takes a minute) a dialog that stops answering, ended by the
+    session timer."""
     announcement = audio_pcap(tmp_path / "announce.pcap", tones.sine(440, 6.0, 0.2))
+    transfer, centre_says = transfer_pcaps(tmp_path)
     async with (
         phones("frozen") as f,
         phones(announce=announcement) as p,
+        phones("transferee", transfer=transfer) as t,
+        phones("centre", centre=centre_says) as c,
         frozen_beside(f, stack_settings, ari) as frozen,
     ):
         hidden = Behaviour.star.dial(0)
@@ -351,11 +355,14 @@ async def test_answered_calls(
             info: {},
             inband: {},
         }
-        async with RtpCapture([p.media_port]) as capture:
-            placed = await asyncio.gather(*(p.place(n, **o) for n, o in calls.items()))
+        async with RtpCapture([p.media_port, t.media_port, c.media_port]) as capture:
+            placed, transferred = await asyncio.gather(
+                asyncio.gather(*(p.place(n, **o) for n, o in calls.items())), transfers(t, c)
+            )
         results = dict(zip(calls, placed, strict=True))
         ended_by_the_session_timer = await frozen
     messages = p.messages()
+    check_transfers(transferred, capture, t, c)
 
     # Listened: `*` during the greeting (as RFC 2833, SIP INFO, in-band), then the whole message.
     for number in (hidden, verified, info, inband):
@@ -457,29 +464,36 @@ async def test_answered_calls(
 # --- transfer with 9 ------------------------------------------------------------------------------------
 
 
-async def test_transfer_to_the_call_centre(phones: PhonesFactory, tmp_path: Path) -> None:
-    """`*`, then `9` during the message: answered (both marker tones cross the bridge), busy, no answer."""
-    # The callee: `*`, `9`, then (once bridged) its marker tone. The call centre: its own marker tone.
+def transfer_pcaps(tmp_path: Path) -> tuple[Path, Path]:
+    """The callee: `*`, `9`, then (once bridged) its marker tone. The call centre: its own marker tone."""
     transfer = marker_tone_pcap(tmp_path / "transfer.pcap", CALLEE_MARKER_HZ, digits="*9", lead_s=1.5)
     centre_says = marker_tone_pcap(tmp_path / "centre.pcap", CENTRE_MARKER_HZ, lead_s=1.0)
-    async with phones("callee", transfer=transfer) as p, phones("centre", centre=centre_says) as c:
-        answered, busy, unanswered = (Behaviour.transfer.dial(line) for line in range(3))
-        targets = {
-            answered: Behaviour.centre.number,
-            busy: Behaviour.busy.number,
-            unanswered: Behaviour.ring_until_cancel.number,
-        }
+    return transfer, centre_says
 
-        def plan(centre_number: str) -> CallPlan:
-            return replace(
-                p.plan, transfer_number=centre_number, transfer_ring_timeout_s=2.0, transfer_max_s=60
-            )
 
-        async with RtpCapture([p.media_port, c.media_port]) as capture:
-            placed = await asyncio.gather(
-                *(p.place(n, plan=plan(t), transfer_to=c) for n, t in targets.items())
-            )
-        results = dict(zip(targets, placed, strict=True))
+TRANSFER_TARGETS = {
+    Behaviour.transfer.dial(0): Behaviour.centre.number,  # answered
+    Behaviour.transfer.dial(1): Behaviour.busy.number,
+    Behaviour.transfer.dial(2): Behaviour.ring_until_cancel.number,  # no answer
+}
+
+
+async def transfers(p: Phones, c: Phones) -> dict[str, CallResult]:
+    """`*`, then `9` during the message, towards each of TRANSFER_TARGETS."""
+
+    def plan(centre_number: str) -> CallPlan:
+        return replace(p.plan, transfer_number=centre_number, transfer_ring_timeout_s=2.0, transfer_max_s=60)
+
+    placed = await asyncio.gather(
+        *(p.place(n, plan=plan(t), transfer_to=c) for n, t in TRANSFER_TARGETS.items())
+    )
+    return dict(zip(TRANSFER_TARGETS, placed, strict=True))
+
+
+def check_transfers(results: dict[str, CallResult], capture: RtpCapture, p: Phones, c: Phones) -> None:
+    """Answered (both marker tones cross the bridge), busy, no answer."""
+    answered, busy, unanswered = TRANSFER_TARGETS
+    targets = TRANSFER_TARGETS
 
     # Answered: bridged until the call centre hung up (6 s after answering); then we hung up the callee.
     r = results[answered]
