@@ -304,7 +304,7 @@ async def frozen_dialog(p: Phones) -> CallResult:
 @contextlib.asynccontextmanager
 async def frozen_beside(f: Phones, settings: Settings, ari: Ari) -> AsyncIterator[asyncio.Task[CallResult]]:
     """frozen_dialog() on the phones ``f``, running while the block runs (its trunk alone gets the
-    shortest session timer; the other trunks keep the timers they have in production)."""
+    shortest session timer; the other trunks, and those added later, keep the production timers)."""
     await shorten_trunk_timers(
         settings, ari, rtp_timeout_s=600, session_expires_s=MIN_SESSION_EXPIRES_S, only=f.trunk
     )
@@ -322,16 +322,20 @@ async def test_answered_calls(
     phones: PhonesFactory, stack_settings: Settings, ari: Ari, tmp_path: Path
 ) -> None:
     """Every behaviour of an answered call at once, with the RTP both ways captured: the transfers with
-    `9` too (check_transfers), and (it takes a minute) a dialog that stops answering, ended by the
-    session timer."""
+    `9` too (check_transfers); then voicemail drops (check_voicemail_drops); and all along (it takes a
+    minute) a dialog that stops answering, ended by the session timer."""
     announcement = audio_pcap(tmp_path / "announce.pcap", tones.sine(440, 6.0, 0.2))
     transfer, centre_says = transfer_pcaps(tmp_path)
+    machine, human, noisy = await voicemail_pcaps(tmp_path)
+    # The frozen dialog first: the other phones' trunks are added (PJSIP reloaded) while it is up.
     async with (
         phones("frozen") as f,
+        frozen_beside(f, stack_settings, ari) as frozen,
         phones(announce=announcement) as p,
         phones("transferee", transfer=transfer) as t,
         phones("centre", centre=centre_says) as c,
-        frozen_beside(f, stack_settings, ari) as frozen,
+        phones("machines", machine=machine, human=human) as m,
+        phones("noisy", machine=noisy) as n,
     ):
         hidden = Behaviour.star.dial(0)
         verified = Behaviour.star.dial(1)
@@ -360,9 +364,13 @@ async def test_answered_calls(
                 asyncio.gather(*(p.place(n, **o) for n, o in calls.items())), transfers(t, c)
             )
         results = dict(zip(calls, placed, strict=True))
+        # Then, while the frozen dialog still waits for its session timer: voicemail drops.
+        async with RtpCapture([m.media_port, n.media_port]) as drops_capture:
+            drops = await voicemail_drops(m, n)
         ended_by_the_session_timer = await frozen
     messages = p.messages()
     check_transfers(transferred, capture, t, c)
+    check_voicemail_drops(drops, drops_capture, m, n)
 
     # Listened: `*` during the greeting (as RFC 2833, SIP INFO, in-band), then the whole message.
     for number in (hidden, verified, info, inband):
@@ -571,15 +579,13 @@ def check_transfers(results: dict[str, CallResult], capture: RtpCapture, p: Phon
 # --- voicemail drop, answering-machine mode -----------------------------------------------------------
 
 BEEP_HZ = 1000.0
+NOISY_BEEP_HZ = 440.0
 MACHINE_GREETING_FR = "Bonjour, vous êtes sur la messagerie de Paul. Laissez votre message après le bip."
 
 
-async def test_voicemail_drop_waits_for_the_beep(phones: PhonesFactory, tmp_path: Path) -> None:
-    """AMD on answer: a machine (greeting, beep, silence) gets the message after its beep; a person
-    ("Allô ?") gets the normal flow (greeting, `*`, message). At the same time, on another phone, a 440 Hz
-    beep (Asterisk's TONE_DETECT watched 1000 Hz only) on a line that never goes quiet after it (noise,
-    about -30 dBFS): no silence can end the beep wait, only the beep heard can, well before the wait's cap
-    (8 s here). Fails on the 1000 Hz detector: the cap started the message."""
+async def voicemail_pcaps(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A machine (greeting, 1000 Hz beep, silence), a person ("Allô ?", then `*`), and a machine whose
+    440 Hz beep is followed by noise (about -30 dBFS) that never goes quiet."""
     greeting = await speech(MACHINE_GREETING_FR, tmp_path)
     machine = audio_pcap(
         tmp_path / "machine.pcap",
@@ -587,26 +593,36 @@ async def test_voicemail_drop_waits_for_the_beep(phones: PhonesFactory, tmp_path
     )
     hello = await speech("Allô ?", tmp_path)
     human = audio_pcap(tmp_path / "human.pcap", hello + tones.silence(3.0), then_digits="*")
-    beep_hz = 440.0
     rng = random.Random(440)
     hiss = array("h", (max(-32768, min(32767, round(rng.gauss(0.0, 1000.0)))) for _ in range(8000 * 12)))
     noisy = audio_pcap(
-        tmp_path / "noisy.pcap", greeting + tones.silence(0.3) + tones.sine(beep_hz, 0.5, 0.3) + hiss
+        tmp_path / "noisy.pcap", greeting + tones.silence(0.3) + tones.sine(NOISY_BEEP_HZ, 0.5, 0.3) + hiss
     )
-    async with phones(machine=machine, human=human) as p, phones("noisy", machine=noisy) as n:
-        plan = replace(p.plan, drop_mode=DropMode.amd)
-        # The third phone says nothing and hangs up while AMD still listens (initial silence: 3.5 s).
-        numbers = (
-            Behaviour.machine.number,
-            Behaviour.human.number,
-            Behaviour.star_then_bye_with_reason.number,
-        )
-        async with RtpCapture([p.media_port, n.media_port]) as capture:
-            placed = await asyncio.gather(
-                *(p.place(number, plan=plan) for number in numbers),
-                n.place(Behaviour.machine.number, plan=replace(plan, beep_wait_max_s=8.0)),
-            )
-        on_machine, on_person, gone_during_amd, on_noisy_machine = placed
+    return machine, human, noisy
+
+
+async def voicemail_drops(p: Phones, n: Phones) -> list[CallResult]:
+    """Voicemail drop (AMD on answer) to the machine, the person and a phone that says nothing and hangs
+    up while AMD still listens (initial silence: 3.5 s), on ``p``; to the noisy machine on ``n``, its beep
+    wait capped at 8 s."""
+    plan = replace(p.plan, drop_mode=DropMode.amd)
+    numbers = (
+        Behaviour.machine.number,
+        Behaviour.human.number,
+        Behaviour.star_then_bye_with_reason.number,
+    )
+    return await asyncio.gather(
+        *(p.place(number, plan=plan) for number in numbers),
+        n.place(Behaviour.machine.number, plan=replace(plan, beep_wait_max_s=8.0)),
+    )
+
+
+def check_voicemail_drops(placed: list[CallResult], capture: RtpCapture, p: Phones, n: Phones) -> None:
+    """AMD on answer: a machine gets the message after its beep; a person gets the normal flow (greeting,
+    `*`, message). The 440 Hz beep (Asterisk's TONE_DETECT watched 1000 Hz only) on a line that never goes
+    quiet after it: no silence can end the beep wait, only the beep heard can, well before the wait's cap.
+    Fails on the 1000 Hz detector: the cap started the message."""
+    on_machine, on_person, gone_during_amd, on_noisy_machine = placed
 
     assert (on_machine.outcome, on_machine.end_reason, on_machine.amd_status, on_machine.greeting_plays) == (
         Outcome.voicemail,
@@ -650,11 +666,11 @@ async def test_voicemail_drop_waits_for_the_beep(phones: PhonesFactory, tmp_path
         EndReason.message_completed,
         "MACHINE",
     ), on_noisy_machine
-    beep = tone_packet_times(said(capture, n, number), beep_hz)
+    beep = tone_packet_times(said(capture, n, number), NOISY_BEEP_HZ)
     message = tone_packet_times(between(capture, n.asterisk_port(number), n.media_port), MESSAGE_HZ)
     assert beep and message
     delay_s = (message[0] - 0.3) - (beep[-1] + 0.02)  # the message file opens with 0.3 s of silence
-    print(f"voicemail drop, {beep_hz:g} Hz beep over noise: message started {delay_s:.2f} s after the beep")
+    print(f"voicemail drop, 440 Hz beep over noise: message started {delay_s:.2f} s after the beep")
     # The beep, not the cap, ended the wait: within AFTER_BEEP_MAX_S (1 s) of its detection, plus slack.
     assert 0 <= delay_s < 3.0, delay_s
 
