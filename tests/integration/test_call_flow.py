@@ -335,7 +335,7 @@ async def test_answered_calls(
         phones("transferee", transfer=transfer) as t,
         phones("centre", centre=centre_says) as c,
         phones("machines", machine=machine, human=human) as m,
-        phones("noisy", machine=noisy) as n,
+        phones("noisy", machine=noisy) as noise,
     ):
         hidden = Behaviour.star.dial(0)
         verified = Behaviour.star.dial(1)
@@ -365,12 +365,12 @@ async def test_answered_calls(
             )
         results = dict(zip(calls, placed, strict=True))
         # Then, while the frozen dialog still waits for its session timer: voicemail drops.
-        async with RtpCapture([m.media_port, n.media_port]) as drops_capture:
-            drops = await voicemail_drops(m, n)
+        async with RtpCapture([m.media_port, noise.media_port]) as drops_capture:
+            drops = await voicemail_drops(m, noise)
         ended_by_the_session_timer = await frozen
     messages = p.messages()
     check_transfers(transferred, capture, t, c)
-    check_voicemail_drops(drops, drops_capture, m, n)
+    check_voicemail_drops(drops, drops_capture, m, noise)
 
     # Listened: `*` during the greeting (as RFC 2833, SIP INFO, in-band), then the whole message.
     for number in (hidden, verified, info, inband):
