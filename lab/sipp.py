@@ -191,6 +191,7 @@ class SippProcess:
             args += ["-trace_msg", "-message_file", str(self.messages_path)]
         args += list(extra_args)
         self.argv = args
+        self.caller = remote is not None
         self._process: asyncio.subprocess.Process | None = None
 
     # --- files ---------------------------------------------------------------------------------------
@@ -262,18 +263,30 @@ class SippProcess:
         async with asyncio.timeout(timeout_s):
             return await self._process.wait()
 
-    async def stop(self, *, grace_s: float = 3.0) -> int:
+    async def stop(self, *, grace_s: float | None = None) -> int:
         """Stop SIPp: SIGUSR1 (no new calls, let calls end), SIGUSR1 again (abort calls), SIGTERM,
-        then SIGKILL, each given part of grace_s. Returns the exit code (negative: killed by a signal)."""
+        then SIGKILL, each given part of grace_s. Returns the exit code (negative: killed by a signal).
+
+        A callee (UAS, no ``remote``) gets 0.3 s, then SIGTERM (given 2 s to write its files): its calls
+        end when the far end ends them, and a message it answered by itself (`-aa`: a trunk's OPTIONS
+        qualify) leaves a call waiting for an INVITE that neither SIGUSR1 ends — a caller gets 3 s."""
         process = self._process
         if process is None:
             raise SippError(f"{self.name}: not started")
-        steps = (
-            (signal.SIGUSR1, grace_s / 2),
-            (signal.SIGUSR1, grace_s / 4),
-            (signal.SIGTERM, grace_s / 4),
-            (signal.SIGKILL, 5.0),
-        )
+        if grace_s is None and not self.caller:
+            steps: tuple[tuple[signal.Signals, float], ...] = (
+                (signal.SIGUSR1, 0.3),
+                (signal.SIGTERM, 2.0),
+                (signal.SIGKILL, 5.0),
+            )
+        else:
+            grace = 3.0 if grace_s is None else grace_s
+            steps = (
+                (signal.SIGUSR1, grace / 2),
+                (signal.SIGUSR1, grace / 4),
+                (signal.SIGTERM, grace / 4),
+                (signal.SIGKILL, 5.0),
+            )
         for sig, wait_s in steps:
             if process.returncode is not None:
                 break

@@ -9,10 +9,10 @@ from engine.domain.numbers import mask_number
 
 ANONYMOUS: Final = "anonymous"  # every hidden number: one key, which is never blocked (can_be_locked_out)
 GLOBAL_WINDOW_S: Final = 60.0
-# Each multiple of the global limit adds this much wait before a code check, up to the ceiling: at
-# 10 times the limit a channel checks at most one code every 10 s, and a customer still gets in.
+# Each multiple of the global limit adds this much wait before a code check, up to the ceiling
+# (VOCALCAST_IVR_THROTTLE_MAX_S, 10 s by default: at 10 times the limit a channel checks at most one code
+# every 10 s, and a customer still gets in).
 THROTTLE_STEP_S: Final = 1.0
-THROTTLE_MAX_S: Final = 10.0
 _MAX_KEY_LENGTH: Final = 64
 _DIGITS: Final = frozenset("0123456789")
 
@@ -44,11 +44,11 @@ def can_be_locked_out(caller: str) -> bool:
     return caller != ANONYMOUS
 
 
-def throttle_delay_s(recent_failures: int, failures_per_min: int) -> float:
-    """Wait before a code check, given every caller's wrong codes in the last minute."""
+def throttle_delay_s(recent_failures: int, failures_per_min: int, max_s: float) -> float:
+    """Wait before a code check, given every caller's wrong codes in the last minute (at most max_s)."""
     if failures_per_min <= 0 or recent_failures < failures_per_min:
         return 0.0
-    return min(THROTTLE_MAX_S, THROTTLE_STEP_S * recent_failures / failures_per_min)
+    return min(max_s, THROTTLE_STEP_S * recent_failures / failures_per_min)
 
 
 def masked_caller(caller: str) -> str:

@@ -55,6 +55,7 @@ class Recordings:
         self._max_failures = settings.ivr_lockout_failures
         self._lockout_s = settings.ivr_lockout_s
         self._global_per_min = settings.ivr_global_failures_per_min
+        self._throttle_max_s = settings.ivr_throttle_max_s
         self._known_s = settings.ivr_known_caller_days * 86400.0
         self._metrics: Metrics | None = None
         # The last count of every caller's wrong codes in the last minute, and when it was taken.
@@ -105,7 +106,7 @@ class Recordings:
         """How long the caller's next code check waits: 0 while the budget holds, or for a known caller."""
         recent = await store.recent_failures(self._db, window_s=GLOBAL_WINDOW_S)
         self._recent_failures, self._measured_at = recent, time.monotonic()
-        delay = throttle_delay_s(recent, self._global_per_min)
+        delay = throttle_delay_s(recent, self._global_per_min, self._throttle_max_s)
         if not delay:
             return 0.0
         if caller != ANONYMOUS and await store.is_known_caller(self._db, caller, within_s=self._known_s):

@@ -78,3 +78,12 @@ class IvrSettings:
         "365",
         "Days a caller number that typed a right code keeps its pace while the guess budget is spent.",
     )
+
+    # --- the guess budget's longest wait (test time: tests shorten it) ----------------------------------
+    ivr_throttle_max_s: float = setting(
+        "VOCALCAST_IVR_THROTTLE_MAX_S",
+        non_negative_float,
+        "10",
+        "Longest wait before a code check while the guess budget is spent (each multiple of the budget "
+        "adds 1 s, up to this).",
+    )

@@ -419,40 +419,43 @@ async def test_recording_by_phone_from_code_to_announced_reference(
     assert list(download_dir(remote).glob("ivr-*")) == []
 
 
-async def test_wrong_codes_goodbye_then_lockout_at_the_fifth_failure_across_a_restart(
-    ivr_settings: Settings, ivr: FastAGIServer, db: Database, caller: Caller
+async def test_wrong_codes_goodbye_then_lockout_at_the_last_failure_across_a_restart(
+    ivr_settings: Settings, db: Database, caller: Caller
 ) -> None:
-    account_id, code = await new_account(ivr_settings, db)
+    """Two tries a call and a lockout at the 4th failure (3 and 5 by default: one wrong code less per call
+    on the line; tests/unit/test_ivr_conversation.py runs the defaults' counts)."""
+    settings = dataclasses.replace(ivr_settings, ivr_code_tries=2, ivr_lockout_failures=4)
+    account_id, code = await new_account(settings, db)
     gap_s = prompt_s("ivr_bad_code") + 1.0
 
-    # Call 1: three wrong codes, "Code incorrect" each time, goodbye, Asterisk hangs up. Not blocked.
-    pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
-    for wrong in ("00000000", "1234", "99999999"):
-        code_entry(pcap, wrong).silence(gap_s)
-    first = await caller.call(pcap.silence(1.0), timeout_s=30)
-    assert first.ended_by_asterisk, first.sipp.diagnostics()
-    assert first.count("ivr_bad_code") == 3
-    assert first.count("ivr_goodbye") == 1
-    assert first.count("ivr_blocked") == 0
-    assert await ivr_store.blocked_until(db, CALLER) is None
+    async with serve(settings, recordings(settings, db)):
+        # Call 1: two wrong codes, "Code incorrect" each time, goodbye, Asterisk hangs up. Not blocked.
+        pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
+        for wrong in ("00000000", "1234"):
+            code_entry(pcap, wrong).silence(gap_s)
+        first = await caller.call(pcap.silence(1.0), timeout_s=30)
+        assert first.ended_by_asterisk, first.sipp.diagnostics()
+        assert first.count("ivr_bad_code") == 2
+        assert first.count("ivr_goodbye") == 1
+        assert first.count("ivr_blocked") == 0
+        assert await ivr_store.blocked_until(db, CALLER) is None
 
-    # Call 2: the 4th failure still hears "Code incorrect"; the 5th blocks at once.
-    pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
-    code_entry(pcap, "11111111").silence(gap_s)
-    code_entry(pcap, "22222222").silence(prompt_s("ivr_blocked") + 1.0)
-    second = await caller.call(pcap, timeout_s=30)
-    assert second.ended_by_asterisk, second.sipp.diagnostics()
-    bad, blocked = (
-        audiomatch.find_prompt(second.heard, "ivr_bad_code"),
-        audiomatch.find_prompt(second.heard, "ivr_blocked"),
-    )
-    assert len(bad) == 1 and len(blocked) == 1 and bad[0].offset < blocked[0].offset
-    assert await ivr_store.blocked_until(db, CALLER) is not None
+        # Call 2: the 3rd failure still hears "Code incorrect"; the 4th blocks at once.
+        pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
+        code_entry(pcap, "11111111").silence(gap_s)
+        code_entry(pcap, "22222222").silence(prompt_s("ivr_blocked") + 1.0)
+        second = await caller.call(pcap, timeout_s=30)
+        assert second.ended_by_asterisk, second.sipp.diagnostics()
+        bad, blocked = (
+            audiomatch.find_prompt(second.heard, "ivr_bad_code"),
+            audiomatch.find_prompt(second.heard, "ivr_blocked"),
+        )
+        assert len(bad) == 1 and len(blocked) == 1 and bad[0].offset < blocked[0].offset
+        assert await ivr_store.blocked_until(db, CALLER) is not None
 
     # The engine restarts (a new FastAGI server, no memory of the calls): the number stays blocked,
     # and is refused before any code is asked, even typing the right one.
-    await ivr.close()
-    async with serve(ivr_settings, recordings(ivr_settings, db)):
+    async with serve(settings, recordings(settings, db)):
         pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
         code_entry(pcap, code).silence(1.0).digits("1", tone_s=KEY_S).silence(prompt_s("ivr_blocked"))
         third = await caller.call(pcap, timeout_s=30)
@@ -460,10 +463,10 @@ async def test_wrong_codes_goodbye_then_lockout_at_the_fifth_failure_across_a_re
     assert third.count("ivr_blocked") == 1
     assert third.count("ivr_welcome", first_s=0.6) == 0
     assert third.count("ivr_main_menu", first_s=0.6) == 0
-    assert await db.fetchval("SELECT count(*) FROM ivr_code_failures WHERE caller = $1", CALLER) == 5
+    assert await db.fetchval("SELECT count(*) FROM ivr_code_failures WHERE caller = $1", CALLER) == 4
     assert await messages_store.list_messages(db, account_id) == []
     # The account itself is not locked: only that caller number is.
-    assert not await recordings(ivr_settings, db).is_blocked("+33698765432")
+    assert not await recordings(settings, db).is_blocked("+33698765432")
 
 
 async def test_hang_up_mid_recording_stores_nothing(

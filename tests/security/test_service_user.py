@@ -22,19 +22,15 @@ from engine import stack
 from engine.domain.accounts import Message
 from engine.domain.trunks import Trunk
 from engine.media.paths import host_dir
-from engine.services.messages import playback_uri
 from engine.settings import PROJECT_ROOT, Settings
 from engine.stack import procs, service_user
 from engine.store import Database
 from engine.store import messages as messages_store
 from engine.store import tokens as tokens_store
 from engine.store.accounts import create_account
-from engine.telephony.probe import probe_call
 from engine.web.api_common import PREFIX
 from lab import tones
-from lab.dtmfpcap import RtpPcapBuilder, write_rfc2833_pcap
-from lab.rtpcapture import RtpCapture, samples_to
-from lab.sipp import SippProcess
+from lab.dtmfpcap import RtpPcapBuilder
 from tests.integration.conftest import Ari, add_trunk, ari, sipp_ports, wait_for
 from tests.integration.test_ivr import (
     DID,
@@ -46,12 +42,11 @@ from tests.integration.test_ivr import (
     spool_dir,
     spool_files,
 )
+from tests.support.playback import MARKER_HZ, heard_by_a_phone, marker_mp3
 
 pytestmark = pytest.mark.integration
 # Fixtures of the integration tests, registered by importing them: ARI, SIPp ports.
 __all__ = ["ari", "sipp_ports"]
-SIPP_DIR = Path(__file__).parent.parent / "sipp"
-MARKER_HZ = 1234.0
 Ports = Callable[[], tuple[int, int]]  # the sipp_ports fixture
 
 
@@ -126,17 +121,6 @@ def test_the_service_users_command_cannot_become_root_again(stack_settings: Sett
     assert done.returncode != 0 and "0" not in done.stdout.split()
 
 
-def _mp3(path: Path) -> Path:
-    """A 44.1 kHz stereo MP3: 0.3 s silence, 1.0 s marker tone, 0.3 s silence."""
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-         "-i", f"sine=frequency={MARKER_HZ:g}:duration=1:sample_rate=44100",
-         "-af", "adelay=300|300,apad=pad_dur=0.3", "-ac", "2", "-b:a", "128k", str(path)],
-        check=True, timeout=30,
-    )  # fmt: skip
-    return path
-
-
 async def test_an_upload_is_converted_by_the_service_user_and_plays_through_an_added_trunk(  # noqa: PLR0917 - fixtures
     stack_settings: Settings, served: int, pool: Database, ari: Ari, sipp_ports: Ports, tmp_path: Path
 ) -> None:
@@ -147,7 +131,7 @@ async def test_an_upload_is_converted_by_the_service_user_and_plays_through_an_a
         pool, f"svc-{uuid.uuid4().hex[:8]}@example.fr", secret_key=stack_settings.require("secret_key")
     )
     token = (await tokens_store.create_token(pool, new.account.id, label="tests")).secret
-    mp3 = _mp3(tmp_path / "annonce.mp3")
+    mp3 = marker_mp3(tmp_path / "annonce.mp3", tone_s=1.0, lead_s=0.3, pad_s=0.3)
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
         form = aiohttp.FormData()
         form.add_field("file", io.BytesIO(mp3.read_bytes()), filename=mp3.name)
@@ -166,34 +150,14 @@ async def test_an_upload_is_converted_by_the_service_user_and_plays_through_an_a
 
     # An operator adds a trunk while the engine runs (stored, config rendered by root, PJSIP reloaded over
     # ARI, as `vocalcast trunk add` does): Asterisk loads it, and plays the message through it.
-    sip_port, media_port = sipp_ports()
-    name = f"svc{uuid.uuid4().hex[:6]}"
-    await add_trunk(stack_settings, Trunk(name=name, host="127.0.0.1", port=sip_port))
-    pcap = tmp_path / "one.pcap"
-    write_rfc2833_pcap(pcap, "1")
     message = await messages_store.get_message(pool, new.account.id, body["ref"])
-    sipp = SippProcess(
-        SIPP_DIR / "callee_answer_dtmf.xml",
-        local_port=sip_port,
-        media_port=media_port,
-        workdir=tmp_path,
-        keys={"pcap": str(pcap)},
-        recv_timeout_ms=20000,
-        extra_args=["-aa"],
+    name = f"svc{uuid.uuid4().hex[:6]}"
+    heard = await heard_by_a_phone(
+        stack_settings, ari.client, ari.router, sipp_ports, tmp_path, message, name
     )
-    async with sipp, RtpCapture([media_port]) as capture:
-        result = await probe_call(
-            ari.client,
-            ari.router,
-            endpoint=f"PJSIP/0612345678@{name}",
-            media=playback_uri(stack_settings, message),
-            ring_timeout_s=10,
-            max_duration_s=20,
-        )
-    assert result.error == "" and result.played_to_end, result
     # The tone whole: a message Asterisk could not read would be missing from the call.
-    heard = tones.tone_duration_s(samples_to(capture.streams, media_port), MARKER_HZ)
-    assert 1.0 * 0.95 <= heard <= 1.0 * 1.05, heard
+    seconds = tones.tone_duration_s(heard, MARKER_HZ)
+    assert 1.0 * 0.95 <= seconds <= 1.0 * 1.05, seconds
 
 
 async def test_a_phone_recording_lands_in_the_library(

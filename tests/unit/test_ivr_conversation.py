@@ -24,6 +24,7 @@ import structlog
 from engine.domain.accounts import Message
 from engine.domain.recordings import ANONYMOUS, caller_key, can_be_locked_out, throttle_delay_s
 from engine.errors import DatabaseUnavailable, InvalidInput
+from engine.settings import Settings
 from ivr.fastagi import FastAGIServer
 from ivr.recording import IvrOptions, RecordingIVR, Spool, reference_prompts
 
@@ -243,11 +244,13 @@ def test_caller_key_forms() -> None:
 
 
 def test_throttle_grows_with_the_global_failure_rate_up_to_a_ceiling() -> None:
-    assert throttle_delay_s(0, 60) == 0
-    assert throttle_delay_s(59, 60) == 0
-    assert throttle_delay_s(60, 60) == 1.0
-    assert throttle_delay_s(180, 60) == 3.0
-    assert throttle_delay_s(6000, 60) == 10.0
+    assert throttle_delay_s(0, 60, 10.0) == 0
+    assert throttle_delay_s(59, 60, 10.0) == 0
+    assert throttle_delay_s(60, 60, 10.0) == 1.0
+    assert throttle_delay_s(180, 60, 10.0) == 3.0
+    assert throttle_delay_s(6000, 60, 10.0) == 10.0
+    assert throttle_delay_s(180, 60, 2.5) == 2.5  # the ceiling is VOCALCAST_IVR_THROTTLE_MAX_S
+    assert Settings.from_env({}).ivr_throttle_max_s == 10.0  # 10 s unless an operator says otherwise
 
 
 def test_reference_prompts() -> None:
