@@ -81,6 +81,12 @@ class Metrics:
             "Code checks of unknown callers slowed down while the guess budget was spent.",
             registry=r,
         )
+        self.ivr_busy_unknown_calls = Counter(
+            "vocalcast_ivr_busy_unknown_calls_total",
+            "Calls of unknown callers told the line is busy (every place of "
+            "VOCALCAST_IVR_UNKNOWN_CALLS_WHEN_SPENT held while the guess budget was spent).",
+            registry=r,
+        )
         self.pace = Gauge(
             "vocalcast_dialer_pace_calls_per_second",
             "The engine's current pace (lowered while Asterisk answers slowly or refuses).",

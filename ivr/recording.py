@@ -37,6 +37,7 @@ WELCOME: Final = "ivr_welcome"
 BAD_CODE: Final = "ivr_bad_code"
 GOODBYE: Final = "ivr_goodbye"
 BLOCKED: Final = "ivr_blocked"
+BUSY: Final = "ivr_busy"  # every place for unknown callers is held while the guess budget is spent
 MAIN_MENU: Final = "ivr_main_menu"
 RECORD: Final = "ivr_record"
 REVIEW_MENU: Final = "ivr_menu"
@@ -52,7 +53,7 @@ MIN_RECORDED_SAMPLES: Final = 1600
 # over to answer the next menu. More digits than that is a wrong code.
 CODE_MAX_DIGITS: Final = CODE_DIGITS + 1
 
-Step = Literal["blocked", "code", "main_menu", "record", "review", "save", "announce", "goodbye"]
+Step = Literal["blocked", "busy", "code", "main_menu", "record", "review", "save", "announce", "goodbye"]
 Review = Literal["validate", "again"]
 
 
@@ -67,6 +68,15 @@ class Backend(Protocol):
 
     async def throttle_delay_s(self, caller: str) -> float:
         """How long this caller's next code check waits (0 unless the line's guess budget is spent)."""
+        ...
+
+    async def admit(self, caller: str, call: str) -> bool:
+        """Whether this call may check a code now (False: the line is busy for this unknown caller while
+        the guess budget is spent); holds or renews the call's place when it needs one."""
+        ...
+
+    async def release(self, call: str) -> None:
+        """The call checks no more codes: free its place, if it held one."""
         ...
 
     async def record_success(self, caller: str) -> None:
@@ -226,6 +236,7 @@ class _Call:
         self.backend = ivr.backend
         self.session = session
         self.caller = caller_key(session.caller_id)
+        self.call_id = uuid.uuid4().hex  # names the call's place for unknown callers, across engines
         self.step: Step = "code"
         self.prompts_dir = ivr.options.prompts_dir
         self.log = log.bind(
@@ -268,12 +279,22 @@ class _Call:
 
     async def _identify(self) -> UUID | None:
         """The account whose personal code the caller types, or None once the call is to end."""
+        try:
+            return await self._check_codes()
+        finally:
+            # The lease frees the place anyway if this fails (the database away, the engine stopping).
+            with contextlib.suppress(VocalcastError):
+                await self.backend.release(self.call_id)
+
+    async def _check_codes(self) -> UUID | None:
         for attempt in range(1, self.options.code_tries + 1):
             if await self.backend.is_blocked(self.caller):
                 self.step = "blocked"
                 self.log.warning("ivr.refused_blocked_caller", attempt=attempt)
                 await self._play(BLOCKED)
                 await self._hangup()
+                return None
+            if not await self._admitted(attempt):  # asked before the caller types for nothing
                 return None
             self.step = "code"
             typed = await self.session.get_data(
@@ -282,6 +303,8 @@ class _Call:
             if not typed.digits:
                 self.log.info("ivr.no_code_typed", attempt=attempt)
                 continue
+            if not await self._admitted(attempt):  # the budget may have been spent while it typed
+                return None
             # Every check waits the same, right or wrong code: the delay tells nothing.
             delay_s = await self.backend.throttle_delay_s(self.caller)
             if delay_s > 0:
@@ -301,6 +324,16 @@ class _Call:
             await self._play(BAD_CODE)
         await self._goodbye()
         return None
+
+    async def _admitted(self, attempt: int) -> bool:
+        """Whether the call may go on checking codes; if not, the caller hears the line is busy."""
+        if await self.backend.admit(self.caller, self.call_id):
+            return True
+        self.step = "busy"
+        self.log.warning("ivr.refused_busy", attempt=attempt)
+        await self._play(BUSY)
+        await self._hangup()
+        return False
 
     async def _main_menu(self) -> bool | None:
         """True to record the greeting, False for a message, None when no choice came."""

@@ -7,7 +7,10 @@ Personal-code guessing defence: a caller number that types ``ivr_lockout_failure
 the one before). When all callers together fail more than ``ivr_global_failures_per_min`` times a
 minute (the line's guess budget is spent), the code checks of unknown callers wait longer, in proportion;
 a caller number that typed a right code before (``ivr_known_callers``) keeps its pace, and a hidden number
-is never known. Nobody is locked out. The counts live in PostgreSQL, shared by every engine process and
+is never known. While the budget is spent, at most ``ivr_unknown_calls_when_spent`` calls of unknown
+callers may be checking codes at once, every engine together (a place each, a lease in PostgreSQL): the
+next unknown caller hears that the line is busy before any code check; a known caller is never refused.
+Nobody is locked out. The counts live in PostgreSQL, shared by every engine process and
 kept across restarts. ``vocalcast_ivr_guess_budget_spent`` on /metrics is the alert.
 """
 
@@ -23,12 +26,15 @@ from uuid import UUID
 import structlog
 
 from engine import mailer
-from engine.domain.accounts import PARIS, Message
+from engine.domain.accounts import CODE_DIGITS, PARIS, Message
 from engine.domain.recordings import (
     ANONYMOUS,
     GLOBAL_WINDOW_S,
+    budget_spent,
     can_be_locked_out,
     masked_caller,
+    needs_a_place,
+    place_lease_s,
     throttle_delay_s,
 )
 from engine.errors import NotFound
@@ -57,6 +63,10 @@ class Recordings:
         self._global_per_min = settings.ivr_global_failures_per_min
         self._throttle_max_s = settings.ivr_throttle_max_s
         self._known_s = settings.ivr_known_caller_days * 86400.0
+        self._places = settings.ivr_unknown_calls_when_spent
+        self._lease_s = place_lease_s(
+            settings.ivr_digit_timeout_s, CODE_DIGITS + 1, settings.ivr_throttle_max_s
+        )
         self._metrics: Metrics | None = None
         # The last count of every caller's wrong codes in the last minute, and when it was taken.
         self._recent_failures = 0
@@ -118,6 +128,33 @@ class Recordings:
             "ivr.global_throttle", caller=masked_caller(caller), failures_last_min=recent, delay_s=delay
         )
         return delay
+
+    async def admit(self, caller: str, call: str) -> bool:
+        """Whether the call may check a code now: always while the budget holds and for a known caller;
+        otherwise only holding (or renewing) one of the places for unknown callers. False: the line is
+        busy for this caller, who is to be told so and hung up before any check."""
+        recent = await store.recent_failures(self._db, window_s=GLOBAL_WINDOW_S)
+        self._recent_failures, self._measured_at = recent, time.monotonic()
+        if not budget_spent(recent, self._global_per_min):
+            return True
+        known = caller != ANONYMOUS and await store.is_known_caller(self._db, caller, within_s=self._known_s)
+        if not needs_a_place(recent, self._global_per_min, caller=caller, known=known):
+            return True
+        if await store.claim_place(self._db, call, places=self._places, lease_s=self._lease_s):
+            return True
+        if self._metrics is not None:
+            self._metrics.ivr_busy_unknown_calls.inc()
+        log.warning(
+            "ivr.busy_for_unknown_caller",
+            caller=masked_caller(caller),
+            failures_last_min=recent,
+            places=self._places,
+        )
+        return False
+
+    async def release(self, call: str) -> None:
+        """The call checks no more codes: its place, if it held one, is free for the next caller."""
+        await store.release_place(self._db, call)
 
     async def record_success(self, caller: str) -> None:
         """The caller typed a right code: its number keeps its pace from now on (a hidden one never does)."""

@@ -87,3 +87,12 @@ class IvrSettings:
         "Longest wait before a code check while the guess budget is spent (each multiple of the budget "
         "adds 1 s, up to this).",
     )
+
+    # --- unknown callers while the guess budget is spent (issue 17) -------------------------------------
+    ivr_unknown_calls_when_spent: int = setting(
+        "VOCALCAST_IVR_UNKNOWN_CALLS_WHEN_SPENT",
+        positive_int,
+        "2",
+        "While the guess budget is spent, calls from unknown callers (never seen typing a right code, or "
+        "hidden) checking codes at once, every engine together; the next one hears that the line is busy.",
+    )

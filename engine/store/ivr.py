@@ -1,5 +1,6 @@
-"""The recording IVR's lockout state: wrong personal codes per caller number, blocked callers, and the
-caller numbers that typed a right code (they keep their pace when the line is under attack).
+"""The recording IVR's lockout state: wrong personal codes per caller number, blocked callers, the
+caller numbers that typed a right code (they keep their pace when the line is under attack), and the
+places of unknown callers' calls checking codes while the guess budget is spent.
 
 Everything is timed by the database clock, so that every engine process applies the same windows,
 and one caller's failures are counted under a transaction-scoped advisory lock, so that two calls
@@ -17,6 +18,8 @@ from engine.store.db import Executor, in_transaction, rows_affected
 # First key of the two-key advisory locks taken here (the second is the caller's hash); the two-key
 # space never meets the one-key lock that serialises migrations.
 _LOCK_SPACE: Final = 0x495652  # "IVR"
+# The one lock that serialises claims of the places for unknown callers (issue 17): its own first key.
+_PLACES_LOCK: Final = (0x495650, 0)  # "IVP"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,38 @@ async def is_known_caller(db: Executor, caller: str, *, within_s: float) -> bool
     return known
 
 
+async def claim_place(db: Executor, call: str, *, places: int, lease_s: float) -> bool:
+    """Hold (or renew) one of the ``places`` for calls of unknown callers checking codes while the guess
+    budget is spent, counted across every engine, for ``lease_s`` from now; False when every place is
+    held by another call whose lease runs. A crashed engine's places come back when their leases end."""
+    async with in_transaction(db) as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *_PLACES_LOCK)
+        renewed = await conn.execute(
+            "UPDATE ivr_checking_calls SET expires_at = now() + make_interval(secs => $2) "
+            "WHERE call = $1 AND expires_at > now()",
+            call,
+            lease_s,
+        )
+        if rows_affected(renewed):
+            return True
+        await conn.execute("DELETE FROM ivr_checking_calls WHERE expires_at <= now()")
+        held: int = await conn.fetchval("SELECT count(*) FROM ivr_checking_calls")
+        if held >= places:
+            return False
+        await conn.execute(
+            "INSERT INTO ivr_checking_calls (call, expires_at) "
+            "VALUES ($1, now() + make_interval(secs => $2))",
+            call,
+            lease_s,
+        )
+        return True
+
+
+async def release_place(db: Executor, call: str) -> None:
+    """The call stops checking codes: its place (if it held one) is free at once."""
+    await db.execute("DELETE FROM ivr_checking_calls WHERE call = $1", call)
+
+
 async def purge(db: Executor, *, keep_s: float, known_keep_s: float | None = None) -> int:
     """Forget failures older than ``keep_s``, blocks that have ended and (when ``known_keep_s`` is given)
     known callers not seen for that long; returns the rows removed."""
@@ -110,13 +145,14 @@ async def purge(db: Executor, *, keep_s: float, known_keep_s: float | None = Non
             "DELETE FROM ivr_code_failures WHERE at < now() - make_interval(secs => $1)", keep_s
         )
         blocks = await conn.execute("DELETE FROM ivr_blocked_callers WHERE blocked_until <= now()")
+        places = await conn.execute("DELETE FROM ivr_checking_calls WHERE expires_at <= now()")
         known = "DELETE 0"
         if known_keep_s is not None:
             known = await conn.execute(
                 "DELETE FROM ivr_known_callers WHERE last_login_at < now() - make_interval(secs => $1)",
                 known_keep_s,
             )
-    return rows_affected(failures) + rows_affected(blocks) + rows_affected(known)
+    return rows_affected(failures) + rows_affected(blocks) + rows_affected(places) + rows_affected(known)
 
 
 async def unblock(db: Executor, caller: str) -> bool:

@@ -3,8 +3,10 @@ our FastAGI server (issue 17).
 
 - A local process forging a FastAGI request (any caller number it likes) is refused without the secret.
 - Callers rotating their caller ID dodge the per-number lockout; the line's guess budget holds them back,
-  raises the alert metric, and a customer calling from the number it used before keeps its pace while a
-  newcomer is slowed down but still gets in (nobody is locked out).
+  raises the alert metric; once it is spent at most VOCALCAST_IVR_UNKNOWN_CALLS_WHEN_SPENT unknown
+  callers' calls check codes at once (the others hear the line is busy), a customer calling from the
+  number it used before keeps its pace, and a newcomer is slowed down but still gets in (nobody is
+  locked out).
 - Calls above the line's cap are refused busy before they are answered.
 """
 
@@ -21,10 +23,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import structlog.testing
+import structlog
 
 from engine.app import Engine
-from engine.domain.recordings import caller_key, masked_caller
+from engine.domain.recordings import caller_key, masked_caller, throttle_delay_s
 from engine.domain.trunks import Trunk
 from engine.media.paths import host_dir
 from engine.metrics import Metrics
@@ -45,8 +47,9 @@ pytestmark = pytest.mark.integration
 CUSTOMER = "0611223344"  # the customer's usual number
 NEWCOMER = "0655667788"  # another customer, calling for the first time
 ATTACKERS = 4  # calls, each from a new number, each typing the most codes a call allows
-WRONG = ("13572468", "24681357", "11223344")
+PLACES = 2  # unknown callers' calls checking codes at once while the budget is spent
 THROTTLE_MAX_S = 4.0  # the longest wait of a slowed check here (VOCALCAST_IVR_THROTTLE_MAX_S)
+WRONG = ("13572468", "24681357", "11223344")
 __all__ = ["sipp_ports"]  # the integration tests' fixture: SIPp ports from this instance's block
 
 
@@ -73,6 +76,7 @@ def line_settings(stack_settings: Settings) -> Settings:
         ivr_code_tries=3,
         ivr_lockout_failures=5,
         ivr_global_failures_per_min=1,
+        ivr_unknown_calls_when_spent=PLACES,
         ivr_throttle_max_s=THROTTLE_MAX_S,
     )
 
@@ -146,9 +150,8 @@ def attack(code_to_avoid: str) -> RtpPcapBuilder:
     return pcap
 
 
-def right_code(code: str, *, after_s: float, wait_s: float) -> RtpPcapBuilder:
-    """A customer's call: its code ``after_s`` later than an attacker types its first, then ``wait_s``."""
-    pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S + after_s)
+def right_code(code: str, *, wait_s: float) -> RtpPcapBuilder:
+    pcap = RtpPcapBuilder(codec="alaw").silence(LEAD_S)
     return code_entry(pcap, code).silence(wait_s)
 
 
@@ -158,50 +161,76 @@ async def test_rotating_caller_ids_spend_the_budget_while_known_customers_keep_t
     _, code = await new_account(line_settings, db, next_ref=1)
     _, newcomer_code = await new_account(line_settings, db, next_ref=2)
     menu_s = 2.5  # heard within this long after the code when nothing slows the check down
-    after_s = 3.0  # the customers type their codes once the attackers' first codes spent the budget
 
     # The customer once typed its code from its usual number (the IVR remembers it so: see the last check).
     await ivr_store.remember_caller(db, caller_key(CUSTOMER))
 
-    # The attack: every call from a new number, three codes per call, all at once. Under the attack, the
-    # customer from its usual number gets the menu as fast as without it; a newcomer waits, yet gets in
-    # (slowed down, never locked out).
+    # The attack: every call from a new number, three codes per call, all at once. Once the budget is
+    # spent (its first wrong code), only PLACES of these unknown callers go on checking codes; the others
+    # hear that the line is busy. Meanwhile the customer calls from its usual number and gets in at once.
     pcaps = [attack(code) for _ in range(ATTACKERS)]
     numbers = [f"07000000{index:02d}" for index in range(ATTACKERS)]
-    known_pcap = right_code(code, after_s=after_s, wait_s=menu_s)
-    newcomer_pcap = right_code(newcomer_code, after_s=after_s, wait_s=THROTTLE_MAX_S + 2.0)  # longest wait
+    known_pcap = right_code(code, wait_s=menu_s)
     with structlog.testing.capture_logs() as logs:
-        *calls, known, newcomer = await asyncio.gather(
-            *(
-                caller.call(pcap, caller_id=number, hang_up_after_s=pcap.duration_s + 1.0)
-                for pcap, number in zip(pcaps, numbers, strict=True)
-            ),
-            caller.call(known_pcap, caller_id=CUSTOMER, hang_up_after_s=known_pcap.duration_s),
-            caller.call(newcomer_pcap, caller_id=NEWCOMER, hang_up_after_s=newcomer_pcap.duration_s),
+        attackers = [
+            asyncio.ensure_future(caller.call(pcap, caller_id=number, hang_up_after_s=pcap.duration_s + 1.0))
+            for pcap, number in zip(pcaps, numbers, strict=True)
+        ]
+        await wait_for(
+            lambda: any(e["event"] == "ivr.refused_busy" for e in logs), what="an attacker told busy"
         )
-        await wait_for(lambda: line.server.active_sessions == 0, what="every session to end")
+        held = await db.fetchval("SELECT count(*) FROM ivr_checking_calls")
+        known = await caller.call(known_pcap, caller_id=CUSTOMER, hang_up_after_s=known_pcap.duration_s)
+        calls = await asyncio.gather(*attackers)
+    assert held == PLACES  # the customer called while every place was held
     assert all(call.count("ivr_welcome", first_s=0.6) >= 1 for call in calls)
     checked = await db.fetchval("SELECT count(*) FROM ivr_code_failures")
     # Rotating numbers dodge the lockout (never 5 wrong codes from one number) ...
     assert await db.fetchval("SELECT count(*) FROM ivr_blocked_callers") == 0
-    # ... the budget does not: once spent, the attackers' checks wait, and their typed codes go unheard.
-    assert 1 <= checked < ATTACKERS * len(WRONG), checked
+    # ... the budget does not: once spent, at most PLACES unknown calls check codes (the IVR's log: a
+    # check after a call's first code is always after the budget's first wrong code), the others are
+    # told busy before any further check (heard by SIPp), and the slowed checks let typed codes go unheard.
+    customer = masked_caller(caller_key(CUSTOMER))
+    by_call: dict[str, list[dict[str, object]]] = {}
+    for event in logs:
+        if event.get("uniqueid"):
+            by_call.setdefault(str(event["uniqueid"]), []).append(dict(event))
+    by_call = {uid: e for uid, e in by_call.items() if all(x.get("caller") != customer for x in e)}
+    assert len(by_call) == ATTACKERS
+
+    def checks(events: list[dict[str, object]], *, after_first: bool) -> int:
+        done = [e for e in events if e["event"] in ("ivr.code_refused", "ivr.code_accepted")]
+        return sum(1 for e in done if not after_first or int(str(e["attempt"])) >= 2)
+
+    went_on = [uid for uid, events in by_call.items() if checks(events, after_first=True)]
+    busy = [uid for uid, events in by_call.items() if any(e["event"] == "ivr.refused_busy" for e in events)]
+    assert 1 <= len(went_on) <= PLACES, by_call
+    assert len(busy) >= ATTACKERS - PLACES and not set(busy) & set(went_on), by_call
+    assert sum(call.count("ivr_busy", first_s=0.6) for call in calls) == len(busy)
+    assert checked == sum(checks(events, after_first=False) for events in by_call.values())
+    assert 1 <= checked <= ATTACKERS + PLACES * (len(WRONG) - 1), checked
     assert line.metric("vocalcast_ivr_wrong_codes_total") == checked
+    assert line.metric("vocalcast_ivr_busy_unknown_calls_total") == len(busy)
+    assert line.metric("vocalcast_ivr_slowed_checks_total") >= 1
     assert line.metric("vocalcast_ivr_guess_budget_spent") == 1  # the alert
-    slowed = [e["caller"] for e in logs if e["event"] == "ivr.global_throttle"]
-    attackers = {masked_caller(caller_key(number)) for number in numbers}
-    assert any(who in attackers for who in slowed), slowed
-    assert line.metric("vocalcast_ivr_slowed_checks_total") == len(slowed)
-    # The customer's check came while the budget was spent, and kept its pace: the menu at once.
-    kept_pace = [e["caller"] for e in logs if e["event"] == "ivr.known_caller_keeps_pace"]
-    assert kept_pace == [masked_caller(caller_key(CUSTOMER))], kept_pace
+    # The customer from its usual number got the menu as fast as before, never told busy.
     assert known.count("ivr_main_menu", first_s=0.6) == 1, known.sipp.diagnostics()
-    # The newcomer's check waited (once), then the menu.
-    assert slowed.count(masked_caller(caller_key(NEWCOMER))) == 1, slowed
+    assert known.count("ivr_busy") == 0
+    kept_pace = [e["caller"] for e in logs if e["event"] == "ivr.known_caller_keeps_pace"]
+    assert kept_pace == [customer], kept_pace  # its check came while the budget was spent
+    slowed = line.metric("vocalcast_ivr_slowed_checks_total")
+
+    # After the attack, the budget still spent: a newcomer takes a free place, waits, yet gets in
+    # (slowed down, never locked out): the wait the wrong codes of the last minute give, then the menu.
+    await wait_for(lambda: line.server.active_sessions == 0, what="the attack's sessions to end")
+    newcomer_pcap = right_code(newcomer_code, wait_s=throttle_delay_s(checked, 1, THROTTLE_MAX_S) + menu_s)
+    newcomer = await caller.call(newcomer_pcap, caller_id=NEWCOMER, hang_up_after_s=newcomer_pcap.duration_s)
     assert newcomer.count("ivr_main_menu", first_s=0.6) >= 1, newcomer.sipp.diagnostics()
-    assert set(slowed) <= {*attackers, masked_caller(caller_key(NEWCOMER))}, slowed
+    assert line.metric("vocalcast_ivr_slowed_checks_total") == slowed + 1  # the newcomer's check only
     known_numbers = await db.fetch("SELECT caller FROM ivr_known_callers ORDER BY caller")
     assert [row["caller"] for row in known_numbers] == ["+33611223344", "+33655667788"]
+    await wait_for(lambda: line.server.active_sessions == 0, what="every session to end")
+    assert await db.fetchval("SELECT count(*) FROM ivr_checking_calls") == 0  # every place given back
 
 
 async def test_calls_above_the_cap_are_refused_busy_before_they_are_answered(

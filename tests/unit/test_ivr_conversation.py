@@ -22,7 +22,15 @@ import pytest
 import structlog
 
 from engine.domain.accounts import Message
-from engine.domain.recordings import ANONYMOUS, caller_key, can_be_locked_out, throttle_delay_s
+from engine.domain.recordings import (
+    ANONYMOUS,
+    budget_spent,
+    caller_key,
+    can_be_locked_out,
+    needs_a_place,
+    place_lease_s,
+    throttle_delay_s,
+)
 from engine.errors import DatabaseUnavailable, InvalidInput
 from engine.settings import Settings
 from ivr.fastagi import FastAGIServer
@@ -67,6 +75,9 @@ class FakeBackend:
     saved: list[tuple[UUID, bytes, bool]] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     broken: bool = False
+    places: int | None = None  # places for unknown callers while the budget is spent; None: it holds
+    holding: set[str] = field(default_factory=set)  # the calls holding a place
+    released: int = 0
 
     async def is_blocked(self, caller: str) -> bool:
         if self.broken:
@@ -82,6 +93,18 @@ class FakeBackend:
 
     async def throttle_delay_s(self, caller: str) -> float:
         return 0.0 if caller in self.known else self.delay_s
+
+    async def admit(self, caller: str, call: str) -> bool:
+        if self.places is None or caller in self.known or call in self.holding:
+            return True
+        if len(self.holding) >= self.places:
+            return False
+        self.holding.add(call)
+        return True
+
+    async def release(self, call: str) -> None:
+        self.released += 1
+        self.holding.discard(call)
 
     async def record_success(self, caller: str) -> None:
         self.known.add(caller)
@@ -251,6 +274,22 @@ def test_throttle_grows_with_the_global_failure_rate_up_to_a_ceiling() -> None:
     assert throttle_delay_s(6000, 60, 10.0) == 10.0
     assert throttle_delay_s(180, 60, 2.5) == 2.5  # the ceiling is VOCALCAST_IVR_THROTTLE_MAX_S
     assert Settings.from_env({}).ivr_throttle_max_s == 10.0  # 10 s unless an operator says otherwise
+
+
+def test_only_unknown_callers_need_a_place_and_only_while_the_budget_is_spent() -> None:
+    assert not budget_spent(59, 60) and budget_spent(60, 60) and budget_spent(600, 60)
+    assert not budget_spent(10, 0)  # no budget set: never spent
+    unknown, hidden = caller_key("0612345678"), ANONYMOUS
+    for caller in (unknown, hidden):
+        assert not needs_a_place(59, 60, caller=caller, known=False)  # the budget holds: everyone checks
+        assert needs_a_place(60, 60, caller=caller, known=False)
+    assert not needs_a_place(60, 60, caller=unknown, known=True)  # a known number is never refused
+    assert needs_a_place(6000, 60, caller=hidden, known=True)  # a hidden number is never known
+    # The lease outlives the longest wait between two renewals: a whole code at the digit timeout, the
+    # slowest check, and the prompt.
+    assert place_lease_s(6.0, 9, 10.0) > 9 * 6.0 + throttle_delay_s(10**6, 1, 10.0) + 10.0
+    assert place_lease_s(20.0, 9, 10.0) > place_lease_s(6.0, 9, 10.0)
+    assert place_lease_s(6.0, 9, 20.0) > place_lease_s(6.0, 9, 10.0)
 
 
 def test_reference_prompts() -> None:
@@ -478,6 +517,52 @@ async def test_a_caller_that_typed_a_right_code_before_keeps_its_pace_when_the_b
         await r.ended(ast)
         assert r.sleeps == [3.0, 3.0]
         assert r.backend.known == {caller_key(CALLER)}  # a wrong code teaches nothing
+
+
+async def test_an_unknown_caller_beyond_the_places_hears_busy_before_any_check(tmp_path: Path) -> None:
+    backend = FakeBackend(places=1, known={caller_key("0698765432")})
+    async with rig(tmp_path, backend) as r:
+        holder = await r.call("0611111111")  # takes the only place for unknown callers
+        await holder.code("00000000")
+        await holder.play("ivr_bad_code")
+        assert len(backend.holding) == 1
+        # Another unknown number, and a hidden one: busy, hung up, nothing checked.
+        for number in ("0622222222", None):
+            other = await r.call(number)
+            await other.play("ivr_busy")
+            await other.expect("HANGUP", "200 result=1")
+            assert await other.closed_by_server()  # (the holder's session is still on)
+        assert backend.checks == ["00000000"]
+        # A known number is never refused.
+        known = await r.call("0698765432")
+        await known.code(GOOD_CODE)
+        await known.main_menu("200 result=-1", "HANGUP")
+        assert await known.closed_by_server()
+        # The holder keeps its place for its next code, then frees it when its call stops checking.
+        await holder.code(GOOD_CODE)
+        await holder.main_menu("200 result=-1", "HANGUP")
+        await r.ended(holder)
+        assert backend.holding == set()
+        after = await r.call("0622222222")  # the place is free again
+        await after.code("00000000")
+        await after.play("ivr_bad_code")
+        await after.get_data("ivr_welcome", 9, "200 result=-1", "HANGUP")
+        await r.ended(after)
+        assert backend.checks == ["00000000", GOOD_CODE, GOOD_CODE, "00000000"]
+        assert backend.holding == set() and backend.released == 5
+
+
+async def test_spent_while_the_caller_typed_busy_before_its_code_is_checked(tmp_path: Path) -> None:
+    backend = FakeBackend()
+    async with rig(tmp_path, backend) as r:
+        ast = await r.call()
+        await ast.get_data("ivr_welcome", 9)  # the prompt is on, the caller types ...
+        backend.places, backend.holding = 1, {"another call"}  # ... the budget is spent meanwhile
+        await ast.send(f"200 result={GOOD_CODE}")
+        await ast.play("ivr_busy")
+        await ast.expect("HANGUP", "200 result=1")
+        await r.ended(ast)
+        assert backend.checks == []  # the code typed was never checked
 
 
 # --- menus ---------------------------------------------------------------------------------------------

@@ -253,6 +253,12 @@ class NotBlocked:
     async def is_blocked(self, caller: str) -> bool:
         return False
 
+    async def admit(self, caller: str, call: str) -> bool:
+        return True
+
+    async def release(self, call: str) -> None:
+        return None
+
 
 async def test_an_ivr_of_another_host_plays_the_calling_servers_prompts_and_refuses_unknown_servers(
     tmp_path: Path,
