@@ -164,13 +164,15 @@ class Caller:
         *,
         number: str = DID,
         to: str | None = None,
+        to_name: str = "",
         hang_up_after_s: float | None = None,
         timeout_s: float = 60.0,
         during: Callable[[], Awaitable[object]] | None = None,
         caller_id: str = "0612345678",
     ) -> Call:
-        """Call ``number`` (Request-URI; the To header says ``to``, by default the same) from ``caller_id``,
-        play the pcap; Asterisk must hang up unless ``hang_up_after_s`` is given."""
+        """Call ``number`` (Request-URI; the To header says ``to``, by default the same, after the display
+        name ``to_name``) from ``caller_id``, play the pcap; Asterisk must hang up unless ``hang_up_after_s``
+        is given."""
         self.calls += 1
         name = f"call{self.calls}"
         sip_port, media_port = self.ports()
@@ -184,7 +186,12 @@ class Caller:
             service=number,
             calls=1,
             recv_timeout_ms=wait_ms,
-            keys={"pcap": str(path), "to": number if to is None else to, "from": caller_id},
+            keys={
+                "pcap": str(path),
+                "to": number if to is None else to,
+                "to_name": to_name,
+                "from": caller_id,
+            },
             workdir=self.workdir,
             name=name,
             extra_args=["-aa"],
@@ -593,6 +600,27 @@ async def test_a_client_dropping_mid_headers_does_not_stall_a_real_call(
     await wait_for(lambda: ivr.active_sessions == 0, what="every session to end")
 
 
+# Crafted called numbers (issue 17): (Request-URI user, To user, To display name, where the call must end).
+# Asterisk URL-decodes the Request-URI's user part into ${EXTEN} (%22 is a quote there), truncated to 79
+# characters; the To header comes back from PJSIP_HEADER() with its user part escaped again, but its display
+# name raw: the dialplan's CUT at ":" hands whatever follows a ":" in the display name to VC_TO. Filtered to
+# digits (and "+"), each value is the number it carries: the recording number with junk around it reaches
+# the IVR, any other number the unallocated announcement (through the callback check, issue 18).
+CRAFTED = [
+    ("0172360170" + "%22%7C" * 60, "0999999999", "", "ivr_welcome"),  # overlong, quotes and "|"
+    ("+33172360170%22)%20%26%20(%22", "0999999999", "", "ivr_welcome"),  # +33172360170") & ("
+    ("trunkuser", "0999999999", '"x:0172360170\\" | \\"" ', "ivr_welcome"),  # 0172360170" | "" <sip
+    ("0999999999%22%20%7C%20%221", "0999999999", "", "unallocated"),  # 0999999999" | "1: true unfiltered
+    ("0999999999&(1),2$", "0172360170&(1),2$", "", "unallocated"),  # unescaped: a comma in DIALPLAN_EXISTS
+    ("0999999999%24%7BEXTEN%7D", "0999999999", '"x:${EXTEN}\\" = \\"" ', "unallocated"),  # ${…} in both
+    ("trunkuser", "0999999999", '"x:+33172360170 & (1" ', "unallocated"),  # +33172360170 & (1" <sip
+    ("9" * 120, "+33%20172360170", "", "unallocated"),  # overlong digits; a space (escaped) in To
+]
+# Where Asterisk's warnings come from when an expression does not parse (ast_expr2.fl: "ast_yyerror():
+# syntax error: …") or a function, an application or a Goto gets arguments it does not expect.
+EXPRESSION_ERRORS = ("ast_expr", "yyerror", "syntax error", "Ambiguous", "func_", "pbx.c", "pbx_")
+
+
 async def test_the_recording_number_in_every_form_from_the_request_uri_or_the_to_header(
     ivr_settings: Settings, ivr: FastAGIServer, db: Database, caller: Caller
 ) -> None:
@@ -604,18 +632,49 @@ async def test_the_recording_number_in_every_form_from_the_request_uri_or_the_to
         ("0999999999", DID),  # a wrong number in the Request-URI: the To header decides
         ("trunkuser", "+33172360170"),  # a name in the Request-URI, the DID in To only
     ]
-    pcaps = [RtpPcapBuilder(codec="alaw").silence(3.0) for _ in cases]
+    every = [(ruri, to, "", "ivr_welcome") for ruri, to in cases] + CRAFTED
+    log = host_dir(ivr_settings) / "log" / "messages.log"
+    log_start = log.stat().st_size
+    started = await db.fetchval("SELECT date_trunc('second', now())")  # CDRs keep whole seconds
+    pcaps = [RtpPcapBuilder(codec="alaw").silence(3.0) for _ in every]
     calls = await asyncio.gather(
         *(
-            caller.call(pcap, number=ruri, to=to, hang_up_after_s=3.0)
-            for (ruri, to), pcap in zip(cases, pcaps, strict=True)
+            caller.call(pcap, number=ruri, to=to, to_name=name, hang_up_after_s=3.0)
+            for (ruri, to, name, _), pcap in zip(every, pcaps, strict=True)
         )
     )
-    for case, call in zip(cases, calls, strict=True):
+    for case, call in zip(every, calls, strict=True):
+        heard = case[3]
+        other = "unallocated" if heard == "ivr_welcome" else "ivr_welcome"
         assert "CALLER_BYE" in call.events, (case, call.sipp.diagnostics())
-        assert call.count("ivr_welcome", first_s=1.0) == 1, case
-        assert call.count("unallocated", first_s=1.0) == 0, case
+        assert call.count(heard, first_s=1.0) == 1, case
+        assert call.count(other, first_s=1.0) == 0, case
     await wait_for(lambda: ivr.active_sessions == 0, what="every session to end")
+    # Each channel ended in the route's context, at the IVR's AGI or the announcement, with no second leg.
+    rows = await wait_for(
+        lambda: _cdrs_since(db, started, len(every)), timeout_s=10, what=f"{len(every)} CDRs from Asterisk"
+    )
+    ended = sorted((row["dcontext"], row["dst"], row["lastapp"], row["dstchannel"] or "") for row in rows)
+    route = "vocalcast-inbound-route"
+    at = {"ivr_welcome": (route, "record", "AGI", ""), "unallocated": (route, "unallocated", "Playback", "")}
+    assert ended == sorted(at[case[3]] for case in every)
+    # No expression of the dialplan met a quote, an operator or a comma of the caller's.
+    with log.open("rb") as file:
+        file.seek(log_start if log.stat().st_size >= log_start else 0)  # unless the engine rotated it
+        lines = file.read().decode(errors="replace").splitlines()
+    errors = [
+        line
+        for line in lines
+        if ("WARNING[" in line or "ERROR[" in line) and any(word in line for word in EXPRESSION_ERRORS)
+    ]
+    assert errors == []
+
+
+async def _cdrs_since(db: Database, started: object, count: int) -> list[object] | None:
+    rows = await db.fetch(
+        "SELECT dcontext, dst, lastapp, dstchannel FROM asterisk_cdr WHERE start >= $1 ORDER BY id", started
+    )
+    return rows if len(rows) >= count else None
 
 
 async def test_a_call_back_of_a_presented_number_says_who_called_and_takes_the_opt_out_key(
