@@ -33,6 +33,7 @@ import structlog
 
 from bench.support import checks, instance, measure, phones
 from bench.support.customers import customer, targets
+from engine import stack
 from engine.domain.sends import SendStatus
 from engine.domain.trunks import Trunk
 from engine.services.sends import create_send
@@ -274,7 +275,9 @@ async def empty_tables(settings: Settings) -> None:
 
 
 def measure_layout(nodes: int, workdir: Path) -> dict[str, Any]:
-    settings = cluster_settings()
+    # The secrets as `stack up` makes them on a fresh state dir (cluster.up generates them for itself: the
+    # settings read before it would lack the database password).
+    settings = stack.ensure_secrets(cluster_settings())
     built, _ = cluster.up(settings, nodes, engine=False)
     try:
         asyncio.run(empty_tables(settings))
