@@ -18,7 +18,7 @@ from engine.store import trunks as store
 from engine.store.db import Database
 from engine.store.trunks import TrunkHealth
 from engine.telephony import edge, trunkconf
-from engine.telephony.ari import AriClient, AriError, AriUnavailable
+from engine.telephony.ari import AriError, AriUnavailable
 
 
 @dataclass(frozen=True)
@@ -94,15 +94,7 @@ class Trunks:
                 warnings=warnings,
             )
         try:
-            async with AriClient(
-                host="127.0.0.1",
-                port=settings.ari_port,
-                user=settings.ari_user,
-                password=settings.require("ari_password"),
-                app=settings.app_name + "-trunks-cli",
-            ) as ari:
-                await trunkconf.reload(ari)
-                loaded = [t.name for t in usable if await trunkconf.loaded(ari, t.name)]
+            loaded = await trunkconf.reload_over_ari(settings, usable)
         except AriUnavailable:
             return Applied(reloaded=False, warnings=warnings)
         except AriError as exc:

@@ -29,7 +29,7 @@ from engine.errors import StackError
 from engine.media.paths import host_dir
 from engine.settings import Settings
 from engine.telephony import trunkconf
-from engine.telephony.ari import AriClient, AriUnavailable
+from engine.telephony.ari import AriUnavailable
 from engine.telephony.trunks import edge_set
 
 TOPOLOGY = Path("run") / "cluster.json"
@@ -323,15 +323,7 @@ async def apply_trunks(settings: Settings, cluster: Cluster, trunks: list[Trunk]
             continue
         trunkconf.write(ns, trunks)
         try:
-            async with AriClient(
-                host="127.0.0.1",
-                port=ns.ari_port,
-                user=ns.ari_user,
-                password=ns.require("ari_password"),
-                app=ns.app_name + "-trunks-cli",
-            ) as ari:
-                await trunkconf.reload(ari)
-                loaded[node.name] = [t.name for t in usable if await trunkconf.loaded(ari, t.name)]
+            loaded[node.name] = await trunkconf.reload_over_ari(ns, usable)
         except AriUnavailable:
             unreachable.append(node.name)
             continue

@@ -66,3 +66,17 @@ async def loaded(ari: AriClient, name: str) -> bool:
     except AriNotFound:
         return False
     return True
+
+
+async def reload_over_ari(settings: Settings, trunks: Iterable[Trunk]) -> list[str]:
+    """Reload PJSIP through ``settings``' own Asterisk (its ARI) and name those of ``trunks`` it loaded.
+    Raises AriUnavailable when that Asterisk does not answer (not running, or still booting)."""
+    async with AriClient(
+        host="127.0.0.1",
+        port=settings.ari_port,
+        user=settings.ari_user,
+        password=settings.require("ari_password"),
+        app=settings.app_name + "-trunks-cli",
+    ) as ari:
+        await reload(ari)
+        return [t.name for t in trunks if await loaded(ari, t.name)]
