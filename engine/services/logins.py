@@ -21,7 +21,7 @@ import ipaddress
 import random
 import secrets
 import unicodedata
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 from uuid import UUID
@@ -32,6 +32,7 @@ from engine import mailer
 from engine.domain.accounts import EMAIL_MAX_LENGTH, Account, check_password, normalize_email
 from engine.domain.throttle import BUSY, MAX_STRIKES, Budget, span_s
 from engine.errors import InvalidInput, NotFound, VocalcastError
+from engine.services.background import Background
 from engine.settings import Settings
 from engine.store import accounts as accounts_store
 from engine.store import clients as clients_store
@@ -120,7 +121,7 @@ class Logins:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
         self._settings = settings
-        self._mails: set[asyncio.Task[None]] = set()  # reset work and e-mails on their way
+        self._background = Background()  # reset work and e-mails on their way
         self._resets = asyncio.Lock()
         accounts_store.set_password_workers(settings.password_workers)
 
@@ -290,7 +291,7 @@ class Logins:
             revoked = await tokens_store.revoke_all(conn, account_id)
         owner = await accounts_store.get_account(self._db, account_id)
         log.info("logins.password_changed", account_id=str(account_id), sessions=ended, tokens=revoked)
-        self._background(self._mail_password_changed(owner.email, revoked))
+        self._background.start(self._mail_password_changed(owner.email, revoked))
         return password, PasswordChange(ended_sessions=ended, revoked_tokens=revoked)
 
     async def change_password(
@@ -318,15 +319,9 @@ class Logins:
         session = await self.open_session(account.id, client=client)
         return dataclasses.replace(change, session=session)
 
-    def _background(self, work: Coroutine[object, object, None]) -> None:
-        task = asyncio.create_task(work)
-        self._mails.add(task)
-        task.add_done_callback(self._mails.discard)
-
     async def settled(self) -> None:
         """Wait for the background work (reset links, e-mails) started so far."""
-        while self._mails:
-            await asyncio.gather(*self._mails, return_exceptions=True)
+        await self._background.settled()
 
     async def _mail_password_changed(self, to: str, revoked_tokens: int) -> None:
         tokens = ""
@@ -373,7 +368,7 @@ class Logins:
             log.info("logins.reset_rate_limited")
             return
         await rates.record(self._db, RESET_REQUESTS, keys)
-        self._background(self._send_reset(login, link))
+        self._background.start(self._send_reset(login, link))
 
     async def _send_reset(self, login: str, link: Callable[[str], str]) -> None:
         async with self._resets:  # in the order they were asked: the latest link is the one that works

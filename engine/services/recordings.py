@@ -16,11 +16,8 @@ kept across restarts. ``vocalcast_ivr_guess_budget_spent`` on /metrics is the al
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import structlog
@@ -39,6 +36,7 @@ from engine.domain.recordings import (
 )
 from engine.errors import NotFound
 from engine.metrics import Metrics
+from engine.services.background import Background
 from engine.services.messages import Messages
 from engine.settings import Settings
 from engine.store import accounts as accounts_store
@@ -55,7 +53,7 @@ class Recordings:
         self._db = db
         self._settings = settings
         self._messages = messages
-        self._mails: set[asyncio.Task[None]] = set()
+        self._background = Background()
         self._secret_key = settings.require("secret_key")
         self._window_s = settings.ivr_lockout_window_s
         self._max_failures = settings.ivr_lockout_failures
@@ -181,18 +179,12 @@ class Recordings:
             account_id, recording, origin="phone", is_greeting=is_greeting, greeting_pending=is_greeting
         )
         if is_greeting:
-            self._background(self._mail_pending_greeting(account_id, message))
+            self._background.start(self._mail_pending_greeting(account_id, message))
         return message
-
-    def _background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._mails.add(task)
-        task.add_done_callback(self._mails.discard)
 
     async def settled(self) -> None:
         """Wait for the e-mails started so far."""
-        while self._mails:
-            await asyncio.gather(*self._mails, return_exceptions=True)
+        await self._background.settled()
 
     async def _mail_pending_greeting(self, account_id: UUID, message: Message) -> None:
         try:
